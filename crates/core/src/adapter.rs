@@ -1,0 +1,428 @@
+//! The contract every chain adapter (`chains/*`) implements.
+//!
+//! Modeled on Hermes' ADR-009 and Hyperlane's provider traits: one method per
+//! capability, each taking a request struct and returning a response struct
+//! defined here, so no chain SDK type ever crosses this boundary. Errors say
+//! whether retrying can help ([`AdapterError::is_retryable`]).
+//!
+//! Operations follow the journal's life cycle (see ARCHITECTURE.md):
+//! [`ChainAdapter::build_and_sign`] produces bytes and a tx id *without*
+//! sending anything, the caller journals them, then
+//! [`ChainAdapter::broadcast`] sends exactly those bytes, and
+//! [`ChainAdapter::lookup`] reconciles after a restart.
+
+use crate::{Amount, ChainId, Period, Timestamp};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// An on-chain validator / pool / baker identifier in the chain's own
+/// textual form (a vote account, a valoper address, a pool id, ...).
+pub type ValidatorId = String;
+
+/// What one on-chain operation should do. Chain-specific set-up steps
+/// (Tezos reveal, Cardano stake key registration, ...) are [`OperationKind::Setup`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OperationKind {
+    /// Stake `amount` more with `validator`.
+    Delegate {
+        /// Target validator.
+        validator: ValidatorId,
+        /// Amount to stake.
+        amount: Amount,
+    },
+    /// Start unbonding `amount` from `validator`.
+    Undelegate {
+        /// Source validator.
+        validator: ValidatorId,
+        /// Amount to unbond.
+        amount: Amount,
+    },
+    /// Move stake between validators without unbonding, where the chain can.
+    Redelegate {
+        /// Source validator.
+        from: ValidatorId,
+        /// Target validator.
+        to: ValidatorId,
+        /// Amount to move.
+        amount: Amount,
+    },
+    /// Claim accrued rewards from these validators (all, if empty).
+    ClaimRewards {
+        /// Validators to claim from.
+        validators: Vec<ValidatorId>,
+    },
+    /// Withdraw unbonded funds whose delay has passed back to the liquid pool.
+    WithdrawUnbonded {
+        /// Expected amount (for caps and the journal; the chain decides).
+        amount: Amount,
+    },
+    /// One-time chain set-up (reveal, stake key registration, payee, ...).
+    Setup {
+        /// Chain-defined name of the step.
+        step: String,
+    },
+}
+
+impl OperationKind {
+    /// Stable short name for logs, metrics labels and the database.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OperationKind::Delegate { .. } => "delegate",
+            OperationKind::Undelegate { .. } => "undelegate",
+            OperationKind::Redelegate { .. } => "redelegate",
+            OperationKind::ClaimRewards { .. } => "claim_rewards",
+            OperationKind::WithdrawUnbonded { .. } => "withdraw_unbonded",
+            OperationKind::Setup { .. } => "setup",
+        }
+    }
+
+    /// The value this operation moves, for per-operation and daily caps.
+    pub fn value_moved(&self) -> Amount {
+        match self {
+            OperationKind::Delegate { amount, .. }
+            | OperationKind::Undelegate { amount, .. }
+            | OperationKind::Redelegate { amount, .. }
+            | OperationKind::WithdrawUnbonded { amount } => *amount,
+            OperationKind::ClaimRewards { .. } | OperationKind::Setup { .. } => Amount::ZERO,
+        }
+    }
+}
+
+/// Request for [`ChainAdapter::pool_state`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStateRequest {}
+
+/// Stake with one validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegation {
+    /// Validator.
+    pub validator: ValidatorId,
+    /// Amount currently earning.
+    pub active: Amount,
+    /// Amount delegated but not yet earning (warm-up / activation).
+    pub activating: Amount,
+    /// Whether the validator is jailed, delinquent, tombstoned or otherwise
+    /// not earning.
+    pub impaired: bool,
+}
+
+/// Funds on their way back to the liquid balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnbondingEntry {
+    /// Validator it was unbonded from.
+    pub validator: ValidatorId,
+    /// Amount.
+    pub amount: Amount,
+    /// When it becomes withdrawable (best estimate for epoch-based chains).
+    pub completes_at: Timestamp,
+}
+
+/// Chain parameters the planner needs, read from the chain at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainLimits {
+    /// Smallest delegation the chain accepts.
+    pub min_delegation: Amount,
+    /// Most concurrent unbonding entries per validator (`None`: unlimited).
+    pub max_unbonding_entries: Option<u32>,
+    /// Seconds from undelegate to withdrawable (worst case).
+    pub unbonding_delay_secs: u64,
+    /// Whether delegated funds stay spendable (Cardano, Tezos delegation).
+    pub delegation_keeps_funds_liquid: bool,
+    /// Stake moves in chunks of this size (Ethereum: 32 ETH), if any.
+    pub stake_chunk: Option<Amount>,
+}
+
+/// Response of [`ChainAdapter::pool_state`]: the custody pool as the chain sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStateResponse {
+    /// Chain.
+    pub chain: ChainId,
+    /// When the state was read (chain time of the head where possible).
+    pub as_of: Timestamp,
+    /// Spendable, unstaked balance of the custody accounts.
+    pub liquid: Amount,
+    /// Stake per validator.
+    pub delegations: Vec<Delegation>,
+    /// Unbonding entries in flight.
+    pub unbonding: Vec<UnbondingEntry>,
+    /// Matured unbonding ready to withdraw.
+    pub withdrawable: Amount,
+    /// Rewards accrued and claimable (not yet in `liquid`).
+    pub claimable_rewards: Amount,
+    /// Chain parameters.
+    pub limits: ChainLimits,
+}
+
+/// What kind of reward, for reporting consensus and execution rewards apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardKind {
+    /// Protocol staking reward (inflation, consensus-layer).
+    Consensus,
+    /// Execution-layer priority fees and MEV (Ethereum).
+    Execution,
+    /// A payout made off-protocol by a baker/validator (Tezos delegation).
+    DelegationPayout,
+    /// Anything the operator entered by hand after reconciliation.
+    Manual,
+}
+
+impl RewardKind {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RewardKind::Consensus => "consensus",
+            RewardKind::Execution => "execution",
+            RewardKind::DelegationPayout => "delegation_payout",
+            RewardKind::Manual => "manual",
+        }
+    }
+}
+
+/// A reward the chain paid, with the evidence that it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedReward {
+    /// Idempotency key, unique per chain (e.g. `era:1234:validator`).
+    pub key: String,
+    /// Period the reward was earned in.
+    pub period: Period,
+    /// Gross amount received.
+    pub amount: Amount,
+    /// Validator / pool / baker that produced it.
+    pub validator: ValidatorId,
+    /// Kind.
+    pub kind: RewardKind,
+    /// Transaction hash, if the reward arrived in one.
+    pub tx_hash: Option<String>,
+    /// Epoch / era / cycle number, if the chain has one.
+    pub epoch: Option<u64>,
+}
+
+/// Request for [`ChainAdapter::rewards_since`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewardsRequest {
+    /// Opaque cursor returned by the previous call; `None` from the start.
+    pub cursor: Option<String>,
+}
+
+/// Response of [`ChainAdapter::rewards_since`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewardsResponse {
+    /// Rewards observed after the cursor.
+    pub rewards: Vec<ObservedReward>,
+    /// Cursor to pass next time.
+    pub next_cursor: Option<String>,
+}
+
+/// Request for [`ChainAdapter::build_and_sign`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRequest {
+    /// Journal id of the operation (adapters may use it as a memo).
+    pub operation_id: String,
+    /// What to do.
+    pub kind: OperationKind,
+}
+
+/// A signed transaction ready to broadcast, and how to find it later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedOperation {
+    /// Raw signed bytes exactly as they will be broadcast.
+    pub bytes: Vec<u8>,
+    /// The chain's transaction id for these bytes.
+    pub tx_id: String,
+    /// After this instant the transaction can never be included (blockhash
+    /// expiry, TTL, mortal era); `None` if it never expires on its own.
+    pub valid_until: Option<Timestamp>,
+}
+
+/// Request for [`ChainAdapter::broadcast`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastRequest {
+    /// The journaled signed operation.
+    pub signed: SignedOperation,
+}
+
+/// Response of [`ChainAdapter::broadcast`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastResponse {
+    /// Transaction id the node reported (must equal the journaled one).
+    pub tx_id: String,
+}
+
+/// Request for [`ChainAdapter::lookup`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupRequest {
+    /// Transaction id.
+    pub tx_id: String,
+}
+
+/// Where a transaction stands on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    /// Included and final enough to act on.
+    Confirmed {
+        /// Height or slot of inclusion.
+        height: u64,
+    },
+    /// Included but failed (fees paid, effect not applied).
+    Failed {
+        /// The chain's reason.
+        reason: String,
+    },
+    /// Seen by the node but not yet included.
+    Pending,
+    /// Unknown to the chain.
+    NotFound,
+}
+
+/// Response of [`ChainAdapter::lookup`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupResponse {
+    /// Status.
+    pub status: TxStatus,
+    /// Chain time at the node's head, to judge expiry against.
+    pub head_time: Timestamp,
+}
+
+/// Request for [`ChainAdapter::health`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthRequest {}
+
+/// One RPC endpoint's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointHealth {
+    /// Endpoint URL with any credentials removed.
+    pub endpoint: String,
+    /// Whether it answered.
+    pub up: bool,
+    /// Head height / slot / level, if it answered.
+    pub head_height: Option<u64>,
+    /// Seconds its head is behind wall-clock time.
+    pub lag_secs: Option<u64>,
+}
+
+/// Response of [`ChainAdapter::health`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    /// Every configured endpoint.
+    pub endpoints: Vec<EndpointHealth>,
+}
+
+/// Errors from a chain adapter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdapterError {
+    /// Network failure, timeout, 5xx: try again (possibly another endpoint).
+    #[error("transport error at {endpoint}: {message}")]
+    Transport {
+        /// Endpoint (credentials removed).
+        endpoint: String,
+        /// What happened.
+        message: String,
+    },
+    /// The endpoint asked us to slow down.
+    #[error("rate limited by {endpoint}")]
+    RateLimited {
+        /// Endpoint (credentials removed).
+        endpoint: String,
+    },
+    /// The endpoint serves another network (wrong chain id / genesis hash).
+    #[error("endpoint {endpoint} is on the wrong network: expected {expected}, found {found}")]
+    WrongNetwork {
+        /// Endpoint.
+        endpoint: String,
+        /// Configured network.
+        expected: String,
+        /// What the endpoint reports.
+        found: String,
+    },
+    /// The request cannot succeed as asked (below minimum, unknown validator,
+    /// more than the free balance...). Nothing was signed or sent.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The chain rejected the transaction.
+    #[error("transaction rejected: {0}")]
+    Rejected(String),
+    /// Configuration or key problem.
+    #[error("configuration error: {0}")]
+    Config(String),
+}
+
+impl AdapterError {
+    /// Whether retrying the same call later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            AdapterError::Transport { .. } | AdapterError::RateLimited { .. }
+        )
+    }
+}
+
+/// The capabilities every chain adapter provides. Object safe, so the daemon
+/// holds `Arc<dyn ChainAdapter>` built from config.
+#[async_trait]
+pub trait ChainAdapter: Send + Sync {
+    /// The chain this adapter talks to.
+    fn chain(&self) -> ChainId;
+
+    /// Reads the custody pool and the chain's limits.
+    async fn pool_state(&self, req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError>;
+
+    /// Rewards paid since a cursor, with evidence.
+    async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError>;
+
+    /// Builds and signs one operation. Sends nothing.
+    async fn build_and_sign(&self, req: BuildRequest) -> Result<SignedOperation, AdapterError>;
+
+    /// Sends previously signed bytes. Sending the same bytes twice is safe
+    /// (the chain deduplicates by tx id).
+    async fn broadcast(&self, req: BroadcastRequest) -> Result<BroadcastResponse, AdapterError>;
+
+    /// Finds a transaction by id.
+    async fn lookup(&self, req: LookupRequest) -> Result<LookupResponse, AdapterError>;
+
+    /// Endpoint health.
+    async fn health(&self, req: HealthRequest) -> Result<HealthResponse, AdapterError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transport_and_rate_limits_are_retryable() {
+        let t = AdapterError::Transport {
+            endpoint: "http://n".into(),
+            message: "timeout".into(),
+        };
+        assert!(t.is_retryable());
+        assert!(AdapterError::RateLimited { endpoint: "x".into() }.is_retryable());
+        assert!(!AdapterError::Rejected("bad nonce".into()).is_retryable());
+        assert!(!AdapterError::InvalidRequest("below minimum".into()).is_retryable());
+        assert!(
+            !AdapterError::WrongNetwork {
+                endpoint: "x".into(),
+                expected: "a".into(),
+                found: "b".into()
+            }
+            .is_retryable()
+        );
+    }
+
+    #[test]
+    fn operations_serialize_with_a_kind_tag_and_report_value_moved() {
+        let op = OperationKind::Delegate {
+            validator: "v1".into(),
+            amount: Amount::from_base(5),
+        };
+        let j = serde_json::to_value(&op).unwrap();
+        assert_eq!(j["kind"], "delegate");
+        assert_eq!(j["amount"], "5");
+        assert_eq!(op.value_moved(), Amount::from_base(5));
+        assert_eq!(
+            OperationKind::ClaimRewards { validators: vec![] }.value_moved(),
+            Amount::ZERO
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! A wrapper that keeps secrets out of logs, errors and Debug output.
+
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+
+/// A secret value (API token, key material, a database password). `Debug`
+/// and `Display` print `[redacted]`; the value is only reachable through
+/// [`Secret::expose`], which makes every use greppable. It deliberately does
+/// not implement `Serialize`, so it cannot leak into an API response.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a secret.
+    pub fn new(v: T) -> Self {
+        Secret(v)
+    }
+
+    /// The secret itself. Call only where it is used (a signature, an
+    /// `Authorization` comparison), never to log or format it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Secret)
+    }
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_prints_the_value() {
+        let s = Secret::new("hunter2".to_string());
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+        assert_eq!(s.expose(), "hunter2");
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Holder {
+            token: Secret<String>,
+        }
+        let h = Holder { token: s };
+        assert!(!format!("{h:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_contents() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
