@@ -1,0 +1,329 @@
+//! The TOML file as written: every struct rejects unknown keys.
+
+use crate::SecretRef;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[database]`.
+    #[serde(default)]
+    pub database: DatabaseSection,
+    /// `[api]`.
+    #[serde(default)]
+    pub api: ApiSection,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogSection,
+    /// `[[chains]]`: one per chain, at most one per chain id.
+    #[serde(default)]
+    pub chains: Vec<ChainSection>,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// `sqlite://path/softstake.db` (created on first run) or `postgres://...`.
+    /// A password in the URL is redacted from every log line.
+    #[serde(default = "default_db_url")]
+    pub url: String,
+    /// Connection pool size.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_db_url() -> String {
+    "sqlite://softstake.db".to_owned()
+}
+fn default_max_connections() -> u32 {
+    8
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            url: default_db_url(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Listen address (`127.0.0.1:8080`; port 0 picks a free port).
+    #[serde(default = "default_api_listen")]
+    pub listen: String,
+    /// Bearer token of the exchange backend.
+    #[serde(default)]
+    pub exchange_token: Option<SecretRef>,
+    /// Bearer token of operators.
+    #[serde(default)]
+    pub admin_token: Option<SecretRef>,
+}
+
+fn default_api_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            listen: default_api_listen(),
+            exchange_token: None,
+            admin_token: None,
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Prometheus listen address.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+}
+
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9100".to_owned()
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: default_metrics_listen(),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `human` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// A tracing filter (`info`, `softstake=debug,sqlx=warn`).
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+fn default_log_format() -> String {
+    "human".to_owned()
+}
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+/// `[[chains]]`: one chain's pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSection {
+    /// Whether the daemon runs this chain's loop.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// RPC endpoints, tried in order with fallback.
+    pub endpoints: Vec<String>,
+    /// The custody signing key.
+    pub key: SecretRef,
+    /// Seconds between cycles of the chain loop.
+    #[serde(default = "default_interval")]
+    pub interval_secs: u64,
+    /// Platform commission on rewards, as a decimal string in 0..=1 ("0.10").
+    pub commission: Decimal,
+    /// Minimum liquid balance (display units) for a user to earn; default 0.
+    #[serde(default = "zero_amount")]
+    pub min_eligible_balance: String,
+    /// Validators to delegate to.
+    #[serde(default)]
+    pub validators: Vec<ValidatorSection>,
+    /// Liquidity buffer policy.
+    pub buffer: BufferSection,
+    /// Safety limits.
+    pub safety: SafetySection,
+    /// Chain-specific network settings, tagged by `type`.
+    pub network: NetworkSection,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_interval() -> u64 {
+    60
+}
+fn zero_amount() -> String {
+    "0".to_owned()
+}
+
+/// `[[chains.validators]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorSection {
+    /// The chain's id for the validator (vote account, valoper, pool id, ...).
+    pub address: String,
+    /// Relative weight (> 0) of the target stake.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Most this validator may hold, as a share of the staked pool (0..=1).
+    #[serde(default = "one_decimal")]
+    pub cap: Decimal,
+}
+
+fn one() -> u32 {
+    1
+}
+fn one_decimal() -> Decimal {
+    Decimal::ONE
+}
+
+/// `[chains.buffer]`: the unstaked share kept for withdrawals.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferSection {
+    /// Target liquid share of liabilities (0..=1).
+    pub target: Decimal,
+    /// Allowed deviation either side of the target (0..=1).
+    pub band: Decimal,
+    /// Smallest operation worth sending (display units).
+    pub min_operation: String,
+}
+
+/// `[chains.safety]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafetySection {
+    /// Most value one operation may move (display units).
+    pub max_per_operation: String,
+    /// Most value moved per UTC day (display units).
+    pub max_per_day: String,
+    /// Operations moving more than this wait for `softstake approve`.
+    pub approval_threshold: String,
+    /// Plan and sign but never broadcast.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `[chains.network]`: chain-specific settings; `type` picks the chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum NetworkSection {
+    /// Ethereum.
+    Ethereum(EthereumNetwork),
+    /// Polkadot (or a relay/Asset Hub chain carrying the staking pallet).
+    Polkadot(PolkadotNetwork),
+    /// Solana.
+    Solana(SolanaNetwork),
+    /// Cosmos Hub.
+    Cosmos(CosmosNetwork),
+    /// Cardano.
+    Cardano(CardanoNetwork),
+    /// Tezos.
+    Tezos(TezosNetwork),
+}
+
+/// Ethereum network settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EthereumNetwork {
+    /// EIP-155 chain id the endpoints must report (1 mainnet).
+    pub chain_id: u64,
+    /// Beacon API endpoints.
+    #[serde(default)]
+    pub beacon_endpoints: Vec<String>,
+}
+
+/// Polkadot network settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolkadotNetwork {
+    /// Genesis hash (0x-hex) the endpoints must report.
+    pub genesis_hash: String,
+}
+
+/// Solana network settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolanaNetwork {
+    /// Genesis hash (base58) the endpoints must report.
+    pub genesis_hash: String,
+}
+
+/// Cosmos network settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CosmosNetwork {
+    /// Chain id the endpoints must report (`cosmoshub-4`).
+    pub chain_id: String,
+}
+
+/// Cardano network settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardanoNetwork {
+    /// Network magic (764824073 mainnet).
+    pub network_magic: u32,
+}
+
+/// Tezos network settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TezosNetwork {
+    /// Chain id the endpoints must report (`NetXdQprcVkpaWU` mainnet).
+    pub chain_id: String,
+}
+
+impl NetworkSection {
+    /// The chain this section configures.
+    pub fn chain(&self) -> softstake_core::ChainId {
+        use softstake_core::ChainId;
+        match self {
+            NetworkSection::Ethereum(_) => ChainId::Ethereum,
+            NetworkSection::Polkadot(_) => ChainId::Polkadot,
+            NetworkSection::Solana(_) => ChainId::Solana,
+            NetworkSection::Cosmos(_) => ChainId::Cosmos,
+            NetworkSection::Cardano(_) => ChainId::Cardano,
+            NetworkSection::Tezos(_) => ChainId::Tezos,
+        }
+    }
+}
+
+impl ConfigFile {
+    /// Parses a TOML table into the config.
+    pub fn deserialize_table(t: toml::Table) -> Result<ConfigFile, toml::de::Error> {
+        // Round-trip through text so errors carry line and key context.
+        toml::from_str(&toml::to_string(&t).unwrap_or_default())
+    }
+
+    /// Keys of a scalar section, for environment overrides.
+    pub fn section_keys(section: &str) -> &'static [&'static str] {
+        match section {
+            "database" => &["url", "max_connections"],
+            "api" => &["listen", "exchange_token", "admin_token"],
+            "metrics" => &["listen"],
+            "log" => &["format", "level"],
+            _ => &[],
+        }
+    }
+
+    /// Whether `section.key` holds a [`SecretRef`].
+    pub fn is_secret_key(section: &str, key: &str) -> bool {
+        section == "api" && (key == "exchange_token" || key == "admin_token")
+    }
+}

@@ -1,0 +1,145 @@
+use super::*;
+use std::io::Write;
+
+fn example_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.toml")
+}
+
+fn example_text() -> String {
+    std::fs::read_to_string(example_path()).unwrap()
+}
+
+fn load_str(text: &str, env: Vec<(String, String)>) -> Result<ConfigFile, LoadError> {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    load(Some(f.path()), env)
+}
+
+fn issues(text: &str) -> Vec<ConfigIssue> {
+    load_str(text, vec![]).unwrap().validate().unwrap_err().0
+}
+
+#[test]
+fn example_config_validates() {
+    let cfg = load(Some(&example_path()), Vec::new())
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(cfg.chains.len(), 2);
+    let eth = cfg.chain(softstake_core::ChainId::Ethereum).unwrap();
+    assert_eq!(eth.commission.to_string(), "0.1");
+    assert_eq!(
+        eth.buffer.min_operation,
+        softstake_core::Amount::parse_units("32", 18).unwrap()
+    );
+    assert_eq!(cfg.database_kind, DatabaseKind::Sqlite);
+    let atom = cfg.chain(softstake_core::ChainId::Cosmos).unwrap();
+    assert_eq!(atom.validators.len(), 2);
+    assert_eq!(atom.min_eligible_balance.base(), 10_000);
+}
+
+#[test]
+fn defaults_without_a_file_are_valid() {
+    let cfg = load(None, Vec::new()).unwrap().validate().unwrap();
+    assert_eq!(cfg.database_url, "sqlite://softstake.db");
+    assert!(cfg.chains.is_empty());
+}
+
+#[test]
+fn unknown_keys_are_refused_naming_the_key() {
+    let text = example_text().replace("max_connections = 8", "max_connections = 8\nmax_conections = 9");
+    let err = load_str(&text, vec![]).unwrap_err().to_string();
+    assert!(err.contains("max_conections"), "{err}");
+
+    let text = example_text().replace("chain_id = 1\n", "chain_id = 1\nchainid = 1\n");
+    let err = load_str(&text, vec![]).unwrap_err().to_string();
+    assert!(err.contains("chainid"), "{err}");
+}
+
+#[test]
+fn commission_over_100_percent_is_refused_naming_the_key() {
+    let text = example_text().replace("commission = \"0.10\"", "commission = \"1.2\"");
+    let found = issues(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "chains[0].commission");
+    assert!(found[0].message.contains("outside 0..=1"));
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_their_keys() {
+    let text = example_text()
+        .replace(
+            "address = \"cosmosvaloper156gqf9837u7d4c4678yt3rl4ls9c5vuursrrzf\"",
+            "address = \"cosmosvaloper1sjllsnramtg3ewxqwwrwjxfgc4n4ef9u2lcnj0\"",
+        )
+        .replace("band = \"0.05\"", "band = \"1.5\"")
+        .replace("min_eligible_balance = \"0.01\"", "min_eligible_balance = \"0.0000001\"")
+        .replace("url = \"sqlite://softstake.db\"", "url = \"mysql://x\"")
+        .replace("weight = 2", "weight = 0");
+    let keys: Vec<String> = issues(&text).into_iter().map(|i| i.key).collect();
+    for k in [
+        "database.url",
+        "chains[1].validators[1].address",
+        "chains[1].validators[0].weight",
+        "chains[1].buffer.band",
+        "chains[1].min_eligible_balance",
+    ] {
+        assert!(keys.contains(&k.to_owned()), "{k} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn a_chain_configured_twice_is_refused() {
+    let t = example_text();
+    let first_chain = &t[t.find("[[chains]]\nenabled").unwrap()..t.find("[[chains]]\nenabled = true\nendpoints = [\"https://cosmos").unwrap()];
+    let text = format!("{t}\n{first_chain}");
+    let found = issues(&text);
+    assert!(found.iter().any(|i| i.key == "chains[2].network.type"), "{found:?}");
+}
+
+#[test]
+fn environment_overrides_the_file_and_unknown_env_keys_are_errors() {
+    let env = vec![
+        ("SOFTSTAKE_DATABASE_URL".to_owned(), "postgres://u:pw@db/softstake".to_owned()),
+        ("SOFTSTAKE_DATABASE_MAX_CONNECTIONS".to_owned(), "3".to_owned()),
+        ("SOFTSTAKE_API_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("SOFTSTAKE_API_EXCHANGE_TOKEN".to_owned(), "s3cret".to_owned()),
+        // Not a config section: ignored.
+        ("SOFTSTAKE_TEST_PG_URL".to_owned(), "x".to_owned()),
+    ];
+    let cfg = load_str(&example_text(), env).unwrap().validate().unwrap();
+    assert_eq!(cfg.database_kind, DatabaseKind::Postgres);
+    assert_eq!(cfg.max_connections, 3);
+    assert_eq!(cfg.api_listen.port(), 0);
+    assert_eq!(cfg.database_url_redacted(), "postgres://u:***@db/softstake");
+    // The token's value never enters the config, only the variable's name.
+    assert_eq!(
+        cfg.exchange_token,
+        Some(SecretRef::Env { env: "SOFTSTAKE_API_EXCHANGE_TOKEN".into() })
+    );
+    assert!(!format!("{cfg:?}").contains("s3cret"));
+
+    let err = load_str(
+        &example_text(),
+        vec![("SOFTSTAKE_DATABASE_URLL".to_owned(), "x".to_owned())],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("SOFTSTAKE_DATABASE_URLL"), "{err}");
+}
+
+#[test]
+fn secret_files_must_be_private_and_are_never_printed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("token");
+    std::fs::write(&p, "tok-123\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = SecretRef::File { file: p.clone() };
+    assert!(matches!(r.resolve(), Err(SecretRefError::TooOpen { .. })));
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let s = r.resolve().unwrap();
+    assert_eq!(s.expose(), "tok-123");
+    assert_eq!(format!("{s:?}"), "[redacted]");
+    let missing = SecretRef::Env { env: "SOFTSTAKE_TEST_SURELY_UNSET_VAR".into() };
+    assert!(matches!(missing.resolve(), Err(SecretRefError::MissingEnv(_))));
+}
