@@ -91,7 +91,7 @@ fn semantic_errors_are_all_reported_with_their_keys() {
 #[test]
 fn a_chain_configured_twice_is_refused() {
     let t = example_text();
-    let first_chain = &t[t.find("[[chains]]\nenabled").unwrap()..t.find("[[chains]]\nenabled = true\nendpoints = [\"https://cosmos").unwrap()];
+    let first_chain = &t[t.find("[[chains]]\n# Run").unwrap()..t.find("[[chains]]\nenabled = true\nendpoints = [\"https://cosmos").unwrap()];
     let text = format!("{t}\n{first_chain}");
     let found = issues(&text);
     assert!(found.iter().any(|i| i.key == "chains[2].network.type"), "{found:?}");
