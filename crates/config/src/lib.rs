@@ -48,7 +48,9 @@ pub enum LoadError {
         message: String,
     },
     /// An environment override names a key the section does not have.
-    #[error("environment variable {var} names no config key: section [{section}] has no key {key:?}")]
+    #[error(
+        "environment variable {var} names no config key: section [{section}] has no key {key:?}"
+    )]
     UnknownEnvKey {
         /// Variable name.
         var: String,
@@ -75,10 +77,12 @@ pub fn load(
         ),
         None => (String::new(), "defaults".to_owned()),
     };
-    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| LoadError::Parse {
-        origin: origin.clone(),
-        message: e.to_string(),
-    })?;
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| LoadError::Parse {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
     let parse_err = |e: toml::de::Error| LoadError::Parse {
         origin: origin.clone(),
         message: e.to_string(),
@@ -125,14 +129,13 @@ fn apply_env(
         let v = match parsed {
             // A secret key set from the environment holds the secret itself:
             // the config records only the variable's name, never its value.
-            _ if ConfigFile::is_secret_key(section, key) => {
-                toml::Value::try_from(SecretRef::Env { env: var.clone() }).map_err(|e| {
-                    LoadError::Parse {
-                        origin: var.clone(),
-                        message: e.to_string(),
-                    }
-                })?
-            }
+            _ if ConfigFile::is_secret_key(section, key) => toml::Value::try_from(SecretRef::Env {
+                env: var.clone(),
+            })
+            .map_err(|e| LoadError::Parse {
+                origin: var.clone(),
+                message: e.to_string(),
+            })?,
             other => other,
         };
         let sec = table

@@ -47,7 +47,10 @@ fn defaults_without_a_file_are_valid() {
 
 #[test]
 fn unknown_keys_are_refused_naming_the_key() {
-    let text = example_text().replace("max_connections = 8", "max_connections = 8\nmax_conections = 9");
+    let text = example_text().replace(
+        "max_connections = 8",
+        "max_connections = 8\nmax_conections = 9",
+    );
     let err = load_str(&text, vec![]).unwrap_err().to_string();
     assert!(err.contains("max_conections"), "{err}");
 
@@ -73,7 +76,10 @@ fn semantic_errors_are_all_reported_with_their_keys() {
             "address = \"cosmosvaloper1sjllsnramtg3ewxqwwrwjxfgc4n4ef9u2lcnj0\"",
         )
         .replace("band = \"0.05\"", "band = \"1.5\"")
-        .replace("min_eligible_balance = \"0.01\"", "min_eligible_balance = \"0.0000001\"")
+        .replace(
+            "min_eligible_balance = \"0.01\"",
+            "min_eligible_balance = \"0.0000001\"",
+        )
         .replace("url = \"sqlite://softstake.db\"", "url = \"mysql://x\"")
         .replace("weight = 2", "weight = 0");
     let keys: Vec<String> = issues(&text).into_iter().map(|i| i.key).collect();
@@ -91,19 +97,33 @@ fn semantic_errors_are_all_reported_with_their_keys() {
 #[test]
 fn a_chain_configured_twice_is_refused() {
     let t = example_text();
-    let first_chain = &t[t.find("[[chains]]\n# Run").unwrap()..t.find("[[chains]]\nenabled = true\nendpoints = [\"https://cosmos").unwrap()];
+    let first_chain = &t[t.find("[[chains]]\n# Run").unwrap()
+        ..t.find("[[chains]]\nenabled = true\nendpoints = [\"https://cosmos")
+            .unwrap()];
     let text = format!("{t}\n{first_chain}");
     let found = issues(&text);
-    assert!(found.iter().any(|i| i.key == "chains[2].network.type"), "{found:?}");
+    assert!(
+        found.iter().any(|i| i.key == "chains[2].network.type"),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn environment_overrides_the_file_and_unknown_env_keys_are_errors() {
     let env = vec![
-        ("SOFTSTAKE_DATABASE_URL".to_owned(), "postgres://u:pw@db/softstake".to_owned()),
-        ("SOFTSTAKE_DATABASE_MAX_CONNECTIONS".to_owned(), "3".to_owned()),
+        (
+            "SOFTSTAKE_DATABASE_URL".to_owned(),
+            "postgres://u:pw@db/softstake".to_owned(),
+        ),
+        (
+            "SOFTSTAKE_DATABASE_MAX_CONNECTIONS".to_owned(),
+            "3".to_owned(),
+        ),
         ("SOFTSTAKE_API_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ("SOFTSTAKE_API_EXCHANGE_TOKEN".to_owned(), "s3cret".to_owned()),
+        (
+            "SOFTSTAKE_API_EXCHANGE_TOKEN".to_owned(),
+            "s3cret".to_owned(),
+        ),
         // Not a config section: ignored.
         ("SOFTSTAKE_TEST_PG_URL".to_owned(), "x".to_owned()),
     ];
@@ -115,7 +135,9 @@ fn environment_overrides_the_file_and_unknown_env_keys_are_errors() {
     // The token's value never enters the config, only the variable's name.
     assert_eq!(
         cfg.exchange_token,
-        Some(SecretRef::Env { env: "SOFTSTAKE_API_EXCHANGE_TOKEN".into() })
+        Some(SecretRef::Env {
+            env: "SOFTSTAKE_API_EXCHANGE_TOKEN".into()
+        })
     );
     assert!(!format!("{cfg:?}").contains("s3cret"));
 
@@ -140,6 +162,11 @@ fn secret_files_must_be_private_and_are_never_printed() {
     let s = r.resolve().unwrap();
     assert_eq!(s.expose(), "tok-123");
     assert_eq!(format!("{s:?}"), "[redacted]");
-    let missing = SecretRef::Env { env: "SOFTSTAKE_TEST_SURELY_UNSET_VAR".into() };
-    assert!(matches!(missing.resolve(), Err(SecretRefError::MissingEnv(_))));
+    let missing = SecretRef::Env {
+        env: "SOFTSTAKE_TEST_SURELY_UNSET_VAR".into(),
+    };
+    assert!(matches!(
+        missing.resolve(),
+        Err(SecretRefError::MissingEnv(_))
+    ));
 }

@@ -176,7 +176,10 @@ impl Collector {
 
     fn rate(&mut self, key: String, v: Decimal) -> Rate {
         Rate::new(v).unwrap_or_else(|_| {
-            self.push(key, format!("{v} is outside 0..=1 (write a share, e.g. \"0.10\" for 10%)"));
+            self.push(
+                key,
+                format!("{v} is outside 0..=1 (write a share, e.g. \"0.10\" for 10%)"),
+            );
             Rate::ZERO
         })
     }
@@ -190,7 +193,10 @@ impl Collector {
 
     fn addr(&mut self, key: &str, v: &str) -> SocketAddr {
         v.parse().unwrap_or_else(|_| {
-            self.push(key, format!("{v:?} is not an address:port (e.g. 127.0.0.1:8080)"));
+            self.push(
+                key,
+                format!("{v:?} is not an address:port (e.g. 127.0.0.1:8080)"),
+            );
             SocketAddr::from(([127, 0, 0, 1], 0))
         })
     }
@@ -228,7 +234,10 @@ impl ConfigFile {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
             other => {
-                c.push("log.format", format!("{other:?} is neither \"human\" nor \"json\""));
+                c.push(
+                    "log.format",
+                    format!("{other:?} is neither \"human\" nor \"json\""),
+                );
                 LogFormat::Human
             }
         };
@@ -267,7 +276,10 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
     let chain = s.network.chain();
     let k = |key: &str| format!("chains[{i}].{key}");
     if s.endpoints.is_empty() {
-        c.push(k("endpoints"), format!("{chain} needs at least one endpoint"));
+        c.push(
+            k("endpoints"),
+            format!("{chain} needs at least one endpoint"),
+        );
     }
     for (j, e) in s.endpoints.iter().enumerate() {
         let ok = ["http://", "https://", "ws://", "wss://"]
@@ -308,7 +320,10 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
         });
     }
     if s.enabled && validators.is_empty() {
-        c.push(k("validators"), format!("enabled chain {chain} has no validators"));
+        c.push(
+            k("validators"),
+            format!("enabled chain {chain} has no validators"),
+        );
     }
     let target = c.rate(k("buffer.target"), s.buffer.target);
     let band = c.rate(k("buffer.band"), s.buffer.band);
@@ -323,11 +338,22 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
         );
     }
     let min_operation = c.amount(k("buffer.min_operation"), &s.buffer.min_operation, chain);
-    let max_per_operation = c.amount(k("safety.max_per_operation"), &s.safety.max_per_operation, chain);
+    let max_per_operation = c.amount(
+        k("safety.max_per_operation"),
+        &s.safety.max_per_operation,
+        chain,
+    );
     let max_per_day = c.amount(k("safety.max_per_day"), &s.safety.max_per_day, chain);
-    let approval_threshold = c.amount(k("safety.approval_threshold"), &s.safety.approval_threshold, chain);
+    let approval_threshold = c.amount(
+        k("safety.approval_threshold"),
+        &s.safety.approval_threshold,
+        chain,
+    );
     if max_per_operation > max_per_day {
-        c.push(k("safety.max_per_operation"), "is larger than safety.max_per_day");
+        c.push(
+            k("safety.max_per_operation"),
+            "is larger than safety.max_per_day",
+        );
     }
     if approval_threshold > max_per_operation {
         c.push(
@@ -336,7 +362,10 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
         );
     }
     if min_operation > max_per_operation {
-        c.push(k("buffer.min_operation"), "is larger than safety.max_per_operation");
+        c.push(
+            k("buffer.min_operation"),
+            "is larger than safety.max_per_operation",
+        );
     }
     match &s.network {
         NetworkSection::Ethereum(n) if n.chain_id == 0 => {
@@ -345,7 +374,10 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
         NetworkSection::Polkadot(n)
             if !(n.genesis_hash.starts_with("0x") && n.genesis_hash.len() == 66) =>
         {
-            c.push(k("network.genesis_hash"), "must be 0x followed by 64 hex digits");
+            c.push(
+                k("network.genesis_hash"),
+                "must be 0x followed by 64 hex digits",
+            );
         }
         NetworkSection::Cosmos(n) if n.chain_id.trim().is_empty() => {
             c.push(k("network.chain_id"), "is empty");

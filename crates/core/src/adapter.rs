@@ -397,7 +397,12 @@ mod tests {
             message: "timeout".into(),
         };
         assert!(t.is_retryable());
-        assert!(AdapterError::RateLimited { endpoint: "x".into() }.is_retryable());
+        assert!(
+            AdapterError::RateLimited {
+                endpoint: "x".into()
+            }
+            .is_retryable()
+        );
         assert!(!AdapterError::Rejected("bad nonce".into()).is_retryable());
         assert!(!AdapterError::InvalidRequest("below minimum".into()).is_retryable());
         assert!(

@@ -133,7 +133,10 @@ impl Amount {
             None => (s, ""),
         };
         let digits_ok = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        if int.is_empty() || !digits_ok(int) || !digits_ok(frac) || (s.contains('.') && frac.is_empty())
+        if int.is_empty()
+            || !digits_ok(int)
+            || !digits_ok(frac)
+            || (s.contains('.') && frac.is_empty())
         {
             return Err(AmountError::Malformed(input.to_owned()));
         }
@@ -150,9 +153,12 @@ impl Amount {
         let frac_v = if frac.is_empty() {
             0
         } else {
-            let pad = 10u128
-                .checked_pow(decimals - frac.len() as u32)
+            // frac.len() <= decimals (checked above), so this fits in u32.
+            let missing = u32::try_from(frac.len())
+                .ok()
+                .and_then(|l| decimals.checked_sub(l))
                 .ok_or_else(overflow)?;
+            let pad = 10u128.checked_pow(missing).ok_or_else(overflow)?;
             parse_u128_digits(frac)
                 .and_then(|f| f.checked_mul(pad))
                 .ok_or_else(overflow)?
@@ -305,13 +311,19 @@ mod tests {
         );
         assert_eq!(Amount::parse_units("0.000001", 6).unwrap().base(), 1);
         assert_eq!(Amount::parse_units("42", 6).unwrap().base(), 42_000_000);
-        assert_eq!(Amount::parse_units(" 7.10 ", 10).unwrap().base(), 71_000_000_000);
+        assert_eq!(
+            Amount::parse_units(" 7.10 ", 10).unwrap().base(),
+            71_000_000_000
+        );
     }
 
     #[test]
     fn rejects_bad_amounts_with_the_reason() {
         assert_eq!(Amount::parse_units("", 6), Err(AmountError::Empty));
-        assert!(matches!(Amount::parse_units("-1", 6), Err(AmountError::Negative(_))));
+        assert!(matches!(
+            Amount::parse_units("-1", 6),
+            Err(AmountError::Negative(_))
+        ));
         assert!(matches!(
             Amount::parse_units("0.0000001", 6),
             Err(AmountError::TooManyDecimals { got: 7, max: 6, .. })
@@ -335,13 +347,22 @@ mod tests {
             "340282366920938463463374607431768211456".parse::<Amount>(),
             Err(AmountError::Overflow(_))
         ));
-        assert!(matches!("-3".parse::<Amount>(), Err(AmountError::Negative(_))));
-        assert!(matches!("1.0".parse::<Amount>(), Err(AmountError::Malformed(_))));
+        assert!(matches!(
+            "-3".parse::<Amount>(),
+            Err(AmountError::Negative(_))
+        ));
+        assert!(matches!(
+            "1.0".parse::<Amount>(),
+            Err(AmountError::Malformed(_))
+        ));
     }
 
     #[test]
     fn formats_without_trailing_zeros() {
-        assert_eq!(Amount::from_base(1_500_000_000_000_000_000).format_units(18), "1.5");
+        assert_eq!(
+            Amount::from_base(1_500_000_000_000_000_000).format_units(18),
+            "1.5"
+        );
         assert_eq!(Amount::from_base(1).format_units(6), "0.000001");
         assert_eq!(Amount::from_base(0).format_units(9), "0");
         assert_eq!(Amount::from_base(5_000_000).format_units(6), "5");
@@ -352,13 +373,19 @@ mod tests {
     fn checked_arithmetic_refuses_overflow_and_underflow() {
         assert_eq!(Amount::MAX.checked_add(Amount::from_base(1)), None);
         assert_eq!(Amount::ZERO.checked_sub(Amount::from_base(1)), None);
-        assert_eq!(Amount::checked_sum([Amount::MAX, Amount::from_base(1)]), None);
+        assert_eq!(
+            Amount::checked_sum([Amount::MAX, Amount::from_base(1)]),
+            None
+        );
         assert_eq!(
             Amount::MAX.mul_div_floor(u128::MAX, u128::MAX),
             Some((Amount::MAX, 0))
         );
         assert_eq!(Amount::from_base(10).mul_div_floor(1, 0), None);
-        assert_eq!(Amount::from_base(10).mul_div_floor(1, 3), Some((Amount::from_base(3), 1)));
+        assert_eq!(
+            Amount::from_base(10).mul_div_floor(1, 3),
+            Some((Amount::from_base(3), 1))
+        );
     }
 
     #[test]

@@ -1,0 +1,205 @@
+//! The `softstake` binary: the daemon (`run`) and the operators' commands.
+//!
+//! Errors end the process with one line on stderr (`error: ...`) and a
+//! non-zero exit code; `anyhow` is used only here, the libraries return
+//! typed errors.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use softstake_config::{Config, LogFormat};
+use softstake_store::{ConnectOptions, Store};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "softstake",
+    version,
+    about = "Soft staking for exchanges: delegate custody pools, distribute rewards exactly."
+)]
+struct Cli {
+    /// Config file (TOML). Without it, built-in defaults (SQLite at ./softstake.db, no chains).
+    #[arg(long, short, global = true, env = "SOFTSTAKE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL; overrides the file and SOFTSTAKE_DATABASE_URL.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon until Ctrl-C or SIGTERM.
+    Run,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print what the store holds (JSON).
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check a config file (default: --config) and exit non-zero naming every problem.
+    Validate {
+        /// File to check.
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&PathBuf>, database_url: Option<&str>) -> Result<Config> {
+    let mut file = softstake_config::load(path.map(PathBuf::as_path), std::env::vars())?;
+    if let Some(url) = database_url {
+        file.database.url = url.to_owned();
+    }
+    Ok(file.validate()?)
+}
+
+fn init_logging(cfg: &Config, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SOFTSTAKE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json || cfg.log_format == LogFormat::Json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_store(cfg: &Config, create: bool) -> Result<Store> {
+    let opts = ConnectOptions {
+        max_connections: cfg.max_connections,
+        create_if_missing: create,
+        ..ConnectOptions::default()
+    };
+    Ok(Store::connect(&cfg.database_url, &opts).await?)
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Config {
+            command: ConfigCommand::Validate { file },
+        } => {
+            let path = file.as_ref().or(cli.config.as_ref());
+            let cfg = load_config(path, cli.database_url.as_deref())?;
+            println!(
+                "config {} is valid: database {}, {} chain(s): {}",
+                path.map_or("(defaults)".to_owned(), |p| p.display().to_string()),
+                cfg.database_url_redacted(),
+                cfg.chains.len(),
+                cfg.chains
+                    .iter()
+                    .map(|c| c.chain.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(())
+        }
+        Command::Migrate => {
+            let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
+            init_logging(&cfg, cli.log_json);
+            let store = open_store(&cfg, true).await?;
+            let r = store.migrate().await?;
+            println!(
+                "database {} at schema version {} (was {})",
+                store.url_redacted(),
+                r.after,
+                r.before
+            );
+            store.close().await;
+            Ok(())
+        }
+        Command::Status => {
+            let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
+            let store = open_store(&cfg, false).await?;
+            let st = store.status().await?;
+            println!("{}", serde_json::to_string_pretty(&st)?);
+            store.close().await;
+            Ok(())
+        }
+        Command::Run => {
+            let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
+            init_logging(&cfg, cli.log_json);
+            run(cfg).await
+        }
+    }
+}
+
+async fn run(cfg: Config) -> Result<()> {
+    let store = open_store(&cfg, true).await?;
+    let m = store.migrate().await?;
+    tracing::info!(
+        database = store.url_redacted(),
+        schema_version = m.after,
+        migrated_from = m.before,
+        "store ready"
+    );
+    for c in &cfg.chains {
+        tracing::info!(
+            chain = c.chain.as_str(),
+            enabled = c.enabled,
+            endpoints = c.endpoints.len(),
+            validators = c.validators.len(),
+            commission = %c.commission,
+            "chain configured"
+        );
+    }
+    if cfg.chains.is_empty() {
+        tracing::info!("no chains configured; add [[chains]] sections (see config/example.toml)");
+    }
+    shutdown_signal()
+        .await
+        .context("waiting for a shutdown signal")?;
+    tracing::info!("shutdown requested; closing the store");
+    store.close().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

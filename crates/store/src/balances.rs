@@ -1,0 +1,202 @@
+//! Liquid balance updates from the exchange.
+//!
+//! Rule for late (out-of-order) updates, documented in ARCHITECTURE.md: an
+//! update is stored with its own `effective_at` and balances are always
+//! read in `effective_at` order (ties: the one received later wins), so a
+//! late update is applied in time order. The one exception: an update that
+//! takes effect before the end of a period already distributed for that
+//! asset would change a committed distribution, so it is refused and the
+//! whole batch with it.
+
+use crate::{StoreError, on_pool, parse_amount};
+use serde::{Deserialize, Serialize};
+use softstake_core::{Amount, Timestamp};
+use std::collections::HashMap;
+
+/// Most updates accepted in one batch.
+pub const MAX_BATCH: usize = 10_000;
+
+/// Rows per INSERT statement (7 parameters each; under both databases'
+/// parameter limits).
+const INSERT_CHUNK: usize = 1_000;
+
+/// One liquid balance update: `user_id` holds `balance` of `asset` from
+/// `effective_at` on. `event_id` is the idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceUpdate {
+    /// Unique id from the exchange.
+    pub event_id: String,
+    /// The exchange's user id.
+    pub user_id: String,
+    /// Asset ticker (`ETH`).
+    pub asset: String,
+    /// New absolute liquid balance in base units.
+    pub balance: Amount,
+    /// When it took effect.
+    pub effective_at: Timestamp,
+}
+
+/// Outcome of an ingest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestReport {
+    /// Newly stored updates.
+    pub inserted: u64,
+    /// Event ids already stored with identical content (no-ops).
+    pub duplicates: u64,
+    /// The duplicate event ids, in batch order.
+    pub duplicate_ids: Vec<String>,
+}
+
+impl crate::Store {
+    /// Stores a batch atomically: either every new update is stored, or
+    /// (on any error) nothing is. A replayed event id with identical content
+    /// is reported as a duplicate; with different content the batch is
+    /// refused, naming the row (1-based).
+    pub async fn ingest_balance_updates(
+        &self,
+        batch: &[BalanceUpdate],
+        received_at: Timestamp,
+    ) -> Result<IngestReport, StoreError> {
+        if batch.len() > MAX_BATCH {
+            return Err(StoreError::Invalid(format!(
+                "batch has {} updates; at most {MAX_BATCH} per call",
+                batch.len()
+            )));
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+        for (i, u) in batch.iter().enumerate() {
+            if let Some(first) = seen.insert(u.event_id.as_str(), i)
+                && batch[first] != *u
+            {
+                return Err(StoreError::Invalid(format!(
+                    "row {}: event_id {:?} appears twice in the batch with different content (first at row {})",
+                    i + 1,
+                    u.event_id,
+                    first + 1
+                )));
+            }
+        }
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // Which event ids exist already, and with what content.
+            let mut existing: HashMap<String, BalanceUpdate> = HashMap::new();
+            for chunk in batch.chunks(INSERT_CHUNK) {
+                let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT event_id, user_id, asset, balance, effective_at FROM balance_updates WHERE event_id IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut q = sqlx::query_as::<_, (String, String, String, String, i64)>(sqlx::AssertSqlSafe(sql));
+                for u in chunk {
+                    q = q.bind(&u.event_id);
+                }
+                for (event_id, user_id, asset, balance, at) in q.fetch_all(&mut *tx).await? {
+                    let balance = parse_amount("balance_updates.balance", &balance)?;
+                    existing.insert(event_id.clone(), BalanceUpdate {
+                        event_id, user_id, asset, balance, effective_at: Timestamp::from_unix(at),
+                    });
+                }
+            }
+            // The distributed horizon per asset: updates before it are refused.
+            let horizons: Vec<(String, Option<i64>)> = sqlx::query_as(
+                "SELECT d.asset, MAX(r.period_end) FROM distributions d JOIN rewards r ON r.id = d.reward_id GROUP BY d.asset",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            let horizon: HashMap<String, i64> = horizons
+                .into_iter()
+                .filter_map(|(a, h)| h.map(|h| (a, h)))
+                .collect();
+            let mut report = IngestReport::default();
+            let mut fresh: Vec<&BalanceUpdate> = Vec::with_capacity(batch.len());
+            let mut fresh_ids = std::collections::HashSet::new();
+            for (i, u) in batch.iter().enumerate() {
+                if let Some(old) = existing.get(&u.event_id) {
+                    if old != u {
+                        return Err(StoreError::Invalid(format!(
+                            "row {}: event_id {:?} was already stored with different content; event ids must not be reused",
+                            i + 1,
+                            u.event_id
+                        )));
+                    }
+                    report.duplicates += 1;
+                    report.duplicate_ids.push(u.event_id.clone());
+                    continue;
+                }
+                if let Some(h) = horizon.get(&u.asset)
+                    && u.effective_at.unix() < *h
+                {
+                    return Err(StoreError::Invalid(format!(
+                        "row {}: update takes effect at {} but {} rewards are already distributed up to {}; a correction before that must be booked as a new update at or after it",
+                        i + 1,
+                        u.effective_at,
+                        u.asset,
+                        Timestamp::from_unix(*h)
+                    )));
+                }
+                if fresh_ids.insert(u.event_id.as_str()) {
+                    fresh.push(u);
+                } else {
+                    report.duplicates += 1;
+                    report.duplicate_ids.push(u.event_id.clone());
+                }
+            }
+            for chunk in fresh.chunks(INSERT_CHUNK) {
+                let mut sql = String::from(
+                    "INSERT INTO balance_updates (event_id, user_id, asset, balance, effective_at, received_at) VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    let b = i * 6;
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+                }
+                sql.push_str(" ON CONFLICT (event_id) DO NOTHING");
+                // Only placeholders are interpolated; values are bound.
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for u in chunk {
+                    q = q
+                        .bind(&u.event_id)
+                        .bind(&u.user_id)
+                        .bind(&u.asset)
+                        .bind(u.balance.to_string())
+                        .bind(u.effective_at.unix())
+                        .bind(received_at.unix());
+                }
+                let done = q.execute(&mut *tx).await?;
+                report.inserted += done.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(report)
+        })
+    }
+
+    /// A user's stored updates for an asset, in the order they apply.
+    pub async fn balance_history(
+        &self,
+        user_id: &str,
+        asset: &str,
+    ) -> Result<Vec<BalanceUpdate>, StoreError> {
+        let rows: Vec<(String, String, String, String, i64)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT event_id, user_id, asset, balance, effective_at FROM balance_updates WHERE user_id = $1 AND asset = $2 ORDER BY effective_at, id",
+            )
+            .bind(user_id)
+            .bind(asset)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(event_id, user_id, asset, balance, at)| {
+                Ok(BalanceUpdate {
+                    event_id,
+                    user_id,
+                    asset,
+                    balance: parse_amount("balance_updates.balance", &balance)?,
+                    effective_at: Timestamp::from_unix(at),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,268 @@
+//! softstake's SQL ledger.
+//!
+//! One [`Store`] API over two databases, chosen by the URL: SQLite (embedded
+//! default, `sqlite://path`, created on first run, WAL mode) and PostgreSQL
+//! (`postgres://...`, production). Both run the migrations under
+//! `migrations/sqlite` and `migrations/postgres`, which are kept equivalent.
+//!
+//! Every query is written once, with `$N` placeholders that both SQLite and
+//! PostgreSQL accept, and run on whichever pool is open ([`on_pool!`]). Money
+//! is stored as canonical decimal text of base units on both (see
+//! `migrations/README.md`), so amounts up to `u128::MAX` round-trip exactly.
+
+mod balances;
+mod error;
+mod status;
+
+pub use balances::{BalanceUpdate, IngestReport};
+pub use error::StoreError;
+pub use status::{ChainStatus, StoreStatus};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool the store has. The body
+/// is compiled once per backend, so it must be valid SQL for both.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// A handle to the ledger. Cheap to clone (pools are shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Db,
+    url_redacted: String,
+}
+
+/// Options for [`Store::connect`].
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long to wait for a connection.
+    pub acquire_timeout: Duration,
+    /// SQLite: create the file if it does not exist (commands that only read
+    /// set this to false so they never leave an empty database behind).
+    pub create_if_missing: bool,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(10),
+            create_if_missing: true,
+        }
+    }
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://PATH` creates the file if
+    /// missing; `postgres://...`). Runs no migrations.
+    pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Store, StoreError> {
+        let url_redacted = redact(url);
+        let connect_err = |e: sqlx::Error| StoreError::Connect {
+            url: url_redacted.clone(),
+            reason: error::describe(&e),
+        };
+        let db = if url.starts_with("sqlite:") {
+            let o = SqliteConnectOptions::from_str(url)
+                .map_err(connect_err)?
+                .create_if_missing(opts.create_if_missing)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(o)
+                .await
+                .map_err(connect_err)?;
+            Db::Sqlite(pool)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let o = PgConnectOptions::from_str(url).map_err(connect_err)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(o)
+                .await
+                .map_err(connect_err)?;
+            Db::Postgres(pool)
+        } else {
+            return Err(StoreError::Connect {
+                url: url_redacted,
+                reason: "the URL must start with sqlite:// or postgres://".into(),
+            });
+        };
+        Ok(Store { db, url_redacted })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL with any password redacted, for logs.
+    pub fn url_redacted(&self) -> &str {
+        &self.url_redacted
+    }
+
+    /// The migrations this binary carries for this backend.
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.db {
+            Db::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Db::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Highest migration version this binary knows.
+    pub fn binary_schema_version(&self) -> i64 {
+        self.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// Highest migration version applied to the database (0 if none).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let exists: bool = on_pool!(self, pool => {
+            let q = match self.backend() {
+                Backend::Sqlite => "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+                Backend::Postgres => "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations')",
+            };
+            sqlx::query_scalar(q).fetch_one(pool).await?
+        });
+        if !exists {
+            return Ok(0);
+        }
+        let v: Option<i64> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Applies pending migrations. Refuses a database whose schema is newer
+    /// than this binary, before changing anything.
+    pub async fn migrate(&self) -> Result<MigrateReport, StoreError> {
+        let before = self.schema_version().await?;
+        let binary = self.binary_schema_version();
+        if before > binary {
+            return Err(StoreError::SchemaTooNew {
+                database: before,
+                binary,
+            });
+        }
+        let m = self.migrator();
+        let res = on_pool!(self, pool => m.run(pool).await);
+        res.map_err(|e| StoreError::Migrate(e.to_string()))?;
+        let after = self.schema_version().await?;
+        Ok(MigrateReport { before, after })
+    }
+
+    /// Fails unless the schema is exactly the binary's (for commands that
+    /// only read, so they never run against a half-migrated database).
+    pub async fn require_current_schema(&self) -> Result<(), StoreError> {
+        let db = self.schema_version().await?;
+        let binary = self.binary_schema_version();
+        if db > binary {
+            Err(StoreError::SchemaTooNew {
+                database: db,
+                binary,
+            })
+        } else if db < binary {
+            Err(StoreError::SchemaTooOld {
+                database: db,
+                binary,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await);
+    }
+
+    /// The SQLite file path, if this is a file-backed SQLite store.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        match &self.db {
+            Db::Sqlite(p) => {
+                let f = p.connect_options().get_filename().to_path_buf();
+                (!f.as_os_str().is_empty() && f.as_os_str() != ":memory:").then_some(f)
+            }
+            Db::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool, for features that exist only there (advisory
+    /// locks, COPY).
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.db {
+            Db::Postgres(p) => Some(p),
+            Db::Sqlite(_) => None,
+        }
+    }
+}
+
+/// What [`Store::migrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrateReport {
+    /// Schema version before.
+    pub before: i64,
+    /// Schema version after.
+    pub after: i64,
+}
+
+/// `scheme://user:password@host` -> `scheme://user:***@host`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        None => url.to_owned(),
+    }
+}
+
+pub(crate) fn parse_amount(column: &str, s: &str) -> Result<softstake_core::Amount, StoreError> {
+    s.parse()
+        .map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}

@@ -1,0 +1,100 @@
+-- softstake schema v1 (SQLite). Keep equivalent to ../postgres/0001_foundation.sql.
+
+-- Liquid balance updates posted by the exchange: absolute balance per
+-- (user, asset) from effective_at on. event_id is the idempotency key.
+CREATE TABLE balance_updates (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      TEXT    NOT NULL UNIQUE,
+    user_id       TEXT    NOT NULL,
+    asset         TEXT    NOT NULL,
+    balance       TEXT    NOT NULL CHECK (balance GLOB '[0-9]*' AND balance NOT GLOB '*[^0-9]*' AND (balance = '0' OR balance NOT GLOB '0*')),
+    effective_at  BIGINT  NOT NULL,
+    received_at   BIGINT  NOT NULL
+);
+CREATE INDEX balance_updates_asset_user_time ON balance_updates (asset, user_id, effective_at, id);
+
+-- Rewards the chain paid (or an operator recorded), with evidence.
+CREATE TABLE rewards (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    chain         TEXT    NOT NULL,
+    reward_key    TEXT    NOT NULL,
+    asset         TEXT    NOT NULL,
+    period_start  BIGINT  NOT NULL,
+    period_end    BIGINT  NOT NULL CHECK (period_end > period_start),
+    amount        TEXT    NOT NULL CHECK (amount GLOB '[0-9]*' AND amount NOT GLOB '*[^0-9]*' AND (amount = '0' OR amount NOT GLOB '0*')),
+    validator     TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    tx_hash       TEXT,
+    epoch         BIGINT,
+    recorded_at   BIGINT  NOT NULL,
+    UNIQUE (chain, reward_key)
+);
+
+-- One distribution per reward (reward_id UNIQUE: distributed exactly once).
+CREATE TABLE distributions (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    reward_id       BIGINT  NOT NULL UNIQUE REFERENCES rewards (id),
+    asset           TEXT    NOT NULL,
+    gross           TEXT    NOT NULL,
+    commission      TEXT    NOT NULL,
+    credited        TEXT    NOT NULL,
+    users_credited  BIGINT  NOT NULL,
+    total_weight    TEXT    NOT NULL,
+    carry_before    TEXT    NOT NULL,
+    carry_after     TEXT    NOT NULL,
+    digest          TEXT    NOT NULL,
+    created_at      BIGINT  NOT NULL
+);
+
+-- Credits: one row per user per distribution. id is the stable credit id and
+-- the outbox cursor; acked_at is set when the exchange acknowledges it.
+CREATE TABLE credits (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    distribution_id  BIGINT  NOT NULL REFERENCES distributions (id),
+    user_id          TEXT    NOT NULL,
+    asset            TEXT    NOT NULL,
+    amount           TEXT    NOT NULL CHECK (amount GLOB '[0-9]*' AND amount NOT GLOB '*[^0-9]*' AND (amount = '0' OR amount NOT GLOB '0*')),
+    acked_at         BIGINT,
+    UNIQUE (distribution_id, user_id)
+);
+CREATE INDEX credits_user ON credits (user_id, asset);
+
+-- Withdrawal liquidity requests from the exchange.
+CREATE TABLE withdrawals (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id    TEXT    NOT NULL UNIQUE,
+    user_id       TEXT    NOT NULL,
+    asset         TEXT    NOT NULL,
+    amount        TEXT    NOT NULL CHECK (amount GLOB '[0-9]*' AND amount NOT GLOB '*[^0-9]*' AND (amount = '0' OR amount NOT GLOB '0*')),
+    status        TEXT    NOT NULL CHECK (status IN ('granted', 'queued', 'completed', 'cancelled')),
+    eta           BIGINT,
+    created_at    BIGINT  NOT NULL,
+    updated_at    BIGINT  NOT NULL
+);
+
+-- The on-chain operation journal. Signed bytes and tx id are stored before
+-- broadcast; see ARCHITECTURE.md for the states and the recovery rule.
+CREATE TABLE operations (
+    id              TEXT    PRIMARY KEY,
+    chain           TEXT    NOT NULL,
+    kind            TEXT    NOT NULL,
+    params          TEXT    NOT NULL,
+    reason          TEXT    NOT NULL,
+    value           TEXT    NOT NULL CHECK (value GLOB '[0-9]*' AND value NOT GLOB '*[^0-9]*' AND (value = '0' OR value NOT GLOB '0*')),
+    state           TEXT    NOT NULL CHECK (state IN ('planned', 'awaiting_approval', 'signed', 'broadcast', 'confirmed', 'failed', 'expired')),
+    signed_bytes    BLOB,
+    tx_id           TEXT,
+    valid_until     BIGINT,
+    error           TEXT,
+    created_at      BIGINT  NOT NULL,
+    updated_at      BIGINT  NOT NULL
+);
+CREATE INDEX operations_chain_state ON operations (chain, state);
+
+-- Per-chain control and progress.
+CREATE TABLE chain_state (
+    chain           TEXT    PRIMARY KEY,
+    paused          BOOLEAN NOT NULL DEFAULT FALSE,
+    reward_cursor   TEXT,
+    last_cycle_at   BIGINT
+);

@@ -1,0 +1,142 @@
+//! Test harness shared by softstake's integration tests.
+//!
+//! Every test gets a fresh database: a new SQLite file in a temporary
+//! directory, and a new database on the PostgreSQL server named by
+//! `SOFTSTAKE_TEST_PG_URL` (dropped again afterwards). `scripts/test` sets
+//! that variable, starting a throwaway cluster when none is given. PostgreSQL
+//! tests are never skipped: without the variable they fail, saying how to
+//! run them.
+
+use softstake_store::{ConnectOptions, Store};
+use std::future::Future;
+
+/// Name of the variable holding the PostgreSQL server URL for tests.
+pub const PG_URL_VAR: &str = "SOFTSTAKE_TEST_PG_URL";
+
+/// A store on a fresh database, removed when dropped.
+pub struct TestStore {
+    /// The store.
+    pub store: Store,
+    /// For PostgreSQL: (admin URL, database name) to drop afterwards.
+    pg_db: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    /// A migrated store on a new SQLite file.
+    pub async fn sqlite() -> TestStore {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let store = Store::connect(&url, &ConnectOptions::default())
+            .await
+            .expect("open sqlite");
+        store.migrate().await.expect("migrate sqlite");
+        TestStore {
+            store,
+            pg_db: None,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A migrated store on a new PostgreSQL database.
+    pub async fn postgres() -> TestStore {
+        let (admin, url, name) = fresh_pg_database().await;
+        let store = Store::connect(&url, &ConnectOptions::default())
+            .await
+            .expect("open postgres");
+        store.migrate().await.expect("migrate postgres");
+        TestStore {
+            store,
+            pg_db: Some((admin, name)),
+            _dir: None,
+        }
+    }
+}
+
+/// The PostgreSQL server URL for tests, or a panic explaining how to get one.
+pub fn pg_url() -> String {
+    std::env::var(PG_URL_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{PG_URL_VAR} is not set: run the tests with scripts/test (it starts a throwaway \
+             PostgreSQL cluster), or point {PG_URL_VAR} at a server, e.g. \
+             postgres://postgres@127.0.0.1:5432/postgres"
+        )
+    })
+}
+
+/// Creates an empty database; returns (admin URL, URL of the new database, its name).
+pub async fn fresh_pg_database() -> (String, String, String) {
+    use sqlx::Connection;
+    let admin = pg_url();
+    let name = format!("softstake_t_{}", uuid::Uuid::new_v4().simple());
+    let mut c = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server ({PG_URL_VAR}): {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut c)
+        .await
+        .expect("create test database");
+    let url = with_database(&admin, &name);
+    (admin, url, name)
+}
+
+/// `admin` with its database path replaced by `db`.
+pub fn with_database(admin: &str, db: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (admin, None),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[after_scheme..].find('/') {
+        Some(i) => &base[..after_scheme + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg_db.take() {
+            // The test's runtime may be blocked right here, so the pool is
+            // not closed from this thread; DROP ... WITH (FORCE) ends its
+            // connections. A private runtime on another thread does the work.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async move {
+                        use sqlx::Connection;
+                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
+                            .execute(&mut c)
+                            .await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// Runs `test` on a fresh SQLite store, then on a fresh PostgreSQL store.
+pub async fn on_both<F, Fut>(test: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let s = TestStore::sqlite().await;
+    test(s.store.clone()).await;
+    s.store.close().await;
+    drop(s);
+    let p = TestStore::postgres().await;
+    test(p.store.clone()).await;
+    p.store.close().await;
+    drop(p);
+}
