@@ -9,7 +9,7 @@
 //! [`Rate`] is a ratio in `[0, 1]` held as a `rust_decimal::Decimal`; applying
 //! it to an amount is exact (`floor(amount * mantissa / 10^scale)`).
 
-use ethnum::U256;
+use ruint::aliases::U256;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
