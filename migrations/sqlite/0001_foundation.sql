@@ -31,33 +31,47 @@ CREATE TABLE rewards (
 );
 
 -- One distribution per reward (reward_id UNIQUE: distributed exactly once).
+-- Totals and the digest of its credit rows let an auditor recompute it
+-- (`softstake distributions verify ID`). carry_* and dust_* are in
+-- micro-units (1e-18 of a base unit), see crates/ledger/src/split.rs.
 CREATE TABLE distributions (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
-    reward_id       BIGINT  NOT NULL UNIQUE REFERENCES rewards (id),
-    asset           TEXT    NOT NULL,
-    gross           TEXT    NOT NULL,
-    commission      TEXT    NOT NULL,
-    credited        TEXT    NOT NULL,
-    users_credited  BIGINT  NOT NULL,
-    total_weight    TEXT    NOT NULL,
-    carry_before    TEXT    NOT NULL,
-    carry_after     TEXT    NOT NULL,
-    digest          TEXT    NOT NULL,
-    created_at      BIGINT  NOT NULL
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    reward_id        BIGINT  NOT NULL UNIQUE REFERENCES rewards (id),
+    asset            TEXT    NOT NULL,
+    gross            TEXT    NOT NULL CHECK (gross GLOB '[0-9]*' AND gross NOT GLOB '*[^0-9]*' AND (gross = '0' OR gross NOT GLOB '0*')),
+    commission_rate  TEXT    NOT NULL,
+    min_balance      TEXT    NOT NULL,
+    commission       TEXT    NOT NULL CHECK (commission GLOB '[0-9]*' AND commission NOT GLOB '*[^0-9]*' AND (commission = '0' OR commission NOT GLOB '0*')),
+    users_pool       TEXT    NOT NULL CHECK (users_pool GLOB '[0-9]*' AND users_pool NOT GLOB '*[^0-9]*' AND (users_pool = '0' OR users_pool NOT GLOB '0*')),
+    credited         TEXT    NOT NULL CHECK (credited GLOB '[0-9]*' AND credited NOT GLOB '*[^0-9]*' AND (credited = '0' OR credited NOT GLOB '0*')),
+    users_credited   BIGINT  NOT NULL,
+    total_weight     TEXT    NOT NULL CHECK (total_weight GLOB '[0-9]*' AND total_weight NOT GLOB '*[^0-9]*' AND (total_weight = '0' OR total_weight NOT GLOB '0*')),
+    carry_before     TEXT    NOT NULL CHECK (carry_before GLOB '[0-9]*' AND carry_before NOT GLOB '*[^0-9]*' AND (carry_before = '0' OR carry_before NOT GLOB '0*')),
+    carry_after      TEXT    NOT NULL CHECK (carry_after GLOB '[0-9]*' AND carry_after NOT GLOB '*[^0-9]*' AND (carry_after = '0' OR carry_after NOT GLOB '0*')),
+    dust_before      TEXT    NOT NULL CHECK (dust_before GLOB '[0-9]*' AND dust_before NOT GLOB '*[^0-9]*' AND (dust_before = '0' OR dust_before NOT GLOB '0*')),
+    dust_after       TEXT    NOT NULL CHECK (dust_after GLOB '[0-9]*' AND dust_after NOT GLOB '*[^0-9]*' AND (dust_after = '0' OR dust_after NOT GLOB '0*')),
+    digest           TEXT    NOT NULL,
+    created_at       BIGINT  NOT NULL
 );
+CREATE INDEX distributions_asset ON distributions (asset, id);
 
--- Credits: one row per user per distribution. id is the stable credit id and
--- the outbox cursor; acked_at is set when the exchange acknowledges it.
+-- Credits: one row per user with weight in a distribution (amount may be 0
+-- when only the carried remainder grew). id is the stable credit id and the
+-- outbox cursor; acked_at is set when the exchange acknowledges it. A user's
+-- current carried remainder is carry_after of their latest row.
 CREATE TABLE credits (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     distribution_id  BIGINT  NOT NULL REFERENCES distributions (id),
     user_id          TEXT    NOT NULL,
     asset            TEXT    NOT NULL,
     amount           TEXT    NOT NULL CHECK (amount GLOB '[0-9]*' AND amount NOT GLOB '*[^0-9]*' AND (amount = '0' OR amount NOT GLOB '0*')),
+    weight           TEXT    NOT NULL CHECK (weight GLOB '[0-9]*' AND weight NOT GLOB '*[^0-9]*' AND (weight = '0' OR weight NOT GLOB '0*')),
+    carry_after      TEXT    NOT NULL CHECK (carry_after GLOB '[0-9]*' AND carry_after NOT GLOB '*[^0-9]*' AND (carry_after = '0' OR carry_after NOT GLOB '0*')),
     acked_at         BIGINT,
     UNIQUE (distribution_id, user_id)
 );
-CREATE INDEX credits_user ON credits (user_id, asset);
+CREATE INDEX credits_asset_user ON credits (asset, user_id, id);
+CREATE INDEX credits_user ON credits (user_id, id);
 
 -- Withdrawal liquidity requests from the exchange.
 CREATE TABLE withdrawals (

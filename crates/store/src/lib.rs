@@ -11,11 +11,17 @@
 //! `migrations/README.md`), so amounts up to `u128::MAX` round-trip exactly.
 
 mod balances;
+mod distribution;
 mod error;
+mod outbox;
+mod rewards;
 mod status;
 
 pub use balances::{BalanceUpdate, IngestReport};
+pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary, VerifyReport};
 pub use error::StoreError;
+pub use outbox::{OutboxCredit, StatementLine};
+pub use rewards::{NewReward, Recorded, RewardRecord};
 pub use status::{ChainStatus, StoreStatus};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -1,0 +1,574 @@
+//! Distributing one reward, in one transaction.
+//!
+//! Reads the asset's balance histories (streamed), the users' carried
+//! remainders (carry_after of their latest credit) and the pool dust (of the
+//! latest distribution), splits with `softstake_ledger::split`, checks
+//! conservation, and writes the distribution row and every credit row in
+//! bulk (PostgreSQL: COPY; SQLite: multi-row INSERTs). All or nothing.
+
+use crate::{Db, StoreError, on_pool, parse_amount};
+use futures_util::TryStreamExt;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use softstake_core::{Amount, Rate, Timestamp};
+use softstake_ledger::U256;
+use softstake_ledger::split::{Share, Split, SplitInput, digest_lines, split};
+use softstake_ledger::weights::{Point, weight};
+use std::collections::HashMap;
+use std::str::FromStr;
+
+/// Rows per SQLite INSERT (6 parameters each).
+const SQLITE_CHUNK: usize = 2_000;
+
+/// Options for [`crate::Store::distribute`].
+#[derive(Debug, Clone, Default)]
+pub struct DistributeOptions {
+    /// Per-asset eligibility minimum (time below it counts zero).
+    pub min_balance: Amount,
+    /// Test hook: fail after writing the credits, before commit, to prove
+    /// the transaction leaves nothing behind.
+    #[doc(hidden)]
+    pub fail_before_commit: bool,
+}
+
+/// A stored distribution's totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DistributionSummary {
+    /// Distribution id.
+    pub id: i64,
+    /// Reward id.
+    pub reward_id: i64,
+    /// Asset.
+    pub asset: String,
+    /// Gross reward.
+    pub gross: Amount,
+    /// Commission rate used.
+    pub commission_rate: String,
+    /// Eligibility minimum used (base units).
+    pub min_balance: Amount,
+    /// Commission.
+    pub commission: Amount,
+    /// Users' pool.
+    pub users_pool: Amount,
+    /// Sum of credits.
+    pub credited: Amount,
+    /// Credit rows written (users with weight).
+    pub users_credited: i64,
+    /// Sum of weights (base units x seconds).
+    pub total_weight: String,
+    /// Carried remainders before / after (micro-units, over credited users).
+    pub carry_before: String,
+    /// After.
+    pub carry_after: String,
+    /// Pool dust before / after (micro-units).
+    pub dust_before: String,
+    /// After.
+    pub dust_after: String,
+    /// SHA-256 of the credit rows.
+    pub digest: String,
+    /// When made.
+    pub created_at: Timestamp,
+}
+
+/// Outcome of [`crate::Store::distribute`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DistributeOutcome {
+    /// Distributed now.
+    Distributed(DistributionSummary),
+    /// Was distributed before (a no-op).
+    AlreadyDistributed(DistributionSummary),
+}
+
+/// Result of re-computing a stored distribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Distribution id.
+    pub id: i64,
+    /// Whether everything matched.
+    pub ok: bool,
+    /// Stored digest.
+    pub stored_digest: String,
+    /// Digest of the stored credit rows as read back.
+    pub rows_digest: String,
+    /// Digest recomputed from the balance history.
+    pub recomputed_digest: String,
+    /// Each mismatch found.
+    pub mismatches: Vec<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: i64,
+    reward_id: i64,
+    asset: String,
+    gross: String,
+    commission_rate: String,
+    min_balance: String,
+    commission: String,
+    users_pool: String,
+    credited: String,
+    users_credited: i64,
+    total_weight: String,
+    carry_before: String,
+    carry_after: String,
+    dust_before: String,
+    dust_after: String,
+    digest: String,
+    created_at: i64,
+}
+
+const SELECT_DIST: &str = "SELECT id, reward_id, asset, gross, commission_rate, min_balance, commission, users_pool, credited, \
+     users_credited, total_weight, carry_before, carry_after, dust_before, dust_after, digest, created_at FROM distributions";
+
+fn summary(r: SummaryRow) -> Result<DistributionSummary, StoreError> {
+    Ok(DistributionSummary {
+        id: r.id,
+        reward_id: r.reward_id,
+        asset: r.asset,
+        gross: parse_amount("distributions.gross", &r.gross)?,
+        commission_rate: r.commission_rate,
+        min_balance: parse_amount("distributions.min_balance", &r.min_balance)?,
+        commission: parse_amount("distributions.commission", &r.commission)?,
+        users_pool: parse_amount("distributions.users_pool", &r.users_pool)?,
+        credited: parse_amount("distributions.credited", &r.credited)?,
+        users_credited: r.users_credited,
+        total_weight: r.total_weight,
+        carry_before: r.carry_before,
+        carry_after: r.carry_after,
+        dust_before: r.dust_before,
+        dust_after: r.dust_after,
+        digest: r.digest,
+        created_at: Timestamp::from_unix(r.created_at),
+    })
+}
+
+fn u256(column: &str, s: &str) -> Result<U256, StoreError> {
+    U256::from_str_radix(s, 10).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn carry(column: &str, s: &str) -> Result<u128, StoreError> {
+    s.parse::<u128>()
+        .map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+/// Weights of every user holding `asset` over `[start, end)`, computed from
+/// rows streamed in (user, time) order.
+async fn weights_from_rows<'e, E>(
+    exec: E,
+    asset: &str,
+    start: i64,
+    end: i64,
+    min: Amount,
+) -> Result<Vec<(String, U256)>, StoreError>
+where
+    E: sqlx::Executor<'e>,
+    for<'r> (String, String, i64): sqlx::FromRow<'r, <E::Database as sqlx::Database>::Row>,
+    for<'q> <E::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<E::Database>,
+    String: sqlx::Type<E::Database> + for<'q> sqlx::Encode<'q, E::Database>,
+    i64: sqlx::Type<E::Database> + for<'q> sqlx::Encode<'q, E::Database>,
+{
+    let period =
+        softstake_core::Period::new(Timestamp::from_unix(start), Timestamp::from_unix(end))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut rows = sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT user_id, balance, effective_at FROM balance_updates \
+         WHERE asset = $1 AND effective_at < $2 ORDER BY user_id, effective_at, id",
+    )
+    .bind(asset.to_owned())
+    .bind(end)
+    .fetch(exec);
+    let mut out = Vec::new();
+    let mut user: Option<String> = None;
+    let mut hist: Vec<Point> = Vec::new();
+    while let Some((u, bal, at)) = rows.try_next().await? {
+        if user.as_deref() != Some(u.as_str()) {
+            if let Some(prev) = user.take() {
+                out.push((prev, weight(&hist, period, min)));
+            }
+            hist.clear();
+            user = Some(u);
+        }
+        hist.push(Point {
+            at: Timestamp::from_unix(at),
+            balance: parse_amount("balance_updates.balance", &bal)?,
+        });
+    }
+    if let Some(prev) = user {
+        out.push((prev, weight(&hist, period, min)));
+    }
+    Ok(out)
+}
+
+impl crate::Store {
+    /// Distributes reward `reward_id` once. A second call returns the
+    /// existing distribution. Refuses (and writes nothing) if conservation
+    /// fails.
+    pub async fn distribute(
+        &self,
+        reward_id: i64,
+        rate: Rate,
+        opts: &DistributeOptions,
+        now: Timestamp,
+    ) -> Result<DistributeOutcome, StoreError> {
+        if let Some(d) = self.distribution_for_reward(reward_id).await? {
+            return Ok(DistributeOutcome::AlreadyDistributed(d));
+        }
+        let reward = self
+            .reward(reward_id)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("no reward with id {reward_id}")))?;
+        let asset = reward.asset.clone();
+        let (start, end) = (
+            reward.reward.period.start().unix(),
+            reward.reward.period.end().unix(),
+        );
+        let id = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // Serialize distributions of one asset: carries and dust are
+            // read-modify-write. SQLite: the first write takes the database
+            // lock. PostgreSQL: a transaction-scoped advisory lock per asset.
+            match &self.db {
+                Db::Sqlite(_) => {
+                    sqlx::query("INSERT INTO chain_state (chain) VALUES ($1) ON CONFLICT (chain) DO NOTHING")
+                        .bind(reward.reward.chain.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Db::Postgres(_) => {
+                    sqlx::query("SELECT pg_advisory_xact_lock(7402, hashtext($1))")
+                        .bind(asset.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            // Re-check under the lock: exactly once.
+            let done: Option<i64> = sqlx::query_scalar("SELECT id FROM distributions WHERE reward_id = $1")
+                .bind(reward_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if done.is_some() {
+                tx.rollback().await?;
+                None
+            } else {
+                let weights = weights_from_rows(&mut *tx, &asset, start, end, opts.min_balance).await?;
+                let carries: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT c.user_id, c.carry_after FROM credits c JOIN \
+                     (SELECT user_id, MAX(id) AS id FROM credits WHERE asset = $1 GROUP BY user_id) m ON m.id = c.id",
+                )
+                .bind(asset.clone())
+                .fetch_all(&mut *tx)
+                .await?;
+                let dust: Option<String> = sqlx::query_scalar(
+                    "SELECT dust_after FROM distributions WHERE asset = $1 ORDER BY id DESC LIMIT 1",
+                )
+                .bind(asset.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let s = make_split(&reward.reward.amount, rate, weights, carries, dust)?;
+                let dist_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO distributions (reward_id, asset, gross, commission_rate, min_balance, commission, users_pool, credited, \
+                     users_credited, total_weight, carry_before, carry_after, dust_before, dust_after, digest, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+                )
+                .bind(reward_id)
+                .bind(asset.clone())
+                .bind(s.gross.to_string())
+                .bind(rate.to_string())
+                .bind(opts.min_balance.to_string())
+                .bind(s.commission.to_string())
+                .bind(s.users_pool.to_string())
+                .bind(s.credited.to_string())
+                .bind(i64::try_from(s.lines.len()).unwrap_or(i64::MAX))
+                .bind(s.total_weight.to_string())
+                .bind(s.carry_before_sum().to_string())
+                .bind(s.carry_after_sum().to_string())
+                .bind(s.dust_before.to_string())
+                .bind(s.dust_after.to_string())
+                .bind(s.digest())
+                .bind(now.unix())
+                .fetch_one(&mut *tx)
+                .await?;
+                let written = self.write_credits(&mut tx, dist_id, &asset, &s).await?;
+                if written != s.lines.len() as u64 {
+                    return Err(StoreError::Invalid(format!(
+                        "wrote {written} credit rows for {} lines; rolled back",
+                        s.lines.len()
+                    )));
+                }
+                if opts.fail_before_commit {
+                    return Err(StoreError::Invalid("injected failure before commit".into()));
+                }
+                tx.commit().await?;
+                Some(dist_id)
+            }
+        });
+        let d = self
+            .distribution_for_reward(reward_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("distribution missing after commit".into()))?;
+        Ok(match id {
+            Some(_) => DistributeOutcome::Distributed(d),
+            None => DistributeOutcome::AlreadyDistributed(d),
+        })
+    }
+
+    /// The distribution of a reward, if any.
+    pub async fn distribution_for_reward(
+        &self,
+        reward_id: i64,
+    ) -> Result<Option<DistributionSummary>, StoreError> {
+        let sql = format!("{SELECT_DIST} WHERE reward_id = $1");
+        let r: Option<SummaryRow> = on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(reward_id).fetch_optional(pool).await?
+        });
+        r.map(summary).transpose()
+    }
+
+    /// A distribution by id.
+    pub async fn distribution(&self, id: i64) -> Result<Option<DistributionSummary>, StoreError> {
+        let sql = format!("{SELECT_DIST} WHERE id = $1");
+        let r: Option<SummaryRow> = on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+        });
+        r.map(summary).transpose()
+    }
+
+    /// Recomputes distribution `id` from the stored balance history, the
+    /// carries before it and the stored rate, and compares totals and digests.
+    pub async fn verify_distribution(&self, id: i64) -> Result<VerifyReport, StoreError> {
+        let d = self
+            .distribution(id)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("no distribution with id {id}")))?;
+        let reward = self
+            .reward(d.reward_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("distribution without reward".into()))?;
+        let (start, end) = (
+            reward.reward.period.start().unix(),
+            reward.reward.period.end().unix(),
+        );
+        let rate = Decimal::from_str(&d.commission_rate)
+            .ok()
+            .and_then(|v| Rate::new(v).ok())
+            .ok_or_else(|| StoreError::Corrupt("distributions.commission_rate".into()))?;
+        let (weights, carries, rows) = on_pool!(self, pool => {
+            let w = weights_from_rows(pool, &d.asset, start, end, d.min_balance).await?;
+            let c: Vec<(String, String)> = sqlx::query_as(
+                "SELECT c.user_id, c.carry_after FROM credits c JOIN \
+                 (SELECT user_id, MAX(id) AS id FROM credits WHERE asset = $1 AND distribution_id < $2 GROUP BY user_id) m ON m.id = c.id",
+            )
+            .bind(d.asset.clone())
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            let r: Vec<(String, String, String, String)> = sqlx::query_as(
+                "SELECT user_id, amount, weight, carry_after FROM credits WHERE distribution_id = $1",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            (w, c, r)
+        });
+        let mut rows: Vec<(String, Amount, U256, u128)> = rows
+            .into_iter()
+            .map(|(u, a, w, c)| {
+                Ok((
+                    u,
+                    parse_amount("credits.amount", &a)?,
+                    u256("credits.weight", &w)?,
+                    carry("credits.carry_after", &c)?,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        rows.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let rows_digest = digest_lines(rows.iter().map(|(u, a, w, c)| (u.as_str(), *a, *w, *c)));
+        let mut mismatches = Vec::new();
+        let s = make_split(
+            &d.gross,
+            rate,
+            weights,
+            carries,
+            Some(d.dust_before.clone()),
+        )?;
+        let recomputed_digest = s.digest();
+        let mut check = |what: &str, a: String, b: String| {
+            if a != b {
+                mismatches.push(format!("{what}: stored {a}, recomputed {b}"));
+            }
+        };
+        check("digest", d.digest.clone(), recomputed_digest.clone());
+        check("rows digest", d.digest.clone(), rows_digest.clone());
+        check(
+            "commission",
+            d.commission.to_string(),
+            s.commission.to_string(),
+        );
+        check("credited", d.credited.to_string(), s.credited.to_string());
+        check(
+            "total_weight",
+            d.total_weight.clone(),
+            s.total_weight.to_string(),
+        );
+        check(
+            "carry_before",
+            d.carry_before.clone(),
+            s.carry_before_sum().to_string(),
+        );
+        check(
+            "carry_after",
+            d.carry_after.clone(),
+            s.carry_after_sum().to_string(),
+        );
+        check("dust_after", d.dust_after.clone(), s.dust_after.to_string());
+        Ok(VerifyReport {
+            id,
+            ok: mismatches.is_empty(),
+            stored_digest: d.digest,
+            rows_digest,
+            recomputed_digest,
+            mismatches,
+        })
+    }
+
+    async fn write_credits<'c, DB: sqlx::Database>(
+        &self,
+        tx: &mut sqlx::Transaction<'c, DB>,
+        dist_id: i64,
+        asset: &str,
+        s: &Split,
+    ) -> Result<u64, StoreError>
+    where
+        Self: WriteCredits<DB>,
+    {
+        <Self as WriteCredits<DB>>::write(tx, dist_id, asset, s).await
+    }
+}
+
+/// Backend-specific bulk write of credit rows.
+pub(crate) trait WriteCredits<DB: sqlx::Database> {
+    async fn write(
+        tx: &mut sqlx::Transaction<'_, DB>,
+        dist_id: i64,
+        asset: &str,
+        s: &Split,
+    ) -> Result<u64, StoreError>;
+}
+
+impl WriteCredits<sqlx::Postgres> for crate::Store {
+    async fn write(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        dist_id: i64,
+        asset: &str,
+        s: &Split,
+    ) -> Result<u64, StoreError> {
+        let mut copy = tx
+            .copy_in_raw("COPY credits (distribution_id, user_id, asset, amount, weight, carry_after) FROM STDIN")
+            .await?;
+        let mut buf = String::with_capacity(1 << 20);
+        for l in &s.lines {
+            buf.push_str(&format!(
+                "{dist_id}\t{}\t{}\t{}\t{}\t{}\n",
+                copy_escape(&l.user_id),
+                copy_escape(asset),
+                l.amount,
+                l.weight,
+                l.carry_after
+            ));
+            if buf.len() > (1 << 20) {
+                copy.send(buf.as_bytes()).await?;
+                buf.clear();
+            }
+        }
+        if !buf.is_empty() {
+            copy.send(buf.as_bytes()).await?;
+        }
+        Ok(copy.finish().await?)
+    }
+}
+
+impl WriteCredits<sqlx::Sqlite> for crate::Store {
+    async fn write(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        dist_id: i64,
+        asset: &str,
+        s: &Split,
+    ) -> Result<u64, StoreError> {
+        let mut written = 0;
+        for chunk in s.lines.chunks(SQLITE_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO credits (distribution_id, user_id, asset, amount, weight, carry_after) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 6;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${},${},${},${},${},${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6
+                ));
+            }
+            // Only placeholders are interpolated; values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for l in chunk {
+                q = q
+                    .bind(dist_id)
+                    .bind(l.user_id.as_str())
+                    .bind(asset)
+                    .bind(l.amount.to_string())
+                    .bind(l.weight.to_string())
+                    .bind(l.carry_after.to_string());
+            }
+            written += q.execute(&mut **tx).await?.rows_affected();
+        }
+        Ok(written)
+    }
+}
+
+/// Escapes a value for PostgreSQL's COPY text format.
+fn copy_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+}
+
+fn make_split(
+    gross: &Amount,
+    rate: Rate,
+    weights: Vec<(String, U256)>,
+    carries: Vec<(String, String)>,
+    dust: Option<String>,
+) -> Result<Split, StoreError> {
+    let mut carry_of: HashMap<String, u128> = HashMap::with_capacity(carries.len());
+    for (u, c) in carries {
+        carry_of.insert(u, carry("credits.carry_after", &c)?);
+    }
+    let dust_before = match dust {
+        Some(d) => u256("distributions.dust_after", &d)?,
+        None => U256::ZERO,
+    };
+    let shares = weights
+        .into_iter()
+        .filter(|(_, w)| !w.is_zero())
+        .map(|(user_id, weight)| Share {
+            carry_before: carry_of.get(&user_id).copied().unwrap_or(0),
+            user_id,
+            weight,
+        })
+        .collect();
+    split(SplitInput {
+        gross: *gross,
+        commission_rate: rate,
+        dust_before,
+        shares,
+    })
+    .map_err(|e| StoreError::Invalid(format!("distribution refused: {e}")))
+}

@@ -1,0 +1,208 @@
+//! Rewards the chain paid, with evidence.
+
+use crate::{StoreError, on_pool, parse_amount};
+use serde::{Deserialize, Serialize};
+use softstake_core::adapter::RewardKind;
+use softstake_core::{Amount, ChainId, Period, Timestamp};
+
+/// A reward to record. `key` is unique per chain (the idempotency key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewReward {
+    /// Chain that paid it.
+    pub chain: ChainId,
+    /// Idempotency key, unique per chain (e.g. `era:1234:validator`).
+    pub key: String,
+    /// Period it was earned in.
+    pub period: Period,
+    /// Gross amount.
+    pub amount: Amount,
+    /// Validator / pool / baker.
+    pub validator: String,
+    /// Kind.
+    pub kind: RewardKind,
+    /// Transaction hash, if any.
+    pub tx_hash: Option<String>,
+    /// Epoch / era / cycle, if any.
+    pub epoch: Option<u64>,
+}
+
+/// A stored reward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RewardRecord {
+    /// Row id.
+    pub id: i64,
+    /// The reward.
+    #[serde(flatten)]
+    pub reward: NewReward,
+    /// Asset ticker.
+    pub asset: String,
+    /// When recorded.
+    pub recorded_at: Timestamp,
+    /// Distribution id, once distributed.
+    pub distribution_id: Option<i64>,
+}
+
+/// Outcome of [`crate::Store::record_reward`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    /// Row id.
+    pub id: i64,
+    /// False when the same reward was already recorded (a no-op).
+    pub created: bool,
+}
+
+type RewardRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    i64,
+    Option<i64>,
+);
+
+const SELECT_REWARD: &str = "SELECT r.id, r.chain, r.reward_key, r.asset, r.period_start, r.period_end, r.amount, \
+     r.validator, r.kind, r.tx_hash, r.epoch, r.recorded_at, d.id \
+     FROM rewards r LEFT JOIN distributions d ON d.reward_id = r.id";
+
+fn parse_kind(s: &str) -> Result<RewardKind, StoreError> {
+    Ok(match s {
+        "consensus" => RewardKind::Consensus,
+        "execution" => RewardKind::Execution,
+        "delegation_payout" => RewardKind::DelegationPayout,
+        "manual" => RewardKind::Manual,
+        other => return Err(StoreError::Corrupt(format!("rewards.kind {other:?}"))),
+    })
+}
+
+fn from_row(r: RewardRow) -> Result<RewardRecord, StoreError> {
+    let (id, chain, key, asset, start, end, amount, validator, kind, tx_hash, epoch, at, dist) = r;
+    let chain: ChainId = chain
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("rewards.chain: {e}")))?;
+    let period = Period::new(Timestamp::from_unix(start), Timestamp::from_unix(end))
+        .map_err(|e| StoreError::Corrupt(format!("rewards.period: {e}")))?;
+    Ok(RewardRecord {
+        id,
+        reward: NewReward {
+            chain,
+            key,
+            period,
+            amount: parse_amount("rewards.amount", &amount)?,
+            validator,
+            kind: parse_kind(&kind)?,
+            tx_hash,
+            epoch: epoch.map(|e| u64::try_from(e).unwrap_or_default()),
+        },
+        asset,
+        recorded_at: Timestamp::from_unix(at),
+        distribution_id: dist,
+    })
+}
+
+impl crate::Store {
+    /// Records a reward. Recording the same `(chain, key)` again with the
+    /// same content is a no-op (`created: false`); with different content it
+    /// is refused.
+    pub async fn record_reward(
+        &self,
+        r: &NewReward,
+        now: Timestamp,
+    ) -> Result<Recorded, StoreError> {
+        if r.amount.is_zero() {
+            return Err(StoreError::Invalid(
+                "reward amount is 0: nothing to distribute".into(),
+            ));
+        }
+        if r.key.trim().is_empty() || r.validator.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "reward key and validator must not be empty".into(),
+            ));
+        }
+        let epoch = r
+            .epoch
+            .map(i64::try_from)
+            .transpose()
+            .map_err(|_| StoreError::Invalid("epoch is too large".into()))?;
+        let inserted: Option<i64> = on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO rewards (chain, reward_key, asset, period_start, period_end, amount, validator, kind, tx_hash, epoch, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (chain, reward_key) DO NOTHING RETURNING id",
+            )
+            .bind(r.chain.as_str())
+            .bind(&r.key)
+            .bind(r.chain.asset())
+            .bind(r.period.start().unix())
+            .bind(r.period.end().unix())
+            .bind(r.amount.to_string())
+            .bind(&r.validator)
+            .bind(r.kind.as_str())
+            .bind(&r.tx_hash)
+            .bind(epoch)
+            .bind(now.unix())
+            .fetch_optional(pool)
+            .await?
+        });
+        if let Some(id) = inserted {
+            return Ok(Recorded { id, created: true });
+        }
+        let existing = self
+            .reward_by_key(r.chain, &r.key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("reward vanished after a key conflict".into()))?;
+        if existing.reward != *r {
+            return Err(StoreError::Invalid(format!(
+                "reward key {:?} on {} was already recorded with different content (id {})",
+                r.key, r.chain, existing.id
+            )));
+        }
+        Ok(Recorded {
+            id: existing.id,
+            created: false,
+        })
+    }
+
+    /// A reward by id.
+    pub async fn reward(&self, id: i64) -> Result<Option<RewardRecord>, StoreError> {
+        let sql = format!("{SELECT_REWARD} WHERE r.id = $1");
+        let row: Option<RewardRow> = on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+        });
+        row.map(from_row).transpose()
+    }
+
+    async fn reward_by_key(
+        &self,
+        chain: ChainId,
+        key: &str,
+    ) -> Result<Option<RewardRecord>, StoreError> {
+        let sql = format!("{SELECT_REWARD} WHERE r.chain = $1 AND r.reward_key = $2");
+        let row: Option<RewardRow> = on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(chain.as_str()).bind(key).fetch_optional(pool).await?
+        });
+        row.map(from_row).transpose()
+    }
+
+    /// Rewards not yet distributed, oldest period first.
+    pub async fn undistributed_rewards(
+        &self,
+        chain: Option<ChainId>,
+    ) -> Result<Vec<RewardRecord>, StoreError> {
+        let sql = format!(
+            "{SELECT_REWARD} WHERE d.id IS NULL AND ($1 = '' OR r.chain = $1) ORDER BY r.period_end, r.id"
+        );
+        let rows: Vec<RewardRow> = on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(chain.map_or("", ChainId::as_str))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(from_row).collect()
+    }
+}

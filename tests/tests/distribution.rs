@@ -1,0 +1,398 @@
+//! Distribution tests: every one runs on SQLite and on a real PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
+use rust_decimal::Decimal;
+use softstake_core::adapter::RewardKind;
+use softstake_core::{Amount, ChainId, Period, Rate, Timestamp};
+use softstake_store::{BalanceUpdate, DistributeOptions, DistributeOutcome, NewReward, Store};
+use softstake_tests::on_both;
+use std::sync::{Arc, Mutex};
+
+const T0: i64 = 1_790_000_000;
+
+fn upd(event: &str, user: &str, balance: u128, at: i64) -> BalanceUpdate {
+    BalanceUpdate {
+        event_id: event.into(),
+        user_id: user.into(),
+        asset: "ETH".into(),
+        balance: Amount::from_base(balance),
+        effective_at: Timestamp::from_unix(at),
+    }
+}
+
+fn reward(key: &str, start: i64, end: i64, amount: u128) -> NewReward {
+    NewReward {
+        chain: ChainId::Ethereum,
+        key: key.into(),
+        period: Period::new(Timestamp::from_unix(start), Timestamp::from_unix(end)).unwrap(),
+        amount: Amount::from_base(amount),
+        validator: "0xvalidator".into(),
+        kind: RewardKind::Consensus,
+        tx_hash: None,
+        epoch: Some(7),
+    }
+}
+
+fn rate(permille: i64) -> Rate {
+    Rate::new(Decimal::new(permille, 3)).unwrap()
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_unix(T0 + 10_000)
+}
+
+async fn distribute(store: &Store, id: i64, r: Rate) -> DistributeOutcome {
+    store
+        .distribute(id, r, &DistributeOptions::default(), now())
+        .await
+        .unwrap()
+}
+
+fn summary(o: DistributeOutcome) -> softstake_store::DistributionSummary {
+    match o {
+        DistributeOutcome::Distributed(s) | DistributeOutcome::AlreadyDistributed(s) => s,
+    }
+}
+
+/// alice holds 100 for the whole period; bob deposits 100 halfway.
+async fn two_users(store: &Store) -> i64 {
+    store
+        .ingest_balance_updates(
+            &[
+                upd("a1", "alice", 100, T0 - 50),
+                upd("b1", "bob", 100, T0 + 50),
+            ],
+            now(),
+        )
+        .await
+        .unwrap();
+    store
+        .record_reward(&reward("epoch-7", T0, T0 + 100, 1000), now())
+        .await
+        .unwrap()
+        .id
+}
+
+#[tokio::test]
+async fn worked_example_two_users_one_deposits_halfway() {
+    on_both(|store| async move {
+        let id = two_users(&store).await;
+        let s = summary(distribute(&store, id, rate(100)).await);
+        assert_eq!(s.commission, Amount::from_base(100));
+        assert_eq!(s.credited, Amount::from_base(900));
+        let out = store.outbox(0, 100).await.unwrap();
+        let got: Vec<(&str, u128)> = out
+            .iter()
+            .map(|c| (c.user_id.as_str(), c.amount.base()))
+            .collect();
+        assert_eq!(got, [("alice", 600), ("bob", 300)]);
+        assert!(store.verify_distribution(s.id).await.unwrap().ok);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reward_is_distributed_once() {
+    on_both(|store| async move {
+        let id = two_users(&store).await;
+        assert!(matches!(
+            distribute(&store, id, rate(100)).await,
+            DistributeOutcome::Distributed(_)
+        ));
+        // Even with another rate, the second attempt is a no-op.
+        let again = distribute(&store, id, rate(500)).await;
+        assert!(matches!(again, DistributeOutcome::AlreadyDistributed(_)));
+        assert_eq!(summary(again).commission, Amount::from_base(100));
+        assert_eq!(store.outbox(0, 100).await.unwrap().len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failure_before_commit_leaves_nothing() {
+    on_both(|store| async move {
+        let id = two_users(&store).await;
+        let opts = DistributeOptions {
+            fail_before_commit: true,
+            ..DistributeOptions::default()
+        };
+        assert!(store.distribute(id, rate(100), &opts, now()).await.is_err());
+        assert!(store.distribution_for_reward(id).await.unwrap().is_none());
+        assert!(store.outbox(0, 100).await.unwrap().is_empty());
+        let st = store.status().await.unwrap();
+        assert_eq!((st.distributions, st.credits_unacked), (0, 0));
+        // The retry does the whole job.
+        assert!(matches!(
+            distribute(&store, id, rate(100)).await,
+            DistributeOutcome::Distributed(_)
+        ));
+        assert_eq!(store.outbox(0, 100).await.unwrap().len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn remainders_carry_across_rewards_and_nothing_is_lost() {
+    on_both(|store| async move {
+        let batch: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|u| upd(&format!("e-{u}"), u, 1, T0))
+            .collect();
+        store.ingest_balance_updates(&batch, now()).await.unwrap();
+        let mut per_user = std::collections::BTreeMap::<String, u128>::new();
+        for i in 0..3 {
+            let id = store
+                .record_reward(
+                    &reward(&format!("r{i}"), T0 + i * 10, T0 + i * 10 + 10, 10),
+                    now(),
+                )
+                .await
+                .unwrap()
+                .id;
+            let s = summary(distribute(&store, id, Rate::ZERO).await);
+            assert!(store.verify_distribution(s.id).await.unwrap().ok);
+        }
+        for c in store.outbox(0, 100).await.unwrap() {
+            *per_user.entry(c.user_id).or_default() += c.amount.base();
+        }
+        // 3 + 3 + 4 each: 30 units in, 30 credited.
+        assert_eq!(per_user.values().copied().collect::<Vec<_>>(), [10, 10, 10]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_same_inputs_give_identical_credits_on_both_databases() {
+    let digests = Arc::new(Mutex::new(Vec::new()));
+    let d2 = digests.clone();
+    on_both(move |store| {
+        let digests = d2.clone();
+        async move {
+            let mut batch = Vec::new();
+            for u in 0..200u32 {
+                let user = format!(
+                    "User-{:03}-{}",
+                    (u * 7919) % 200,
+                    if u % 3 == 0 { "Z" } else { "a" }
+                );
+                batch.push(upd(
+                    &format!("e{u}-0"),
+                    &user,
+                    u128::from(u) * 1_000_000_007,
+                    T0 - 10,
+                ));
+                batch.push(upd(
+                    &format!("e{u}-1"),
+                    &user,
+                    u128::from(u % 17) * 333,
+                    T0 + i64::from(u),
+                ));
+            }
+            store.ingest_balance_updates(&batch, now()).await.unwrap();
+            let id = store
+                .record_reward(
+                    &reward("big", T0, T0 + 3_600, 987_654_321_987_654_321),
+                    now(),
+                )
+                .await
+                .unwrap()
+                .id;
+            let s = summary(distribute(&store, id, rate(125)).await);
+            digests
+                .lock()
+                .unwrap()
+                .push((s.digest, s.credited, s.dust_after));
+        }
+    })
+    .await;
+    let d = digests.lock().unwrap();
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[0], d[1], "SQLite and PostgreSQL disagree");
+}
+
+#[tokio::test]
+async fn verify_detects_a_tampered_credit() {
+    on_both(|store| async move {
+        let id = two_users(&store).await;
+        let s = summary(distribute(&store, id, rate(100)).await);
+        let sql = format!(
+            "UPDATE credits SET amount = '601' WHERE distribution_id = {} AND user_id = 'alice'",
+            s.id
+        );
+        match store.pg_pool() {
+            Some(p) => {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+            None => {
+                let path = store.sqlite_path().unwrap();
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        }
+        let v = store.verify_distribution(s.id).await.unwrap();
+        assert!(!v.ok);
+        assert!(
+            v.mismatches.iter().any(|m| m.starts_with("rows digest")),
+            "{:?}",
+            v.mismatches
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn updates_into_a_distributed_period_are_refused() {
+    on_both(|store| async move {
+        let id = two_users(&store).await;
+        distribute(&store, id, rate(100)).await;
+        let err = store
+            .ingest_balance_updates(&[upd("late", "carol", 5, T0 + 99)], now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("already distributed"), "{err}");
+        // At or after the horizon is fine.
+        store
+            .ingest_balance_updates(&[upd("ok", "carol", 5, T0 + 100)], now())
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rewards_are_recorded_once_by_key() {
+    on_both(|store| async move {
+        let r = reward("k", T0, T0 + 10, 5);
+        let a = store.record_reward(&r, now()).await.unwrap();
+        let b = store.record_reward(&r, now()).await.unwrap();
+        assert!(a.created && !b.created);
+        assert_eq!(a.id, b.id);
+        let mut other = r.clone();
+        other.amount = Amount::from_base(6);
+        let err = store.record_reward(&other, now()).await.unwrap_err();
+        assert!(err.to_string().contains("different content"), "{err}");
+        assert!(
+            store
+                .record_reward(&reward("z", T0, T0 + 1, 0), now())
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            store
+                .undistributed_rewards(Some(ChainId::Ethereum))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .undistributed_rewards(Some(ChainId::Solana))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn outbox_cursor_and_acknowledgements() {
+    on_both(|store| async move {
+        let id = two_users(&store).await;
+        distribute(&store, id, rate(100)).await;
+        let all = store.outbox(0, 100).await.unwrap();
+        let rest = store.outbox(all[0].id, 100).await.unwrap();
+        assert_eq!(rest, all[1..]);
+        assert_eq!(store.outbox(0, 1).await.unwrap().len(), 1);
+        // Unknown id: nothing acknowledged.
+        assert!(
+            store
+                .ack_credits(&[all[0].id, 999_999], now())
+                .await
+                .is_err()
+        );
+        assert!(store.outbox(0, 100).await.unwrap().iter().all(|c| !c.acked));
+        assert_eq!(store.ack_credits(&[all[0].id], now()).await.unwrap(), 1);
+        assert_eq!(store.ack_credits(&[all[0].id], now()).await.unwrap(), 0);
+        assert!(store.outbox(0, 100).await.unwrap()[0].acked);
+        assert_eq!(store.status().await.unwrap().credits_unacked, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn statements_show_amount_period_validator_and_apy() {
+    on_both(|store| async move {
+        let id = two_users(&store).await;
+        distribute(&store, id, rate(100)).await;
+        let lines = store
+            .statement(
+                "alice",
+                Timestamp::from_unix(T0),
+                Timestamp::from_unix(T0 + 1_000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(lines.len(), 1);
+        let l = &lines[0];
+        assert_eq!(l.amount, Amount::from_base(600));
+        assert_eq!(l.validator, "0xvalidator");
+        assert_eq!(l.period_end.unix(), T0 + 100);
+        // 600 on an average of 100 over 100 s: 6 x (31_557_600 / 100) = 1_893_456.
+        assert_eq!(l.apy, "1893456");
+        assert!(
+            store
+                .statement(
+                    "alice",
+                    Timestamp::from_unix(T0 + 101),
+                    Timestamp::from_unix(T0 + 1_000)
+                )
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn time_below_the_minimum_earns_nothing() {
+    on_both(|store| async move {
+        store
+            .ingest_balance_updates(&[upd("s", "small", 5, T0), upd("b", "big", 50, T0)], now())
+            .await
+            .unwrap();
+        let id = store
+            .record_reward(&reward("m", T0, T0 + 10, 100), now())
+            .await
+            .unwrap()
+            .id;
+        let opts = DistributeOptions {
+            min_balance: Amount::from_base(10),
+            ..DistributeOptions::default()
+        };
+        let s = summary(
+            store
+                .distribute(id, Rate::ZERO, &opts, now())
+                .await
+                .unwrap(),
+        );
+        let out = store.outbox(0, 10).await.unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].user_id.as_str(), out[0].amount.base()),
+            ("big", 100)
+        );
+        assert!(store.verify_distribution(s.id).await.unwrap().ok);
+    })
+    .await;
+}
