@@ -180,18 +180,7 @@ impl crate::Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<StatementLine>, StoreError> {
-        let rows: Vec<(
-            i64,
-            i64,
-            String,
-            String,
-            String,
-            String,
-            i64,
-            i64,
-            String,
-            String,
-        )> = on_pool!(self, pool => {
+        let rows: Vec<StatementRow> = on_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT c.id, d.created_at, r.chain, c.asset, c.amount, c.weight, r.period_start, r.period_end, r.validator, r.kind \
                  FROM credits c JOIN distributions d ON d.id = c.distribution_id JOIN rewards r ON r.id = d.reward_id \

@@ -188,7 +188,7 @@ proptest! {
         let mut x = seed | 1;
         for i in (1..n).rev() {
             x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+            shuffled.swap(i, usize::try_from(x % (i as u64 + 1)).unwrap());
         }
         let b = run(gross.into(), rate(50), U256::ZERO, shuffled);
         prop_assert_eq!(a.digest(), b.digest());
