@@ -4,6 +4,8 @@
 //! non-zero exit code; `anyhow` is used only here, the libraries return
 //! typed errors.
 
+mod ledger_cmds;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use softstake_config::{Config, LogFormat};
@@ -44,6 +46,42 @@ enum Command {
     },
     /// Print what the store holds (JSON).
     Status,
+    /// Liquid balance updates.
+    Balances {
+        #[command(subcommand)]
+        command: ledger_cmds::BalancesCommand,
+    },
+    /// Rewards.
+    Rewards {
+        #[command(subcommand)]
+        command: ledger_cmds::RewardsCommand,
+    },
+    /// Distribute a reward (or every pending one) to users.
+    Distribute {
+        /// Reward id; without it, every reward not yet distributed.
+        #[arg(long)]
+        reward: Option<i64>,
+    },
+    /// Distributions.
+    Distributions {
+        #[command(subcommand)]
+        command: ledger_cmds::DistributionsCommand,
+    },
+    /// A user's rewards over a date range (JSON, or CSV with --csv).
+    Statement {
+        /// The exchange's user id.
+        #[arg(long)]
+        user: String,
+        /// From (RFC 3339 or Unix seconds), inclusive, by reward period end.
+        #[arg(long)]
+        from: softstake_core::Timestamp,
+        /// To, exclusive.
+        #[arg(long)]
+        to: softstake_core::Timestamp,
+        /// CSV instead of JSON.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,11 +187,40 @@ async fn dispatch(cli: Cli) -> Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::Balances { .. }
+        | Command::Rewards { .. }
+        | Command::Distribute { .. }
+        | Command::Distributions { .. }
+        | Command::Statement { .. } => {
+            let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
+            init_logging(&cfg, cli.log_json);
+            let store = open_store(&cfg, false).await?;
+            store.require_current_schema().await?;
+            let r = ledger(&store, &cfg, cli.command).await;
+            store.close().await;
+            r
+        }
         Command::Run => {
             let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
             init_logging(&cfg, cli.log_json);
             run(cfg).await
         }
+    }
+}
+
+async fn ledger(store: &Store, cfg: &Config, cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Balances { command } => ledger_cmds::balances(store, command).await,
+        Command::Rewards { command } => ledger_cmds::rewards(store, command).await,
+        Command::Distribute { reward } => ledger_cmds::distribute(store, cfg, reward).await,
+        Command::Distributions { command } => ledger_cmds::distributions(store, command).await,
+        Command::Statement {
+            user,
+            from,
+            to,
+            csv,
+        } => ledger_cmds::statement(store, &user, from, to, csv).await,
+        _ => Ok(()),
     }
 }
 

@@ -124,3 +124,96 @@ fn an_unreachable_database_is_one_line_and_non_zero() {
     assert!(last.starts_with("error: cannot open database"), "{e}");
     assert!(!e.contains("topsecret"), "{e}");
 }
+
+#[test]
+fn ledger_commands_end_to_end_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("l.db").display());
+    let cli = |args: &[&str]| {
+        let o = run(bin()
+            .arg("--config")
+            .arg(example())
+            .args(["--database-url", &url])
+            .args(args));
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr(&o),
+        )
+    };
+    assert!(cli(&["migrate"]).0);
+
+    // A file with a bad row stores nothing and names the row.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "event_id,user_id,asset,balance,effective_at\n\
+         e1,alice,ETH,100,2026-11-01T00:00:00Z\n\
+         e2,bob,ETH,1.5,2026-11-01T00:00:50Z\n",
+    )
+    .unwrap();
+    let (ok, _, err) = cli(&["balances", "import", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("row 2 (line 3)") && err.contains("nothing was imported"),
+        "{err}"
+    );
+
+    let good = dir.path().join("good.jsonl");
+    std::fs::write(
+        &good,
+        "{\"event_id\":\"e1\",\"user_id\":\"alice\",\"asset\":\"ETH\",\"balance\":\"100\",\"effective_at\":\"2026-11-01T00:00:00Z\"}\n\
+         {\"event_id\":\"e2\",\"user_id\":\"bob\",\"asset\":\"ETH\",\"balance\":\"100\",\"effective_at\":\"2026-11-01T00:00:50Z\"}\n",
+    )
+    .unwrap();
+    let (ok, out, err) = cli(&["balances", "import", good.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"inserted\":2"), "{out}");
+    let (_, out, _) = cli(&["balances", "import", good.to_str().unwrap()]);
+    assert!(out.contains("\"duplicates\":2"), "{out}");
+
+    // 0.000000000000001 ETH = 1000 wei over [0, 100 s); commission 10% in example.toml.
+    let (ok, out, err) = cli(&[
+        "rewards",
+        "record",
+        "--chain",
+        "ethereum",
+        "--key",
+        "manual-1",
+        "--from",
+        "2026-11-01T00:00:00Z",
+        "--to",
+        "2026-11-01T00:01:40Z",
+        "--amount",
+        "0.000000000000001",
+        "--validator",
+        "0xval",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"created\":true"), "{out}");
+    let (ok, out, err) = cli(&["distribute"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"outcome\":\"distributed\"") && out.contains("\"credited\":\"900\""),
+        "{out}"
+    );
+    let (ok, out, _) = cli(&["distributions", "verify", "1"]);
+    assert!(ok && out.contains("\"ok\": true"), "{out}");
+    let (ok, out, err) = cli(&[
+        "statement",
+        "--user",
+        "alice",
+        "--from",
+        "2026-11-01T00:00:00Z",
+        "--to",
+        "2026-11-02T00:00:00Z",
+        "--csv",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[1].contains(",ethereum,ETH,0.0000000000000006,600,"),
+        "{out}"
+    );
+}

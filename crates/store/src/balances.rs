@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 use softstake_core::{Amount, Timestamp};
 use std::collections::HashMap;
 
-/// Most updates accepted in one batch.
+/// Most updates accepted in one batch (API call).
 pub const MAX_BATCH: usize = 10_000;
+
+/// Most updates accepted from one file (`softstake balances import`).
+pub const MAX_FILE: usize = 2_000_000;
 
 /// Rows per INSERT statement (7 parameters each; under both databases'
 /// parameter limits).
@@ -57,9 +60,28 @@ impl crate::Store {
         batch: &[BalanceUpdate],
         received_at: Timestamp,
     ) -> Result<IngestReport, StoreError> {
-        if batch.len() > MAX_BATCH {
+        self.ingest_with_limit(batch, received_at, MAX_BATCH).await
+    }
+
+    /// [`Self::ingest_balance_updates`] for an operator's file: one
+    /// transaction of up to [`MAX_FILE`] updates, so a bad file stores nothing.
+    pub async fn ingest_balance_file(
+        &self,
+        batch: &[BalanceUpdate],
+        received_at: Timestamp,
+    ) -> Result<IngestReport, StoreError> {
+        self.ingest_with_limit(batch, received_at, MAX_FILE).await
+    }
+
+    async fn ingest_with_limit(
+        &self,
+        batch: &[BalanceUpdate],
+        received_at: Timestamp,
+        limit: usize,
+    ) -> Result<IngestReport, StoreError> {
+        if batch.len() > limit {
             return Err(StoreError::Invalid(format!(
-                "batch has {} updates; at most {MAX_BATCH} per call",
+                "batch has {} updates; at most {limit} per call",
                 batch.len()
             )));
         }

@@ -17,7 +17,7 @@ mod outbox;
 mod rewards;
 mod status;
 
-pub use balances::{BalanceUpdate, IngestReport};
+pub use balances::{BalanceUpdate, IngestReport, MAX_BATCH, MAX_FILE};
 pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary, VerifyReport};
 pub use error::StoreError;
 pub use outbox::{OutboxCredit, StatementLine};

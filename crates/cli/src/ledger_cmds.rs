@@ -1,0 +1,246 @@
+//! Operator commands for the ledger: import balances, record rewards,
+//! distribute, verify, statements.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use softstake_config::Config;
+use softstake_core::adapter::RewardKind;
+use softstake_core::{Amount, ChainId, Period, Timestamp};
+use softstake_ledger::import::{self, Format};
+use softstake_store::{BalanceUpdate, DistributeOptions, DistributeOutcome, NewReward, Store};
+use std::path::PathBuf;
+
+/// `softstake balances ...`
+#[derive(Debug, Subcommand)]
+pub enum BalancesCommand {
+    /// Import liquid balance updates from CSV (header
+    /// event_id,user_id,asset,balance,effective_at) or JSON Lines. All or
+    /// nothing: a bad row is reported with its number and nothing is stored.
+    Import {
+        /// The file (.csv, .jsonl or .ndjson).
+        file: PathBuf,
+        /// Force the format instead of guessing from the extension.
+        #[arg(long, value_parser = ["csv", "jsonl"])]
+        format: Option<String>,
+    },
+}
+
+/// `softstake rewards ...`
+#[derive(Debug, Subcommand)]
+pub enum RewardsCommand {
+    /// Record a reward by hand (e.g. one the operator reconciled).
+    Record(RecordArgs),
+    /// List rewards not yet distributed (JSON).
+    Pending,
+}
+
+/// Arguments of `rewards record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Chain (ethereum, polkadot, solana, cosmos, cardano, tezos).
+    #[arg(long)]
+    chain: ChainId,
+    /// Unique key of this reward on the chain (e.g. era:1234:VALIDATOR).
+    #[arg(long)]
+    key: String,
+    /// Start of the period it was earned in (RFC 3339 or Unix seconds).
+    #[arg(long)]
+    from: Timestamp,
+    /// End of the period (exclusive).
+    #[arg(long)]
+    to: Timestamp,
+    /// Gross amount in display units ("1.5" ETH).
+    #[arg(long)]
+    amount: String,
+    /// Validator / pool / baker that produced it.
+    #[arg(long)]
+    validator: String,
+    /// consensus, execution, delegation_payout or manual.
+    #[arg(long, default_value = "manual", value_parser = ["consensus", "execution", "delegation_payout", "manual"])]
+    kind: String,
+    /// Transaction hash, if any.
+    #[arg(long)]
+    tx_hash: Option<String>,
+    /// Epoch / era / cycle, if any.
+    #[arg(long)]
+    epoch: Option<u64>,
+}
+
+/// `softstake distributions ...`
+#[derive(Debug, Subcommand)]
+pub enum DistributionsCommand {
+    /// Recompute a distribution from the stored history and compare.
+    Verify {
+        /// Distribution id.
+        id: i64,
+    },
+}
+
+pub async fn balances(store: &Store, cmd: BalancesCommand) -> Result<()> {
+    let BalancesCommand::Import { file, format } = cmd;
+    let fmt = match format.as_deref() {
+        Some("csv") => Format::Csv,
+        Some(_) => Format::JsonLines,
+        None => Format::from_path(&file).with_context(|| {
+            format!(
+                "{}: cannot tell the format from the extension; pass --format csv|jsonl",
+                file.display()
+            )
+        })?,
+    };
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let rows = import::parse(&text, fmt)
+        .with_context(|| format!("{}: nothing was imported", file.display()))?;
+    let batch: Vec<BalanceUpdate> = rows
+        .into_iter()
+        .map(|r| BalanceUpdate {
+            event_id: r.event_id,
+            user_id: r.user_id,
+            asset: r.chain.asset().to_owned(),
+            balance: r.balance,
+            effective_at: r.effective_at,
+        })
+        .collect();
+    let report = store
+        .ingest_balance_file(&batch, Timestamp::now())
+        .await
+        .with_context(|| format!("{}: nothing was imported", file.display()))?;
+    println!(
+        "{}",
+        serde_json::to_string(&serde_json::json!({
+            "inserted": report.inserted,
+            "duplicates": report.duplicates,
+        }))?
+    );
+    Ok(())
+}
+
+pub async fn rewards(store: &Store, cmd: RewardsCommand) -> Result<()> {
+    match cmd {
+        RewardsCommand::Pending => {
+            let list = store.undistributed_rewards(None).await?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        RewardsCommand::Record(a) => {
+            let amount = Amount::parse_units(&a.amount, a.chain.decimals())
+                .with_context(|| format!("--amount (in {})", a.chain.asset()))?;
+            let period = Period::new(a.from, a.to)?;
+            let kind = match a.kind.as_str() {
+                "consensus" => RewardKind::Consensus,
+                "execution" => RewardKind::Execution,
+                "delegation_payout" => RewardKind::DelegationPayout,
+                _ => RewardKind::Manual,
+            };
+            let r = NewReward {
+                chain: a.chain,
+                key: a.key,
+                period,
+                amount,
+                validator: a.validator,
+                kind,
+                tx_hash: a.tx_hash,
+                epoch: a.epoch,
+            };
+            let rec = store.record_reward(&r, Timestamp::now()).await?;
+            println!("{}", serde_json::to_string(&rec)?);
+        }
+    }
+    Ok(())
+}
+
+/// Distributes one reward (or all pending ones) with each chain's configured
+/// commission and eligibility minimum.
+pub async fn distribute(store: &Store, cfg: &Config, reward: Option<i64>) -> Result<()> {
+    let ids: Vec<(i64, ChainId)> = match reward {
+        Some(id) => {
+            let r = store
+                .reward(id)
+                .await?
+                .with_context(|| format!("no reward with id {id}"))?;
+            vec![(id, r.reward.chain)]
+        }
+        None => store
+            .undistributed_rewards(None)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.reward.chain))
+            .collect(),
+    };
+    for (id, chain) in ids {
+        let Some(c) = cfg.chain(chain) else {
+            bail!(
+                "reward {id} is on {chain}, which has no [[chains]] section: its commission is unknown"
+            );
+        };
+        let opts = DistributeOptions {
+            min_balance: c.min_eligible_balance,
+            ..DistributeOptions::default()
+        };
+        let out = store
+            .distribute(id, c.commission, &opts, Timestamp::now())
+            .await?;
+        println!("{}", serde_json::to_string(&out)?);
+        if let DistributeOutcome::Distributed(s) = &out {
+            tracing::info!(reward = id, distribution = s.id, credited = %s.credited, "distributed");
+        }
+    }
+    Ok(())
+}
+
+pub async fn distributions(store: &Store, cmd: DistributionsCommand) -> Result<()> {
+    let DistributionsCommand::Verify { id } = cmd;
+    let report = store.verify_distribution(id).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if !report.ok {
+        bail!(
+            "distribution {id} does not match its recomputation: {}",
+            report.mismatches.join("; ")
+        );
+    }
+    Ok(())
+}
+
+pub async fn statement(
+    store: &Store,
+    user: &str,
+    from: Timestamp,
+    to: Timestamp,
+    csv: bool,
+) -> Result<()> {
+    if to <= from {
+        bail!("--to must be after --from");
+    }
+    let lines = store.statement(user, from, to).await?;
+    if csv {
+        println!(
+            "credited_at,chain,asset,amount,amount_base_units,period_start,period_end,validator,kind,apy"
+        );
+        for l in lines {
+            println!(
+                "{},{},{},{},{},{},{},{},{},{}",
+                l.credited_at,
+                l.chain,
+                l.asset,
+                l.amount_display,
+                l.amount,
+                l.period_start,
+                l.period_end,
+                csv_field(&l.validator),
+                l.kind,
+                l.apy
+            );
+        }
+    } else {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+    }
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
