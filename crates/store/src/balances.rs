@@ -19,9 +19,114 @@ pub const MAX_BATCH: usize = 10_000;
 /// Most updates accepted from one file (`softstake balances import`).
 pub const MAX_FILE: usize = 2_000_000;
 
-/// Rows per INSERT statement (7 parameters each; under both databases'
-/// parameter limits).
-const INSERT_CHUNK: usize = 1_000;
+/// Rows per SQLite statement. sqlx-sqlite binds `?` placeholders in linear
+/// time (`$N` ones are quadratic), and 500 rows x 6 is under its limit.
+const SQLITE_CHUNK: usize = 500;
+
+type StoredRow = (String, String, String, String, i64);
+
+/// Backend-specific bulk paths: `?` chunks on SQLite, arrays on PostgreSQL.
+pub(crate) trait BulkBalances<DB: sqlx::Database> {
+    async fn existing(
+        tx: &mut sqlx::Transaction<'_, DB>,
+        ids: &[String],
+    ) -> Result<Vec<StoredRow>, StoreError>;
+    async fn insert(
+        tx: &mut sqlx::Transaction<'_, DB>,
+        rows: &[&BalanceUpdate],
+        received_at: Timestamp,
+    ) -> Result<u64, StoreError>;
+}
+
+impl BulkBalances<sqlx::Sqlite> for crate::Store {
+    async fn existing(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        ids: &[String],
+    ) -> Result<Vec<StoredRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(SQLITE_CHUNK) {
+            let sql = format!(
+                "SELECT event_id, user_id, asset, balance, effective_at FROM balance_updates WHERE event_id IN ({})",
+                vec!["?"; chunk.len()].join(",")
+            );
+            // Only placeholders are interpolated; values are bound.
+            let mut q = sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            out.extend(q.fetch_all(&mut **tx).await?);
+        }
+        Ok(out)
+    }
+
+    async fn insert(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        rows: &[&BalanceUpdate],
+        received_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for chunk in rows.chunks(SQLITE_CHUNK) {
+            let sql = format!(
+                "INSERT INTO balance_updates (event_id, user_id, asset, balance, effective_at, received_at) VALUES {} \
+                 ON CONFLICT (event_id) DO NOTHING",
+                vec!["(?,?,?,?,?,?)"; chunk.len()].join(",")
+            );
+            // Only placeholders are interpolated; values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for u in chunk {
+                q = q
+                    .bind(&u.event_id)
+                    .bind(&u.user_id)
+                    .bind(&u.asset)
+                    .bind(u.balance.to_string())
+                    .bind(u.effective_at.unix())
+                    .bind(received_at.unix());
+            }
+            n += q.execute(&mut **tx).await?.rows_affected();
+        }
+        Ok(n)
+    }
+}
+
+impl BulkBalances<sqlx::Postgres> for crate::Store {
+    async fn existing(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        ids: &[String],
+    ) -> Result<Vec<StoredRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT event_id, user_id, asset, balance, effective_at FROM balance_updates WHERE event_id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await?)
+    }
+
+    async fn insert(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        rows: &[&BalanceUpdate],
+        received_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let ev: Vec<&str> = rows.iter().map(|u| u.event_id.as_str()).collect();
+        let us: Vec<&str> = rows.iter().map(|u| u.user_id.as_str()).collect();
+        let as_: Vec<&str> = rows.iter().map(|u| u.asset.as_str()).collect();
+        let bal: Vec<String> = rows.iter().map(|u| u.balance.to_string()).collect();
+        let at: Vec<i64> = rows.iter().map(|u| u.effective_at.unix()).collect();
+        Ok(sqlx::query(
+            "INSERT INTO balance_updates (event_id, user_id, asset, balance, effective_at, received_at) \
+             SELECT e, u, a, b, t, $6 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS x(e, u, a, b, t) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&ev)
+        .bind(&us)
+        .bind(&as_)
+        .bind(&bal)
+        .bind(&at)
+        .bind(received_at.unix())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+    }
+}
 
 /// One liquid balance update: `user_id` holds `balance` of `asset` from
 /// `effective_at` on. `event_id` is the idempotency key.
@@ -101,23 +206,15 @@ impl crate::Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             // Which event ids exist already, and with what content.
+            let ids: Vec<String> = batch.iter().map(|u| u.event_id.clone()).collect();
             let mut existing: HashMap<String, BalanceUpdate> = HashMap::new();
-            for chunk in batch.chunks(INSERT_CHUNK) {
-                let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-                let sql = format!(
-                    "SELECT event_id, user_id, asset, balance, effective_at FROM balance_updates WHERE event_id IN ({})",
-                    placeholders.join(", ")
-                );
-                let mut q = sqlx::query_as::<_, (String, String, String, String, i64)>(sqlx::AssertSqlSafe(sql));
-                for u in chunk {
-                    q = q.bind(&u.event_id);
-                }
-                for (event_id, user_id, asset, balance, at) in q.fetch_all(&mut *tx).await? {
-                    let balance = parse_amount("balance_updates.balance", &balance)?;
-                    existing.insert(event_id.clone(), BalanceUpdate {
-                        event_id, user_id, asset, balance, effective_at: Timestamp::from_unix(at),
-                    });
-                }
+            for (event_id, user_id, asset, balance, at) in
+                <Self as BulkBalances<_>>::existing(&mut tx, &ids).await?
+            {
+                let balance = parse_amount("balance_updates.balance", &balance)?;
+                existing.insert(event_id.clone(), BalanceUpdate {
+                    event_id, user_id, asset, balance, effective_at: Timestamp::from_unix(at),
+                });
             }
             // The distributed horizon per asset: updates before it are refused.
             let horizons: Vec<(String, Option<i64>)> = sqlx::query_as(
@@ -163,32 +260,7 @@ impl crate::Store {
                     report.duplicate_ids.push(u.event_id.clone());
                 }
             }
-            for chunk in fresh.chunks(INSERT_CHUNK) {
-                let mut sql = String::from(
-                    "INSERT INTO balance_updates (event_id, user_id, asset, balance, effective_at, received_at) VALUES ",
-                );
-                for i in 0..chunk.len() {
-                    let b = i * 6;
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
-                }
-                sql.push_str(" ON CONFLICT (event_id) DO NOTHING");
-                // Only placeholders are interpolated; values are bound.
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for u in chunk {
-                    q = q
-                        .bind(&u.event_id)
-                        .bind(&u.user_id)
-                        .bind(&u.asset)
-                        .bind(u.balance.to_string())
-                        .bind(u.effective_at.unix())
-                        .bind(received_at.unix());
-                }
-                let done = q.execute(&mut *tx).await?;
-                report.inserted += done.rows_affected();
-            }
+            report.inserted = <Self as BulkBalances<_>>::insert(&mut tx, &fresh, received_at).await?;
             tx.commit().await?;
             Ok(report)
         })

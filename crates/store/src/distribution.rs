@@ -17,8 +17,8 @@ use softstake_ledger::weights::{Point, weight};
 use std::collections::HashMap;
 use std::str::FromStr;
 
-/// Rows per SQLite INSERT (6 parameters each).
-const SQLITE_CHUNK: usize = 2_000;
+/// Rows per SQLite INSERT (6 `?` parameters each; see balances.rs).
+const SQLITE_CHUNK: usize = 500;
 
 /// Options for [`crate::Store::distribute`].
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,282 @@
+//! Distribution benchmark: one reward over N users with random balance
+//! histories, on SQLite and PostgreSQL, beside a bare bulk insert of N credit
+//! rows into the same store; plus the balance ingest rate.
+//!
+//! cargo bench -p softstake-tests --bench distribution -- [--users N] [--updates K] [--seed S] [--only sqlite|postgres]
+//!
+//! PostgreSQL comes from SOFTSTAKE_TEST_PG_URL (scripts/bench sets it up).
+//! Timings use wall-clock time on whatever machine runs it; see README.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, clippy::float_arithmetic)] // timings, not money
+
+use softstake_core::adapter::RewardKind;
+use softstake_core::{Amount, ChainId, Period, Rate, Timestamp};
+use softstake_store::{
+    BalanceUpdate, DistributeOptions, DistributeOutcome, MAX_BATCH, NewReward, Store,
+};
+use softstake_tests::TestStore;
+use std::time::{Duration, Instant};
+
+const T0: i64 = 1_790_000_000;
+const PERIOD: i64 = 86_400;
+
+struct Args {
+    users: usize,
+    updates: usize,
+    seed: u64,
+    only: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        users: 1_000_000,
+        updates: 3,
+        seed: 42,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        match k.as_str() {
+            "--users" => a.users = it.next().unwrap().parse().unwrap(),
+            "--updates" => a.updates = it.next().unwrap().parse().unwrap(),
+            "--seed" => a.seed = it.next().unwrap().parse().unwrap(),
+            "--only" => a.only = it.next(),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    a
+}
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn history(a: &Args) -> Vec<BalanceUpdate> {
+    let mut r = Rng(a.seed | 1);
+    let mut v = Vec::with_capacity(a.users * a.updates);
+    for u in 0..a.users {
+        for k in 0..a.updates {
+            // First update before the period, the rest inside it.
+            let at = if k == 0 {
+                T0 - 1 - i64::try_from(r.below(86_400)).unwrap()
+            } else {
+                T0 + i64::try_from(r.below(u64::try_from(PERIOD).unwrap())).unwrap()
+            };
+            // Up to ~18 ETH in wei, some zero.
+            let bal = if r.below(10) == 0 {
+                0
+            } else {
+                u128::from(r.next())
+            };
+            v.push(BalanceUpdate {
+                event_id: format!("u{u}-{k}"),
+                user_id: format!("user-{u:08}"),
+                asset: "ETH".into(),
+                balance: Amount::from_base(bal),
+                effective_at: Timestamp::from_unix(at),
+            });
+        }
+    }
+    v
+}
+
+fn peak_rss_mib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+fn reset_peak_rss() {
+    // Linux: writing 5 resets VmHWM to the current RSS.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn bare_insert(store: &Store, dist_id: i64, n: usize) -> Duration {
+    let start = Instant::now();
+    if let Some(pool) = store.pg_pool() {
+        let mut tx = pool.begin().await.unwrap();
+        let mut copy = tx
+            .copy_in_raw("COPY credits (distribution_id, user_id, asset, amount, weight, carry_after) FROM STDIN")
+            .await
+            .unwrap();
+        let mut buf = String::with_capacity(1 << 20);
+        for i in 0..n {
+            buf.push_str(&format!(
+                "{dist_id}\tbare-{i:08}\tDOT\t{}\t{}\t{}\n",
+                1_000_000_007u64 * (i as u64 % 97),
+                u128::from(u64::MAX) * 86_400,
+                999_999_999_999_999u64
+            ));
+            if buf.len() > (1 << 20) {
+                copy.send(buf.as_bytes()).await.unwrap();
+                buf.clear();
+            }
+        }
+        copy.send(buf.as_bytes()).await.unwrap();
+        copy.finish().await.unwrap();
+        tx.commit().await.unwrap();
+    } else {
+        let path = store.sqlite_path().unwrap();
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        let chunk = 500;
+        let mut i = 0;
+        while i < n {
+            let m = chunk.min(n - i);
+            let mut sql = String::from(
+                "INSERT INTO credits (distribution_id, user_id, asset, amount, weight, carry_after) VALUES ",
+            );
+            sql.push_str(&vec!["(?,?,?,?,?,?)"; m].join(","));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for k in i..i + m {
+                q = q
+                    .bind(dist_id)
+                    .bind(format!("bare-{k:08}"))
+                    .bind("DOT")
+                    .bind((1_000_000_007u64 * (k as u64 % 97)).to_string())
+                    .bind((u128::from(u64::MAX) * 86_400).to_string())
+                    .bind("999999999999999".to_string());
+            }
+            q.execute(&mut *tx).await.unwrap();
+            i += m;
+        }
+        tx.commit().await.unwrap();
+        pool.close().await;
+    }
+    start.elapsed()
+}
+
+async fn delete_bare(store: &Store, dist_id: i64) {
+    let sql = format!("DELETE FROM credits WHERE distribution_id = {dist_id}");
+    if let Some(pool) = store.pg_pool() {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query("VACUUM ANALYZE credits")
+            .execute(pool)
+            .await
+            .unwrap();
+    } else {
+        let path = store.sqlite_path().unwrap();
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+}
+
+fn reward(chain: ChainId, key: &str) -> NewReward {
+    NewReward {
+        chain,
+        key: key.into(),
+        period: Period::new(Timestamp::from_unix(T0), Timestamp::from_unix(T0 + PERIOD)).unwrap(),
+        amount: Amount::from_base(12_345_678_901_234_567_890),
+        validator: "bench".into(),
+        kind: RewardKind::Consensus,
+        tx_hash: None,
+        epoch: None,
+    }
+}
+
+async fn bench(name: &str, ts: TestStore, a: &Args, updates: &[BalanceUpdate]) {
+    let store = &ts.store;
+    let now = Timestamp::from_unix(T0 + 2 * PERIOD);
+    let t = Instant::now();
+    for batch in updates.chunks(MAX_BATCH) {
+        store.ingest_balance_updates(batch, now).await.unwrap();
+    }
+    let ingest = t.elapsed();
+    let ingest_rate = updates.len() as f64 / ingest.as_secs_f64();
+
+    // Bare insert baseline: a distribution row with no users (DOT has no
+    // balances), then N credit rows under it, then removed again.
+    let dummy = store
+        .record_reward(&reward(ChainId::Polkadot, "dummy"), now)
+        .await
+        .unwrap()
+        .id;
+    let dummy_dist = match store
+        .distribute(dummy, Rate::ZERO, &DistributeOptions::default(), now)
+        .await
+        .unwrap()
+    {
+        DistributeOutcome::Distributed(s) | DistributeOutcome::AlreadyDistributed(s) => s.id,
+    };
+    let bare = bare_insert(store, dummy_dist, a.users).await;
+    delete_bare(store, dummy_dist).await;
+
+    let id = store
+        .record_reward(&reward(ChainId::Ethereum, "bench"), now)
+        .await
+        .unwrap()
+        .id;
+    reset_peak_rss();
+    let rss_before = peak_rss_mib();
+    let t = Instant::now();
+    let out = store
+        .distribute(
+            id,
+            Rate::new("0.1".parse().unwrap()).unwrap(),
+            &DistributeOptions::default(),
+            now,
+        )
+        .await
+        .unwrap();
+    let dist = t.elapsed();
+    let peak = peak_rss_mib();
+    let s = match out {
+        DistributeOutcome::Distributed(s) => s,
+        DistributeOutcome::AlreadyDistributed(_) => panic!("already distributed"),
+    };
+    println!(
+        "{name:>8}: users {} | updates {} | ingest {:.1} s ({:.0} rows/s) | bare insert {:.2} s | distribution {:.2} s ({} credit rows) | ratio {:.2} | peak RSS during distribution {} MiB (before {} MiB)",
+        a.users,
+        updates.len(),
+        ingest.as_secs_f64(),
+        ingest_rate,
+        bare.as_secs_f64(),
+        dist.as_secs_f64(),
+        s.users_credited,
+        dist.as_secs_f64() / bare.as_secs_f64(),
+        peak,
+        rss_before,
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let updates = history(&a);
+    println!(
+        "distribution benchmark: {} users x {} updates, seed {}, {} cores",
+        a.users,
+        a.updates,
+        a.seed,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    if a.only.as_deref() != Some("postgres") {
+        bench("sqlite", TestStore::sqlite().await, &a, &updates).await;
+    }
+    if a.only.as_deref() != Some("sqlite") {
+        bench("postgres", TestStore::postgres().await, &a, &updates).await;
+    }
+}
