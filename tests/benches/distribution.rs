@@ -6,14 +6,19 @@
 //!
 //! PostgreSQL comes from SOFTSTAKE_TEST_PG_URL (scripts/bench sets it up).
 //! Timings use wall-clock time on whatever machine runs it; see README.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, clippy::float_arithmetic)] // timings, not money
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    clippy::float_arithmetic
+)] // timings, not money
 
 use softstake_core::adapter::RewardKind;
 use softstake_core::{Amount, ChainId, Period, Rate, Timestamp};
 use softstake_store::{
     BalanceUpdate, DistributeOptions, DistributeOutcome, MAX_BATCH, NewReward, Store,
 };
-use softstake_tests::TestStore;
+use softstake_tests::{TestStore, raw_exec};
 use std::time::{Duration, Instant};
 
 const T0: i64 = 1_790_000_000;
@@ -161,26 +166,13 @@ async fn bare_insert(store: &Store, dist_id: i64, n: usize) -> Duration {
 }
 
 async fn delete_bare(store: &Store, dist_id: i64) {
-    let sql = format!("DELETE FROM credits WHERE distribution_id = {dist_id}");
-    if let Some(pool) = store.pg_pool() {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(pool)
-            .await
-            .unwrap();
-        sqlx::query("VACUUM ANALYZE credits")
-            .execute(pool)
-            .await
-            .unwrap();
-    } else {
-        let path = store.sqlite_path().unwrap();
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
+    raw_exec(
+        store,
+        &format!("DELETE FROM credits WHERE distribution_id = {dist_id}"),
+    )
+    .await;
+    if store.pg_pool().is_some() {
+        raw_exec(store, "VACUUM ANALYZE credits").await;
     }
 }
 

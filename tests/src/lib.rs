@@ -7,7 +7,8 @@
 //! tests are never skipped: without the variable they fail, saying how to
 //! run them.
 
-use softstake_store::{ConnectOptions, Store};
+use softstake_core::{Amount, Timestamp};
+use softstake_store::{Backend, BalanceUpdate, ConnectOptions, Store};
 use std::future::Future;
 
 /// Name of the variable holding the PostgreSQL server URL for tests.
@@ -139,4 +140,37 @@ where
     test(p.store.clone()).await;
     p.store.close().await;
     drop(p);
+}
+
+/// An ETH balance update: `user` holds `balance` wei from Unix time `at`.
+pub fn eth_update(event: &str, user: &str, balance: u128, at: i64) -> BalanceUpdate {
+    BalanceUpdate {
+        event_id: event.into(),
+        user_id: user.into(),
+        asset: "ETH".into(),
+        balance: Amount::from_base(balance),
+        effective_at: Timestamp::from_unix(at),
+    }
+}
+
+/// Runs raw SQL on the store's database, bypassing the store's API (to
+/// tamper with data, or to fake a newer schema, in tests and benchmarks).
+pub async fn raw_exec(store: &Store, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match store.backend() {
+        Backend::Postgres => {
+            sqlx::query(sql)
+                .execute(store.pg_pool().expect("postgres pool"))
+                .await
+                .expect("raw sql");
+        }
+        Backend::Sqlite => {
+            let path = store.sqlite_path().expect("sqlite file");
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .expect("open sqlite");
+            sqlx::query(sql).execute(&pool).await.expect("raw sql");
+            pool.close().await;
+        }
+    }
 }

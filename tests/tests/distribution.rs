@@ -4,21 +4,11 @@
 use rust_decimal::Decimal;
 use softstake_core::adapter::RewardKind;
 use softstake_core::{Amount, ChainId, Period, Rate, Timestamp};
-use softstake_store::{BalanceUpdate, DistributeOptions, DistributeOutcome, NewReward, Store};
-use softstake_tests::on_both;
+use softstake_store::{DistributeOptions, DistributeOutcome, NewReward, Store};
+use softstake_tests::{eth_update as upd, on_both, raw_exec};
 use std::sync::{Arc, Mutex};
 
 const T0: i64 = 1_790_000_000;
-
-fn upd(event: &str, user: &str, balance: u128, at: i64) -> BalanceUpdate {
-    BalanceUpdate {
-        event_id: event.into(),
-        user_id: user.into(),
-        asset: "ETH".into(),
-        balance: Amount::from_base(balance),
-        effective_at: Timestamp::from_unix(at),
-    }
-}
 
 fn reward(key: &str, start: i64, end: i64, amount: u128) -> NewReward {
     NewReward {
@@ -219,24 +209,7 @@ async fn verify_detects_a_tampered_credit() {
             "UPDATE credits SET amount = '601' WHERE distribution_id = {} AND user_id = 'alice'",
             s.id
         );
-        match store.pg_pool() {
-            Some(p) => {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(p)
-                    .await
-                    .unwrap();
-            }
-            None => {
-                let path = store.sqlite_path().unwrap();
-                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-                    .await
-                    .unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
-        }
+        raw_exec(&store, &sql).await;
         let v = store.verify_distribution(s.id).await.unwrap();
         assert!(!v.ok);
         assert!(

@@ -1,19 +1,11 @@
 //! Store tests: every one runs on SQLite and on a real PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
-use softstake_core::{Amount, Timestamp};
-use softstake_store::{Backend, BalanceUpdate, ConnectOptions, Store, StoreError};
-use softstake_tests::{TestStore, on_both};
+use softstake_core::Timestamp;
+use softstake_store::{Backend, ConnectOptions, Store, StoreError};
+use softstake_tests::{TestStore, on_both, raw_exec};
 
-fn upd(event: &str, user: &str, balance: u128, at: i64) -> BalanceUpdate {
-    BalanceUpdate {
-        event_id: event.into(),
-        user_id: user.into(),
-        asset: "ETH".into(),
-        balance: Amount::from_base(balance),
-        effective_at: Timestamp::from_unix(at),
-    }
-}
+use softstake_tests::eth_update as upd;
 
 #[tokio::test]
 async fn amounts_round_trip_exactly_at_and_above_2_pow_96() {
@@ -191,27 +183,6 @@ async fn columns(store: &Store) -> Vec<(String, String)> {
     };
     v.sort();
     v
-}
-
-async fn raw_exec(store: &Store, sql: &str) {
-    match store.backend() {
-        Backend::Postgres => {
-            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(store.pg_pool().unwrap())
-                .await
-                .unwrap();
-        }
-        Backend::Sqlite => {
-            let path = store.sqlite_path().unwrap();
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-    }
 }
 
 #[tokio::test]

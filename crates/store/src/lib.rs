@@ -250,23 +250,7 @@ pub struct MigrateReport {
     pub after: i64,
 }
 
-/// `scheme://user:password@host` -> `scheme://user:***@host`.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-        None => url.to_owned(),
-    }
-}
+pub use softstake_core::secret::redact_url as redact;
 
 pub(crate) fn parse_amount(column: &str, s: &str) -> Result<softstake_core::Amount, StoreError> {
     s.parse()
