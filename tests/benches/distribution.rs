@@ -133,10 +133,8 @@ async fn bare_insert(store: &Store, dist_id: i64, n: usize) -> Duration {
         copy.finish().await.unwrap();
         tx.commit().await.unwrap();
     } else {
-        let path = store.sqlite_path().unwrap();
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
+        // The store's own pool: same connection settings as the distribution.
+        let pool = store.sqlite_pool().unwrap();
         let mut tx = pool.begin().await.unwrap();
         let chunk = 500;
         let mut i = 0;
@@ -152,15 +150,14 @@ async fn bare_insert(store: &Store, dist_id: i64, n: usize) -> Duration {
                     .bind(dist_id)
                     .bind(format!("bare-{k:08}"))
                     .bind("DOT")
-                    .bind((1_000_000_007u64 * (k as u64 % 97)).to_string())
-                    .bind((u128::from(u64::MAX) * 86_400).to_string())
-                    .bind("999999999999999".to_string());
+                    .bind((1_000_000_007u64 * (k as u64 % 97 + 1)).to_string())
+                    .bind((u128::from(u64::MAX) * 86_400 / (k as u128 + 1)).to_string())
+                    .bind((999_999_999_999_999_999u128 / (k as u128 + 3)).to_string());
             }
             q.execute(&mut *tx).await.unwrap();
             i += m;
         }
         tx.commit().await.unwrap();
-        pool.close().await;
     }
     start.elapsed()
 }

@@ -500,21 +500,9 @@ impl WriteCredits<sqlx::Sqlite> for crate::Store {
             let mut sql = String::from(
                 "INSERT INTO credits (distribution_id, user_id, asset, amount, weight, carry_after) VALUES ",
             );
-            for i in 0..chunk.len() {
-                let b = i * 6;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${},${},${},${},${},${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6
-                ));
-            }
+            // `?`, not `$N`: sqlx-sqlite resolves `$N` names per bind
+            // (sqlite3_bind_parameter_name), quadratic in the row count.
+            sql.push_str(&vec!["(?,?,?,?,?,?)"; chunk.len()].join(","));
             // Only placeholders are interpolated; values are bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for l in chunk {

@@ -231,6 +231,14 @@ impl Store {
         }
     }
 
+    /// The SQLite pool (benchmarks and tests that must bypass the API).
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.db {
+            Db::Sqlite(p) => Some(p),
+            Db::Postgres(_) => None,
+        }
+    }
+
     /// The PostgreSQL pool, for features that exist only there (advisory
     /// locks, COPY).
     pub fn pg_pool(&self) -> Option<&PgPool> {
