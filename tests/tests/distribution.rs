@@ -231,6 +231,12 @@ async fn updates_into_a_distributed_period_are_refused() {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("already distributed"), "{err}");
+        // Replaying an event stored before the horizon is still a no-op.
+        let replay = store
+            .ingest_balance_updates(&[upd("a1", "alice", 100, T0 - 50)], now())
+            .await
+            .unwrap();
+        assert_eq!((replay.inserted, replay.duplicates), (0, 1));
         // At or after the horizon is fine.
         store
             .ingest_balance_updates(&[upd("ok", "carol", 5, T0 + 100)], now())

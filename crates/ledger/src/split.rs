@@ -98,6 +98,18 @@ pub enum SplitError {
     /// Weights too large to add up.
     #[error("total weight overflows 256 bits")]
     WeightOverflow,
+    /// The pool is so close to `u128::MAX` that carried remainders could
+    /// round the credits above it. Never happens with real amounts (all ETH
+    /// in existence is about 2^87 wei); refused rather than wrapped.
+    #[error(
+        "reward of {gross} base units is too close to the amount limit to split among {users} users exactly"
+    )]
+    TooLarge {
+        /// Gross.
+        gross: Amount,
+        /// Users with weight.
+        users: usize,
+    },
     /// Conservation failed (a bug); nothing may be committed.
     #[error("conservation violated: {0}")]
     Conservation(String),
@@ -122,6 +134,17 @@ pub fn split(input: SplitInput) -> Result<Split, SplitError> {
         .gross
         .checked_sub(commission)
         .ok_or_else(|| SplitError::Conservation("commission above gross".into()))?;
+    // Credits can exceed the pool by at most one unit per user (carried
+    // remainders) plus the carried pool dust; all of it must fit in u128.
+    let users = shares.iter().filter(|s| !s.weight.is_zero()).count();
+    let dust_units = input.dust_before / U256::from(CARRY_SCALE);
+    let headroom = U256::from(u128::MAX - users_pool.base());
+    if headroom < U256::from(users) + dust_units + U256::from(1u8) {
+        return Err(SplitError::TooLarge {
+            gross: input.gross,
+            users,
+        });
+    }
     let total_weight = shares
         .iter()
         .try_fold(U256::ZERO, |acc, s| acc.checked_add(s.weight))

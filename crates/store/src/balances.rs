@@ -11,7 +11,7 @@
 use crate::{StoreError, on_pool, parse_amount};
 use serde::{Deserialize, Serialize};
 use softstake_core::{Amount, Timestamp};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Most updates accepted in one batch (API call).
 pub const MAX_BATCH: usize = 10_000;
@@ -31,11 +31,12 @@ pub(crate) trait BulkBalances<DB: sqlx::Database> {
         tx: &mut sqlx::Transaction<'_, DB>,
         ids: &[String],
     ) -> Result<Vec<StoredRow>, StoreError>;
+    /// Inserts, skipping ids already stored; returns the ids inserted.
     async fn insert(
         tx: &mut sqlx::Transaction<'_, DB>,
         rows: &[&BalanceUpdate],
         received_at: Timestamp,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 impl BulkBalances<sqlx::Sqlite> for crate::Store {
@@ -63,16 +64,16 @@ impl BulkBalances<sqlx::Sqlite> for crate::Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
         rows: &[&BalanceUpdate],
         received_at: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let mut n = 0;
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(SQLITE_CHUNK) {
             let sql = format!(
                 "INSERT INTO balance_updates (event_id, user_id, asset, balance, effective_at, received_at) VALUES {} \
-                 ON CONFLICT (event_id) DO NOTHING",
+                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
                 vec!["(?,?,?,?,?,?)"; chunk.len()].join(",")
             );
             // Only placeholders are interpolated; values are bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
             for u in chunk {
                 q = q
                     .bind(&u.event_id)
@@ -82,9 +83,9 @@ impl BulkBalances<sqlx::Sqlite> for crate::Store {
                     .bind(u.effective_at.unix())
                     .bind(received_at.unix());
             }
-            n += q.execute(&mut **tx).await?.rows_affected();
+            ids.extend(q.fetch_all(&mut **tx).await?);
         }
-        Ok(n)
+        Ok(ids)
     }
 }
 
@@ -105,16 +106,16 @@ impl BulkBalances<sqlx::Postgres> for crate::Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         rows: &[&BalanceUpdate],
         received_at: Timestamp,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let ev: Vec<&str> = rows.iter().map(|u| u.event_id.as_str()).collect();
         let us: Vec<&str> = rows.iter().map(|u| u.user_id.as_str()).collect();
         let as_: Vec<&str> = rows.iter().map(|u| u.asset.as_str()).collect();
         let bal: Vec<String> = rows.iter().map(|u| u.balance.to_string()).collect();
         let at: Vec<i64> = rows.iter().map(|u| u.effective_at.unix()).collect();
-        Ok(sqlx::query(
+        Ok(sqlx::query_scalar(
             "INSERT INTO balance_updates (event_id, user_id, asset, balance, effective_at, received_at) \
              SELECT e, u, a, b, t, $6 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS x(e, u, a, b, t) \
-             ON CONFLICT (event_id) DO NOTHING",
+             ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         )
         .bind(&ev)
         .bind(&us)
@@ -122,9 +123,8 @@ impl BulkBalances<sqlx::Postgres> for crate::Store {
         .bind(&bal)
         .bind(&at)
         .bind(received_at.unix())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected())
+        .fetch_all(&mut **tx)
+        .await?)
     }
 }
 
@@ -192,9 +192,8 @@ impl crate::Store {
         }
         let mut seen: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
         for (i, u) in batch.iter().enumerate() {
-            if let Some(first) = seen.insert(u.event_id.as_str(), i)
-                && batch[first] != *u
-            {
+            let first = *seen.entry(u.event_id.as_str()).or_insert(i);
+            if batch[first] != *u {
                 return Err(StoreError::Invalid(format!(
                     "row {}: event_id {:?} appears twice in the batch with different content (first at row {})",
                     i + 1,
@@ -203,20 +202,21 @@ impl crate::Store {
                 )));
             }
         }
+        // First occurrence of each event id in the batch; later identical
+        // ones are duplicates (different ones were refused above).
+        let mut first_rows: Vec<(usize, &BalanceUpdate)> = Vec::with_capacity(batch.len());
+        let mut in_batch_dup = vec![false; batch.len()];
+        for (i, u) in batch.iter().enumerate() {
+            if seen.get(u.event_id.as_str()) == Some(&i) {
+                first_rows.push((i, u));
+            } else {
+                in_batch_dup[i] = true;
+            }
+        }
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            // Which event ids exist already, and with what content.
-            let ids: Vec<String> = batch.iter().map(|u| u.event_id.clone()).collect();
-            let mut existing: HashMap<String, BalanceUpdate> = HashMap::new();
-            for (event_id, user_id, asset, balance, at) in
-                <Self as BulkBalances<_>>::existing(&mut tx, &ids).await?
-            {
-                let balance = parse_amount("balance_updates.balance", &balance)?;
-                existing.insert(event_id.clone(), BalanceUpdate {
-                    event_id, user_id, asset, balance, effective_at: Timestamp::from_unix(at),
-                });
-            }
-            // The distributed horizon per asset: updates before it are refused.
+            // The distributed horizon per asset: an update before it may
+            // only be a replay of one already stored.
             let horizons: Vec<(String, Option<i64>)> = sqlx::query_as(
                 "SELECT d.asset, MAX(r.period_end) FROM distributions d JOIN rewards r ON r.id = d.reward_id GROUP BY d.asset",
             )
@@ -226,12 +226,51 @@ impl crate::Store {
                 .into_iter()
                 .filter_map(|(a, h)| h.map(|h| (a, h)))
                 .collect();
+            let early: Vec<(usize, &BalanceUpdate)> = first_rows
+                .iter()
+                .copied()
+                .filter(|(_, u)| horizon.get(&u.asset).is_some_and(|h| u.effective_at.unix() < *h))
+                .collect();
+            let early_ids: Vec<String> = early.iter().map(|(_, u)| u.event_id.clone()).collect();
+            let stored_early: HashSet<String> = <Self as BulkBalances<_>>::existing(&mut tx, &early_ids)
+                .await?
+                .into_iter()
+                .map(|r| r.0)
+                .collect();
+            if let Some((i, u)) = early.iter().find(|(_, u)| !stored_early.contains(&u.event_id)) {
+                return Err(StoreError::Invalid(format!(
+                    "row {}: update takes effect at {} but {} rewards are already distributed up to {}; a correction before that must be booked as a new update at or after it",
+                    i + 1,
+                    u.effective_at,
+                    u.asset,
+                    Timestamp::from_unix(horizon.get(&u.asset).copied().unwrap_or_default())
+                )));
+            }
+            let rows: Vec<&BalanceUpdate> = first_rows.iter().map(|(_, u)| *u).collect();
+            let inserted: HashSet<String> =
+                <Self as BulkBalances<_>>::insert(&mut tx, &rows, received_at).await?.into_iter().collect();
+            // Ids that were already stored: identical content is a replay,
+            // anything else a reused id (the transaction is rolled back).
+            let conflicted: Vec<String> = rows
+                .iter()
+                .filter(|u| !inserted.contains(&u.event_id))
+                .map(|u| u.event_id.clone())
+                .collect();
+            let mut stored: HashMap<String, StoredRow> = HashMap::with_capacity(conflicted.len());
+            for r in <Self as BulkBalances<_>>::existing(&mut tx, &conflicted).await? {
+                stored.insert(r.0.clone(), r);
+            }
             let mut report = IngestReport::default();
-            let mut fresh: Vec<&BalanceUpdate> = Vec::with_capacity(batch.len());
-            let mut fresh_ids = std::collections::HashSet::new();
             for (i, u) in batch.iter().enumerate() {
-                if let Some(old) = existing.get(&u.event_id) {
-                    if old != u {
+                if in_batch_dup[i] {
+                    report.duplicates += 1;
+                    report.duplicate_ids.push(u.event_id.clone());
+                } else if let Some(old) = stored.get(&u.event_id) {
+                    let same = old.1 == u.user_id
+                        && old.2 == u.asset
+                        && old.3 == u.balance.to_string()
+                        && old.4 == u.effective_at.unix();
+                    if !same {
                         return Err(StoreError::Invalid(format!(
                             "row {}: event_id {:?} was already stored with different content; event ids must not be reused",
                             i + 1,
@@ -240,27 +279,9 @@ impl crate::Store {
                     }
                     report.duplicates += 1;
                     report.duplicate_ids.push(u.event_id.clone());
-                    continue;
-                }
-                if let Some(h) = horizon.get(&u.asset)
-                    && u.effective_at.unix() < *h
-                {
-                    return Err(StoreError::Invalid(format!(
-                        "row {}: update takes effect at {} but {} rewards are already distributed up to {}; a correction before that must be booked as a new update at or after it",
-                        i + 1,
-                        u.effective_at,
-                        u.asset,
-                        Timestamp::from_unix(*h)
-                    )));
-                }
-                if fresh_ids.insert(u.event_id.as_str()) {
-                    fresh.push(u);
-                } else {
-                    report.duplicates += 1;
-                    report.duplicate_ids.push(u.event_id.clone());
                 }
             }
-            report.inserted = <Self as BulkBalances<_>>::insert(&mut tx, &fresh, received_at).await?;
+            report.inserted = inserted.len() as u64;
             tx.commit().await?;
             Ok(report)
         })
