@@ -2,7 +2,28 @@
 
 use crate::SecretRef;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+use std::str::FromStr;
+
+/// Rates are exact decimal strings ("0.10"); a TOML float (0.1) is refused
+/// rather than converted, so no binary float ever becomes a money rate.
+fn decimal_str<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Int(i64),
+        Float(f64),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Text(s) => Decimal::from_str(s.trim())
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a decimal: {e}"))),
+        Raw::Int(i) => Ok(Decimal::from(i)),
+        Raw::Float(f) => Err(serde::de::Error::custom(format!(
+            "{f} is a float; write rates as decimal strings, e.g. \"0.10\""
+        ))),
+    }
+}
 
 /// The whole config file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -147,6 +168,7 @@ pub struct ChainSection {
     #[serde(default = "default_interval")]
     pub interval_secs: u64,
     /// Platform commission on rewards, as a decimal string in 0..=1 ("0.10").
+    #[serde(deserialize_with = "decimal_str")]
     pub commission: Decimal,
     /// Minimum liquid balance (display units) for a user to earn; default 0.
     #[serde(default = "zero_amount")]
@@ -182,7 +204,7 @@ pub struct ValidatorSection {
     #[serde(default = "one")]
     pub weight: u32,
     /// Most this validator may hold, as a share of the staked pool (0..=1).
-    #[serde(default = "one_decimal")]
+    #[serde(default = "one_decimal", deserialize_with = "decimal_str")]
     pub cap: Decimal,
 }
 
@@ -198,8 +220,10 @@ fn one_decimal() -> Decimal {
 #[serde(deny_unknown_fields)]
 pub struct BufferSection {
     /// Target liquid share of liabilities (0..=1).
+    #[serde(deserialize_with = "decimal_str")]
     pub target: Decimal,
     /// Allowed deviation either side of the target (0..=1).
+    #[serde(deserialize_with = "decimal_str")]
     pub band: Decimal,
     /// Smallest operation worth sending (display units).
     pub min_operation: String,

@@ -170,3 +170,16 @@ fn secret_files_must_be_private_and_are_never_printed() {
         Err(SecretRefError::MissingEnv(_))
     ));
 }
+
+#[test]
+fn float_rates_are_refused_naming_the_key() {
+    let text = example_text().replace("commission = \"0.10\"", "commission = 0.1");
+    let err = load_str(&text, vec![]).unwrap_err().to_string();
+    assert!(
+        err.contains("commission") && err.contains("is a float"),
+        "{err}"
+    );
+    // Whole numbers are exact and allowed.
+    let text = example_text().replace("cap = \"1\"", "cap = 1");
+    assert!(load_str(&text, vec![]).unwrap().validate().is_ok());
+}
