@@ -1,0 +1,426 @@
+//! The liquidity planner: a pure function, no I/O.
+//!
+//! [`plan`] takes the pool as the chain reports it, the users' liabilities
+//! (sum of liquid balances), the withdrawals queued for liquidity, the
+//! chain's policy and the time, and returns the operations to send, each
+//! with the reason for it. It sends nothing; the executor journals and
+//! sends what it returns.
+//!
+//! Rules, for bonded chains (funds locked while staked):
+//! - matured unbonding is withdrawn first, then claimable rewards worth at
+//!   least `min_operation` are claimed;
+//! - *stake* only the excess over `queued + target x liabilities`, and only
+//!   when the liquid share is above `target + band`: what queued
+//!   withdrawals and the buffer need is never staked;
+//! - *unstake* when liquid plus unbonding-in-flight cannot cover
+//!   `queued + (target - band) x liabilities`, back up to
+//!   `queued + target x liabilities`; withdrawals in the queue are served even
+//!   below `min_operation`;
+//! - moves respect the chain's minimum delegation, its stake chunk (Ethereum:
+//!   32 ETH validators), its unbonding-entry limit per validator (Cosmos: 7),
+//!   the per-operation cap and what is left of the daily cap; stake is
+//!   spread over validators by weight within their caps.
+//!
+//! For liquid-delegation chains (Cardano; Tezos delegation) delegation keeps
+//! the funds spendable, so the whole balance is delegated and no buffer is
+//! kept: the only operation is delegating when the pool is not delegated to
+//! a configured validator.
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use softstake_core::adapter::{OperationKind, PoolStateResponse, ValidatorId};
+use softstake_core::{Amount, Rate, Timestamp};
+use std::collections::BTreeMap;
+
+/// One configured validator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorTarget {
+    /// Address.
+    pub address: ValidatorId,
+    /// Relative weight (> 0).
+    pub weight: u32,
+    /// Most of the staked pool this validator may hold.
+    pub cap: Rate,
+}
+
+/// A chain's policy, from config and today's moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Target liquid share of liabilities.
+    pub target: Rate,
+    /// Band either side of the target.
+    pub band: Rate,
+    /// Smallest operation worth sending (rebalancing only).
+    pub min_operation: Amount,
+    /// Validators (at least one).
+    pub validators: Vec<ValidatorTarget>,
+    /// Most one operation may move.
+    pub max_per_operation: Amount,
+    /// What the daily cap still allows today.
+    pub remaining_today: Amount,
+}
+
+/// What the planner saw and aimed for, for `softstake plan` and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanSummary {
+    /// Liquid now, counting matured unbonding.
+    pub liquid: Amount,
+    /// Staked (active + activating).
+    pub staked: Amount,
+    /// Unbonding in flight (not yet matured).
+    pub unbonding: Amount,
+    /// Liabilities.
+    pub liabilities: Amount,
+    /// Queued withdrawals.
+    pub queued: Amount,
+    /// Lowest acceptable liquid: queued + (target - band) x liabilities.
+    pub floor: Amount,
+    /// Aim: queued + target x liabilities.
+    pub aim: Amount,
+    /// Highest acceptable liquid: queued + (target + band) x liabilities.
+    pub ceiling: Amount,
+}
+
+/// One operation and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedOp {
+    /// What to do.
+    pub kind: OperationKind,
+    /// Why, in words for the operator.
+    pub reason: String,
+}
+
+/// The plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// What the planner saw.
+    pub summary: PlanSummary,
+    /// Operations, in the order to send them.
+    pub ops: Vec<PlannedOp>,
+    /// Things the planner wanted but could not do (caps, limits).
+    pub blocked: Vec<String>,
+}
+
+/// Inputs the planner refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// No validators configured.
+    #[error("no validators configured")]
+    NoValidators,
+    /// Amounts too large to add up.
+    #[error("pool amounts overflow")]
+    Overflow,
+}
+
+fn sum(items: impl IntoIterator<Item = Amount>) -> Result<Amount, PlanError> {
+    Amount::checked_sum(items).ok_or(PlanError::Overflow)
+}
+
+/// Rounds down to a multiple of `chunk` (if any).
+fn round_down(a: Amount, chunk: Option<Amount>) -> Amount {
+    match chunk {
+        Some(c) if !c.is_zero() => Amount::from_base(a.base() - a.base() % c.base()),
+        _ => a,
+    }
+}
+
+/// Rounds up to a multiple of `chunk`, but never above `max`.
+fn round_up_within(a: Amount, chunk: Option<Amount>, max: Amount) -> Amount {
+    let up = match chunk {
+        Some(c) if !c.is_zero() && !a.base().is_multiple_of(c.base()) => a
+            .base()
+            .checked_add(c.base() - a.base() % c.base())
+            .map_or(a, Amount::from_base),
+        _ => a,
+    };
+    if up > max { round_down(max, chunk) } else { up }
+}
+
+/// Plans operations for one chain at `now`. Pure: same inputs, same plan.
+pub fn plan(
+    state: &PoolStateResponse,
+    liabilities: Amount,
+    queued: Amount,
+    policy: &Policy,
+    _now: Timestamp,
+) -> Result<Plan, PlanError> {
+    if policy.validators.is_empty() {
+        return Err(PlanError::NoValidators);
+    }
+    let limits = &state.limits;
+    let staked_by: BTreeMap<&str, Amount> = state
+        .delegations
+        .iter()
+        .map(|d| {
+            d.active
+                .checked_add(d.activating)
+                .map(|v| (d.validator.as_str(), v))
+                .ok_or(PlanError::Overflow)
+        })
+        .collect::<Result<_, _>>()?;
+    let staked = sum(staked_by.values().copied())?;
+    let unbonding = sum(state.unbonding.iter().map(|u| u.amount))?;
+    let liquid = state
+        .liquid
+        .checked_add(state.withdrawable)
+        .ok_or(PlanError::Overflow)?;
+    let share = |r: Rate| -> Result<Amount, PlanError> {
+        queued
+            .checked_add(r.apply_floor(liabilities))
+            .ok_or(PlanError::Overflow)
+    };
+    let (t, b) = (policy.target.value(), policy.band.value());
+    let low = Rate::new((t - b).max(Decimal::ZERO)).unwrap_or(Rate::ZERO);
+    let high = Rate::new((t + b).min(Decimal::ONE)).unwrap_or(Rate::ONE);
+    let floor = share(low)?;
+    let aim = share(policy.target)?;
+    let ceiling = share(high)?;
+    let summary = PlanSummary {
+        liquid,
+        staked,
+        unbonding,
+        liabilities,
+        queued,
+        floor,
+        aim,
+        ceiling,
+    };
+    let mut ops = Vec::new();
+    let mut blocked = Vec::new();
+    // A plan moves in one direction only, so one operation set shares the
+    // day's remaining budget.
+    let budget = policy.remaining_today;
+
+    if limits.delegation_keeps_funds_liquid {
+        let on_configured = state
+            .delegations
+            .iter()
+            .any(|d| policy.validators.iter().any(|v| v.address == d.validator));
+        let balance = liquid.checked_add(staked).ok_or(PlanError::Overflow)?;
+        if !on_configured && !balance.is_zero() {
+            let best = best_validator(&policy.validators);
+            ops.push(PlannedOp {
+                kind: OperationKind::Delegate {
+                    validator: best.address.clone(),
+                    amount: balance,
+                },
+                reason: format!(
+                    "delegation keeps funds spendable on this chain: delegate the whole balance {balance} to {} (highest weight)",
+                    best.address
+                ),
+            });
+        }
+        return Ok(Plan {
+            summary,
+            ops,
+            blocked,
+        });
+    }
+
+    if !state.withdrawable.is_zero() {
+        ops.push(PlannedOp {
+            kind: OperationKind::WithdrawUnbonded {
+                amount: state.withdrawable,
+            },
+            reason: format!("{} of unbonding has matured", state.withdrawable),
+        });
+    }
+    if !state.claimable_rewards.is_zero() && state.claimable_rewards >= policy.min_operation {
+        ops.push(PlannedOp {
+            kind: OperationKind::ClaimRewards {
+                validators: Vec::new(),
+            },
+            reason: format!("{} of rewards are claimable", state.claimable_rewards),
+        });
+    }
+
+    let min_move = policy.min_operation.max(limits.min_delegation);
+    let cap = |a: Amount, budget: Amount| a.min(policy.max_per_operation).min(budget);
+
+    if liquid > ceiling {
+        // Stake the excess over the aim, never what the aim needs.
+        let excess = liquid.saturating_sub(aim);
+        let amount = round_down(cap(excess, budget), limits.stake_chunk);
+        if amount < min_move || amount.is_zero() {
+            if excess >= min_move {
+                blocked.push(format!(
+                    "would stake {excess} but the per-operation or daily cap leaves {amount}"
+                ));
+            }
+        } else {
+            let total_after = staked.checked_add(amount).ok_or(PlanError::Overflow)?;
+            for (validator, a) in spread(
+                amount,
+                total_after,
+                &staked_by,
+                policy,
+                limits.stake_chunk,
+                limits.min_delegation,
+            ) {
+                ops.push(PlannedOp {
+                    reason: format!(
+                        "liquid {liquid} is above the band's ceiling {ceiling}; staking the excess over the aim {aim}"
+                    ),
+                    kind: OperationKind::Delegate { validator, amount: a },
+                });
+            }
+        }
+    } else {
+        let covered = liquid.checked_add(unbonding).ok_or(PlanError::Overflow)?;
+        if covered < floor {
+            let missing = aim.saturating_sub(covered);
+            // Users are waiting: unstake for them however small the amount.
+            let serving_queue = !queued.is_zero();
+            let wanted = round_up_within(missing, limits.stake_chunk, staked);
+            let amount = cap(wanted, budget);
+            let amount = if wanted > amount {
+                blocked.push(format!(
+                    "need to unstake {wanted} but the per-operation or daily cap allows {amount}"
+                ));
+                round_down(amount, limits.stake_chunk)
+            } else {
+                amount
+            };
+            if amount.is_zero() || (amount < policy.min_operation && !serving_queue) {
+                if !amount.is_zero() {
+                    blocked.push(format!("unstaking {amount} is below min_operation"));
+                }
+            } else {
+                let mut left = amount;
+                let mut entries: BTreeMap<&str, u32> = BTreeMap::new();
+                for u in &state.unbonding {
+                    *entries.entry(u.validator.as_str()).or_default() += 1;
+                }
+                // Take from the validators most over their target share.
+                let mut order: Vec<(&str, Amount)> =
+                    staked_by.iter().map(|(v, a)| (*v, *a)).collect();
+                order.sort_by(|a, b| {
+                    over_target(b, staked, policy)
+                        .cmp(&over_target(a, staked, policy))
+                        .then(a.0.cmp(b.0))
+                });
+                for (v, have) in order {
+                    if left.is_zero() {
+                        break;
+                    }
+                    if limits
+                        .max_unbonding_entries
+                        .is_some_and(|m| entries.get(v).copied().unwrap_or(0) >= m)
+                    {
+                        blocked.push(format!("{v} is at the chain's unbonding-entry limit"));
+                        continue;
+                    }
+                    let take = round_down(left.min(have), limits.stake_chunk);
+                    if take.is_zero() {
+                        continue;
+                    }
+                    ops.push(PlannedOp {
+                        kind: OperationKind::Undelegate {
+                            validator: v.to_owned(),
+                            amount: take,
+                        },
+                        reason: format!(
+                            "liquid {liquid} plus unbonding {unbonding} is below the floor {floor} (queued withdrawals {queued}); unstaking back to the aim {aim}"
+                        ),
+                    });
+                    left = left.saturating_sub(take);
+                }
+                if !left.is_zero() {
+                    blocked.push(format!(
+                        "{left} could not be unstaked (entry limits or chunk size)"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Plan {
+        summary,
+        ops,
+        blocked,
+    })
+}
+
+/// `have - target share` as a signed number (for ordering only).
+fn over_target(v: &(&str, Amount), staked: Amount, policy: &Policy) -> i128 {
+    let total_w: u128 = policy.validators.iter().map(|t| u128::from(t.weight)).sum();
+    let w = policy
+        .validators
+        .iter()
+        .find(|t| t.address == v.0)
+        .map_or(0, |t| u128::from(t.weight));
+    let target = staked
+        .mul_div_floor(w, total_w.max(1))
+        .map_or(0, |(a, _)| a.base());
+    let have = v.1.base();
+    i128::try_from(have).unwrap_or(i128::MAX) - i128::try_from(target).unwrap_or(i128::MAX)
+}
+
+fn best_validator(vs: &[ValidatorTarget]) -> &ValidatorTarget {
+    let mut best = &vs[0];
+    for v in vs {
+        if v.weight > best.weight {
+            best = v;
+        }
+    }
+    best
+}
+
+/// Splits `amount` of new stake over validators toward their weighted
+/// targets of `total_after`, within caps, in chunks, each piece at least the
+/// chain minimum (small pieces merge into the largest).
+fn spread(
+    amount: Amount,
+    total_after: Amount,
+    staked_by: &BTreeMap<&str, Amount>,
+    policy: &Policy,
+    chunk: Option<Amount>,
+    min_delegation: Amount,
+) -> Vec<(ValidatorId, Amount)> {
+    let total_w: u128 = policy
+        .validators
+        .iter()
+        .map(|t| u128::from(t.weight))
+        .sum::<u128>()
+        .max(1);
+    let mut pieces: Vec<(ValidatorId, Amount)> = Vec::new();
+    let mut left = amount;
+    for v in &policy.validators {
+        let have = staked_by
+            .get(v.address.as_str())
+            .copied()
+            .unwrap_or(Amount::ZERO);
+        let target = total_after
+            .mul_div_floor(u128::from(v.weight), total_w)
+            .map_or(Amount::ZERO, |(a, _)| a);
+        let cap = v.cap.apply_floor(total_after);
+        let room = target.min(cap).saturating_sub(have);
+        let take = round_down(room.min(left), chunk);
+        if !take.is_zero() {
+            pieces.push((v.address.clone(), take));
+            left = left.saturating_sub(take);
+        }
+    }
+    // Whatever rounding left over goes to the validator with the most room
+    // under its cap (or the first one).
+    if !left.is_zero() {
+        let first = policy.validators[0].address.clone();
+        match pieces.iter_mut().find(|p| p.0 == first) {
+            Some(p) => p.1 = p.1.checked_add(left).unwrap_or(p.1),
+            None => pieces.push((first, left)),
+        }
+    }
+    // Merge pieces below the chain minimum into the largest one.
+    pieces.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut out: Vec<(ValidatorId, Amount)> = Vec::new();
+    for (v, a) in pieces {
+        if a < min_delegation && !out.is_empty() {
+            out[0].1 = out[0].1.checked_add(a).unwrap_or(out[0].1);
+        } else {
+            out.push((v, a));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+use super::*;
+use proptest::prelude::*;
+use softstake_core::ChainId;
+use softstake_core::adapter::{ChainLimits, Delegation, UnbondingEntry};
+
+const DAY: i64 = 86_400;
+
+fn limits(chunk: Option<u128>, max_entries: Option<u32>, liquid_delegation: bool) -> ChainLimits {
+    ChainLimits {
+        min_delegation: Amount::from_base(1),
+        max_unbonding_entries: max_entries,
+        unbonding_delay_secs: 21 * 86_400,
+        delegation_keeps_funds_liquid: liquid_delegation,
+        stake_chunk: chunk.map(Amount::from_base),
+    }
+}
+
+fn state(
+    liquid: u128,
+    dels: &[(&str, u128)],
+    unb: &[(&str, u128)],
+    limits: ChainLimits,
+) -> PoolStateResponse {
+    PoolStateResponse {
+        chain: ChainId::Cosmos,
+        as_of: Timestamp::from_unix(0),
+        liquid: Amount::from_base(liquid),
+        delegations: dels
+            .iter()
+            .map(|(v, a)| Delegation {
+                validator: (*v).into(),
+                active: Amount::from_base(*a),
+                activating: Amount::ZERO,
+                impaired: false,
+            })
+            .collect(),
+        unbonding: unb
+            .iter()
+            .map(|(v, a)| UnbondingEntry {
+                validator: (*v).into(),
+                amount: Amount::from_base(*a),
+                completes_at: Timestamp::from_unix(21 * DAY),
+            })
+            .collect(),
+        withdrawable: Amount::ZERO,
+        claimable_rewards: Amount::ZERO,
+        limits,
+    }
+}
+
+fn rate(permille: i64) -> Rate {
+    Rate::new(Decimal::new(permille, 3)).unwrap()
+}
+
+fn policy(vals: &[(&str, u32)], target: i64, band: i64) -> Policy {
+    Policy {
+        target: rate(target),
+        band: rate(band),
+        min_operation: Amount::from_base(10),
+        validators: vals
+            .iter()
+            .map(|(a, w)| ValidatorTarget {
+                address: (*a).into(),
+                weight: *w,
+                cap: Rate::ONE,
+            })
+            .collect(),
+        max_per_operation: Amount::from_base(u128::MAX),
+        remaining_today: Amount::from_base(u128::MAX),
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_unix(0)
+}
+
+fn moves(p: &Plan) -> Vec<(String, &str, u128)> {
+    p.ops
+        .iter()
+        .filter_map(|o| match &o.kind {
+            OperationKind::Delegate { validator, amount } => {
+                Some(("delegate".into(), validator.as_str(), amount.base()))
+            }
+            OperationKind::Undelegate { validator, amount } => {
+                Some(("undelegate".into(), validator.as_str(), amount.base()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stakes_only_the_excess_over_the_aim_spread_by_weight() {
+    // Liabilities 1000, target 10% +/- 2%: aim 100, ceiling 120. Liquid 1000.
+    let s = state(1000, &[], &[], limits(None, Some(7), false));
+    let p = plan(
+        &s,
+        Amount::from_base(1000),
+        Amount::ZERO,
+        &policy(&[("a", 1), ("b", 1)], 100, 20),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(p.summary.aim, Amount::from_base(100));
+    assert_eq!(
+        moves(&p),
+        [
+            ("delegate".to_string(), "a", 450),
+            ("delegate".to_string(), "b", 450)
+        ]
+    );
+    assert!(p.ops.iter().all(|o| o.reason.contains("ceiling")));
+}
+
+#[test]
+fn within_the_band_nothing_moves() {
+    let s = state(110, &[("a", 890)], &[], limits(None, Some(7), false));
+    let p = plan(
+        &s,
+        Amount::from_base(1000),
+        Amount::ZERO,
+        &policy(&[("a", 1)], 100, 20),
+        now(),
+    )
+    .unwrap();
+    assert!(p.ops.is_empty(), "{:?}", p.ops);
+}
+
+#[test]
+fn queued_withdrawals_are_served_even_below_min_operation() {
+    // Liquid 100 = the buffer; a withdrawal of 5 is queued: unstake 5.
+    let s = state(100, &[("a", 900)], &[], limits(None, Some(7), false));
+    let p = plan(
+        &s,
+        Amount::from_base(1000),
+        Amount::from_base(5),
+        &policy(&[("a", 1)], 100, 0),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(moves(&p), [("undelegate".to_string(), "a", 5)]);
+    // Unbonding already in flight counts: nothing more to do.
+    let s = state(
+        100,
+        &[("a", 895)],
+        &[("a", 5)],
+        limits(None, Some(7), false),
+    );
+    let p = plan(
+        &s,
+        Amount::from_base(1000),
+        Amount::from_base(5),
+        &policy(&[("a", 1)], 100, 0),
+        now(),
+    )
+    .unwrap();
+    assert!(moves(&p).is_empty());
+}
+
+#[test]
+fn the_unbonding_entry_limit_is_respected() {
+    let full: Vec<(&str, u128)> = (0..7).map(|_| ("a", 1)).collect();
+    let s = state(
+        0,
+        &[("a", 500), ("b", 500)],
+        &full,
+        limits(None, Some(7), false),
+    );
+    let p = plan(
+        &s,
+        Amount::from_base(1000),
+        Amount::ZERO,
+        &policy(&[("a", 1), ("b", 1)], 100, 20),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(moves(&p), [("undelegate".to_string(), "b", 93)]);
+    assert!(
+        p.blocked
+            .iter()
+            .any(|b| b.contains("a is at the chain's unbonding-entry limit"))
+    );
+}
+
+#[test]
+fn ethereum_moves_in_validator_sized_chunks() {
+    let eth = 32;
+    // Liquid 100 with aim 10: stake 64 (two validators' worth), not 90.
+    let s = state(100, &[], &[], limits(Some(eth), None, false));
+    let p = plan(
+        &s,
+        Amount::from_base(100),
+        Amount::ZERO,
+        &policy(&[("v", 1)], 100, 20),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(moves(&p), [("delegate".to_string(), "v", 64)]);
+    // Short 10 below the floor: exit a whole 32.
+    let s = state(0, &[("v", 96)], &[], limits(Some(eth), None, false));
+    let p = plan(
+        &s,
+        Amount::from_base(100),
+        Amount::ZERO,
+        &policy(&[("v", 1)], 100, 20),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(moves(&p), [("undelegate".to_string(), "v", 32)]);
+}
+
+#[test]
+fn liquid_delegation_delegates_the_whole_balance_once() {
+    let s = state(1000, &[], &[], limits(None, None, true));
+    let p = plan(
+        &s,
+        Amount::from_base(1000),
+        Amount::from_base(50),
+        &policy(&[("pool1", 1), ("pool2", 3)], 100, 20),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(moves(&p), [("delegate".to_string(), "pool2", 1000)]);
+    let s = state(1000, &[("pool1", 0)], &[], limits(None, None, true));
+    let p = plan(
+        &s,
+        Amount::from_base(1000),
+        Amount::ZERO,
+        &policy(&[("pool1", 1)], 100, 20),
+        now(),
+    )
+    .unwrap();
+    assert!(p.ops.is_empty());
+}
+
+#[test]
+fn matured_funds_are_withdrawn_and_rewards_claimed_first() {
+    let mut s = state(100, &[("a", 900)], &[], limits(None, Some(7), false));
+    s.withdrawable = Amount::from_base(7);
+    s.claimable_rewards = Amount::from_base(50);
+    let p = plan(
+        &s,
+        Amount::from_base(1000),
+        Amount::ZERO,
+        &policy(&[("a", 1)], 100, 20),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(p.ops[0].kind.name(), "withdraw_unbonded");
+    assert_eq!(p.ops[1].kind.name(), "claim_rewards");
+}
+
+#[test]
+fn caps_limit_each_operation_and_the_day() {
+    let s = state(1000, &[], &[], limits(None, Some(7), false));
+    let mut pol = policy(&[("a", 1)], 100, 20);
+    pol.max_per_operation = Amount::from_base(300);
+    pol.remaining_today = Amount::from_base(200);
+    let p = plan(&s, Amount::from_base(1000), Amount::ZERO, &pol, now()).unwrap();
+    assert_eq!(moves(&p), [("delegate".to_string(), "a", 200)]);
+}
+
+// ---- properties ----
+
+fn arb_case() -> impl Strategy<Value = (PoolStateResponse, u128, u128, Policy)> {
+    (
+        0u128..1_000_000,
+        prop::collection::vec(0u128..1_000_000, 1..4),
+        prop::collection::vec((0usize..3, 1u128..10_000), 0..10),
+        0u128..2_000_000,
+        0u128..100_000,
+        (0i64..=500, 0i64..=100),
+        prop_oneof![Just(None), Just(Some(32u128)), Just(Some(1_000u128))],
+        prop_oneof![Just(None), Just(Some(7u32))],
+        (1u128..500, 1u128..2_000_000, 0u128..3_000_000),
+    )
+        .prop_map(
+            |(
+                liquid,
+                stakes,
+                unb,
+                liab,
+                queued,
+                (t, b),
+                chunk,
+                entries,
+                (min_op, max_op, today),
+            )| {
+                let names = ["v0", "v1", "v2"];
+                let dels: Vec<(&str, u128)> = stakes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (names[i], *a))
+                    .collect();
+                let unb: Vec<(&str, u128)> = unb
+                    .iter()
+                    .map(|(i, a)| (names[i % dels.len()], *a))
+                    .collect();
+                let s = state(liquid, &dels, &unb, limits(chunk, entries, false));
+                let mut p = policy(&[("v0", 1), ("v1", 2), ("v2", 1)], t, b.min(t));
+                p.min_operation = Amount::from_base(min_op);
+                p.max_per_operation = Amount::from_base(max_op);
+                p.remaining_today = Amount::from_base(today);
+                (s, liab, queued, p)
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn never_stakes_what_the_buffer_or_the_queue_needs((s, liab, queued, pol) in arb_case()) {
+        let p = plan(&s, Amount::from_base(liab), Amount::from_base(queued), &pol, now()).unwrap();
+        let staked: u128 = moves(&p).iter().filter(|m| m.0 == "delegate").map(|m| m.2).sum();
+        let liquid = s.liquid.base() + s.withdrawable.base();
+        prop_assert!(staked <= liquid.saturating_sub(p.summary.aim.base()));
+        prop_assert!(staked == 0 || liquid - staked >= p.summary.floor.base());
+    }
+
+    #[test]
+    fn never_exceeds_caps_or_chain_limits((s, liab, queued, pol) in arb_case()) {
+        let p = plan(&s, Amount::from_base(liab), Amount::from_base(queued), &pol, now()).unwrap();
+        let ms = moves(&p);
+        let total: u128 = ms.iter().map(|m| m.2).sum();
+        prop_assert!(total <= pol.remaining_today.base());
+        let mut entries = std::collections::BTreeMap::<&str, u32>::new();
+        for u in &s.unbonding { *entries.entry(u.validator.as_str()).or_default() += 1; }
+        for (kind, v, a) in &ms {
+            prop_assert!(*a <= pol.max_per_operation.base());
+            if let Some(c) = s.limits.stake_chunk { prop_assert_eq!(a % c.base(), 0); }
+            prop_assert!(*a >= s.limits.min_delegation.base());
+            if kind == "undelegate" {
+                let have = s.delegations.iter().find(|d| d.validator == *v).map_or(0, |d| d.active.base());
+                prop_assert!(*a <= have);
+                if let Some(m) = s.limits.max_unbonding_entries {
+                    prop_assert!(entries.get(v).copied().unwrap_or(0) < m);
+                }
+            }
+        }
+        // Never both directions at once.
+        prop_assert!(!(ms.iter().any(|m| m.0 == "delegate") && ms.iter().any(|m| m.0 == "undelegate")));
+    }
+
+    #[test]
+    fn converges_to_the_band_within_the_unbonding_delay(
+        liquid in 0u128..1_000_000,
+        stake in 0u128..1_000_000,
+        liab_permille in 1u128..=1000,
+        queued_permille in 0u128..=100,
+        t in 50i64..=300,
+    ) {
+        // Nothing else changes; generous caps; no chunks; no entry limit.
+        // The pool covers the liabilities and the queue.
+        let total = liquid + stake;
+        prop_assume!(total > 1);
+        let queued = total * queued_permille / 1000;
+        let liab = ((total - queued) * liab_permille / 1000).max(1);
+        let mut s = state(liquid, &[("v0", stake)], &[], limits(None, None, false));
+        let mut pol = policy(&[("v0", 1)], t, 20);
+        pol.min_operation = Amount::from_base(1);
+        for _round in 0..3 {
+            let p = plan(&s, Amount::from_base(liab), Amount::from_base(queued), &pol, now()).unwrap();
+            // Apply, then let one unbonding delay pass.
+            for o in &p.ops {
+                match &o.kind {
+                    OperationKind::Delegate { amount, .. } => {
+                        s.liquid = s.liquid.checked_sub(*amount).unwrap();
+                        s.delegations[0].active = s.delegations[0].active.checked_add(*amount).unwrap();
+                    }
+                    OperationKind::Undelegate { amount, .. } => {
+                        s.delegations[0].active = s.delegations[0].active.checked_sub(*amount).unwrap();
+                        s.liquid = s.liquid.checked_add(*amount).unwrap();
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let p = plan(&s, Amount::from_base(liab), Amount::from_base(queued), &pol, now()).unwrap();
+        prop_assert!(s.liquid >= p.summary.floor && s.liquid <= p.summary.ceiling,
+            "liquid {} outside [{}, {}]", s.liquid, p.summary.floor, p.summary.ceiling);
+    }
+}
