@@ -13,6 +13,7 @@
 mod balances;
 mod distribution;
 mod error;
+mod journal;
 mod outbox;
 mod rewards;
 mod status;
@@ -20,6 +21,7 @@ mod status;
 pub use balances::{BalanceUpdate, IngestReport, MAX_BATCH, MAX_FILE};
 pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary, VerifyReport};
 pub use error::StoreError;
+pub use journal::{JournalOp, NewOp, OpState, Recovery, recovery_action};
 pub use outbox::{OutboxCredit, StatementLine};
 pub use rewards::{NewReward, Recorded, RewardRecord};
 pub use status::{ChainStatus, StoreStatus};

@@ -1,0 +1,193 @@
+//! Operation journal tests: every one runs on SQLite and on a real PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
+use softstake_core::adapter::OperationKind;
+use softstake_core::{Amount, ChainId, Timestamp};
+use softstake_store::{NewOp, OpState, Store};
+use softstake_tests::on_both;
+
+fn delegate(id: &str, amount: u128, approval: bool) -> NewOp {
+    NewOp {
+        id: id.into(),
+        chain: ChainId::Cosmos,
+        kind: OperationKind::Delegate {
+            validator: "cosmosvaloper1x".into(),
+            amount: Amount::from_base(amount),
+        },
+        reason: "liquid above the band".into(),
+        needs_approval: approval,
+    }
+}
+
+fn t(s: i64) -> Timestamp {
+    Timestamp::from_unix(1_790_000_000 + s)
+}
+
+async fn state(store: &Store, id: &str) -> OpState {
+    store.journal_get(id).await.unwrap().unwrap().state
+}
+
+#[tokio::test]
+async fn an_operation_is_journaled_once_by_its_key() {
+    on_both(|store| async move {
+        assert!(
+            store
+                .journal_insert(&delegate("p1", 10, false), t(0))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .journal_insert(&delegate("p1", 10, false), t(1))
+                .await
+                .unwrap()
+        );
+        let err = store
+            .journal_insert(&delegate("p1", 11, false), t(2))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("different content"), "{err}");
+        assert_eq!(store.journal_open(ChainId::Cosmos).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signed_bytes_are_written_once_and_the_life_cycle_is_enforced() {
+    on_both(|store| async move {
+        store
+            .journal_insert(&delegate("op", 10, false), t(0))
+            .await
+            .unwrap();
+        // Cannot broadcast or confirm what is not signed.
+        assert!(store.journal_broadcast("op", t(1)).await.is_err());
+        assert!(
+            store
+                .journal_finish("op", OpState::Confirmed, None, t(1))
+                .await
+                .is_err()
+        );
+        store
+            .journal_signed("op", &[1, 2, 3], "TX1", Some(t(100)), t(2))
+            .await
+            .unwrap();
+        // A second signature (new nonce) is refused; the first bytes stay.
+        let err = store
+            .journal_signed("op", &[9, 9], "TX2", None, t(3))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is signed"), "{err}");
+        let op = store.journal_get("op").await.unwrap().unwrap();
+        assert_eq!(
+            (op.signed_bytes.as_deref(), op.tx_id.as_deref()),
+            (Some(&[1u8, 2, 3][..]), Some("TX1"))
+        );
+        assert_eq!(op.valid_until, Some(t(100)));
+        store.journal_broadcast("op", t(4)).await.unwrap();
+        store
+            .journal_finish("op", OpState::Confirmed, None, t(5))
+            .await
+            .unwrap();
+        assert_eq!(state(&store, "op").await, OpState::Confirmed);
+        // Final is final.
+        assert!(
+            store
+                .journal_finish("op", OpState::Failed, Some("x"), t(6))
+                .await
+                .is_err()
+        );
+        assert!(
+            store
+                .journal_open(ChainId::Cosmos)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .journal_finish("missing", OpState::Failed, None, t(6))
+                .await
+                .is_err()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn large_operations_wait_for_approval() {
+    on_both(|store| async move {
+        store
+            .journal_insert(&delegate("big", 1_000, true), t(0))
+            .await
+            .unwrap();
+        assert_eq!(state(&store, "big").await, OpState::AwaitingApproval);
+        assert!(
+            store
+                .journal_signed("big", &[1], "TX", None, t(1))
+                .await
+                .is_err()
+        );
+        store.journal_approve("big", t(2)).await.unwrap();
+        assert_eq!(state(&store, "big").await, OpState::Planned);
+        assert!(store.journal_approve("big", t(3)).await.is_err());
+        store
+            .journal_signed("big", &[1], "TX", None, t(4))
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_daily_cap_counts_signed_and_later_but_not_failed() {
+    on_both(|store| async move {
+        for (id, amount) in [("a", 10), ("b", 20), ("c", 40), ("d", 80)] {
+            store
+                .journal_insert(&delegate(id, amount, false), t(0))
+                .await
+                .unwrap();
+        }
+        store
+            .journal_signed("a", &[1], "TA", None, t(1))
+            .await
+            .unwrap();
+        store
+            .journal_signed("b", &[2], "TB", None, t(1))
+            .await
+            .unwrap();
+        store.journal_broadcast("b", t(2)).await.unwrap();
+        store
+            .journal_signed("c", &[3], "TC", None, t(1))
+            .await
+            .unwrap();
+        store
+            .journal_finish("c", OpState::Failed, Some("rejected"), t(2))
+            .await
+            .unwrap();
+        // d stays planned: nothing signed yet.
+        let moved = store
+            .journal_moved_since(ChainId::Cosmos, t(0))
+            .await
+            .unwrap();
+        assert_eq!(moved, Amount::from_base(30));
+        assert_eq!(
+            store
+                .journal_get("c")
+                .await
+                .unwrap()
+                .unwrap()
+                .error
+                .as_deref(),
+            Some("rejected")
+        );
+        let open: Vec<String> = store
+            .journal_open(ChainId::Cosmos)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        assert_eq!(open, ["a", "b", "d"]);
+    })
+    .await;
+}
