@@ -191,3 +191,17 @@ async fn the_daily_cap_counts_signed_and_later_but_not_failed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn chains_pause_and_resume() {
+    on_both(|store| async move {
+        assert!(!store.is_paused(ChainId::Solana).await.unwrap());
+        store.set_paused(ChainId::Solana, true).await.unwrap();
+        store.set_paused(ChainId::Solana, true).await.unwrap();
+        assert!(store.is_paused(ChainId::Solana).await.unwrap());
+        assert!(!store.is_paused(ChainId::Cosmos).await.unwrap());
+        store.set_paused(ChainId::Solana, false).await.unwrap();
+        assert!(!store.is_paused(ChainId::Solana).await.unwrap());
+    })
+    .await;
+}

@@ -67,6 +67,29 @@ enum Command {
         #[command(subcommand)]
         command: ledger_cmds::DistributionsCommand,
     },
+    /// Approve an operation waiting in awaiting_approval.
+    Approve {
+        /// Operation id.
+        op_id: String,
+    },
+    /// Pause a chain: its loop plans and sends nothing until resumed.
+    Pause {
+        /// Chain.
+        #[arg(long)]
+        chain: softstake_core::ChainId,
+    },
+    /// Resume a paused chain.
+    Resume {
+        /// Chain.
+        #[arg(long)]
+        chain: softstake_core::ChainId,
+    },
+    /// List a chain's open operations (JSON).
+    Operations {
+        /// Chain.
+        #[arg(long)]
+        chain: softstake_core::ChainId,
+    },
     /// A user's rewards over a date range (JSON, or CSV with --csv).
     Statement {
         /// The exchange's user id.
@@ -191,7 +214,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
         | Command::Rewards { .. }
         | Command::Distribute { .. }
         | Command::Distributions { .. }
-        | Command::Statement { .. } => {
+        | Command::Statement { .. }
+        | Command::Approve { .. }
+        | Command::Pause { .. }
+        | Command::Resume { .. }
+        | Command::Operations { .. } => {
             let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
             init_logging(&cfg, cli.log_json);
             let store = open_store(&cfg, false).await?;
@@ -220,6 +247,28 @@ async fn ledger(store: &Store, cfg: &Config, cmd: Command) -> Result<()> {
             to,
             csv,
         } => ledger_cmds::statement(store, &user, from, to, csv).await,
+        Command::Approve { op_id } => {
+            store
+                .journal_approve(&op_id, softstake_core::Timestamp::now())
+                .await?;
+            println!("operation {op_id} approved");
+            Ok(())
+        }
+        Command::Pause { chain } => {
+            store.set_paused(chain, true).await?;
+            println!("{chain} paused");
+            Ok(())
+        }
+        Command::Resume { chain } => {
+            store.set_paused(chain, false).await?;
+            println!("{chain} resumed");
+            Ok(())
+        }
+        Command::Operations { chain } => {
+            let ops = store.journal_open(chain).await?;
+            println!("{}", serde_json::to_string_pretty(&ops)?);
+            Ok(())
+        }
         _ => Ok(()),
     }
 }

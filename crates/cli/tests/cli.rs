@@ -217,3 +217,33 @@ fn ledger_commands_end_to_end_on_sqlite() {
         "{out}"
     );
 }
+
+#[test]
+fn operators_pause_resume_and_approval_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("o.db").display());
+    let cli = |args: &[&str]| {
+        let o = run(bin().args(["--database-url", &url]).args(args));
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr(&o),
+        )
+    };
+    assert!(cli(&["migrate"]).0);
+    assert!(cli(&["pause", "--chain", "cosmos"]).0);
+    let (_, out, _) = cli(&["status"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["chains"][0]["chain"], "cosmos");
+    assert_eq!(v["chains"][0]["paused"], true);
+    assert!(cli(&["resume", "--chain", "cosmos"]).0);
+    let (_, out, _) = cli(&["status"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["chains"][0]["paused"], false);
+    let (ok, _, err) = cli(&["approve", "nope"]);
+    assert!(!ok && err.contains("no operation \"nope\""), "{err}");
+    let (ok, out, _) = cli(&["operations", "--chain", "cosmos"]);
+    assert!(ok && out.trim() == "[]", "{out}");
+    let (ok, _, err) = cli(&["pause", "--chain", "bitcoin"]);
+    assert!(!ok && err.contains("unknown chain"), "{err}");
+}

@@ -90,3 +90,35 @@ impl crate::Store {
         })
     }
 }
+
+impl crate::Store {
+    /// Pauses or resumes a chain's loop (operators). Idempotent.
+    pub async fn set_paused(
+        &self,
+        chain: softstake_core::ChainId,
+        paused: bool,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO chain_state (chain, paused) VALUES ($1, $2) \
+                 ON CONFLICT (chain) DO UPDATE SET paused = excluded.paused",
+            )
+            .bind(chain.as_str())
+            .bind(paused)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Whether a chain is paused.
+    pub async fn is_paused(&self, chain: softstake_core::ChainId) -> Result<bool, StoreError> {
+        let v: Option<bool> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT paused FROM chain_state WHERE chain = $1")
+                .bind(chain.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(v.unwrap_or(false))
+    }
+}
