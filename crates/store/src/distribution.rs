@@ -6,7 +6,7 @@
 //! conservation, and writes the distribution row and every credit row in
 //! bulk (PostgreSQL: COPY; SQLite: multi-row INSERTs). All or nothing.
 
-use crate::{Db, StoreError, on_pool, parse_amount};
+use crate::{StoreError, on_pool, parse_amount};
 use futures_util::TryStreamExt;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -226,22 +226,8 @@ impl crate::Store {
         let id = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             // Serialize distributions of one asset: carries and dust are
-            // read-modify-write. SQLite: the first write takes the database
-            // lock. PostgreSQL: a transaction-scoped advisory lock per asset.
-            match &self.db {
-                Db::Sqlite(_) => {
-                    sqlx::query("INSERT INTO chain_state (chain) VALUES ($1) ON CONFLICT (chain) DO NOTHING")
-                        .bind(reward.reward.chain.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Db::Postgres(_) => {
-                    sqlx::query("SELECT pg_advisory_xact_lock(7402, hashtext($1))")
-                        .bind(asset.clone())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+            // read-modify-write.
+            <Self as crate::AssetLock<_>>::lock(&mut tx, reward.reward.chain).await?;
             // Re-check under the lock: exactly once.
             let done: Option<i64> = sqlx::query_scalar("SELECT id FROM distributions WHERE reward_id = $1")
                 .bind(reward_id)

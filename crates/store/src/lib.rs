@@ -17,6 +17,7 @@ mod journal;
 mod outbox;
 mod rewards;
 mod status;
+mod withdrawals;
 
 pub use balances::{BalanceUpdate, IngestReport, MAX_BATCH, MAX_FILE};
 pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary, VerifyReport};
@@ -25,6 +26,7 @@ pub use journal::{JournalOp, NewOp, OpState, Recovery, recovery_action};
 pub use outbox::{OutboxCredit, StatementLine};
 pub use rewards::{NewReward, Recorded, RewardRecord};
 pub use status::{ChainStatus, StoreStatus};
+pub use withdrawals::{Liquidity, WithdrawalDecision, WithdrawalRequest};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -261,6 +263,42 @@ pub struct MigrateReport {
 }
 
 pub use softstake_core::secret::redact_url as redact;
+
+/// A transaction-scoped lock per chain, for read-modify-write of one asset's
+/// books (distributions, withdrawal reservations). SQLite: the first write
+/// takes the database write lock. PostgreSQL: an advisory lock.
+pub(crate) trait AssetLock<DB: sqlx::Database> {
+    async fn lock(
+        tx: &mut sqlx::Transaction<'_, DB>,
+        chain: softstake_core::ChainId,
+    ) -> Result<(), StoreError>;
+}
+
+impl AssetLock<sqlx::Sqlite> for Store {
+    async fn lock(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        chain: softstake_core::ChainId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO chain_state (chain) VALUES ($1) ON CONFLICT (chain) DO NOTHING")
+            .bind(chain.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+impl AssetLock<sqlx::Postgres> for Store {
+    async fn lock(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        chain: softstake_core::ChainId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(7402, hashtext($1))")
+            .bind(chain.asset())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
 
 pub(crate) fn parse_amount(column: &str, s: &str) -> Result<softstake_core::Amount, StoreError> {
     s.parse()

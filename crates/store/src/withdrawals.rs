@@ -1,0 +1,254 @@
+//! Withdrawal liquidity requests from the exchange.
+//!
+//! Before paying a user out on-chain, the exchange asks for liquidity. A
+//! request is *granted* at once when nobody is queued ahead of it and the
+//! unreserved buffer covers it (granted, not yet completed requests reserve
+//! buffer); otherwise it is *queued*, first in first out, with an ETA: the
+//! completion time of the unbonding entry in flight that, with the buffer,
+//! covers everything queued up to and including it, or else now plus the
+//! chain's unbonding delay (the planner unstakes for the queue).
+//! [`crate::Store::promote_withdrawals`] grants queued requests in order as
+//! liquidity arrives; `complete_withdrawal` records the payout.
+
+use crate::{StoreError, on_pool, parse_amount};
+use serde::{Deserialize, Serialize};
+use softstake_core::adapter::UnbondingEntry;
+use softstake_core::{Amount, ChainId, Timestamp};
+
+/// A request from the exchange. `request_id` is the idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawalRequest {
+    /// Unique id.
+    pub request_id: String,
+    /// User.
+    pub user_id: String,
+    /// Chain (the asset is its native one).
+    pub chain: ChainId,
+    /// Amount in base units.
+    pub amount: Amount,
+}
+
+/// Liquidity as the chain reports it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Liquidity {
+    /// Liquid custody balance (including matured unbonding).
+    pub liquid: Amount,
+    /// Unbonding in flight.
+    pub unbonding: Vec<UnbondingEntry>,
+    /// Worst-case seconds from unstaking to withdrawable.
+    pub unbonding_delay_secs: u64,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WithdrawalDecision {
+    /// Request id.
+    pub request_id: String,
+    /// `granted`, `queued`, `completed` or `cancelled`.
+    pub status: String,
+    /// When a queued request should be covered.
+    pub eta: Option<Timestamp>,
+    /// True when this call stored nothing new (a replay).
+    pub replay: bool,
+}
+
+type Row = (String, String, String, String, String, Option<i64>);
+
+impl crate::Store {
+    /// Grants or queues a request (see the module docs). Refuses a zero
+    /// amount, an amount above the user's current liquid balance, and a
+    /// reused id with other content. Replays return the stored decision.
+    pub async fn request_withdrawal(
+        &self,
+        req: &WithdrawalRequest,
+        liq: &Liquidity,
+        now: Timestamp,
+    ) -> Result<WithdrawalDecision, StoreError> {
+        if req.amount.is_zero() {
+            return Err(StoreError::Invalid("withdrawal amount is 0".into()));
+        }
+        if req.request_id.trim().is_empty() || req.user_id.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "request_id and user_id must not be empty".into(),
+            ));
+        }
+        let asset = req.chain.asset();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            <Self as crate::AssetLock<_>>::lock(&mut tx, req.chain).await?;
+            let existing: Vec<Row> = sqlx::query_as(
+                "SELECT user_id, asset, amount, status, request_id, eta FROM withdrawals WHERE request_id = $1",
+            )
+            .bind(&req.request_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            if let Some((user, a, amount, status, id, eta)) = existing.into_iter().next() {
+                if user != req.user_id || a != asset || amount != req.amount.to_string() {
+                    return Err(StoreError::Invalid(format!(
+                        "request_id {:?} was already used for another withdrawal",
+                        req.request_id
+                    )));
+                }
+                return Ok(WithdrawalDecision { request_id: id, status, eta: eta.map(Timestamp::from_unix), replay: true });
+            }
+            let balance: Vec<String> = sqlx::query_scalar(
+                "SELECT balance FROM balance_updates WHERE user_id = $1 AND asset = $2 ORDER BY effective_at DESC, id DESC LIMIT 1",
+            )
+            .bind(&req.user_id)
+            .bind(asset)
+            .fetch_all(&mut *tx)
+            .await?;
+            let balance = match balance.first() {
+                Some(b) => parse_amount("balance_updates.balance", b)?,
+                None => Amount::ZERO,
+            };
+            if req.amount > balance {
+                return Err(StoreError::Invalid(format!(
+                    "withdrawal of {} exceeds user {}'s liquid balance of {} {}",
+                    req.amount, req.user_id, balance, asset
+                )));
+            }
+            let open: Vec<(String, String)> = sqlx::query_as(
+                "SELECT status, amount FROM withdrawals WHERE asset = $1 AND status IN ('granted', 'queued')",
+            )
+            .bind(asset)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut reserved = Amount::ZERO;
+            let mut queued = Amount::ZERO;
+            for (status, amount) in &open {
+                let a = parse_amount("withdrawals.amount", amount)?;
+                let slot = if status == "granted" { &mut reserved } else { &mut queued };
+                *slot = slot.checked_add(a).ok_or_else(|| StoreError::Corrupt("withdrawals overflow".into()))?;
+            }
+            let free = liq.liquid.saturating_sub(reserved);
+            let (status, eta) = if queued.is_zero() && req.amount <= free {
+                ("granted", None)
+            } else {
+                let need = queued
+                    .checked_add(req.amount)
+                    .ok_or_else(|| StoreError::Invalid("withdrawal amount too large".into()))?;
+                ("queued", Some(eta(need, free, liq, now)))
+            };
+            sqlx::query(
+                "INSERT INTO withdrawals (request_id, user_id, asset, amount, status, eta, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(&req.request_id)
+            .bind(&req.user_id)
+            .bind(asset)
+            .bind(req.amount.to_string())
+            .bind(status)
+            .bind(eta.map(Timestamp::unix))
+            .bind(now.unix())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(WithdrawalDecision { request_id: req.request_id.clone(), status: status.into(), eta, replay: false })
+        })
+    }
+
+    /// Grants queued requests in FIFO order while the unreserved buffer
+    /// covers the oldest; returns the request ids granted.
+    pub async fn promote_withdrawals(
+        &self,
+        chain: ChainId,
+        liquid: Amount,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        let asset = chain.asset();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            <Self as crate::AssetLock<_>>::lock(&mut tx, chain).await?;
+            let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+                "SELECT id, request_id, status, amount FROM withdrawals WHERE asset = $1 AND status IN ('granted', 'queued') ORDER BY id",
+            )
+            .bind(asset)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut reserved = Amount::ZERO;
+            for (_, _, status, amount) in &rows {
+                if status == "granted" {
+                    reserved = reserved
+                        .checked_add(parse_amount("withdrawals.amount", amount)?)
+                        .ok_or_else(|| StoreError::Corrupt("withdrawals overflow".into()))?;
+                }
+            }
+            let mut free = liquid.saturating_sub(reserved);
+            let mut granted = Vec::new();
+            for (id, request_id, status, amount) in rows {
+                if status != "queued" {
+                    continue;
+                }
+                let a = parse_amount("withdrawals.amount", &amount)?;
+                if a > free {
+                    break; // FIFO: nobody jumps the queue.
+                }
+                free = free.saturating_sub(a);
+                sqlx::query("UPDATE withdrawals SET status = 'granted', eta = NULL, updated_at = $1 WHERE id = $2")
+                    .bind(now.unix())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                granted.push(request_id);
+            }
+            tx.commit().await?;
+            Ok(granted)
+        })
+    }
+
+    /// `granted -> completed`: the exchange paid the user out.
+    pub async fn complete_withdrawal(
+        &self,
+        request_id: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let n = on_pool!(self, pool => {
+            sqlx::query("UPDATE withdrawals SET status = 'completed', updated_at = $1 WHERE request_id = $2 AND status = 'granted'")
+                .bind(now.unix())
+                .bind(request_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid(format!(
+                "withdrawal {request_id:?} is not granted (unknown, queued or already completed)"
+            )))
+        }
+    }
+
+    /// Sum of queued withdrawals for a chain (the planner's `queued`).
+    pub async fn queued_withdrawals(&self, chain: ChainId) -> Result<Amount, StoreError> {
+        let rows: Vec<String> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT amount FROM withdrawals WHERE asset = $1 AND status = 'queued'")
+                .bind(chain.asset())
+                .fetch_all(pool)
+                .await?
+        });
+        let amounts = rows
+            .iter()
+            .map(|a| parse_amount("withdrawals.amount", a))
+            .collect::<Result<Vec<_>, _>>()?;
+        Amount::checked_sum(amounts)
+            .ok_or_else(|| StoreError::Corrupt("withdrawals overflow".into()))
+    }
+}
+
+/// When `need` (everything queued up to and including a request) is covered
+/// by `free` buffer plus unbonding in flight, in completion order; or now +
+/// the unbonding delay when what is in flight is not enough.
+fn eta(need: Amount, free: Amount, liq: &Liquidity, now: Timestamp) -> Timestamp {
+    let mut covered = free;
+    let mut entries: Vec<&UnbondingEntry> = liq.unbonding.iter().collect();
+    entries.sort_by_key(|e| e.completes_at);
+    for e in entries {
+        covered = covered.checked_add(e.amount).unwrap_or(Amount::MAX);
+        if covered >= need {
+            return e.completes_at.max(now);
+        }
+    }
+    now.plus_secs(i64::try_from(liq.unbonding_delay_secs).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,147 @@
+//! Withdrawal liquidity tests: every one runs on SQLite and on a real PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
+use softstake_core::adapter::UnbondingEntry;
+use softstake_core::{Amount, ChainId, Timestamp};
+use softstake_store::{Liquidity, Store, WithdrawalRequest};
+use softstake_tests::{eth_update, on_both};
+
+const T0: i64 = 1_790_000_000;
+const DAY: i64 = 86_400;
+
+fn req(id: &str, user: &str, amount: u128) -> WithdrawalRequest {
+    WithdrawalRequest {
+        request_id: id.into(),
+        user_id: user.into(),
+        chain: ChainId::Ethereum,
+        amount: Amount::from_base(amount),
+    }
+}
+
+fn liq(liquid: u128, unbonding: &[(u128, i64)]) -> Liquidity {
+    Liquidity {
+        liquid: Amount::from_base(liquid),
+        unbonding: unbonding
+            .iter()
+            .map(|(a, at)| UnbondingEntry {
+                validator: "v".into(),
+                amount: Amount::from_base(*a),
+                completes_at: Timestamp::from_unix(*at),
+            })
+            .collect(),
+        unbonding_delay_secs: 27 * 86_400,
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_unix(T0)
+}
+
+async fn users(store: &Store) {
+    store
+        .ingest_balance_updates(
+            &[
+                eth_update("a", "alice", 1_000, T0 - 10),
+                eth_update("b", "bob", 1_000, T0 - 10),
+            ],
+            now(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_buffer_grants_at_once_and_the_rest_queues_fifo_with_an_eta() {
+    on_both(|store| async move {
+        users(&store).await;
+        let l = liq(100, &[(50, T0 + 3 * DAY)]);
+        let d = store
+            .request_withdrawal(&req("r1", "alice", 80), &l, now())
+            .await
+            .unwrap();
+        assert_eq!((d.status.as_str(), d.eta), ("granted", None));
+        // 20 left unreserved: 60 must wait for the unbonding entry in 3 days.
+        let d = store
+            .request_withdrawal(&req("r2", "bob", 60), &l, now())
+            .await
+            .unwrap();
+        assert_eq!(d.status, "queued");
+        assert_eq!(d.eta, Some(Timestamp::from_unix(T0 + 3 * DAY)));
+        // A small one that would fit does not jump the queue; in flight is
+        // used up, so it waits for a fresh unbonding.
+        let d = store
+            .request_withdrawal(&req("r3", "alice", 15), &l, now())
+            .await
+            .unwrap();
+        assert_eq!(d.status, "queued");
+        assert_eq!(d.eta, Some(Timestamp::from_unix(T0 + 27 * DAY)));
+        assert_eq!(
+            store.queued_withdrawals(ChainId::Ethereum).await.unwrap(),
+            Amount::from_base(75)
+        );
+        // Liquidity arrives: promotion is FIFO and stops at the first that
+        // does not fit (80 reserved of 150: 70 free, r2 60 fits, r3 15 not).
+        let granted = store
+            .promote_withdrawals(ChainId::Ethereum, Amount::from_base(150), now())
+            .await
+            .unwrap();
+        assert_eq!(granted, ["r2"]);
+        store.complete_withdrawal("r1", now()).await.unwrap();
+        assert!(store.complete_withdrawal("r1", now()).await.is_err());
+        let granted = store
+            .promote_withdrawals(ChainId::Ethereum, Amount::from_base(150), now())
+            .await
+            .unwrap();
+        assert_eq!(granted, ["r3"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replays_are_no_ops_and_bad_requests_change_nothing() {
+    on_both(|store| async move {
+        users(&store).await;
+        let l = liq(100, &[]);
+        let d = store
+            .request_withdrawal(&req("r1", "alice", 10), &l, now())
+            .await
+            .unwrap();
+        assert!(!d.replay);
+        let again = store
+            .request_withdrawal(&req("r1", "alice", 10), &l, now())
+            .await
+            .unwrap();
+        assert!(again.replay && again.status == "granted");
+        let err = store
+            .request_withdrawal(&req("r1", "alice", 11), &l, now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("already used"), "{err}");
+        let err = store
+            .request_withdrawal(&req("r2", "alice", 1_001), &l, now())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("exceeds user alice's liquid balance"),
+            "{err}"
+        );
+        let err = store
+            .request_withdrawal(&req("r3", "nobody", 1), &l, now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("liquid balance of 0"), "{err}");
+        assert!(
+            store
+                .request_withdrawal(&req("r4", "alice", 0), &l, now())
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            store.queued_withdrawals(ChainId::Ethereum).await.unwrap(),
+            Amount::ZERO
+        );
+        assert_eq!(store.status().await.unwrap().withdrawals_queued, 0);
+    })
+    .await;
+}
