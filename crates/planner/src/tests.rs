@@ -74,6 +74,18 @@ fn now() -> Timestamp {
     Timestamp::from_unix(0)
 }
 
+/// Plans with liabilities and queued withdrawals in base units.
+fn run(s: &PoolStateResponse, liabilities: u128, queued: u128, pol: &Policy) -> Plan {
+    plan(
+        s,
+        Amount::from_base(liabilities),
+        Amount::from_base(queued),
+        pol,
+        now(),
+    )
+    .unwrap()
+}
+
 fn moves(p: &Plan) -> Vec<(String, &str, u128)> {
     p.ops
         .iter()
@@ -93,14 +105,7 @@ fn moves(p: &Plan) -> Vec<(String, &str, u128)> {
 fn stakes_only_the_excess_over_the_aim_spread_by_weight() {
     // Liabilities 1000, target 10% +/- 2%: aim 100, ceiling 120. Liquid 1000.
     let s = state(1000, &[], &[], limits(None, Some(7), false));
-    let p = plan(
-        &s,
-        Amount::from_base(1000),
-        Amount::ZERO,
-        &policy(&[("a", 1), ("b", 1)], 100, 20),
-        now(),
-    )
-    .unwrap();
+    let p = run(&s, 1000, 0, &policy(&[("a", 1), ("b", 1)], 100, 20));
     assert_eq!(p.summary.aim, Amount::from_base(100));
     assert_eq!(
         moves(&p),
@@ -115,14 +120,7 @@ fn stakes_only_the_excess_over_the_aim_spread_by_weight() {
 #[test]
 fn within_the_band_nothing_moves() {
     let s = state(110, &[("a", 890)], &[], limits(None, Some(7), false));
-    let p = plan(
-        &s,
-        Amount::from_base(1000),
-        Amount::ZERO,
-        &policy(&[("a", 1)], 100, 20),
-        now(),
-    )
-    .unwrap();
+    let p = run(&s, 1000, 0, &policy(&[("a", 1)], 100, 20));
     assert!(p.ops.is_empty(), "{:?}", p.ops);
 }
 
@@ -130,14 +128,7 @@ fn within_the_band_nothing_moves() {
 fn queued_withdrawals_are_served_even_below_min_operation() {
     // Liquid 100 = the buffer; a withdrawal of 5 is queued: unstake 5.
     let s = state(100, &[("a", 900)], &[], limits(None, Some(7), false));
-    let p = plan(
-        &s,
-        Amount::from_base(1000),
-        Amount::from_base(5),
-        &policy(&[("a", 1)], 100, 0),
-        now(),
-    )
-    .unwrap();
+    let p = run(&s, 1000, 5, &policy(&[("a", 1)], 100, 0));
     assert_eq!(moves(&p), [("undelegate".to_string(), "a", 5)]);
     // Unbonding already in flight counts: nothing more to do.
     let s = state(
@@ -146,14 +137,7 @@ fn queued_withdrawals_are_served_even_below_min_operation() {
         &[("a", 5)],
         limits(None, Some(7), false),
     );
-    let p = plan(
-        &s,
-        Amount::from_base(1000),
-        Amount::from_base(5),
-        &policy(&[("a", 1)], 100, 0),
-        now(),
-    )
-    .unwrap();
+    let p = run(&s, 1000, 5, &policy(&[("a", 1)], 100, 0));
     assert!(moves(&p).is_empty());
 }
 
@@ -166,14 +150,7 @@ fn the_unbonding_entry_limit_is_respected() {
         &full,
         limits(None, Some(7), false),
     );
-    let p = plan(
-        &s,
-        Amount::from_base(1000),
-        Amount::ZERO,
-        &policy(&[("a", 1), ("b", 1)], 100, 20),
-        now(),
-    )
-    .unwrap();
+    let p = run(&s, 1000, 0, &policy(&[("a", 1), ("b", 1)], 100, 20));
     assert_eq!(moves(&p), [("undelegate".to_string(), "b", 93)]);
     assert!(
         p.blocked
@@ -187,49 +164,26 @@ fn ethereum_moves_in_validator_sized_chunks() {
     let eth = 32;
     // Liquid 100 with aim 10: stake 64 (two validators' worth), not 90.
     let s = state(100, &[], &[], limits(Some(eth), None, false));
-    let p = plan(
-        &s,
-        Amount::from_base(100),
-        Amount::ZERO,
-        &policy(&[("v", 1)], 100, 20),
-        now(),
-    )
-    .unwrap();
+    let p = run(&s, 100, 0, &policy(&[("v", 1)], 100, 20));
     assert_eq!(moves(&p), [("delegate".to_string(), "v", 64)]);
     // Short 10 below the floor: exit a whole 32.
     let s = state(0, &[("v", 96)], &[], limits(Some(eth), None, false));
-    let p = plan(
-        &s,
-        Amount::from_base(100),
-        Amount::ZERO,
-        &policy(&[("v", 1)], 100, 20),
-        now(),
-    )
-    .unwrap();
+    let p = run(&s, 100, 0, &policy(&[("v", 1)], 100, 20));
     assert_eq!(moves(&p), [("undelegate".to_string(), "v", 32)]);
 }
 
 #[test]
 fn liquid_delegation_delegates_the_whole_balance_once() {
     let s = state(1000, &[], &[], limits(None, None, true));
-    let p = plan(
+    let p = run(
         &s,
-        Amount::from_base(1000),
-        Amount::from_base(50),
+        1000,
+        50,
         &policy(&[("pool1", 1), ("pool2", 3)], 100, 20),
-        now(),
-    )
-    .unwrap();
+    );
     assert_eq!(moves(&p), [("delegate".to_string(), "pool2", 1000)]);
     let s = state(1000, &[("pool1", 0)], &[], limits(None, None, true));
-    let p = plan(
-        &s,
-        Amount::from_base(1000),
-        Amount::ZERO,
-        &policy(&[("pool1", 1)], 100, 20),
-        now(),
-    )
-    .unwrap();
+    let p = run(&s, 1000, 0, &policy(&[("pool1", 1)], 100, 20));
     assert!(p.ops.is_empty());
 }
 
@@ -238,14 +192,7 @@ fn matured_funds_are_withdrawn_and_rewards_claimed_first() {
     let mut s = state(100, &[("a", 900)], &[], limits(None, Some(7), false));
     s.withdrawable = Amount::from_base(7);
     s.claimable_rewards = Amount::from_base(50);
-    let p = plan(
-        &s,
-        Amount::from_base(1000),
-        Amount::ZERO,
-        &policy(&[("a", 1)], 100, 20),
-        now(),
-    )
-    .unwrap();
+    let p = run(&s, 1000, 0, &policy(&[("a", 1)], 100, 20));
     assert_eq!(p.ops[0].kind.name(), "withdraw_unbonded");
     assert_eq!(p.ops[1].kind.name(), "claim_rewards");
 }
@@ -256,7 +203,7 @@ fn caps_limit_each_operation_and_the_day() {
     let mut pol = policy(&[("a", 1)], 100, 20);
     pol.max_per_operation = Amount::from_base(300);
     pol.remaining_today = Amount::from_base(200);
-    let p = plan(&s, Amount::from_base(1000), Amount::ZERO, &pol, now()).unwrap();
+    let p = run(&s, 1000, 0, &pol);
     assert_eq!(moves(&p), [("delegate".to_string(), "a", 200)]);
 }
 
@@ -309,7 +256,7 @@ fn arb_case() -> impl Strategy<Value = (PoolStateResponse, u128, u128, Policy)> 
 proptest! {
     #[test]
     fn never_stakes_what_the_buffer_or_the_queue_needs((s, liab, queued, pol) in arb_case()) {
-        let p = plan(&s, Amount::from_base(liab), Amount::from_base(queued), &pol, now()).unwrap();
+        let p = run(&s, liab, queued, &pol);
         let staked: u128 = moves(&p).iter().filter(|m| m.0 == "delegate").map(|m| m.2).sum();
         let liquid = s.liquid.base() + s.withdrawable.base();
         prop_assert!(staked <= liquid.saturating_sub(p.summary.aim.base()));
@@ -318,7 +265,7 @@ proptest! {
 
     #[test]
     fn never_exceeds_caps_or_chain_limits((s, liab, queued, pol) in arb_case()) {
-        let p = plan(&s, Amount::from_base(liab), Amount::from_base(queued), &pol, now()).unwrap();
+        let p = run(&s, liab, queued, &pol);
         let ms = moves(&p);
         let total: u128 = ms.iter().map(|m| m.2).sum();
         prop_assert!(total <= pol.remaining_today.base());
@@ -358,7 +305,7 @@ proptest! {
         let mut pol = policy(&[("v0", 1)], t, 20);
         pol.min_operation = Amount::from_base(1);
         for _round in 0..3 {
-            let p = plan(&s, Amount::from_base(liab), Amount::from_base(queued), &pol, now()).unwrap();
+            let p = run(&s, liab, queued, &pol);
             // Apply, then let one unbonding delay pass.
             for o in &p.ops {
                 match &o.kind {
@@ -374,7 +321,7 @@ proptest! {
                 }
             }
         }
-        let p = plan(&s, Amount::from_base(liab), Amount::from_base(queued), &pol, now()).unwrap();
+        let p = run(&s, liab, queued, &pol);
         prop_assert!(s.liquid >= p.summary.floor && s.liquid <= p.summary.ceiling,
             "liquid {} outside [{}, {}]", s.liquid, p.summary.floor, p.summary.ceiling);
     }
