@@ -285,12 +285,7 @@ impl crate::Store {
             .fetch_all(pool)
             .await?
         });
-        let amounts = values
-            .iter()
-            .map(|v| parse_amount("operations.value", v))
-            .collect::<Result<Vec<_>, _>>()?;
-        Amount::checked_sum(amounts)
-            .ok_or_else(|| StoreError::Corrupt("moved value overflows".into()))
+        crate::sum_amounts("operations.value", &values)
     }
 
     /// `awaiting_approval -> planned`.

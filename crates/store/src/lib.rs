@@ -300,6 +300,19 @@ impl AssetLock<sqlx::Postgres> for Store {
     }
 }
 
+/// The exact sum of stored amounts from `column`.
+pub(crate) fn sum_amounts(
+    column: &str,
+    values: &[String],
+) -> Result<softstake_core::Amount, StoreError> {
+    let amounts = values
+        .iter()
+        .map(|v| parse_amount(column, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    softstake_core::Amount::checked_sum(amounts)
+        .ok_or_else(|| StoreError::Corrupt(format!("sum of {column} overflows")))
+}
+
 pub(crate) fn parse_amount(column: &str, s: &str) -> Result<softstake_core::Amount, StoreError> {
     s.parse()
         .map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))

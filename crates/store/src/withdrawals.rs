@@ -228,12 +228,7 @@ impl crate::Store {
                 .fetch_all(pool)
                 .await?
         });
-        let amounts = rows
-            .iter()
-            .map(|a| parse_amount("withdrawals.amount", a))
-            .collect::<Result<Vec<_>, _>>()?;
-        Amount::checked_sum(amounts)
-            .ok_or_else(|| StoreError::Corrupt("withdrawals overflow".into()))
+        crate::sum_amounts("withdrawals.amount", &rows)
     }
 }
 
