@@ -30,6 +30,7 @@ fn liq(liquid: u128, unbonding: &[(u128, i64)]) -> Liquidity {
             })
             .collect(),
         unbonding_delay_secs: 27 * 86_400,
+        cycle_secs: 600,
     }
 }
 
@@ -66,7 +67,8 @@ async fn the_buffer_grants_at_once_and_the_rest_queues_fifo_with_an_eta() {
             .await
             .unwrap();
         assert_eq!(d.status, "queued");
-        assert_eq!(d.eta, Some(Timestamp::from_unix(T0 + 3 * DAY)));
+        // The entry's completion plus two 10-minute cycles (withdraw, grant).
+        assert_eq!(d.eta, Some(Timestamp::from_unix(T0 + 3 * DAY + 1_200)));
         // A small one that would fit does not jump the queue; in flight is
         // used up, so it waits for a fresh unbonding.
         let d = store
@@ -74,7 +76,8 @@ async fn the_buffer_grants_at_once_and_the_rest_queues_fifo_with_an_eta() {
             .await
             .unwrap();
         assert_eq!(d.status, "queued");
-        assert_eq!(d.eta, Some(Timestamp::from_unix(T0 + 27 * DAY)));
+        // One cycle to send the unstake, the delay, two cycles.
+        assert_eq!(d.eta, Some(Timestamp::from_unix(T0 + 27 * DAY + 1_800)));
         assert_eq!(
             store.queued_withdrawals(ChainId::Ethereum).await.unwrap(),
             Amount::from_base(75)

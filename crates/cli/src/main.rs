@@ -84,11 +84,27 @@ enum Command {
         #[arg(long)]
         chain: softstake_core::ChainId,
     },
-    /// List a chain's open operations (JSON).
+    /// List a chain's open operations (JSON); with --all, every operation.
     Operations {
         /// Chain.
         #[arg(long)]
         chain: softstake_core::ChainId,
+        /// Every operation, newest first (not only open ones).
+        #[arg(long)]
+        all: bool,
+        /// With --all, at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Print the plan for a chain (JSON). Journals, signs and sends nothing.
+    Plan {
+        /// Chain (must be configured).
+        #[arg(long)]
+        chain: softstake_core::ChainId,
+        /// Plan from this pool state (JSON, as the adapter reports it)
+        /// instead of asking the chain: for review and what-if.
+        #[arg(long)]
+        state: Option<PathBuf>,
     },
     /// A user's rewards over a date range (JSON, or CSV with --csv).
     Statement {
@@ -218,6 +234,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         | Command::Approve { .. }
         | Command::Pause { .. }
         | Command::Resume { .. }
+        | Command::Plan { .. }
         | Command::Operations { .. } => {
             let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
             init_logging(&cfg, cli.log_json);
@@ -264,13 +281,58 @@ async fn ledger(store: &Store, cfg: &Config, cmd: Command) -> Result<()> {
             println!("{chain} resumed");
             Ok(())
         }
-        Command::Operations { chain } => {
-            let ops = store.journal_open(chain).await?;
+        Command::Operations { chain, all, limit } => {
+            let ops = if all {
+                store.journal_list(chain, None, limit).await?
+            } else {
+                store.journal_open(chain).await?
+            };
             println!("{}", serde_json::to_string_pretty(&ops)?);
             Ok(())
         }
+        Command::Plan { chain, state } => plan(store, cfg, chain, state.as_deref()).await,
         _ => Ok(()),
     }
+}
+
+async fn plan(
+    store: &Store,
+    cfg: &Config,
+    chain: softstake_core::ChainId,
+    state: Option<&std::path::Path>,
+) -> Result<()> {
+    let cc = cfg
+        .chain(chain)
+        .with_context(|| format!("{chain} is not configured (add a [[chains]] section)"))?;
+    let ecfg = softstake_engine::EngineConfig::from_chain_config(cc);
+    let state: softstake_core::adapter::PoolStateResponse = match state {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a pool state", path.display()))?
+        }
+        None => {
+            let adapter = softstake_adapters::build_adapter(cc)?;
+            adapter
+                .pool_state(softstake_core::adapter::PoolStateRequest::default())
+                .await?
+        }
+    };
+    let now = softstake_core::Timestamp::now();
+    let plan = softstake_engine::plan_for(store, &ecfg, &state, now).await?;
+    let paused = store.is_paused(chain).await?;
+    let out = serde_json::json!({
+        "chain": chain,
+        "as_of": state.as_of,
+        "paused": paused,
+        "dry_run": ecfg.dry_run,
+        "approval_threshold": ecfg.approval_threshold,
+        "plan": plan,
+        "note": "nothing was journaled, signed or sent",
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }
 
 async fn run(cfg: Config) -> Result<()> {

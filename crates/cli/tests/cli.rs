@@ -247,3 +247,90 @@ fn operators_pause_resume_and_approval_errors() {
     let (ok, _, err) = cli(&["pause", "--chain", "bitcoin"]);
     assert!(!ok && err.contains("unknown chain"), "{err}");
 }
+
+#[test]
+fn plan_prints_operations_from_a_pool_state_file_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let cli = |args: &[&str]| {
+        let o = run(bin()
+            .arg("--config")
+            .arg(example())
+            .args(["--database-url", &url])
+            .args(args));
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr(&o),
+        )
+    };
+    assert!(cli(&["migrate"]).0);
+    // alice holds 1,000 ATOM.
+    let f = dir.path().join("b.csv");
+    std::fs::write(
+        &f,
+        "event_id,user_id,asset,balance,effective_at\ne1,alice,ATOM,1000000000,2026-01-01T00:00:00Z\n",
+    )
+    .unwrap();
+    assert!(cli(&["balances", "import", f.to_str().unwrap()]).0);
+    // The whole 1,000 ATOM pool is liquid, nothing is staked.
+    let state = dir.path().join("state.json");
+    std::fs::write(
+        &state,
+        r#"{"chain":"cosmos","as_of":"2026-01-02T00:00:00Z","liquid":"1000000000","delegations":[],
+            "unbonding":[],"withdrawable":"0","claimable_rewards":"0",
+            "limits":{"min_delegation":"1","max_unbonding_entries":7,"unbonding_delay_secs":1814400,
+                      "delegation_keeps_funds_liquid":false,"stake_chunk":null}}"#,
+    )
+    .unwrap();
+    let (ok, out, err) = cli(&[
+        "plan",
+        "--chain",
+        "cosmos",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // Buffer target 15% of liabilities stays liquid; 850 ATOM are staked
+    // over the two configured validators.
+    let ops = v["plan"]["ops"].as_array().unwrap();
+    assert_eq!(ops.len(), 2, "{out}");
+    let staked: u128 = ops
+        .iter()
+        .map(|o| {
+            assert_eq!(o["kind"]["kind"], "delegate");
+            o["kind"]["amount"]
+                .as_str()
+                .unwrap()
+                .parse::<u128>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(staked, 850_000_000);
+    assert_eq!(v["plan"]["summary"]["aim"], "150000000");
+    // Nothing was journaled.
+    let (_, out, _) = cli(&["operations", "--chain", "cosmos", "--all"]);
+    assert_eq!(out.trim(), "[]");
+    // Without a state file it needs the chain's adapter; unconfigured chains
+    // and bad files are one clear line.
+    let (ok, _, err) = cli(&["plan", "--chain", "cosmos"]);
+    assert!(!ok && err.contains("no cosmos adapter"), "{err}");
+    let (ok, _, err) = cli(&[
+        "plan",
+        "--chain",
+        "solana",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("solana is not configured"), "{err}");
+    std::fs::write(&state, "{}").unwrap();
+    let (ok, _, err) = cli(&[
+        "plan",
+        "--chain",
+        "cosmos",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("is not a pool state"), "{err}");
+}

@@ -239,7 +239,7 @@ pub struct SafetySection {
     pub max_per_day: String,
     /// Operations moving more than this wait for `softstake approve`.
     pub approval_threshold: String,
-    /// Plan and sign but never broadcast.
+    /// Plan and log only: nothing is journaled, signed or broadcast.
     #[serde(default)]
     pub dry_run: bool,
 }

@@ -314,4 +314,44 @@ impl crate::Store {
             })
             .collect()
     }
+
+    /// Liabilities: the sum of every user's latest liquid balance of
+    /// `asset` in effect at `at` (what the pool owes its users).
+    pub async fn liabilities(&self, asset: &str, at: Timestamp) -> Result<Amount, StoreError> {
+        let rows: Vec<String> = on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT b.balance FROM balance_updates b WHERE b.asset = $1 AND b.effective_at <= $2 \
+                 AND NOT EXISTS (SELECT 1 FROM balance_updates c WHERE c.asset = b.asset AND c.user_id = b.user_id \
+                 AND c.effective_at <= $2 AND (c.effective_at > b.effective_at OR (c.effective_at = b.effective_at AND c.id > b.id)))",
+            )
+            .bind(asset)
+            .bind(at.unix())
+            .fetch_all(pool)
+            .await?
+        });
+        crate::sum_amounts("balance_updates.balance", &rows)
+    }
+
+    /// A user's liquid balance of `asset` in effect at `at` (0 if none).
+    pub async fn balance_at(
+        &self,
+        user_id: &str,
+        asset: &str,
+        at: Timestamp,
+    ) -> Result<Amount, StoreError> {
+        let v: Option<String> = on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT balance FROM balance_updates WHERE user_id = $1 AND asset = $2 AND effective_at <= $3 \
+                 ORDER BY effective_at DESC, id DESC LIMIT 1",
+            )
+            .bind(user_id)
+            .bind(asset)
+            .bind(at.unix())
+            .fetch_optional(pool)
+            .await?
+        });
+        v.map_or(Ok(Amount::ZERO), |b| {
+            parse_amount("balance_updates.balance", &b)
+        })
+    }
 }

@@ -311,6 +311,28 @@ impl crate::Store {
         r.map(summary).transpose()
     }
 
+    /// Distributions of an asset (all assets when `None`), newest first,
+    /// with ids below `before` (all when `None`), at most `limit`.
+    pub async fn list_distributions(
+        &self,
+        asset: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DistributionSummary>, StoreError> {
+        let sql = format!(
+            "{SELECT_DIST} WHERE ($1 = '' OR asset = $1) AND id < $2 ORDER BY id DESC LIMIT $3"
+        );
+        let rows: Vec<SummaryRow> = on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(asset.unwrap_or(""))
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(summary).collect()
+    }
+
     /// A distribution by id.
     pub async fn distribution(&self, id: i64) -> Result<Option<DistributionSummary>, StoreError> {
         let sql = format!("{SELECT_DIST} WHERE id = $1");

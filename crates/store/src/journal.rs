@@ -268,6 +268,28 @@ impl crate::Store {
         rows.into_iter().map(from_row).collect()
     }
 
+    /// A chain's operations, newest first, created before `before` (all
+    /// when `None`), at most `limit`.
+    pub async fn journal_list(
+        &self,
+        chain: ChainId,
+        before: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<Vec<JournalOp>, StoreError> {
+        let sql = format!(
+            "{SELECT_OP} WHERE chain = $1 AND created_at < $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+        );
+        let rows: Vec<OpRow> = on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(chain.as_str())
+                .bind(before.map_or(i64::MAX, Timestamp::unix))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(from_row).collect()
+    }
+
     /// Value of the chain's operations signed since `since` and not failed
     /// or expired (what counts against the daily cap).
     pub async fn journal_moved_since(

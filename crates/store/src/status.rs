@@ -121,4 +121,40 @@ impl crate::Store {
         });
         Ok(v.unwrap_or(false))
     }
+
+    /// The adapter's reward cursor for a chain (`None`: from the start).
+    pub async fn reward_cursor(
+        &self,
+        chain: softstake_core::ChainId,
+    ) -> Result<Option<String>, StoreError> {
+        let v: Option<Option<String>> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT reward_cursor FROM chain_state WHERE chain = $1")
+                .bind(chain.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(v.flatten())
+    }
+
+    /// Stores the reward cursor after the rewards before it were recorded
+    /// (recording is idempotent, so a crash in between only replays).
+    pub async fn set_reward_cursor(
+        &self,
+        chain: softstake_core::ChainId,
+        cursor: Option<&str>,
+        now: softstake_core::Timestamp,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO chain_state (chain, reward_cursor, last_cycle_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (chain) DO UPDATE SET reward_cursor = excluded.reward_cursor, last_cycle_at = excluded.last_cycle_at",
+            )
+            .bind(chain.as_str())
+            .bind(cursor)
+            .bind(now.unix())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
 }

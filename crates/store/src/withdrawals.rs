@@ -37,6 +37,10 @@ pub struct Liquidity {
     pub unbonding: Vec<UnbondingEntry>,
     /// Worst-case seconds from unstaking to withdrawable.
     pub unbonding_delay_secs: u64,
+    /// Seconds between two cycles of the chain's loop: the lag before an
+    /// unstake is sent, and again before matured funds are withdrawn and
+    /// the request granted. Added to ETAs so they are honest.
+    pub cycle_secs: u64,
 }
 
 /// The answer.
@@ -220,11 +224,29 @@ impl crate::Store {
         }
     }
 
-    /// Sum of queued withdrawals for a chain (the planner's `queued`).
+    /// Sum of queued withdrawals for a chain.
     pub async fn queued_withdrawals(&self, chain: ChainId) -> Result<Amount, StoreError> {
+        self.withdrawals_sum(chain, &["queued"]).await
+    }
+
+    /// Sum of withdrawals queued or granted but not yet paid out: liquidity
+    /// the planner must never stake (its `queued` input).
+    pub async fn withdrawals_owed(&self, chain: ChainId) -> Result<Amount, StoreError> {
+        self.withdrawals_sum(chain, &["queued", "granted"]).await
+    }
+
+    async fn withdrawals_sum(
+        &self,
+        chain: ChainId,
+        statuses: &[&str],
+    ) -> Result<Amount, StoreError> {
+        let a = statuses.first().copied().unwrap_or("");
+        let b = statuses.get(1).copied().unwrap_or(a);
         let rows: Vec<String> = on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT amount FROM withdrawals WHERE asset = $1 AND status = 'queued'")
+            sqlx::query_scalar("SELECT amount FROM withdrawals WHERE asset = $1 AND status IN ($2, $3)")
                 .bind(chain.asset())
+                .bind(a)
+                .bind(b)
                 .fetch_all(pool)
                 .await?
         });
@@ -232,18 +254,22 @@ impl crate::Store {
     }
 }
 
-/// When `need` (everything queued up to and including a request) is covered
-/// by `free` buffer plus unbonding in flight, in completion order; or now +
-/// the unbonding delay when what is in flight is not enough.
+/// When `need` (everything queued up to and including a request) is covered:
+/// the completion of the unbonding entry in flight that, with the `free`
+/// buffer, covers it (in completion order), plus two cycles (withdraw the
+/// matured funds, then grant); or, when what is in flight is not enough,
+/// now + one cycle (send the unstake) + the unbonding delay + two cycles.
 fn eta(need: Amount, free: Amount, liq: &Liquidity, now: Timestamp) -> Timestamp {
+    let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+    let cycle = secs(liq.cycle_secs);
     let mut covered = free;
     let mut entries: Vec<&UnbondingEntry> = liq.unbonding.iter().collect();
     entries.sort_by_key(|e| e.completes_at);
     for e in entries {
         covered = covered.checked_add(e.amount).unwrap_or(Amount::MAX);
         if covered >= need {
-            return e.completes_at.max(now);
+            return e.completes_at.max(now).plus_secs(cycle.saturating_mul(2));
         }
     }
-    now.plus_secs(i64::try_from(liq.unbonding_delay_secs).unwrap_or(i64::MAX))
+    now.plus_secs(secs(liq.unbonding_delay_secs).saturating_add(cycle.saturating_mul(3)))
 }

@@ -1,0 +1,689 @@
+//! One chain's cycle, shared by the daemon and the operator commands.
+//!
+//! [`Engine::cycle`] runs, for one chain and in this order:
+//! 1. **collect** rewards from the adapter since the stored cursor and record
+//!    them (idempotent by key, cursor stored after);
+//! 2. **distribute** every undistributed reward of the chain (exactly once,
+//!    conservation checked by the store before commit);
+//! 3. **reconcile** every non-final journaled operation against the chain
+//!    with [`softstake_store::recovery_action`]: confirm, fail, expire, or
+//!    rebroadcast the *same* journaled bytes; sign operations still `planned`;
+//! 4. **plan**, only when the chain has no open operation (so a crash can
+//!    never produce a second delegation for the same need), from the pool
+//!    state, the liabilities, the withdrawals owed and the policy;
+//! 5. **execute** the plan through the journal: insert (operations above the
+//!    approval threshold wait in `awaiting_approval`), sign, store the bytes,
+//!    broadcast, mark broadcast. Confirmation happens in a later cycle's
+//!    reconcile, after the chain has included the transaction;
+//! 6. **promote** queued withdrawals that the liquid balance now covers.
+//!
+//! A paused chain still collects, distributes and grants queued withdrawals
+//! from liquid funds (bookkeeping) but sends nothing: no reconcile, no plan,
+//! no signing. In dry-run mode the plan is
+//! computed and reported but nothing is journaled, signed or sent.
+//!
+//! Crash points: [`Faults::check`] is called between every journal write and
+//! chain call. Production uses [`NoFaults`]; the simulation
+//! (`softstake-testkit`) crashes there to prove the recovery rule.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use softstake_config::ChainConfig;
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, PoolStateRequest,
+    PoolStateResponse, RewardsRequest, SignedOperation,
+};
+use softstake_core::{Amount, ChainId, Clock, Timestamp};
+use softstake_planner::{Plan, PlanError, Policy, ValidatorTarget};
+use softstake_store::{
+    DistributeOptions, DistributeOutcome, DistributionSummary, JournalOp, Liquidity, NewOp,
+    NewReward, OpState, Recovery, Store, StoreError, recovery_action,
+};
+use std::sync::Arc;
+
+/// A point between two steps of an operation where a process can die.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashPoint {
+    /// After the operation was journaled, before signing.
+    AfterJournal,
+    /// After signing, before the bytes were stored.
+    AfterSign,
+    /// After the bytes were stored, before broadcasting.
+    AfterStore,
+    /// After broadcasting, before marking it broadcast.
+    AfterBroadcast,
+    /// After a lookup, before recording the outcome.
+    AfterLookup,
+    /// After recording rewards, before storing the cursor.
+    AfterRewards,
+}
+
+/// Fault injection at crash points.
+pub trait Faults: Send + Sync + std::fmt::Debug {
+    /// `Err` aborts the cycle as if the process died here.
+    fn check(&self, point: CrashPoint) -> Result<(), EngineError>;
+}
+
+/// Production: never crashes on purpose.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoFaults;
+
+impl Faults for NoFaults {
+    fn check(&self, _point: CrashPoint) -> Result<(), EngineError> {
+        Ok(())
+    }
+}
+
+/// Errors of a cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The chain adapter failed.
+    #[error("chain: {0}")]
+    Adapter(#[from] AdapterError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The planner refused its inputs.
+    #[error("planner: {0}")]
+    Plan(#[from] PlanError),
+    /// An injected crash (simulation only).
+    #[error("injected crash at {0:?}")]
+    Crash(CrashPoint),
+    /// The chain answered something that contradicts the journal.
+    #[error("inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+impl EngineError {
+    /// Whether the next cycle may succeed without an operator.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EngineError::Adapter(e) => e.is_retryable(),
+            EngineError::Store(e) => e.is_retryable(),
+            EngineError::Crash(_) => true,
+            EngineError::Plan(_) | EngineError::Inconsistent(_) => false,
+        }
+    }
+}
+
+/// What the engine needs from a chain's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Chain.
+    pub chain: ChainId,
+    /// Commission rate on rewards.
+    pub commission: softstake_core::Rate,
+    /// Per-asset eligibility minimum.
+    pub min_eligible_balance: Amount,
+    /// Buffer policy and validators (`remaining_today` is filled per cycle).
+    pub policy: Policy,
+    /// Per UTC day cap on value moved.
+    pub max_per_day: Amount,
+    /// Operations moving more than this wait for approval (0: none wait).
+    pub approval_threshold: Amount,
+    /// Plan only.
+    pub dry_run: bool,
+    /// Seconds between cycles (for withdrawal ETAs).
+    pub cycle_secs: u64,
+}
+
+impl EngineConfig {
+    /// From a validated chain section.
+    pub fn from_chain_config(c: &ChainConfig) -> EngineConfig {
+        EngineConfig {
+            chain: c.chain,
+            commission: c.commission,
+            min_eligible_balance: c.min_eligible_balance,
+            policy: Policy {
+                target: c.buffer.target,
+                band: c.buffer.band,
+                min_operation: c.buffer.min_operation,
+                validators: c
+                    .validators
+                    .iter()
+                    .map(|v| ValidatorTarget {
+                        address: v.address.clone(),
+                        weight: v.weight,
+                        cap: v.cap,
+                    })
+                    .collect(),
+                max_per_operation: c.safety.max_per_operation,
+                remaining_today: c.safety.max_per_day,
+            },
+            max_per_day: c.safety.max_per_day,
+            approval_threshold: c.safety.approval_threshold,
+            dry_run: c.safety.dry_run,
+            cycle_secs: c.interval_secs,
+        }
+    }
+}
+
+/// What one operation went through in this cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpEvent {
+    /// Operation id.
+    pub id: String,
+    /// Operation kind name.
+    pub kind: &'static str,
+    /// What happened (`journaled`, `awaiting_approval`, `broadcast`,
+    /// `rebroadcast`, `confirmed`, `failed`, `expired`, `pending`,
+    /// `sign_refused`, `broadcast_error`).
+    pub event: &'static str,
+    /// Detail (error text, tx id).
+    pub detail: Option<String>,
+}
+
+/// What a cycle did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct CycleReport {
+    /// New rewards recorded.
+    pub rewards_recorded: u64,
+    /// Distributions made.
+    pub distributions: Vec<DistributionSummary>,
+    /// Journal events.
+    pub ops: Vec<OpEvent>,
+    /// The plan, when one was made.
+    pub plan: Option<Plan>,
+    /// Why no plan was made, if none.
+    pub plan_skipped: Option<String>,
+    /// Withdrawal requests granted from the queue.
+    pub withdrawals_granted: Vec<String>,
+    /// Whether the chain was paused.
+    pub paused: bool,
+}
+
+/// One chain's engine. Cheap to rebuild: all state lives in the store and on
+/// the chain, which is what makes a restart safe.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    adapter: Arc<dyn ChainAdapter>,
+    cfg: EngineConfig,
+    clock: Arc<dyn Clock>,
+    faults: Arc<dyn Faults>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("chain", &self.cfg.chain)
+            .field("store", &self.store)
+            .field("dry_run", &self.cfg.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+const DAY: i64 = 86_400;
+
+impl Engine {
+    /// An engine for one chain.
+    pub fn new(
+        store: Store,
+        adapter: Arc<dyn ChainAdapter>,
+        cfg: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        if adapter.chain() != cfg.chain {
+            return Err(EngineError::Inconsistent(format!(
+                "adapter is for {}, config for {}",
+                adapter.chain(),
+                cfg.chain
+            )));
+        }
+        Ok(Engine {
+            store,
+            adapter,
+            cfg,
+            clock,
+            faults: Arc::new(NoFaults),
+        })
+    }
+
+    /// Replaces the fault injector (simulation).
+    pub fn with_faults(mut self, faults: Arc<dyn Faults>) -> Engine {
+        self.faults = faults;
+        self
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> ChainId {
+        self.cfg.chain
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The adapter.
+    pub fn adapter(&self) -> &Arc<dyn ChainAdapter> {
+        &self.adapter
+    }
+
+    /// The full cycle (module docs).
+    pub async fn cycle(&self) -> Result<CycleReport, EngineError> {
+        let mut report = CycleReport {
+            rewards_recorded: self.collect_rewards().await?,
+            distributions: self.distribute_pending().await?,
+            ..CycleReport::default()
+        };
+        report.paused = self.store.is_paused(self.cfg.chain).await?;
+        if !report.paused {
+            report.ops = self.reconcile().await?;
+        }
+        let state = self.adapter.pool_state(PoolStateRequest::default()).await?;
+        let open = self.store.journal_open(self.cfg.chain).await?;
+        if report.paused {
+            report.plan_skipped = Some("chain is paused: nothing is signed or sent".into());
+        } else if let Some(op) = open.first() {
+            report.plan_skipped = Some(format!(
+                "{} open operation(s), oldest {} is {}",
+                open.len(),
+                op.id,
+                op.state.as_str()
+            ));
+        } else {
+            let plan = self.plan_from(&state).await?;
+            if self.cfg.dry_run {
+                report.plan_skipped = Some("dry run: nothing journaled or sent".into());
+            } else {
+                report.ops.extend(self.execute(&plan, &state).await?);
+            }
+            report.plan = Some(plan);
+        }
+        let spendable = self.spendable(&state).await?;
+        report.withdrawals_granted = self
+            .store
+            .promote_withdrawals(self.cfg.chain, spendable, self.clock.now())
+            .await?;
+        Ok(report)
+    }
+
+    /// Records rewards paid since the stored cursor; returns how many were new.
+    pub async fn collect_rewards(&self) -> Result<u64, EngineError> {
+        let chain = self.cfg.chain;
+        let cursor = self.store.reward_cursor(chain).await?;
+        let resp = self
+            .adapter
+            .rewards_since(RewardsRequest {
+                cursor: cursor.clone(),
+            })
+            .await?;
+        let now = self.clock.now();
+        let mut new = 0;
+        for r in resp.rewards {
+            if r.amount.is_zero() {
+                continue; // nothing to distribute; the cursor moves past it
+            }
+            let rec = self
+                .store
+                .record_reward(
+                    &NewReward {
+                        chain,
+                        key: r.key,
+                        period: r.period,
+                        amount: r.amount,
+                        validator: r.validator,
+                        kind: r.kind,
+                        tx_hash: r.tx_hash,
+                        epoch: r.epoch,
+                    },
+                    now,
+                )
+                .await?;
+            new += u64::from(rec.created);
+        }
+        self.faults.check(CrashPoint::AfterRewards)?;
+        if resp.next_cursor != cursor {
+            self.store
+                .set_reward_cursor(chain, resp.next_cursor.as_deref(), now)
+                .await?;
+        }
+        Ok(new)
+    }
+
+    /// Distributes every undistributed reward of the chain, oldest first.
+    pub async fn distribute_pending(&self) -> Result<Vec<DistributionSummary>, EngineError> {
+        let mut out = Vec::new();
+        for r in self
+            .store
+            .undistributed_rewards(Some(self.cfg.chain))
+            .await?
+        {
+            let opts = DistributeOptions {
+                min_balance: self.cfg.min_eligible_balance,
+                ..DistributeOptions::default()
+            };
+            match self
+                .store
+                .distribute(r.id, self.cfg.commission, &opts, self.clock.now())
+                .await?
+            {
+                DistributeOutcome::Distributed(d) => out.push(d),
+                DistributeOutcome::AlreadyDistributed(_) => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Computes the plan from fresh pool state without journaling anything
+    /// (`softstake plan`).
+    pub async fn plan(&self) -> Result<(PoolStateResponse, Plan), EngineError> {
+        let state = self.adapter.pool_state(PoolStateRequest::default()).await?;
+        let plan = self.plan_from(&state).await?;
+        Ok((state, plan))
+    }
+
+    /// The plan for a given pool state.
+    pub async fn plan_from(&self, state: &PoolStateResponse) -> Result<Plan, EngineError> {
+        plan_for(&self.store, &self.cfg, state, self.clock.now()).await
+    }
+
+    /// Liquidity for withdrawal requests, from fresh pool state.
+    pub async fn liquidity(&self) -> Result<Liquidity, EngineError> {
+        let s = self.adapter.pool_state(PoolStateRequest::default()).await?;
+        Ok(Liquidity {
+            liquid: self.spendable(&s).await?,
+            unbonding: s.unbonding,
+            unbonding_delay_secs: s.limits.unbonding_delay_secs,
+            cycle_secs: self.cfg.cycle_secs,
+        })
+    }
+
+    /// The liquid balance minus what open delegations will take from it once
+    /// included: what withdrawals may be granted from.
+    async fn spendable(&self, s: &PoolStateResponse) -> Result<Amount, EngineError> {
+        let mut committed = Amount::ZERO;
+        for op in self.store.journal_open(self.cfg.chain).await? {
+            if let softstake_core::adapter::OperationKind::Delegate { amount, .. } = op.kind {
+                committed = committed.checked_add(amount).unwrap_or(Amount::MAX);
+            }
+        }
+        Ok(s.liquid.saturating_sub(committed))
+    }
+
+    /// Journals and sends a plan's operations.
+    async fn execute(
+        &self,
+        plan: &Plan,
+        state: &PoolStateResponse,
+    ) -> Result<Vec<OpEvent>, EngineError> {
+        let mut events = Vec::new();
+        let now = self.clock.now();
+        for (i, p) in plan.ops.iter().enumerate() {
+            let id = operation_id(self.cfg.chain, state.as_of, i, &p.kind);
+            let needs_approval = !self.cfg.approval_threshold.is_zero()
+                && p.kind.value_moved() > self.cfg.approval_threshold;
+            self.store
+                .journal_insert(
+                    &NewOp {
+                        id: id.clone(),
+                        chain: self.cfg.chain,
+                        kind: p.kind.clone(),
+                        reason: p.reason.clone(),
+                        needs_approval,
+                    },
+                    now,
+                )
+                .await?;
+            if needs_approval {
+                tracing::warn!(chain = %self.cfg.chain, op = %id, kind = p.kind.name(),
+                    value = %p.kind.value_moved(), "operation above the approval threshold waits for `softstake approve`");
+                events.push(event(&id, p.kind.name(), "awaiting_approval", None));
+                continue;
+            }
+            events.push(event(&id, p.kind.name(), "journaled", None));
+            self.faults.check(CrashPoint::AfterJournal)?;
+            let op = self
+                .store
+                .journal_get(&id)
+                .await?
+                .ok_or_else(|| EngineError::Inconsistent(format!("operation {id} vanished")))?;
+            events.push(self.sign_and_send(&op).await?);
+        }
+        Ok(events)
+    }
+
+    /// `planned -> signed -> broadcast`.
+    async fn sign_and_send(&self, op: &JournalOp) -> Result<OpEvent, EngineError> {
+        let now = self.clock.now();
+        let signed = match self
+            .adapter
+            .build_and_sign(BuildRequest {
+                operation_id: op.id.clone(),
+                kind: op.kind.clone(),
+            })
+            .await
+        {
+            Ok(s) => s,
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                // Nothing was signed or sent: the operation fails and the
+                // next plan starts from the chain's state.
+                let msg = e.to_string();
+                self.store
+                    .journal_finish(&op.id, OpState::Failed, Some(&msg), now)
+                    .await?;
+                tracing::warn!(chain = %self.cfg.chain, op = %op.id, error = %msg, "signing refused");
+                return Ok(event(&op.id, op.kind.name(), "sign_refused", Some(msg)));
+            }
+        };
+        self.faults.check(CrashPoint::AfterSign)?;
+        self.store
+            .journal_signed(
+                &op.id,
+                &signed.bytes,
+                &signed.tx_id,
+                signed.valid_until,
+                now,
+            )
+            .await?;
+        self.faults.check(CrashPoint::AfterStore)?;
+        self.send(op, signed, OpState::Signed).await
+    }
+
+    /// Broadcasts journaled bytes; marks `broadcast` when they were `signed`.
+    async fn send(
+        &self,
+        op: &JournalOp,
+        signed: SignedOperation,
+        from: OpState,
+    ) -> Result<OpEvent, EngineError> {
+        let tx_id = signed.tx_id.clone();
+        match self.adapter.broadcast(BroadcastRequest { signed }).await {
+            Ok(r) if r.tx_id != tx_id => Err(EngineError::Inconsistent(format!(
+                "operation {}: node reported tx id {} for journaled {}",
+                op.id, r.tx_id, tx_id
+            ))),
+            Ok(_) => {
+                self.faults.check(CrashPoint::AfterBroadcast)?;
+                if from == OpState::Signed {
+                    self.store
+                        .journal_broadcast(&op.id, self.clock.now())
+                        .await?;
+                }
+                tracing::info!(chain = %self.cfg.chain, op = %op.id, tx = %tx_id, "broadcast");
+                Ok(event(&op.id, op.kind.name(), "broadcast", Some(tx_id)))
+            }
+            // Whether or not the node took it, the journal keeps the bytes
+            // and the next reconcile finds out from the chain.
+            Err(e) => {
+                tracing::warn!(chain = %self.cfg.chain, op = %op.id, error = %e, "broadcast failed; will reconcile");
+                Ok(event(
+                    &op.id,
+                    op.kind.name(),
+                    "broadcast_error",
+                    Some(e.to_string()),
+                ))
+            }
+        }
+    }
+
+    /// Applies the recovery rule to every open operation.
+    pub async fn reconcile(&self) -> Result<Vec<OpEvent>, EngineError> {
+        let mut events = Vec::new();
+        for op in self.store.journal_open(self.cfg.chain).await? {
+            let (status, head) = match (&op.tx_id, op.state) {
+                (Some(tx), OpState::Signed | OpState::Broadcast) => {
+                    let r = self
+                        .adapter
+                        .lookup(LookupRequest { tx_id: tx.clone() })
+                        .await?;
+                    (Some(r.status), r.head_time)
+                }
+                _ => (None, self.clock.now()),
+            };
+            self.faults.check(CrashPoint::AfterLookup)?;
+            let now = self.clock.now();
+            let name = op.kind.name();
+            match recovery_action(&op, status.as_ref(), head) {
+                Recovery::AwaitApproval | Recovery::Wait => {
+                    if op.state != OpState::AwaitingApproval {
+                        events.push(event(&op.id, name, "pending", None));
+                    }
+                }
+                Recovery::Sign => events.push(self.sign_and_send(&op).await?),
+                Recovery::Confirm => {
+                    self.store
+                        .journal_finish(&op.id, OpState::Confirmed, None, now)
+                        .await?;
+                    events.push(event(&op.id, name, "confirmed", op.tx_id.clone()));
+                }
+                Recovery::Fail(reason) => {
+                    self.store
+                        .journal_finish(&op.id, OpState::Failed, Some(&reason), now)
+                        .await?;
+                    tracing::warn!(chain = %self.cfg.chain, op = %op.id, %reason, "operation failed on chain");
+                    events.push(event(&op.id, name, "failed", Some(reason)));
+                }
+                Recovery::Expire => {
+                    self.store
+                        .journal_finish(
+                            &op.id,
+                            OpState::Expired,
+                            Some("not included before it expired"),
+                            now,
+                        )
+                        .await?;
+                    events.push(event(&op.id, name, "expired", None));
+                }
+                Recovery::Rebroadcast => {
+                    let (Some(bytes), Some(tx_id)) = (op.signed_bytes.clone(), op.tx_id.clone())
+                    else {
+                        return Err(EngineError::Inconsistent(format!(
+                            "operation {} is {} without journaled bytes",
+                            op.id,
+                            op.state.as_str()
+                        )));
+                    };
+                    let signed = SignedOperation {
+                        bytes,
+                        tx_id,
+                        valid_until: op.valid_until,
+                    };
+                    let mut e = self.send(&op, signed, op.state).await?;
+                    if e.event == "broadcast" {
+                        e.event = "rebroadcast";
+                    }
+                    events.push(e);
+                }
+            }
+        }
+        Ok(events)
+    }
+}
+
+/// The plan for `state` under `cfg`, with liabilities, withdrawals owed and
+/// the day's remaining cap read from the store. Journals nothing (also used
+/// by `softstake plan --state FILE`, which needs no adapter).
+pub async fn plan_for(
+    store: &Store,
+    cfg: &EngineConfig,
+    state: &PoolStateResponse,
+    now: Timestamp,
+) -> Result<Plan, EngineError> {
+    if state.chain != cfg.chain {
+        return Err(EngineError::Inconsistent(format!(
+            "pool state is for {}, config for {}",
+            state.chain, cfg.chain
+        )));
+    }
+    let liabilities = store.liabilities(cfg.chain.asset(), now).await?;
+    let owed = store.withdrawals_owed(cfg.chain).await?;
+    let day_start = Timestamp::from_unix(now.unix().div_euclid(DAY) * DAY);
+    let moved = store.journal_moved_since(cfg.chain, day_start).await?;
+    let mut policy = cfg.policy.clone();
+    policy.remaining_today = cfg.max_per_day.saturating_sub(moved);
+    Ok(softstake_planner::plan(
+        state,
+        liabilities,
+        owed,
+        &policy,
+        now,
+    )?)
+}
+
+fn event(id: &str, kind: &'static str, what: &'static str, detail: Option<String>) -> OpEvent {
+    OpEvent {
+        id: id.to_owned(),
+        kind,
+        event: what,
+        detail,
+    }
+}
+
+/// Deterministic operation id: the same plan step from the same pool state
+/// gets the same id, so a retried execution does not journal it twice.
+pub fn operation_id(
+    chain: ChainId,
+    as_of: Timestamp,
+    index: usize,
+    kind: &softstake_core::adapter::OperationKind,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(chain.as_str().as_bytes());
+    h.update(as_of.unix().to_be_bytes());
+    h.update((index as u64).to_be_bytes());
+    h.update(serde_json::to_vec(kind).unwrap_or_default());
+    let d = h.finalize();
+    format!(
+        "{}-{}-{}",
+        chain.as_str(),
+        as_of.unix(),
+        hex::encode(d.get(..8).unwrap_or_default())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use softstake_core::adapter::OperationKind;
+
+    #[test]
+    fn operation_ids_are_deterministic_and_distinguish_steps() {
+        let k = OperationKind::Delegate {
+            validator: "v".into(),
+            amount: Amount::from_base(5),
+        };
+        let t = Timestamp::from_unix(1_000);
+        let a = operation_id(ChainId::Cosmos, t, 0, &k);
+        assert_eq!(a, operation_id(ChainId::Cosmos, t, 0, &k));
+        assert!(a.starts_with("cosmos-1000-"));
+        assert_ne!(a, operation_id(ChainId::Cosmos, t, 1, &k));
+        assert_ne!(
+            a,
+            operation_id(ChainId::Cosmos, Timestamp::from_unix(1_001), 0, &k)
+        );
+        let k2 = OperationKind::Delegate {
+            validator: "v".into(),
+            amount: Amount::from_base(6),
+        };
+        assert_ne!(a, operation_id(ChainId::Cosmos, t, 0, &k2));
+    }
+}
