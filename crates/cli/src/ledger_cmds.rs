@@ -213,34 +213,9 @@ pub async fn statement(
     }
     let lines = store.statement(user, from, to).await?;
     if csv {
-        println!(
-            "credited_at,chain,asset,amount,amount_base_units,period_start,period_end,validator,kind,apy"
-        );
-        for l in lines {
-            println!(
-                "{},{},{},{},{},{},{},{},{},{}",
-                l.credited_at,
-                l.chain,
-                l.asset,
-                l.amount_display,
-                l.amount,
-                l.period_start,
-                l.period_end,
-                csv_field(&l.validator),
-                l.kind,
-                l.apy
-            );
-        }
+        print!("{}", softstake_store::statement_csv(&lines));
     } else {
         println!("{}", serde_json::to_string_pretty(&lines)?);
     }
     Ok(())
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
 }

@@ -167,6 +167,7 @@ fn init_logging(cfg: &Config, json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json || cfg.log_format == LogFormat::Json {
         builder.json().init();
@@ -344,6 +345,7 @@ async fn run(cfg: Config) -> Result<()> {
         migrated_from = m.before,
         "store ready"
     );
+    let mut adapters = std::collections::BTreeMap::new();
     for c in &cfg.chains {
         tracing::info!(
             chain = c.chain.as_str(),
@@ -353,14 +355,35 @@ async fn run(cfg: Config) -> Result<()> {
             commission = %c.commission,
             "chain configured"
         );
+        if c.enabled {
+            let a = softstake_adapters::build_adapter(c)
+                .with_context(|| format!("chain {}", c.chain))?;
+            adapters.insert(c.chain, a);
+        }
     }
     if cfg.chains.is_empty() {
         tracing::info!("no chains configured; add [[chains]] sections (see config/example.toml)");
     }
+    let handle = softstake_daemon::Daemon::start(
+        &cfg,
+        softstake_daemon::DaemonOptions {
+            store: store.clone(),
+            adapters,
+            clock: std::sync::Arc::new(softstake_core::SystemClock),
+            faults: None,
+        },
+    )
+    .await?;
+    tracing::info!(
+        api = %handle.api_addr,
+        metrics = %handle.metrics_addr,
+        "softstake running; Ctrl-C or SIGTERM stops it"
+    );
     shutdown_signal()
         .await
         .context("waiting for a shutdown signal")?;
-    tracing::info!("shutdown requested; closing the store");
+    tracing::info!("shutdown requested; finishing in-flight journal steps");
+    handle.shutdown().await;
     store.close().await;
     tracing::info!("stopped cleanly");
     Ok(())

@@ -60,44 +60,97 @@ fn bad_configs_fail_with_one_line_naming_the_key() {
     }
 }
 
+/// Reads a child's stderr on a thread; lines arrive on the channel.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for(
+    rx: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    seen: &mut Vec<String>,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                seen.push(l.clone());
+                if l.contains(needle) {
+                    return l;
+                }
+            }
+            Err(_) => panic!("{needle:?} never logged; saw:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 #[test]
-fn run_creates_the_sqlite_database_and_stops_cleanly_on_sigterm() {
+fn run_serves_the_api_refuses_a_second_instance_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sub.db");
-    let child = bin()
-        .args(["run", "--database-url"])
-        .arg(format!("sqlite://{}", db.display()))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // Wait until migrations are applied (status succeeds on the file).
-    loop {
-        let o = run(bin()
-            .args(["status", "--database-url"])
-            .arg(format!("sqlite://{}", db.display())));
-        if o.status.success() {
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-            assert_eq!(v["schema_version"], v["binary_schema_version"]);
-            assert_eq!(v["backend"], "sqlite");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "daemon never became ready: {}",
-            stderr(&o)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let url = format!("sqlite://{}", db.display());
+    let daemon = |c: &mut Command| {
+        c.args(["run", "--log-json", "--database-url", &url])
+            .env("SOFTSTAKE_API_LISTEN", "127.0.0.1:0")
+            .env("SOFTSTAKE_METRICS_LISTEN", "127.0.0.1:0")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = daemon(&mut bin());
+    let rx = stderr_lines(&mut child);
+    let mut seen = Vec::new();
+    let line = wait_for(&rx, "softstake running", &mut seen);
+    // The bound addresses are logged (port 0 picked free ones).
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let api = v["fields"]["api"].as_str().unwrap().to_owned();
+    let metrics = v["fields"]["metrics"].as_str().unwrap().to_owned();
+    assert!(http_get(&api, "/healthz").contains("\"ok\""));
+    assert!(http_get(&metrics, "/metrics").contains("softstake_leader 1"));
+    let o = run(bin().args(["status", "--database-url", &url]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["schema_version"], v["binary_schema_version"]);
+    assert_eq!(v["backend"], "sqlite");
+
+    // A second daemon on the same file refuses to start, naming it.
+    let second = daemon(&mut bin()).wait_with_output().unwrap();
+    assert!(!second.status.success());
+    let e = stderr(&second);
+    assert!(e.contains("already running") && e.contains("sub.db"), "{e}");
+
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(term.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "exit {:?}", out.status);
-    assert!(stderr(&out).contains("stopped cleanly"), "{}", stderr(&out));
+    wait_for(&rx, "stopped cleanly", &mut seen);
+    assert!(child.wait().unwrap().success());
 }
 
 #[test]

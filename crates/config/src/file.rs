@@ -88,6 +88,13 @@ pub struct ApiSection {
     /// Bearer token of operators.
     #[serde(default)]
     pub admin_token: Option<SecretRef>,
+    /// Public read requests per second per client address (burst: twice that).
+    #[serde(default = "default_read_rate_limit")]
+    pub read_rate_limit: u32,
+}
+
+fn default_read_rate_limit() -> u32 {
+    20
 }
 
 fn default_api_listen() -> String {
@@ -100,6 +107,7 @@ impl Default for ApiSection {
             listen: default_api_listen(),
             exchange_token: None,
             admin_token: None,
+            read_rate_limit: default_read_rate_limit(),
         }
     }
 }
@@ -339,7 +347,7 @@ impl ConfigFile {
     pub fn section_keys(section: &str) -> &'static [&'static str] {
         match section {
             "database" => &["url", "max_connections"],
-            "api" => &["listen", "exchange_token", "admin_token"],
+            "api" => &["listen", "exchange_token", "admin_token", "read_rate_limit"],
             "metrics" => &["listen"],
             "log" => &["format", "level"],
             _ => &[],

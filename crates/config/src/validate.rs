@@ -62,6 +62,8 @@ pub struct Config {
     pub max_connections: u32,
     /// API listen address.
     pub api_listen: SocketAddr,
+    /// Public read requests per second per client address.
+    pub read_rate_limit: u32,
     /// Exchange token reference.
     pub exchange_token: Option<SecretRef>,
     /// Admin token reference.
@@ -215,6 +217,12 @@ impl ConfigFile {
         }
         let api_listen = c.addr("api.listen", &self.api.listen);
         let metrics_listen = c.addr("metrics.listen", &self.metrics.listen);
+        if self.api.read_rate_limit == 0 {
+            c.push(
+                "api.read_rate_limit",
+                "must be at least 1 request per second",
+            );
+        }
         if api_listen == metrics_listen && api_listen.port() != 0 {
             c.push("metrics.listen", "must differ from api.listen");
         }
@@ -247,6 +255,7 @@ impl ConfigFile {
                 database_kind,
                 max_connections: self.database.max_connections,
                 api_listen,
+                read_rate_limit: self.api.read_rate_limit,
                 exchange_token: self.api.exchange_token.clone(),
                 admin_token: self.api.admin_token.clone(),
                 metrics_listen,

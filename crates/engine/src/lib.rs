@@ -179,6 +179,8 @@ pub struct OpEvent {
 pub struct CycleReport {
     /// New rewards recorded.
     pub rewards_recorded: u64,
+    /// Their total.
+    pub rewards_amount: Amount,
     /// Distributions made.
     pub distributions: Vec<DistributionSummary>,
     /// Journal events.
@@ -191,6 +193,8 @@ pub struct CycleReport {
     pub withdrawals_granted: Vec<String>,
     /// Whether the chain was paused.
     pub paused: bool,
+    /// The pool state the cycle planned from.
+    pub pool: Option<PoolStateResponse>,
 }
 
 /// One chain's engine. Cheap to rebuild: all state lives in the store and on
@@ -268,8 +272,10 @@ impl Engine {
 
     /// The full cycle (module docs).
     pub async fn cycle(&self) -> Result<CycleReport, EngineError> {
+        let (rewards_recorded, rewards_amount) = self.collect_rewards().await?;
         let mut report = CycleReport {
-            rewards_recorded: self.collect_rewards().await?,
+            rewards_recorded,
+            rewards_amount,
             distributions: self.distribute_pending().await?,
             ..CycleReport::default()
         };
@@ -302,11 +308,13 @@ impl Engine {
             .store
             .promote_withdrawals(self.cfg.chain, spendable, self.clock.now())
             .await?;
+        report.pool = Some(state);
         Ok(report)
     }
 
-    /// Records rewards paid since the stored cursor; returns how many were new.
-    pub async fn collect_rewards(&self) -> Result<u64, EngineError> {
+    /// Records rewards paid since the stored cursor; returns how many were
+    /// new and their total.
+    pub async fn collect_rewards(&self) -> Result<(u64, Amount), EngineError> {
         let chain = self.cfg.chain;
         let cursor = self.store.reward_cursor(chain).await?;
         let resp = self
@@ -317,6 +325,7 @@ impl Engine {
             .await?;
         let now = self.clock.now();
         let mut new = 0;
+        let mut total = Amount::ZERO;
         for r in resp.rewards {
             if r.amount.is_zero() {
                 continue; // nothing to distribute; the cursor moves past it
@@ -337,7 +346,10 @@ impl Engine {
                     now,
                 )
                 .await?;
-            new += u64::from(rec.created);
+            if rec.created {
+                new += 1;
+                total = total.checked_add(r.amount).unwrap_or(Amount::MAX);
+            }
         }
         self.faults.check(CrashPoint::AfterRewards)?;
         if resp.next_cursor != cursor {
@@ -345,7 +357,7 @@ impl Engine {
                 .set_reward_cursor(chain, resp.next_cursor.as_deref(), now)
                 .await?;
         }
-        Ok(new)
+        Ok((new, total))
     }
 
     /// Distributes every undistributed reward of the chain, oldest first.

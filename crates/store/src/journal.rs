@@ -14,7 +14,7 @@ use softstake_core::adapter::{OperationKind, TxStatus};
 use softstake_core::{Amount, ChainId, Timestamp};
 
 /// Where an operation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum OpState {
     /// Above the approval threshold; waits for `softstake approve`.
@@ -59,6 +59,17 @@ impl OpState {
             other => return Err(StoreError::Corrupt(format!("operations.state {other:?}"))),
         })
     }
+
+    /// Every state, in life-cycle order.
+    pub const ALL: [OpState; 7] = [
+        OpState::AwaitingApproval,
+        OpState::Planned,
+        OpState::Signed,
+        OpState::Broadcast,
+        OpState::Confirmed,
+        OpState::Failed,
+        OpState::Expired,
+    ];
 
     /// Whether nothing more will happen to it.
     pub fn is_final(self) -> bool {
@@ -266,6 +277,22 @@ impl crate::Store {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(chain.as_str()).fetch_all(pool).await?
         });
         rows.into_iter().map(from_row).collect()
+    }
+
+    /// Count of a chain's operations per state.
+    pub async fn journal_state_counts(
+        &self,
+        chain: ChainId,
+    ) -> Result<Vec<(OpState, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT state, COUNT(*) FROM operations WHERE chain = $1 GROUP BY state ORDER BY state")
+                .bind(chain.as_str())
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(s, n)| Ok((OpState::parse(&s)?, n)))
+            .collect()
     }
 
     /// A chain's operations, newest first, created before `before` (all

@@ -23,7 +23,7 @@ pub use balances::{BalanceUpdate, IngestReport, MAX_BATCH, MAX_FILE};
 pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary, VerifyReport};
 pub use error::StoreError;
 pub use journal::{JournalOp, NewOp, OpState, Recovery, recovery_action};
-pub use outbox::{OutboxCredit, StatementLine};
+pub use outbox::{MAX_PAGE as OUTBOX_MAX_PAGE, OutboxCredit, StatementLine, statement_csv};
 pub use rewards::{NewReward, Recorded, RewardRecord};
 pub use status::{ChainStatus, StoreStatus};
 pub use withdrawals::{Liquidity, WithdrawalDecision, WithdrawalRequest};

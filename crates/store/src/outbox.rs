@@ -219,3 +219,34 @@ impl crate::Store {
             .collect()
     }
 }
+
+/// A statement as CSV (header line first), the same for the CLI and the API.
+pub fn statement_csv(lines: &[StatementLine]) -> String {
+    let mut out = String::from(
+        "credited_at,chain,asset,amount,amount_base_units,period_start,period_end,validator,kind,apy\n",
+    );
+    for l in lines {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            l.credited_at,
+            l.chain,
+            l.asset,
+            l.amount_display,
+            l.amount,
+            l.period_start,
+            l.period_end,
+            csv_field(&l.validator),
+            csv_field(&l.kind),
+            l.apy
+        ));
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}

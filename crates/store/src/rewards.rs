@@ -205,4 +205,61 @@ impl crate::Store {
         });
         rows.into_iter().map(from_row).collect()
     }
+
+    /// Rewards of a chain (all chains when `None`), newest first, with ids
+    /// below `before` (all when `None`), at most `limit`.
+    pub async fn list_rewards(
+        &self,
+        chain: Option<ChainId>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<RewardRecord>, StoreError> {
+        let sql = format!(
+            "{SELECT_REWARD} WHERE ($1 = '' OR r.chain = $1) AND r.id < $2 ORDER BY r.id DESC LIMIT $3"
+        );
+        let rows: Vec<RewardRow> = on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(chain.map_or("", ChainId::as_str))
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(from_row).collect()
+    }
+
+    /// Totals of a chain's distributed rewards whose period ended in
+    /// `[since, until)`: (gross, commission, users' pool).
+    pub async fn reward_totals(
+        &self,
+        chain: ChainId,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<(Amount, Amount, Amount), StoreError> {
+        let rows: Vec<(String, String, String)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT d.gross, d.commission, d.users_pool FROM distributions d JOIN rewards r ON r.id = d.reward_id \
+                 WHERE r.chain = $1 AND r.period_end >= $2 AND r.period_end < $3",
+            )
+            .bind(chain.as_str())
+            .bind(since.unix())
+            .bind(until.unix())
+            .fetch_all(pool)
+            .await?
+        });
+        let col = |i: usize| -> Vec<String> {
+            rows.iter()
+                .map(|r| match i {
+                    0 => r.0.clone(),
+                    1 => r.1.clone(),
+                    _ => r.2.clone(),
+                })
+                .collect()
+        };
+        Ok((
+            crate::sum_amounts("distributions.gross", &col(0))?,
+            crate::sum_amounts("distributions.commission", &col(1))?,
+            crate::sum_amounts("distributions.users_pool", &col(2))?,
+        ))
+    }
 }

@@ -1,0 +1,1102 @@
+//! The HTTP API (axum), specified in `crates/daemon/openapi.json` (served at
+//! `/openapi.json`).
+//!
+//! Three audiences, three doors:
+//! - the **exchange backend** (bearer `api.exchange_token`): balance
+//!   updates, withdrawal liquidity requests, the credit outbox and its
+//!   acknowledgements, per-user statements;
+//! - **operators** (bearer `api.admin_token`): approve operations, pause and
+//!   resume a chain, compute a plan;
+//! - **dashboards** (no token, rate limited per client address): chains,
+//!   validators, operations, rewards, distributions.
+//!
+//! Tokens are compared in constant time and never logged. Bodies are
+//! limited ([`MAX_BATCH_BODY`] for balance batches, [`MAX_BODY`] otherwise),
+//! must be `application/json`, and are decoded strictly (unknown fields are
+//! refused); every refusal is a 4xx JSON error naming the field when there
+//! is one, and a refused request stores nothing (each write is one store
+//! transaction).
+
+use crate::Shared;
+use crate::metrics::ApiLabels;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use softstake_core::adapter::UnbondingEntry;
+use softstake_core::secret::constant_time_eq;
+use softstake_core::{Amount, ChainId, Secret, Timestamp};
+use softstake_store::{BalanceUpdate, StoreError, WithdrawalRequest};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// Largest body of a balance batch (10,000 updates fit comfortably).
+pub const MAX_BATCH_BODY: usize = 4 << 20;
+/// Largest body of any other request.
+pub const MAX_BODY: usize = 64 << 10;
+/// Longest accepted id (event, user, request).
+pub const MAX_ID_LEN: usize = 200;
+/// The OpenAPI document.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// A JSON error: `{"error": {"code", "message", "field"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorInner<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorInner<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    fn field(mut self, f: impl Into<String>) -> ApiError {
+        self.field = Some(f.into());
+        self
+    }
+
+    fn bad(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message).field(field)
+    }
+
+    fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorInner {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Invalid(m) => {
+                let conflict = m.contains("different content") || m.contains("already used");
+                ApiError::new(
+                    if conflict {
+                        StatusCode::CONFLICT
+                    } else {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    },
+                    if conflict { "conflict" } else { "refused" },
+                    m,
+                )
+            }
+            e if e.is_retryable() => {
+                tracing::warn!(error = %e, "store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the ledger is unavailable; retry",
+                )
+            }
+            e => {
+                tracing::error!(error = %e, "store error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error (logged)",
+                )
+            }
+        }
+    }
+}
+
+impl From<softstake_engine::EngineError> for ApiError {
+    fn from(e: softstake_engine::EngineError) -> ApiError {
+        match e {
+            softstake_engine::EngineError::Store(s) => s.into(),
+            e if e.is_retryable() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "chain_unavailable",
+                format!("{e}; retry"),
+            ),
+            e => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", e.to_string()),
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A strictly decoded JSON body. Size limits are applied by the router.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let status = e.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    status,
+                    "too_large",
+                    "the body is larger than this endpoint accepts",
+                )
+            } else {
+                ApiError::new(status, "bad_body", e.body_text())
+            }
+        })?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        let v = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let field = if path == "." { None } else { Some(path) };
+            let mut err = ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                inner.to_string(),
+            );
+            err.field = field;
+            err
+        })?;
+        Ok(JsonBody(v))
+    }
+}
+
+/// Which door a request came through.
+#[derive(Clone, Copy)]
+enum Door {
+    Exchange,
+    Admin,
+}
+
+fn authorize(sh: &Shared, headers: &HeaderMap, door: Door) -> ApiResult<()> {
+    let expected: Option<&Secret<String>> = match door {
+        Door::Exchange => sh.exchange_token.as_ref(),
+        Door::Admin => sh.admin_token.as_ref(),
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (expected, given) {
+        (Some(e), Some(g)) if constant_time_eq(e.expose().as_bytes(), g.as_bytes()) => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or unknown bearer token",
+        )),
+    }
+}
+
+/// Integer token buckets per client address (milli-tokens).
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_sec: u64,
+    buckets: Mutex<HashMap<IpAddr, (u64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// `per_sec` requests per second, bursts of twice that.
+    pub fn new(per_sec: u32) -> RateLimiter {
+        RateLimiter {
+            per_sec: u64::from(per_sec.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `ip` at `now`; false when empty.
+    pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
+        let cap = self.per_sec.saturating_mul(2_000);
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() > 100_000 {
+            b.retain(|_, (tokens, _)| *tokens < cap);
+        }
+        let (tokens, last) = b.entry(ip).or_insert((cap, now));
+        let elapsed_ms =
+            u64::try_from(now.saturating_duration_since(*last).as_millis()).unwrap_or(u64::MAX);
+        *tokens = tokens
+            .saturating_add(elapsed_ms.saturating_mul(self.per_sec))
+            .min(cap);
+        *last = now;
+        if *tokens >= 1_000 {
+            *tokens -= 1_000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    sh: Arc<Shared>,
+    limiter: Arc<RateLimiter>,
+}
+
+async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    if !st.limiter.allow(ip, Instant::now()) {
+        st.sh.metrics.daemon.api_rate_limited.inc();
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; slow down",
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    next.run(req).await
+}
+
+async fn count(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let r = next.run(req).await;
+    st.sh
+        .metrics
+        .daemon
+        .api_requests
+        .get_or_create(&ApiLabels {
+            route,
+            status: r.status().as_u16().to_string(),
+        })
+        .inc();
+    r
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("no such endpoint (see /openapi.json)")
+}
+
+/// Every route and method, for the OpenAPI coverage test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/openapi.json"),
+    ("get", "/v1/chains"),
+    ("get", "/v1/chains/{chain}"),
+    ("get", "/v1/chains/{chain}/validators"),
+    ("get", "/v1/chains/{chain}/operations"),
+    ("get", "/v1/rewards"),
+    ("get", "/v1/distributions"),
+    ("get", "/v1/distributions/{id}"),
+    ("post", "/v1/balance-updates"),
+    ("post", "/v1/withdrawals"),
+    ("post", "/v1/withdrawals/{request_id}/complete"),
+    ("get", "/v1/outbox"),
+    ("post", "/v1/outbox/ack"),
+    ("get", "/v1/users/{user}/statement"),
+    ("post", "/v1/operations/{id}/approve"),
+    ("post", "/v1/chains/{chain}/pause"),
+    ("post", "/v1/chains/{chain}/resume"),
+    ("post", "/v1/chains/{chain}/plan"),
+];
+
+/// The API router.
+pub fn router(sh: Arc<Shared>) -> Router {
+    let st = AppState {
+        limiter: Arc::new(RateLimiter::new(sh.read_rate_limit)),
+        sh,
+    };
+    let public = Router::new()
+        .route("/v1/chains", get(chains))
+        .route("/v1/chains/{chain}", get(chain_detail))
+        .route("/v1/chains/{chain}/validators", get(validators))
+        .route("/v1/chains/{chain}/operations", get(operations))
+        .route("/v1/rewards", get(rewards))
+        .route("/v1/distributions", get(distributions))
+        .route("/v1/distributions/{id}", get(distribution))
+        .route_layer(middleware::from_fn_with_state(st.clone(), rate_limit));
+    let batch = Router::new()
+        .route("/v1/balance-updates", post(balance_updates))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BATCH_BODY));
+    let writes = Router::new()
+        .route("/v1/withdrawals", post(withdrawal))
+        .route(
+            "/v1/withdrawals/{request_id}/complete",
+            post(withdrawal_complete),
+        )
+        .route("/v1/outbox", get(outbox))
+        .route("/v1/outbox/ack", post(outbox_ack))
+        .route("/v1/users/{user}/statement", get(statement))
+        .route("/v1/operations/{id}/approve", post(approve))
+        .route("/v1/chains/{chain}/pause", post(pause))
+        .route("/v1/chains/{chain}/resume", post(resume))
+        .route("/v1/chains/{chain}/plan", post(plan))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .merge(public)
+        .merge(batch)
+        .merge(writes)
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(st.clone(), count))
+        .with_state(st)
+}
+
+/// The metrics router (`GET /metrics`).
+pub fn metrics_router(sh: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(sh): State<Arc<Shared>>| async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    sh.metrics.encode(),
+                )
+            }),
+        )
+        .with_state(sh)
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let r = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    if let Err(e) = r {
+        tracing::error!(error = %e, "HTTP server stopped with an error");
+    }
+}
+
+// ---- helpers
+
+fn parse_chain(s: &str) -> ApiResult<ChainId> {
+    s.parse()
+        .map_err(|_| ApiError::bad("chain", format!("unknown chain {s:?}")))
+}
+
+fn runtime(sh: &Shared, chain: ChainId) -> ApiResult<&Arc<crate::ChainRuntime>> {
+    sh.chains
+        .get(&chain)
+        .ok_or_else(|| ApiError::not_found(format!("{chain} is not enabled on this daemon")))
+}
+
+fn check_id(field: &str, v: &str) -> ApiResult<()> {
+    if v.trim().is_empty() {
+        return Err(ApiError::bad(field, "must not be empty"));
+    }
+    if v.len() > MAX_ID_LEN {
+        return Err(ApiError::bad(
+            field,
+            format!("longer than {MAX_ID_LEN} bytes"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(ApiError::bad(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+fn amount(field: &str, v: &str) -> ApiResult<Amount> {
+    v.parse()
+        .map_err(|e| ApiError::bad(field, format!("{e} (an integer string of base units)")))
+}
+
+fn decimal(a: Amount) -> Option<Decimal> {
+    Decimal::from_str_exact(&a.to_string()).ok()
+}
+
+// ---- health
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    let leader = *st.sh.leader.borrow();
+    match st.sh.store.require_current_schema().await {
+        Ok(()) => {
+            axum::Json(serde_json::json!({ "status": "ready", "leader": leader })).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({ "status": "not_ready", "leader": leader, "reason": "ledger unavailable or schema not current" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+// ---- dashboards
+
+#[derive(Serialize)]
+struct BufferView {
+    ratio: Option<String>,
+    target: String,
+    band: String,
+    floor: Option<Amount>,
+    aim: Option<Amount>,
+    ceiling: Option<Amount>,
+}
+
+#[derive(Serialize)]
+struct ChainSummary {
+    chain: ChainId,
+    asset: &'static str,
+    decimals: u32,
+    leader: bool,
+    paused: bool,
+    interval_secs: u64,
+    liabilities: Amount,
+    staked: Option<Amount>,
+    liquid: Option<Amount>,
+    withdrawable: Option<Amount>,
+    claimable_rewards: Option<Amount>,
+    unbonding: Vec<UnbondingEntry>,
+    withdrawals_owed: Amount,
+    withdrawals_queued: Amount,
+    buffer: BufferView,
+    realised_apy_30d: Option<String>,
+    pool_as_of: Option<Timestamp>,
+    last_success_at: Option<Timestamp>,
+    last_error: Option<String>,
+    consecutive_failures: u32,
+    plan_skipped: Option<String>,
+    blocked: Vec<String>,
+    endpoints: Vec<softstake_core::adapter::EndpointHealth>,
+}
+
+const DAY: i64 = 86_400;
+
+async fn summary(sh: &Shared, rt: &crate::ChainRuntime) -> ApiResult<ChainSummary> {
+    let chain = rt.config.chain;
+    let now = sh.clock.now();
+    let view = rt.view();
+    let liabilities = sh.store.liabilities(chain.asset(), now).await?;
+    let owed = sh.store.withdrawals_owed(chain).await?;
+    let queued = sh.store.queued_withdrawals(chain).await?;
+    let paused = sh.store.is_paused(chain).await?;
+    let (_, _, users_30d) = sh
+        .store
+        .reward_totals(chain, now.plus_secs(-30 * DAY), now)
+        .await?;
+    // Users' net rewards over 30 days on today's liabilities, annualised.
+    let apy = match (decimal(users_30d), decimal(liabilities)) {
+        (Some(r), Some(l)) if !l.is_zero() => r
+            .checked_div(l)
+            .and_then(|x| x.checked_mul(Decimal::from(365)))
+            .and_then(|x| x.checked_div(Decimal::from(30)))
+            .map(|x| x.round_dp(6).normalize().to_string()),
+        _ => None,
+    };
+    let pool = view.pool.as_ref();
+    let staked = pool.map(|p| {
+        Amount::checked_sum(p.delegations.iter().flat_map(|d| [d.active, d.activating]))
+            .unwrap_or(Amount::MAX)
+    });
+    let liquid = pool.map(|p| p.liquid.checked_add(p.withdrawable).unwrap_or(Amount::MAX));
+    let ratio = match (liquid.and_then(decimal), decimal(liabilities)) {
+        (Some(a), Some(l)) if !l.is_zero() => a
+            .checked_div(l)
+            .map(|x| x.round_dp(6).normalize().to_string()),
+        _ => None,
+    };
+    Ok(ChainSummary {
+        chain,
+        asset: chain.asset(),
+        decimals: chain.decimals(),
+        leader: *sh.leader.borrow(),
+        paused,
+        interval_secs: rt.config.interval_secs,
+        liabilities,
+        staked,
+        liquid,
+        withdrawable: pool.map(|p| p.withdrawable),
+        claimable_rewards: pool.map(|p| p.claimable_rewards),
+        unbonding: pool.map(|p| p.unbonding.clone()).unwrap_or_default(),
+        withdrawals_owed: owed,
+        withdrawals_queued: queued,
+        buffer: BufferView {
+            ratio,
+            target: rt.config.buffer.target.to_string(),
+            band: rt.config.buffer.band.to_string(),
+            floor: view.plan.as_ref().map(|p| p.floor),
+            aim: view.plan.as_ref().map(|p| p.aim),
+            ceiling: view.plan.as_ref().map(|p| p.ceiling),
+        },
+        realised_apy_30d: apy,
+        pool_as_of: pool.map(|p| p.as_of),
+        last_success_at: view.last_success_at,
+        last_error: view.last_error,
+        consecutive_failures: view.consecutive_failures,
+        plan_skipped: view.plan_skipped,
+        blocked: view.blocked,
+        endpoints: view.health.map(|h| h.endpoints).unwrap_or_default(),
+    })
+}
+
+async fn chains(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<ChainSummary>>> {
+    let mut out = Vec::new();
+    for rt in st.sh.chains.values() {
+        out.push(summary(&st.sh, rt).await?);
+    }
+    Ok(axum::Json(out))
+}
+
+async fn chain_detail(
+    State(st): State<AppState>,
+    Path(chain): Path<String>,
+) -> ApiResult<axum::Json<ChainSummary>> {
+    let rt = runtime(&st.sh, parse_chain(&chain)?)?;
+    Ok(axum::Json(summary(&st.sh, rt).await?))
+}
+
+#[derive(Serialize)]
+struct ValidatorView {
+    address: String,
+    weight: u32,
+    cap: String,
+    active: Amount,
+    activating: Amount,
+    impaired: bool,
+    configured: bool,
+}
+
+async fn validators(
+    State(st): State<AppState>,
+    Path(chain): Path<String>,
+) -> ApiResult<axum::Json<Vec<ValidatorView>>> {
+    let rt = runtime(&st.sh, parse_chain(&chain)?)?;
+    let view = rt.view();
+    let dels = view.pool.map(|p| p.delegations).unwrap_or_default();
+    let mut out: Vec<ValidatorView> = rt
+        .config
+        .validators
+        .iter()
+        .map(|v| {
+            let d = dels.iter().find(|d| d.validator == v.address);
+            ValidatorView {
+                address: v.address.clone(),
+                weight: v.weight,
+                cap: v.cap.to_string(),
+                active: d.map_or(Amount::ZERO, |d| d.active),
+                activating: d.map_or(Amount::ZERO, |d| d.activating),
+                impaired: d.is_some_and(|d| d.impaired),
+                configured: true,
+            }
+        })
+        .collect();
+    // Stake still with validators no longer in the config.
+    for d in dels.iter().filter(|d| {
+        !rt.config
+            .validators
+            .iter()
+            .any(|v| v.address == d.validator)
+    }) {
+        out.push(ValidatorView {
+            address: d.validator.clone(),
+            weight: 0,
+            cap: "0".into(),
+            active: d.active,
+            activating: d.activating,
+            impaired: d.impaired,
+            configured: false,
+        });
+    }
+    Ok(axum::Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    all: bool,
+    limit: Option<u32>,
+    before: Option<i64>,
+    chain: Option<String>,
+    asset: Option<String>,
+}
+
+fn list_query(
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<ListQuery> {
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    if q.limit.is_some_and(|l| l == 0 || l > 1_000) {
+        return Err(ApiError::bad("limit", "must be between 1 and 1000"));
+    }
+    Ok(q)
+}
+
+async fn operations(
+    State(st): State<AppState>,
+    Path(chain): Path<String>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let chain = parse_chain(&chain)?;
+    let q = list_query(q)?;
+    let ops = if q.all {
+        st.sh
+            .store
+            .journal_list(chain, None, q.limit.unwrap_or(100))
+            .await?
+    } else {
+        st.sh.store.journal_open(chain).await?
+    };
+    Ok(axum::Json(ops).into_response())
+}
+
+async fn rewards(
+    State(st): State<AppState>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let q = list_query(q)?;
+    let chain = q.chain.as_deref().map(parse_chain).transpose()?;
+    let r = st
+        .sh
+        .store
+        .list_rewards(chain, q.before, q.limit.unwrap_or(100))
+        .await?;
+    Ok(axum::Json(r).into_response())
+}
+
+async fn distributions(
+    State(st): State<AppState>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let q = list_query(q)?;
+    let asset = match (&q.asset, &q.chain) {
+        (Some(a), _) => Some(
+            ChainId::from_asset(a)
+                .ok_or_else(|| ApiError::bad("asset", format!("unknown asset {a:?}")))?
+                .asset(),
+        ),
+        (None, Some(c)) => Some(parse_chain(c)?.asset()),
+        (None, None) => None,
+    };
+    let d = st
+        .sh
+        .store
+        .list_distributions(asset, q.before, q.limit.unwrap_or(100))
+        .await?;
+    Ok(axum::Json(d).into_response())
+}
+
+async fn distribution(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad("id", "not a distribution id"))?;
+    let d = st
+        .sh
+        .store
+        .distribution(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no distribution {id}")))?;
+    Ok(axum::Json(d).into_response())
+}
+
+// ---- exchange
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BalanceBatch {
+    updates: Vec<BalanceIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BalanceIn {
+    event_id: String,
+    user_id: String,
+    asset: String,
+    balance: String,
+    effective_at: String,
+}
+
+async fn balance_updates(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonBody<BalanceBatch>, ApiError>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Exchange)?;
+    let JsonBody(b) = body?;
+    if b.updates.is_empty() {
+        return Err(ApiError::bad("updates", "is empty"));
+    }
+    if b.updates.len() > softstake_store::MAX_BATCH {
+        return Err(ApiError::bad(
+            "updates",
+            format!(
+                "has {} updates; at most {} per call",
+                b.updates.len(),
+                softstake_store::MAX_BATCH
+            ),
+        ));
+    }
+    let mut batch = Vec::with_capacity(b.updates.len());
+    for (i, u) in b.updates.into_iter().enumerate() {
+        let f = |k: &str| format!("updates[{i}].{k}");
+        check_id(&f("event_id"), &u.event_id)?;
+        check_id(&f("user_id"), &u.user_id)?;
+        let chain = ChainId::from_asset(&u.asset)
+            .ok_or_else(|| ApiError::bad(f("asset"), format!("unknown asset {:?}", u.asset)))?;
+        let balance = amount(&f("balance"), &u.balance)?;
+        let effective_at: Timestamp = u
+            .effective_at
+            .parse()
+            .map_err(|e| ApiError::bad(f("effective_at"), format!("{e}")))?;
+        batch.push(BalanceUpdate {
+            event_id: u.event_id,
+            user_id: u.user_id,
+            asset: chain.asset().to_owned(),
+            balance,
+            effective_at,
+        });
+    }
+    let r = st
+        .sh
+        .store
+        .ingest_balance_updates(&batch, st.sh.clock.now())
+        .await?;
+    Ok(axum::Json(r).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WithdrawalIn {
+    request_id: String,
+    user_id: String,
+    asset: String,
+    amount: String,
+}
+
+async fn withdrawal(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonBody<WithdrawalIn>, ApiError>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Exchange)?;
+    let JsonBody(w) = body?;
+    check_id("request_id", &w.request_id)?;
+    check_id("user_id", &w.user_id)?;
+    let chain = ChainId::from_asset(&w.asset)
+        .ok_or_else(|| ApiError::bad("asset", format!("unknown asset {:?}", w.asset)))?;
+    let amount = amount("amount", &w.amount)?;
+    if amount.is_zero() {
+        return Err(ApiError::bad("amount", "must be greater than 0"));
+    }
+    let rt = runtime(&st.sh, chain)?;
+    let liq = rt.engine.liquidity().await?;
+    let d = st
+        .sh
+        .store
+        .request_withdrawal(
+            &WithdrawalRequest {
+                request_id: w.request_id,
+                user_id: w.user_id,
+                chain,
+                amount,
+            },
+            &liq,
+            st.sh.clock.now(),
+        )
+        .await?;
+    let status = if d.replay {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(d)).into_response())
+}
+
+async fn withdrawal_complete(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(request_id): Path<String>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Exchange)?;
+    check_id("request_id", &request_id)?;
+    st.sh
+        .store
+        .complete_withdrawal(&request_id, st.sh.clock.now())
+        .await?;
+    Ok(
+        axum::Json(serde_json::json!({ "request_id": request_id, "status": "completed" }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboxQuery {
+    #[serde(default)]
+    after: i64,
+    limit: Option<u32>,
+}
+
+async fn outbox(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<OutboxQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Exchange)?;
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    if q.after < 0 {
+        return Err(ApiError::bad("after", "must be 0 or a credit id"));
+    }
+    let limit = q.limit.unwrap_or(1_000);
+    if limit == 0 || limit > softstake_store::OUTBOX_MAX_PAGE {
+        return Err(ApiError::bad(
+            "limit",
+            format!("must be between 1 and {}", softstake_store::OUTBOX_MAX_PAGE),
+        ));
+    }
+    let credits = st.sh.store.outbox(q.after, limit).await?;
+    let next = credits.last().map_or(q.after, |c| c.id);
+    Ok(axum::Json(serde_json::json!({ "credits": credits, "next_cursor": next })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckIn {
+    ids: Vec<i64>,
+}
+
+async fn outbox_ack(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonBody<AckIn>, ApiError>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Exchange)?;
+    let JsonBody(a) = body?;
+    if a.ids.is_empty() {
+        return Err(ApiError::bad("ids", "is empty"));
+    }
+    if a.ids.len() > 10_000 {
+        return Err(ApiError::bad("ids", "at most 10000 per call"));
+    }
+    let n = st.sh.store.ack_credits(&a.ids, st.sh.clock.now()).await?;
+    Ok(axum::Json(serde_json::json!({ "acknowledged": n })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatementQuery {
+    from: String,
+    to: String,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+async fn statement(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(user): Path<String>,
+    q: Result<Query<StatementQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Exchange)?;
+    check_id("user", &user)?;
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let from: Timestamp = q
+        .from
+        .parse()
+        .map_err(|e| ApiError::bad("from", format!("{e}")))?;
+    let to: Timestamp =
+        q.to.parse()
+            .map_err(|e| ApiError::bad("to", format!("{e}")))?;
+    if to <= from {
+        return Err(ApiError::bad("to", "must be after from"));
+    }
+    let lines = st.sh.store.statement(&user, from, to).await?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(axum::Json(lines).into_response()),
+        Some("csv") => Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            softstake_store::statement_csv(&lines),
+        )
+            .into_response()),
+        Some(other) => Err(ApiError::bad(
+            "format",
+            format!("{other:?} is neither json nor csv"),
+        )),
+    }
+}
+
+// ---- operators
+
+async fn approve(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Admin)?;
+    check_id("id", &id)?;
+    st.sh.store.journal_approve(&id, st.sh.clock.now()).await?;
+    tracing::info!(op = %id, "operation approved over the API");
+    Ok(axum::Json(serde_json::json!({ "id": id, "state": "planned" })).into_response())
+}
+
+async fn set_paused(
+    st: &AppState,
+    headers: &HeaderMap,
+    chain: &str,
+    paused: bool,
+) -> ApiResult<Response> {
+    authorize(&st.sh, headers, Door::Admin)?;
+    let chain = parse_chain(chain)?;
+    st.sh.store.set_paused(chain, paused).await?;
+    tracing::info!(chain = %chain, paused, "chain pause changed over the API");
+    Ok(axum::Json(serde_json::json!({ "chain": chain, "paused": paused })).into_response())
+}
+
+async fn pause(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(chain): Path<String>,
+) -> ApiResult<Response> {
+    set_paused(&st, &headers, &chain, true).await
+}
+
+async fn resume(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(chain): Path<String>,
+) -> ApiResult<Response> {
+    set_paused(&st, &headers, &chain, false).await
+}
+
+async fn plan(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(chain): Path<String>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Admin)?;
+    let rt = runtime(&st.sh, parse_chain(&chain)?)?;
+    let (state, plan) = rt.engine.plan().await?;
+    Ok(axum::Json(serde_json::json!({
+        "chain": rt.config.chain,
+        "as_of": state.as_of,
+        "plan": plan,
+        "note": "nothing was journaled, signed or sent",
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_rate_limiter_allows_a_burst_then_refills() {
+        let l = RateLimiter::new(2);
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        let t = Instant::now();
+        for _ in 0..4 {
+            assert!(l.allow(ip, t));
+        }
+        assert!(!l.allow(ip, t));
+        // Another client is not affected.
+        assert!(l.allow(IpAddr::from([10, 0, 0, 2]), t));
+        // Half a second refills one token at 2/s.
+        assert!(l.allow(ip, t + Duration::from_millis(500)));
+        assert!(!l.allow(ip, t + Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn the_openapi_document_covers_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        let paths = doc["paths"].as_object().unwrap();
+        for (method, path) in ROUTES {
+            assert!(
+                paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+                "{method} {path} is not in openapi.json"
+            );
+        }
+        let documented: usize = paths
+            .values()
+            .map(|p| {
+                p.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "parameters")
+                    .count()
+            })
+            .sum();
+        assert_eq!(
+            documented,
+            ROUTES.len(),
+            "openapi.json documents routes the router lacks"
+        );
+    }
+}

@@ -1,0 +1,424 @@
+//! Prometheus metrics, one struct per component (reth style), every field
+//! documented with what it measures. Served as OpenMetrics text on the
+//! metrics port. Names follow Prometheus conventions: a `softstake_`
+//! prefix, the unit in the name (`_coins` = the chain's display unit such as
+//! ETH or ATOM, `_seconds`, `_ratio`), `_total` on counters (added by the
+//! encoder). Money is exported for dashboards only; nothing reads it back.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use softstake_core::{Amount, ChainId};
+use std::sync::atomic::AtomicU64;
+
+/// `{chain}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChainLabels {
+    /// Chain name.
+    pub chain: String,
+}
+
+/// `{chain, state}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// Chain name.
+    pub chain: String,
+    /// Journal state.
+    pub state: String,
+}
+
+/// `{chain, kind, event}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpEventLabels {
+    /// Chain name.
+    pub chain: String,
+    /// Operation kind.
+    pub kind: String,
+    /// What happened.
+    pub event: String,
+}
+
+/// `{chain, result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// Chain name.
+    pub chain: String,
+    /// `ok`, `retryable_error`, `fatal_error`, `panic`, `aborted`.
+    pub result: String,
+}
+
+/// `{chain, method}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// Chain name.
+    pub chain: String,
+    /// Adapter method (`pool_state`, `broadcast`, ...).
+    pub method: String,
+}
+
+/// `{chain, method, endpoint, kind}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcErrorLabels {
+    /// Chain name.
+    pub chain: String,
+    /// Adapter method.
+    pub method: String,
+    /// Endpoint (credentials removed), empty when the error names none.
+    pub endpoint: String,
+    /// `transport`, `rate_limited`, `wrong_network`, `invalid_request`,
+    /// `rejected`, `config`.
+    pub kind: String,
+}
+
+/// `{chain, endpoint}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// Chain name.
+    pub chain: String,
+    /// Endpoint (credentials removed).
+    pub endpoint: String,
+}
+
+/// `{chain, validator}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ValidatorLabels {
+    /// Chain name.
+    pub chain: String,
+    /// Validator address.
+    pub validator: String,
+}
+
+/// `{route, status}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// Route pattern (`/v1/chains/{chain}`).
+    pub route: String,
+    /// HTTP status code.
+    pub status: String,
+}
+
+type FGauge = Gauge<f64, AtomicU64>;
+type FCounter = Counter<f64, AtomicU64>;
+type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// Per-chain pool and loop metrics (the chain task).
+#[derive(Debug)]
+pub struct ChainMetrics {
+    /// Sum of users' liquid balances (what the pool owes), in coins.
+    pub liabilities_coins: Family<ChainLabels, FGauge>,
+    /// Stake earning or activating with validators, in coins.
+    pub staked_coins: Family<ChainLabels, FGauge>,
+    /// Spendable custody balance plus matured unbonding, in coins.
+    pub liquid_coins: Family<ChainLabels, FGauge>,
+    /// Unbonding in flight, in coins.
+    pub unbonding_coins: Family<ChainLabels, FGauge>,
+    /// Withdrawals queued or granted and not yet paid, in coins.
+    pub withdrawals_owed_coins: Family<ChainLabels, FGauge>,
+    /// Liquid / liabilities (the buffer), 0..=n.
+    pub buffer_ratio: Family<ChainLabels, FGauge>,
+    /// Configured buffer target (share of liabilities).
+    pub buffer_target_ratio: Family<ChainLabels, FGauge>,
+    /// Lower edge of the band (target - band).
+    pub buffer_floor_ratio: Family<ChainLabels, FGauge>,
+    /// Rewards recorded from the chain, in coins.
+    pub rewards_collected_coins: Family<ChainLabels, FCounter>,
+    /// Rewards distributed (gross), in coins.
+    pub rewards_distributed_coins: Family<ChainLabels, FCounter>,
+    /// Commission kept from distributed rewards, in coins.
+    pub commission_coins: Family<ChainLabels, FCounter>,
+    /// Journaled operations by state (current count).
+    pub operations: Family<StateLabels, Gauge>,
+    /// Age of the oldest non-final operation, in seconds (0 if none).
+    pub oldest_open_operation_seconds: Family<ChainLabels, Gauge>,
+    /// Operation events seen by the engine (journaled, broadcast, confirmed...).
+    pub operation_events: Family<OpEventLabels, Counter>,
+    /// Cycles run, by result.
+    pub cycles: Family<ResultLabels, Counter>,
+    /// Duration of a cycle, in seconds.
+    pub cycle_duration_seconds: HistFamily<ChainLabels>,
+    /// Unix time of the last successful cycle.
+    pub last_success_timestamp_seconds: Family<ChainLabels, Gauge>,
+    /// Seconds since the last successful cycle (computed at scrape time;
+    /// counts from start-up before the first success).
+    pub seconds_since_last_success: Family<ChainLabels, Gauge>,
+    /// Chain tasks restarted after a panic.
+    pub task_restarts: Family<ChainLabels, Counter>,
+    /// 1 when the chain is paused by an operator.
+    pub paused: Family<ChainLabels, Gauge>,
+    /// Adapter call latency, in seconds.
+    pub rpc_duration_seconds: HistFamily<RpcLabels>,
+    /// Adapter call errors.
+    pub rpc_errors: Family<RpcErrorLabels, Counter>,
+    /// 1 when the endpoint answered the last health check.
+    pub endpoint_up: Family<EndpointLabels, Gauge>,
+    /// How far the endpoint's head is behind wall-clock time, in seconds.
+    pub endpoint_lag_seconds: Family<EndpointLabels, Gauge>,
+    /// 1 when a validator we stake with is jailed, delinquent or otherwise
+    /// not earning.
+    pub validator_impaired: Family<ValidatorLabels, Gauge>,
+}
+
+/// Daemon-wide metrics.
+#[derive(Debug)]
+pub struct DaemonMetrics {
+    /// 1 while this instance holds the leader lock and runs the loops.
+    pub leader: Gauge,
+    /// API requests by route pattern and status.
+    pub api_requests: Family<ApiLabels, Counter>,
+    /// API requests refused by the public read rate limit.
+    pub api_rate_limited: Counter,
+}
+
+/// Every metric, and the registry that encodes them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Chain metrics.
+    pub chain: ChainMetrics,
+    /// Daemon metrics.
+    pub daemon: DaemonMetrics,
+}
+
+/// Labels for a chain.
+pub fn chain_labels(chain: ChainId) -> ChainLabels {
+    ChainLabels {
+        chain: chain.as_str().to_owned(),
+    }
+}
+
+/// An amount in the chain's display unit, for gauges.
+pub fn coins(chain: ChainId, a: Amount) -> f64 {
+    a.format_units(chain.decimals()).parse().unwrap_or(0.0)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers everything.
+    pub fn new() -> Metrics {
+        let mut r = Registry::with_prefix("softstake");
+        let chain = ChainMetrics {
+            liabilities_coins: Family::default(),
+            staked_coins: Family::default(),
+            liquid_coins: Family::default(),
+            unbonding_coins: Family::default(),
+            withdrawals_owed_coins: Family::default(),
+            buffer_ratio: Family::default(),
+            buffer_target_ratio: Family::default(),
+            buffer_floor_ratio: Family::default(),
+            rewards_collected_coins: Family::default(),
+            rewards_distributed_coins: Family::default(),
+            commission_coins: Family::default(),
+            operations: Family::default(),
+            oldest_open_operation_seconds: Family::default(),
+            operation_events: Family::default(),
+            cycles: Family::default(),
+            cycle_duration_seconds: Family::new_with_constructor(latency_histogram),
+            last_success_timestamp_seconds: Family::default(),
+            seconds_since_last_success: Family::default(),
+            task_restarts: Family::default(),
+            paused: Family::default(),
+            rpc_duration_seconds: Family::new_with_constructor(latency_histogram),
+            rpc_errors: Family::default(),
+            endpoint_up: Family::default(),
+            endpoint_lag_seconds: Family::default(),
+            validator_impaired: Family::default(),
+        };
+        let c = &chain;
+        r.register(
+            "pool_liabilities_coins",
+            "Sum of users' liquid balances",
+            c.liabilities_coins.clone(),
+        );
+        r.register(
+            "pool_staked_coins",
+            "Stake earning or activating",
+            c.staked_coins.clone(),
+        );
+        r.register(
+            "pool_liquid_coins",
+            "Spendable custody balance plus matured unbonding",
+            c.liquid_coins.clone(),
+        );
+        r.register(
+            "pool_unbonding_coins",
+            "Unbonding in flight",
+            c.unbonding_coins.clone(),
+        );
+        r.register(
+            "pool_withdrawals_owed_coins",
+            "Withdrawals queued or granted, not yet paid",
+            c.withdrawals_owed_coins.clone(),
+        );
+        r.register(
+            "pool_buffer_ratio",
+            "Liquid over liabilities",
+            c.buffer_ratio.clone(),
+        );
+        r.register(
+            "pool_buffer_target_ratio",
+            "Configured buffer target",
+            c.buffer_target_ratio.clone(),
+        );
+        r.register(
+            "pool_buffer_floor_ratio",
+            "Buffer target minus band",
+            c.buffer_floor_ratio.clone(),
+        );
+        r.register(
+            "rewards_collected_coins",
+            "Rewards recorded from the chain",
+            c.rewards_collected_coins.clone(),
+        );
+        r.register(
+            "rewards_distributed_coins",
+            "Rewards distributed to users (gross)",
+            c.rewards_distributed_coins.clone(),
+        );
+        r.register(
+            "commission_coins",
+            "Commission kept from distributed rewards",
+            c.commission_coins.clone(),
+        );
+        r.register(
+            "operations",
+            "Journaled operations by state",
+            c.operations.clone(),
+        );
+        r.register(
+            "oldest_open_operation_seconds",
+            "Age of the oldest non-final operation",
+            c.oldest_open_operation_seconds.clone(),
+        );
+        r.register(
+            "operation_events",
+            "Operation events seen by the engine",
+            c.operation_events.clone(),
+        );
+        r.register("cycles", "Chain cycles by result", c.cycles.clone());
+        r.register(
+            "cycle_duration_seconds",
+            "Duration of a chain cycle",
+            c.cycle_duration_seconds.clone(),
+        );
+        r.register(
+            "last_success_timestamp_seconds",
+            "Unix time of the last successful cycle",
+            c.last_success_timestamp_seconds.clone(),
+        );
+        r.register(
+            "seconds_since_last_success",
+            "Seconds since the last successful cycle",
+            c.seconds_since_last_success.clone(),
+        );
+        r.register(
+            "chain_task_restarts",
+            "Chain tasks restarted after a panic",
+            c.task_restarts.clone(),
+        );
+        r.register(
+            "chain_paused",
+            "1 when an operator paused the chain",
+            c.paused.clone(),
+        );
+        r.register(
+            "rpc_duration_seconds",
+            "Chain adapter call latency",
+            c.rpc_duration_seconds.clone(),
+        );
+        r.register(
+            "rpc_errors",
+            "Chain adapter call errors",
+            c.rpc_errors.clone(),
+        );
+        r.register(
+            "rpc_endpoint_up",
+            "1 when the endpoint answered the last health check",
+            c.endpoint_up.clone(),
+        );
+        r.register(
+            "rpc_endpoint_lag_seconds",
+            "Endpoint head behind wall-clock time",
+            c.endpoint_lag_seconds.clone(),
+        );
+        r.register(
+            "validator_impaired",
+            "1 when a validator we stake with is not earning",
+            c.validator_impaired.clone(),
+        );
+        let daemon = DaemonMetrics {
+            leader: Gauge::default(),
+            api_requests: Family::default(),
+            api_rate_limited: Counter::default(),
+        };
+        r.register(
+            "leader",
+            "1 while this instance holds the leader lock",
+            daemon.leader.clone(),
+        );
+        r.register(
+            "api_requests",
+            "API requests by route and status",
+            daemon.api_requests.clone(),
+        );
+        r.register(
+            "api_rate_limited",
+            "Public reads refused by the rate limit",
+            daemon.api_rate_limited.clone(),
+        );
+        Metrics {
+            registry: r,
+            chain,
+            daemon,
+        }
+    }
+
+    /// OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_units_and_counters_end_in_total() {
+        let m = Metrics::new();
+        let l = chain_labels(ChainId::Ethereum);
+        m.chain
+            .rewards_collected_coins
+            .get_or_create(&l)
+            .inc_by(coins(
+                ChainId::Ethereum,
+                Amount::from_base(1_500_000_000_000_000_000),
+            ));
+        m.chain.liabilities_coins.get_or_create(&l).set(2.0);
+        let text = m.encode();
+        assert!(
+            text.contains("softstake_rewards_collected_coins_total{chain=\"ethereum\"} 1.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("softstake_pool_liabilities_coins{chain=\"ethereum\"} 2.0"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
