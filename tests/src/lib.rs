@@ -11,6 +11,8 @@ use softstake_core::{Amount, Timestamp};
 use softstake_store::{Backend, BalanceUpdate, ConnectOptions, Store};
 use std::future::Future;
 
+pub mod daemon;
+
 /// Name of the variable holding the PostgreSQL server URL for tests.
 pub const PG_URL_VAR: &str = "SOFTSTAKE_TEST_PG_URL";
 
@@ -18,6 +20,8 @@ pub const PG_URL_VAR: &str = "SOFTSTAKE_TEST_PG_URL";
 pub struct TestStore {
     /// The store.
     pub store: Store,
+    /// Its URL.
+    pub url: String,
     /// For PostgreSQL: (admin URL, database name) to drop afterwards.
     pg_db: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
@@ -34,6 +38,7 @@ impl TestStore {
         store.migrate().await.expect("migrate sqlite");
         TestStore {
             store,
+            url,
             pg_db: None,
             _dir: Some(dir),
         }
@@ -48,6 +53,7 @@ impl TestStore {
         store.migrate().await.expect("migrate postgres");
         TestStore {
             store,
+            url,
             pg_db: Some((admin, name)),
             _dir: None,
         }

@@ -210,6 +210,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A request that must have no body (or an empty one): a stray body is a
+/// client bug, refused before anything is done.
+pub struct NoBody;
+
+impl<S: Send + Sync> FromRequest<S> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "bad_body", "this endpoint takes no body"))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            Ok(NoBody)
+        } else {
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "this endpoint takes no body",
+            ))
+        }
+    }
+}
+
 /// Which door a request came through.
 #[derive(Clone, Copy)]
 enum Door {
@@ -882,8 +905,10 @@ async fn withdrawal_complete(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(request_id): Path<String>,
+    body: Result<NoBody, ApiError>,
 ) -> ApiResult<Response> {
     authorize(&st.sh, &headers, Door::Exchange)?;
+    body?;
     check_id("request_id", &request_id)?;
     st.sh
         .store
@@ -997,8 +1022,10 @@ async fn approve(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: Result<NoBody, ApiError>,
 ) -> ApiResult<Response> {
     authorize(&st.sh, &headers, Door::Admin)?;
+    body?;
     check_id("id", &id)?;
     st.sh.store.journal_approve(&id, st.sh.clock.now()).await?;
     tracing::info!(op = %id, "operation approved over the API");
@@ -1022,7 +1049,10 @@ async fn pause(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(chain): Path<String>,
+    body: Result<NoBody, ApiError>,
 ) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Admin)?;
+    body?;
     set_paused(&st, &headers, &chain, true).await
 }
 
@@ -1030,7 +1060,10 @@ async fn resume(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(chain): Path<String>,
+    body: Result<NoBody, ApiError>,
 ) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Admin)?;
+    body?;
     set_paused(&st, &headers, &chain, false).await
 }
 
@@ -1038,8 +1071,10 @@ async fn plan(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(chain): Path<String>,
+    body: Result<NoBody, ApiError>,
 ) -> ApiResult<Response> {
     authorize(&st.sh, &headers, Door::Admin)?;
+    body?;
     let rt = runtime(&st.sh, parse_chain(&chain)?)?;
     let (state, plan) = rt.engine.plan().await?;
     Ok(axum::Json(serde_json::json!({

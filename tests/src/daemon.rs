@@ -1,0 +1,152 @@
+//! Starting a real daemon (API and metrics on port 0) on a test store,
+//! optionally with a simulated chain (Cosmos-shaped, validator `val0`).
+
+use softstake_config::Config;
+use softstake_core::adapter::ChainAdapter;
+use softstake_core::{Amount, ChainId, Clock, ManualClock, Timestamp};
+use softstake_daemon::{Daemon, DaemonHandle, DaemonOptions};
+use softstake_store::Store;
+use softstake_testkit::{SimChain, SimParams};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The exchange token the test daemons accept.
+pub const EXCHANGE_TOKEN: &str = "test-exchange-token-0123456789";
+/// The operator token the test daemons accept.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running test daemon.
+pub struct TestDaemon {
+    /// The handle.
+    pub handle: DaemonHandle,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// `http://127.0.0.1:PORT/metrics`.
+    pub metrics_url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Params of the simulated chain the daemon tests use.
+pub fn sim_params() -> SimParams {
+    SimParams {
+        chain: ChainId::Cosmos,
+        block_secs: 6,
+        epoch_secs: 600,
+        unbonding_delay_secs: 1_800,
+        min_delegation: Amount::from_base(1),
+        max_unbonding_entries: Some(7),
+        reward_ppm_per_epoch: 1_000,
+        fee: Amount::from_base(10),
+        validity_secs: Some(120),
+        validators: vec!["val0".into()],
+    }
+}
+
+/// A simulated chain with `initial` uatom in custody, on its own clock.
+pub fn sim(seed: u64, initial: u128) -> (SimChain, ManualClock) {
+    let clock = ManualClock::new(Timestamp::from_unix(1_767_225_600));
+    (
+        SimChain::new(
+            seed,
+            sim_params(),
+            clock.clone(),
+            Amount::from_base(initial),
+        ),
+        clock,
+    )
+}
+
+fn secret_file(dir: &std::path::Path, name: &str, value: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, value).expect("write token");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    p.display().to_string()
+}
+
+/// The daemon's config: `url`, ports 0, token files, and the cosmos chain
+/// section when `with_chain`.
+pub fn config(url: &str, dir: &std::path::Path, with_chain: bool, read_rate_limit: u32) -> Config {
+    let ex = secret_file(dir, "exchange.token", EXCHANGE_TOKEN);
+    let ad = secret_file(dir, "admin.token", ADMIN_TOKEN);
+    let mut text = format!(
+        r#"
+[database]
+url = "{url}"
+[api]
+listen = "127.0.0.1:0"
+exchange_token = {{ file = "{ex}" }}
+admin_token = {{ file = "{ad}" }}
+read_rate_limit = {read_rate_limit}
+[metrics]
+listen = "127.0.0.1:0"
+"#
+    );
+    if with_chain {
+        text.push_str(
+            r#"
+[[chains]]
+enabled = true
+endpoints = ["sim://node"]
+key = { env = "SOFTSTAKE_TEST_UNUSED_KEY" }
+interval_secs = 1
+commission = "0.10"
+min_eligible_balance = "0"
+[[chains.validators]]
+address = "val0"
+weight = 1
+cap = "1"
+[chains.buffer]
+target = "0.20"
+band = "0.05"
+min_operation = "0.001"
+[chains.safety]
+max_per_operation = "1000000"
+max_per_day = "10000000"
+approval_threshold = "0"
+[chains.network]
+type = "cosmos"
+chain_id = "sim-1"
+"#,
+        );
+    }
+    let file: softstake_config::ConfigFile = toml::from_str(&text).expect("test config parses");
+    file.validate().expect("test config validates")
+}
+
+/// Starts a daemon on `store` (whose URL is `url`), with `sim` as its cosmos
+/// chain if given.
+pub async fn start(
+    store: &Store,
+    url: &str,
+    sim: Option<(SimChain, ManualClock)>,
+    read_rate_limit: u32,
+) -> TestDaemon {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(url, dir.path(), sim.is_some(), read_rate_limit);
+    let mut adapters: BTreeMap<ChainId, Arc<dyn ChainAdapter>> = BTreeMap::new();
+    let clock: Arc<dyn Clock> = match sim {
+        Some((s, c)) => {
+            adapters.insert(ChainId::Cosmos, Arc::new(s));
+            Arc::new(c)
+        }
+        None => Arc::new(softstake_core::SystemClock),
+    };
+    let handle = Daemon::start(
+        &cfg,
+        DaemonOptions {
+            store: store.clone(),
+            adapters,
+            clock,
+            faults: None,
+        },
+    )
+    .await
+    .expect("daemon starts");
+    TestDaemon {
+        base: format!("http://{}", handle.api_addr),
+        metrics_url: format!("http://{}/metrics", handle.metrics_addr),
+        handle,
+        _dir: dir,
+    }
+}
