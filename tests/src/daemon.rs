@@ -64,9 +64,14 @@ fn secret_file(dir: &std::path::Path, name: &str, value: &str) -> String {
     p.display().to_string()
 }
 
-/// The daemon's config: `url`, ports 0, token files, and the cosmos chain
-/// section when `with_chain`.
-pub fn config(url: &str, dir: &std::path::Path, with_chain: bool, read_rate_limit: u32) -> Config {
+/// The daemon's config: `url`, ports 0, token files, and one chain section
+/// per entry of `chains` (validator `val0`, 1-second interval).
+pub fn config(
+    url: &str,
+    dir: &std::path::Path,
+    chains: &[ChainId],
+    read_rate_limit: u32,
+) -> Config {
     let ex = secret_file(dir, "exchange.token", EXCHANGE_TOKEN);
     let ad = secret_file(dir, "admin.token", ADMIN_TOKEN);
     let mut text = format!(
@@ -82,13 +87,18 @@ read_rate_limit = {read_rate_limit}
 listen = "127.0.0.1:0"
 "#
     );
-    if with_chain {
-        text.push_str(
+    for chain in chains {
+        let network = match chain {
+            ChainId::Cosmos => "type = \"cosmos\"\nchain_id = \"sim-1\"".to_owned(),
+            ChainId::Tezos => "type = \"tezos\"\nchain_id = \"NetXsim\"".to_owned(),
+            other => panic!("the test harness has no network section for {other}"),
+        };
+        text.push_str(&format!(
             r#"
 [[chains]]
 enabled = true
-endpoints = ["sim://node"]
-key = { env = "SOFTSTAKE_TEST_UNUSED_KEY" }
+endpoints = ["http://127.0.0.1:9/sim"]
+key = {{ env = "SOFTSTAKE_TEST_UNUSED_KEY" }}
 interval_secs = 1
 commission = "0.10"
 min_eligible_balance = "0"
@@ -105,10 +115,9 @@ max_per_operation = "1000000"
 max_per_day = "10000000"
 approval_threshold = "0"
 [chains.network]
-type = "cosmos"
-chain_id = "sim-1"
-"#,
-        );
+{network}
+"#
+        ));
     }
     let file: softstake_config::ConfigFile = toml::from_str(&text).expect("test config parses");
     file.validate().expect("test config validates")
@@ -122,16 +131,36 @@ pub async fn start(
     sim: Option<(SimChain, ManualClock)>,
     read_rate_limit: u32,
 ) -> TestDaemon {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = config(url, dir.path(), sim.is_some(), read_rate_limit);
-    let mut adapters: BTreeMap<ChainId, Arc<dyn ChainAdapter>> = BTreeMap::new();
-    let clock: Arc<dyn Clock> = match sim {
+    match sim {
         Some((s, c)) => {
-            adapters.insert(ChainId::Cosmos, Arc::new(s));
-            Arc::new(c)
+            start_with(store, url, vec![Arc::new(s)], Arc::new(c), read_rate_limit).await
         }
-        None => Arc::new(softstake_core::SystemClock),
-    };
+        None => {
+            start_with(
+                store,
+                url,
+                Vec::new(),
+                Arc::new(softstake_core::SystemClock),
+                read_rate_limit,
+            )
+            .await
+        }
+    }
+}
+
+/// Starts a daemon with these adapters (one chain section each).
+pub async fn start_with(
+    store: &Store,
+    url: &str,
+    adapters: Vec<Arc<dyn ChainAdapter>>,
+    clock: Arc<dyn Clock>,
+    read_rate_limit: u32,
+) -> TestDaemon {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chains: Vec<ChainId> = adapters.iter().map(|a| a.chain()).collect();
+    let cfg = config(url, dir.path(), &chains, read_rate_limit);
+    let adapters: BTreeMap<ChainId, Arc<dyn ChainAdapter>> =
+        adapters.into_iter().map(|a| (a.chain(), a)).collect();
     let handle = Daemon::start(
         &cfg,
         DaemonOptions {

@@ -3,6 +3,7 @@
 //! idempotent replays, outbox cursor semantics, statements, operators'
 //! doors, rate limits, and a property test that throws malformed and
 //! oversized bodies at every write endpoint.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

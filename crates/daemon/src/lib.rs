@@ -148,6 +148,8 @@ pub struct DaemonHandle {
     chain_tasks: Vec<JoinHandle<()>>,
     leader_task: Option<JoinHandle<()>>,
     _sqlite_lock: Option<leader::SqliteLock>,
+    /// SQLite: the leader flag's sender, kept for the daemon's life.
+    _sqlite_leader: Option<watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for DaemonHandle {
@@ -175,6 +177,7 @@ impl Daemon {
 
         // Leadership.
         let mut sqlite_lock = None;
+        let mut sqlite_leader = None;
         let mut leader_task = None;
         match opts.store.backend() {
             Backend::Sqlite => {
@@ -186,6 +189,7 @@ impl Daemon {
                 tracing::info!(lock = %lock.path().display(), "SQLite: single instance; this daemon runs the chain loops");
                 sqlite_lock = Some(lock);
                 leader_tx.send_replace(true);
+                sqlite_leader = Some(leader_tx);
             }
             Backend::Postgres => {
                 let url = cfg.database_url.clone();
@@ -320,6 +324,7 @@ impl Daemon {
             chain_tasks,
             leader_task,
             _sqlite_lock: sqlite_lock,
+            _sqlite_leader: sqlite_leader,
         })
     }
 }

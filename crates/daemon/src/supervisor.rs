@@ -108,7 +108,8 @@ async fn until_not_leader(rx: &mut watch::Receiver<bool>) {
             return;
         }
         if rx.changed().await.is_err() {
-            return;
+            // Nobody can take leadership away any more.
+            std::future::pending::<()>().await;
         }
     }
 }

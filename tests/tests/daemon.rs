@@ -1,0 +1,477 @@
+//! The daemon as a whole, on real databases with the simulated chain:
+//! end to end over HTTP on PostgreSQL, leader failover between two
+//! daemons, and a panicking chain that is restarted while another keeps
+//! running.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use async_trait::async_trait;
+use reqwest::Client;
+use serde_json::{Value, json};
+use softstake_core::ChainId;
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, HealthRequest,
+    HealthResponse, LookupRequest, LookupResponse, PoolStateRequest, PoolStateResponse,
+    RewardsRequest, RewardsResponse, SignedOperation,
+};
+use softstake_store::{ConnectOptions, OpState, Store};
+use softstake_testkit::SimChain;
+use softstake_tests::TestStore;
+use softstake_tests::daemon::{EXCHANGE_TOKEN, sim, start, start_with};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Advances the simulated chain one minute every 20 ms of real time until
+/// stopped (an epoch of 600 s is then 0.2 s).
+fn drive(sim: SimChain) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let h = tokio::spawn(async move {
+        while !s.load(Ordering::SeqCst) {
+            sim.advance(60);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    (stop, h)
+}
+
+/// The value of the first sample of `name` whose labels contain `labels`.
+fn metric(text: &str, name: &str, labels: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .find(|l| l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn eventually<F, Fut>(what: &str, secs: u64, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn post_balances(c: &Client, base: &str, rows: &[(&str, &str, u64)]) -> Value {
+    let updates: Vec<Value> = rows
+        .iter()
+        .map(|(e, u, b)| {
+            json!({"event_id": e, "user_id": u, "asset": "ATOM", "balance": b.to_string(),
+                   "effective_at": "2026-01-01T00:00:00Z"})
+        })
+        .collect();
+    let r = c
+        .post(format!("{base}/v1/balance-updates"))
+        .header("authorization", format!("Bearer {EXCHANGE_TOKEN}"))
+        .json(&json!({ "updates": updates }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_on_postgres_with_the_simulated_chain() {
+    let ts = TestStore::postgres().await;
+    let (chain, clock) = sim(7, 10_000_000);
+    let d = start(&ts.store, &ts.url, Some((chain.clone(), clock)), 1_000).await;
+    let c = Client::new();
+    // The exchange posts its users' balances: all 10 ATOM in custody.
+    let r = post_balances(
+        &c,
+        &d.base,
+        &[
+            ("b1", "alice", 5_000_000),
+            ("b2", "bob", 3_000_000),
+            ("b3", "carol", 2_000_000),
+        ],
+    )
+    .await;
+    assert_eq!(r["inserted"], 3);
+    eventually("leadership", 10, || async { d.handle.is_leader() }).await;
+    let (stop, driver) = drive(chain.clone());
+
+    // The daemon stakes, rewards accrue, get claimed, recorded, distributed.
+    eventually("a distribution", 60, || async {
+        !ts.store
+            .list_distributions(Some("ATOM"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    driver.await.unwrap();
+
+    // Credits over HTTP, exactly the distribution's.
+    let out: Value = c
+        .get(format!("{}/v1/outbox?after=0&limit=10000", d.base))
+        .header("authorization", format!("Bearer {EXCHANGE_TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let credits = out["credits"].as_array().unwrap();
+    assert!(!credits.is_empty());
+    let mut by_user = std::collections::BTreeMap::new();
+    for cr in credits {
+        *by_user
+            .entry(cr["user_id"].as_str().unwrap().to_owned())
+            .or_insert(0u128) += cr["amount"].as_str().unwrap().parse::<u128>().unwrap();
+    }
+    // Proportional to balances: alice earns more than bob, bob than carol.
+    assert!(
+        by_user["alice"] > by_user["bob"] && by_user["bob"] > by_user["carol"],
+        "{by_user:?}"
+    );
+    for dist in ts
+        .store
+        .list_distributions(Some("ATOM"), None, 1_000)
+        .await
+        .unwrap()
+    {
+        assert!(ts.store.verify_distribution(dist.id).await.unwrap().ok);
+    }
+
+    // The dashboard view and the metrics tell the same story.
+    let v: Value = c
+        .get(format!("{}/v1/chains/cosmos", d.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["leader"], true);
+    assert!(
+        v["staked"].as_str().unwrap().parse::<u128>().unwrap() > 0,
+        "{v}"
+    );
+    assert!(v["realised_apy_30d"].is_string(), "{v}");
+    assert_eq!(v["liabilities"], "10000000");
+    // The cycle that committed the distribution updates the metrics when
+    // it returns.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let m = loop {
+        let m = c
+            .get(&d.metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metric(
+            &m,
+            "softstake_rewards_distributed_coins_total",
+            "chain=\"cosmos\"",
+        )
+        .is_some_and(|v| v > 0.0)
+        {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no distributed rewards in the metrics: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(metric(&m, "softstake_leader", ""), Some(1.0), "{m}");
+    assert!(
+        metric(
+            &m,
+            "softstake_rewards_collected_coins_total",
+            "chain=\"cosmos\""
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(metric(&m, "softstake_pool_staked_coins", "chain=\"cosmos\"").unwrap() > 0.0);
+    assert_eq!(
+        metric(&m, "softstake_pool_liabilities_coins", "chain=\"cosmos\""),
+        Some(10.0)
+    );
+    assert!(
+        metric(&m, "softstake_operations", "state=\"confirmed\"").unwrap() >= 1.0,
+        "{m}"
+    );
+    assert!(metric(&m, "softstake_cycles_total", "result=\"ok\"").unwrap() >= 1.0);
+    assert!(m.contains("softstake_rpc_duration_seconds_bucket{"), "{m}");
+    assert_eq!(
+        metric(&m, "softstake_rpc_endpoint_up", "endpoint=\"sim://node\""),
+        Some(1.0)
+    );
+
+    // A withdrawal the buffer covers is granted at once.
+    let r = c
+        .post(format!("{}/v1/withdrawals", d.base))
+        .header("authorization", format!("Bearer {EXCHANGE_TOKEN}"))
+        .json(&json!({"request_id": "w1", "user_id": "carol", "asset": "ATOM", "amount": "1000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let dec: Value = r.json().await.unwrap();
+    assert_eq!(dec["status"], "granted");
+    d.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_when_the_leader_dies_and_nothing_runs_twice() {
+    let ts = TestStore::postgres().await;
+    let (chain, clock) = sim(11, 10_000_000);
+    let a = start(
+        &ts.store,
+        &ts.url,
+        Some((chain.clone(), clock.clone())),
+        1_000,
+    )
+    .await;
+    eventually("A leads", 10, || async { a.handle.is_leader() }).await;
+    // B: its own connection pool, same database, same chain.
+    let store_b = Store::connect(&ts.url, &ConnectOptions::default())
+        .await
+        .unwrap();
+    let b = start(&store_b, &ts.url, Some((chain.clone(), clock)), 1_000).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!b.handle.is_leader(), "two leaders");
+    let c = Client::new();
+    // The standby serves reads.
+    let v: Value = c
+        .get(format!("{}/readyz", b.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["leader"], false);
+    post_balances(
+        &c,
+        &b.base,
+        &[("b1", "alice", 6_000_000), ("b2", "bob", 4_000_000)],
+    )
+    .await;
+    let (stop, driver) = drive(chain.clone());
+    eventually("A confirms operations", 30, || async {
+        ts.store
+            .journal_state_counts(ChainId::Cosmos)
+            .await
+            .unwrap()
+            .iter()
+            .any(|(s, n)| *s == OpState::Confirmed && *n >= 2)
+    })
+    .await;
+
+    // The leader dies without a goodbye; B takes over within seconds.
+    let died = Instant::now();
+    a.handle.kill();
+    eventually("B takes over", 10, || async { b.handle.is_leader() }).await;
+    let took = died.elapsed();
+    assert!(took < Duration::from_secs(5), "takeover took {took:?}");
+    let confirmed_at_takeover = ts
+        .store
+        .journal_list(ChainId::Cosmos, None, 10_000)
+        .await
+        .unwrap()
+        .len();
+    let view = || async {
+        c.get(format!("{}/v1/chains/cosmos", b.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(ts
+        .store
+        .journal_list(ChainId::Cosmos, None, 10_000)
+        .await
+        .unwrap()
+        .len()
+        > confirmed_at_takeover
+        && ts
+            .store
+            .journal_open(ChainId::Cosmos)
+            .await
+            .unwrap()
+            .is_empty())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "B runs no operations: {}",
+            view().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually("B runs operations", 30, || async {
+        ts.store
+            .journal_list(ChainId::Cosmos, None, 10_000)
+            .await
+            .unwrap()
+            .len()
+            > confirmed_at_takeover
+            && ts
+                .store
+                .journal_open(ChainId::Cosmos)
+                .await
+                .unwrap()
+                .is_empty()
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    driver.await.unwrap();
+    // Settle: let B confirm whatever the last blocks included.
+    chain.advance(60);
+    eventually("journal settles", 15, || async {
+        ts.store
+            .journal_open(ChainId::Cosmos)
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+
+    // Nothing ran twice: one signed transaction per operation, applied at
+    // most once, and the journal agrees with the chain.
+    let audit = chain.audit();
+    for (op, txs) in &audit.broadcasts {
+        assert_eq!(txs.len(), 1, "operation {op} was sent with different bytes");
+    }
+    let ops = ts
+        .store
+        .journal_list(ChainId::Cosmos, None, 10_000)
+        .await
+        .unwrap();
+    for op in &ops {
+        let applied = audit.applied.get(&op.id).copied().unwrap_or(0);
+        assert!(applied <= 1);
+        assert_eq!(
+            op.state == OpState::Confirmed,
+            applied == 1,
+            "journal {} vs chain {applied}",
+            op.state.as_str()
+        );
+    }
+    b.handle.shutdown().await;
+}
+
+/// Panics on every pool read: a broken adapter.
+struct Panicky;
+
+#[async_trait]
+impl ChainAdapter for Panicky {
+    fn chain(&self) -> ChainId {
+        ChainId::Tezos
+    }
+    async fn pool_state(&self, _: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+        panic!("adapter bug: unexpected node answer");
+    }
+    async fn rewards_since(&self, _: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
+        Ok(RewardsResponse {
+            rewards: vec![],
+            next_cursor: None,
+        })
+    }
+    async fn build_and_sign(&self, _: BuildRequest) -> Result<SignedOperation, AdapterError> {
+        Err(AdapterError::Config("unused".into()))
+    }
+    async fn broadcast(&self, _: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
+        Err(AdapterError::Config("unused".into()))
+    }
+    async fn lookup(&self, _: LookupRequest) -> Result<LookupResponse, AdapterError> {
+        Err(AdapterError::Config("unused".into()))
+    }
+    async fn health(&self, _: HealthRequest) -> Result<HealthResponse, AdapterError> {
+        Ok(HealthResponse { endpoints: vec![] })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_chain_is_restarted_while_the_other_chain_keeps_running() {
+    let ts = TestStore::sqlite().await;
+    let (chain, clock) = sim(3, 1_000_000);
+    let d = start_with(
+        &ts.store,
+        &ts.url,
+        vec![Arc::new(chain.clone()), Arc::new(Panicky)],
+        Arc::new(clock),
+        1_000,
+    )
+    .await;
+    let (stop, driver) = drive(chain);
+    let c = Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let m = loop {
+        let m = c
+            .get(&d.metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metric(&m, "softstake_chain_task_restarts_total", "chain=\"tezos\"").unwrap_or(0.0)
+            >= 2.0
+            && metric(
+                &m,
+                "softstake_cycles_total",
+                "chain=\"cosmos\",result=\"ok\"",
+            )
+            .unwrap_or(0.0)
+                >= 3.0
+        {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no restart of tezos or no cosmos cycles: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        metric(
+            &m,
+            "softstake_cycles_total",
+            "chain=\"tezos\",result=\"panic\""
+        )
+        .unwrap()
+            >= 2.0
+    );
+    let v: Value = c
+        .get(format!("{}/v1/chains/tezos", d.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        v["last_error"].as_str().unwrap().contains("adapter bug"),
+        "{v}"
+    );
+    let v: Value = c
+        .get(format!("{}/v1/chains/cosmos", d.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        v["last_error"].is_null() && v["last_success_at"].is_string(),
+        "{v}"
+    );
+    stop.store(true, Ordering::SeqCst);
+    driver.await.unwrap();
+    d.handle.shutdown().await;
+}
