@@ -180,10 +180,22 @@ pub struct DaemonMetrics {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    names: Vec<String>,
     /// Chain metrics.
     pub chain: ChainMetrics,
     /// Daemon metrics.
     pub daemon: DaemonMetrics,
+}
+
+fn reg(
+    r: &mut Registry,
+    names: &mut Vec<String>,
+    name: &str,
+    help: &str,
+    metric: impl prometheus_client::registry::Metric,
+) {
+    names.push(format!("softstake_{name}"));
+    r.register(name, help, metric);
 }
 
 /// Labels for a chain.
@@ -208,6 +220,7 @@ impl Metrics {
     /// Registers everything.
     pub fn new() -> Metrics {
         let mut r = Registry::with_prefix("softstake");
+        let mut names = Vec::new();
         let chain = ChainMetrics {
             liabilities_coins: Family::default(),
             staked_coins: Family::default(),
@@ -236,123 +249,177 @@ impl Metrics {
             validator_impaired: Family::default(),
         };
         let c = &chain;
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "pool_liabilities_coins",
             "Sum of users' liquid balances",
             c.liabilities_coins.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "pool_staked_coins",
             "Stake earning or activating",
             c.staked_coins.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "pool_liquid_coins",
             "Spendable custody balance plus matured unbonding",
             c.liquid_coins.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "pool_unbonding_coins",
             "Unbonding in flight",
             c.unbonding_coins.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "pool_withdrawals_owed_coins",
             "Withdrawals queued or granted, not yet paid",
             c.withdrawals_owed_coins.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "pool_buffer_ratio",
             "Liquid over liabilities",
             c.buffer_ratio.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "pool_buffer_target_ratio",
             "Configured buffer target",
             c.buffer_target_ratio.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "pool_buffer_floor_ratio",
             "Buffer target minus band",
             c.buffer_floor_ratio.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "rewards_collected_coins",
             "Rewards recorded from the chain",
             c.rewards_collected_coins.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "rewards_distributed_coins",
             "Rewards distributed to users (gross)",
             c.rewards_distributed_coins.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "commission_coins",
             "Commission kept from distributed rewards",
             c.commission_coins.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "operations",
             "Journaled operations by state",
             c.operations.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "oldest_open_operation_seconds",
             "Age of the oldest non-final operation",
             c.oldest_open_operation_seconds.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "operation_events",
             "Operation events seen by the engine",
             c.operation_events.clone(),
         );
-        r.register("cycles", "Chain cycles by result", c.cycles.clone());
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
+            "cycles",
+            "Chain cycles by result",
+            c.cycles.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
             "cycle_duration_seconds",
             "Duration of a chain cycle",
             c.cycle_duration_seconds.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "last_success_timestamp_seconds",
             "Unix time of the last successful cycle",
             c.last_success_timestamp_seconds.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "seconds_since_last_success",
             "Seconds since the last successful cycle",
             c.seconds_since_last_success.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "chain_task_restarts",
             "Chain tasks restarted after a panic",
             c.task_restarts.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "chain_paused",
             "1 when an operator paused the chain",
             c.paused.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "rpc_duration_seconds",
             "Chain adapter call latency",
             c.rpc_duration_seconds.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "rpc_errors",
             "Chain adapter call errors",
             c.rpc_errors.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "rpc_endpoint_up",
             "1 when the endpoint answered the last health check",
             c.endpoint_up.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "rpc_endpoint_lag_seconds",
             "Endpoint head behind wall-clock time",
             c.endpoint_lag_seconds.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "validator_impaired",
             "1 when a validator we stake with is not earning",
             c.validator_impaired.clone(),
@@ -362,26 +429,39 @@ impl Metrics {
             api_requests: Family::default(),
             api_rate_limited: Counter::default(),
         };
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "leader",
             "1 while this instance holds the leader lock",
             daemon.leader.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "api_requests",
             "API requests by route and status",
             daemon.api_requests.clone(),
         );
-        r.register(
+        reg(
+            &mut r,
+            &mut names,
             "api_rate_limited",
             "Public reads refused by the rate limit",
             daemon.api_rate_limited.clone(),
         );
         Metrics {
             registry: r,
+            names,
             chain,
             daemon,
         }
+    }
+
+    /// Every registered family name (`softstake_...`, before the encoder's
+    /// `_total` / `_bucket` / `_sum` / `_count` suffixes).
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// OpenMetrics text.
@@ -420,5 +500,38 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn the_dashboard_and_the_alert_rules_use_only_metrics_that_exist() {
+        let m = Metrics::new();
+        let known = |t: &str| {
+            m.names().iter().any(|n| {
+                t == n
+                    || ["_total", "_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| t == format!("{n}{s}"))
+            })
+        };
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
+        for file in ["grafana/softstake.json", "prometheus/alerts.yml"] {
+            let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+            let mut used = 0;
+            for (i, _) in text.match_indices("softstake_") {
+                let tok: String = text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if tok == "softstake_" {
+                    continue;
+                }
+                used += 1;
+                assert!(
+                    known(&tok),
+                    "{file} uses {tok}, which softstake does not export"
+                );
+            }
+            assert!(used >= 8, "{file} uses only {used} softstake metrics");
+        }
     }
 }
