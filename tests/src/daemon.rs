@@ -124,8 +124,27 @@ approval_threshold = "0"
 }
 
 /// Starts a daemon on `store` (whose URL is `url`), with `sim` as its cosmos
-/// chain if given.
+/// chain if given, and waits until it leads.
 pub async fn start(
+    store: &Store,
+    url: &str,
+    sim: Option<(SimChain, ManualClock)>,
+    read_rate_limit: u32,
+) -> TestDaemon {
+    let d = start_no_wait(store, url, sim, read_rate_limit).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !d.handle.is_leader() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the test daemon never became leader"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    d
+}
+
+/// [`start`] without waiting for leadership (a standby).
+pub async fn start_no_wait(
     store: &Store,
     url: &str,
     sim: Option<(SimChain, ManualClock)>,

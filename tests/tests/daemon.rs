@@ -16,7 +16,7 @@ use softstake_core::adapter::{
 use softstake_store::{ConnectOptions, OpState, Store};
 use softstake_testkit::SimChain;
 use softstake_tests::TestStore;
-use softstake_tests::daemon::{EXCHANGE_TOKEN, sim, start, start_with};
+use softstake_tests::daemon::{EXCHANGE_TOKEN, sim, start, start_no_wait, start_with};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -71,8 +71,10 @@ async fn post_balances(c: &Client, base: &str, rows: &[(&str, &str, u64)]) -> Va
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    r.json().await.unwrap()
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,11 +241,11 @@ async fn a_standby_takes_over_when_the_leader_dies_and_nothing_runs_twice() {
     let store_b = Store::connect(&ts.url, &ConnectOptions::default())
         .await
         .unwrap();
-    let b = start(&store_b, &ts.url, Some((chain.clone(), clock)), 1_000).await;
+    let b = start_no_wait(&store_b, &ts.url, Some((chain.clone(), clock)), 1_000).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!b.handle.is_leader(), "two leaders");
     let c = Client::new();
-    // The standby serves reads.
+    // The standby serves reads and sends writes to the leader.
     let v: Value = c
         .get(format!("{}/readyz", b.base))
         .send()
@@ -253,9 +255,23 @@ async fn a_standby_takes_over_when_the_leader_dies_and_nothing_runs_twice() {
         .await
         .unwrap();
     assert_eq!(v["leader"], false);
+    let r = c
+        .post(format!("{}/v1/balance-updates", b.base))
+        .header("authorization", format!("Bearer {EXCHANGE_TOKEN}"))
+        .json(
+            &json!({"updates": [{"event_id": "x", "user_id": "u", "asset": "ATOM",
+                                   "balance": "1", "effective_at": "2026-01-01T00:00:00Z"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "standby");
     post_balances(
         &c,
-        &b.base,
+        &a.base,
         &[("b1", "alice", 6_000_000), ("b2", "bob", 4_000_000)],
     )
     .await;

@@ -103,7 +103,12 @@ impl IntoResponse for ApiError {
                 field: self.field.as_deref(),
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r
     }
 }
 
@@ -256,6 +261,20 @@ fn authorize(sh: &Shared, headers: &HeaderMap, door: Door) -> ApiResult<()> {
             "unauthorized",
             "missing or unknown bearer token",
         )),
+    }
+}
+
+/// Writes go to the leader: a standby answers 503 `standby` (with
+/// Retry-After) so a load balancer or the client retries on the leader.
+fn require_leader(sh: &Shared) -> ApiResult<()> {
+    if *sh.leader.borrow() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "standby",
+            "this instance is a standby (read-only); send writes to the leader",
+        ))
     }
 }
 
@@ -811,6 +830,7 @@ async fn balance_updates(
     body: Result<JsonBody<BalanceBatch>, ApiError>,
 ) -> ApiResult<Response> {
     authorize(&st.sh, &headers, Door::Exchange)?;
+    require_leader(&st.sh)?;
     let JsonBody(b) = body?;
     if b.updates.is_empty() {
         return Err(ApiError::bad("updates", "is empty"));
@@ -868,6 +888,7 @@ async fn withdrawal(
     body: Result<JsonBody<WithdrawalIn>, ApiError>,
 ) -> ApiResult<Response> {
     authorize(&st.sh, &headers, Door::Exchange)?;
+    require_leader(&st.sh)?;
     let JsonBody(w) = body?;
     check_id("request_id", &w.request_id)?;
     check_id("user_id", &w.user_id)?;
@@ -908,6 +929,7 @@ async fn withdrawal_complete(
     body: Result<NoBody, ApiError>,
 ) -> ApiResult<Response> {
     authorize(&st.sh, &headers, Door::Exchange)?;
+    require_leader(&st.sh)?;
     body?;
     check_id("request_id", &request_id)?;
     st.sh
@@ -962,6 +984,7 @@ async fn outbox_ack(
     body: Result<JsonBody<AckIn>, ApiError>,
 ) -> ApiResult<Response> {
     authorize(&st.sh, &headers, Door::Exchange)?;
+    require_leader(&st.sh)?;
     let JsonBody(a) = body?;
     if a.ids.is_empty() {
         return Err(ApiError::bad("ids", "is empty"));
@@ -1025,6 +1048,7 @@ async fn approve(
     body: Result<NoBody, ApiError>,
 ) -> ApiResult<Response> {
     authorize(&st.sh, &headers, Door::Admin)?;
+    require_leader(&st.sh)?;
     body?;
     check_id("id", &id)?;
     st.sh.store.journal_approve(&id, st.sh.clock.now()).await?;
@@ -1052,6 +1076,7 @@ async fn pause(
     body: Result<NoBody, ApiError>,
 ) -> ApiResult<Response> {
     authorize(&st.sh, &headers, Door::Admin)?;
+    require_leader(&st.sh)?;
     body?;
     set_paused(&st, &headers, &chain, true).await
 }
@@ -1063,6 +1088,7 @@ async fn resume(
     body: Result<NoBody, ApiError>,
 ) -> ApiResult<Response> {
     authorize(&st.sh, &headers, Door::Admin)?;
+    require_leader(&st.sh)?;
     body?;
     set_paused(&st, &headers, &chain, false).await
 }
