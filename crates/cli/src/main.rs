@@ -106,6 +106,11 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Offline transactions (air-gapped signing).
+    Tx {
+        #[command(subcommand)]
+        command: TxCommand,
+    },
     /// A user's rewards over a date range (JSON, or CSV with --csv).
     Statement {
         /// The exchange's user id.
@@ -120,6 +125,20 @@ enum Command {
         /// CSV instead of JSON.
         #[arg(long)]
         csv: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TxCommand {
+    /// Build and sign one operation from a JSON request (docs/tx-requests.md)
+    /// and print the signed bytes (hex) and tx id as JSON. Needs no node.
+    Sign {
+        /// Chain (atom for the Cosmos Hub).
+        #[arg(long)]
+        chain: String,
+        /// The request file.
+        #[arg(long)]
+        request: PathBuf,
     },
 }
 
@@ -245,6 +264,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
             store.close().await;
             r
         }
+        Command::Tx {
+            command: TxCommand::Sign { chain, request },
+        } => tx_sign(chain, request),
         Command::Run => {
             let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
             init_logging(&cfg, cli.log_json);
@@ -294,6 +316,21 @@ async fn ledger(store: &Store, cfg: &Config, cmd: Command) -> Result<()> {
         Command::Plan { chain, state } => plan(store, cfg, chain, state.as_deref()).await,
         _ => Ok(()),
     }
+}
+
+fn tx_sign(chain: &str, request: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(request)
+        .with_context(|| format!("cannot read {}", request.display()))?;
+    let out = match chain {
+        "atom" | "cosmos" => {
+            let req: softstake_chain_atom::request::SignRequest = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a Cosmos sign request", request.display()))?;
+            serde_json::to_value(softstake_chain_atom::request::sign(&req)?)?
+        }
+        other => anyhow::bail!("offline signing for {other:?} is not built yet (available: atom)"),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }
 
 async fn plan(

@@ -387,3 +387,57 @@ fn plan_prints_operations_from_a_pool_state_file_and_sends_nothing() {
     ]);
     assert!(!ok && err.contains("is not a pool state"), "{err}");
 }
+
+#[test]
+fn tx_sign_builds_the_cosmjs_bytes_offline_and_refuses_a_readable_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/atom/vectors.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let key = dir.path().join("atom.key");
+    std::fs::write(&key, v["key_hex"].as_str().unwrap()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let case = &v["cases"][0];
+    let req = serde_json::json!({
+        "key_file": key, "chain_id": v["chain_id"], "account_number": v["account_number"],
+        "sequence": v["sequence"], "fee_amount": v["fee_amount"], "gas_limit": v["gas_limit"],
+        "memo": v["memo"], "operation": case["operation"],
+    });
+    let rf = dir.path().join("req.json");
+    std::fs::write(&rf, req.to_string()).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "atom", "--request"])
+        .arg(&rf));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["tx_hex"], case["tx_hex"]);
+    assert_eq!(out["tx_hash"], case["tx_hash"]);
+    // Never the key, anywhere.
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(v["key_hex"].as_str().unwrap()));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "atom", "--request"])
+        .arg(&rf));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bad = serde_json::json!({"key_file": key, "chain_id": "cosmoshub-4", "account_number": 1,
+        "sequence": 0, "fee_amount": "1", "gas_limit": 1,
+        "operation": {"kind": "delegate", "validator": "cosmos1notavaloper", "amount": "5"}});
+    std::fs::write(&rf, bad.to_string()).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "atom", "--request"])
+        .arg(&rf));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not a valid cosmosvaloper address"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains(v["key_hex"].as_str().unwrap()));
+}

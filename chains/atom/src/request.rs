@@ -1,0 +1,121 @@
+//! The offline signing request (`softstake tx sign --chain atom --request
+//! FILE`): everything needed to build and sign one operation without a
+//! node. Same request, same bytes. Format: docs/tx-requests.md.
+
+use crate::keys::LocalKey;
+use crate::tx::{SignedTx, TxParams, msgs_for, sign_tx};
+use serde::{Deserialize, Serialize};
+use softstake_core::adapter::OperationKind;
+use softstake_core::{Amount, Secret};
+use std::path::PathBuf;
+
+/// A request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// Key file: 64 hex characters or a BIP-39 mnemonic (mode 600).
+    pub key_file: PathBuf,
+    /// Chain id.
+    pub chain_id: String,
+    /// Account number (auth module).
+    pub account_number: u64,
+    /// Sequence (auth module).
+    pub sequence: u64,
+    /// Fee in uatom (integer string).
+    pub fee_amount: Amount,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Memo.
+    #[serde(default)]
+    pub memo: String,
+    /// Last height it may be included at (0 or absent: none).
+    #[serde(default)]
+    pub timeout_height: u64,
+    /// The operation, as the journal stores it (`{"kind": "delegate",
+    /// "validator": ..., "amount": ...}`).
+    pub operation: OperationKind,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignResponse {
+    /// Signer address.
+    pub address: String,
+    /// TxRaw bytes, hex.
+    pub tx_hex: String,
+    /// Transaction hash (upper-case hex SHA-256).
+    pub tx_hash: String,
+}
+
+/// Errors: key, request or build problems. Never contain key material.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The key file could not be read or is readable by others.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// Path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The key is malformed.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// The operation cannot be built.
+    #[error(transparent)]
+    Tx(#[from] crate::tx::TxError),
+}
+
+/// Reads a key file, refusing one that group or others can read.
+pub fn read_key_file(path: &std::path::Path) -> Result<Secret<String>, RequestError> {
+    let err = |reason: String| RequestError::KeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| err(e.to_string()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(err(format!(
+                "mode {:o} lets group or others read it; chmod 600 it",
+                mode & 0o777
+            )));
+        }
+    }
+    std::fs::read_to_string(path)
+        .map(Secret::new)
+        .map_err(|e| err(e.to_string()))
+}
+
+/// Builds and signs the request's operation.
+pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
+    let key = LocalKey::parse(&read_key_file(&req.key_file)?)?;
+    let SignedTx { bytes, hash } = sign_with(&key, req)?;
+    Ok(SignResponse {
+        address: crate::keys::Signer::address(&key),
+        tx_hex: hex::encode(bytes),
+        tx_hash: hash,
+    })
+}
+
+/// [`sign`] with a key already loaded.
+pub fn sign_with(key: &LocalKey, req: &SignRequest) -> Result<SignedTx, RequestError> {
+    let msgs = msgs_for(&req.operation, &[])?;
+    Ok(sign_tx(
+        key,
+        &TxParams {
+            chain_id: req.chain_id.clone(),
+            account_number: req.account_number,
+            sequence: req.sequence,
+            fee_amount: req.fee_amount,
+            gas_limit: req.gas_limit,
+            memo: req.memo.clone(),
+            timeout_height: req.timeout_height,
+        },
+        &msgs,
+    )?)
+}
