@@ -4,15 +4,24 @@
 //!   mnemonic at m/44'/118'/0'/0/0), behind the [`keys::Signer`] interface.
 //! - [`tx`]: messages and SIGN_MODE_DIRECT transactions built with cosmrs;
 //!   byte-for-byte equal to cosmjs's (tests/vectors/atom).
+//! - [`adapter`]: [`AtomAdapter`], the `ChainAdapter` over CometBFT
+//!   JSON-RPC (broadcast, tx lookup, tx_search, ABCI queries with the SDK's
+//!   protobuf types), with endpoint fallback.
+//! - [`testnode`]: a protocol-faithful test node (no gaiad installs here).
 //! - [`request`]: the offline signing request (`softstake tx sign --chain
 //!   atom`), documented in docs/tx-requests.md.
 //!
 //! No cosmrs type crosses the crate boundary: the daemon sees only
 //! `softstake_core::adapter` types.
 
+pub mod adapter;
 pub mod keys;
+pub mod proto;
 pub mod request;
+pub mod testnode;
 pub mod tx;
+
+pub use adapter::{AtomAdapter, AtomSettings};
 
 /// The staking denomination on the Hub.
 pub const DENOM: &str = "uatom";

@@ -8,29 +8,56 @@
 //! error naming the chain, so a config that enables one fails at start-up
 //! with a clear message instead of at the first operation.
 
-use softstake_config::ChainConfig;
+use rust_decimal::Decimal;
+use softstake_config::{ChainConfig, NetworkSection};
 use softstake_core::ChainId;
 use softstake_core::adapter::{AdapterError, ChainAdapter};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Chains whose adapter this build contains.
-pub const AVAILABLE: &[ChainId] = &[];
+pub const AVAILABLE: &[ChainId] = &[ChainId::Cosmos];
 
 /// The adapter for `cfg`'s chain, connected to its endpoints.
 pub fn build_adapter(cfg: &ChainConfig) -> Result<Arc<dyn ChainAdapter>, AdapterError> {
-    Err(AdapterError::Config(format!(
-        "this softstake build has no {} adapter yet (built-in adapters: {}); \
-         `softstake plan --chain {} --state FILE` plans from a pool state file without one",
-        cfg.chain,
-        if AVAILABLE.is_empty() {
-            "none".to_owned()
-        } else {
+    let key = || {
+        cfg.key
+            .resolve()
+            .map_err(|e| AdapterError::Config(format!("key: {e}")))
+    };
+    match &cfg.network {
+        NetworkSection::Cosmos(n) => {
+            let signer = softstake_chain_atom::keys::LocalKey::parse(&key()?)
+                .map_err(|e| AdapterError::Config(e.to_string()))?;
+            let dec = |what: &str, v: &str| {
+                Decimal::from_str_exact(v)
+                    .map_err(|e| AdapterError::Config(format!("network.{what}: {e}")))
+            };
+            let a = softstake_chain_atom::AtomAdapter::new(
+                softstake_chain_atom::AtomSettings {
+                    endpoints: cfg.endpoints.clone(),
+                    chain_id: n.chain_id.clone(),
+                    gas_price: dec("gas_price", &n.gas_price)?,
+                    gas_multiplier: dec("gas_multiplier", &n.gas_multiplier)?,
+                    max_gas: n.max_gas,
+                    timeout_blocks: n.timeout_blocks,
+                    memo: "softstake".into(),
+                    request_timeout: Duration::from_secs(20),
+                },
+                Arc::new(signer),
+            )?;
+            Ok(Arc::new(a))
+        }
+        _ => Err(AdapterError::Config(format!(
+            "this softstake build has no {} adapter yet (built-in adapters: {}); \
+             `softstake plan --chain {} --state FILE` plans from a pool state file without one",
+            cfg.chain,
             AVAILABLE
                 .iter()
                 .map(|c| c.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
-        },
-        cfg.chain
-    )))
+                .join(", "),
+            cfg.chain
+        ))),
+    }
 }

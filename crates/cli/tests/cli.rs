@@ -367,8 +367,11 @@ fn plan_prints_operations_from_a_pool_state_file_and_sends_nothing() {
     assert_eq!(out.trim(), "[]");
     // Without a state file it needs the chain's adapter; unconfigured chains
     // and bad files are one clear line.
+    let (ok, _, err) = cli(&["plan", "--chain", "ethereum"]);
+    assert!(!ok && err.contains("no ethereum adapter"), "{err}");
+    // The cosmos adapter exists; its key (an env reference here) is missing.
     let (ok, _, err) = cli(&["plan", "--chain", "cosmos"]);
-    assert!(!ok && err.contains("no cosmos adapter"), "{err}");
+    assert!(!ok && err.contains("SOFTSTAKE_COSMOS_KEY_HEX"), "{err}");
     let (ok, _, err) = cli(&[
         "plan",
         "--chain",

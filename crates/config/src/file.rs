@@ -303,6 +303,34 @@ pub struct SolanaNetwork {
 pub struct CosmosNetwork {
     /// Chain id the endpoints must report (`cosmoshub-4`).
     pub chain_id: String,
+    /// Gas price in uatom per unit of gas (decimal string).
+    #[serde(default = "default_gas_price")]
+    pub gas_price: String,
+    /// Simulated gas is multiplied by this (decimal string, >= 1).
+    #[serde(default = "default_gas_multiplier")]
+    pub gas_multiplier: String,
+    /// Operations needing more gas are refused.
+    #[serde(default = "default_max_gas")]
+    pub max_gas: u64,
+    /// Blocks a signed transaction stays valid (its timeout height).
+    #[serde(default = "default_timeout_blocks")]
+    pub timeout_blocks: u64,
+}
+
+fn default_gas_price() -> String {
+    "0.005".into()
+}
+
+fn default_gas_multiplier() -> String {
+    "1.4".into()
+}
+
+fn default_max_gas() -> u64 {
+    2_000_000
+}
+
+fn default_timeout_blocks() -> u64 {
+    100
 }
 
 /// Cardano network settings.

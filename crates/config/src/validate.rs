@@ -376,8 +376,30 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
                 "must be 0x followed by 64 hex digits",
             );
         }
-        NetworkSection::Cosmos(n) if n.chain_id.trim().is_empty() => {
-            c.push(k("network.chain_id"), "is empty");
+        NetworkSection::Cosmos(n) => {
+            if n.chain_id.trim().is_empty() {
+                c.push(k("network.chain_id"), "is empty");
+            }
+            match Decimal::from_str_exact(&n.gas_price) {
+                Ok(v) if v >= Decimal::ZERO => {}
+                _ => c.push(
+                    k("network.gas_price"),
+                    format!("{:?} is not a non-negative decimal", n.gas_price),
+                ),
+            }
+            match Decimal::from_str_exact(&n.gas_multiplier) {
+                Ok(v) if v >= Decimal::ONE => {}
+                _ => c.push(
+                    k("network.gas_multiplier"),
+                    format!("{:?} is not a decimal >= 1", n.gas_multiplier),
+                ),
+            }
+            if n.max_gas == 0 {
+                c.push(k("network.max_gas"), "must be at least 1");
+            }
+            if n.timeout_blocks == 0 {
+                c.push(k("network.timeout_blocks"), "must be at least 1");
+            }
         }
         NetworkSection::Tezos(n) if n.chain_id.trim().is_empty() => {
             c.push(k("network.chain_id"), "is empty");

@@ -255,6 +255,10 @@ pub struct BroadcastResponse {
 pub struct LookupRequest {
     /// Transaction id.
     pub tx_id: String,
+    /// The journaled signed bytes, so the adapter can tell from the
+    /// transaction itself (timeout height, blockhash) whether it can still
+    /// be included.
+    pub signed_bytes: Option<Vec<u8>>,
 }
 
 /// Where a transaction stands on chain.
@@ -275,6 +279,9 @@ pub enum TxStatus {
     Pending,
     /// Unknown to the chain.
     NotFound,
+    /// Unknown to the chain and can never be included any more (past its
+    /// timeout height or blockhash validity), as the chain itself proves.
+    Expired,
 }
 
 /// Response of [`ChainAdapter::lookup`].

@@ -545,7 +545,10 @@ impl Engine {
                 (Some(tx), OpState::Signed | OpState::Broadcast) => {
                     let r = self
                         .adapter
-                        .lookup(LookupRequest { tx_id: tx.clone() })
+                        .lookup(LookupRequest {
+                            tx_id: tx.clone(),
+                            signed_bytes: op.signed_bytes.clone(),
+                        })
                         .await?;
                     (Some(r.status), r.head_time)
                 }

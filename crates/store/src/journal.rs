@@ -152,6 +152,7 @@ pub fn recovery_action(
             Some(TxStatus::Confirmed { .. }) => Recovery::Confirm,
             Some(TxStatus::Failed { reason }) => Recovery::Fail(reason.clone()),
             Some(TxStatus::Pending) => Recovery::Wait,
+            Some(TxStatus::Expired) => Recovery::Expire,
             Some(TxStatus::NotFound) | None => match op.valid_until {
                 Some(t) if head_time > t => Recovery::Expire,
                 _ => Recovery::Rebroadcast,
@@ -516,6 +517,11 @@ mod tests {
             assert_eq!(
                 recovery_action(&op(s, Some(150)), Some(&TxStatus::Pending), head),
                 Recovery::Wait
+            );
+            // The chain proves it can never be included, whatever the clock says.
+            assert_eq!(
+                recovery_action(&op(s, None), Some(&TxStatus::Expired), head),
+                Recovery::Expire
             );
         }
     }

@@ -741,7 +741,13 @@ mod tests {
         )
         .await;
         s.advance(6);
-        let l = s.lookup(LookupRequest { tx_id: tx }).await.unwrap();
+        let l = s
+            .lookup(LookupRequest {
+                tx_id: tx,
+                signed_bytes: None,
+            })
+            .await
+            .unwrap();
         assert!(matches!(l.status, TxStatus::Confirmed { .. }), "{l:?}");
         let p = s.pool_state(PoolStateRequest {}).await.unwrap();
         assert_eq!(p.liquid, Amount::from_base(1_000_000 - 500_000 - 3));
@@ -798,7 +804,15 @@ mod tests {
         s.advance(6);
         let st = |t: String| {
             let s = s.clone();
-            async move { s.lookup(LookupRequest { tx_id: t }).await.unwrap().status }
+            async move {
+                s.lookup(LookupRequest {
+                    tx_id: t,
+                    signed_bytes: None,
+                })
+                .await
+                .unwrap()
+                .status
+            }
         };
         assert!(matches!(st(a).await, TxStatus::Confirmed { .. }));
         assert!(matches!(st(b).await, TxStatus::Failed { .. }));
@@ -846,10 +860,13 @@ mod tests {
         s.advance(6);
         assert_eq!(s.audit().applied["op"], 1);
         assert!(matches!(
-            s.lookup(LookupRequest { tx_id: fresh })
-                .await
-                .unwrap()
-                .status,
+            s.lookup(LookupRequest {
+                tx_id: fresh,
+                signed_bytes: None
+            })
+            .await
+            .unwrap()
+            .status,
             TxStatus::Confirmed { .. }
         ));
     }

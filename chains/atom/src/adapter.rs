@@ -1,0 +1,778 @@
+//! [`AtomAdapter`]: the Cosmos Hub `ChainAdapter`.
+//!
+//! Transport: CometBFT JSON-RPC over HTTP(S) (POST), several endpoints tried
+//! in order; a transport failure moves to the next one. Queries are ABCI
+//! queries with the SDK's protobuf types. Every pool read checks the chain
+//! id first: an endpoint on another network is a fatal `WrongNetwork`.
+//!
+//! Transactions: SIGN_MODE_DIRECT, gas from a simulation times the
+//! configured multiplier (capped), fee = gas x gas price rounded up, and a
+//! `timeout_height` on everything, so a dropped transaction provably
+//! expires: `lookup` reports `Expired` once the chain is past that height.
+//! The account sequence comes from the auth module; transactions signed but
+//! not yet included are remembered so the next one takes the following
+//! sequence, and forgotten when they are included or their timeout passes.
+//! A sequence mismatch at broadcast clears that memory (the next build
+//! re-reads the sequence); the rejected bytes are never re-signed.
+//!
+//! Rewards with evidence: every `withdraw_rewards` event for the custody
+//! address (explicit claims and the automatic withdrawals on delegation
+//! changes), found with `tx_search`, attributed to the period since the
+//! previous one. Cursor: `HEIGHT:UNIX_TIME` of the last event processed.
+
+use crate::keys::Signer;
+use crate::proto::{self as p};
+use crate::tx::{CosmosMsg, TxParams, check_valoper, msgs_for, sign_tx};
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use cosmrs::proto::cosmos::{auth, bank, distribution, staking, tx};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
+    Delegation, EndpointHealth, HealthRequest, HealthResponse, LookupRequest, LookupResponse,
+    ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
+    RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+};
+use softstake_core::secret::redact_url;
+use softstake_core::{Amount, ChainId, Period, Timestamp};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Settings from `[chains.network]` (type = "cosmos") and the chain section.
+#[derive(Debug, Clone)]
+pub struct AtomSettings {
+    /// CometBFT RPC endpoints, in order of preference.
+    pub endpoints: Vec<String>,
+    /// Chain id every endpoint must report.
+    pub chain_id: String,
+    /// uatom per unit of gas.
+    pub gas_price: Decimal,
+    /// Simulated gas is multiplied by this.
+    pub gas_multiplier: Decimal,
+    /// Refuse operations needing more gas.
+    pub max_gas: u64,
+    /// Blocks a signed transaction stays valid.
+    pub timeout_blocks: u64,
+    /// Memo on every transaction.
+    pub memo: String,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+}
+
+/// The adapter.
+pub struct AtomAdapter {
+    s: AtomSettings,
+    signer: Arc<dyn Signer>,
+    http: reqwest::Client,
+    /// Sequences signed but not yet seen included: (sequence, timeout height).
+    pending: Mutex<Vec<(u64, u64)>>,
+}
+
+impl std::fmt::Debug for AtomAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtomAdapter")
+            .field("address", &self.signer.address())
+            .field("chain_id", &self.s.chain_id)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Status {
+    height: u64,
+    time: Timestamp,
+}
+
+fn transport(endpoint: &str, e: impl std::fmt::Display) -> AdapterError {
+    AdapterError::Transport {
+        endpoint: redact_url(endpoint),
+        message: e.to_string(),
+    }
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, AdapterError> {
+    // CometBFT prints nanoseconds; whole seconds are enough here.
+    let trimmed = match (s.find('.'), s.rfind(['Z', '+'])) {
+        (Some(dot), Some(z)) if dot < z => format!("{}{}", &s[..dot], &s[z..]),
+        _ => s.to_owned(),
+    };
+    trimmed
+        .parse()
+        .map_err(|e| AdapterError::Rejected(format!("node time {s:?}: {e}")))
+}
+
+impl AtomAdapter {
+    /// An adapter signing with `signer`.
+    pub fn new(s: AtomSettings, signer: Arc<dyn Signer>) -> Result<AtomAdapter, AdapterError> {
+        if s.endpoints.is_empty() {
+            return Err(AdapterError::Config(
+                "no Cosmos RPC endpoint configured".into(),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(s.request_timeout)
+            .build()
+            .map_err(|e| AdapterError::Config(format!("HTTP client: {e}")))?;
+        Ok(AtomAdapter {
+            s,
+            signer,
+            http,
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The custody address.
+    pub fn address(&self) -> String {
+        self.signer.address()
+    }
+
+    async fn call_one(
+        &self,
+        url: &str,
+        method: &str,
+        params: &Value,
+    ) -> Result<Value, AdapterError> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let resp = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| transport(url, e))?;
+        if resp.status().as_u16() == 429 {
+            return Err(AdapterError::RateLimited {
+                endpoint: redact_url(url),
+            });
+        }
+        if resp.status().is_server_error() {
+            return Err(transport(url, format!("HTTP {}", resp.status())));
+        }
+        let v: Value = resp.json().await.map_err(|e| transport(url, e))?;
+        if let Some(err) = v.get("error") {
+            return Err(AdapterError::Rejected(format!(
+                "{method}: {}",
+                err["data"]
+                    .as_str()
+                    .or(err["message"].as_str())
+                    .unwrap_or("error")
+            )));
+        }
+        Ok(v["result"].clone())
+    }
+
+    /// JSON-RPC with fallback: transport errors try the next endpoint.
+    async fn call(&self, method: &str, params: Value) -> Result<Value, AdapterError> {
+        let mut last = None;
+        for url in &self.s.endpoints {
+            match self.call_one(url, method, &params).await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() => {
+                    tracing::debug!(endpoint = %redact_url(url), error = %e, "endpoint failed; trying the next");
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| AdapterError::Config("no endpoints".into())))
+    }
+
+    async fn abci<Q: cosmrs::proto::prost::Message, R: cosmrs::proto::prost::Message + Default>(
+        &self,
+        path: &str,
+        q: &Q,
+    ) -> Result<Option<R>, AdapterError> {
+        let r = self
+            .call(
+                "abci_query",
+                json!({"path": path, "data": hex::encode(p::encode(q)), "height": "0", "prove": false}),
+            )
+            .await?;
+        let resp = &r["response"];
+        let code = resp["code"].as_u64().unwrap_or(0);
+        if code != 0 {
+            let log = resp["log"].as_str().unwrap_or("");
+            if log.contains("not found") {
+                return Ok(None);
+            }
+            return Err(AdapterError::Rejected(format!(
+                "{path}: code {code}: {log}"
+            )));
+        }
+        let bytes = B64
+            .decode(resp["value"].as_str().unwrap_or(""))
+            .map_err(|e| AdapterError::Rejected(format!("{path}: value: {e}")))?;
+        p::decode(&bytes)
+            .map(Some)
+            .map_err(|e| AdapterError::Rejected(format!("{path}: {e}")))
+    }
+
+    /// `status`, checking the chain id.
+    async fn status(&self) -> Result<Status, AdapterError> {
+        let mut last = None;
+        for url in &self.s.endpoints {
+            match self.call_one(url, "status", &json!({})).await {
+                Ok(v) => {
+                    let network = v["node_info"]["network"].as_str().unwrap_or("");
+                    if network != self.s.chain_id {
+                        return Err(AdapterError::WrongNetwork {
+                            endpoint: redact_url(url),
+                            expected: self.s.chain_id.clone(),
+                            found: network.to_owned(),
+                        });
+                    }
+                    let height = v["sync_info"]["latest_block_height"]
+                        .as_str()
+                        .and_then(|h| h.parse().ok())
+                        .unwrap_or(0);
+                    let time =
+                        parse_time(v["sync_info"]["latest_block_time"].as_str().unwrap_or(""))?;
+                    return Ok(Status { height, time });
+                }
+                Err(e) if e.is_retryable() => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| AdapterError::Config("no endpoints".into())))
+    }
+
+    async fn balance(&self, addr: &str) -> Result<Amount, AdapterError> {
+        let r: Option<bank::v1beta1::QueryBalanceResponse> = self
+            .abci(
+                p::BALANCE,
+                &bank::v1beta1::QueryBalanceRequest {
+                    address: addr.to_owned(),
+                    denom: crate::DENOM.into(),
+                },
+            )
+            .await?;
+        let amt = r
+            .and_then(|r| r.balance)
+            .map_or(Ok(0), |c| c.amount.parse::<u128>())
+            .map_err(|e| AdapterError::Rejected(format!("balance: {e}")))?;
+        Ok(Amount::from_base(amt))
+    }
+
+    async fn delegations(&self) -> Result<Vec<(String, Amount, u128)>, AdapterError> {
+        let r: Option<staking::v1beta1::QueryDelegatorDelegationsResponse> = self
+            .abci(
+                p::DELEGATIONS,
+                &staking::v1beta1::QueryDelegatorDelegationsRequest {
+                    delegator_addr: self.address(),
+                    pagination: None,
+                },
+            )
+            .await?;
+        r.map(|r| r.delegation_responses)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| {
+                let del = d.delegation.unwrap_or_default();
+                let bal = d
+                    .balance
+                    .map_or(Ok(0), |c| c.amount.parse::<u128>())
+                    .map_err(|e| AdapterError::Rejected(format!("delegation balance: {e}")))?;
+                let shares = p::dec_floor(&del.shares).map_err(AdapterError::Rejected)?;
+                Ok((del.validator_address, Amount::from_base(bal), shares))
+            })
+            .collect()
+    }
+
+    async fn validator(
+        &self,
+        v: &str,
+    ) -> Result<Option<staking::v1beta1::Validator>, AdapterError> {
+        let r: Option<staking::v1beta1::QueryValidatorResponse> = self
+            .abci(
+                p::VALIDATOR,
+                &staking::v1beta1::QueryValidatorRequest {
+                    validator_addr: v.to_owned(),
+                },
+            )
+            .await?;
+        Ok(r.and_then(|r| r.validator))
+    }
+
+    async fn params(&self) -> Result<(u64, u32), AdapterError> {
+        let r: Option<staking::v1beta1::QueryParamsResponse> = self
+            .abci(p::STAKING_PARAMS, &staking::v1beta1::QueryParamsRequest {})
+            .await?;
+        let params = r
+            .and_then(|r| r.params)
+            .ok_or_else(|| AdapterError::Rejected("staking params missing".into()))?;
+        let secs = params
+            .unbonding_time
+            .map_or(0, |d| u64::try_from(d.seconds).unwrap_or(0));
+        Ok((secs, params.max_entries))
+    }
+
+    async fn unbonding(&self) -> Result<Vec<UnbondingEntry>, AdapterError> {
+        let r: Option<staking::v1beta1::QueryDelegatorUnbondingDelegationsResponse> = self
+            .abci(
+                p::UNBONDING,
+                &staking::v1beta1::QueryDelegatorUnbondingDelegationsRequest {
+                    delegator_addr: self.address(),
+                    pagination: None,
+                },
+            )
+            .await?;
+        let mut out = Vec::new();
+        for u in r.map(|r| r.unbonding_responses).unwrap_or_default() {
+            for e in u.entries {
+                out.push(UnbondingEntry {
+                    validator: u.validator_address.clone(),
+                    amount: Amount::from_base(
+                        e.balance.parse().map_err(|x| {
+                            AdapterError::Rejected(format!("unbonding balance: {x}"))
+                        })?,
+                    ),
+                    completes_at: Timestamp::from_unix(e.completion_time.map_or(0, |t| t.seconds)),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn account(&self) -> Result<(u64, u64), AdapterError> {
+        let r: Option<auth::v1beta1::QueryAccountResponse> = self
+            .abci(
+                p::ACCOUNT,
+                &auth::v1beta1::QueryAccountRequest {
+                    address: self.address(),
+                },
+            )
+            .await?;
+        let any = r.and_then(|r| r.account).ok_or_else(|| {
+            AdapterError::InvalidRequest(format!(
+                "account {} does not exist on chain yet (fund it first)",
+                self.address()
+            ))
+        })?;
+        let base: auth::v1beta1::BaseAccount =
+            p::decode(&any.value).map_err(AdapterError::Rejected)?;
+        Ok((base.account_number, base.sequence))
+    }
+
+    fn next_sequence(&self, chain_seq: u64, height: u64) -> u64 {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Included (below the chain's sequence) or expired: forget.
+        pending.retain(|(seq, timeout)| *seq >= chain_seq && *timeout >= height);
+        pending
+            .iter()
+            .map(|(s, _)| s + 1)
+            .max()
+            .unwrap_or(chain_seq)
+            .max(chain_seq)
+    }
+
+    fn forget_pending(&self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Refuses what the chain would refuse, before anything is signed.
+    async fn precheck(&self, msgs: &[CosmosMsg], max_entries: u32) -> Result<(), AdapterError> {
+        let inv = AdapterError::InvalidRequest;
+        for m in msgs {
+            let target = match m {
+                CosmosMsg::Delegate { validator, .. } => Some(validator),
+                CosmosMsg::Redelegate { to, .. } => Some(to),
+                _ => None,
+            };
+            if let Some(v) = target {
+                check_valoper(v).map_err(|e| inv(e.to_string()))?;
+                match self.validator(v).await? {
+                    None => return Err(inv(format!("unknown validator {v}"))),
+                    Some(val) if val.jailed => {
+                        return Err(inv(format!("validator {v} is jailed; not staking with it")));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let CosmosMsg::Undelegate { validator, .. } = m {
+                let entries = self
+                    .unbonding()
+                    .await?
+                    .iter()
+                    .filter(|e| e.validator == *validator)
+                    .count();
+                if entries >= max_entries as usize {
+                    return Err(inv(format!(
+                        "{validator} already has {entries} unbonding entries, the chain's maximum ({max_entries}); wait for one to complete"
+                    )));
+                }
+            }
+        }
+        let spend: Amount = Amount::checked_sum(msgs.iter().map(|m| match m {
+            CosmosMsg::Delegate { amount, .. } => *amount,
+            _ => Amount::ZERO,
+        }))
+        .unwrap_or(Amount::MAX);
+        let bal = self.balance(&self.address()).await?;
+        if spend > bal {
+            return Err(inv(format!(
+                "delegating {spend} uatom needs more than the free balance {bal}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn gas_and_fee(&self, used: u64) -> Result<(u64, Amount), AdapterError> {
+        let gas = Decimal::from(used)
+            .checked_mul(self.s.gas_multiplier)
+            .map(|g| g.ceil())
+            .and_then(|g| u64::try_from(g.mantissa() / 10i128.pow(g.scale())).ok())
+            .ok_or_else(|| AdapterError::Config("gas multiplier overflow".into()))?;
+        if gas > self.s.max_gas {
+            return Err(AdapterError::InvalidRequest(format!(
+                "the operation needs {gas} gas, above max_gas {}",
+                self.s.max_gas
+            )));
+        }
+        let fee = Decimal::from(gas)
+            .checked_mul(self.s.gas_price)
+            .map(|f| f.ceil())
+            .and_then(|f| u128::try_from(f.mantissa() / 10i128.pow(f.scale())).ok())
+            .ok_or_else(|| AdapterError::Config("fee overflow".into()))?;
+        Ok((gas, Amount::from_base(fee)))
+    }
+
+    async fn tx_block_time(&self, height: &str) -> Result<Timestamp, AdapterError> {
+        let b = self.call("block", json!({"height": height})).await?;
+        parse_time(b["block"]["header"]["time"].as_str().unwrap_or(""))
+    }
+
+    async fn tx_search(&self, query: String, page: u32) -> Result<Vec<Value>, AdapterError> {
+        let r = self
+            .call(
+                "tx_search",
+                json!({"query": query, "page": page.to_string(), "per_page": "100", "order_by": "asc", "prove": false}),
+            )
+            .await?;
+        Ok(r["txs"].as_array().cloned().unwrap_or_default())
+    }
+}
+
+fn attr<'a>(e: &'a Value, key: &str) -> Option<&'a str> {
+    e["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"].as_str() == Some(key))
+        .and_then(|a| a["value"].as_str())
+}
+
+#[async_trait]
+impl ChainAdapter for AtomAdapter {
+    fn chain(&self) -> ChainId {
+        ChainId::Cosmos
+    }
+
+    async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+        let st = self.status().await?;
+        let addr = self.address();
+        let liquid = self.balance(&addr).await?;
+        let (unbonding_secs, max_entries) = self.params().await?;
+        let mut delegations = Vec::new();
+        for (v, bal, shares) in self.delegations().await? {
+            let impaired = match self.validator(&v).await? {
+                None => true,
+                Some(val) => val.jailed || val.status != 3,
+            };
+            if bal.base() < shares {
+                // Shares are worth less than they were issued for: slashed.
+                tracing::warn!(validator = %v, shares, balance = %bal, "delegation lost value: the validator was slashed");
+            }
+            delegations.push(Delegation {
+                validator: v,
+                active: bal,
+                activating: Amount::ZERO,
+                impaired,
+            });
+        }
+        let rewards: Option<distribution::v1beta1::QueryDelegationTotalRewardsResponse> = self
+            .abci(
+                p::TOTAL_REWARDS,
+                &distribution::v1beta1::QueryDelegationTotalRewardsRequest {
+                    delegator_address: addr,
+                },
+            )
+            .await?;
+        let mut claimable = 0u128;
+        for r in rewards.map(|r| r.rewards).unwrap_or_default() {
+            for c in r.reward.iter().filter(|c| c.denom == crate::DENOM) {
+                claimable += p::dec_floor(&c.amount).map_err(AdapterError::Rejected)?;
+            }
+        }
+        Ok(PoolStateResponse {
+            chain: ChainId::Cosmos,
+            as_of: st.time,
+            liquid,
+            delegations,
+            unbonding: self.unbonding().await?,
+            withdrawable: Amount::ZERO,
+            claimable_rewards: Amount::from_base(claimable),
+            limits: ChainLimits {
+                min_delegation: Amount::from_base(1),
+                max_unbonding_entries: Some(max_entries),
+                unbonding_delay_secs: unbonding_secs,
+                delegation_keeps_funds_liquid: false,
+                stake_chunk: None,
+            },
+        })
+    }
+
+    async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
+        let addr = self.address();
+        let (mut after, mut prev_time) = match req.cursor.as_deref().and_then(|c| c.split_once(':'))
+        {
+            Some((h, t)) => (
+                h.parse::<u64>()
+                    .map_err(|_| AdapterError::InvalidRequest(format!("bad cursor {h}")))?,
+                Some(Timestamp::from_unix(t.parse().map_err(|_| {
+                    AdapterError::InvalidRequest(format!("bad cursor {t}"))
+                })?)),
+            ),
+            None => (0, None),
+        };
+        if prev_time.is_none() {
+            // The period of the first reward starts with our first transaction.
+            let first = self
+                .tx_search(format!("message.sender='{addr}'"), 1)
+                .await?;
+            if let Some(h) = first.first().and_then(|t| t["height"].as_str()) {
+                prev_time = Some(self.tx_block_time(h).await?);
+            }
+        }
+        let mut rewards = Vec::new();
+        let txs = self
+            .tx_search(
+                format!("withdraw_rewards.delegator='{addr}' AND tx.height>{after}"),
+                1,
+            )
+            .await?;
+        for t in txs {
+            let height = t["height"].as_str().unwrap_or("0").to_owned();
+            let hash = t["hash"].as_str().unwrap_or("").to_owned();
+            if t["tx_result"]["code"].as_u64() != Some(0) {
+                continue;
+            }
+            let time = self.tx_block_time(&height).await?;
+            let start = prev_time
+                .filter(|p| *p < time)
+                .unwrap_or(time.plus_secs(-1));
+            let period =
+                Period::new(start, time).map_err(|e| AdapterError::Rejected(e.to_string()))?;
+            for e in t["tx_result"]["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                if e["type"].as_str() != Some("withdraw_rewards")
+                    || attr(&e, "delegator") != Some(addr.as_str())
+                {
+                    continue;
+                }
+                let Some(amount) = attr(&e, "amount").and_then(|a| p::coin_amount(a, crate::DENOM))
+                else {
+                    continue;
+                };
+                if amount == 0 {
+                    continue;
+                }
+                let validator = attr(&e, "validator").unwrap_or("").to_owned();
+                rewards.push(ObservedReward {
+                    key: format!("withdraw:{hash}:{validator}"),
+                    period,
+                    amount: Amount::from_base(amount),
+                    validator,
+                    kind: RewardKind::Consensus,
+                    tx_hash: Some(hash.clone()),
+                    epoch: height.parse().ok(),
+                });
+            }
+            after = height.parse().unwrap_or(after);
+            prev_time = Some(time);
+        }
+        let next_cursor = prev_time.map(|t| format!("{after}:{}", t.unix()));
+        Ok(RewardsResponse {
+            rewards,
+            next_cursor: next_cursor.or(req.cursor),
+        })
+    }
+
+    async fn build_and_sign(&self, req: BuildRequest) -> Result<SignedOperation, AdapterError> {
+        let st = self.status().await?;
+        let delegated: Vec<String> = self.delegations().await?.into_iter().map(|d| d.0).collect();
+        let msgs = msgs_for(&req.kind, &delegated)
+            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        let (_, max_entries) = self.params().await?;
+        self.precheck(&msgs, max_entries).await?;
+        let (account_number, chain_seq) = self.account().await?;
+        let sequence = self.next_sequence(chain_seq, st.height);
+        let timeout_height = st.height + self.s.timeout_blocks;
+        let mut params = TxParams {
+            chain_id: self.s.chain_id.clone(),
+            account_number,
+            sequence,
+            fee_amount: Amount::ZERO,
+            gas_limit: 0,
+            memo: self.s.memo.clone(),
+            timeout_height,
+        };
+        // Simulate for gas.
+        let sim = sign_tx(self.signer.as_ref(), &params, &msgs)
+            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        let r: Option<tx::v1beta1::SimulateResponse> = self
+            .abci(
+                p::SIMULATE,
+                &tx::v1beta1::SimulateRequest {
+                    tx_bytes: sim.bytes,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                AdapterError::Rejected(m) => {
+                    AdapterError::InvalidRequest(format!("the chain would refuse it: {m}"))
+                }
+                other => other,
+            })?;
+        let used = r.and_then(|r| r.gas_info).map_or(0, |g| g.gas_used);
+        let (gas, fee) = self.gas_and_fee(used)?;
+        params.gas_limit = gas;
+        params.fee_amount = fee;
+        let signed = sign_tx(self.signer.as_ref(), &params, &msgs)
+            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((sequence, timeout_height));
+        tracing::info!(op = %req.operation_id, kind = req.kind.name(), sequence, gas, fee = %fee, tx = %signed.hash, "signed");
+        Ok(SignedOperation {
+            bytes: signed.bytes,
+            tx_id: signed.hash,
+            // Expiry is proven by the chain's height (lookup reports
+            // Expired), not guessed from a clock.
+            valid_until: None,
+        })
+    }
+
+    async fn broadcast(&self, req: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
+        let r = self
+            .call(
+                "broadcast_tx_sync",
+                json!({"tx": B64.encode(&req.signed.bytes)}),
+            )
+            .await?;
+        let code = r["code"].as_u64().unwrap_or(0);
+        let hash = r["hash"]
+            .as_str()
+            .unwrap_or(&req.signed.tx_id)
+            .to_uppercase();
+        match u32::try_from(code).unwrap_or(u32::MAX) {
+            0 | p::CODE_TX_IN_MEMPOOL => Ok(BroadcastResponse { tx_id: hash }),
+            p::CODE_WRONG_SEQUENCE => {
+                // Someone else used the sequence, or ours is stale: re-read it
+                // next time. These bytes are never re-signed.
+                self.forget_pending();
+                Err(AdapterError::Rejected(format!(
+                    "sequence mismatch: {}",
+                    r["log"].as_str().unwrap_or("")
+                )))
+            }
+            c => Err(AdapterError::Rejected(format!(
+                "check_tx code {c}: {}",
+                r["log"].as_str().unwrap_or("")
+            ))),
+        }
+    }
+
+    async fn lookup(&self, req: LookupRequest) -> Result<LookupResponse, AdapterError> {
+        let st = self.status().await?;
+        let hash_b64 = hex::decode(&req.tx_id)
+            .map(|b| B64.encode(b))
+            .map_err(|_| AdapterError::InvalidRequest(format!("bad tx id {}", req.tx_id)))?;
+        let status = match self
+            .call("tx", json!({"hash": hash_b64, "prove": false}))
+            .await
+        {
+            Ok(v) => {
+                let height = v["height"]
+                    .as_str()
+                    .and_then(|h| h.parse().ok())
+                    .unwrap_or(0);
+                match v["tx_result"]["code"].as_u64() {
+                    Some(0) => TxStatus::Confirmed { height },
+                    _ => TxStatus::Failed {
+                        reason: v["tx_result"]["log"]
+                            .as_str()
+                            .unwrap_or("failed")
+                            .to_owned(),
+                    },
+                }
+            }
+            Err(AdapterError::Rejected(m)) if m.contains("not found") => {
+                // Past its timeout height the chain can never include it.
+                let timeout = req
+                    .signed_bytes
+                    .as_deref()
+                    .and_then(|b| p::decode::<tx::v1beta1::TxRaw>(b).ok())
+                    .and_then(|raw| p::decode::<tx::v1beta1::TxBody>(&raw.body_bytes).ok())
+                    .map_or(0, |b| b.timeout_height);
+                if timeout != 0 && st.height > timeout {
+                    TxStatus::Expired
+                } else {
+                    TxStatus::NotFound
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(LookupResponse {
+            status,
+            head_time: st.time,
+        })
+    }
+
+    async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
+        let now = Timestamp::now();
+        let mut endpoints = Vec::new();
+        for url in &self.s.endpoints {
+            let e = match self.call_one(url, "status", &json!({})).await {
+                Ok(v) => {
+                    let height = v["sync_info"]["latest_block_height"]
+                        .as_str()
+                        .and_then(|h| h.parse().ok());
+                    let lag = v["sync_info"]["latest_block_time"]
+                        .as_str()
+                        .and_then(|t| parse_time(t).ok())
+                        .map(|t| u64::try_from(now.unix() - t.unix()).unwrap_or(0));
+                    EndpointHealth {
+                        endpoint: redact_url(url),
+                        up: v["node_info"]["network"].as_str() == Some(self.s.chain_id.as_str()),
+                        head_height: height,
+                        lag_secs: lag,
+                    }
+                }
+                Err(_) => EndpointHealth {
+                    endpoint: redact_url(url),
+                    up: false,
+                    head_height: None,
+                    lag_secs: None,
+                },
+            };
+            endpoints.push(e);
+        }
+        Ok(HealthResponse { endpoints })
+    }
+}
+
+/// For `build_request`: an operation the journal would store.
+pub fn operation(kind: OperationKind) -> BuildRequest {
+    BuildRequest {
+        operation_id: "manual".into(),
+        kind,
+    }
+}

@@ -1,0 +1,298 @@
+//! The adapter's full cycle against the protocol-faithful test node over
+//! real HTTP: delegate, accrue, claim, redelegate, undelegate, wait, see
+//! the funds return; and the bad inputs the issue lists.
+#![allow(clippy::unwrap_used)]
+
+use rust_decimal::Decimal;
+use softstake_chain_atom::keys::{LocalKey, Signer};
+use softstake_chain_atom::testnode::{TestNode, TestNodeConfig};
+use softstake_chain_atom::{AtomAdapter, AtomSettings};
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind,
+    PoolStateRequest, RewardsRequest, SignedOperation, TxStatus,
+};
+use softstake_core::{Amount, Secret};
+use std::sync::Arc;
+use std::time::Duration;
+
+const KEY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const V1: &str = "cosmosvaloper1sjllsnramtg3ewxqwwrwjxfgc4n4ef9u2lcnj0";
+const V2: &str = "cosmosvaloper156gqf9837u7d4c4678yt3rl4ls9c5vuursrrzf";
+// A well-formed validator address the chain does not know.
+const V3: &str = "cosmosvaloper1clpqr4nrk4khgkxj78fcwwh6dl3uw4epsluffn";
+const DAY: i64 = 86_400;
+
+async fn setup(chain_id_in_adapter: &str) -> (TestNode, AtomAdapter, String) {
+    let key = LocalKey::parse(&Secret::new(KEY.into())).unwrap();
+    let addr = key.address();
+    let node = TestNode::new(TestNodeConfig {
+        chain_id: "sim-hub-1".into(),
+        genesis_time: 1_767_225_600,
+        block_secs: 6,
+        unbonding_secs: 21 * DAY,
+        max_entries: 7,
+        // About 10% a year: 3.2e-9 per second, x 1e18.
+        reward_per_token_per_sec: 3_200_000_000,
+        // 0.005 uatom per gas.
+        min_gas_price: 5_000_000_000_000_000,
+        validators: vec![V1.into(), V2.into()],
+        accounts: vec![(addr.clone(), 100_000_000)],
+    });
+    let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let adapter = AtomAdapter::new(
+        AtomSettings {
+            // The first endpoint is down: the adapter falls back.
+            endpoints: vec!["http://127.0.0.1:9/".into(), format!("http://{bound}/")],
+            chain_id: chain_id_in_adapter.into(),
+            gas_price: Decimal::new(25, 3),
+            gas_multiplier: Decimal::new(13, 1),
+            max_gas: 1_000_000,
+            timeout_blocks: 20,
+            memo: "softstake".into(),
+            request_timeout: Duration::from_secs(5),
+        },
+        Arc::new(key),
+    )
+    .unwrap();
+    (node, adapter, addr)
+}
+
+fn op(kind: OperationKind) -> BuildRequest {
+    BuildRequest {
+        operation_id: "t".into(),
+        kind,
+    }
+}
+
+async fn send(node: &TestNode, a: &AtomAdapter, kind: OperationKind) -> SignedOperation {
+    let s = a.build_and_sign(op(kind)).await.unwrap();
+    a.broadcast(BroadcastRequest { signed: s.clone() })
+        .await
+        .unwrap();
+    node.advance(6);
+    let l = a
+        .lookup(LookupRequest {
+            tx_id: s.tx_id.clone(),
+            signed_bytes: Some(s.bytes.clone()),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(l.status, TxStatus::Confirmed { .. }), "{l:?}");
+    s
+}
+
+fn delegate(v: &str, n: u128) -> OperationKind {
+    OperationKind::Delegate {
+        validator: v.into(),
+        amount: Amount::from_base(n),
+    }
+}
+
+fn undelegate(v: &str, n: u128) -> OperationKind {
+    OperationKind::Undelegate {
+        validator: v.into(),
+        amount: Amount::from_base(n),
+    }
+}
+
+#[tokio::test]
+async fn delegate_accrue_claim_redelegate_undelegate_and_see_the_funds_return() {
+    let (node, a, addr) = setup("sim-hub-1").await;
+    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    assert_eq!(p.liquid, Amount::from_base(100_000_000));
+    assert!(p.delegations.is_empty());
+    assert_eq!(p.limits.max_unbonding_entries, Some(7));
+    assert_eq!(p.limits.unbonding_delay_secs, 21 * 86_400);
+
+    send(&node, &a, delegate(V1, 60_000_000)).await;
+    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    assert_eq!(p.delegations[0].active, Amount::from_base(60_000_000));
+    assert!(!p.delegations[0].impaired);
+    let fee = 40_000_000 - p.liquid.base();
+    assert!(fee > 0 && fee < 10_000, "fee {fee}");
+
+    // A day of rewards: about 60M x 3.2e-9 x 86400 = 16,588.
+    node.advance(DAY);
+    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let claimable = p.claimable_rewards.base();
+    assert!((16_000..17_000).contains(&claimable), "{claimable}");
+    let before = node.balance(&addr);
+    send(
+        &node,
+        &a,
+        OperationKind::ClaimRewards { validators: vec![] },
+    )
+    .await;
+    let after = node.balance(&addr);
+    let r = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+    assert_eq!(r.rewards.len(), 1);
+    let got = r.rewards[0].amount.base();
+    // What the chain paid is what softstake records (the fee left apart).
+    let claim_fee = before + got - after;
+    assert!(claim_fee > 0 && claim_fee < 10_000);
+    assert_eq!(r.rewards[0].validator, V1);
+    assert!(
+        r.rewards[0].period.secs() >= 86_400,
+        "{:?}",
+        r.rewards[0].period
+    );
+    // Replaying from the cursor finds nothing new.
+    let again = a
+        .rewards_since(RewardsRequest {
+            cursor: r.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(again.rewards.is_empty());
+
+    // Redelegate 10 ATOM to V2 (withdraws V1's rewards on the way).
+    send(
+        &node,
+        &a,
+        OperationKind::Redelegate {
+            from: V1.into(),
+            to: V2.into(),
+            amount: Amount::from_base(10_000_000),
+        },
+    )
+    .await;
+    // Moving it on again before it matures is refused by the chain, which
+    // the simulation catches before anything is signed for real.
+    let err = a
+        .build_and_sign(op(OperationKind::Redelegate {
+            from: V2.into(),
+            to: V1.into(),
+            amount: Amount::from_base(1),
+        }))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::InvalidRequest(m) if m.contains("redelegation")),
+        "{err}"
+    );
+    let r2 = a
+        .rewards_since(RewardsRequest {
+            cursor: r.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        !r2.rewards.is_empty(),
+        "the automatic withdrawal is a reward too"
+    );
+
+    // Seven unbonding entries, then the eighth is refused before signing.
+    for _ in 0..7 {
+        send(&node, &a, undelegate(V1, 1_000_000)).await;
+    }
+    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    assert_eq!(p.unbonding.len(), 7);
+    let err = a
+        .build_and_sign(op(undelegate(V1, 1_000_000)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::InvalidRequest(m) if m.contains("7 unbonding entries")),
+        "{err}"
+    );
+    // Wait out the unbonding time: the 7 ATOM come back.
+    let liquid = p.liquid.base();
+    node.advance(21 * DAY + 60);
+    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    assert!(p.unbonding.is_empty());
+    assert_eq!(p.liquid.base(), liquid + 7_000_000);
+    assert_eq!(p.delegations.len(), 2);
+}
+
+#[tokio::test]
+async fn bad_inputs_are_refused_before_anything_is_signed_or_sent() {
+    let (node, a, _) = setup("sim-hub-1").await;
+    let sent_before = node.successful_txs();
+    for (kind, want) in [
+        (delegate(V3, 5), "unknown validator"),
+        (
+            delegate("cosmos1notavalidator", 5),
+            "not a valid cosmosvaloper",
+        ),
+        (delegate(V1, 100_000_001), "free balance"),
+        (delegate(V1, 0), "greater than 0"),
+    ] {
+        let err = a.build_and_sign(op(kind)).await.unwrap_err();
+        assert!(
+            matches!(&err, AdapterError::InvalidRequest(m) if m.contains(want)),
+            "{want}: {err}"
+        );
+    }
+    node.jail(V2);
+    let err = a.build_and_sign(op(delegate(V2, 5))).await.unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::InvalidRequest(m) if m.contains("jailed")),
+        "{err}"
+    );
+    assert_eq!(node.mempool_len(), 0);
+    assert_eq!(node.successful_txs(), sent_before);
+
+    // An endpoint on another network is fatal, not retried.
+    let (_n2, wrong, _) = setup("cosmoshub-4").await;
+    let err = wrong.pool_state(PoolStateRequest {}).await.unwrap_err();
+    assert!(matches!(err, AdapterError::WrongNetwork { .. }), "{err}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_sequence_mismatch_is_recovered_by_rereading_and_expiry_is_proven_by_height() {
+    let (node, a, _) = setup("sim-hub-1").await;
+    // Two signed back to back take sequences 0 and 1.
+    let first = a.build_and_sign(op(delegate(V1, 1_000))).await.unwrap();
+    let second = a.build_and_sign(op(delegate(V1, 2_000))).await.unwrap();
+    // The first never reaches the node; the second is out of order.
+    let err = a
+        .broadcast(BroadcastRequest {
+            signed: second.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::Rejected(m) if m.contains("sequence")),
+        "{err}"
+    );
+    // The next build re-reads the sequence (0 again): one new transaction,
+    // and neither old one was sent twice.
+    let third = send(&node, &a, delegate(V1, 3_000)).await;
+    assert_ne!(third.bytes, first.bytes);
+    assert_eq!(node.successful_txs(), 1);
+    // The first, never sent, is past its timeout height after 20 blocks:
+    // the chain proves it can never be included.
+    let look = |s: &SignedOperation| LookupRequest {
+        tx_id: s.tx_id.clone(),
+        signed_bytes: Some(s.bytes.clone()),
+    };
+    assert_eq!(
+        a.lookup(look(&first)).await.unwrap().status,
+        TxStatus::NotFound
+    );
+    node.advance(6 * 25);
+    assert_eq!(
+        a.lookup(look(&first)).await.unwrap().status,
+        TxStatus::Expired
+    );
+    // And broadcasting it now is refused by the node.
+    assert!(
+        a.broadcast(BroadcastRequest { signed: first })
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn slashing_shows_as_lost_delegation_value() {
+    let (node, a, _) = setup("sim-hub-1").await;
+    send(&node, &a, delegate(V1, 50_000_000)).await;
+    node.slash(V1, 50_000); // 5%
+    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let active = p.delegations[0].active.base();
+    assert!((47_499_999..50_000_000).contains(&active), "{active}");
+}

@@ -1,0 +1,225 @@
+//! The engine's loop with the real Cosmos adapter against the Cosmos test
+//! node over HTTP, on SQLite and PostgreSQL: the planner's delegations are
+//! signed, sent and confirmed, rewards are claimed, recorded and
+//! distributed, and a withdrawal bigger than the buffer is queued, unbonded
+//! for and granted when the funds return.
+#![allow(clippy::unwrap_used)]
+
+use rust_decimal::Decimal;
+use softstake_chain_atom::keys::{LocalKey, Signer};
+use softstake_chain_atom::testnode::{TestNode, TestNodeConfig};
+use softstake_chain_atom::{AtomAdapter, AtomSettings};
+use softstake_core::adapter::ChainAdapter;
+use softstake_core::{Amount, ChainId, ManualClock, Rate, Secret, Timestamp};
+use softstake_engine::{Engine, EngineConfig};
+use softstake_planner::{Policy, ValidatorTarget};
+use softstake_store::{BalanceUpdate, OpState, WithdrawalRequest};
+use softstake_tests::on_both;
+use std::sync::Arc;
+use std::time::Duration;
+
+const KEY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const V1: &str = "cosmosvaloper1sjllsnramtg3ewxqwwrwjxfgc4n4ef9u2lcnj0";
+const V2: &str = "cosmosvaloper156gqf9837u7d4c4678yt3rl4ls9c5vuursrrzf";
+const T0: i64 = 1_767_225_600;
+const DAY: i64 = 86_400;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_the_cosmos_test_node()
+ {
+    on_both(|store| async move {
+        let key = LocalKey::parse(&Secret::new(KEY.into())).unwrap();
+        let node = TestNode::new(TestNodeConfig {
+            chain_id: "sim-hub-1".into(),
+            genesis_time: T0,
+            block_secs: 6,
+            unbonding_secs: 21 * DAY,
+            max_entries: 7,
+            reward_per_token_per_sec: 3_200_000_000,
+            min_gas_price: 5_000_000_000_000_000,
+            validators: vec![V1.into(), V2.into()],
+            accounts: vec![(key.address(), 100_000_000)],
+        });
+        let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let adapter: Arc<dyn ChainAdapter> = Arc::new(
+            AtomAdapter::new(
+                AtomSettings {
+                    endpoints: vec![format!("http://{bound}/")],
+                    chain_id: "sim-hub-1".into(),
+                    gas_price: Decimal::new(25, 3),
+                    gas_multiplier: Decimal::new(13, 1),
+                    max_gas: 1_000_000,
+                    timeout_blocks: 20,
+                    memo: "softstake".into(),
+                    request_timeout: Duration::from_secs(5),
+                },
+                Arc::new(key),
+            )
+            .unwrap(),
+        );
+        let clock = ManualClock::new(Timestamp::from_unix(T0));
+        let rate = |s: &str| Rate::new(s.parse::<Decimal>().unwrap()).unwrap();
+        let engine = Engine::new(
+            store.clone(),
+            adapter,
+            EngineConfig {
+                chain: ChainId::Cosmos,
+                commission: rate("0.10"),
+                min_eligible_balance: Amount::ZERO,
+                policy: Policy {
+                    target: rate("0.20"),
+                    band: rate("0.05"),
+                    min_operation: Amount::from_base(1_000),
+                    validators: vec![
+                        ValidatorTarget {
+                            address: V1.into(),
+                            weight: 2,
+                            cap: Rate::ONE,
+                        },
+                        ValidatorTarget {
+                            address: V2.into(),
+                            weight: 1,
+                            cap: Rate::ONE,
+                        },
+                    ],
+                    max_per_operation: Amount::from_base(1_000_000_000),
+                    remaining_today: Amount::ZERO,
+                },
+                max_per_day: Amount::from_base(10_000_000_000),
+                approval_threshold: Amount::ZERO,
+                dry_run: false,
+                // The loop below steps a day between cycles once withdrawals start.
+                cycle_secs: DAY as u64,
+            },
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        // Two users hold the 100 ATOM in custody.
+        let upd = |e: &str, u: &str, b: u128, at: i64| BalanceUpdate {
+            event_id: e.into(),
+            user_id: u.into(),
+            asset: "ATOM".into(),
+            balance: Amount::from_base(b),
+            effective_at: Timestamp::from_unix(at),
+        };
+        store
+            .ingest_balance_updates(
+                &[
+                    upd("e1", "alice", 75_000_000, T0),
+                    upd("e2", "bob", 25_000_000, T0),
+                ],
+                Timestamp::from_unix(T0),
+            )
+            .await
+            .unwrap();
+        // One loop step: a cycle, then ten minutes of blocks.
+        let step = |secs: i64| {
+            let (engine, node, clock) = (engine.clone(), node.clone(), clock.clone());
+            async move {
+                let r = engine.cycle().await.unwrap();
+                node.advance(secs);
+                clock.set(Timestamp::from_unix(node.head().1));
+                r
+            }
+        };
+        // Stake 80% (the buffer aim is 20%) over V1:V2 = 2:1, confirmed next cycle.
+        let r = step(600).await;
+        assert_eq!(
+            r.ops.iter().filter(|o| o.event == "broadcast").count(),
+            2,
+            "{:?}",
+            r.ops
+        );
+        let r = step(600).await;
+        assert_eq!(
+            r.ops.iter().filter(|o| o.event == "confirmed").count(),
+            2,
+            "{:?}",
+            r.ops
+        );
+        let pool = r.pool.unwrap();
+        let staked: u128 = pool.delegations.iter().map(|d| d.active.base()).sum();
+        assert!((79_990_000..=80_000_000).contains(&staked), "{staked}");
+
+        // A day later the claimable rewards are claimed, recorded, distributed.
+        node.advance(DAY);
+        clock.set(Timestamp::from_unix(node.head().1));
+        step(600).await; // claim broadcast
+        step(600).await; // included: collected, distributed; confirmed
+        step(600).await;
+        let ds = store
+            .list_distributions(Some("ATOM"), None, 100)
+            .await
+            .unwrap();
+        assert!(!ds.is_empty());
+        for d in &ds {
+            assert!(store.verify_distribution(d.id).await.unwrap().ok);
+        }
+        let gross: u128 = ds.iter().map(|d| d.gross.base()).sum();
+        assert!(
+            gross > 20_000,
+            "a day of ~10% on 80 ATOM is ~22,000 uatom, got {gross}"
+        );
+
+        // Bob withdraws everything: more than the buffer, so it queues.
+        let liq = engine.liquidity().await.unwrap();
+        let d = store
+            .request_withdrawal(
+                &WithdrawalRequest {
+                    request_id: "w1".into(),
+                    user_id: "bob".into(),
+                    chain: ChainId::Cosmos,
+                    amount: Amount::from_base(25_000_000),
+                },
+                &liq,
+                clock.now_ts(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.status, "queued");
+        let eta = d.eta.unwrap();
+        store
+            .ingest_balance_updates(
+                &[upd("e3", "bob", 0, clock.now_ts().unix())],
+                clock.now_ts(),
+            )
+            .await
+            .unwrap();
+        // The planner unbonds for the queue; after 21 days the funds return
+        // and the request is granted, before its ETA.
+        let mut granted = false;
+        for _ in 0..40 {
+            let r = step(DAY).await;
+            if r.withdrawals_granted.iter().any(|w| w == "w1") {
+                granted = true;
+                assert!(
+                    clock.now_ts() <= eta,
+                    "granted at {} after ETA {eta}",
+                    clock.now_ts()
+                );
+                break;
+            }
+        }
+        assert!(granted, "the queued withdrawal was never granted");
+        let ops = store
+            .journal_list(ChainId::Cosmos, None, 100)
+            .await
+            .unwrap();
+        assert!(
+            ops.iter()
+                .any(|o| o.kind.name() == "undelegate" && o.state == OpState::Confirmed)
+        );
+        assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
+    })
+    .await;
+}
+
+trait NowTs {
+    fn now_ts(&self) -> Timestamp;
+}
+
+impl NowTs for ManualClock {
+    fn now_ts(&self) -> Timestamp {
+        softstake_core::Clock::now(self)
+    }
+}
