@@ -115,10 +115,17 @@ async fn above_the_threshold_an_operation_waits_for_approval_then_goes() {
         assert!(s.audit().broadcasts.is_empty());
         store.journal_approve(&id, c.now()).await.unwrap();
         let r = e.cycle().await.unwrap();
-        assert!(r.ops.iter().any(|o| o.id == id && o.event == "broadcast"), "{:?}", r.ops);
+        assert!(
+            r.ops.iter().any(|o| o.id == id && o.event == "broadcast"),
+            "{:?}",
+            r.ops
+        );
         s.advance(60);
         e.cycle().await.unwrap();
-        assert_eq!(store.journal_get(&id).await.unwrap().unwrap().state, OpState::Confirmed);
+        assert_eq!(
+            store.journal_get(&id).await.unwrap().unwrap().state,
+            OpState::Confirmed
+        );
     })
     .await;
 }
@@ -134,12 +141,24 @@ async fn dry_run_and_pause_send_nothing() {
         // The plan is made and reported, nothing journaled or sent.
         assert!(!r.plan.unwrap().ops.is_empty());
         assert!(r.plan_skipped.unwrap().contains("dry run"));
-        assert!(store.journal_list(ChainId::Cosmos, None, 10).await.unwrap().is_empty());
+        assert!(
+            store
+                .journal_list(ChainId::Cosmos, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         store.set_paused(ChainId::Cosmos, true).await.unwrap();
         let e = engine(&store, &s, &c, cfg());
         let r = e.cycle().await.unwrap();
         assert!(r.paused && r.plan.is_none());
-        assert!(store.journal_list(ChainId::Cosmos, None, 10).await.unwrap().is_empty());
+        assert!(
+            store
+                .journal_list(ChainId::Cosmos, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(s.audit().broadcasts.is_empty());
         store.set_paused(ChainId::Cosmos, false).await.unwrap();
         let r = e.cycle().await.unwrap();
@@ -161,7 +180,10 @@ async fn caps_bound_each_operation_and_the_day() {
             e.cycle().await.unwrap();
             s.advance(60);
         }
-        let ops = store.journal_list(ChainId::Cosmos, None, 100).await.unwrap();
+        let ops = store
+            .journal_list(ChainId::Cosmos, None, 100)
+            .await
+            .unwrap();
         assert!(ops.iter().all(|o| o.value.base() <= 100_000), "{ops:?}");
         // 800k wanted, 250k allowed today.
         assert_eq!(delegated(&ops), 250_000);
@@ -171,7 +193,10 @@ async fn caps_bound_each_operation_and_the_day() {
             e.cycle().await.unwrap();
             s.advance(60);
         }
-        let ops = store.journal_list(ChainId::Cosmos, None, 100).await.unwrap();
+        let ops = store
+            .journal_list(ChainId::Cosmos, None, 100)
+            .await
+            .unwrap();
         assert_eq!(delegated(&ops), 500_000);
     })
     .await;
@@ -196,16 +221,26 @@ async fn a_crash_after_journaling_the_bytes_sends_exactly_those_bytes_after_rest
         users(&store).await;
         let (s, c) = sim();
         let e = engine(&store, &s, &c, cfg()).with_faults(Arc::new(CrashOnce::default()));
-        assert!(matches!(e.cycle().await, Err(EngineError::Crash(CrashPoint::AfterStore))));
+        assert!(matches!(
+            e.cycle().await,
+            Err(EngineError::Crash(CrashPoint::AfterStore))
+        ));
         let open = store.journal_open(ChainId::Cosmos).await.unwrap();
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].state, OpState::Signed);
-        assert!(s.audit().broadcasts.is_empty(), "nothing was sent before the crash");
+        assert!(
+            s.audit().broadcasts.is_empty(),
+            "nothing was sent before the crash"
+        );
         // Restart: a fresh engine reconciles: not found, still valid, so the
         // same journaled bytes are broadcast (never re-signed).
         let e = engine(&store, &s, &c, cfg());
         let r = e.cycle().await.unwrap();
-        assert!(r.ops.iter().any(|o| o.event == "rebroadcast"), "{:?}", r.ops);
+        assert!(
+            r.ops.iter().any(|o| o.event == "rebroadcast"),
+            "{:?}",
+            r.ops
+        );
         s.advance(60);
         e.cycle().await.unwrap();
         let audit = s.audit();

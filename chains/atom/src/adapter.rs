@@ -32,8 +32,8 @@ use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
     Delegation, EndpointHealth, HealthRequest, HealthResponse, LookupRequest, LookupResponse,
-    ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
-    RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+    LossEvent, ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind,
+    RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::secret::redact_url;
 use softstake_core::{Amount, ChainId, Period, Timestamp};
@@ -68,6 +68,9 @@ pub struct AtomAdapter {
     http: reqwest::Client,
     /// Sequences signed but not yet seen included: (sequence, timeout height).
     pending: Mutex<Vec<(u64, u64)>>,
+    /// Last seen exchange rate per validator: (tokens, delegator shares x
+    /// 10^18), to detect slashing.
+    rates: Mutex<std::collections::HashMap<String, (u128, u128)>>,
 }
 
 impl std::fmt::Debug for AtomAdapter {
@@ -119,6 +122,7 @@ impl AtomAdapter {
             signer,
             http,
             pending: Mutex::new(Vec::new()),
+            rates: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -273,10 +277,38 @@ impl AtomAdapter {
                     .balance
                     .map_or(Ok(0), |c| c.amount.parse::<u128>())
                     .map_err(|e| AdapterError::Rejected(format!("delegation balance: {e}")))?;
-                let shares = p::dec_floor(&del.shares).map_err(AdapterError::Rejected)?;
+                let shares: u128 = del
+                    .shares
+                    .parse()
+                    .map_err(|e| AdapterError::Rejected(format!("delegation shares: {e}")))?;
                 Ok((del.validator_address, Amount::from_base(bal), shares))
             })
             .collect()
+    }
+
+    /// (src, dst) of every redelegation entry still maturing.
+    async fn redelegations(&self) -> Result<Vec<(String, String)>, AdapterError> {
+        let r: Option<staking::v1beta1::QueryRedelegationsResponse> = self
+            .abci(
+                p::REDELEGATIONS,
+                &staking::v1beta1::QueryRedelegationsRequest {
+                    delegator_addr: self.address(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut out = Vec::new();
+        for rr in r.map(|r| r.redelegation_responses).unwrap_or_default() {
+            if let Some(rd) = rr.redelegation {
+                for _ in &rd.entries {
+                    out.push((
+                        rd.validator_src_address.clone(),
+                        rd.validator_dst_address.clone(),
+                    ));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn validator(
@@ -366,6 +398,40 @@ impl AtomAdapter {
             .max(chain_seq)
     }
 
+    /// Compares the validator's exchange rate (tokens per share) with the
+    /// last one seen; a fall is a slashing, and our loss is what our shares
+    /// were worth at the old rate minus what they are worth now.
+    fn slashing_loss(
+        &self,
+        v: &str,
+        val: &staking::v1beta1::Validator,
+        our_shares: u128,
+        now_worth: Amount,
+    ) -> Option<LossEvent> {
+        let tokens: u128 = val.tokens.parse().ok()?;
+        let vshares: u128 = val.delegator_shares.parse().ok()?;
+        let mut rates = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        let prev = rates.insert(v.to_owned(), (tokens, vshares));
+        let (t0, s0) = prev?;
+        // Tokens per share, x 10^18, now and before.
+        let now_rate = Amount::from_base(tokens)
+            .mul_div_floor(p::DEC_SCALE * p::DEC_SCALE, vshares.max(1))?
+            .0;
+        let old_rate = Amount::from_base(t0)
+            .mul_div_floor(p::DEC_SCALE * p::DEC_SCALE, s0.max(1))?
+            .0;
+        if now_rate >= old_rate || s0 == 0 {
+            return None;
+        }
+        let before = Amount::from_base(our_shares).mul_div_floor(t0, s0)?.0;
+        let lost = before.saturating_sub(now_worth);
+        (!lost.is_zero()).then(|| LossEvent {
+            validator: v.to_owned(),
+            amount: lost,
+            reason: "validator exchange rate fell (slashing)".into(),
+        })
+    }
+
     fn forget_pending(&self) {
         self.pending
             .lock()
@@ -390,6 +456,20 @@ impl AtomAdapter {
                         return Err(inv(format!("validator {v} is jailed; not staking with it")));
                     }
                     Some(_) => {}
+                }
+            }
+            if let CosmosMsg::Redelegate { from, to, .. } = m {
+                let reds = self.redelegations().await?;
+                if reds.iter().any(|(_, dst)| dst == from) {
+                    return Err(inv(format!(
+                        "stake redelegated to {from} is still maturing; it cannot be redelegated again until then"
+                    )));
+                }
+                let n = reds.iter().filter(|(s, d)| s == from && d == to).count();
+                if n >= max_entries as usize {
+                    return Err(inv(format!(
+                        "{from} -> {to} already has {n} redelegation entries, the chain's maximum ({max_entries})"
+                    )));
                 }
             }
             if let CosmosMsg::Undelegate { validator, .. } = m {
@@ -476,20 +556,29 @@ impl ChainAdapter for AtomAdapter {
         let liquid = self.balance(&addr).await?;
         let (unbonding_secs, max_entries) = self.params().await?;
         let mut delegations = Vec::new();
+        let mut losses = Vec::new();
         for (v, bal, shares) in self.delegations().await? {
-            let impaired = match self.validator(&v).await? {
-                None => true,
-                Some(val) => val.jailed || val.status != 3,
-            };
-            if bal.base() < shares {
-                // Shares are worth less than they were issued for: slashed.
-                tracing::warn!(validator = %v, shares, balance = %bal, "delegation lost value: the validator was slashed");
+            let val = self.validator(&v).await?;
+            let impaired = val.as_ref().is_none_or(|x| x.jailed || x.status != 3);
+            let commission = val
+                .as_ref()
+                .and_then(|x| x.commission.as_ref())
+                .and_then(|c| c.commission_rates.as_ref())
+                .and_then(|r| r.rate.parse::<i128>().ok())
+                .map(|r| Decimal::from_i128_with_scale(r, 18).normalize().to_string());
+            if let Some(l) = val
+                .as_ref()
+                .and_then(|val| self.slashing_loss(&v, val, shares, bal))
+            {
+                tracing::error!(validator = %v, lost = %l.amount, "delegation lost value: the validator was slashed");
+                losses.push(l);
             }
             delegations.push(Delegation {
                 validator: v,
                 active: bal,
                 activating: Amount::ZERO,
                 impaired,
+                commission,
             });
         }
         let rewards: Option<distribution::v1beta1::QueryDelegationTotalRewardsResponse> = self
@@ -521,6 +610,7 @@ impl ChainAdapter for AtomAdapter {
                 delegation_keeps_funds_liquid: false,
                 stake_chunk: None,
             },
+            losses,
         })
     }
 

@@ -11,6 +11,8 @@ pub const BALANCE: &str = "/cosmos.bank.v1beta1.Query/Balance";
 pub const DELEGATIONS: &str = "/cosmos.staking.v1beta1.Query/DelegatorDelegations";
 /// `/cosmos.staking.v1beta1.Query/DelegatorUnbondingDelegations`.
 pub const UNBONDING: &str = "/cosmos.staking.v1beta1.Query/DelegatorUnbondingDelegations";
+/// `/cosmos.staking.v1beta1.Query/Redelegations`.
+pub const REDELEGATIONS: &str = "/cosmos.staking.v1beta1.Query/Redelegations";
 /// `/cosmos.staking.v1beta1.Query/Params`.
 pub const STAKING_PARAMS: &str = "/cosmos.staking.v1beta1.Query/Params";
 /// `/cosmos.staking.v1beta1.Query/Validator`.

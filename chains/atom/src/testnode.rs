@@ -1137,6 +1137,42 @@ fn query(n: &mut Node, path: &str, data: &[u8]) -> Result<Vec<u8>, (u32, String)
                 },
             )
         }
+        p::REDELEGATIONS => {
+            let r: staking::v1beta1::QueryRedelegationsRequest = p::decode(data).map_err(bad)?;
+            let resps = n
+                .redelegations
+                .iter()
+                .filter(|((d, _, _), _)| *d == r.delegator_addr)
+                .map(|((d, src, dst), es)| {
+                    let entries: Vec<staking::v1beta1::RedelegationEntry> = es
+                        .iter()
+                        .map(|c| staking::v1beta1::RedelegationEntry {
+                            completion_time: Some(ts(*c)),
+                            ..Default::default()
+                        })
+                        .collect();
+                    staking::v1beta1::RedelegationResponse {
+                        redelegation: Some(staking::v1beta1::Redelegation {
+                            delegator_address: d.clone(),
+                            validator_src_address: src.clone(),
+                            validator_dst_address: dst.clone(),
+                            entries: entries.clone(),
+                        }),
+                        entries: entries
+                            .into_iter()
+                            .map(|e| staking::v1beta1::RedelegationEntryResponse {
+                                redelegation_entry: Some(e),
+                                balance: String::new(),
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+            p::encode(&staking::v1beta1::QueryRedelegationsResponse {
+                redelegation_responses: resps,
+                pagination: None,
+            })
+        }
         p::STAKING_PARAMS => p::encode(&staking::v1beta1::QueryParamsResponse {
             params: Some(staking::v1beta1::Params {
                 unbonding_time: Some(cosmrs::proto::tendermint::google::protobuf::Duration {
@@ -1163,6 +1199,15 @@ fn query(n: &mut Node, path: &str, data: &[u8]) -> Result<Vec<u8>, (u32, String)
                     status: if v.jailed { 2 } else { 3 },
                     tokens: v.tokens.to_string(),
                     delegator_shares: (v.shares * DEC_SCALE).to_string(),
+                    // 5% commission.
+                    commission: Some(staking::v1beta1::Commission {
+                        commission_rates: Some(staking::v1beta1::CommissionRates {
+                            rate: (DEC_SCALE / 20).to_string(),
+                            max_rate: (DEC_SCALE / 5).to_string(),
+                            max_change_rate: (DEC_SCALE / 100).to_string(),
+                        }),
+                        update_time: Some(ts(n.cfg.genesis_time)),
+                    }),
                     ..Default::default()
                 }),
             })

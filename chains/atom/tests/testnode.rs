@@ -170,7 +170,7 @@ async fn delegate_accrue_claim_redelegate_undelegate_and_see_the_funds_return() 
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, AdapterError::InvalidRequest(m) if m.contains("redelegation")),
+        matches!(&err, AdapterError::InvalidRequest(m) if m.contains("still maturing")),
         "{err}"
     );
     let r2 = a
@@ -291,8 +291,22 @@ async fn a_sequence_mismatch_is_recovered_by_rereading_and_expiry_is_proven_by_h
 async fn slashing_shows_as_lost_delegation_value() {
     let (node, a, _) = setup("sim-hub-1").await;
     send(&node, &a, delegate(V1, 50_000_000)).await;
-    node.slash(V1, 50_000); // 5%
+    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    assert!(p.losses.is_empty());
+    assert_eq!(p.delegations[0].commission.as_deref(), Some("0.05"));
+    node.slash(V1, 50_000); // 5% of the validator's tokens
     let p = a.pool_state(PoolStateRequest {}).await.unwrap();
     let active = p.delegations[0].active.base();
+    // Reported once, as a loss event of what our stake lost.
+    assert_eq!(p.losses.len(), 1, "{:?}", p.losses);
+    assert_eq!(p.losses[0].validator, V1);
+    assert_eq!(p.losses[0].amount.base(), 50_000_000 - active);
+    assert!(
+        a.pool_state(PoolStateRequest {})
+            .await
+            .unwrap()
+            .losses
+            .is_empty()
+    );
     assert!((47_499_999..50_000_000).contains(&active), "{active}");
 }

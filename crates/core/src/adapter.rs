@@ -105,6 +105,21 @@ pub struct Delegation {
     /// Whether the validator is jailed, delinquent, tombstoned or otherwise
     /// not earning.
     pub impaired: bool,
+    /// The validator's commission rate (decimal fraction), where the chain
+    /// has one.
+    #[serde(default)]
+    pub commission: Option<String>,
+}
+
+/// Value the pool lost on chain (a slashing), detected by the adapter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LossEvent {
+    /// Validator whose stake lost value.
+    pub validator: ValidatorId,
+    /// How much of the pool's stake was lost.
+    pub amount: Amount,
+    /// What the chain shows (e.g. "validator exchange rate fell").
+    pub reason: String,
 }
 
 /// Funds on their way back to the liquid balance.
@@ -152,6 +167,9 @@ pub struct PoolStateResponse {
     pub claimable_rewards: Amount,
     /// Chain parameters.
     pub limits: ChainLimits,
+    /// Losses detected since the adapter's previous reading (slashing).
+    #[serde(default)]
+    pub losses: Vec<LossEvent>,
 }
 
 /// What kind of reward, for reporting consensus and execution rewards apart.

@@ -666,6 +666,7 @@ async fn chain_detail(
 #[derive(Serialize)]
 struct ValidatorView {
     address: String,
+    commission: Option<String>,
     weight: u32,
     cap: String,
     active: Amount,
@@ -689,6 +690,7 @@ async fn validators(
             let d = dels.iter().find(|d| d.validator == v.address);
             ValidatorView {
                 address: v.address.clone(),
+                commission: d.and_then(|d| d.commission.clone()),
                 weight: v.weight,
                 cap: v.cap.to_string(),
                 active: d.map_or(Amount::ZERO, |d| d.active),
@@ -707,6 +709,7 @@ async fn validators(
     }) {
         out.push(ValidatorView {
             address: d.validator.clone(),
+            commission: d.commission.clone(),
             weight: 0,
             cap: "0".into(),
             active: d.active,

@@ -163,6 +163,8 @@ pub struct ChainMetrics {
     /// 1 when a validator we stake with is jailed, delinquent or otherwise
     /// not earning.
     pub validator_impaired: Family<ValidatorLabels, Gauge>,
+    /// Stake lost to slashing as the adapter detected it, in coins.
+    pub slashing_loss_coins: Family<ValidatorLabels, FCounter>,
 }
 
 /// Daemon-wide metrics.
@@ -247,6 +249,7 @@ impl Metrics {
             endpoint_up: Family::default(),
             endpoint_lag_seconds: Family::default(),
             validator_impaired: Family::default(),
+            slashing_loss_coins: Family::default(),
         };
         let c = &chain;
         reg(
@@ -423,6 +426,13 @@ impl Metrics {
             "validator_impaired",
             "1 when a validator we stake with is not earning",
             c.validator_impaired.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "slashing_loss_coins",
+            "Stake lost to slashing, as detected",
+            c.slashing_loss_coins.clone(),
         );
         let daemon = DaemonMetrics {
             leader: Gauge::default(),

@@ -246,6 +246,16 @@ fn on_success(rt: &ChainRuntime, sh: &Shared, r: CycleReport) {
             "cycle"
         );
     }
+    for loss in r.pool.iter().flat_map(|p| &p.losses) {
+        tracing::error!(chain = %chain, validator = %loss.validator, lost = %loss.amount, reason = %loss.reason,
+            "the pool lost stake: the liabilities are no longer fully backed until it is made good");
+        m.slashing_loss_coins
+            .get_or_create(&ValidatorLabels {
+                chain: chain.as_str().to_owned(),
+                validator: loss.validator.clone(),
+            })
+            .inc_by(coins(chain, loss.amount));
+    }
     rt.update_view(|v| {
         if let Some(p) = r.pool {
             v.pool = Some(p);

@@ -32,6 +32,7 @@ fn state(
                 active: Amount::from_base(*a),
                 activating: Amount::ZERO,
                 impaired: false,
+                commission: None,
             })
             .collect(),
         unbonding: unb
@@ -45,6 +46,7 @@ fn state(
         withdrawable: Amount::ZERO,
         claimable_rewards: Amount::ZERO,
         limits,
+        losses: Vec::new(),
     }
 }
 

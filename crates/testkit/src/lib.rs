@@ -489,6 +489,7 @@ impl ChainAdapter for SimChain {
                 active: Amount::from_base(st.active.get(v).copied().unwrap_or(0)),
                 activating: Amount::from_base(st.activating.get(v).copied().unwrap_or(0)),
                 impaired: false,
+                commission: None,
             })
             .collect();
         Ok(PoolStateResponse {
@@ -507,6 +508,7 @@ impl ChainAdapter for SimChain {
                 delegation_keeps_funds_liquid: false,
                 stake_chunk: None,
             },
+            losses: Vec::new(),
         })
     }
 
