@@ -327,7 +327,14 @@ fn tx_sign(chain: &str, request: &std::path::Path) -> Result<()> {
                 .with_context(|| format!("{} is not a Cosmos sign request", request.display()))?;
             serde_json::to_value(softstake_chain_atom::request::sign(&req)?)?
         }
-        other => anyhow::bail!("offline signing for {other:?} is not built yet (available: atom)"),
+        "xtz" | "tezos" => {
+            let req: softstake_chain_xtz::request::SignRequest = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a Tezos sign request", request.display()))?;
+            serde_json::to_value(softstake_chain_xtz::request::sign(&req)?)?
+        }
+        other => {
+            anyhow::bail!("offline signing for {other:?} is not built yet (available: atom, xtz)")
+        }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

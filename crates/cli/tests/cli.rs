@@ -444,3 +444,57 @@ fn tx_sign_builds_the_cosmjs_bytes_offline_and_refuses_a_readable_key() {
     );
     assert!(!stderr(&o).contains(v["key_hex"].as_str().unwrap()));
 }
+
+#[test]
+fn tx_sign_forges_the_taquito_bytes_offline() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/xtz/vectors.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let key = dir.path().join("xtz.key");
+    std::fs::write(&key, v["secret_key"].as_str().unwrap()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let case = |n: &str| {
+        v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let rf = dir.path().join("req.json");
+    // An unrevealed account delegating: reveal + delegation in one group.
+    let req = serde_json::json!({
+        "key_file": key, "branch": v["branch"], "counter": 8, "fee": 1300, "gas_limit": 3250,
+        "storage_limit": 0, "mode": "delegation", "revealed": false,
+        "operation": {"kind": "delegate", "validator": v["baker"], "amount": "0"},
+    });
+    std::fs::write(&rf, req.to_string()).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "xtz", "--request"])
+        .arg(&rf));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let want = case("reveal_and_delegation");
+    assert_eq!(out["signed_hex"], want["signed_hex"]);
+    assert_eq!(out["operation_hash"], want["operation_hash"]);
+    // Staking with the delegate already set: just the stake call.
+    let req = serde_json::json!({
+        "key_file": key, "branch": v["branch"], "counter": 11, "fee": 1300, "gas_limit": 3250,
+        "mode": "staking", "revealed": true, "current_delegate": v["baker"],
+        "operation": {"kind": "delegate", "validator": v["baker"], "amount": "1000000"},
+    });
+    std::fs::write(&rf, req.to_string()).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "xtz", "--request"])
+        .arg(&rf));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["signed_hex"], case("stake")["signed_hex"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(v["secret_key"].as_str().unwrap()));
+}

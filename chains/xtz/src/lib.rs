@@ -1,0 +1,17 @@
+//! Tezos adapter for softstake.
+//!
+//! - [`forge`]: the Tezos binary encoding of reveal, delegation and staking
+//!   calls (stake, unstake, finalize_unstake), written here; byte for byte
+//!   equal to Taquito's local forger (tests/vectors/xtz).
+//! - [`keys`]: the edsk key behind the [`keys::Signer`] interface
+//!   (ed25519 over blake2b-256 of 0x03 || forged bytes).
+//! - [`ops`]: which manager operations each softstake operation becomes.
+//! - [`request`]: the offline signing request (`softstake tx sign --chain
+//!   xtz`), documented in docs/tx-requests.md.
+//!
+//! No SDK type crosses the crate boundary.
+
+pub mod forge;
+pub mod keys;
+pub mod ops;
+pub mod request;
