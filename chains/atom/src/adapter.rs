@@ -611,6 +611,7 @@ impl ChainAdapter for AtomAdapter {
                 stake_chunk: None,
             },
             losses,
+            alerts: Vec::new(),
         })
     }
 

@@ -6,12 +6,18 @@
 //! - [`keys`]: the edsk key behind the [`keys::Signer`] interface
 //!   (ed25519 over blake2b-256 of 0x03 || forged bytes).
 //! - [`ops`]: which manager operations each softstake operation becomes.
+//! - [`adapter`]: [`XtzAdapter`], the `ChainAdapter` over the Octez RPC.
+//! - [`testnode`]: a protocol-faithful test node (no octez installs here).
 //! - [`request`]: the offline signing request (`softstake tx sign --chain
 //!   xtz`), documented in docs/tx-requests.md.
 //!
 //! No SDK type crosses the crate boundary.
 
+pub mod adapter;
 pub mod forge;
 pub mod keys;
 pub mod ops;
 pub mod request;
+pub mod testnode;
+
+pub use adapter::{XtzAdapter, XtzSettings};

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Chains whose adapter this build contains.
-pub const AVAILABLE: &[ChainId] = &[ChainId::Cosmos];
+pub const AVAILABLE: &[ChainId] = &[ChainId::Cosmos, ChainId::Tezos];
 
 /// The adapter for `cfg`'s chain, connected to its endpoints.
 pub fn build_adapter(cfg: &ChainConfig) -> Result<Arc<dyn ChainAdapter>, AdapterError> {
@@ -42,6 +42,28 @@ pub fn build_adapter(cfg: &ChainConfig) -> Result<Arc<dyn ChainAdapter>, Adapter
                     max_gas: n.max_gas,
                     timeout_blocks: n.timeout_blocks,
                     memo: "softstake".into(),
+                    request_timeout: Duration::from_secs(20),
+                },
+                Arc::new(signer),
+            )?;
+            Ok(Arc::new(a))
+        }
+        NetworkSection::Tezos(n) => {
+            let signer = softstake_chain_xtz::keys::LocalKey::parse(&key()?)
+                .map_err(|e| AdapterError::Config(e.to_string()))?;
+            let mode = match n.mode.as_str() {
+                "delegation" => softstake_chain_xtz::ops::Mode::Delegation,
+                _ => softstake_chain_xtz::ops::Mode::Staking,
+            };
+            let a = softstake_chain_xtz::XtzAdapter::new(
+                softstake_chain_xtz::XtzSettings {
+                    endpoints: cfg.endpoints.clone(),
+                    chain_id: n.chain_id.clone(),
+                    mode,
+                    payout_addresses: n.payout_addresses.clone(),
+                    payout_delay_cycles: i64::from(n.payout_delay_cycles),
+                    max_scan: 2_000,
+                    expected_payout_cycles: n.expected_payout_cycles.map(i64::from),
                     request_timeout: Duration::from_secs(20),
                 },
                 Arc::new(signer),

@@ -347,6 +347,27 @@ pub struct CardanoNetwork {
 pub struct TezosNetwork {
     /// Chain id the endpoints must report (`NetXdQprcVkpaWU` mainnet).
     pub chain_id: String,
+    /// `staking` (frozen with the baker, rewards on-chain) or `delegation`
+    /// (funds stay spendable, the baker pays off-protocol).
+    #[serde(default = "default_tezos_mode")]
+    pub mode: String,
+    /// Addresses the bakers pay delegation rewards from.
+    #[serde(default)]
+    pub payout_addresses: Vec<String>,
+    /// A payout arriving in cycle c pays for cycle c - this.
+    #[serde(default = "default_payout_delay")]
+    pub payout_delay_cycles: u32,
+    /// Alert when no payout arrived for this many cycles (delegation mode).
+    #[serde(default)]
+    pub expected_payout_cycles: Option<u32>,
+}
+
+fn default_tezos_mode() -> String {
+    "staking".into()
+}
+
+fn default_payout_delay() -> u32 {
+    5
 }
 
 impl NetworkSection {

@@ -401,8 +401,19 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
                 c.push(k("network.timeout_blocks"), "must be at least 1");
             }
         }
-        NetworkSection::Tezos(n) if n.chain_id.trim().is_empty() => {
-            c.push(k("network.chain_id"), "is empty");
+        NetworkSection::Tezos(n) => {
+            if n.chain_id.trim().is_empty() {
+                c.push(k("network.chain_id"), "is empty");
+            }
+            if n.mode != "staking" && n.mode != "delegation" {
+                c.push(
+                    k("network.mode"),
+                    format!("{:?} is neither \"staking\" nor \"delegation\"", n.mode),
+                );
+            }
+            if n.expected_payout_cycles == Some(0) {
+                c.push(k("network.expected_payout_cycles"), "must be at least 1");
+            }
         }
         NetworkSection::Solana(n) if n.genesis_hash.trim().is_empty() => {
             c.push(k("network.genesis_hash"), "is empty");

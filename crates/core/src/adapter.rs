@@ -170,6 +170,9 @@ pub struct PoolStateResponse {
     /// Losses detected since the adapter's previous reading (slashing).
     #[serde(default)]
     pub losses: Vec<LossEvent>,
+    /// Conditions an operator should look at (a baker stopped paying...).
+    #[serde(default)]
+    pub alerts: Vec<String>,
 }
 
 /// What kind of reward, for reporting consensus and execution rewards apart.

@@ -576,6 +576,7 @@ struct ChainSummary {
     plan_skipped: Option<String>,
     blocked: Vec<String>,
     endpoints: Vec<softstake_core::adapter::EndpointHealth>,
+    alerts: Vec<String>,
 }
 
 const DAY: i64 = 86_400;
@@ -644,6 +645,7 @@ async fn summary(sh: &Shared, rt: &crate::ChainRuntime) -> ApiResult<ChainSummar
         plan_skipped: view.plan_skipped,
         blocked: view.blocked,
         endpoints: view.health.map(|h| h.endpoints).unwrap_or_default(),
+        alerts: pool.map(|p| p.alerts.clone()).unwrap_or_default(),
     })
 }
 

@@ -165,6 +165,9 @@ pub struct ChainMetrics {
     pub validator_impaired: Family<ValidatorLabels, Gauge>,
     /// Stake lost to slashing as the adapter detected it, in coins.
     pub slashing_loss_coins: Family<ValidatorLabels, FCounter>,
+    /// Conditions the adapter flags for operators (e.g. a baker stopped
+    /// paying), as of the last pool reading.
+    pub chain_alerts: Family<ChainLabels, Gauge>,
 }
 
 /// Daemon-wide metrics.
@@ -250,6 +253,7 @@ impl Metrics {
             endpoint_lag_seconds: Family::default(),
             validator_impaired: Family::default(),
             slashing_loss_coins: Family::default(),
+            chain_alerts: Family::default(),
         };
         let c = &chain;
         reg(
@@ -433,6 +437,13 @@ impl Metrics {
             "slashing_loss_coins",
             "Stake lost to slashing, as detected",
             c.slashing_loss_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "chain_alerts",
+            "Conditions the chain adapter flags for operators",
+            c.chain_alerts.clone(),
         );
         let daemon = DaemonMetrics {
             leader: Gauge::default(),

@@ -246,6 +246,14 @@ fn on_success(rt: &ChainRuntime, sh: &Shared, r: CycleReport) {
             "cycle"
         );
     }
+    if let Some(p) = &r.pool {
+        for a in &p.alerts {
+            tracing::warn!(chain = %chain, alert = %a, "chain alert");
+        }
+        m.chain_alerts
+            .get_or_create(&l)
+            .set(i64::try_from(p.alerts.len()).unwrap_or(i64::MAX));
+    }
     for loss in r.pool.iter().flat_map(|p| &p.losses) {
         tracing::error!(chain = %chain, validator = %loss.validator, lost = %loss.amount, reason = %loss.reason,
             "the pool lost stake: the liabilities are no longer fully backed until it is made good");

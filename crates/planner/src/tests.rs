@@ -47,6 +47,7 @@ fn state(
         claimable_rewards: Amount::ZERO,
         limits,
         losses: Vec::new(),
+        alerts: Vec::new(),
     }
 }
 

@@ -509,6 +509,7 @@ impl ChainAdapter for SimChain {
                 stake_chunk: None,
             },
             losses: Vec::new(),
+            alerts: Vec::new(),
         })
     }
 
