@@ -1,0 +1,193 @@
+//! The engine's loop with the real Tezos adapter (staking mode) against the
+//! Tezos test node over HTTP, on SQLite and PostgreSQL: the planner's stake
+//! goes out as one reveal + delegation + stake group, staking rewards are
+//! recorded and distributed per cycle, and a withdrawal bigger than the
+//! buffer is queued, unstaked for, finalized and granted.
+#![allow(clippy::unwrap_used)]
+
+use rust_decimal::Decimal;
+use softstake_chain_xtz::keys::{LocalKey, Signer};
+use softstake_chain_xtz::ops::Mode;
+use softstake_chain_xtz::testnode::{TestNode, TestNodeConfig};
+use softstake_chain_xtz::{XtzAdapter, XtzSettings};
+use softstake_core::adapter::ChainAdapter;
+use softstake_core::{Amount, ChainId, Clock, ManualClock, Rate, Secret, Timestamp};
+use softstake_engine::{Engine, EngineConfig};
+use softstake_planner::{Policy, ValidatorTarget};
+use softstake_store::{BalanceUpdate, OpState, WithdrawalRequest};
+use softstake_tests::on_both;
+use std::sync::Arc;
+use std::time::Duration;
+
+const EDSK: &str = "edsk2gLvWRYgkCPVKPjXag2uSGDjQh5YGUThMgLXUhzbrJWXdvvYoj";
+const BAKER: &str = "tz1gjaF81ZRRvdzjobyfVNsAeSC6PScjfQwN";
+const T0: i64 = 1_767_225_600;
+const TEZ: u128 = 1_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_the_tezos_test_node()
+{
+    on_both(|store| async move {
+        let key = LocalKey::parse(&Secret::new(EDSK.into())).unwrap();
+        let node = TestNode::new(TestNodeConfig {
+            chain_id: "NetXsoftstake1".into(),
+            genesis_time: T0,
+            block_secs: 8,
+            blocks_per_cycle: 8,
+            unstake_delay_cycles: 2,
+            reward_ppm_per_cycle: 200,
+            bakers: vec![(BAKER.into(), true, 10_000 * TEZ)],
+            accounts: vec![(key.address(), 1_000 * TEZ)],
+        });
+        let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let adapter: Arc<dyn ChainAdapter> = Arc::new(
+            XtzAdapter::new(
+                XtzSettings {
+                    endpoints: vec![format!("http://{bound}")],
+                    chain_id: "NetXsoftstake1".into(),
+                    mode: Mode::Staking,
+                    payout_addresses: vec![],
+                    payout_delay_cycles: 5,
+                    max_scan: 10_000,
+                    expected_payout_cycles: None,
+                    request_timeout: Duration::from_secs(5),
+                },
+                Arc::new(key),
+            )
+            .unwrap(),
+        );
+        let clock = ManualClock::new(Timestamp::from_unix(T0));
+        let rate = |s: &str| Rate::new(s.parse::<Decimal>().unwrap()).unwrap();
+        let engine = Engine::new(
+            store.clone(),
+            adapter,
+            EngineConfig {
+                chain: ChainId::Tezos,
+                commission: rate("0.10"),
+                min_eligible_balance: Amount::ZERO,
+                policy: Policy {
+                    target: rate("0.20"),
+                    band: rate("0.05"),
+                    min_operation: Amount::from_base(TEZ),
+                    validators: vec![ValidatorTarget {
+                        address: BAKER.into(),
+                        weight: 1,
+                        cap: Rate::ONE,
+                    }],
+                    max_per_operation: Amount::from_base(10_000 * TEZ),
+                    remaining_today: Amount::ZERO,
+                },
+                max_per_day: Amount::from_base(100_000 * TEZ),
+                approval_threshold: Amount::ZERO,
+                dry_run: false,
+                cycle_secs: 64,
+            },
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        let upd = |e: &str, u: &str, b: u128, at: i64| BalanceUpdate {
+            event_id: e.into(),
+            user_id: u.into(),
+            asset: "XTZ".into(),
+            balance: Amount::from_base(b),
+            effective_at: Timestamp::from_unix(at),
+        };
+        store
+            .ingest_balance_updates(
+                &[
+                    upd("e1", "alice", 600 * TEZ, T0),
+                    upd("e2", "bob", 400 * TEZ, T0),
+                ],
+                Timestamp::from_unix(T0),
+            )
+            .await
+            .unwrap();
+        // One loop step: a cycle, then `blocks` blocks.
+        let step = |blocks: i64| {
+            let (engine, node, clock) = (engine.clone(), node.clone(), clock.clone());
+            async move {
+                let r = engine.cycle().await.unwrap();
+                node.bake(blocks);
+                clock.set(Timestamp::from_unix(node.head().1));
+                r
+            }
+        };
+        // 80% staked in one group (reveal + delegation + stake).
+        let r = step(1).await;
+        assert_eq!(
+            r.ops.iter().filter(|o| o.event == "broadcast").count(),
+            1,
+            "{:?}",
+            r.ops
+        );
+        let r = step(1).await;
+        assert_eq!(
+            r.ops.iter().filter(|o| o.event == "confirmed").count(),
+            1,
+            "{:?}",
+            r.ops
+        );
+        let pool = r.pool.unwrap();
+        assert_eq!(pool.delegations[0].active.base(), 800 * TEZ);
+
+        // Two cycle ends: staking rewards recorded and distributed.
+        for _ in 0..4 {
+            step(8).await;
+        }
+        let ds = store
+            .list_distributions(Some("XTZ"), None, 100)
+            .await
+            .unwrap();
+        assert!(ds.len() >= 2, "{ds:?}");
+        for d in &ds {
+            assert!(store.verify_distribution(d.id).await.unwrap().ok);
+        }
+
+        // Bob withdraws everything: more than the buffer, so it queues.
+        let liq = engine.liquidity().await.unwrap();
+        let d = store
+            .request_withdrawal(
+                &WithdrawalRequest {
+                    request_id: "w1".into(),
+                    user_id: "bob".into(),
+                    chain: ChainId::Tezos,
+                    amount: Amount::from_base(400 * TEZ),
+                },
+                &liq,
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.status, "queued");
+        let eta = d.eta.unwrap();
+        store
+            .ingest_balance_updates(&[upd("e3", "bob", 0, clock.now().unix())], clock.now())
+            .await
+            .unwrap();
+        // The planner unstakes; after the delay it finalizes; then it is granted.
+        let mut granted = false;
+        for _ in 0..40 {
+            let r = step(8).await;
+            if r.withdrawals_granted.iter().any(|w| w == "w1") {
+                granted = true;
+                assert!(
+                    clock.now() <= eta,
+                    "granted at {} after ETA {eta}",
+                    clock.now()
+                );
+                break;
+            }
+        }
+        assert!(granted, "the queued withdrawal was never granted");
+        let ops = store.journal_list(ChainId::Tezos, None, 100).await.unwrap();
+        for kind in ["undelegate", "withdraw_unbonded"] {
+            assert!(
+                ops.iter()
+                    .any(|o| o.kind.name() == kind && o.state == OpState::Confirmed),
+                "no confirmed {kind}: {ops:?}"
+            );
+        }
+        assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
+    })
+    .await;
+}
