@@ -28,18 +28,7 @@ pub struct TestDaemon {
 
 /// Params of the simulated chain the daemon tests use.
 pub fn sim_params() -> SimParams {
-    SimParams {
-        chain: ChainId::Cosmos,
-        block_secs: 6,
-        epoch_secs: 600,
-        unbonding_delay_secs: 1_800,
-        min_delegation: Amount::from_base(1),
-        max_unbonding_entries: Some(7),
-        reward_ppm_per_epoch: 1_000,
-        fee: Amount::from_base(10),
-        validity_secs: Some(120),
-        validators: vec!["val0".into()],
-    }
+    SimParams::hub_like(&["val0"], 10)
 }
 
 /// A simulated chain with `initial` uatom in custody, on its own clock.

@@ -180,3 +180,65 @@ pub async fn raw_exec(store: &Store, sql: &str) {
         }
     }
 }
+
+/// Asks for a withdrawal of `user`'s whole balance (`amount`), which must
+/// queue, records the user's balance dropping to zero, then runs `step`
+/// (one engine cycle plus chain time) until the request is granted; asserts
+/// it was granted by its ETA. Returns the number of steps it took.
+pub async fn queue_withdrawal_until_granted<F, Fut>(
+    store: &Store,
+    engine: &softstake_engine::Engine,
+    clock: &softstake_core::ManualClock,
+    user: &str,
+    amount: Amount,
+    mut step: F,
+) -> usize
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = softstake_engine::CycleReport>,
+{
+    use softstake_core::Clock;
+    let chain = engine.chain();
+    let liq = engine.liquidity().await.expect("liquidity");
+    let d = store
+        .request_withdrawal(
+            &softstake_store::WithdrawalRequest {
+                request_id: "w1".into(),
+                user_id: user.into(),
+                chain,
+                amount,
+            },
+            &liq,
+            clock.now(),
+        )
+        .await
+        .expect("request");
+    assert_eq!(d.status, "queued", "{d:?}");
+    let eta = d.eta.expect("eta");
+    let now = clock.now();
+    store
+        .ingest_balance_updates(
+            &[BalanceUpdate {
+                event_id: format!("{user}-withdrawn"),
+                user_id: user.into(),
+                asset: chain.asset().into(),
+                balance: Amount::ZERO,
+                effective_at: now,
+            }],
+            now,
+        )
+        .await
+        .expect("ingest");
+    for n in 1..=40 {
+        let r = step().await;
+        if r.withdrawals_granted.iter().any(|w| w == "w1") {
+            assert!(
+                clock.now() <= eta,
+                "granted at {} after ETA {eta}",
+                clock.now()
+            );
+            return n;
+        }
+    }
+    panic!("the queued withdrawal was never granted");
+}

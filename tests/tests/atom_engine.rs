@@ -13,7 +13,7 @@ use softstake_core::adapter::ChainAdapter;
 use softstake_core::{Amount, ChainId, ManualClock, Rate, Secret, Timestamp};
 use softstake_engine::{Engine, EngineConfig};
 use softstake_planner::{Policy, ValidatorTarget};
-use softstake_store::{BalanceUpdate, OpState, WithdrawalRequest};
+use softstake_store::{BalanceUpdate, OpState};
 use softstake_tests::on_both;
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,46 +161,17 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
             "a day of ~10% on 80 ATOM is ~22,000 uatom, got {gross}"
         );
 
-        // Bob withdraws everything: more than the buffer, so it queues.
-        let liq = engine.liquidity().await.unwrap();
-        let d = store
-            .request_withdrawal(
-                &WithdrawalRequest {
-                    request_id: "w1".into(),
-                    user_id: "bob".into(),
-                    chain: ChainId::Cosmos,
-                    amount: Amount::from_base(25_000_000),
-                },
-                &liq,
-                clock.now_ts(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(d.status, "queued");
-        let eta = d.eta.unwrap();
-        store
-            .ingest_balance_updates(
-                &[upd("e3", "bob", 0, clock.now_ts().unix())],
-                clock.now_ts(),
-            )
-            .await
-            .unwrap();
-        // The planner unbonds for the queue; after 21 days the funds return
-        // and the request is granted, before its ETA.
-        let mut granted = false;
-        for _ in 0..40 {
-            let r = step(DAY).await;
-            if r.withdrawals_granted.iter().any(|w| w == "w1") {
-                granted = true;
-                assert!(
-                    clock.now_ts() <= eta,
-                    "granted at {} after ETA {eta}",
-                    clock.now_ts()
-                );
-                break;
-            }
-        }
-        assert!(granted, "the queued withdrawal was never granted");
+        // Bob withdraws everything: more than the buffer, so it queues; the
+        // planner unstakes for it and it is granted by its ETA.
+        softstake_tests::queue_withdrawal_until_granted(
+            &store,
+            &engine,
+            &clock,
+            "bob",
+            Amount::from_base(25_000_000),
+            || step(DAY),
+        )
+        .await;
         let ops = store
             .journal_list(ChainId::Cosmos, None, 100)
             .await
@@ -212,14 +183,4 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
         assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
     })
     .await;
-}
-
-trait NowTs {
-    fn now_ts(&self) -> Timestamp;
-}
-
-impl NowTs for ManualClock {
-    fn now_ts(&self) -> Timestamp {
-        softstake_core::Clock::now(self)
-    }
 }

@@ -20,18 +20,7 @@ fn sim() -> (SimChain, ManualClock) {
     let clock = ManualClock::new(Timestamp::from_unix(T0));
     let s = SimChain::new(
         1,
-        SimParams {
-            chain: ChainId::Cosmos,
-            block_secs: 6,
-            epoch_secs: 600,
-            unbonding_delay_secs: 1_800,
-            min_delegation: Amount::from_base(1),
-            max_unbonding_entries: Some(7),
-            reward_ppm_per_epoch: 1_000,
-            fee: Amount::from_base(1),
-            validity_secs: Some(120),
-            validators: vec!["val0".into()],
-        },
+        SimParams::hub_like(&["val0"], 1),
         clock.clone(),
         Amount::from_base(1_000_000),
     );

@@ -11,10 +11,10 @@ use softstake_chain_xtz::ops::Mode;
 use softstake_chain_xtz::testnode::{TestNode, TestNodeConfig};
 use softstake_chain_xtz::{XtzAdapter, XtzSettings};
 use softstake_core::adapter::ChainAdapter;
-use softstake_core::{Amount, ChainId, Clock, ManualClock, Rate, Secret, Timestamp};
+use softstake_core::{Amount, ChainId, ManualClock, Rate, Secret, Timestamp};
 use softstake_engine::{Engine, EngineConfig};
 use softstake_planner::{Policy, ValidatorTarget};
-use softstake_store::{BalanceUpdate, OpState, WithdrawalRequest};
+use softstake_store::{BalanceUpdate, OpState};
 use softstake_tests::on_both;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,42 +143,17 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
             assert!(store.verify_distribution(d.id).await.unwrap().ok);
         }
 
-        // Bob withdraws everything: more than the buffer, so it queues.
-        let liq = engine.liquidity().await.unwrap();
-        let d = store
-            .request_withdrawal(
-                &WithdrawalRequest {
-                    request_id: "w1".into(),
-                    user_id: "bob".into(),
-                    chain: ChainId::Tezos,
-                    amount: Amount::from_base(400 * TEZ),
-                },
-                &liq,
-                clock.now(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(d.status, "queued");
-        let eta = d.eta.unwrap();
-        store
-            .ingest_balance_updates(&[upd("e3", "bob", 0, clock.now().unix())], clock.now())
-            .await
-            .unwrap();
-        // The planner unstakes; after the delay it finalizes; then it is granted.
-        let mut granted = false;
-        for _ in 0..40 {
-            let r = step(8).await;
-            if r.withdrawals_granted.iter().any(|w| w == "w1") {
-                granted = true;
-                assert!(
-                    clock.now() <= eta,
-                    "granted at {} after ETA {eta}",
-                    clock.now()
-                );
-                break;
-            }
-        }
-        assert!(granted, "the queued withdrawal was never granted");
+        // Bob withdraws everything: more than the buffer, so it queues; the
+        // planner unstakes for it and it is granted by its ETA.
+        softstake_tests::queue_withdrawal_until_granted(
+            &store,
+            &engine,
+            &clock,
+            "bob",
+            Amount::from_base(400 * TEZ),
+            || step(8),
+        )
+        .await;
         let ops = store.journal_list(ChainId::Tezos, None, 100).await.unwrap();
         for kind in ["undelegate", "withdraw_unbonded"] {
             assert!(

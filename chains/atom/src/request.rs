@@ -66,29 +66,12 @@ pub enum RequestError {
     Tx(#[from] crate::tx::TxError),
 }
 
-/// Reads a key file, refusing one that group or others can read.
+/// Reads a key file (refused when group or others can read it).
 pub fn read_key_file(path: &std::path::Path) -> Result<Secret<String>, RequestError> {
-    let err = |reason: String| RequestError::KeyFile {
+    softstake_core::secret::read_key_file(path).map_err(|reason| RequestError::KeyFile {
         path: path.display().to_string(),
         reason,
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| err(e.to_string()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(err(format!(
-                "mode {:o} lets group or others read it; chmod 600 it",
-                mode & 0o777
-            )));
-        }
-    }
-    std::fs::read_to_string(path)
-        .map(Secret::new)
-        .map_err(|e| err(e.to_string()))
+    })
 }
 
 /// Builds and signs the request's operation.

@@ -68,6 +68,28 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Reads a key file, refusing one that group or others can read (the
+/// error names the file and the mode, never the content).
+pub fn read_key_file(path: &std::path::Path) -> Result<Secret<String>, String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| e.to_string())?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "mode {:o} lets group or others read it; chmod 600 it",
+                mode & 0o777
+            ));
+        }
+    }
+    std::fs::read_to_string(path)
+        .map(Secret::new)
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1061,14 +1061,18 @@ async fn approve(
     Ok(axum::Json(serde_json::json!({ "id": id, "state": "planned" })).into_response())
 }
 
+/// Pause or resume: the one body behind both routes.
 async fn set_paused(
-    st: &AppState,
-    headers: &HeaderMap,
-    chain: &str,
+    st: AppState,
+    headers: HeaderMap,
+    chain: String,
+    body: Result<NoBody, ApiError>,
     paused: bool,
 ) -> ApiResult<Response> {
-    authorize(&st.sh, headers, Door::Admin)?;
-    let chain = parse_chain(chain)?;
+    authorize(&st.sh, &headers, Door::Admin)?;
+    require_leader(&st.sh)?;
+    body?;
+    let chain = parse_chain(&chain)?;
     st.sh.store.set_paused(chain, paused).await?;
     tracing::info!(chain = %chain, paused, "chain pause changed over the API");
     Ok(axum::Json(serde_json::json!({ "chain": chain, "paused": paused })).into_response())
@@ -1080,10 +1084,7 @@ async fn pause(
     Path(chain): Path<String>,
     body: Result<NoBody, ApiError>,
 ) -> ApiResult<Response> {
-    authorize(&st.sh, &headers, Door::Admin)?;
-    require_leader(&st.sh)?;
-    body?;
-    set_paused(&st, &headers, &chain, true).await
+    set_paused(st, headers, chain, body, true).await
 }
 
 async fn resume(
@@ -1092,10 +1093,7 @@ async fn resume(
     Path(chain): Path<String>,
     body: Result<NoBody, ApiError>,
 ) -> ApiResult<Response> {
-    authorize(&st.sh, &headers, Door::Admin)?;
-    require_leader(&st.sh)?;
-    body?;
-    set_paused(&st, &headers, &chain, false).await
+    set_paused(st, headers, chain, body, false).await
 }
 
 async fn plan(

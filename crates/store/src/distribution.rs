@@ -153,51 +153,92 @@ fn carry(column: &str, s: &str) -> Result<u128, StoreError> {
 }
 
 /// Weights of every user holding `asset` over `[start, end)`, computed from
-/// rows streamed in (user, time) order.
-async fn weights_from_rows<'e, E>(
-    exec: E,
-    asset: &str,
-    start: i64,
-    end: i64,
-    min: Amount,
-) -> Result<Vec<(String, U256)>, StoreError>
-where
-    E: sqlx::Executor<'e>,
-    for<'r> (String, String, i64): sqlx::FromRow<'r, <E::Database as sqlx::Database>::Row>,
-    for<'q> <E::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<E::Database>,
-    String: sqlx::Type<E::Database> + for<'q> sqlx::Encode<'q, E::Database>,
-    i64: sqlx::Type<E::Database> + for<'q> sqlx::Encode<'q, E::Database>,
-{
-    let period =
-        softstake_core::Period::new(Timestamp::from_unix(start), Timestamp::from_unix(end))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let mut rows = sqlx::query_as::<_, (String, String, i64)>(
-        "SELECT user_id, balance, effective_at FROM balance_updates \
-         WHERE asset = $1 AND effective_at < $2 ORDER BY user_id, effective_at, id",
-    )
-    .bind(asset.to_owned())
-    .bind(end)
-    .fetch(exec);
-    let mut out = Vec::new();
-    let mut user: Option<String> = None;
-    let mut hist: Vec<Point> = Vec::new();
-    while let Some((u, bal, at)) = rows.try_next().await? {
-        if user.as_deref() != Some(u.as_str()) {
-            if let Some(prev) = user.take() {
-                out.push((prev, weight(&hist, period, min)));
+/// each user's history in time order (ties: later row id wins).
+///
+/// PostgreSQL streams one row per update. SQLite packs each user's history
+/// into one row (`group_concat` ordered by time, id), because sqlx-sqlite
+/// hands rows from its worker thread one at a time over a channel, and the
+/// per-row wake-ups cost more than the query. Both give the same points.
+pub(crate) trait ReadWeights<C> {
+    async fn weights(
+        conn: &mut C,
+        asset: &str,
+        period: softstake_core::Period,
+        min: Amount,
+    ) -> Result<Vec<(String, U256)>, StoreError>;
+}
+
+impl ReadWeights<sqlx::PgConnection> for crate::Store {
+    async fn weights(
+        conn: &mut sqlx::PgConnection,
+        asset: &str,
+        period: softstake_core::Period,
+        min: Amount,
+    ) -> Result<Vec<(String, U256)>, StoreError> {
+        let mut rows = sqlx::query_as::<_, (String, String, i64)>(
+            "SELECT user_id, balance, effective_at FROM balance_updates \
+             WHERE asset = $1 AND effective_at < $2 ORDER BY user_id, effective_at, id",
+        )
+        .bind(asset.to_owned())
+        .bind(period.end().unix())
+        .fetch(conn);
+        let mut out = Vec::new();
+        let mut user: Option<String> = None;
+        let mut hist: Vec<Point> = Vec::new();
+        while let Some((u, bal, at)) = rows.try_next().await? {
+            if user.as_deref() != Some(u.as_str()) {
+                if let Some(prev) = user.take() {
+                    out.push((prev, weight(&hist, period, min)));
+                }
+                hist.clear();
+                user = Some(u);
             }
-            hist.clear();
-            user = Some(u);
+            hist.push(Point {
+                at: Timestamp::from_unix(at),
+                balance: parse_amount("balance_updates.balance", &bal)?,
+            });
         }
-        hist.push(Point {
-            at: Timestamp::from_unix(at),
-            balance: parse_amount("balance_updates.balance", &bal)?,
-        });
+        if let Some(prev) = user {
+            out.push((prev, weight(&hist, period, min)));
+        }
+        Ok(out)
     }
-    if let Some(prev) = user {
-        out.push((prev, weight(&hist, period, min)));
+}
+
+impl ReadWeights<sqlx::SqliteConnection> for crate::Store {
+    async fn weights(
+        conn: &mut sqlx::SqliteConnection,
+        asset: &str,
+        period: softstake_core::Period,
+        min: Amount,
+    ) -> Result<Vec<(String, U256)>, StoreError> {
+        // Only digits and separators are concatenated: no arithmetic.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT user_id, group_concat(balance || ' ' || effective_at, ',' ORDER BY effective_at, id) \
+             FROM balance_updates WHERE asset = ? AND effective_at < ? GROUP BY user_id ORDER BY user_id",
+        )
+        .bind(asset)
+        .bind(period.end().unix())
+        .fetch_all(conn)
+        .await?;
+        let bad = |v: &str| StoreError::Corrupt(format!("balance_updates history {v:?}"));
+        let mut out = Vec::with_capacity(rows.len());
+        let mut hist: Vec<Point> = Vec::new();
+        for (user, packed) in rows {
+            hist.clear();
+            for item in packed.split(',') {
+                let (bal, at) = item.split_once(' ').ok_or_else(|| bad(item))?;
+                hist.push(Point {
+                    at: Timestamp::from_unix(at.parse().map_err(|_| bad(item))?),
+                    balance: parse_amount("balance_updates.balance", bal)?,
+                });
+            }
+            out.push((user, weight(&hist, period, min)));
+        }
+        // SQLite orders user ids by its BINARY collation: bytewise, the same
+        // order the split uses.
+        Ok(out)
     }
-    Ok(out)
 }
 
 impl crate::Store {
@@ -237,7 +278,9 @@ impl crate::Store {
                 tx.rollback().await?;
                 None
             } else {
-                let weights = weights_from_rows(&mut *tx, &asset, start, end, opts.min_balance).await?;
+                let period = softstake_core::Period::new(Timestamp::from_unix(start), Timestamp::from_unix(end))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let weights = <Self as ReadWeights<_>>::weights(&mut *tx, &asset, period, opts.min_balance).await?;
                 let carries: Vec<(String, String)> = sqlx::query_as(
                     "SELECT c.user_id, c.carry_after FROM credits c JOIN \
                      (SELECT user_id, MAX(id) AS id FROM credits WHERE asset = $1 GROUP BY user_id) m ON m.id = c.id",
@@ -362,7 +405,10 @@ impl crate::Store {
             .and_then(|v| Rate::new(v).ok())
             .ok_or_else(|| StoreError::Corrupt("distributions.commission_rate".into()))?;
         let (weights, carries, rows) = on_pool!(self, pool => {
-            let w = weights_from_rows(pool, &d.asset, start, end, d.min_balance).await?;
+            let period = softstake_core::Period::new(Timestamp::from_unix(start), Timestamp::from_unix(end))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut conn = pool.acquire().await?;
+            let w = <Self as ReadWeights<_>>::weights(&mut *conn, &d.asset, period, d.min_balance).await?;
             let c: Vec<(String, String)> = sqlx::query_as(
                 "SELECT c.user_id, c.carry_after FROM credits c JOIN \
                  (SELECT user_id, MAX(id) AS id FROM credits WHERE asset = $1 AND distribution_id < $2 GROUP BY user_id) m ON m.id = c.id",

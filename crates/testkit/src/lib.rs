@@ -97,6 +97,26 @@ pub struct SimParams {
     pub validators: Vec<String>,
 }
 
+impl SimParams {
+    /// A Cosmos-shaped chain: 6 s blocks, 10-minute epochs, 30-minute
+    /// unbonding, 7 entries, 0.1% per epoch, a fee of `fee`, transactions
+    /// valid for two minutes, with these validators.
+    pub fn hub_like(validators: &[&str], fee: u128) -> SimParams {
+        SimParams {
+            chain: ChainId::Cosmos,
+            block_secs: 6,
+            epoch_secs: 600,
+            unbonding_delay_secs: 1_800,
+            min_delegation: Amount::from_base(1),
+            max_unbonding_entries: Some(7),
+            reward_ppm_per_epoch: 1_000,
+            fee: Amount::from_base(fee),
+            validity_secs: Some(120),
+            validators: validators.iter().map(|v| (*v).to_owned()).collect(),
+        }
+    }
+}
+
 /// Fault rates, in parts per million per call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FaultRates {
@@ -681,16 +701,8 @@ mod tests {
 
     fn params() -> SimParams {
         SimParams {
-            chain: ChainId::Cosmos,
-            block_secs: 6,
-            epoch_secs: 600,
-            unbonding_delay_secs: 1_800,
-            min_delegation: Amount::from_base(1),
-            max_unbonding_entries: Some(7),
-            reward_ppm_per_epoch: 1_000,
-            fee: Amount::from_base(3),
             validity_secs: Some(60),
-            validators: vec!["val1".into(), "val2".into()],
+            ..SimParams::hub_like(&["val1", "val2"], 3)
         }
     }
 
