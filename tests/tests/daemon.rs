@@ -210,6 +210,15 @@ async fn end_to_end_on_postgres_with_the_simulated_chain() {
         metric(&m, "softstake_rpc_endpoint_up", "endpoint=\"sim://node\""),
         Some(1.0)
     );
+    assert!(
+        metric(
+            &m,
+            "softstake_rpc_endpoint_latency_seconds",
+            "endpoint=\"sim://node\""
+        )
+        .is_some(),
+        "{m}"
+    );
 
     // A withdrawal the buffer covers is granted at once.
     let r = c

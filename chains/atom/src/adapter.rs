@@ -831,7 +831,10 @@ impl ChainAdapter for AtomAdapter {
         let now = Timestamp::now();
         let mut endpoints = Vec::new();
         for url in &self.s.endpoints {
-            let e = match self.call_one(url, "status", &json!({})).await {
+            let started = std::time::Instant::now();
+            let probe = self.call_one(url, "status", &json!({})).await;
+            let latency_ms = u64::try_from(started.elapsed().as_millis()).ok();
+            let e = match probe {
                 Ok(v) => {
                     let height = v["sync_info"]["latest_block_height"]
                         .as_str()
@@ -845,6 +848,7 @@ impl ChainAdapter for AtomAdapter {
                         up: v["node_info"]["network"].as_str() == Some(self.s.chain_id.as_str()),
                         head_height: height,
                         lag_secs: lag,
+                        latency_ms,
                     }
                 }
                 Err(_) => EndpointHealth {
@@ -852,6 +856,7 @@ impl ChainAdapter for AtomAdapter {
                     up: false,
                     head_height: None,
                     lag_secs: None,
+                    latency_ms: None,
                 },
             };
             endpoints.push(e);

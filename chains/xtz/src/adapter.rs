@@ -688,9 +688,11 @@ impl ChainAdapter for XtzAdapter {
         let now = Timestamp::now();
         let mut endpoints = Vec::new();
         for base in &self.s.endpoints {
+            let started = std::time::Instant::now();
             let h = self
                 .req_one(base, "/chains/main/blocks/head/header", None)
                 .await;
+            let latency_ms = u64::try_from(started.elapsed().as_millis()).ok();
             endpoints.push(match h {
                 Ok(Some(h)) => EndpointHealth {
                     endpoint: redact_url(base),
@@ -700,12 +702,14 @@ impl ChainAdapter for XtzAdapter {
                         .as_str()
                         .and_then(|t| t.parse::<Timestamp>().ok())
                         .map(|t| u64::try_from(now.unix() - t.unix()).unwrap_or(0)),
+                    latency_ms,
                 },
                 _ => EndpointHealth {
                     endpoint: redact_url(base),
                     up: false,
                     head_height: None,
                     lag_secs: None,
+                    latency_ms: None,
                 },
             });
         }

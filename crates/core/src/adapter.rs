@@ -329,6 +329,9 @@ pub struct EndpointHealth {
     pub head_height: Option<u64>,
     /// Seconds its head is behind wall-clock time.
     pub lag_secs: Option<u64>,
+    /// How long the health probe took, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
 }
 
 /// Response of [`ChainAdapter::health`].

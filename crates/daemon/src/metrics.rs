@@ -160,6 +160,8 @@ pub struct ChainMetrics {
     pub endpoint_up: Family<EndpointLabels, Gauge>,
     /// How far the endpoint's head is behind wall-clock time, in seconds.
     pub endpoint_lag_seconds: Family<EndpointLabels, Gauge>,
+    /// Latency of the endpoint's last health probe, in seconds.
+    pub endpoint_latency_seconds: Family<EndpointLabels, FGauge>,
     /// 1 when a validator we stake with is jailed, delinquent or otherwise
     /// not earning.
     pub validator_impaired: Family<ValidatorLabels, Gauge>,
@@ -251,6 +253,7 @@ impl Metrics {
             rpc_errors: Family::default(),
             endpoint_up: Family::default(),
             endpoint_lag_seconds: Family::default(),
+            endpoint_latency_seconds: Family::default(),
             validator_impaired: Family::default(),
             slashing_loss_coins: Family::default(),
             chain_alerts: Family::default(),
@@ -423,6 +426,13 @@ impl Metrics {
             "rpc_endpoint_lag_seconds",
             "Endpoint head behind wall-clock time",
             c.endpoint_lag_seconds.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "rpc_endpoint_latency_seconds",
+            "Latency of the endpoint's last health probe",
+            c.endpoint_latency_seconds.clone(),
         );
         reg(
             &mut r,

@@ -372,6 +372,11 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
                 endpoint: e.endpoint.clone(),
             };
             m.endpoint_up.get_or_create(&el).set(i64::from(e.up));
+            if let Some(ms) = e.latency_ms {
+                m.endpoint_latency_seconds
+                    .get_or_create(&el)
+                    .set(Duration::from_millis(ms).as_secs_f64());
+            }
             if let Some(lag) = e.lag_secs {
                 m.endpoint_lag_seconds
                     .get_or_create(&el)

@@ -636,6 +636,7 @@ impl ChainAdapter for SimChain {
                 up: true,
                 head_height: Some(st.height),
                 lag_secs: Some(0),
+                latency_ms: Some(0),
             }],
         })
     }
