@@ -375,3 +375,55 @@ async fn time_below_the_minimum_earns_nothing() {
     })
     .await;
 }
+
+/// The history read packs users and separators into text on SQLite: ids
+/// holding the separators, multibyte ids, same-second updates (the later
+/// row wins) and more users than fit one packed row must all come out as
+/// on PostgreSQL, to the unit.
+#[tokio::test]
+async fn awkward_user_ids_ties_and_many_users_read_back_exactly() {
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let r2 = results.clone();
+    on_both(move |store| {
+        let results = r2.clone();
+        async move {
+            let mut batch = vec![
+                // 10 for the whole period.
+                upd("s1", "a;b:c,d 1", 10, T0 - 1),
+                // 7:ü✓ holds 30, then 0 at the same second as a later 20:
+                // the later row (20) wins from T0 + 50.
+                upd("s2", "7:ü✓;", 30, T0 - 1),
+                upd("s3", "7:ü✓;", 0, T0 + 50),
+                upd("s4", "7:ü✓;", 20, T0 + 50),
+            ];
+            for i in 0..2_500 {
+                batch.push(upd(&format!("m{i}"), &format!("user{i:05}"), 1, T0 - 1));
+            }
+            store.ingest_balance_updates(&batch, now()).await.unwrap();
+            let id = store
+                .record_reward(&reward("awkward", T0, T0 + 100, 1_000_000_000), now())
+                .await
+                .unwrap()
+                .id;
+            let d = summary(distribute(&store, id, Rate::ZERO).await);
+            assert!(store.verify_distribution(d.id).await.unwrap().ok);
+            let credits: Vec<(String, String)> = store
+                .outbox(0, 10_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| (c.user_id, c.amount.to_string()))
+                .collect();
+            // Weights: 10x100 + (30x50 + 20x50) + 2500 x 1x100 = 253,500.
+            let get = |u: &str| credits.iter().find(|c| c.0 == u).unwrap().1.clone();
+            assert_eq!(d.total_weight, "253500");
+            assert_eq!(get("a;b:c,d 1"), "3944773");
+            assert_eq!(get("7:ü✓;"), "9861932");
+            assert_eq!(credits.len(), 2_502);
+            results.lock().unwrap().push(credits);
+        }
+    })
+    .await;
+    let r = results.lock().unwrap();
+    assert_eq!(r[0], r[1], "SQLite and PostgreSQL credit differently");
+}

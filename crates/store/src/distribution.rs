@@ -205,6 +205,9 @@ impl ReadWeights<sqlx::PgConnection> for crate::Store {
     }
 }
 
+/// Users packed into one SQLite row (see [`ReadWeights`]).
+const USERS_PER_ROW: i64 = 1_000;
+
 impl ReadWeights<sqlx::SqliteConnection> for crate::Store {
     async fn weights(
         conn: &mut sqlx::SqliteConnection,
@@ -212,31 +215,63 @@ impl ReadWeights<sqlx::SqliteConnection> for crate::Store {
         period: softstake_core::Period,
         min: Amount,
     ) -> Result<Vec<(String, U256)>, StoreError> {
-        // Only digits and separators are concatenated: no arithmetic.
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT user_id, group_concat(balance || ' ' || effective_at, ',' ORDER BY effective_at, id) \
-             FROM balance_updates WHERE asset = ? AND effective_at < ? GROUP BY user_id ORDER BY user_id",
-        )
+        // Each user becomes `LEN:USER_ID` followed by `BALANCE AT ID,...`,
+        // and up to USERS_PER_ROW users share one row, separated by ';'. The
+        // user id is length-prefixed (in characters), so it may contain any
+        // separator; the history is digits, spaces and commas only. No order
+        // is asked of SQLite (ordered aggregates sort every group): points
+        // are sorted by (time, id) here and users by bytes in the split.
+        // Only text is concatenated and row counters divided: SQL does no
+        // arithmetic on money.
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT group_concat(length(user_id) || ':' || user_id || hist, ';') FROM ( \
+               SELECT user_id, group_concat(balance || ' ' || effective_at || ' ' || id, ',') AS hist, \
+                      (row_number() OVER () - 1) / {USERS_PER_ROW} AS bucket \
+               FROM balance_updates WHERE asset = ? AND effective_at < ? GROUP BY user_id \
+             ) GROUP BY bucket"
+        )))
         .bind(asset)
         .bind(period.end().unix())
         .fetch_all(conn)
         .await?;
-        let bad = |v: &str| StoreError::Corrupt(format!("balance_updates history {v:?}"));
-        let mut out = Vec::with_capacity(rows.len());
+        let bad = |v: &str| StoreError::Corrupt(format!("balance_updates history near {v:?}"));
+        let mut out = Vec::new();
         let mut hist: Vec<Point> = Vec::new();
-        for (user, packed) in rows {
-            hist.clear();
-            for item in packed.split(',') {
-                let (bal, at) = item.split_once(' ').ok_or_else(|| bad(item))?;
-                hist.push(Point {
-                    at: Timestamp::from_unix(at.parse().map_err(|_| bad(item))?),
-                    balance: parse_amount("balance_updates.balance", bal)?,
-                });
+        let mut keyed: Vec<((i64, i64), Amount)> = Vec::new();
+        for row in &rows {
+            let mut rest = row.as_str();
+            while !rest.is_empty() {
+                let (len, after) = rest.split_once(':').ok_or_else(|| bad(rest))?;
+                let len: usize = len.parse().map_err(|_| bad(rest))?;
+                let cut = after
+                    .char_indices()
+                    .nth(len)
+                    .map_or(after.len(), |(i, _)| i);
+                let (user, tail) = after.split_at(cut);
+                let (packed, next) = tail.split_once(';').unwrap_or((tail, ""));
+                keyed.clear();
+                for item in packed.split(',') {
+                    let mut f = item.split(' ');
+                    let (Some(bal), Some(at), Some(id), None) =
+                        (f.next(), f.next(), f.next(), f.next())
+                    else {
+                        return Err(bad(item));
+                    };
+                    let at: i64 = at.parse().map_err(|_| bad(item))?;
+                    let id: i64 = id.parse().map_err(|_| bad(item))?;
+                    keyed.push(((at, id), parse_amount("balance_updates.balance", bal)?));
+                }
+                // Time order, ties by row id: never trust the scan order.
+                keyed.sort_unstable_by_key(|(k, _)| *k);
+                hist.clear();
+                hist.extend(keyed.iter().map(|((at, _), balance)| Point {
+                    at: Timestamp::from_unix(*at),
+                    balance: *balance,
+                }));
+                out.push((user.to_owned(), weight(&hist, period, min)));
+                rest = next;
             }
-            out.push((user, weight(&hist, period, min)));
         }
-        // SQLite orders user ids by its BINARY collation: bytewise, the same
-        // order the split uses.
         Ok(out)
     }
 }
