@@ -181,6 +181,25 @@ pub async fn raw_exec(store: &Store, sql: &str) {
     }
 }
 
+/// Stores each user's opening balance of `asset` at `at` (event ids
+/// `open-USER`).
+pub async fn opening_balances(store: &Store, asset: &str, users: &[(&str, u128)], at: Timestamp) {
+    let batch: Vec<BalanceUpdate> = users
+        .iter()
+        .map(|(u, b)| BalanceUpdate {
+            event_id: format!("open-{u}"),
+            user_id: (*u).into(),
+            asset: asset.into(),
+            balance: Amount::from_base(*b),
+            effective_at: at,
+        })
+        .collect();
+    store
+        .ingest_balance_updates(&batch, at)
+        .await
+        .expect("opening balances");
+}
+
 /// Asks for a withdrawal of `user`'s whole balance (`amount`), which must
 /// queue, records the user's balance dropping to zero, then runs `step`
 /// (one engine cycle plus chain time) until the request is granted; asserts

@@ -13,7 +13,7 @@ use softstake_core::adapter::ChainAdapter;
 use softstake_core::{Amount, ChainId, ManualClock, Rate, Secret, Timestamp};
 use softstake_engine::{Engine, EngineConfig};
 use softstake_planner::{Policy, ValidatorTarget};
-use softstake_store::{BalanceUpdate, OpState};
+use softstake_store::OpState;
 use softstake_tests::on_both;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,23 +95,13 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
         )
         .unwrap();
         // Two users hold the 100 ATOM in custody.
-        let upd = |e: &str, u: &str, b: u128, at: i64| BalanceUpdate {
-            event_id: e.into(),
-            user_id: u.into(),
-            asset: "ATOM".into(),
-            balance: Amount::from_base(b),
-            effective_at: Timestamp::from_unix(at),
-        };
-        store
-            .ingest_balance_updates(
-                &[
-                    upd("e1", "alice", 75_000_000, T0),
-                    upd("e2", "bob", 25_000_000, T0),
-                ],
-                Timestamp::from_unix(T0),
-            )
-            .await
-            .unwrap();
+        softstake_tests::opening_balances(
+            &store,
+            "ATOM",
+            &[("alice", 75_000_000), ("bob", 25_000_000)],
+            Timestamp::from_unix(T0),
+        )
+        .await;
         // One loop step: a cycle, then ten minutes of blocks.
         let step = |secs: i64| {
             let (engine, node, clock) = (engine.clone(), node.clone(), clock.clone());

@@ -44,6 +44,19 @@ fn metric(text: &str, name: &str, labels: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Scrapes `url` until `ok` holds for the text (or fails after `secs`).
+async fn metrics_until(c: &Client, url: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let m = c.get(url).send().await.unwrap().text().await.unwrap();
+        if ok(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "metrics never got there: {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn eventually<F, Fut>(what: &str, secs: u64, mut f: F)
 where
     F: FnMut() -> Fut,
@@ -160,31 +173,15 @@ async fn end_to_end_on_postgres_with_the_simulated_chain() {
     assert_eq!(v["liabilities"], "10000000");
     // The cycle that committed the distribution updates the metrics when
     // it returns.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let m = loop {
-        let m = c
-            .get(&d.metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metric(
-            &m,
+    let m = metrics_until(&c, &d.metrics_url, 10, |m| {
+        metric(
+            m,
             "softstake_rewards_distributed_coins_total",
             "chain=\"cosmos\"",
         )
         .is_some_and(|v| v > 0.0)
-        {
-            break m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no distributed rewards in the metrics: {m}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(metric(&m, "softstake_leader", ""), Some(1.0), "{m}");
     assert!(
         metric(
@@ -435,34 +432,17 @@ async fn a_panicking_chain_is_restarted_while_the_other_chain_keeps_running() {
     .await;
     let (stop, driver) = drive(chain);
     let c = Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let m = loop {
-        let m = c
-            .get(&d.metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metric(&m, "softstake_chain_task_restarts_total", "chain=\"tezos\"").unwrap_or(0.0)
-            >= 2.0
+    let m = metrics_until(&c, &d.metrics_url, 20, |m| {
+        metric(m, "softstake_chain_task_restarts_total", "chain=\"tezos\"").unwrap_or(0.0) >= 2.0
             && metric(
-                &m,
+                m,
                 "softstake_cycles_total",
                 "chain=\"cosmos\",result=\"ok\"",
             )
             .unwrap_or(0.0)
                 >= 3.0
-        {
-            break m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no restart of tezos or no cosmos cycles: {m}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    })
+    .await;
     assert!(
         metric(
             &m,

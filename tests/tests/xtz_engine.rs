@@ -14,7 +14,7 @@ use softstake_core::adapter::ChainAdapter;
 use softstake_core::{Amount, ChainId, ManualClock, Rate, Secret, Timestamp};
 use softstake_engine::{Engine, EngineConfig};
 use softstake_planner::{Policy, ValidatorTarget};
-use softstake_store::{BalanceUpdate, OpState};
+use softstake_store::OpState;
 use softstake_tests::on_both;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,23 +85,13 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
             Arc::new(clock.clone()),
         )
         .unwrap();
-        let upd = |e: &str, u: &str, b: u128, at: i64| BalanceUpdate {
-            event_id: e.into(),
-            user_id: u.into(),
-            asset: "XTZ".into(),
-            balance: Amount::from_base(b),
-            effective_at: Timestamp::from_unix(at),
-        };
-        store
-            .ingest_balance_updates(
-                &[
-                    upd("e1", "alice", 600 * TEZ, T0),
-                    upd("e2", "bob", 400 * TEZ, T0),
-                ],
-                Timestamp::from_unix(T0),
-            )
-            .await
-            .unwrap();
+        softstake_tests::opening_balances(
+            &store,
+            "XTZ",
+            &[("alice", 600 * TEZ), ("bob", 400 * TEZ)],
+            Timestamp::from_unix(T0),
+        )
+        .await;
         // One loop step: a cycle, then `blocks` blocks.
         let step = |blocks: i64| {
             let (engine, node, clock) = (engine.clone(), node.clone(), clock.clone());
