@@ -585,7 +585,12 @@ async fn summary(sh: &Shared, rt: &crate::ChainRuntime) -> ApiResult<ChainSummar
     let chain = rt.config.chain;
     let now = sh.clock.now();
     let view = rt.view();
-    let liabilities = sh.store.liabilities(chain.asset(), now).await?;
+    // The loop refreshes liabilities once per interval; a request only
+    // scans the balances when no refresh has run yet.
+    let liabilities = match view.liabilities {
+        Some(l) => l,
+        None => sh.store.liabilities(chain.asset(), now).await?,
+    };
     let owed = sh.store.withdrawals_owed(chain).await?;
     let queued = sh.store.queued_withdrawals(chain).await?;
     let paused = sh.store.is_paused(chain).await?;

@@ -37,6 +37,10 @@ pub struct ChainView {
     pub consecutive_failures: u32,
     /// Endpoint health as last checked.
     pub health: Option<HealthResponse>,
+    /// Liabilities as computed by the last refresh (once per loop
+    /// iteration): the API reads this instead of scanning every user's
+    /// balance on each request.
+    pub liabilities: Option<Amount>,
 }
 
 /// Longest wait between retries after failures.
@@ -327,6 +331,7 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
     let view = rt.view();
     if let Some(a) = liabilities {
         m.liabilities_coins.get_or_create(&l).set(coins(chain, a));
+        rt.update_view(|v| v.liabilities = Some(a));
     }
     if let Some(a) = owed {
         m.withdrawals_owed_coins
