@@ -390,6 +390,17 @@ impl AdapterError {
     }
 }
 
+/// Housekeeping an adapter asks for when the planner has nothing to do
+/// (Solana: merge stake accounts that are both active on one validator).
+/// It goes through the journal, caps and approvals like any operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Maintenance {
+    /// The operation.
+    pub kind: OperationKind,
+    /// Why, for the journal and the operator.
+    pub reason: String,
+}
+
 /// The capabilities every chain adapter provides. Object safe, so the daemon
 /// holds `Arc<dyn ChainAdapter>` built from config.
 #[async_trait]
@@ -415,6 +426,12 @@ pub trait ChainAdapter: Send + Sync {
 
     /// Endpoint health.
     async fn health(&self, req: HealthRequest) -> Result<HealthResponse, AdapterError>;
+
+    /// Housekeeping to run when the planner has nothing to do, decided
+    /// from the adapter's latest reading. Most chains need none.
+    fn maintenance(&self, _state: &PoolStateResponse) -> Vec<Maintenance> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

@@ -295,7 +295,16 @@ impl Engine {
                 op.state.as_str()
             ));
         } else {
-            let plan = self.plan_from(&state).await?;
+            let mut plan = self.plan_from(&state).await?;
+            if plan.ops.is_empty() {
+                plan.ops
+                    .extend(self.adapter.maintenance(&state).into_iter().map(|m| {
+                        softstake_planner::PlannedOp {
+                            kind: m.kind,
+                            reason: format!("housekeeping: {}", m.reason),
+                        }
+                    }));
+            }
             if self.cfg.dry_run {
                 report.plan_skipped = Some("dry run: nothing journaled or sent".into());
             } else {

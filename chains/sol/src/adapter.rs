@@ -1,0 +1,790 @@
+//! [`SolAdapter`]: the Solana `ChainAdapter` over JSON-RPC
+//! (solana-rpc-client), with fallback across endpoints.
+//!
+//! - Our stake accounts are the stake program's accounts whose withdraw
+//!   authority is ours (`getProgramAccounts` with a memcmp filter), so the
+//!   pool is found again after a restart with nothing stored; new ones are
+//!   seed-derived (`softstake-<n>`, see [`crate::tx`]).
+//! - Activation per account is computed from the account data and the
+//!   StakeHistory sysvar ([`crate::stake`]).
+//! - Every transaction takes a fresh blockhash. Its expiry is proven by the
+//!   chain: `lookup` reports `Expired` only when the node (healthy) says the
+//!   blockhash is no longer valid *and then* still has no status for the
+//!   signature; the journal never resends blindly.
+//! - Rewards: `getInflationReward` per stake account per finished epoch,
+//!   once the epoch's partitioned reward distribution is over (the
+//!   EpochRewards sysvar is inactive), attributed to that epoch's time range.
+
+use crate::keys::LocalKey;
+use crate::ops::{self, ChainView, VoteInfo};
+use crate::stake::{self, Phase};
+use crate::tx::{self, Action, STAKE_ACCOUNT_SIZE, STAKE_PROGRAM, TxParams};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
+    Delegation, EndpointHealth, HealthRequest, HealthResponse, LookupRequest, LookupResponse,
+    Maintenance, ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind,
+    RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+};
+use softstake_core::secret::redact_url;
+use softstake_core::{Amount, ChainId, Period, Timestamp};
+use solana_rpc_client::nonblocking::rpc_client::RpcClient;
+use solana_rpc_client_api::client_error::{Error as ClientError, ErrorKind};
+use solana_rpc_client_api::request::{RpcError, RpcRequest};
+use solana_sdk::pubkey::Pubkey;
+use solana_stake_interface::stake_history::StakeHistory;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The StakeHistory sysvar.
+const STAKE_HISTORY: Pubkey = solana_sdk::pubkey!("SysvarStakeHistory1111111111111111111111111");
+/// The EpochRewards sysvar.
+const EPOCH_REWARDS: Pubkey = solana_sdk::pubkey!("SysvarEpochRewards1111111111111111111111111");
+/// Offset of the withdraw authority in stake account data.
+const WITHDRAWER_OFFSET: usize = 44;
+
+/// Settings from `[chains.network]` (type = "solana").
+#[derive(Debug, Clone)]
+pub struct SolSettings {
+    /// JSON-RPC endpoints, in order of preference.
+    pub endpoints: Vec<String>,
+    /// Genesis hash every endpoint must report.
+    pub genesis_hash: String,
+    /// Withdraw authority when it is not the custody key (a cold key):
+    /// withdrawals are then refused here and made with that key.
+    pub withdrawer: Option<String>,
+    /// Priority fee, micro-lamports per compute unit (0: none).
+    pub compute_unit_price: u64,
+    /// Compute unit limit sent with a priority fee.
+    pub compute_unit_limit: u32,
+    /// Lamports the custody account keeps for fees.
+    pub fee_reserve: u64,
+    /// Slot duration used for time estimates, milliseconds.
+    pub slot_ms: u64,
+    /// Most epochs scanned per rewards call.
+    pub max_reward_epochs: u64,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+}
+
+/// The adapter.
+pub struct SolAdapter {
+    s: SolSettings,
+    key: Arc<LocalKey>,
+    clients: Vec<RpcClient>,
+    /// Endpoints whose genesis hash was checked.
+    checked: Mutex<Vec<bool>>,
+    /// The last chain view (for housekeeping) and every stake account seen
+    /// (so rewards of an account closed since are still looked up).
+    last_view: Mutex<Option<ChainView>>,
+    seen: Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for SolAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SolAdapter")
+            .field("custody", &self.key.address())
+            .field("genesis_hash", &self.s.genesis_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+fn classify(endpoint: &str, e: &ClientError) -> AdapterError {
+    let endpoint = redact_url(endpoint);
+    let message = e.to_string();
+    match e.kind() {
+        ErrorKind::Reqwest(_) | ErrorKind::Io(_) | ErrorKind::Middleware(_) => {
+            if message.contains("429") {
+                AdapterError::RateLimited { endpoint }
+            } else {
+                AdapterError::Transport { endpoint, message }
+            }
+        }
+        _ => AdapterError::Transport { endpoint, message },
+    }
+}
+
+fn bad_answer(what: &str, v: &Value) -> AdapterError {
+    AdapterError::Transport {
+        endpoint: "rpc".into(),
+        message: format!("unexpected {what} answer: {v}"),
+    }
+}
+
+fn u64_at(v: &Value, ptr: &str, what: &str) -> Result<u64, AdapterError> {
+    v.pointer(ptr).and_then(Value::as_u64).ok_or_else(|| bad_answer(what, v))
+}
+
+fn b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+fn unb64(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
+/// The epoch, slot and timing facts one reading uses.
+#[derive(Debug, Clone, Copy)]
+struct EpochFacts {
+    epoch: u64,
+    slot: u64,
+    slot_index: u64,
+    slots_in_epoch: u64,
+}
+
+impl SolAdapter {
+    /// An adapter for `key` against the settings' endpoints.
+    pub fn new(s: SolSettings, key: Arc<LocalKey>) -> Result<Self, AdapterError> {
+        if s.endpoints.is_empty() {
+            return Err(AdapterError::Config("solana: no endpoints".into()));
+        }
+        if let Some(w) = &s.withdrawer {
+            tx::parse_address("withdrawer", w).map_err(|e| AdapterError::Config(e.to_string()))?;
+        }
+        let clients = s
+            .endpoints
+            .iter()
+            .map(|e| RpcClient::new_with_timeout(e.clone(), s.request_timeout))
+            .collect();
+        Ok(SolAdapter {
+            checked: Mutex::new(vec![false; s.endpoints.len()]),
+            s,
+            key,
+            clients,
+            last_view: Mutex::new(None),
+            seen: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// The custody address.
+    pub fn custody(&self) -> String {
+        self.key.address()
+    }
+
+    fn withdrawer(&self) -> Pubkey {
+        self.s
+            .withdrawer
+            .as_deref()
+            .and_then(|w| tx::parse_address("withdrawer", w).ok())
+            .unwrap_or_else(|| self.key.pubkey())
+    }
+
+    async fn ensure_network(&self, i: usize) -> Result<(), AdapterError> {
+        if self.checked.lock().map(|c| c[i]).unwrap_or(false) {
+            return Ok(());
+        }
+        let found: String = self.clients[i]
+            .send(RpcRequest::GetGenesisHash, Value::Null)
+            .await
+            .map_err(|e| classify(&self.s.endpoints[i], &e))?;
+        if found != self.s.genesis_hash {
+            return Err(AdapterError::WrongNetwork {
+                endpoint: redact_url(&self.s.endpoints[i]),
+                expected: self.s.genesis_hash.clone(),
+                found,
+            });
+        }
+        if let Ok(mut c) = self.checked.lock() {
+            c[i] = true;
+        }
+        Ok(())
+    }
+
+    /// One JSON-RPC call, trying each endpoint in turn while errors are
+    /// retryable.
+    async fn call(&self, req: RpcRequest, params: Value) -> Result<Value, AdapterError> {
+        let mut last = None;
+        for (i, c) in self.clients.iter().enumerate() {
+            if let Err(e) = self.ensure_network(i).await {
+                if !e.is_retryable() {
+                    return Err(e);
+                }
+                last = Some(e);
+                continue;
+            }
+            match c.send::<Value>(req, params.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let e = classify(&self.s.endpoints[i], &e);
+                    tracing::debug!(endpoint = %redact_url(&self.s.endpoints[i]), error = %e, "solana rpc call failed");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| AdapterError::Config("solana: no endpoints".into())))
+    }
+
+    async fn epoch_facts(&self) -> Result<EpochFacts, AdapterError> {
+        let v = self
+            .call(RpcRequest::GetEpochInfo, json!([{"commitment": "confirmed"}]))
+            .await?;
+        Ok(EpochFacts {
+            epoch: u64_at(&v, "/epoch", "getEpochInfo")?,
+            slot: u64_at(&v, "/absoluteSlot", "getEpochInfo")?,
+            slot_index: u64_at(&v, "/slotIndex", "getEpochInfo")?,
+            slots_in_epoch: u64_at(&v, "/slotsInEpoch", "getEpochInfo")?,
+        })
+    }
+
+    async fn account_data(&self, address: &Pubkey) -> Result<Option<(u64, Vec<u8>)>, AdapterError> {
+        let v = self
+            .call(
+                RpcRequest::GetAccountInfo,
+                json!([address.to_string(), {"encoding": "base64", "commitment": "confirmed"}]),
+            )
+            .await?;
+        let value = v.get("value").unwrap_or(&Value::Null);
+        if value.is_null() {
+            return Ok(None);
+        }
+        let lamports = u64_at(value, "/lamports", "getAccountInfo")?;
+        let data = value
+            .pointer("/data/0")
+            .and_then(Value::as_str)
+            .and_then(unb64)
+            .ok_or_else(|| bad_answer("getAccountInfo", &v))?;
+        Ok(Some((lamports, data)))
+    }
+
+    async fn block_time(&self, slot: u64) -> Result<Timestamp, AdapterError> {
+        match self.call(RpcRequest::GetBlockTime, json!([slot])).await {
+            Ok(Value::Number(n)) => {
+                return n
+                    .as_i64()
+                    .map(Timestamp::from_unix)
+                    .ok_or_else(|| bad_answer("getBlockTime", &Value::Number(n)));
+            }
+            Ok(_) | Err(_) => {}
+        }
+        // A skipped slot has no block: take the next block's time.
+        let blocks = self
+            .call(RpcRequest::GetBlocksWithLimit, json!([slot, 1]))
+            .await?;
+        let next = blocks
+            .pointer("/0")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad_answer("getBlocksWithLimit", &blocks))?;
+        let t = self.call(RpcRequest::GetBlockTime, json!([next])).await?;
+        t.as_i64()
+            .map(Timestamp::from_unix)
+            .ok_or_else(|| bad_answer("getBlockTime", &t))
+    }
+
+    /// Reads everything the adapter decides from.
+    async fn read_view(&self) -> Result<(ChainView, EpochFacts, StakeHistory), AdapterError> {
+        let facts = self.epoch_facts().await?;
+        let history = match self.account_data(&STAKE_HISTORY).await? {
+            Some((_, data)) => stake::decode_history(&data)
+                .map_err(|e| bad_answer("StakeHistory", &json!(e.to_string())))?,
+            None => Default::default(),
+        };
+        let custody = self.key.pubkey();
+        let withdrawer = self.withdrawer();
+        let list = self
+            .call(
+                RpcRequest::GetProgramAccounts,
+                json!([STAKE_PROGRAM.to_string(), {
+                    "encoding": "base64",
+                    "commitment": "confirmed",
+                    "filters": [
+                        {"dataSize": STAKE_ACCOUNT_SIZE},
+                        {"memcmp": {"offset": WITHDRAWER_OFFSET, "bytes": withdrawer.to_string()}}
+                    ]
+                }]),
+            )
+            .await?;
+        let entries = list.as_array().ok_or_else(|| bad_answer("getProgramAccounts", &list))?;
+        let mut accounts = Vec::new();
+        for e in entries {
+            let addr = e
+                .get("pubkey")
+                .and_then(Value::as_str)
+                .and_then(|p| tx::parse_address("stake account", p).ok())
+                .ok_or_else(|| bad_answer("getProgramAccounts", e))?;
+            let lamports = u64_at(e, "/account/lamports", "getProgramAccounts")?;
+            let data = e
+                .pointer("/account/data/0")
+                .and_then(Value::as_str)
+                .and_then(unb64)
+                .ok_or_else(|| bad_answer("getProgramAccounts", e))?;
+            match stake::view(&addr, lamports, &data, facts.epoch, &history) {
+                Ok(Some(v)) => accounts.push(v),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(account = %addr, error = %err, "unreadable stake account skipped"),
+            }
+        }
+        accounts.sort_by(|a, b| a.address.cmp(&b.address));
+        let balance = self
+            .call(RpcRequest::GetBalance, json!([custody.to_string(), {"commitment": "confirmed"}]))
+            .await?;
+        let liquid = u64_at(&balance, "/value", "getBalance")?;
+        let rent = self
+            .call(RpcRequest::GetMinimumBalanceForRentExemption, json!([STAKE_ACCOUNT_SIZE]))
+            .await?
+            .as_u64()
+            .ok_or_else(|| bad_answer("getMinimumBalanceForRentExemption", &Value::Null))?;
+        let min = self
+            .call(RpcRequest::GetStakeMinimumDelegation, json!([{"commitment": "confirmed"}]))
+            .await?;
+        let min_delegation = u64_at(&min, "/value", "getStakeMinimumDelegation")?;
+        let va = self
+            .call(RpcRequest::GetVoteAccounts, json!([{"commitment": "confirmed"}]))
+            .await?;
+        let mut votes = BTreeMap::new();
+        for (list, delinquent) in [("current", false), ("delinquent", true)] {
+            for v in va.get(list).and_then(Value::as_array).into_iter().flatten() {
+                if let Some(pk) = v.get("votePubkey").and_then(Value::as_str) {
+                    let commission = v
+                        .get("commission")
+                        .and_then(Value::as_u64)
+                        .and_then(|c| u8::try_from(c).ok())
+                        .unwrap_or(100);
+                    votes.insert(pk.to_owned(), VoteInfo { delinquent, commission });
+                }
+            }
+        }
+        // The first seed index whose address holds nothing at all.
+        let existing: BTreeSet<&str> = accounts.iter().map(|a| a.address.as_str()).collect();
+        let mut free_seed_index = 0u32;
+        loop {
+            let addr = tx::stake_address(&custody, free_seed_index);
+            let s = addr.to_string();
+            if !existing.contains(s.as_str()) && self.account_data(&addr).await?.is_none() {
+                break;
+            }
+            free_seed_index = free_seed_index
+                .checked_add(1)
+                .ok_or_else(|| AdapterError::Config("no free stake account seed".into()))?;
+        }
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.extend(accounts.iter().map(|a| a.address.clone()));
+        }
+        let view = ChainView {
+            liquid,
+            accounts,
+            rent_exempt_reserve: rent,
+            min_delegation,
+            votes,
+            free_seed_index,
+            fee_reserve: self.s.fee_reserve,
+        };
+        if let Ok(mut l) = self.last_view.lock() {
+            *l = Some(view.clone());
+        }
+        Ok((view, facts, history))
+    }
+
+    fn epoch_secs(&self, facts: &EpochFacts) -> u64 {
+        facts.slots_in_epoch.saturating_mul(self.s.slot_ms) / 1000
+    }
+
+    fn params(&self, blockhash: String, rent: u64) -> TxParams {
+        TxParams {
+            blockhash,
+            rent_exempt_reserve: rent,
+            compute_unit_price: self.s.compute_unit_price,
+            compute_unit_limit: self.s.compute_unit_limit,
+            withdrawer: self.s.withdrawer.clone(),
+        }
+    }
+
+    async fn head_time(&self) -> Timestamp {
+        let now = Timestamp::from_unix(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                .unwrap_or(0),
+        );
+        match self.call(RpcRequest::GetSlot, json!([{"commitment": "confirmed"}])).await {
+            Ok(v) => match v.as_u64() {
+                Some(slot) => self.block_time(slot).await.unwrap_or(now),
+                None => now,
+            },
+            Err(_) => now,
+        }
+    }
+
+    /// Builds and signs an explicit action with a fresh blockhash.
+    pub async fn sign_action(&self, action: &Action, rent: u64) -> Result<SignedOperation, AdapterError> {
+        let bh = self
+            .call(RpcRequest::GetLatestBlockhash, json!([{"commitment": "confirmed"}]))
+            .await?;
+        let blockhash = bh
+            .pointer("/value/blockhash")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad_answer("getLatestBlockhash", &bh))?
+            .to_owned();
+        let signed = tx::build(action, &self.key, &self.params(blockhash, rent))
+            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        Ok(SignedOperation {
+            bytes: signed.bytes,
+            tx_id: signed.signature,
+            // Expiry is proven by the chain in `lookup` (blockhash validity),
+            // never guessed from the clock.
+            valid_until: None,
+        })
+    }
+}
+
+fn amount(v: u64) -> Amount {
+    Amount::from_base(u128::from(v))
+}
+
+#[async_trait]
+impl ChainAdapter for SolAdapter {
+    fn chain(&self) -> ChainId {
+        ChainId::Solana
+    }
+
+    async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+        let (view, facts, history) = self.read_view().await?;
+        let as_of = self.block_time(facts.slot).await.unwrap_or_else(|_| Timestamp::from_unix(0));
+        let epoch_secs = self.epoch_secs(&facts);
+        let to_boundary = facts
+            .slots_in_epoch
+            .saturating_sub(facts.slot_index)
+            .saturating_mul(self.s.slot_ms)
+            / 1000;
+        let mut by_vote: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut unbonding = Vec::new();
+        let mut withdrawable = 0u64;
+        let mut alerts = Vec::new();
+        let custody = self.key.address();
+        let cooldown = stake::cooldown_epochs(&history, 0).max(1);
+        for a in &view.accounts {
+            if a.staker != custody {
+                alerts.push(format!(
+                    "stake account {} has staker {} (not the custody key): softstake counts it but cannot manage it",
+                    a.address, a.staker
+                ));
+            }
+            match a.phase {
+                Phase::Active | Phase::Activating => {
+                    let e = by_vote.entry(a.voter.clone().unwrap_or_default()).or_default();
+                    e.0 = e.0.saturating_add(a.effective);
+                    e.1 = e.1.saturating_add(a.activating);
+                }
+                Phase::Deactivating => {
+                    let secs = to_boundary
+                        .saturating_add(cooldown.saturating_sub(1).saturating_mul(epoch_secs));
+                    unbonding.push(UnbondingEntry {
+                        validator: a.voter.clone().unwrap_or_default(),
+                        amount: amount(a.lamports),
+                        completes_at: Timestamp::from_unix(
+                            as_of.unix().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)),
+                        ),
+                    });
+                }
+                Phase::Inactive | Phase::Initialized => {
+                    withdrawable = withdrawable.saturating_add(a.lamports);
+                }
+            }
+        }
+        let delegations = by_vote
+            .into_iter()
+            .map(|(validator, (active, activating))| {
+                let info = view.votes.get(&validator);
+                let impaired = info.is_none_or(|i| i.delinquent);
+                if impaired && active.saturating_add(activating) > 0 {
+                    alerts.push(format!(
+                        "vote account {validator} is {} while the pool stakes {} lamports with it",
+                        if info.is_none() { "unknown to the cluster" } else { "delinquent" },
+                        active.saturating_add(activating)
+                    ));
+                }
+                Delegation {
+                    commission: info.map(|i| commission_fraction(i.commission)),
+                    validator,
+                    active: amount(active),
+                    activating: amount(activating),
+                    impaired,
+                }
+            })
+            .collect();
+        Ok(PoolStateResponse {
+            chain: ChainId::Solana,
+            as_of,
+            liquid: amount(view.liquid),
+            delegations,
+            unbonding,
+            withdrawable: amount(withdrawable),
+            claimable_rewards: Amount::ZERO,
+            limits: ChainLimits {
+                min_delegation: amount(view.min_delegation),
+                max_unbonding_entries: None,
+                // Deactivation takes effect at the next boundary (up to one
+                // epoch), then cools down for at least one more.
+                unbonding_delay_secs: epoch_secs.saturating_mul(cooldown.saturating_add(1)),
+                delegation_keeps_funds_liquid: false,
+                stake_chunk: None,
+            },
+            losses: Vec::new(),
+            alerts,
+        })
+    }
+
+    async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
+        let (view, facts, _) = self.read_view().await?;
+        let distributing = match self.account_data(&EPOCH_REWARDS).await? {
+            Some((_, data)) => epoch_rewards_active(&data),
+            None => false,
+        };
+        // Finished epochs whose rewards are fully paid.
+        let last_done = if distributing {
+            facts.epoch.checked_sub(2)
+        } else {
+            facts.epoch.checked_sub(1)
+        };
+        let start = match req.cursor.as_deref() {
+            Some(c) => c
+                .strip_prefix("epoch:")
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| AdapterError::Config(format!("solana reward cursor {c:?} is not epoch:N")))?,
+            None => view
+                .accounts
+                .iter()
+                .filter_map(|a| a.activation_epoch)
+                .filter(|e| *e != u64::MAX)
+                .min()
+                .unwrap_or(facts.epoch),
+        };
+        let Some(last_done) = last_done else {
+            return Ok(RewardsResponse { rewards: vec![], next_cursor: Some(format!("epoch:{start}")) });
+        };
+        let end = last_done.min(start.saturating_add(self.s.max_reward_epochs.saturating_sub(1)));
+        let addresses: Vec<String> = self
+            .seen
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        let voter_of: BTreeMap<&str, &str> = view
+            .accounts
+            .iter()
+            .filter_map(|a| a.voter.as_deref().map(|v| (a.address.as_str(), v)))
+            .collect();
+        let mut rewards = Vec::new();
+        let mut epoch = start;
+        while epoch <= end && !addresses.is_empty() {
+            let mut found: Vec<(String, u64, u64)> = Vec::new();
+            for chunk in addresses.chunks(100) {
+                let v = self
+                    .call(RpcRequest::GetInflationReward, json!([chunk, {"epoch": epoch, "commitment": "finalized"}]))
+                    .await?;
+                let list = v.as_array().ok_or_else(|| bad_answer("getInflationReward", &v))?;
+                for (addr, r) in chunk.iter().zip(list) {
+                    if r.is_null() {
+                        continue;
+                    }
+                    let amt = u64_at(r, "/amount", "getInflationReward")?;
+                    let slot = u64_at(r, "/effectiveSlot", "getInflationReward")?;
+                    if amt > 0 {
+                        found.push((addr.clone(), amt, slot));
+                    }
+                }
+            }
+            if !found.is_empty() {
+                let schedule = self.call(RpcRequest::GetEpochSchedule, Value::Null).await?;
+                let first = first_slot(&schedule, epoch)?;
+                let next = first_slot(&schedule, epoch + 1)?;
+                let t0 = self.block_time(first).await?;
+                let t1 = self.block_time(next).await?;
+                let period = Period::new(t0, t1.max(Timestamp::from_unix(t0.unix() + 1)))
+                    .map_err(|e| bad_answer("epoch times", &json!(e.to_string())))?;
+                for (addr, amt, slot) in found {
+                    rewards.push(ObservedReward {
+                        key: format!("epoch:{epoch}:{addr}"),
+                        period,
+                        amount: amount(amt),
+                        validator: voter_of.get(addr.as_str()).map(|v| (*v).to_owned()).unwrap_or_default(),
+                        kind: RewardKind::Consensus,
+                        tx_hash: Some(format!("inflation-reward@slot:{slot}")),
+                        epoch: Some(epoch),
+                    });
+                }
+            }
+            epoch += 1;
+        }
+        let next = if addresses.is_empty() { start.max(end.saturating_add(1).min(facts.epoch)) } else { epoch };
+        Ok(RewardsResponse { rewards, next_cursor: Some(format!("epoch:{next}")) })
+    }
+
+    async fn build_and_sign(&self, req: BuildRequest) -> Result<SignedOperation, AdapterError> {
+        let (view, _, _) = self.read_view().await?;
+        let action = ops::choose(&req.kind, &view).map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        self.sign_action(&action, view.rent_exempt_reserve).await
+    }
+
+    async fn broadcast(&self, req: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
+        let params = json!([b64(&req.signed.bytes), {
+            "encoding": "base64",
+            "skipPreflight": false,
+            "preflightCommitment": "confirmed",
+            "maxRetries": 0
+        }]);
+        let mut last = None;
+        for (i, c) in self.clients.iter().enumerate() {
+            if let Err(e) = self.ensure_network(i).await {
+                if !e.is_retryable() {
+                    return Err(e);
+                }
+                last = Some(e);
+                continue;
+            }
+            match c.send::<Value>(RpcRequest::SendTransaction, params.clone()).await {
+                Ok(v) => {
+                    let id = v.as_str().unwrap_or_default().to_owned();
+                    if id != req.signed.tx_id {
+                        return Err(AdapterError::Rejected(format!(
+                            "node answered signature {id}, journaled {}",
+                            req.signed.tx_id
+                        )));
+                    }
+                    return Ok(BroadcastResponse { tx_id: id });
+                }
+                Err(e) => {
+                    if let ErrorKind::RpcError(RpcError::RpcResponseError { message, data, .. }) = e.kind() {
+                        let text = format!("{message} {data}");
+                        if text.contains("AlreadyProcessed") || text.contains("already been processed") {
+                            return Ok(BroadcastResponse { tx_id: req.signed.tx_id.clone() });
+                        }
+                        if text.contains("BlockhashNotFound") || text.contains("Blockhash not found") {
+                            // This node does not know the blockhash (yet or
+                            // any more): `lookup` decides, from the chain.
+                            last = Some(classify(&self.s.endpoints[i], &e));
+                            continue;
+                        }
+                        return Err(AdapterError::Rejected(message.clone()));
+                    }
+                    last = Some(classify(&self.s.endpoints[i], &e));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| AdapterError::Config("solana: no endpoints".into())))
+    }
+
+    async fn lookup(&self, req: LookupRequest) -> Result<LookupResponse, AdapterError> {
+        let status = self.signature_status(&req.tx_id).await?;
+        let head_time = self.head_time().await;
+        if let Some(s) = status {
+            return Ok(LookupResponse { status: s, head_time });
+        }
+        let Some(bytes) = req.signed_bytes else {
+            return Ok(LookupResponse { status: TxStatus::NotFound, head_time });
+        };
+        let (_, blockhash) = tx::decode(&bytes).map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        self.call(RpcRequest::GetHealth, Value::Null).await?;
+        let valid = self
+            .call(RpcRequest::IsBlockhashValid, json!([blockhash, {"commitment": "processed"}]))
+            .await?;
+        let valid = valid
+            .pointer("/value")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| bad_answer("isBlockhashValid", &valid))?;
+        if valid {
+            return Ok(LookupResponse { status: TxStatus::NotFound, head_time });
+        }
+        // The blockhash expired before this second look: if the signature is
+        // still unknown, it can never be included.
+        let status = match self.signature_status(&req.tx_id).await? {
+            Some(s) => s,
+            None => TxStatus::Expired,
+        };
+        Ok(LookupResponse { status, head_time })
+    }
+
+    async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
+        let mut endpoints = Vec::new();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for (i, c) in self.clients.iter().enumerate() {
+            let started = Instant::now();
+            let slot = c.send::<Value>(RpcRequest::GetSlot, json!([{"commitment": "confirmed"}])).await;
+            let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let (up, head, lag) = match slot.ok().and_then(|v| v.as_u64()) {
+                Some(s) => {
+                    let t = c.send::<Value>(RpcRequest::GetBlockTime, json!([s])).await.ok().and_then(|v| v.as_u64());
+                    (true, Some(s), t.map(|t| now.saturating_sub(t)))
+                }
+                None => (false, None, None),
+            };
+            endpoints.push(EndpointHealth {
+                endpoint: redact_url(&self.s.endpoints[i]),
+                up,
+                head_height: head,
+                lag_secs: lag,
+                latency_ms: Some(latency),
+            });
+        }
+        Ok(HealthResponse { endpoints })
+    }
+
+    fn maintenance(&self, _state: &PoolStateResponse) -> Vec<Maintenance> {
+        let view = self.last_view.lock().ok().and_then(|v| v.clone());
+        match view.as_ref().and_then(ops::maintenance) {
+            Some(Action::Merge { destination, source }) => vec![Maintenance {
+                kind: OperationKind::Setup { step: "merge".into() },
+                reason: format!("stake accounts {source} and {destination} are both active on the same vote account: merge them"),
+            }],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl SolAdapter {
+    async fn signature_status(&self, sig: &str) -> Result<Option<TxStatus>, AdapterError> {
+        let v = self
+            .call(RpcRequest::GetSignatureStatuses, json!([[sig], {"searchTransactionHistory": true}]))
+            .await?;
+        let s = v.pointer("/value/0").unwrap_or(&Value::Null);
+        if s.is_null() {
+            return Ok(None);
+        }
+        if let Some(err) = s.get("err").filter(|e| !e.is_null()) {
+            return Ok(Some(TxStatus::Failed { reason: err.to_string() }));
+        }
+        let slot = u64_at(s, "/slot", "getSignatureStatuses")?;
+        Ok(Some(match s.get("confirmationStatus").and_then(Value::as_str) {
+            Some("finalized") => TxStatus::Confirmed { height: slot },
+            _ => TxStatus::Pending,
+        }))
+    }
+}
+
+fn commission_fraction(c: u8) -> String {
+    // Commission as a decimal fraction, like the other adapters report it.
+    let whole = c / 100;
+    let frac = c % 100;
+    format!("{whole}.{frac:02}")
+}
+
+fn first_slot(schedule: &Value, epoch: u64) -> Result<u64, AdapterError> {
+    let spe = u64_at(schedule, "/slotsPerEpoch", "getEpochSchedule")?;
+    let warmup = schedule.get("warmup").and_then(Value::as_bool).unwrap_or(false);
+    let first_normal_epoch = u64_at(schedule, "/firstNormalEpoch", "getEpochSchedule")?;
+    let first_normal_slot = u64_at(schedule, "/firstNormalSlot", "getEpochSchedule")?;
+    if warmup && epoch <= first_normal_epoch {
+        // Warm-up epochs double from 32 slots.
+        let mut slot = 0u64;
+        let mut len = 32u64;
+        for _ in 0..epoch {
+            slot = slot.saturating_add(len);
+            len = len.saturating_mul(2);
+        }
+        return Ok(slot);
+    }
+    Ok(first_normal_slot.saturating_add((epoch - first_normal_epoch).saturating_mul(spe)))
+}
+
+/// Whether the EpochRewards sysvar says rewards are still being paid out.
+/// Layout: distribution_starting_block_height u64, num_partitions u64,
+/// parent_blockhash [32], total_points u128, total_rewards u64,
+/// distributed_rewards u64, active bool.
+fn epoch_rewards_active(data: &[u8]) -> bool {
+    data.get(8 + 8 + 32 + 16 + 8 + 8).is_some_and(|b| *b != 0)
+}

@@ -1,0 +1,161 @@
+//! Starts and drives the Solana test node (`testnode/svm_node.py`): the
+//! real system, vote and stake programs executing in LiteSVM (PyPI
+//! `solders`) behind the JSON-RPC methods the adapter calls. Tests only;
+//! `scripts/svm-venv` prepares the Python environment.
+
+use serde_json::{Value, json};
+use solana_rpc_client::nonblocking::rpc_client::RpcClient;
+use solana_rpc_client_api::request::RpcRequest;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Node parameters.
+#[derive(Debug, Clone)]
+pub struct SvmOptions {
+    /// Slots per epoch.
+    pub slots_per_epoch: u64,
+    /// Epoch the node starts in.
+    pub start_epoch: u64,
+    /// Other validators' effective stake in the cluster history (small
+    /// values make warm-up and cool-down take several epochs).
+    pub cluster_stake: u64,
+    /// Reward per epoch on effective stake, basis points.
+    pub reward_bps: u64,
+}
+
+impl Default for SvmOptions {
+    fn default() -> Self {
+        SvmOptions {
+            slots_per_epoch: 32,
+            start_epoch: 10,
+            cluster_stake: 1_000_000_000_000_000_000,
+            reward_bps: 10,
+        }
+    }
+}
+
+/// A running node; killed on drop.
+pub struct SvmNode {
+    _child: tokio::process::Child,
+    /// JSON-RPC URL.
+    pub url: String,
+    /// Genesis hash it reports.
+    pub genesis_hash: String,
+    rpc: RpcClient,
+}
+
+impl std::fmt::Debug for SvmNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SvmNode").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// The Python interpreter with solders installed: `SOFTSTAKE_SVM_PYTHON`,
+/// else the venv `scripts/svm-venv` makes under the target directory.
+pub fn python() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("SOFTSTAKE_SVM_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let p = target.join("svm-venv/bin/python");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "no Python with solders for the Solana test node at {}: run scripts/svm-venv (scripts/test does) or set SOFTSTAKE_SVM_PYTHON",
+            p.display()
+        ))
+    }
+}
+
+impl SvmNode {
+    /// Starts a node and waits until it listens.
+    pub async fn start(opts: SvmOptions) -> Result<Self, String> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testnode/svm_node.py");
+        let mut child = tokio::process::Command::new(python()?)
+            .arg(&script)
+            .args(["--port", "0"])
+            .args(["--slots-per-epoch", &opts.slots_per_epoch.to_string()])
+            .args(["--start-epoch", &opts.start_epoch.to_string()])
+            .args(["--cluster-stake", &opts.cluster_stake.to_string()])
+            .args(["--reward-bps", &opts.reward_bps.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", script.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .map_err(|_| "the Solana test node did not start within 60 s".to_string())?
+            .map_err(|e| e.to_string())?
+            .ok_or("the Solana test node exited before listening")?;
+        // "listening on PORT genesis HASH"
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let (port, genesis) = match parts.as_slice() {
+            ["listening", "on", port, "genesis", hash] => ((*port).to_owned(), (*hash).to_owned()),
+            _ => return Err(format!("unexpected test node banner {line:?}")),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        Ok(SvmNode {
+            _child: child,
+            rpc: RpcClient::new_with_timeout(url.clone(), Duration::from_secs(60)),
+            url,
+            genesis_hash: genesis,
+        })
+    }
+
+    /// Calls a JSON-RPC method (including the `test_*` controls).
+    pub async fn call(&self, method: &'static str, params: Value) -> Result<Value, String> {
+        self.rpc
+            .send::<Value>(RpcRequest::Custom { method }, params)
+            .await
+            .map_err(|e| format!("{method}: {e}"))
+    }
+
+    /// Advances `n` slots (crossing epoch boundaries as they come).
+    pub async fn advance_slots(&self, n: u64) -> Result<(), String> {
+        self.call("test_advanceSlots", json!([n])).await.map(|_| ())
+    }
+
+    /// Advances to the start of the `n`-th next epoch; returns the epoch.
+    pub async fn advance_epochs(&self, n: u64) -> Result<u64, String> {
+        let v = self.call("test_advanceEpochs", json!([n])).await?;
+        v.as_u64().ok_or_else(|| format!("bad epoch {v}"))
+    }
+
+    /// Creates a vote account with `commission` percent through the vote
+    /// program; returns its address.
+    pub async fn create_vote(&self, commission: u8) -> Result<String, String> {
+        let v = self.call("test_createVote", json!([commission])).await?;
+        v.as_str().map(str::to_owned).ok_or_else(|| format!("bad vote {v}"))
+    }
+
+    /// Marks a vote account delinquent (or not).
+    pub async fn set_delinquent(&self, vote: &str, delinquent: bool) -> Result<(), String> {
+        self.call("test_setDelinquent", json!([vote, delinquent])).await.map(|_| ())
+    }
+
+    /// Transfers `lamports` from the node's faucet.
+    pub async fn airdrop(&self, address: &str, lamports: u64) -> Result<(), String> {
+        self.call("test_airdrop", json!([address, lamports])).await.map(|_| ())
+    }
+
+    /// The next `n` sendTransaction calls answer with the signature but
+    /// the transaction is lost.
+    pub async fn drop_sends(&self, n: u64) -> Result<(), String> {
+        self.call("test_dropSends", json!([n])).await.map(|_| ())
+    }
+
+    /// Lamports at an address.
+    pub async fn balance(&self, address: &str) -> Result<u64, String> {
+        let v = self.call("getBalance", json!([address])).await?;
+        v.pointer("/value").and_then(Value::as_u64).ok_or_else(|| format!("bad balance {v}"))
+    }
+}
