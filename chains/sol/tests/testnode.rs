@@ -1,0 +1,373 @@
+//! The Solana adapter against the real SVM (LiteSVM's system, vote and
+//! stake programs, tests' node in chains/sol/testnode): every operation is
+//! signed by the adapter and executed by the stake program; warm-up and
+//! cool-down run over several epochs against a small cluster, rewards are
+//! read back with evidence, and bad input is refused before signing.
+#![allow(clippy::unwrap_used)]
+
+use softstake_chain_sol::keys::LocalKey;
+use softstake_chain_sol::testnode::{SvmNode, SvmOptions};
+use softstake_chain_sol::tx::{self, Action, TxParams};
+use softstake_chain_sol::{SolAdapter, SolSettings};
+use softstake_core::Amount;
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind,
+    PoolStateRequest, PoolStateResponse, RewardsRequest, SignedOperation, TxStatus,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SOL: u64 = 1_000_000_000;
+
+fn settings(node: &SvmNode, endpoints: Vec<String>) -> SolSettings {
+    SolSettings {
+        endpoints,
+        genesis_hash: node.genesis_hash.clone(),
+        withdrawer: None,
+        compute_unit_price: 1_000,
+        compute_unit_limit: 100_000,
+        fee_reserve: SOL / 100,
+        slot_ms: 400,
+        max_reward_epochs: 50,
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+async fn build(a: &SolAdapter, kind: OperationKind) -> Result<SignedOperation, AdapterError> {
+    a.build_and_sign(BuildRequest {
+        operation_id: "t".into(),
+        kind,
+    })
+    .await
+}
+
+/// Broadcasts, lets a slot pass, and asserts the transaction is final.
+async fn send_and_confirm(node: &SvmNode, a: &SolAdapter, signed: SignedOperation) {
+    assert!(tx::verify(&signed.bytes));
+    let r = a
+        .broadcast(BroadcastRequest {
+            signed: signed.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.tx_id, signed.tx_id);
+    let look = || {
+        a.lookup(LookupRequest {
+            tx_id: signed.tx_id.clone(),
+            signed_bytes: Some(signed.bytes.clone()),
+        })
+    };
+    assert_eq!(look().await.unwrap().status, TxStatus::Pending);
+    node.advance_slots(1).await.unwrap();
+    assert!(matches!(
+        look().await.unwrap().status,
+        TxStatus::Confirmed { .. }
+    ));
+}
+
+async fn pool(a: &SolAdapter) -> PoolStateResponse {
+    a.pool_state(PoolStateRequest::default()).await.unwrap()
+}
+
+fn delegate(v: &str, amount: u64) -> OperationKind {
+    OperationKind::Delegate {
+        validator: v.into(),
+        amount: Amount::from_base(u128::from(amount)),
+    }
+}
+
+fn on<'a>(p: &'a PoolStateResponse, v: &str) -> (u128, u128) {
+    p.delegations
+        .iter()
+        .find(|d| d.validator == v)
+        .map(|d| (d.active.base(), d.activating.base()))
+        .unwrap_or((0, 0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stake_accounts_live_from_creation_to_withdrawal_on_the_real_stake_program() {
+    // Other validators hold 20 SOL effective: 9% of it (1.8 SOL) warms up
+    // per epoch, so our 10 SOL takes several epochs.
+    let node = SvmNode::start(SvmOptions {
+        cluster_stake: 20 * SOL,
+        reward_bps: 10,
+        ..SvmOptions::default()
+    })
+    .await
+    .unwrap();
+    let key = Arc::new(LocalKey::from_seed([42; 32]));
+    node.airdrop(&key.address(), 100 * SOL).await.unwrap();
+    let v1 = node.create_vote(5).await.unwrap();
+    let v2 = node.create_vote(10).await.unwrap();
+    let v3 = node.create_vote(0).await.unwrap();
+    node.set_delinquent(&v3, true).await.unwrap();
+    node.advance_slots(1).await.unwrap();
+
+    // A dead endpoint first: the adapter falls back to the node.
+    let a = SolAdapter::new(
+        settings(&node, vec!["http://127.0.0.1:9".into(), node.url.clone()]),
+        key.clone(),
+    )
+    .unwrap();
+    let p = pool(&a).await;
+    assert_eq!(p.liquid.base(), u128::from(100 * SOL));
+    assert!(p.delegations.is_empty());
+    assert_eq!(p.limits.min_delegation.base(), u128::from(SOL), "asked of the stake program");
+
+    // Bad input, refused before signing.
+    let refused = |r: Result<SignedOperation, AdapterError>| match r {
+        Err(AdapterError::InvalidRequest(m)) => m,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let unknown = "11111111111111111111111111111112";
+    assert!(refused(build(&a, delegate(unknown, 2 * SOL)).await).contains("does not exist"));
+    assert!(refused(build(&a, delegate(&v3, 2 * SOL)).await).contains("delinquent"));
+    assert!(refused(build(&a, delegate(&v1, SOL / 2)).await).contains("minimum delegation"));
+    assert!(refused(build(&a, delegate(&v1, 100 * SOL)).await).contains("custody account holds"));
+    let withdraw = OperationKind::WithdrawUnbonded {
+        amount: Amount::from_base(1),
+    };
+    refused(build(&a, withdraw.clone()).await);
+    refused(
+        build(
+            &a,
+            OperationKind::ClaimRewards {
+                validators: vec![],
+            },
+        )
+        .await,
+    );
+
+    // Create + initialize + delegate 10 SOL.
+    let first = tx::stake_address(&key.pubkey(), 0).to_string();
+    send_and_confirm(&node, &a, build(&a, delegate(&v1, 10 * SOL)).await.unwrap()).await;
+    let p = pool(&a).await;
+    assert_eq!(on(&p, &v1), (0, u128::from(10 * SOL)));
+    let reserve = 2_282_880u128;
+    let spent = u128::from(100 * SOL) - p.liquid.base();
+    assert!(spent > u128::from(10 * SOL) + reserve, "fees paid too: {spent}");
+    assert!(spent < u128::from(10 * SOL) + reserve + 1_000_000, "{spent}");
+
+    // Warm-up: partial after one epoch, rate-limited by the cluster.
+    node.advance_epochs(1).await.unwrap();
+    let (active, activating) = on(&pool(&a).await, &v1);
+    assert!(active > 0 && activating > 0, "partly warm: {active} {activating}");
+    assert!(active <= u128::from(2 * SOL), "{active}");
+    // The adapter's computation (the stake interface's) agrees with the
+    // node's own (its Python port, which feeds the cluster history).
+    let va = node.call("getVoteAccounts", serde_json::json!([])).await.unwrap();
+    let node_active = va["current"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["votePubkey"] == v1.as_str())
+        .unwrap()["activatedStake"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(u128::from(node_active), active);
+    let mut epochs = 1;
+    while on(&pool(&a).await, &v1).1 > 0 {
+        node.advance_epochs(1).await.unwrap();
+        epochs += 1;
+        assert!(epochs < 30, "never fully active");
+    }
+    assert!(epochs >= 3, "warm-up took {epochs} epochs");
+
+    // Rewards: one per epoch with effective stake, each with its evidence,
+    // and a replay from the returned cursor adds nothing.
+    node.advance_epochs(1).await.unwrap();
+    let r = a.rewards_since(RewardsRequest { cursor: None }).await.unwrap();
+    assert!(r.rewards.len() >= epochs, "{:?}", r.rewards);
+    let total: u128 = r.rewards.iter().map(|x| x.amount.base()).sum();
+    let p = pool(&a).await;
+    // Rewards compound into the delegated stake.
+    assert_eq!(on(&p, &v1).0, u128::from(10 * SOL) + total);
+    let mut keys: Vec<&str> = r.rewards.iter().map(|x| x.key.as_str()).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), r.rewards.len());
+    for x in &r.rewards {
+        assert_eq!(x.validator, v1);
+        assert!(x.key.ends_with(&first));
+        assert!(x.period.start() < x.period.end());
+        assert!(x.tx_hash.as_deref().unwrap().starts_with("inflation-reward@slot:"));
+    }
+    let again = a
+        .rewards_since(RewardsRequest {
+            cursor: r.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(again.rewards.is_empty(), "{:?}", again.rewards);
+
+    // A top-up is a new account; once both are active they are merged.
+    send_and_confirm(&node, &a, build(&a, delegate(&v1, 3 * SOL)).await.unwrap()).await;
+    let p = pool(&a).await;
+    assert!(a.maintenance(&p).is_empty(), "the top-up is still warming up");
+    let mut n = 0;
+    while on(&pool(&a).await, &v1).1 > 0 {
+        node.advance_epochs(1).await.unwrap();
+        n += 1;
+        assert!(n < 30);
+    }
+    let p = pool(&a).await;
+    let m = a.maintenance(&p);
+    assert_eq!(m.len(), 1, "{m:?}");
+    let before = on(&p, &v1).0;
+    send_and_confirm(&node, &a, build(&a, m[0].kind.clone()).await.unwrap()).await;
+    let p = pool(&a).await;
+    assert_eq!(on(&p, &v1).0, before, "a merge keeps the stake");
+    assert!(a.maintenance(&p).is_empty());
+
+    // Undelegate part: split + deactivate; cools down over epochs; the
+    // withdrawal waits for it and then returns every lamport.
+    send_and_confirm(
+        &node,
+        &a,
+        build(
+            &a,
+            OperationKind::Undelegate {
+                validator: v1.clone(),
+                amount: Amount::from_base(u128::from(4 * SOL)),
+            },
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    let p = pool(&a).await;
+    assert_eq!(p.unbonding.len(), 1, "{p:?}");
+    assert_eq!(p.unbonding[0].amount.base(), u128::from(4 * SOL) + reserve);
+    assert_eq!(on(&p, &v1).0, before - u128::from(4 * SOL));
+    assert!(refused(build(&a, withdraw.clone()).await).contains("cooling down"));
+    // Withdrawing active stake is refused by the stake program itself.
+    let p_liquid = p.liquid.base();
+    let hand = tx::build(
+        &Action::Withdraw {
+            accounts: vec![tx::WithdrawEntry {
+                account: first.clone(),
+                lamports: SOL,
+            }],
+        },
+        &key,
+        &TxParams {
+            blockhash: latest_blockhash(&node).await,
+            rent_exempt_reserve: 2_282_880,
+            compute_unit_price: 0,
+            compute_unit_limit: 200_000,
+            withdrawer: None,
+        },
+    )
+    .unwrap();
+    let err = a
+        .broadcast(BroadcastRequest {
+            signed: SignedOperation {
+                bytes: hand.bytes,
+                tx_id: hand.signature,
+                valid_until: None,
+            },
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AdapterError::Rejected(_)), "{err:?}");
+    let mut n = 0;
+    loop {
+        node.advance_epochs(1).await.unwrap();
+        n += 1;
+        if pool(&a).await.withdrawable.base() > 0 {
+            break;
+        }
+        assert!(n < 30, "never cooled down");
+    }
+    let p = pool(&a).await;
+    assert!(p.unbonding.is_empty());
+    // Stake still earns during the epoch it is deactivated in.
+    let w = p.withdrawable.base();
+    assert!(w >= u128::from(4 * SOL) + reserve && w < u128::from(4 * SOL + SOL / 100) + reserve, "{w}");
+    send_and_confirm(&node, &a, build(&a, withdraw.clone()).await.unwrap()).await;
+    let p2 = pool(&a).await;
+    assert!(p2.withdrawable.is_zero());
+    let gained = p2.liquid.base() - p.liquid.base();
+    assert!(gained > u128::from(4 * SOL) && gained <= w, "{gained}");
+    assert!(p2.liquid.base() > p_liquid);
+
+    // Redelegation: deactivate on v1 (whole account), then once inactive
+    // the same request delegates it to v2.
+    let redelegate = OperationKind::Redelegate {
+        from: v1.clone(),
+        to: v2.clone(),
+        amount: Amount::from_base(on(&p2, &v1).0),
+    };
+    send_and_confirm(&node, &a, build(&a, redelegate.clone()).await.unwrap()).await;
+    assert_eq!(on(&pool(&a).await, &v1).0, 0);
+    let mut n = 0;
+    while pool(&a).await.withdrawable.is_zero() {
+        node.advance_epochs(1).await.unwrap();
+        n += 1;
+        assert!(n < 30);
+    }
+    send_and_confirm(&node, &a, build(&a, redelegate).await.unwrap()).await;
+    let p3 = pool(&a).await;
+    assert!(on(&p3, &v2).1 > 0, "{p3:?}");
+    // Sending the same bytes again is harmless.
+    let again = build(&a, delegate(&v2, 2 * SOL)).await.unwrap();
+    send_and_confirm(&node, &a, again.clone()).await;
+    let r = a
+        .broadcast(BroadcastRequest { signed: again.clone() })
+        .await
+        .unwrap();
+    assert_eq!(r.tx_id, again.tx_id);
+}
+
+async fn latest_blockhash(node: &SvmNode) -> String {
+    let v = node
+        .call("getLatestBlockhash", serde_json::json!([]))
+        .await
+        .unwrap();
+    v["value"]["blockhash"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_transaction_is_expired_only_once_the_chain_proves_its_blockhash_dead() {
+    let node = SvmNode::start(SvmOptions::default()).await.unwrap();
+    let key = Arc::new(LocalKey::from_seed([43; 32]));
+    node.airdrop(&key.address(), 20 * SOL).await.unwrap();
+    let v1 = node.create_vote(5).await.unwrap();
+    let a = SolAdapter::new(settings(&node, vec![node.url.clone()]), key.clone()).unwrap();
+    let signed = build(&a, delegate(&v1, 2 * SOL)).await.unwrap();
+    assert_eq!(signed.valid_until, None, "expiry is never guessed from the clock");
+    node.drop_sends(1).await.unwrap();
+    a.broadcast(BroadcastRequest {
+        signed: signed.clone(),
+    })
+    .await
+    .unwrap();
+    let look = || {
+        a.lookup(LookupRequest {
+            tx_id: signed.tx_id.clone(),
+            signed_bytes: Some(signed.bytes.clone()),
+        })
+    };
+    node.advance_slots(100).await.unwrap();
+    assert_eq!(look().await.unwrap().status, TxStatus::NotFound);
+    node.advance_slots(60).await.unwrap();
+    assert_eq!(look().await.unwrap().status, TxStatus::Expired);
+    // And the expired bytes can no longer land.
+    let err = a
+        .broadcast(BroadcastRequest { signed })
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert_eq!(pool(&a).await.liquid.base(), u128::from(20 * SOL));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_on_another_network_is_refused() {
+    let node = SvmNode::start(SvmOptions::default()).await.unwrap();
+    let key = Arc::new(LocalKey::from_seed([44; 32]));
+    let mut s = settings(&node, vec![node.url.clone()]);
+    s.genesis_hash = "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d".into();
+    let a = SolAdapter::new(s, key).unwrap();
+    let err = a.pool_state(PoolStateRequest::default()).await.unwrap_err();
+    assert!(matches!(err, AdapterError::WrongNetwork { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+}
