@@ -114,7 +114,9 @@ fn bad_answer(what: &str, v: &Value) -> AdapterError {
 }
 
 fn u64_at(v: &Value, ptr: &str, what: &str) -> Result<u64, AdapterError> {
-    v.pointer(ptr).and_then(Value::as_u64).ok_or_else(|| bad_answer(what, v))
+    v.pointer(ptr)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad_answer(what, v))
 }
 
 fn b64(data: &[u8]) -> String {
@@ -220,7 +222,10 @@ impl SolAdapter {
 
     async fn epoch_facts(&self) -> Result<EpochFacts, AdapterError> {
         let v = self
-            .call(RpcRequest::GetEpochInfo, json!([{"commitment": "confirmed"}]))
+            .call(
+                RpcRequest::GetEpochInfo,
+                json!([{"commitment": "confirmed"}]),
+            )
             .await?;
         Ok(EpochFacts {
             epoch: u64_at(&v, "/epoch", "getEpochInfo")?,
@@ -251,14 +256,11 @@ impl SolAdapter {
     }
 
     async fn block_time(&self, slot: u64) -> Result<Timestamp, AdapterError> {
-        match self.call(RpcRequest::GetBlockTime, json!([slot])).await {
-            Ok(Value::Number(n)) => {
-                return n
-                    .as_i64()
-                    .map(Timestamp::from_unix)
-                    .ok_or_else(|| bad_answer("getBlockTime", &Value::Number(n)));
-            }
-            Ok(_) | Err(_) => {}
+        if let Ok(Value::Number(n)) = self.call(RpcRequest::GetBlockTime, json!([slot])).await {
+            return n
+                .as_i64()
+                .map(Timestamp::from_unix)
+                .ok_or_else(|| bad_answer("getBlockTime", &Value::Number(n)));
         }
         // A skipped slot has no block: take the next block's time.
         let blocks = self
@@ -297,7 +299,9 @@ impl SolAdapter {
                 }]),
             )
             .await?;
-        let entries = list.as_array().ok_or_else(|| bad_answer("getProgramAccounts", &list))?;
+        let entries = list
+            .as_array()
+            .ok_or_else(|| bad_answer("getProgramAccounts", &list))?;
         let mut accounts = Vec::new();
         for e in entries {
             let addr = e
@@ -314,25 +318,39 @@ impl SolAdapter {
             match stake::view(&addr, lamports, &data, facts.epoch, &history) {
                 Ok(Some(v)) => accounts.push(v),
                 Ok(None) => {}
-                Err(err) => tracing::warn!(account = %addr, error = %err, "unreadable stake account skipped"),
+                Err(err) => {
+                    tracing::warn!(account = %addr, error = %err, "unreadable stake account skipped")
+                }
             }
         }
         accounts.sort_by(|a, b| a.address.cmp(&b.address));
         let balance = self
-            .call(RpcRequest::GetBalance, json!([custody.to_string(), {"commitment": "confirmed"}]))
+            .call(
+                RpcRequest::GetBalance,
+                json!([custody.to_string(), {"commitment": "confirmed"}]),
+            )
             .await?;
         let liquid = u64_at(&balance, "/value", "getBalance")?;
         let rent = self
-            .call(RpcRequest::GetMinimumBalanceForRentExemption, json!([STAKE_ACCOUNT_SIZE]))
+            .call(
+                RpcRequest::GetMinimumBalanceForRentExemption,
+                json!([STAKE_ACCOUNT_SIZE]),
+            )
             .await?
             .as_u64()
             .ok_or_else(|| bad_answer("getMinimumBalanceForRentExemption", &Value::Null))?;
         let min = self
-            .call(RpcRequest::GetStakeMinimumDelegation, json!([{"commitment": "confirmed"}]))
+            .call(
+                RpcRequest::GetStakeMinimumDelegation,
+                json!([{"commitment": "confirmed"}]),
+            )
             .await?;
         let min_delegation = u64_at(&min, "/value", "getStakeMinimumDelegation")?;
         let va = self
-            .call(RpcRequest::GetVoteAccounts, json!([{"commitment": "confirmed"}]))
+            .call(
+                RpcRequest::GetVoteAccounts,
+                json!([{"commitment": "confirmed"}]),
+            )
             .await?;
         let mut votes = BTreeMap::new();
         for (list, delinquent) in [("current", false), ("delinquent", true)] {
@@ -343,7 +361,13 @@ impl SolAdapter {
                         .and_then(Value::as_u64)
                         .and_then(|c| u8::try_from(c).ok())
                         .unwrap_or(100);
-                    votes.insert(pk.to_owned(), VoteInfo { delinquent, commission });
+                    votes.insert(
+                        pk.to_owned(),
+                        VoteInfo {
+                            delinquent,
+                            commission,
+                        },
+                    );
                 }
             }
         }
@@ -399,7 +423,10 @@ impl SolAdapter {
                 .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
                 .unwrap_or(0),
         );
-        match self.call(RpcRequest::GetSlot, json!([{"commitment": "confirmed"}])).await {
+        match self
+            .call(RpcRequest::GetSlot, json!([{"commitment": "confirmed"}]))
+            .await
+        {
             Ok(v) => match v.as_u64() {
                 Some(slot) => self.block_time(slot).await.unwrap_or(now),
                 None => now,
@@ -409,9 +436,16 @@ impl SolAdapter {
     }
 
     /// Builds and signs an explicit action with a fresh blockhash.
-    pub async fn sign_action(&self, action: &Action, rent: u64) -> Result<SignedOperation, AdapterError> {
+    pub async fn sign_action(
+        &self,
+        action: &Action,
+        rent: u64,
+    ) -> Result<SignedOperation, AdapterError> {
         let bh = self
-            .call(RpcRequest::GetLatestBlockhash, json!([{"commitment": "confirmed"}]))
+            .call(
+                RpcRequest::GetLatestBlockhash,
+                json!([{"commitment": "confirmed"}]),
+            )
             .await?;
         let blockhash = bh
             .pointer("/value/blockhash")
@@ -442,7 +476,10 @@ impl ChainAdapter for SolAdapter {
 
     async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
         let (view, facts, history) = self.read_view().await?;
-        let as_of = self.block_time(facts.slot).await.unwrap_or_else(|_| Timestamp::from_unix(0));
+        let as_of = self
+            .block_time(facts.slot)
+            .await
+            .unwrap_or_else(|_| Timestamp::from_unix(0));
         let epoch_secs = self.epoch_secs(&facts);
         let to_boundary = facts
             .slots_in_epoch
@@ -464,7 +501,9 @@ impl ChainAdapter for SolAdapter {
             }
             match a.phase {
                 Phase::Active | Phase::Activating => {
-                    let e = by_vote.entry(a.voter.clone().unwrap_or_default()).or_default();
+                    let e = by_vote
+                        .entry(a.voter.clone().unwrap_or_default())
+                        .or_default();
                     e.0 = e.0.saturating_add(a.effective);
                     e.1 = e.1.saturating_add(a.activating);
                 }
@@ -475,7 +514,9 @@ impl ChainAdapter for SolAdapter {
                         validator: a.voter.clone().unwrap_or_default(),
                         amount: amount(a.lamports),
                         completes_at: Timestamp::from_unix(
-                            as_of.unix().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)),
+                            as_of
+                                .unix()
+                                .saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)),
                         ),
                     });
                 }
@@ -484,27 +525,28 @@ impl ChainAdapter for SolAdapter {
                 }
             }
         }
-        let delegations = by_vote
-            .into_iter()
-            .map(|(validator, (active, activating))| {
-                let info = view.votes.get(&validator);
-                let impaired = info.is_none_or(|i| i.delinquent);
-                if impaired && active.saturating_add(activating) > 0 {
-                    alerts.push(format!(
+        let delegations =
+            by_vote
+                .into_iter()
+                .map(|(validator, (active, activating))| {
+                    let info = view.votes.get(&validator);
+                    let impaired = info.is_none_or(|i| i.delinquent);
+                    if impaired && active.saturating_add(activating) > 0 {
+                        alerts.push(format!(
                         "vote account {validator} is {} while the pool stakes {} lamports with it",
                         if info.is_none() { "unknown to the cluster" } else { "delinquent" },
                         active.saturating_add(activating)
                     ));
-                }
-                Delegation {
-                    commission: info.map(|i| commission_fraction(i.commission)),
-                    validator,
-                    active: amount(active),
-                    activating: amount(activating),
-                    impaired,
-                }
-            })
-            .collect();
+                    }
+                    Delegation {
+                        commission: info.map(|i| commission_fraction(i.commission)),
+                        validator,
+                        active: amount(active),
+                        activating: amount(activating),
+                        impaired,
+                    }
+                })
+                .collect();
         Ok(PoolStateResponse {
             chain: ChainId::Solana,
             as_of,
@@ -543,7 +585,9 @@ impl ChainAdapter for SolAdapter {
             Some(c) => c
                 .strip_prefix("epoch:")
                 .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| AdapterError::Config(format!("solana reward cursor {c:?} is not epoch:N")))?,
+                .ok_or_else(|| {
+                    AdapterError::Config(format!("solana reward cursor {c:?} is not epoch:N"))
+                })?,
             None => view
                 .accounts
                 .iter()
@@ -553,7 +597,10 @@ impl ChainAdapter for SolAdapter {
                 .unwrap_or(facts.epoch),
         };
         let Some(last_done) = last_done else {
-            return Ok(RewardsResponse { rewards: vec![], next_cursor: Some(format!("epoch:{start}")) });
+            return Ok(RewardsResponse {
+                rewards: vec![],
+                next_cursor: Some(format!("epoch:{start}")),
+            });
         };
         let end = last_done.min(start.saturating_add(self.s.max_reward_epochs.saturating_sub(1)));
         let addresses: Vec<String> = self
@@ -572,9 +619,14 @@ impl ChainAdapter for SolAdapter {
             let mut found: Vec<(String, u64, u64)> = Vec::new();
             for chunk in addresses.chunks(100) {
                 let v = self
-                    .call(RpcRequest::GetInflationReward, json!([chunk, {"epoch": epoch, "commitment": "finalized"}]))
+                    .call(
+                        RpcRequest::GetInflationReward,
+                        json!([chunk, {"epoch": epoch, "commitment": "finalized"}]),
+                    )
                     .await?;
-                let list = v.as_array().ok_or_else(|| bad_answer("getInflationReward", &v))?;
+                let list = v
+                    .as_array()
+                    .ok_or_else(|| bad_answer("getInflationReward", &v))?;
                 for (addr, r) in chunk.iter().zip(list) {
                     if r.is_null() {
                         continue;
@@ -599,7 +651,10 @@ impl ChainAdapter for SolAdapter {
                         key: format!("epoch:{epoch}:{addr}"),
                         period,
                         amount: amount(amt),
-                        validator: voter_of.get(addr.as_str()).map(|v| (*v).to_owned()).unwrap_or_default(),
+                        validator: voter_of
+                            .get(addr.as_str())
+                            .map(|v| (*v).to_owned())
+                            .unwrap_or_default(),
                         kind: RewardKind::Consensus,
                         tx_hash: Some(format!("inflation-reward@slot:{slot}")),
                         epoch: Some(epoch),
@@ -608,13 +663,21 @@ impl ChainAdapter for SolAdapter {
             }
             epoch += 1;
         }
-        let next = if addresses.is_empty() { start.max(end.saturating_add(1).min(facts.epoch)) } else { epoch };
-        Ok(RewardsResponse { rewards, next_cursor: Some(format!("epoch:{next}")) })
+        let next = if addresses.is_empty() {
+            start.max(end.saturating_add(1).min(facts.epoch))
+        } else {
+            epoch
+        };
+        Ok(RewardsResponse {
+            rewards,
+            next_cursor: Some(format!("epoch:{next}")),
+        })
     }
 
     async fn build_and_sign(&self, req: BuildRequest) -> Result<SignedOperation, AdapterError> {
         let (view, _, _) = self.read_view().await?;
-        let action = ops::choose(&req.kind, &view).map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        let action = ops::choose(&req.kind, &view)
+            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
         self.sign_action(&action, view.rent_exempt_reserve).await
     }
 
@@ -634,7 +697,10 @@ impl ChainAdapter for SolAdapter {
                 last = Some(e);
                 continue;
             }
-            match c.send::<Value>(RpcRequest::SendTransaction, params.clone()).await {
+            match c
+                .send::<Value>(RpcRequest::SendTransaction, params.clone())
+                .await
+            {
                 Ok(v) => {
                     let id = v.as_str().unwrap_or_default().to_owned();
                     if id != req.signed.tx_id {
@@ -646,12 +712,21 @@ impl ChainAdapter for SolAdapter {
                     return Ok(BroadcastResponse { tx_id: id });
                 }
                 Err(e) => {
-                    if let ErrorKind::RpcError(RpcError::RpcResponseError { message, data, .. }) = e.kind() {
+                    if let ErrorKind::RpcError(RpcError::RpcResponseError {
+                        message, data, ..
+                    }) = e.kind()
+                    {
                         let text = format!("{message} {data}");
-                        if text.contains("AlreadyProcessed") || text.contains("already been processed") {
-                            return Ok(BroadcastResponse { tx_id: req.signed.tx_id.clone() });
+                        if text.contains("AlreadyProcessed")
+                            || text.contains("already been processed")
+                        {
+                            return Ok(BroadcastResponse {
+                                tx_id: req.signed.tx_id.clone(),
+                            });
                         }
-                        if text.contains("BlockhashNotFound") || text.contains("Blockhash not found") {
+                        if text.contains("BlockhashNotFound")
+                            || text.contains("Blockhash not found")
+                        {
                             // This node does not know the blockhash (yet or
                             // any more): `lookup` decides, from the chain.
                             last = Some(classify(&self.s.endpoints[i], &e));
@@ -670,22 +745,35 @@ impl ChainAdapter for SolAdapter {
         let status = self.signature_status(&req.tx_id).await?;
         let head_time = self.head_time().await;
         if let Some(s) = status {
-            return Ok(LookupResponse { status: s, head_time });
+            return Ok(LookupResponse {
+                status: s,
+                head_time,
+            });
         }
         let Some(bytes) = req.signed_bytes else {
-            return Ok(LookupResponse { status: TxStatus::NotFound, head_time });
+            return Ok(LookupResponse {
+                status: TxStatus::NotFound,
+                head_time,
+            });
         };
-        let (_, blockhash) = tx::decode(&bytes).map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        let (_, blockhash) =
+            tx::decode(&bytes).map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
         self.call(RpcRequest::GetHealth, Value::Null).await?;
         let valid = self
-            .call(RpcRequest::IsBlockhashValid, json!([blockhash, {"commitment": "processed"}]))
+            .call(
+                RpcRequest::IsBlockhashValid,
+                json!([blockhash, {"commitment": "processed"}]),
+            )
             .await?;
         let valid = valid
             .pointer("/value")
             .and_then(Value::as_bool)
             .ok_or_else(|| bad_answer("isBlockhashValid", &valid))?;
         if valid {
-            return Ok(LookupResponse { status: TxStatus::NotFound, head_time });
+            return Ok(LookupResponse {
+                status: TxStatus::NotFound,
+                head_time,
+            });
         }
         // The blockhash expired before this second look: if the signature is
         // still unknown, it can never be included.
@@ -704,11 +792,17 @@ impl ChainAdapter for SolAdapter {
             .unwrap_or(0);
         for (i, c) in self.clients.iter().enumerate() {
             let started = Instant::now();
-            let slot = c.send::<Value>(RpcRequest::GetSlot, json!([{"commitment": "confirmed"}])).await;
+            let slot = c
+                .send::<Value>(RpcRequest::GetSlot, json!([{"commitment": "confirmed"}]))
+                .await;
             let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let (up, head, lag) = match slot.ok().and_then(|v| v.as_u64()) {
                 Some(s) => {
-                    let t = c.send::<Value>(RpcRequest::GetBlockTime, json!([s])).await.ok().and_then(|v| v.as_u64());
+                    let t = c
+                        .send::<Value>(RpcRequest::GetBlockTime, json!([s]))
+                        .await
+                        .ok()
+                        .and_then(|v| v.as_u64());
                     (true, Some(s), t.map(|t| now.saturating_sub(t)))
                 }
                 None => (false, None, None),
@@ -727,9 +821,16 @@ impl ChainAdapter for SolAdapter {
     fn maintenance(&self, _state: &PoolStateResponse) -> Vec<Maintenance> {
         let view = self.last_view.lock().ok().and_then(|v| v.clone());
         match view.as_ref().and_then(ops::maintenance) {
-            Some(Action::Merge { destination, source }) => vec![Maintenance {
-                kind: OperationKind::Setup { step: "merge".into() },
-                reason: format!("stake accounts {source} and {destination} are both active on the same vote account: merge them"),
+            Some(Action::Merge {
+                destination,
+                source,
+            }) => vec![Maintenance {
+                kind: OperationKind::Setup {
+                    step: "merge".into(),
+                },
+                reason: format!(
+                    "stake accounts {source} and {destination} are both active on the same vote account: merge them"
+                ),
             }],
             _ => Vec::new(),
         }
@@ -739,20 +840,27 @@ impl ChainAdapter for SolAdapter {
 impl SolAdapter {
     async fn signature_status(&self, sig: &str) -> Result<Option<TxStatus>, AdapterError> {
         let v = self
-            .call(RpcRequest::GetSignatureStatuses, json!([[sig], {"searchTransactionHistory": true}]))
+            .call(
+                RpcRequest::GetSignatureStatuses,
+                json!([[sig], {"searchTransactionHistory": true}]),
+            )
             .await?;
         let s = v.pointer("/value/0").unwrap_or(&Value::Null);
         if s.is_null() {
             return Ok(None);
         }
         if let Some(err) = s.get("err").filter(|e| !e.is_null()) {
-            return Ok(Some(TxStatus::Failed { reason: err.to_string() }));
+            return Ok(Some(TxStatus::Failed {
+                reason: err.to_string(),
+            }));
         }
         let slot = u64_at(s, "/slot", "getSignatureStatuses")?;
-        Ok(Some(match s.get("confirmationStatus").and_then(Value::as_str) {
-            Some("finalized") => TxStatus::Confirmed { height: slot },
-            _ => TxStatus::Pending,
-        }))
+        Ok(Some(
+            match s.get("confirmationStatus").and_then(Value::as_str) {
+                Some("finalized") => TxStatus::Confirmed { height: slot },
+                _ => TxStatus::Pending,
+            },
+        ))
     }
 }
 
@@ -765,7 +873,10 @@ fn commission_fraction(c: u8) -> String {
 
 fn first_slot(schedule: &Value, epoch: u64) -> Result<u64, AdapterError> {
     let spe = u64_at(schedule, "/slotsPerEpoch", "getEpochSchedule")?;
-    let warmup = schedule.get("warmup").and_then(Value::as_bool).unwrap_or(false);
+    let warmup = schedule
+        .get("warmup")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let first_normal_epoch = u64_at(schedule, "/firstNormalEpoch", "getEpochSchedule")?;
     let first_normal_slot = u64_at(schedule, "/firstNormalSlot", "getEpochSchedule")?;
     if warmup && epoch <= first_normal_epoch {

@@ -157,12 +157,14 @@ pub fn choose(op: &OperationKind, v: &ChainView) -> Result<Action, OpsError> {
         OperationKind::ClaimRewards { .. } => refuse(
             "Solana pays inflation rewards into the stake accounts at each epoch boundary; there is nothing to claim",
         ),
-        OperationKind::Setup { step } if step == "merge" => {
-            maintenance(v).ok_or_else(|| OpsError::Refused("no two active stake accounts on the same vote account to merge".into()))
+        OperationKind::Setup { step } if step == "merge" => maintenance(v).ok_or_else(|| {
+            OpsError::Refused(
+                "no two active stake accounts on the same vote account to merge".into(),
+            )
+        }),
+        OperationKind::Setup { step } => {
+            refuse(format!("unknown Solana setup step {step:?} (known: merge)"))
         }
-        OperationKind::Setup { step } => refuse(format!(
-            "unknown Solana setup step {step:?} (known: merge)"
-        )),
     }
 }
 
@@ -179,8 +181,7 @@ fn deactivate_on(v: &ChainView, vote: &str, amount: u64) -> Result<Action, OpsEr
         .accounts
         .iter()
         .filter(|a| {
-            a.voter.as_deref() == Some(vote)
-                && matches!(a.phase, Phase::Active | Phase::Activating)
+            a.voter.as_deref() == Some(vote) && matches!(a.phase, Phase::Active | Phase::Activating)
         })
         .collect();
     if on.is_empty() {
@@ -198,9 +199,7 @@ fn deactivate_on(v: &ChainView, vote: &str, amount: u64) -> Result<Action, OpsEr
         return Ok(deactivate(a));
     }
     if let Some(a) = on.iter().find(|a| {
-        a.stake > amount
-            && amount >= v.min_delegation
-            && a.stake - amount >= v.min_delegation
+        a.stake > amount && amount >= v.min_delegation && a.stake - amount >= v.min_delegation
     }) {
         return Ok(Action::SplitAndDeactivate {
             source: a.address.clone(),
@@ -226,10 +225,8 @@ fn deactivate_on(v: &ChainView, vote: &str, amount: u64) -> Result<Action, OpsEr
 pub fn maintenance(v: &ChainView) -> Option<Action> {
     let mut by_vote: BTreeMap<&str, Vec<&StakeView>> = BTreeMap::new();
     for a in &v.accounts {
-        if a.phase == Phase::Active {
-            if let Some(voter) = a.voter.as_deref() {
-                by_vote.entry(voter).or_default().push(a);
-            }
+        if let Some(voter) = a.voter.as_deref().filter(|_| a.phase == Phase::Active) {
+            by_vote.entry(voter).or_default().push(a);
         }
     }
     by_vote.into_values().find(|l| l.len() >= 2).map(|mut l| {
@@ -269,9 +266,27 @@ mod tests {
 
     fn view(accounts: Vec<StakeView>) -> ChainView {
         let mut votes = BTreeMap::new();
-        votes.insert("V1".into(), VoteInfo { delinquent: false, commission: 5 });
-        votes.insert("V2".into(), VoteInfo { delinquent: false, commission: 5 });
-        votes.insert("DEL".into(), VoteInfo { delinquent: true, commission: 5 });
+        votes.insert(
+            "V1".into(),
+            VoteInfo {
+                delinquent: false,
+                commission: 5,
+            },
+        );
+        votes.insert(
+            "V2".into(),
+            VoteInfo {
+                delinquent: false,
+                commission: 5,
+            },
+        );
+        votes.insert(
+            "DEL".into(),
+            VoteInfo {
+                delinquent: true,
+                commission: 5,
+            },
+        );
         ChainView {
             liquid: 100_000_000_000,
             accounts,
@@ -284,47 +299,102 @@ mod tests {
     }
 
     fn delegate(v: &str, a: u128) -> OperationKind {
-        OperationKind::Delegate { validator: v.into(), amount: Amount::from_base(a) }
+        OperationKind::Delegate {
+            validator: v.into(),
+            amount: Amount::from_base(a),
+        }
     }
 
     #[test]
     fn delegation_is_refused_for_unknown_or_delinquent_votes_small_amounts_and_missing_funds() {
         let v = view(vec![]);
-        let e = choose(&delegate("NOPE", 2_000_000_000), &v).unwrap_err().to_string();
+        let e = choose(&delegate("NOPE", 2_000_000_000), &v)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not exist"), "{e}");
-        let e = choose(&delegate("DEL", 2_000_000_000), &v).unwrap_err().to_string();
+        let e = choose(&delegate("DEL", 2_000_000_000), &v)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("delinquent"), "{e}");
-        let e = choose(&delegate("V1", 999_999_999), &v).unwrap_err().to_string();
+        let e = choose(&delegate("V1", 999_999_999), &v)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("minimum delegation"), "{e}");
-        let e = choose(&delegate("V1", 99_990_000_000), &v).unwrap_err().to_string();
+        let e = choose(&delegate("V1", 99_990_000_000), &v)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("custody account holds"), "{e}");
         assert_eq!(
             choose(&delegate("V1", 5_000_000_000), &v).unwrap(),
-            Action::CreateAndDelegate { seed_index: 7, vote: "V1".into(), stake_lamports: 5_000_000_000 }
+            Action::CreateAndDelegate {
+                seed_index: 7,
+                vote: "V1".into(),
+                stake_lamports: 5_000_000_000
+            }
         );
     }
 
     #[test]
     fn undelegation_prefers_warming_stake_then_exact_then_split_then_whole() {
-        let und = |a: u64| OperationKind::Undelegate { validator: "V1".into(), amount: Amount::from_base(u128::from(a)) };
+        let und = |a: u64| OperationKind::Undelegate {
+            validator: "V1".into(),
+            amount: Amount::from_base(u128::from(a)),
+        };
         let v = view(vec![
             acct("A", "V1", 10_000_000_000, 10_000_000_000, Phase::Active),
             acct("B", "V1", 3_000_000_000, 3_000_000_000, Phase::Active),
             acct("W", "V1", 2_000_000_000, 0, Phase::Activating),
             acct("X", "V2", 3_000_000_000, 3_000_000_000, Phase::Active),
         ]);
-        assert_eq!(choose(&und(2_500_000_000), &v).unwrap(), Action::Deactivate { account: "W".into() });
-        let no_warm = view(v.accounts.iter().filter(|a| a.address != "W").cloned().collect());
-        assert_eq!(choose(&und(3_000_000_000), &no_warm).unwrap(), Action::Deactivate { account: "B".into() });
+        assert_eq!(
+            choose(&und(2_500_000_000), &v).unwrap(),
+            Action::Deactivate {
+                account: "W".into()
+            }
+        );
+        let no_warm = view(
+            v.accounts
+                .iter()
+                .filter(|a| a.address != "W")
+                .cloned()
+                .collect(),
+        );
+        assert_eq!(
+            choose(&und(3_000_000_000), &no_warm).unwrap(),
+            Action::Deactivate {
+                account: "B".into()
+            }
+        );
         assert_eq!(
             choose(&und(4_000_000_000), &no_warm).unwrap(),
-            Action::SplitAndDeactivate { source: "A".into(), seed_index: 7, lamports: 4_000_000_000 }
+            Action::SplitAndDeactivate {
+                source: "A".into(),
+                seed_index: 7,
+                lamports: 4_000_000_000
+            }
         );
         // Leaving less than the minimum in A: A whole.
-        assert_eq!(choose(&und(9_500_000_000), &no_warm).unwrap(), Action::Deactivate { account: "A".into() });
+        assert_eq!(
+            choose(&und(9_500_000_000), &no_warm).unwrap(),
+            Action::Deactivate {
+                account: "A".into()
+            }
+        );
         // More than any account: the largest.
-        assert_eq!(choose(&und(50_000_000_000), &no_warm).unwrap(), Action::Deactivate { account: "A".into() });
-        let e = choose(&OperationKind::Undelegate { validator: "V9".into(), amount: Amount::from_base(1) }, &v).unwrap_err();
+        assert_eq!(
+            choose(&und(50_000_000_000), &no_warm).unwrap(),
+            Action::Deactivate {
+                account: "A".into()
+            }
+        );
+        let e = choose(
+            &OperationKind::Undelegate {
+                validator: "V9".into(),
+                amount: Amount::from_base(1),
+            },
+            &v,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no active stake"));
     }
 
@@ -336,21 +406,58 @@ mod tests {
             acct("A", "V1", 10_000_000_000, 10_000_000_000, Phase::Active),
             inactive.clone(),
         ]);
-        let w = OperationKind::WithdrawUnbonded { amount: Amount::from_base(1) };
+        let w = OperationKind::WithdrawUnbonded {
+            amount: Amount::from_base(1),
+        };
         assert_eq!(
             choose(&w, &v).unwrap(),
-            Action::Withdraw { accounts: vec![WithdrawEntry { account: "I".into(), lamports: inactive.lamports }] }
+            Action::Withdraw {
+                accounts: vec![WithdrawEntry {
+                    account: "I".into(),
+                    lamports: inactive.lamports
+                }]
+            }
         );
-        let active_only = view(vec![acct("A", "V1", 10_000_000_000, 10_000_000_000, Phase::Active)]);
-        assert!(choose(&w, &active_only).unwrap_err().to_string().contains("active stake cannot be withdrawn"));
+        let active_only = view(vec![acct(
+            "A",
+            "V1",
+            10_000_000_000,
+            10_000_000_000,
+            Phase::Active,
+        )]);
+        assert!(
+            choose(&w, &active_only)
+                .unwrap_err()
+                .to_string()
+                .contains("active stake cannot be withdrawn")
+        );
         assert!(maintenance(&active_only).is_none());
         let mut b = acct("B", "V1", 2_000_000_000, 2_000_000_000, Phase::Active);
         b.activation_epoch = Some(0);
-        let two = view(vec![acct("A", "V1", 10_000_000_000, 10_000_000_000, Phase::Active), b]);
-        assert_eq!(maintenance(&two), Some(Action::Merge { destination: "B".into(), source: "A".into() }));
+        let two = view(vec![
+            acct("A", "V1", 10_000_000_000, 10_000_000_000, Phase::Active),
+            b,
+        ]);
+        assert_eq!(
+            maintenance(&two),
+            Some(Action::Merge {
+                destination: "B".into(),
+                source: "A".into()
+            })
+        );
         // Redelegation re-uses the inactive account.
-        let r = OperationKind::Redelegate { from: "V1".into(), to: "V2".into(), amount: Amount::from_base(3_000_000_000) };
-        assert_eq!(choose(&r, &v).unwrap(), Action::Delegate { account: "I".into(), vote: "V2".into() });
+        let r = OperationKind::Redelegate {
+            from: "V1".into(),
+            to: "V2".into(),
+            amount: Amount::from_base(3_000_000_000),
+        };
+        assert_eq!(
+            choose(&r, &v).unwrap(),
+            Action::Delegate {
+                account: "I".into(),
+                vote: "V2".into()
+            }
+        );
         assert!(choose(&OperationKind::ClaimRewards { validators: vec![] }, &v).is_err());
     }
 }

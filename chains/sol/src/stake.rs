@@ -153,8 +153,8 @@ pub fn cooldown_epochs(history: &StakeHistory, extra_deactivating: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use solana_stake_interface::stake_history::StakeHistoryEntry;
     use solana_stake_interface::stake_flags::StakeFlags;
+    use solana_stake_interface::stake_history::StakeHistoryEntry;
     use solana_stake_interface::state::{Authorized, Delegation, Meta, Stake};
 
     fn data(activation: u64, deactivation: u64, stake: u64) -> Vec<u8> {
@@ -188,11 +188,20 @@ mod tests {
         // Cluster: 1,000 effective; our 500 activating from epoch 10 is the
         // only activating stake, so 9% of 1,000 = 90 activates per epoch.
         let mut h = StakeHistory::default();
-        h.add(10, StakeHistoryEntry::with_effective_and_activating(1_000, 500));
-        h.add(11, StakeHistoryEntry::with_effective_and_activating(1_090, 410));
+        h.add(
+            10,
+            StakeHistoryEntry::with_effective_and_activating(1_000, 500),
+        );
+        h.add(
+            11,
+            StakeHistoryEntry::with_effective_and_activating(1_090, 410),
+        );
         let d = data(10, u64::MAX, 500);
         let at10 = view(&a, 600, &d, 10, &h).unwrap().unwrap();
-        assert_eq!((at10.effective, at10.activating, at10.phase), (0, 500, Phase::Activating));
+        assert_eq!(
+            (at10.effective, at10.activating, at10.phase),
+            (0, 500, Phase::Activating)
+        );
         let at11 = view(&a, 600, &d, 11, &h).unwrap().unwrap();
         assert_eq!((at11.effective, at11.activating), (90, 410));
         let at12 = view(&a, 600, &d, 12, &h).unwrap().unwrap();
@@ -219,11 +228,14 @@ mod tests {
     fn cooldown_estimate_grows_with_the_cluster_queue() {
         let mut h = StakeHistory::default();
         assert_eq!(cooldown_epochs(&h, 5), 1);
-        h.add(3, StakeHistoryEntry {
-            effective: 10_000,
-            activating: 0,
-            deactivating: 1_000,
-        });
+        h.add(
+            3,
+            StakeHistoryEntry {
+                effective: 10_000,
+                activating: 0,
+                deactivating: 1_000,
+            },
+        );
         // 900 per epoch: 1,000 + 800 takes 2 epochs.
         assert_eq!(cooldown_epochs(&h, 800), 2);
         assert_eq!(cooldown_epochs(&h, 0), 2);

@@ -48,7 +48,9 @@ pub struct SvmNode {
 
 impl std::fmt::Debug for SvmNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SvmNode").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("SvmNode")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,17 +136,23 @@ impl SvmNode {
     /// program; returns its address.
     pub async fn create_vote(&self, commission: u8) -> Result<String, String> {
         let v = self.call("test_createVote", json!([commission])).await?;
-        v.as_str().map(str::to_owned).ok_or_else(|| format!("bad vote {v}"))
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("bad vote {v}"))
     }
 
     /// Marks a vote account delinquent (or not).
     pub async fn set_delinquent(&self, vote: &str, delinquent: bool) -> Result<(), String> {
-        self.call("test_setDelinquent", json!([vote, delinquent])).await.map(|_| ())
+        self.call("test_setDelinquent", json!([vote, delinquent]))
+            .await
+            .map(|_| ())
     }
 
     /// Transfers `lamports` from the node's faucet.
     pub async fn airdrop(&self, address: &str, lamports: u64) -> Result<(), String> {
-        self.call("test_airdrop", json!([address, lamports])).await.map(|_| ())
+        self.call("test_airdrop", json!([address, lamports]))
+            .await
+            .map(|_| ())
     }
 
     /// The next `n` sendTransaction calls answer with the signature but
@@ -156,6 +164,8 @@ impl SvmNode {
     /// Lamports at an address.
     pub async fn balance(&self, address: &str) -> Result<u64, String> {
         let v = self.call("getBalance", json!([address])).await?;
-        v.pointer("/value").and_then(Value::as_u64).ok_or_else(|| format!("bad balance {v}"))
+        v.pointer("/value")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| format!("bad balance {v}"))
     }
 }

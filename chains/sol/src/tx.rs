@@ -275,7 +275,9 @@ pub fn instructions(
             let d = parse_address("destination stake account", destination)?;
             let s = parse_address("source stake account", source)?;
             if d == s {
-                return Err(TxError::Invalid("cannot merge an account into itself".into()));
+                return Err(TxError::Invalid(
+                    "cannot merge an account into itself".into(),
+                ));
             }
             ixs.extend(stake_ix::merge(&d, &s, custody));
         }
@@ -301,8 +303,8 @@ pub struct Signed {
 pub fn build(action: &Action, key: &LocalKey, params: &TxParams) -> Result<Signed, TxError> {
     let custody = key.pubkey();
     let ixs = instructions(action, &custody, params)?;
-    let blockhash =
-        Hash::from_str(&params.blockhash).map_err(|_| TxError::BadBlockhash(params.blockhash.clone()))?;
+    let blockhash = Hash::from_str(&params.blockhash)
+        .map_err(|_| TxError::BadBlockhash(params.blockhash.clone()))?;
     let message = compile(&ixs, &custody, blockhash)?;
     let mut tx = Transaction::new_unsigned(message);
     tx.try_sign(&[key.keypair()], blockhash)
@@ -389,7 +391,11 @@ pub fn compile(ixs: &[Instruction], payer: &Pubkey, blockhash: Hash) -> Result<M
 /// difference decide, lower case first.
 fn collate(a: &str, b: &str) -> std::cmp::Ordering {
     let primary = |s: &str| s.to_ascii_lowercase().into_bytes();
-    let tertiary = |s: &str| s.bytes().map(|c| c.is_ascii_uppercase()).collect::<Vec<bool>>();
+    let tertiary = |s: &str| {
+        s.bytes()
+            .map(|c| c.is_ascii_uppercase())
+            .collect::<Vec<bool>>()
+    };
     primary(a)
         .cmp(&primary(b))
         .then_with(|| tertiary(a).cmp(&tertiary(b)))
@@ -398,8 +404,8 @@ fn collate(a: &str, b: &str) -> std::cmp::Ordering {
 /// What the chain needs to know about journaled bytes: the signature and
 /// the blockhash they are bound to (for the expiry proof).
 pub fn decode(bytes: &[u8]) -> Result<(String, String), TxError> {
-    let tx: Transaction =
-        bincode::deserialize(bytes).map_err(|e| TxError::Invalid(format!("not a transaction: {e}")))?;
+    let tx: Transaction = bincode::deserialize(bytes)
+        .map_err(|e| TxError::Invalid(format!("not a transaction: {e}")))?;
     let sig = tx
         .signatures
         .first()

@@ -76,7 +76,7 @@ fn delegate(v: &str, amount: u64) -> OperationKind {
     }
 }
 
-fn on<'a>(p: &'a PoolStateResponse, v: &str) -> (u128, u128) {
+fn on(p: &PoolStateResponse, v: &str) -> (u128, u128) {
     p.delegations
         .iter()
         .find(|d| d.validator == v)
@@ -112,7 +112,11 @@ async fn stake_accounts_live_from_creation_to_withdrawal_on_the_real_stake_progr
     let p = pool(&a).await;
     assert_eq!(p.liquid.base(), u128::from(100 * SOL));
     assert!(p.delegations.is_empty());
-    assert_eq!(p.limits.min_delegation.base(), u128::from(SOL), "asked of the stake program");
+    assert_eq!(
+        p.limits.min_delegation.base(),
+        u128::from(SOL),
+        "asked of the stake program"
+    );
 
     // Bad input, refused before signing.
     let refused = |r: Result<SignedOperation, AdapterError>| match r {
@@ -128,15 +132,7 @@ async fn stake_accounts_live_from_creation_to_withdrawal_on_the_real_stake_progr
         amount: Amount::from_base(1),
     };
     refused(build(&a, withdraw.clone()).await);
-    refused(
-        build(
-            &a,
-            OperationKind::ClaimRewards {
-                validators: vec![],
-            },
-        )
-        .await,
-    );
+    refused(build(&a, OperationKind::ClaimRewards { validators: vec![] }).await);
 
     // Create + initialize + delegate 10 SOL.
     let first = tx::stake_address(&key.pubkey(), 0).to_string();
@@ -145,17 +141,29 @@ async fn stake_accounts_live_from_creation_to_withdrawal_on_the_real_stake_progr
     assert_eq!(on(&p, &v1), (0, u128::from(10 * SOL)));
     let reserve = 2_282_880u128;
     let spent = u128::from(100 * SOL) - p.liquid.base();
-    assert!(spent > u128::from(10 * SOL) + reserve, "fees paid too: {spent}");
-    assert!(spent < u128::from(10 * SOL) + reserve + 1_000_000, "{spent}");
+    assert!(
+        spent > u128::from(10 * SOL) + reserve,
+        "fees paid too: {spent}"
+    );
+    assert!(
+        spent < u128::from(10 * SOL) + reserve + 1_000_000,
+        "{spent}"
+    );
 
     // Warm-up: partial after one epoch, rate-limited by the cluster.
     node.advance_epochs(1).await.unwrap();
     let (active, activating) = on(&pool(&a).await, &v1);
-    assert!(active > 0 && activating > 0, "partly warm: {active} {activating}");
+    assert!(
+        active > 0 && activating > 0,
+        "partly warm: {active} {activating}"
+    );
     assert!(active <= u128::from(2 * SOL), "{active}");
     // The adapter's computation (the stake interface's) agrees with the
     // node's own (its Python port, which feeds the cluster history).
-    let va = node.call("getVoteAccounts", serde_json::json!([])).await.unwrap();
+    let va = node
+        .call("getVoteAccounts", serde_json::json!([]))
+        .await
+        .unwrap();
     let node_active = va["current"]
         .as_array()
         .unwrap()
@@ -176,7 +184,10 @@ async fn stake_accounts_live_from_creation_to_withdrawal_on_the_real_stake_progr
     // Rewards: one per epoch with effective stake, each with its evidence,
     // and a replay from the returned cursor adds nothing.
     node.advance_epochs(1).await.unwrap();
-    let r = a.rewards_since(RewardsRequest { cursor: None }).await.unwrap();
+    let r = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
     assert!(r.rewards.len() >= epochs, "{:?}", r.rewards);
     let total: u128 = r.rewards.iter().map(|x| x.amount.base()).sum();
     let p = pool(&a).await;
@@ -189,7 +200,12 @@ async fn stake_accounts_live_from_creation_to_withdrawal_on_the_real_stake_progr
         assert_eq!(x.validator, v1);
         assert!(x.key.ends_with(&first));
         assert!(x.period.start() < x.period.end());
-        assert!(x.tx_hash.as_deref().unwrap().starts_with("inflation-reward@slot:"));
+        assert!(
+            x.tx_hash
+                .as_deref()
+                .unwrap()
+                .starts_with("inflation-reward@slot:")
+        );
     }
     let again = a
         .rewards_since(RewardsRequest {
@@ -202,7 +218,10 @@ async fn stake_accounts_live_from_creation_to_withdrawal_on_the_real_stake_progr
     // A top-up is a new account; once both are active they are merged.
     send_and_confirm(&node, &a, build(&a, delegate(&v1, 3 * SOL)).await.unwrap()).await;
     let p = pool(&a).await;
-    assert!(a.maintenance(&p).is_empty(), "the top-up is still warming up");
+    assert!(
+        a.maintenance(&p).is_empty(),
+        "the top-up is still warming up"
+    );
     let mut n = 0;
     while on(&pool(&a).await, &v1).1 > 0 {
         node.advance_epochs(1).await.unwrap();
@@ -282,7 +301,10 @@ async fn stake_accounts_live_from_creation_to_withdrawal_on_the_real_stake_progr
     assert!(p.unbonding.is_empty());
     // Stake still earns during the epoch it is deactivated in.
     let w = p.withdrawable.base();
-    assert!(w >= u128::from(4 * SOL) + reserve && w < u128::from(4 * SOL + SOL / 100) + reserve, "{w}");
+    assert!(
+        w >= u128::from(4 * SOL) + reserve && w < u128::from(4 * SOL + SOL / 100) + reserve,
+        "{w}"
+    );
     send_and_confirm(&node, &a, build(&a, withdraw.clone()).await.unwrap()).await;
     let p2 = pool(&a).await;
     assert!(p2.withdrawable.is_zero());
@@ -312,7 +334,9 @@ async fn stake_accounts_live_from_creation_to_withdrawal_on_the_real_stake_progr
     let again = build(&a, delegate(&v2, 2 * SOL)).await.unwrap();
     send_and_confirm(&node, &a, again.clone()).await;
     let r = a
-        .broadcast(BroadcastRequest { signed: again.clone() })
+        .broadcast(BroadcastRequest {
+            signed: again.clone(),
+        })
         .await
         .unwrap();
     assert_eq!(r.tx_id, again.tx_id);
@@ -334,7 +358,10 @@ async fn a_lost_transaction_is_expired_only_once_the_chain_proves_its_blockhash_
     let v1 = node.create_vote(5).await.unwrap();
     let a = SolAdapter::new(settings(&node, vec![node.url.clone()]), key.clone()).unwrap();
     let signed = build(&a, delegate(&v1, 2 * SOL)).await.unwrap();
-    assert_eq!(signed.valid_until, None, "expiry is never guessed from the clock");
+    assert_eq!(
+        signed.valid_until, None,
+        "expiry is never guessed from the clock"
+    );
     node.drop_sends(1).await.unwrap();
     a.broadcast(BroadcastRequest {
         signed: signed.clone(),
@@ -352,10 +379,7 @@ async fn a_lost_transaction_is_expired_only_once_the_chain_proves_its_blockhash_
     node.advance_slots(60).await.unwrap();
     assert_eq!(look().await.unwrap().status, TxStatus::Expired);
     // And the expired bytes can no longer land.
-    let err = a
-        .broadcast(BroadcastRequest { signed })
-        .await
-        .unwrap_err();
+    let err = a.broadcast(BroadcastRequest { signed }).await.unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
     assert_eq!(pool(&a).await.liquid.base(), u128::from(20 * SOL));
 }

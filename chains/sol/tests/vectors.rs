@@ -41,7 +41,10 @@ fn every_stake_transaction_matches_web3js_byte_for_byte() {
             "{name}: transaction bytes differ from web3.js"
         );
         assert_eq!(signed.signature, c["signature"].as_str().unwrap(), "{name}");
-        assert!(tx::verify(&signed.bytes), "{name}: signature does not verify");
+        assert!(
+            tx::verify(&signed.bytes),
+            "{name}: signature does not verify"
+        );
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Chains whose adapter this build contains.
-pub const AVAILABLE: &[ChainId] = &[ChainId::Cosmos, ChainId::Tezos];
+pub const AVAILABLE: &[ChainId] = &[ChainId::Solana, ChainId::Cosmos, ChainId::Tezos];
 
 /// The adapter for `cfg`'s chain, connected to its endpoints.
 pub fn build_adapter(cfg: &ChainConfig) -> Result<Arc<dyn ChainAdapter>, AdapterError> {
@@ -45,6 +45,25 @@ pub fn build_adapter(cfg: &ChainConfig) -> Result<Arc<dyn ChainAdapter>, Adapter
                     request_timeout: Duration::from_secs(20),
                 },
                 Arc::new(signer),
+            )?;
+            Ok(Arc::new(a))
+        }
+        NetworkSection::Solana(n) => {
+            let key = softstake_chain_sol::keys::LocalKey::parse(key()?.expose())
+                .map_err(|e| AdapterError::Config(e.to_string()))?;
+            let a = softstake_chain_sol::SolAdapter::new(
+                softstake_chain_sol::SolSettings {
+                    endpoints: cfg.endpoints.clone(),
+                    genesis_hash: n.genesis_hash.clone(),
+                    withdrawer: n.withdrawer.clone(),
+                    compute_unit_price: n.compute_unit_price,
+                    compute_unit_limit: n.compute_unit_limit,
+                    fee_reserve: n.fee_reserve_lamports,
+                    slot_ms: n.slot_ms,
+                    max_reward_epochs: 10,
+                    request_timeout: Duration::from_secs(20),
+                },
+                Arc::new(key),
             )?;
             Ok(Arc::new(a))
         }

@@ -327,13 +327,20 @@ fn tx_sign(chain: &str, request: &std::path::Path) -> Result<()> {
                 .with_context(|| format!("{} is not a Cosmos sign request", request.display()))?;
             serde_json::to_value(softstake_chain_atom::request::sign(&req)?)?
         }
+        "sol" | "solana" => {
+            let req: softstake_chain_sol::request::SignRequest = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a Solana sign request", request.display()))?;
+            serde_json::to_value(softstake_chain_sol::request::sign(&req)?)?
+        }
         "xtz" | "tezos" => {
             let req: softstake_chain_xtz::request::SignRequest = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a Tezos sign request", request.display()))?;
             serde_json::to_value(softstake_chain_xtz::request::sign(&req)?)?
         }
         other => {
-            anyhow::bail!("offline signing for {other:?} is not built yet (available: atom, xtz)")
+            anyhow::bail!(
+                "offline signing for {other:?} is not built yet (available: atom, sol, xtz)"
+            )
         }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);

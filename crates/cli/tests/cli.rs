@@ -32,7 +32,7 @@ fn stderr(o: &Output) -> String {
 fn example_config_validates() {
     let o = run(bin().args(["config", "validate"]).arg(example()));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("2 chain(s): ethereum, cosmos"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("3 chain(s): ethereum, cosmos, solana"));
 }
 
 #[test]
@@ -375,11 +375,11 @@ fn plan_prints_operations_from_a_pool_state_file_and_sends_nothing() {
     let (ok, _, err) = cli(&[
         "plan",
         "--chain",
-        "solana",
+        "polkadot",
         "--state",
         state.to_str().unwrap(),
     ]);
-    assert!(!ok && err.contains("solana is not configured"), "{err}");
+    assert!(!ok && err.contains("polkadot is not configured"), "{err}");
     std::fs::write(&state, "{}").unwrap();
     let (ok, _, err) = cli(&[
         "plan",
@@ -497,4 +497,69 @@ fn tx_sign_forges_the_taquito_bytes_offline() {
     let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(out["signed_hex"], case("stake")["signed_hex"]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains(v["secret_key"].as_str().unwrap()));
+}
+
+#[test]
+fn tx_sign_builds_every_solana_stake_transaction_like_web3js_offline() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/sol/vectors.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let seed = [2u8; 32];
+    let key = dir.path().join("sol.json");
+    let keygen = softstake_chain_sol::keys::LocalKey::from_seed(seed).to_keygen_json();
+    std::fs::write(&key, &keygen).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let rf = dir.path().join("req.json");
+    for case in v["cases"].as_array().unwrap() {
+        let req = serde_json::json!({
+            "key_file": key, "blockhash": v["blockhash"],
+            "rent_exempt_reserve": v["rent_exempt_reserve"],
+            "compute_unit_price": case["compute_unit_price"],
+            "compute_unit_limit": case["compute_unit_limit"],
+            "action": case["action"],
+        });
+        std::fs::write(&rf, req.to_string()).unwrap();
+        let o = run(bin()
+            .args(["tx", "sign", "--chain", "sol", "--request"])
+            .arg(&rf));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            out["transaction_base64"], case["tx_base64"],
+            "{}",
+            case["name"]
+        );
+        assert_eq!(out["signature"], case["signature"]);
+        assert_eq!(out["address"], v["address"]);
+        assert!(!String::from_utf8_lossy(&o.stdout).contains(&keygen));
+    }
+    // A bad vote address: a clear error, no key material.
+    let req = serde_json::json!({
+        "key_file": key, "blockhash": v["blockhash"], "rent_exempt_reserve": 2282880,
+        "action": {"type": "create_and_delegate", "seed_index": 0, "vote": "not-a-key", "stake_lamports": 5},
+    });
+    std::fs::write(&rf, req.to_string()).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "sol", "--request"])
+        .arg(&rf));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not a Solana address"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains(&keygen));
+    // A key file others can read is refused.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "sol", "--request"])
+        .arg(&rf));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("sol.json"), "{}", stderr(&o));
 }

@@ -295,6 +295,35 @@ pub struct PolkadotNetwork {
 pub struct SolanaNetwork {
     /// Genesis hash (base58) the endpoints must report.
     pub genesis_hash: String,
+    /// Withdraw authority of the stake accounts, when it is not the custody
+    /// key (a cold key): softstake then finds the accounts by it but cannot
+    /// sign withdrawals. Default: the custody key.
+    #[serde(default)]
+    pub withdrawer: Option<String>,
+    /// Priority fee in micro-lamports per compute unit (0: none).
+    #[serde(default)]
+    pub compute_unit_price: u64,
+    /// Compute unit limit sent with a priority fee.
+    #[serde(default = "default_compute_unit_limit")]
+    pub compute_unit_limit: u32,
+    /// Lamports the custody account always keeps for transaction fees.
+    #[serde(default = "default_fee_reserve_lamports")]
+    pub fee_reserve_lamports: u64,
+    /// Slot duration for time estimates (unbonding ETA), milliseconds.
+    #[serde(default = "default_slot_ms")]
+    pub slot_ms: u64,
+}
+
+fn default_compute_unit_limit() -> u32 {
+    200_000
+}
+
+fn default_fee_reserve_lamports() -> u64 {
+    50_000_000
+}
+
+fn default_slot_ms() -> u64 {
+    400
 }
 
 /// Cosmos network settings.

@@ -25,7 +25,7 @@ fn example_config_validates() {
         .unwrap()
         .validate()
         .unwrap();
-    assert_eq!(cfg.chains.len(), 2);
+    assert_eq!(cfg.chains.len(), 3);
     let eth = cfg.chain(softstake_core::ChainId::Ethereum).unwrap();
     assert_eq!(eth.commission.to_string(), "0.1");
     assert_eq!(
@@ -36,6 +36,35 @@ fn example_config_validates() {
     let atom = cfg.chain(softstake_core::ChainId::Cosmos).unwrap();
     assert_eq!(atom.validators.len(), 2);
     assert_eq!(atom.min_eligible_balance.base(), 10_000);
+    let sol = cfg.chain(softstake_core::ChainId::Solana).unwrap();
+    match &sol.network {
+        crate::NetworkSection::Solana(n) => {
+            assert_eq!(n.compute_unit_price, 5000);
+            assert_eq!(n.fee_reserve_lamports, 50_000_000);
+            assert_eq!(n.withdrawer, None);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn solana_settings_are_checked() {
+    let t = example_text();
+    let bad = t
+        .replace(
+            "genesis_hash = \"5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d\"\n# Priority",
+            "genesis_hash = \"0xnot-base58\"\nwithdrawer = \"O0O0\"\n# Priority",
+        )
+        .replace("compute_unit_limit = 200000", "compute_unit_limit = 0");
+    assert_ne!(bad, t);
+    let keys: Vec<String> = issues(&bad).into_iter().map(|i| i.key).collect();
+    for k in [
+        "chains[2].network.genesis_hash",
+        "chains[2].network.withdrawer",
+        "chains[2].network.compute_unit_limit",
+    ] {
+        assert!(keys.contains(&k.to_owned()), "{k} missing from {keys:?}");
+    }
 }
 
 #[test]
@@ -103,7 +132,7 @@ fn a_chain_configured_twice_is_refused() {
     let text = format!("{t}\n{first_chain}");
     let found = issues(&text);
     assert!(
-        found.iter().any(|i| i.key == "chains[2].network.type"),
+        found.iter().any(|i| i.key == "chains[3].network.type"),
         "{found:?}"
     );
 }

@@ -415,8 +415,34 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
                 c.push(k("network.expected_payout_cycles"), "must be at least 1");
             }
         }
-        NetworkSection::Solana(n) if n.genesis_hash.trim().is_empty() => {
-            c.push(k("network.genesis_hash"), "is empty");
+        NetworkSection::Solana(n) => {
+            let base58 = |v: &str| {
+                (32..=44).contains(&v.len())
+                    && v.chars().all(|ch| {
+                        ch.is_ascii_alphanumeric() && !matches!(ch, '0' | 'O' | 'I' | 'l')
+                    })
+            };
+            if !base58(n.genesis_hash.trim()) {
+                c.push(
+                    k("network.genesis_hash"),
+                    format!("{:?} is not a base58 hash", n.genesis_hash),
+                );
+            }
+            if let Some(w) = n.withdrawer.as_deref().filter(|w| !base58(w)) {
+                c.push(
+                    k("network.withdrawer"),
+                    format!("{w:?} is not a base58 Solana address"),
+                );
+            }
+            if n.compute_unit_limit == 0 || n.compute_unit_limit > 1_400_000 {
+                c.push(
+                    k("network.compute_unit_limit"),
+                    "must be between 1 and 1400000",
+                );
+            }
+            if n.slot_ms == 0 {
+                c.push(k("network.slot_ms"), "must be at least 1");
+            }
         }
         _ => {}
     }

@@ -1,0 +1,164 @@
+//! The engine's loop with the real Solana adapter against the LiteSVM test
+//! node (the real stake program), on SQLite and PostgreSQL: the planner's
+//! stake becomes a seed-derived stake account, inflation rewards are
+//! recorded per epoch and distributed, and a withdrawal bigger than the
+//! buffer is queued, unstaked for (split + deactivate), withdrawn after the
+//! cool-down and granted by its ETA.
+#![allow(clippy::unwrap_used)]
+
+use rust_decimal::Decimal;
+use softstake_chain_sol::keys::LocalKey;
+use softstake_chain_sol::testnode::{SvmNode, SvmOptions};
+use softstake_chain_sol::{SolAdapter, SolSettings};
+use softstake_core::adapter::ChainAdapter;
+use softstake_core::{Amount, ChainId, ManualClock, Rate, Timestamp};
+use softstake_engine::{Engine, EngineConfig};
+use softstake_planner::{Policy, ValidatorTarget};
+use softstake_store::OpState;
+use softstake_tests::on_both;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SOL: u128 = 1_000_000_000;
+
+async fn node_time(node: &SvmNode) -> Timestamp {
+    let slot = node.call("getSlot", serde_json::json!([])).await.unwrap();
+    let t = node
+        .call("getBlockTime", serde_json::json!([slot]))
+        .await
+        .unwrap();
+    Timestamp::from_unix(t.as_i64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_the_real_svm() {
+    on_both(|store| async move {
+        let node = SvmNode::start(SvmOptions {
+            reward_bps: 20,
+            ..SvmOptions::default()
+        })
+        .await
+        .unwrap();
+        let key = Arc::new(LocalKey::from_seed([7; 32]));
+        // 100 SOL owed to users, plus what the custody keeps for fees.
+        node.airdrop(&key.address(), 101 * 1_000_000_000)
+            .await
+            .unwrap();
+        let vote = node.create_vote(5).await.unwrap();
+        node.advance_slots(1).await.unwrap();
+        let adapter: Arc<dyn ChainAdapter> = Arc::new(
+            SolAdapter::new(
+                SolSettings {
+                    endpoints: vec![node.url.clone()],
+                    genesis_hash: node.genesis_hash.clone(),
+                    withdrawer: None,
+                    compute_unit_price: 0,
+                    compute_unit_limit: 200_000,
+                    fee_reserve: 10_000_000,
+                    slot_ms: 400,
+                    max_reward_epochs: 10,
+                    request_timeout: Duration::from_secs(10),
+                },
+                key,
+            )
+            .unwrap(),
+        );
+        let clock = ManualClock::new(node_time(&node).await);
+        let rate = |s: &str| Rate::new(s.parse::<Decimal>().unwrap()).unwrap();
+        let engine = Engine::new(
+            store.clone(),
+            adapter,
+            EngineConfig {
+                chain: ChainId::Solana,
+                commission: rate("0.10"),
+                min_eligible_balance: Amount::ZERO,
+                policy: Policy {
+                    target: rate("0.20"),
+                    band: rate("0.05"),
+                    min_operation: Amount::from_base(SOL),
+                    validators: vec![ValidatorTarget {
+                        address: vote.clone(),
+                        weight: 1,
+                        cap: Rate::ONE,
+                    }],
+                    max_per_operation: Amount::from_base(1_000 * SOL),
+                    remaining_today: Amount::ZERO,
+                },
+                max_per_day: Amount::from_base(10_000 * SOL),
+                approval_threshold: Amount::ZERO,
+                dry_run: false,
+                cycle_secs: 7,
+            },
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        softstake_tests::opening_balances(
+            &store,
+            "SOL",
+            &[("alice", 60 * SOL), ("bob", 40 * SOL)],
+            softstake_core::Clock::now(&clock),
+        )
+        .await;
+        // One loop step: a cycle, then 16 slots (half an epoch).
+        let step = || {
+            let (engine, node, clock) = (engine.clone(), &node, clock.clone());
+            async move {
+                let r = engine.cycle().await.unwrap();
+                node.advance_slots(16).await.unwrap();
+                clock.set(node_time(node).await);
+                r
+            }
+        };
+        let r = step().await;
+        assert_eq!(
+            r.ops.iter().filter(|o| o.event == "broadcast").count(),
+            1,
+            "{:?}",
+            r.ops
+        );
+        let r = step().await;
+        assert!(r.ops.iter().any(|o| o.event == "confirmed"), "{:?}", r.ops);
+        let pool = r.pool.unwrap();
+        assert_eq!(pool.delegations.len(), 1);
+        let staked = pool.delegations[0].active.base() + pool.delegations[0].activating.base();
+        assert!((79 * SOL..=81 * SOL).contains(&staked), "{staked}");
+
+        // A few epochs: inflation rewards recorded and distributed.
+        for _ in 0..6 {
+            step().await;
+        }
+        let ds = store
+            .list_distributions(Some("SOL"), None, 100)
+            .await
+            .unwrap();
+        assert!(ds.len() >= 2, "{ds:?}");
+        for d in &ds {
+            assert!(store.verify_distribution(d.id).await.unwrap().ok);
+        }
+
+        // Bob withdraws everything: more than the buffer, so it queues; the
+        // planner unstakes for it and it is granted by its ETA.
+        softstake_tests::queue_withdrawal_until_granted(
+            &store,
+            &engine,
+            &clock,
+            "bob",
+            Amount::from_base(40 * SOL),
+            step,
+        )
+        .await;
+        let ops = store
+            .journal_list(ChainId::Solana, None, 100)
+            .await
+            .unwrap();
+        for kind in ["delegate", "undelegate", "withdraw_unbonded"] {
+            assert!(
+                ops.iter()
+                    .any(|o| o.kind.name() == kind && o.state == OpState::Confirmed),
+                "no confirmed {kind}: {ops:?}"
+            );
+        }
+        assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
+    })
+    .await;
+}
