@@ -333,11 +333,75 @@ pub fn plan(
             }
         }
     }
+    if let Some(chunk) = limits.stake_chunk.filter(|c| !c.is_zero()) {
+        ops = one_chunk_per_operation(ops, chunk, &mut blocked);
+    }
     Ok(Plan {
         summary,
         ops,
         blocked,
     })
+}
+
+/// Most chunk-sized operations one plan sends (Ethereum: 16 validators).
+pub const MAX_CHUNK_OPS: usize = 16;
+
+/// On chunked chains every chunk is its own on-chain operation (Ethereum:
+/// one deposit or one exit request per validator), so a move of k chunks
+/// becomes k operations of one chunk, at most [`MAX_CHUNK_OPS`] per plan.
+fn one_chunk_per_operation(
+    ops: Vec<PlannedOp>,
+    chunk: Amount,
+    blocked: &mut Vec<String>,
+) -> Vec<PlannedOp> {
+    let mut out = Vec::new();
+    for op in ops {
+        let (amount, rebuild): (Amount, Box<dyn Fn(Amount) -> OperationKind>) = match &op.kind {
+            OperationKind::Delegate { validator, amount } => {
+                let v = validator.clone();
+                (
+                    *amount,
+                    Box::new(move |a| OperationKind::Delegate {
+                        validator: v.clone(),
+                        amount: a,
+                    }),
+                )
+            }
+            OperationKind::Undelegate { validator, amount } => {
+                let v = validator.clone();
+                (
+                    *amount,
+                    Box::new(move |a| OperationKind::Undelegate {
+                        validator: v.clone(),
+                        amount: a,
+                    }),
+                )
+            }
+            _ => {
+                out.push(op);
+                continue;
+            }
+        };
+        let n = amount.base() / chunk.base();
+        if n <= 1 || amount.base() % chunk.base() != 0 {
+            out.push(op);
+            continue;
+        }
+        for i in 0..n {
+            if out.len() >= MAX_CHUNK_OPS {
+                blocked.push(format!(
+                    "{} more chunk(s) of {chunk} wait for the next plan (at most {MAX_CHUNK_OPS} operations per plan)",
+                    n - i
+                ));
+                break;
+            }
+            out.push(PlannedOp {
+                kind: rebuild(chunk),
+                reason: format!("{} (chunk {} of {n})", op.reason, i + 1),
+            });
+        }
+    }
+    out
 }
 
 /// `have - target share` as a signed number (for ordering only).

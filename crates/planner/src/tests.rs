@@ -165,10 +165,22 @@ fn the_unbonding_entry_limit_is_respected() {
 #[test]
 fn ethereum_moves_in_validator_sized_chunks() {
     let eth = 32;
-    // Liquid 100 with aim 10: stake 64 (two validators' worth), not 90.
+    // Liquid 100 with aim 10: stake 64 (two validators' worth), not 90,
+    // as one operation per validator.
     let s = state(100, &[], &[], limits(Some(eth), None, false));
     let p = run(&s, 100, 0, &policy(&[("v", 1)], 100, 20));
-    assert_eq!(moves(&p), [("delegate".to_string(), "v", 64)]);
+    assert_eq!(
+        moves(&p),
+        [
+            ("delegate".to_string(), "v", 32),
+            ("delegate".to_string(), "v", 32)
+        ]
+    );
+    // Never more than MAX_CHUNK_OPS in one plan; the rest is reported.
+    let s = state(32 * 40, &[], &[], limits(Some(eth), None, false));
+    let p = run(&s, 32 * 40, 0, &policy(&[("v", 1)], 0, 0));
+    assert_eq!(p.ops.len(), crate::MAX_CHUNK_OPS);
+    assert!(p.blocked.iter().any(|b| b.contains("wait for the next plan")), "{:?}", p.blocked);
     // Short 10 below the floor: exit a whole 32.
     let s = state(0, &[("v", 96)], &[], limits(Some(eth), None, false));
     let p = run(&s, 100, 0, &policy(&[("v", 1)], 100, 20));

@@ -16,11 +16,14 @@ import { encodeFunctionData, keccak256, parseEther, concatHex, toHex, numberToHe
 import { privateKeyToAccount } from "viem/accounts";
 
 const hex = (b) => Buffer.from(b).toString("hex");
-const source = readFileSync(new URL("./DepositContract.sol", import.meta.url), "utf8");
+const read = (f) => readFileSync(new URL(`./${f}`, import.meta.url), "utf8");
 const compiled = JSON.parse(solc.compile(JSON.stringify({
   language: "Solidity",
-  sources: { "DepositContract.sol": { content: source } },
-  settings: { optimizer: { enabled: true, runs: 200 }, evmVersion: "cancun", outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } } },
+  sources: {
+    "DepositContract.sol": { content: read("DepositContract.sol") },
+    "WithdrawalRequests.sol": { content: read("WithdrawalRequests.sol") },
+  },
+  settings: { optimizer: { enabled: true, runs: 200 }, evmVersion: "cancun", outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } } },
 })));
 for (const e of compiled.errors ?? []) if (e.severity === "error") throw new Error(e.formattedMessage);
 const contract = compiled.contracts["DepositContract.sol"].DepositContract;
@@ -100,6 +103,7 @@ console.log(JSON.stringify({
   deposit_contract: DEPOSIT_ADDRESS,
   withdrawal_request_contract: REQUEST_ADDRESS,
   deposit_contract_bytecode: contract.evm.bytecode.object,
+  withdrawal_request_runtime: compiled.contracts["WithdrawalRequests.sol"].WithdrawalRequests.evm.deployedBytecode.object,
   deposit_data: entries,
   transactions: txs,
 }, null, 2));
