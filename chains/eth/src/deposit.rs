@@ -97,7 +97,11 @@ pub enum DepositError {
     },
 }
 
-fn fixed<const N: usize>(pubkey: &str, field: &'static str, v: &str) -> Result<[u8; N], DepositError> {
+fn fixed<const N: usize>(
+    pubkey: &str,
+    field: &'static str,
+    v: &str,
+) -> Result<[u8; N], DepositError> {
     let bytes = hex::decode(v.trim_start_matches("0x")).map_err(|_| DepositError::Length {
         pubkey: pubkey.to_owned(),
         field,
@@ -173,7 +177,9 @@ pub fn verify(
     let sig = blst::min_pk::Signature::sig_validate(&signature, true)
         .map_err(|e| bad(format!("signature is not a valid BLS signature ({e:?})")))?;
     if sig.verify(true, &signing, BLS_DST, &[], &pk, true) != blst::BLST_ERROR::BLST_SUCCESS {
-        return Err(bad("BLS signature does not verify for the deposit domain".into()));
+        return Err(bad(
+            "BLS signature does not verify for the deposit domain".into()
+        ));
     }
     Ok(VerifiedDeposit {
         pubkey,

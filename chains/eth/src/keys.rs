@@ -35,16 +35,18 @@ impl LocalKey {
     pub fn parse(text: &str, password: Option<&str>) -> Result<Self, KeyError> {
         let t = text.trim();
         if t.starts_with('{') {
-            let password =
-                password.ok_or_else(|| KeyError::Keystore("no keystore password configured".into()))?;
+            let password = password
+                .ok_or_else(|| KeyError::Keystore("no keystore password configured".into()))?;
             // alloy decrypts from a path: the keystore is encrypted, so a
             // private temporary copy (mode 600, removed at once) is safe.
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
                 .unwrap_or(0);
-            let path = std::env::temp_dir()
-                .join(format!("softstake-keystore-{}-{nanos}.json", std::process::id()));
+            let path = std::env::temp_dir().join(format!(
+                "softstake-keystore-{}-{nanos}.json",
+                std::process::id()
+            ));
             write_private(&path, t.as_bytes())
                 .map_err(|e| KeyError::Keystore(format!("temporary copy: {e}")))?;
             let r = PrivateKeySigner::decrypt_keystore(&path, password);

@@ -8,9 +8,16 @@
 //!   signed with alloy; equal byte for byte to viem's (tests/vectors/eth).
 //! - [`testnode`]: starts anvil (npm @foundry-rs/anvil) for tests.
 //!
+//! - [`adapter`]: [`EthAdapter`], the `ChainAdapter` (execution JSON-RPC
+//!   with alloy, consensus over the Beacon API).
+//!
 //! No SDK type crosses the crate boundary.
 
+pub mod adapter;
 pub mod deposit;
 pub mod keys;
 pub mod ssz;
+pub mod testnode;
 pub mod tx;
+
+pub use adapter::{EthAdapter, EthSettings};

@@ -100,6 +100,9 @@ mod tests {
         let mut second = [0u8; 32];
         second[..16].copy_from_slice(&[9u8; 16]);
         assert_eq!(bytes_root(&[9u8; 48]), hash2(&[9u8; 32], &second));
-        assert_ne!(deposit_domain([0, 0, 0, 0]), deposit_domain([0x10, 0, 0, 0x38]));
+        assert_ne!(
+            deposit_domain([0, 0, 0, 0]),
+            deposit_domain([0x10, 0, 0, 0x38])
+        );
     }
 }

@@ -143,7 +143,10 @@ pub fn call_of(action: &Action, p: &TxParams) -> Result<(Address, U256, Bytes), 
             let mut data = pk.to_vec();
             data.extend_from_slice(&amount_gwei.to_be_bytes());
             Ok((
-                parse_address("withdrawal_request_contract", &p.withdrawal_request_contract)?,
+                parse_address(
+                    "withdrawal_request_contract",
+                    &p.withdrawal_request_contract,
+                )?,
                 U256::from(*fee_wei),
                 data.into(),
             ))

@@ -80,7 +80,10 @@ fn reference_deposit_data_verifies_and_every_tampering_is_refused() {
     t.pubkey.push_str("00");
     assert!(matches!(
         deposit::verify(&t, &c, f),
-        Err(DepositError::Length { field: "pubkey", .. })
+        Err(DepositError::Length {
+            field: "pubkey",
+            ..
+        })
     ));
 }
 
@@ -123,10 +126,7 @@ fn signed_deposit_and_withdrawal_request_transactions_equal_viems() {
                 .unwrap(),
             gas_limit: t["gas"].as_u64().unwrap(),
             deposit_contract: v["deposit_contract"].as_str().unwrap().into(),
-            withdrawal_request_contract: v["withdrawal_request_contract"]
-                .as_str()
-                .unwrap()
-                .into(),
+            withdrawal_request_contract: v["withdrawal_request_contract"].as_str().unwrap().into(),
         };
         let signed = tx::build(&action, &key, &p).unwrap();
         assert_eq!(

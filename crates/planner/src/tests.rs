@@ -180,7 +180,13 @@ fn ethereum_moves_in_validator_sized_chunks() {
     let s = state(32 * 40, &[], &[], limits(Some(eth), None, false));
     let p = run(&s, 32 * 40, 0, &policy(&[("v", 1)], 0, 0));
     assert_eq!(p.ops.len(), crate::MAX_CHUNK_OPS);
-    assert!(p.blocked.iter().any(|b| b.contains("wait for the next plan")), "{:?}", p.blocked);
+    assert!(
+        p.blocked
+            .iter()
+            .any(|b| b.contains("wait for the next plan")),
+        "{:?}",
+        p.blocked
+    );
     // Short 10 below the floor: exit a whole 32.
     let s = state(0, &[("v", 96)], &[], limits(Some(eth), None, false));
     let p = run(&s, 100, 0, &policy(&[("v", 1)], 100, 20));

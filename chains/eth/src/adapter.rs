@@ -1,0 +1,1052 @@
+//! [`EthAdapter`]: the Ethereum `ChainAdapter`: execution layer over
+//! JSON-RPC with alloy, consensus layer over the standard Beacon API.
+//!
+//! - The pool is the custody account's balance plus the validators whose
+//!   deposit data (in `deposit_data_dir`) points their withdrawal
+//!   credentials to it. The planner sees one "validator": the configured
+//!   operator label; stake moves in 32 ETH chunks, one deposit or one
+//!   request per operation.
+//! - Delegate = the first unused deposit entry of that amount, verified
+//!   ([`crate::deposit::verify`]) and checked never deposited (Beacon API
+//!   and the deposit contract's logs) before it is signed.
+//! - Undelegate = an EIP-7002 request: a partial withdrawal from a 0x02
+//!   validator that keeps 32 ETH, else a full exit; the fee is read from the
+//!   request contract at signing time.
+//! - Exited balances come back by themselves (the consensus layer's
+//!   sweep), so nothing is ever "withdrawn" by softstake.
+//! - Rewards, reported apart: consensus = balance growth plus withdrawals
+//!   (skims) per validator over a slot range, against a high-water mark so
+//!   a penalty is never followed by a double-counted recovery; execution =
+//!   priority fees and payments to the fee recipient in blocks it received.
+//! - Nonces come from the chain's pending count and this process's own
+//!   signatures; an operation is `Expired` when the account's mined nonce is
+//!   past the journaled transaction's and it has no receipt (another
+//!   transaction took its nonce; it can never land).
+
+use crate::deposit::{self, DepositEntry, VerifiedDeposit};
+use crate::keys::LocalKey;
+use crate::tx::{self, Action, TxParams};
+use alloy::providers::{Provider, RootProvider};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
+    Delegation, EndpointHealth, HealthRequest, HealthResponse, LookupRequest, LookupResponse,
+    ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
+    RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+};
+use softstake_core::secret::redact_url;
+use softstake_core::{Amount, ChainId, Period, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WEI_PER_GWEI: u128 = 1_000_000_000;
+
+/// Settings from `[chains.network]` (type = "ethereum").
+#[derive(Debug, Clone)]
+pub struct EthSettings {
+    /// Execution-layer JSON-RPC endpoints.
+    pub endpoints: Vec<String>,
+    /// Beacon API endpoints.
+    pub beacon_endpoints: Vec<String>,
+    /// EIP-155 chain id every endpoint must report.
+    pub chain_id: u64,
+    /// Genesis fork version (the deposit signature domain).
+    pub fork_version: [u8; 4],
+    /// Deposit contract address.
+    pub deposit_contract: String,
+    /// EIP-7002 withdrawal request contract address.
+    pub withdrawal_request_contract: String,
+    /// Directory of staking-deposit-cli `deposit_data-*.json` files.
+    pub deposit_data_dir: PathBuf,
+    /// The label the planner's validator list uses for this operator.
+    pub operator: String,
+    /// Fee recipient of the operator's validators (default: custody).
+    pub fee_recipient: Option<String>,
+    /// Refuse to sign above this max fee per gas, wei.
+    pub max_fee_per_gas: u128,
+    /// Refuse to sign above this gas limit.
+    pub max_gas: u64,
+    /// First block to scan deposit logs from.
+    pub deposit_log_from_block: u64,
+    /// Blocks on top of the inclusion block before an operation counts.
+    pub confirmations: u64,
+    /// Estimated time from withdrawable epoch to the sweep paying out.
+    pub sweep_delay_secs: u64,
+    /// Most slots scanned per rewards call.
+    pub max_scan_slots: u64,
+    /// Most execution blocks scanned per rewards call.
+    pub max_scan_blocks: u64,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+}
+
+/// The adapter.
+pub struct EthAdapter {
+    s: EthSettings,
+    key: Arc<LocalKey>,
+    els: Vec<RootProvider>,
+    http: reqwest::Client,
+    /// Nonce after the last transaction this process signed.
+    next_nonce: Mutex<Option<u64>>,
+    /// Validators this process sent deposits or exit requests for.
+    sent_deposits: Mutex<BTreeSet<String>>,
+    sent_exits: Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for EthAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EthAdapter")
+            .field("custody", &self.key.address())
+            .field("chain_id", &self.s.chain_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn transport(endpoint: &str, e: impl std::fmt::Display) -> AdapterError {
+    AdapterError::Transport {
+        endpoint: redact_url(endpoint),
+        message: e.to_string(),
+    }
+}
+
+fn bad(what: &str, v: &Value) -> AdapterError {
+    AdapterError::Transport {
+        endpoint: "rpc".into(),
+        message: format!("unexpected {what} answer: {v}"),
+    }
+}
+
+fn hex_u128(v: &Value) -> Option<u128> {
+    v.as_str()
+        .and_then(|s| u128::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+}
+
+fn hex_u64(v: &Value) -> Option<u64> {
+    hex_u128(v).and_then(|x| u64::try_from(x).ok())
+}
+
+fn num_str(v: &Value) -> Option<u64> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_u64())
+}
+
+fn wei(gwei: u64) -> Amount {
+    Amount::from_base(u128::from(gwei) * WEI_PER_GWEI)
+}
+
+/// One of our validators as the Beacon API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BeaconValidator {
+    index: u64,
+    pubkey: String,
+    status: String,
+    balance_gwei: u64,
+    credential_type: u8,
+    withdrawable_epoch: u64,
+    slashed: bool,
+}
+
+/// The consensus reward cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursor {
+    /// Last slot accounted for (None: start at the current head).
+    slot: Option<u64>,
+    /// Per validator index: withdrawn so far and the high-water mark of
+    /// balance + withdrawn, gwei.
+    withdrawn: BTreeMap<u64, u64>,
+    high_water: BTreeMap<u64, u64>,
+    /// Last execution block accounted for.
+    block: Option<u64>,
+}
+
+impl EthAdapter {
+    /// An adapter for `key`.
+    pub fn new(s: EthSettings, key: Arc<LocalKey>) -> Result<Self, AdapterError> {
+        if s.endpoints.is_empty() || s.beacon_endpoints.is_empty() {
+            return Err(AdapterError::Config(
+                "ethereum: endpoints and network.beacon_endpoints must both be set".into(),
+            ));
+        }
+        tx::parse_address("deposit_contract", &s.deposit_contract)
+            .map_err(|e| AdapterError::Config(e.to_string()))?;
+        tx::parse_address(
+            "withdrawal_request_contract",
+            &s.withdrawal_request_contract,
+        )
+        .map_err(|e| AdapterError::Config(e.to_string()))?;
+        let mut els = Vec::new();
+        for e in &s.endpoints {
+            let url = e.parse().map_err(|_| {
+                AdapterError::Config(format!("endpoint {} is not a URL", redact_url(e)))
+            })?;
+            els.push(RootProvider::new_http(url));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(s.request_timeout)
+            .build()
+            .map_err(|e| AdapterError::Config(e.to_string()))?;
+        Ok(EthAdapter {
+            s,
+            key,
+            els,
+            http,
+            next_nonce: Mutex::new(None),
+            sent_deposits: Mutex::new(BTreeSet::new()),
+            sent_exits: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    fn custody(&self) -> String {
+        self.key.address().to_checksum(None)
+    }
+
+    fn fee_recipient(&self) -> String {
+        self.s
+            .fee_recipient
+            .clone()
+            .unwrap_or_else(|| self.custody())
+            .to_lowercase()
+    }
+
+    /// One execution-layer call with fallback; checks the chain id first.
+    async fn el(&self, method: &'static str, params: Value) -> Result<Value, AdapterError> {
+        let mut last = None;
+        for (i, p) in self.els.iter().enumerate() {
+            let ep = &self.s.endpoints[i];
+            let chain: Result<Value, _> = p.raw_request("eth_chainId".into(), json!([])).await;
+            match chain {
+                Ok(v) => {
+                    let found = hex_u64(&v).unwrap_or(0);
+                    if found != self.s.chain_id {
+                        return Err(AdapterError::WrongNetwork {
+                            endpoint: redact_url(ep),
+                            expected: self.s.chain_id.to_string(),
+                            found: found.to_string(),
+                        });
+                    }
+                }
+                Err(e) => {
+                    last = Some(transport(ep, e));
+                    continue;
+                }
+            }
+            match p
+                .raw_request::<Value, Value>(method.into(), params.clone())
+                .await
+            {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let msg = e.to_string();
+                    if msg.contains("error code") || msg.contains("server returned an error") {
+                        // The node answered with a JSON-RPC error: not a
+                        // transport problem; another endpoint says the same.
+                        return Err(AdapterError::Rejected(msg));
+                    }
+                    last = Some(transport(ep, msg));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| AdapterError::Config("ethereum: no endpoints".into())))
+    }
+
+    async fn beacon_get(&self, path: &str) -> Result<Option<Value>, AdapterError> {
+        self.beacon(path, None).await
+    }
+
+    async fn beacon(
+        &self,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, AdapterError> {
+        let mut last = None;
+        for ep in &self.s.beacon_endpoints {
+            let url = format!("{}{path}", ep.trim_end_matches('/'));
+            let req = match body {
+                Some(b) => self.http.post(&url).json(b),
+                None => self.http.get(&url),
+            };
+            match req.send().await {
+                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => return Ok(None),
+                Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                    last = Some(AdapterError::RateLimited {
+                        endpoint: redact_url(ep),
+                    });
+                }
+                Ok(r) if r.status().is_success() => {
+                    return r.json().await.map(Some).map_err(|e| transport(ep, e));
+                }
+                Ok(r) => last = Some(transport(ep, format!("HTTP {}", r.status()))),
+                Err(e) => last = Some(transport(ep, e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| AdapterError::Config("ethereum: no beacon endpoints".into())))
+    }
+
+    async fn spec(&self) -> Result<(u64, u64, u64), AdapterError> {
+        let g = self
+            .beacon_get("/eth/v1/beacon/genesis")
+            .await?
+            .ok_or_else(|| bad("genesis", &Value::Null))?;
+        let fork = g
+            .pointer("/data/genesis_fork_version")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let want = format!("0x{}", hex::encode(self.s.fork_version));
+        if !fork.eq_ignore_ascii_case(&want) {
+            return Err(AdapterError::WrongNetwork {
+                endpoint: redact_url(&self.s.beacon_endpoints[0]),
+                expected: want,
+                found: fork.to_owned(),
+            });
+        }
+        let genesis = g
+            .pointer("/data/genesis_time")
+            .and_then(num_str)
+            .ok_or_else(|| bad("genesis", &g))?;
+        let sp = self
+            .beacon_get("/eth/v1/config/spec")
+            .await?
+            .ok_or_else(|| bad("spec", &Value::Null))?;
+        let sps = sp
+            .pointer("/data/SECONDS_PER_SLOT")
+            .and_then(num_str)
+            .ok_or_else(|| bad("spec", &sp))?;
+        let spe = sp
+            .pointer("/data/SLOTS_PER_EPOCH")
+            .and_then(num_str)
+            .ok_or_else(|| bad("spec", &sp))?;
+        Ok((genesis, sps, spe))
+    }
+
+    async fn head_slot(&self) -> Result<u64, AdapterError> {
+        let h = self
+            .beacon_get("/eth/v1/beacon/headers/head")
+            .await?
+            .ok_or_else(|| bad("head", &Value::Null))?;
+        h.pointer("/data/header/message/slot")
+            .and_then(num_str)
+            .ok_or_else(|| bad("head", &h))
+    }
+
+    /// Our deposit entries (unverified; withdrawal credentials to custody).
+    fn entries(&self) -> Result<Vec<DepositEntry>, AdapterError> {
+        let custody = self.custody().to_lowercase();
+        let all = deposit::read_dir(&self.s.deposit_data_dir)
+            .map_err(|e| AdapterError::Config(e.to_string()))?;
+        Ok(all
+            .into_iter()
+            .filter(|e| {
+                e.withdrawal_credentials
+                    .to_lowercase()
+                    .ends_with(&custody[2..])
+            })
+            .collect())
+    }
+
+    async fn validators_at(
+        &self,
+        state: &str,
+        pubkeys: &[String],
+    ) -> Result<Vec<BeaconValidator>, AdapterError> {
+        if pubkeys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let v = self
+            .beacon(
+                &format!("/eth/v1/beacon/states/{state}/validators"),
+                Some(&json!({"ids": pubkeys})),
+            )
+            .await?
+            .unwrap_or(json!({"data": []}));
+        let mut out = Vec::new();
+        for x in v
+            .get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let wc = x
+                .pointer("/validator/withdrawal_credentials")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            out.push(BeaconValidator {
+                index: x
+                    .get("index")
+                    .and_then(num_str)
+                    .ok_or_else(|| bad("validators", x))?,
+                pubkey: x
+                    .pointer("/validator/pubkey")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_lowercase(),
+                status: x
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                balance_gwei: x
+                    .get("balance")
+                    .and_then(num_str)
+                    .ok_or_else(|| bad("validators", x))?,
+                credential_type: u8::from_str_radix(
+                    wc.trim_start_matches("0x").get(..2).unwrap_or("00"),
+                    16,
+                )
+                .unwrap_or(0),
+                withdrawable_epoch: x
+                    .pointer("/validator/withdrawable_epoch")
+                    .and_then(num_str)
+                    .unwrap_or(u64::MAX),
+                slashed: x
+                    .pointer("/validator/slashed")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Pubkeys the deposit contract has seen (its DepositEvent logs).
+    async fn deposited_pubkeys(&self) -> Result<BTreeSet<String>, AdapterError> {
+        let logs = self
+            .el(
+                "eth_getLogs",
+                json!([{"address": self.s.deposit_contract, "fromBlock": format!("0x{:x}", self.s.deposit_log_from_block), "toBlock": "latest"}]),
+            )
+            .await?;
+        let mut out = BTreeSet::new();
+        for l in logs.as_array().into_iter().flatten() {
+            // DepositEvent(bytes,bytes,bytes,bytes,bytes): the first word is
+            // the pubkey's offset; at it, its length (48) then its bytes.
+            let data = l.get("data").and_then(Value::as_str).unwrap_or("");
+            let bytes = hex::decode(data.trim_start_matches("0x")).unwrap_or_default();
+            if bytes.len() < 32 {
+                continue;
+            }
+            let off = usize::try_from(u64::from_be_bytes(
+                bytes[24..32].try_into().unwrap_or([0; 8]),
+            ))
+            .unwrap_or(usize::MAX);
+            if let Some(pk) = bytes.get(off + 32..off + 80) {
+                out.insert(format!("0x{}", hex::encode(pk)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn nonce(&self) -> Result<u64, AdapterError> {
+        let v = self
+            .el(
+                "eth_getTransactionCount",
+                json!([self.custody(), "pending"]),
+            )
+            .await?;
+        let chain = hex_u64(&v).ok_or_else(|| bad("eth_getTransactionCount", &v))?;
+        let mine = self.next_nonce.lock().ok().and_then(|n| *n).unwrap_or(0);
+        Ok(chain.max(mine))
+    }
+
+    async fn fees(&self) -> Result<(u128, u128), AdapterError> {
+        let block = self
+            .el("eth_getBlockByNumber", json!(["latest", false]))
+            .await?;
+        let base = block.get("baseFeePerGas").and_then(hex_u128).unwrap_or(0);
+        let tip = self
+            .el("eth_maxPriorityFeePerGas", json!([]))
+            .await
+            .ok()
+            .and_then(|v| hex_u128(&v))
+            .unwrap_or(1_000_000_000);
+        let max_fee = base.saturating_mul(2).saturating_add(tip);
+        if max_fee > self.s.max_fee_per_gas {
+            return Err(AdapterError::InvalidRequest(format!(
+                "the network asks a max fee of {max_fee} wei per gas, above the configured cap {}",
+                self.s.max_fee_per_gas
+            )));
+        }
+        Ok((max_fee, tip))
+    }
+
+    /// The action for `op`, checked against the chain.
+    async fn choose(&self, op: &OperationKind) -> Result<(Action, String), AdapterError> {
+        let refuse = |m: String| Err(AdapterError::InvalidRequest(m));
+        match op {
+            OperationKind::Delegate { validator, amount } => {
+                if *validator != self.s.operator {
+                    return refuse(format!(
+                        "unknown operator {validator:?} (this chain's operator is {:?})",
+                        self.s.operator
+                    ));
+                }
+                let entries = self.entries()?;
+                let pubkeys: Vec<String> = entries.iter().map(|e| format!("0x{}", e.pubkey.to_lowercase())).collect();
+                let known: BTreeSet<String> = self
+                    .validators_at("head", &pubkeys)
+                    .await?
+                    .into_iter()
+                    .map(|v| v.pubkey)
+                    .collect();
+                let logged = self.deposited_pubkeys().await?;
+                let sent = self.sent_deposits.lock().map(|s| s.clone()).unwrap_or_default();
+                let custody: [u8; 20] = self.key.address().into_array();
+                let unused = entries.iter().find(|e| {
+                    let pk = format!("0x{}", e.pubkey.to_lowercase());
+                    !known.contains(&pk) && !logged.contains(&pk) && !sent.contains(&pk)
+                        && u128::from(e.amount) * WEI_PER_GWEI == amount.base()
+                });
+                let Some(e) = unused else {
+                    return refuse(format!(
+                        "no unused deposit data for {amount} wei in {} (every entry is deposited already or of another amount)",
+                        self.s.deposit_data_dir.display()
+                    ));
+                };
+                let d: VerifiedDeposit = deposit::verify(e, &custody, self.s.fork_version)
+                    .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+                Ok((
+                    Action::Deposit {
+                        pubkey: d.pubkey_hex(),
+                        withdrawal_credentials: format!("0x{}", hex::encode(d.withdrawal_credentials)),
+                        signature: format!("0x{}", hex::encode(d.signature)),
+                        deposit_data_root: format!("0x{}", hex::encode(d.deposit_data_root)),
+                        amount_gwei: d.amount_gwei,
+                    },
+                    d.pubkey_hex(),
+                ))
+            }
+            OperationKind::Undelegate { validator, amount } => {
+                if *validator != self.s.operator {
+                    return refuse(format!("unknown operator {validator:?}"));
+                }
+                let pubkeys: Vec<String> = self.entries()?.iter().map(|e| format!("0x{}", e.pubkey.to_lowercase())).collect();
+                let exits = self.sent_exits.lock().map(|s| s.clone()).unwrap_or_default();
+                let active: Vec<BeaconValidator> = self
+                    .validators_at("head", &pubkeys)
+                    .await?
+                    .into_iter()
+                    .filter(|v| v.status == "active_ongoing" && !exits.contains(&v.pubkey))
+                    .collect();
+                let want_gwei = u64::try_from(amount.base() / WEI_PER_GWEI)
+                    .map_err(|_| AdapterError::InvalidRequest("amount too large".into()))?;
+                if want_gwei == 0 {
+                    return refuse("nothing to undelegate".into());
+                }
+                // A 0x02 validator that keeps 32 ETH after a partial withdrawal.
+                if let Some(v) = active.iter().find(|v| {
+                    v.credential_type == 2
+                        && v.balance_gwei.saturating_sub(want_gwei) >= deposit::STAKE_0X01_GWEI
+                }) {
+                    return Ok((
+                        Action::WithdrawalRequest { pubkey: v.pubkey.clone(), amount_gwei: want_gwei, fee_wei: self.request_fee().await? },
+                        v.pubkey.clone(),
+                    ));
+                }
+                let Some(v) = active.iter().min_by_key(|v| (v.balance_gwei.abs_diff(want_gwei), v.index)) else {
+                    return refuse("no active validator to exit".into());
+                };
+                Ok((
+                    Action::WithdrawalRequest { pubkey: v.pubkey.clone(), amount_gwei: 0, fee_wei: self.request_fee().await? },
+                    v.pubkey.clone(),
+                ))
+            }
+            OperationKind::WithdrawUnbonded { .. } => refuse(
+                "the consensus layer sweeps exited balances to the withdrawal address by itself; there is nothing to withdraw".into(),
+            ),
+            OperationKind::ClaimRewards { .. } => refuse(
+                "consensus rewards are skimmed to the withdrawal address by the chain; there is nothing to claim".into(),
+            ),
+            OperationKind::Redelegate { .. } => refuse(
+                "Ethereum cannot move stake between validators without an exit; undelegate and delegate instead".into(),
+            ),
+            OperationKind::Setup { step } => refuse(format!("unknown Ethereum setup step {step:?}")),
+        }
+    }
+
+    /// The EIP-7002 fee, read from the contract (empty calldata).
+    pub async fn request_fee(&self) -> Result<u128, AdapterError> {
+        let v = self
+            .el(
+                "eth_call",
+                json!([{"to": self.s.withdrawal_request_contract, "data": "0x"}, "latest"]),
+            )
+            .await?;
+        let fee = hex_u128(&v).ok_or_else(|| bad("withdrawal request fee", &v))?;
+        Ok(fee)
+    }
+
+    async fn block_time(&self, genesis: u64, sps: u64, slot: u64) -> Timestamp {
+        Timestamp::from_unix(i64::try_from(genesis + slot * sps).unwrap_or(i64::MAX))
+    }
+}
+
+#[async_trait]
+impl ChainAdapter for EthAdapter {
+    fn chain(&self) -> ChainId {
+        ChainId::Ethereum
+    }
+
+    async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+        let (genesis, sps, spe) = self.spec().await?;
+        let slot = self.head_slot().await?;
+        let as_of = self.block_time(genesis, sps, slot).await;
+        let bal = self
+            .el("eth_getBalance", json!([self.custody(), "latest"]))
+            .await?;
+        let liquid = Amount::from_base(hex_u128(&bal).ok_or_else(|| bad("eth_getBalance", &bal))?);
+        let pubkeys: Vec<String> = self
+            .entries()?
+            .iter()
+            .map(|e| format!("0x{}", e.pubkey.to_lowercase()))
+            .collect();
+        let vals = self.validators_at("head", &pubkeys).await?;
+        let seen: BTreeSet<&str> = vals.iter().map(|v| v.pubkey.as_str()).collect();
+        let mut active = Amount::ZERO;
+        let mut activating = Amount::ZERO;
+        let mut unbonding = Vec::new();
+        let mut alerts = Vec::new();
+        let epoch_secs = sps * spe;
+        let add = |a: Amount, b: Amount| a.checked_add(b).unwrap_or(Amount::MAX);
+        for v in &vals {
+            let b = wei(v.balance_gwei);
+            match v.status.as_str() {
+                "pending_initialized" | "pending_queued" => activating = add(activating, b),
+                "active_ongoing" => active = add(active, b),
+                "active_exiting"
+                | "active_slashed"
+                | "exited_unslashed"
+                | "exited_slashed"
+                | "withdrawal_possible" => {
+                    let due = if v.withdrawable_epoch == u64::MAX {
+                        slot / spe + 256 + 5
+                    } else {
+                        v.withdrawable_epoch
+                    };
+                    let t = genesis + due * epoch_secs + self.s.sweep_delay_secs;
+                    unbonding.push(UnbondingEntry {
+                        validator: self.s.operator.clone(),
+                        amount: b,
+                        completes_at: Timestamp::from_unix(i64::try_from(t).unwrap_or(i64::MAX)),
+                    });
+                }
+                _ => {}
+            }
+            if v.slashed {
+                alerts.push(format!(
+                    "validator {} (index {}) is slashed",
+                    v.pubkey, v.index
+                ));
+            }
+        }
+        // Deposits sent but not yet seen by the consensus layer.
+        let sent = self
+            .sent_deposits
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let entries = self.entries()?;
+        for pk in sent.iter().filter(|p| !seen.contains(p.as_str())) {
+            if let Some(e) = entries
+                .iter()
+                .find(|e| format!("0x{}", e.pubkey.to_lowercase()) == *pk)
+            {
+                activating = add(activating, wei(e.amount));
+            }
+        }
+        Ok(PoolStateResponse {
+            chain: ChainId::Ethereum,
+            as_of,
+            liquid,
+            delegations: vec![Delegation {
+                validator: self.s.operator.clone(),
+                active,
+                activating,
+                impaired: vals.iter().any(|v| v.slashed),
+                commission: None,
+            }],
+            unbonding,
+            withdrawable: Amount::ZERO,
+            claimable_rewards: Amount::ZERO,
+            limits: ChainLimits {
+                min_delegation: wei(deposit::STAKE_0X01_GWEI),
+                max_unbonding_entries: None,
+                // Exit queue (a few epochs when short) + 256 epochs until
+                // withdrawable + the sweep.
+                unbonding_delay_secs: (256 + 5) * epoch_secs + self.s.sweep_delay_secs,
+                delegation_keeps_funds_liquid: false,
+                stake_chunk: Some(wei(deposit::STAKE_0X01_GWEI)),
+            },
+            losses: Vec::new(),
+            alerts,
+        })
+    }
+
+    async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
+        let (genesis, sps, spe) = self.spec().await?;
+        let mut c: Cursor = match req.cursor.as_deref() {
+            Some(s) => serde_json::from_str(s)
+                .map_err(|e| AdapterError::Config(format!("ethereum reward cursor: {e}")))?,
+            None => Cursor::default(),
+        };
+        let head = self.head_slot().await?;
+        let mut rewards = Vec::new();
+        // Consensus layer.
+        let pubkeys: Vec<String> = self
+            .entries()?
+            .iter()
+            .map(|e| format!("0x{}", e.pubkey.to_lowercase()))
+            .collect();
+        let start = c.slot.unwrap_or(head);
+        let end = head.min(start.saturating_add(self.s.max_scan_slots));
+        if end > start || c.slot.is_none() {
+            let vals = self.validators_at(&end.to_string(), &pubkeys).await?;
+            let ours: BTreeMap<u64, &BeaconValidator> = vals.iter().map(|v| (v.index, v)).collect();
+            let mut withdrawn_now: BTreeMap<u64, u64> = BTreeMap::new();
+            if c.slot.is_some() {
+                for slot in start + 1..=end {
+                    let Some(b) = self
+                        .beacon_get(&format!("/eth/v2/beacon/blocks/{slot}"))
+                        .await?
+                    else {
+                        continue;
+                    };
+                    let ws = b
+                        .pointer("/data/message/body/execution_payload/withdrawals")
+                        .and_then(Value::as_array);
+                    for w in ws.into_iter().flatten() {
+                        let idx = w
+                            .get("validator_index")
+                            .and_then(num_str)
+                            .unwrap_or(u64::MAX);
+                        if ours.contains_key(&idx) {
+                            *withdrawn_now.entry(idx).or_default() +=
+                                w.get("amount").and_then(num_str).unwrap_or(0);
+                        }
+                    }
+                }
+            }
+            let t0 = self.block_time(genesis, sps, start).await;
+            let t1 = self.block_time(genesis, sps, end.max(start + 1)).await;
+            for (idx, v) in &ours {
+                let w = c.withdrawn.get(idx).copied().unwrap_or(0)
+                    + withdrawn_now.get(idx).copied().unwrap_or(0);
+                c.withdrawn.insert(*idx, w);
+                let value = v.balance_gwei.saturating_add(w);
+                match c.high_water.get(idx).copied() {
+                    None => {
+                        c.high_water.insert(*idx, value);
+                    }
+                    Some(hw) if value > hw => {
+                        c.high_water.insert(*idx, value);
+                        rewards.push(ObservedReward {
+                            key: format!("cl:{idx}:{start}-{end}"),
+                            period: Period::new(t0, t1)
+                                .map_err(|e| bad("period", &json!(e.to_string())))?,
+                            amount: wei(value - hw),
+                            validator: self.s.operator.clone(),
+                            kind: RewardKind::Consensus,
+                            tx_hash: Some(format!("beacon:validator:{idx}:slots:{start}-{end}")),
+                            epoch: Some(end / spe.max(1)),
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+            c.slot = Some(end);
+        }
+        // Execution layer: blocks whose fee recipient is ours.
+        let latest = self.el("eth_blockNumber", json!([])).await?;
+        let latest = hex_u64(&latest).ok_or_else(|| bad("eth_blockNumber", &latest))?;
+        let from = c.block.map_or(latest, |b| b + 1);
+        let to = latest.min(from.saturating_add(self.s.max_scan_blocks));
+        let recipient = self.fee_recipient();
+        if c.block.is_some() {
+            for n in from..=to {
+                let b = self
+                    .el("eth_getBlockByNumber", json!([format!("0x{n:x}"), true]))
+                    .await?;
+                if b.get("miner")
+                    .and_then(Value::as_str)
+                    .map(str::to_lowercase)
+                    .as_deref()
+                    != Some(recipient.as_str())
+                {
+                    continue;
+                }
+                let base = b.get("baseFeePerGas").and_then(hex_u128).unwrap_or(0);
+                let mut priority: u128 = 0;
+                let mut mev: u128 = 0;
+                for t in b
+                    .get("transactions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let from_addr = t.get("from").and_then(Value::as_str).map(str::to_lowercase);
+                    if from_addr.as_deref() == Some(recipient.as_str()) {
+                        // Our own transaction's tip comes back to us: a
+                        // smaller cost, not a reward.
+                        continue;
+                    }
+                    let h = t.get("hash").cloned().unwrap_or(Value::Null);
+                    let r = self.el("eth_getTransactionReceipt", json!([h])).await?;
+                    let used = r.get("gasUsed").and_then(hex_u128).unwrap_or(0);
+                    let price = r.get("effectiveGasPrice").and_then(hex_u128).unwrap_or(0);
+                    priority =
+                        priority.saturating_add(used.saturating_mul(price.saturating_sub(base)));
+                    let to_addr = t.get("to").and_then(Value::as_str).map(str::to_lowercase);
+                    if to_addr.as_deref() == Some(recipient.as_str()) {
+                        mev = mev.saturating_add(t.get("value").and_then(hex_u128).unwrap_or(0));
+                    }
+                }
+                let total = priority.saturating_add(mev);
+                if total == 0 {
+                    continue;
+                }
+                let ts = b.get("timestamp").and_then(hex_u64).unwrap_or(0);
+                let ts = i64::try_from(ts).unwrap_or(i64::MAX);
+                rewards.push(ObservedReward {
+                    key: format!("el:{n}"),
+                    period: Period::new(Timestamp::from_unix(ts - 12), Timestamp::from_unix(ts))
+                        .map_err(|e| bad("period", &json!(e.to_string())))?,
+                    amount: Amount::from_base(total),
+                    validator: self.s.operator.clone(),
+                    kind: RewardKind::Execution,
+                    tx_hash: b
+                        .get("hash")
+                        .and_then(Value::as_str)
+                        .map(|h| format!("block:{h}")),
+                    epoch: None,
+                });
+            }
+        }
+        c.block = Some(to.max(from.saturating_sub(1)));
+        if c.block.is_none() || from > to {
+            c.block = Some(latest);
+        }
+        let next = serde_json::to_string(&c).map_err(|e| AdapterError::Config(e.to_string()))?;
+        Ok(RewardsResponse {
+            rewards,
+            next_cursor: Some(next),
+        })
+    }
+
+    async fn build_and_sign(&self, req: BuildRequest) -> Result<SignedOperation, AdapterError> {
+        let (action, pubkey) = self.choose(&req.kind).await?;
+        let (max_fee, tip) = self.fees().await?;
+        let nonce = self.nonce().await?;
+        let mut p = TxParams {
+            chain_id: self.s.chain_id,
+            nonce,
+            max_fee_per_gas: max_fee,
+            max_priority_fee_per_gas: tip,
+            gas_limit: 0,
+            deposit_contract: self.s.deposit_contract.clone(),
+            withdrawal_request_contract: self.s.withdrawal_request_contract.clone(),
+        };
+        let (to, value, data) =
+            tx::call_of(&action, &p).map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        // The node simulates the call: a revert (bad deposit, low fee) is
+        // refused here, before anything is signed.
+        let est = self
+            .el(
+                "eth_estimateGas",
+                json!([{"from": self.custody(), "to": format!("{to:#x}"), "value": format!("{value:#x}"), "data": format!("0x{}", hex::encode(&data))}]),
+            )
+            .await
+            .map_err(|e| match e {
+                AdapterError::Rejected(m) => AdapterError::InvalidRequest(format!("the chain would reject it: {m}")),
+                other => other,
+            })?;
+        let est = hex_u64(&est).ok_or_else(|| bad("eth_estimateGas", &est))?;
+        let gas = est.saturating_add(est / 5);
+        if gas > self.s.max_gas {
+            return Err(AdapterError::InvalidRequest(format!(
+                "needs {gas} gas, above the configured max_gas {}",
+                self.s.max_gas
+            )));
+        }
+        p.gas_limit = gas;
+        let cost = value.saturating_add(alloy::primitives::U256::from(
+            u128::from(gas).saturating_mul(max_fee),
+        ));
+        let bal = self
+            .el("eth_getBalance", json!([self.custody(), "latest"]))
+            .await?;
+        let bal = hex_u128(&bal).ok_or_else(|| bad("eth_getBalance", &bal))?;
+        if alloy::primitives::U256::from(bal) < cost {
+            return Err(AdapterError::InvalidRequest(format!(
+                "needs {cost} wei with gas; the custody account holds {bal}"
+            )));
+        }
+        let signed = tx::build(&action, &self.key, &p)
+            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        if let Ok(mut n) = self.next_nonce.lock() {
+            *n = Some(nonce + 1);
+        }
+        let set = match action {
+            Action::Deposit { .. } => &self.sent_deposits,
+            Action::WithdrawalRequest { .. } => &self.sent_exits,
+        };
+        if let Ok(mut s) = set.lock() {
+            s.insert(pubkey);
+        }
+        Ok(SignedOperation {
+            bytes: signed.bytes,
+            tx_id: signed.hash,
+            valid_until: None,
+        })
+    }
+
+    async fn broadcast(&self, req: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
+        let raw = format!("0x{}", hex::encode(&req.signed.bytes));
+        match self.el("eth_sendRawTransaction", json!([raw])).await {
+            Ok(v) => {
+                let h = v.as_str().unwrap_or_default().to_lowercase();
+                if h != req.signed.tx_id.to_lowercase() {
+                    return Err(AdapterError::Rejected(format!(
+                        "node answered {h}, journaled {}",
+                        req.signed.tx_id
+                    )));
+                }
+                Ok(BroadcastResponse {
+                    tx_id: req.signed.tx_id,
+                })
+            }
+            Err(AdapterError::Rejected(m))
+                if m.contains("already known") || m.contains("AlreadyKnown") =>
+            {
+                Ok(BroadcastResponse {
+                    tx_id: req.signed.tx_id,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn lookup(&self, req: LookupRequest) -> Result<LookupResponse, AdapterError> {
+        let head_time = Timestamp::from_unix(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                .unwrap_or(0),
+        );
+        let r = self
+            .el("eth_getTransactionReceipt", json!([req.tx_id]))
+            .await?;
+        if !r.is_null() {
+            let block = r.get("blockNumber").and_then(hex_u64).unwrap_or(0);
+            let latest = self.el("eth_blockNumber", json!([])).await?;
+            let latest = hex_u64(&latest).unwrap_or(0);
+            let status = if r.get("status").and_then(hex_u64) == Some(1) {
+                if latest + 1 >= block + self.s.confirmations.max(1) {
+                    TxStatus::Confirmed { height: block }
+                } else {
+                    TxStatus::Pending
+                }
+            } else {
+                TxStatus::Failed {
+                    reason: "execution reverted".into(),
+                }
+            };
+            return Ok(LookupResponse { status, head_time });
+        }
+        let t = self
+            .el("eth_getTransactionByHash", json!([req.tx_id]))
+            .await?;
+        if !t.is_null() {
+            return Ok(LookupResponse {
+                status: TxStatus::Pending,
+                head_time,
+            });
+        }
+        if let Some(bytes) = req.signed_bytes {
+            let nonce = tx::decode_nonce(&bytes)
+                .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+            let mined = self
+                .el("eth_getTransactionCount", json!([self.custody(), "latest"]))
+                .await?;
+            let mined = hex_u64(&mined).unwrap_or(0);
+            if mined > nonce {
+                // The nonce was used by another transaction: re-check the
+                // receipt (it may have landed in between) before saying so.
+                let again = self
+                    .el("eth_getTransactionReceipt", json!([req.tx_id]))
+                    .await?;
+                if again.is_null() {
+                    return Ok(LookupResponse {
+                        status: TxStatus::Expired,
+                        head_time,
+                    });
+                }
+            }
+        }
+        Ok(LookupResponse {
+            status: TxStatus::NotFound,
+            head_time,
+        })
+    }
+
+    async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
+        let mut endpoints = Vec::new();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for (i, p) in self.els.iter().enumerate() {
+            let started = Instant::now();
+            let b: Result<Value, _> = p
+                .raw_request("eth_getBlockByNumber".into(), json!(["latest", false]))
+                .await;
+            let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let (up, head, lag) = match b {
+                Ok(b) => (
+                    true,
+                    b.get("number").and_then(hex_u64),
+                    b.get("timestamp")
+                        .and_then(hex_u64)
+                        .map(|t| now.saturating_sub(t)),
+                ),
+                Err(_) => (false, None, None),
+            };
+            endpoints.push(EndpointHealth {
+                endpoint: redact_url(&self.s.endpoints[i]),
+                up,
+                head_height: head,
+                lag_secs: lag,
+                latency_ms: Some(latency),
+            });
+        }
+        for ep in &self.s.beacon_endpoints {
+            let started = Instant::now();
+            let r = self
+                .http
+                .get(format!(
+                    "{}/eth/v1/beacon/headers/head",
+                    ep.trim_end_matches('/')
+                ))
+                .send()
+                .await;
+            let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let slot = match r {
+                Ok(r) if r.status().is_success() => r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v.pointer("/data/header/message/slot").and_then(num_str)),
+                _ => None,
+            };
+            endpoints.push(EndpointHealth {
+                endpoint: redact_url(ep),
+                up: slot.is_some(),
+                head_height: slot,
+                lag_secs: None,
+                latency_ms: Some(latency),
+            });
+        }
+        Ok(HealthResponse { endpoints })
+    }
+}

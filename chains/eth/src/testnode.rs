@@ -1,0 +1,456 @@
+//! Test nodes for the Ethereum adapter:
+//! - [`Anvil`]: a real execution-layer node (anvil from npm
+//!   `@foundry-rs/anvil`, installed under tests/vectors/eth by
+//!   `scripts/check-vectors`), with helpers to deploy contracts, place code,
+//!   set balances and the coinbase;
+//! - [`BeaconServer`]: the standard Beacon API endpoints the adapter calls
+//!   (genesis, spec, head header, validators by id at a state, blocks with
+//!   their withdrawals), serving validators whose status and balances the
+//!   test moves the way the consensus spec does (activation, rewards,
+//!   skims above 32 ETH for 0x01, exits, withdrawal). No beacon node
+//!   installs from the registries, so this is spec-shaped data, not a
+//!   consensus client.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A running anvil; killed on drop.
+pub struct Anvil {
+    _child: tokio::process::Child,
+    /// JSON-RPC URL.
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Anvil {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anvil")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// anvil's path: `SOFTSTAKE_ANVIL`, else the npm package's binary.
+pub fn anvil_path() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("SOFTSTAKE_ANVIL") {
+        return Ok(PathBuf::from(p));
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/vectors/eth/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "anvil not found at {}: run scripts/check-vectors (npm ci in tests/vectors/eth) or set SOFTSTAKE_ANVIL",
+            p.display()
+        ))
+    }
+}
+
+impl Anvil {
+    /// Starts anvil (Prague rules, automine, chain id 31337).
+    pub async fn start() -> Result<Self, String> {
+        let mut child = tokio::process::Command::new(anvil_path()?)
+            .args(["--host", "127.0.0.1", "--port", "0", "--hardfork", "prague"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting anvil: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = line.strip_prefix("Listening on ") {
+                    return Some(format!("http://{}", addr.trim()));
+                }
+            }
+            None
+        })
+        .await
+        .map_err(|_| "anvil did not listen within 30 s".to_string())?
+        .ok_or("anvil exited before listening")?;
+        // Keep draining stdout so anvil never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Anvil {
+            _child: child,
+            url,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// One JSON-RPC call.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+        let r: Value = self
+            .http
+            .post(&self.url)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = r.get("error") {
+            return Err(format!("{method}: {e}"));
+        }
+        Ok(r["result"].clone())
+    }
+
+    /// The first dev account (unlocked, funded).
+    pub async fn dev_account(&self) -> Result<String, String> {
+        let v = self.call("eth_accounts", json!([])).await?;
+        v[0].as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no accounts".into())
+    }
+
+    /// Deploys `bytecode` (0x-less hex) from the dev account; returns the address.
+    pub async fn deploy(&self, bytecode: &str) -> Result<String, String> {
+        let from = self.dev_account().await?;
+        let hash = self
+            .call(
+                "eth_sendTransaction",
+                json!([{"from": from, "data": format!("0x{bytecode}"), "gas": "0x500000"}]),
+            )
+            .await?;
+        let r = self.receipt(&hash).await?;
+        r["contractAddress"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("deployment failed: {r}"))
+    }
+
+    /// Waits (up to 10 s) for a transaction's receipt.
+    pub async fn receipt(&self, hash: &Value) -> Result<Value, String> {
+        for _ in 0..200 {
+            let r = self
+                .call("eth_getTransactionReceipt", json!([hash]))
+                .await?;
+            if !r.is_null() {
+                return Ok(r);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("no receipt for {hash}"))
+    }
+
+    /// Places runtime code at an address.
+    pub async fn set_code(&self, address: &str, runtime: &str) -> Result<(), String> {
+        self.call("anvil_setCode", json!([address, format!("0x{runtime}")]))
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets an account's balance in wei.
+    pub async fn set_balance(&self, address: &str, wei: u128) -> Result<(), String> {
+        self.call("anvil_setBalance", json!([address, format!("0x{wei:x}")]))
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets the coinbase (fee recipient) of the next blocks.
+    pub async fn set_coinbase(&self, address: &str) -> Result<(), String> {
+        self.call("anvil_setCoinbase", json!([address]))
+            .await
+            .map(|_| ())
+    }
+
+    /// Mines `n` blocks.
+    pub async fn mine(&self, n: u64) -> Result<(), String> {
+        self.call("anvil_mine", json!([format!("0x{n:x}")]))
+            .await
+            .map(|_| ())
+    }
+
+    /// Balance in wei.
+    pub async fn balance(&self, address: &str) -> Result<u128, String> {
+        let v = self
+            .call("eth_getBalance", json!([address, "latest"]))
+            .await?;
+        let s = v.as_str().ok_or("bad balance")?;
+        u128::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| e.to_string())
+    }
+}
+
+/// One validator as the test beacon chain holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestValidator {
+    /// Index.
+    pub index: u64,
+    /// 0x-hex pubkey.
+    pub pubkey: String,
+    /// 0x-hex withdrawal credentials.
+    pub withdrawal_credentials: String,
+    /// Beacon API status string.
+    pub status: String,
+    /// Balance, gwei.
+    pub balance: u64,
+    /// Activation epoch.
+    pub activation_epoch: u64,
+    /// Exit epoch.
+    pub exit_epoch: u64,
+    /// Withdrawable epoch.
+    pub withdrawable_epoch: u64,
+    /// Slashed.
+    pub slashed: bool,
+}
+
+#[derive(Debug, Default)]
+struct BeaconState {
+    genesis_time: u64,
+    seconds_per_slot: u64,
+    slots_per_epoch: u64,
+    fork_version: String,
+    head_slot: u64,
+    /// Validators as of each slot they changed at.
+    snapshots: BTreeMap<u64, Vec<TestValidator>>,
+    /// Withdrawals per slot: (validator index, address, gwei).
+    withdrawals: BTreeMap<u64, Vec<(u64, String, u64)>>,
+    withdrawal_index: u64,
+}
+
+impl BeaconState {
+    fn at(&self, slot: u64) -> Vec<TestValidator> {
+        self.snapshots
+            .range(..=slot)
+            .next_back()
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The Beacon API test server.
+#[derive(Debug, Clone)]
+pub struct BeaconServer {
+    state: Arc<Mutex<BeaconState>>,
+}
+
+/// Far future epoch.
+pub const FAR_FUTURE: u64 = u64::MAX;
+
+impl BeaconServer {
+    /// A chain that started at `genesis_time`, with `fork_version` (0x-hex).
+    pub fn new(
+        genesis_time: u64,
+        seconds_per_slot: u64,
+        slots_per_epoch: u64,
+        fork_version: &str,
+    ) -> Self {
+        BeaconServer {
+            state: Arc::new(Mutex::new(BeaconState {
+                genesis_time,
+                seconds_per_slot,
+                slots_per_epoch,
+                fork_version: fork_version.into(),
+                ..BeaconState::default()
+            })),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut BeaconState) -> R) -> R {
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut s)
+    }
+
+    /// Head slot.
+    pub fn head(&self) -> u64 {
+        self.with(|s| s.head_slot)
+    }
+
+    /// Unix time of a slot.
+    pub fn slot_time(&self, slot: u64) -> u64 {
+        self.with(|s| s.genesis_time + slot * s.seconds_per_slot)
+    }
+
+    /// Moves the head forward.
+    pub fn advance_slots(&self, n: u64) {
+        self.with(|s| s.head_slot += n);
+    }
+
+    /// Current validators.
+    pub fn validators(&self) -> Vec<TestValidator> {
+        self.with(|s| s.at(s.head_slot))
+    }
+
+    /// Changes validators at the head slot.
+    pub fn update(&self, f: impl FnOnce(&mut Vec<TestValidator>)) {
+        self.with(|s| {
+            let mut v = s.at(s.head_slot);
+            f(&mut v);
+            s.snapshots.insert(s.head_slot, v);
+        });
+    }
+
+    /// A deposit the consensus layer has processed: a pending validator.
+    pub fn add_deposit(&self, pubkey: &str, withdrawal_credentials: &str, gwei: u64) -> u64 {
+        let mut index = 0;
+        self.update(|v| {
+            index = v.len() as u64;
+            v.push(TestValidator {
+                index,
+                pubkey: pubkey.to_owned(),
+                withdrawal_credentials: withdrawal_credentials.to_owned(),
+                status: "pending_queued".into(),
+                balance: gwei,
+                activation_epoch: FAR_FUTURE,
+                exit_epoch: FAR_FUTURE,
+                withdrawable_epoch: FAR_FUTURE,
+                slashed: false,
+            });
+        });
+        index
+    }
+
+    /// Credits a withdrawal (skim or full) at the head slot and takes it
+    /// from the validator's balance.
+    pub fn withdraw(&self, index: u64, address: &str, gwei: u64) {
+        self.update(|v| {
+            if let Some(x) = v.iter_mut().find(|x| x.index == index) {
+                x.balance = x.balance.saturating_sub(gwei);
+            }
+        });
+        self.with(|s| {
+            s.withdrawal_index += 1;
+            s.withdrawals
+                .entry(s.head_slot)
+                .or_default()
+                .push((index, address.to_owned(), gwei));
+        });
+    }
+
+    /// Serves on `addr`; returns the bound address.
+    pub async fn serve(&self, addr: std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr> {
+        let app = Router::new()
+            .route("/eth/v1/beacon/genesis", get(genesis))
+            .route("/eth/v1/config/spec", get(spec))
+            .route("/eth/v1/beacon/headers/head", get(head))
+            .route("/eth/v1/beacon/states/{state}/validators", post(validators))
+            .route("/eth/v2/beacon/blocks/{slot}", get(block))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(bound)
+    }
+}
+
+async fn genesis(State(b): State<BeaconServer>) -> Json<Value> {
+    b.with(|s| {
+        Json(json!({"data": {
+            "genesis_time": s.genesis_time.to_string(),
+            "genesis_validators_root": format!("0x{}", "00".repeat(32)),
+            "genesis_fork_version": s.fork_version,
+        }}))
+    })
+}
+
+async fn spec(State(b): State<BeaconServer>) -> Json<Value> {
+    b.with(|s| {
+        Json(json!({"data": {
+            "SECONDS_PER_SLOT": s.seconds_per_slot.to_string(),
+            "SLOTS_PER_EPOCH": s.slots_per_epoch.to_string(),
+            "MIN_VALIDATOR_WITHDRAWABILITY_DELAY": "256",
+            "GENESIS_FORK_VERSION": s.fork_version,
+        }}))
+    })
+}
+
+async fn head(State(b): State<BeaconServer>) -> Json<Value> {
+    b.with(|s| Json(json!({"data": {"header": {"message": {"slot": s.head_slot.to_string()}}}})))
+}
+
+fn epoch_str(e: u64) -> String {
+    e.to_string()
+}
+
+async fn validators(
+    State(b): State<BeaconServer>,
+    Path(state): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, (axum::http::StatusCode, String)> {
+    let ids: Vec<String> = body
+        .get("ids")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_lowercase))
+                .collect()
+        })
+        .unwrap_or_default();
+    b.with(|s| {
+        let slot = match state.as_str() {
+            "head" | "finalized" | "justified" => s.head_slot,
+            n => n.parse::<u64>().map_err(|_| {
+                (axum::http::StatusCode::BAD_REQUEST, format!("bad state id {n}"))
+            })?,
+        };
+        if slot > s.head_slot {
+            return Err((axum::http::StatusCode::NOT_FOUND, "state not found".into()));
+        }
+        let data: Vec<Value> = s
+            .at(slot)
+            .into_iter()
+            .filter(|v| ids.is_empty() || ids.contains(&v.pubkey.to_lowercase()) || ids.contains(&v.index.to_string()))
+            .map(|v| {
+                json!({
+                    "index": v.index.to_string(),
+                    "balance": v.balance.to_string(),
+                    "status": v.status,
+                    "validator": {
+                        "pubkey": v.pubkey,
+                        "withdrawal_credentials": v.withdrawal_credentials,
+                        "effective_balance": (v.balance.min(32_000_000_000) / 1_000_000_000 * 1_000_000_000).to_string(),
+                        "slashed": v.slashed,
+                        "activation_eligibility_epoch": "0",
+                        "activation_epoch": epoch_str(v.activation_epoch),
+                        "exit_epoch": epoch_str(v.exit_epoch),
+                        "withdrawable_epoch": epoch_str(v.withdrawable_epoch),
+                    }
+                })
+            })
+            .collect();
+        Ok(Json(json!({"execution_optimistic": false, "finalized": true, "data": data})))
+    })
+}
+
+async fn block(
+    State(b): State<BeaconServer>,
+    Path(slot): Path<String>,
+) -> Result<Json<Value>, (axum::http::StatusCode, String)> {
+    let slot: u64 = slot
+        .parse()
+        .map_err(|_| (axum::http::StatusCode::BAD_REQUEST, "bad slot".to_string()))?;
+    b.with(|s| {
+        if slot > s.head_slot {
+            return Err((axum::http::StatusCode::NOT_FOUND, "block not found".into()));
+        }
+        let ws: Vec<Value> = s
+            .withdrawals
+            .get(&slot)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, (index, address, amount))| {
+                json!({"index": i.to_string(), "validator_index": index.to_string(), "address": address, "amount": amount.to_string()})
+            })
+            .collect();
+        Ok(Json(json!({"version": "electra", "data": {"message": {
+            "slot": slot.to_string(),
+            "body": {"execution_payload": {"withdrawals": ws}}
+        }}})))
+    })
+}

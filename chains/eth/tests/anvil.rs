@@ -1,0 +1,566 @@
+//! The Ethereum adapter on a real execution node (anvil from npm, Prague
+//! rules) running the deposit contract written from the consensus spec and
+//! an EIP-7002 request contract at the EIP's address, with the Beacon API
+//! test server for the consensus layer: verified deposits land with the
+//! right DepositEvent and deposit root, a pubkey is never deposited twice,
+//! bad entries are refused before signing, exits and partial withdrawals
+//! are queued in the request contract with its fee, consensus and
+//! execution rewards are computed from balances, skims and blocks, and a
+//! transaction whose nonce was taken is expired by the chain.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{Value, json};
+use softstake_chain_eth::deposit::DepositEntry;
+use softstake_chain_eth::keys::LocalKey;
+use softstake_chain_eth::ssz::hash2;
+use softstake_chain_eth::testnode::{Anvil, BeaconServer, FAR_FUTURE};
+use softstake_chain_eth::tx::{self, Action, TxParams};
+use softstake_chain_eth::{EthAdapter, EthSettings};
+use softstake_core::Amount;
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind,
+    PoolStateRequest, RewardKind, RewardsRequest, SignedOperation, TxStatus,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ETH: u128 = 1_000_000_000_000_000_000;
+const GWEI: u64 = 1_000_000_000;
+const REQUESTS: &str = "0x00000961Ef480Eb55e80D19ad83579A64c007002";
+
+fn vectors() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/vectors/eth/vectors.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The deposit tree root after `leaves` (consensus spec: depth 32, count
+/// mixed in).
+fn deposit_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+    let mut zero = vec![[0u8; 32]];
+    for h in 0..32 {
+        zero.push(hash2(&zero[h], &zero[h]));
+    }
+    let mut layer: Vec<[u8; 32]> = leaves.to_vec();
+    for z in zero.iter().take(32) {
+        if layer.len() % 2 == 1 {
+            layer.push(*z);
+        }
+        layer = layer.chunks(2).map(|p| hash2(&p[0], &p[1])).collect();
+    }
+    let mut count = [0u8; 32];
+    count[..8].copy_from_slice(&(leaves.len() as u64).to_le_bytes());
+    hash2(&layer[0], &count)
+}
+
+struct World {
+    anvil: Anvil,
+    beacon: BeaconServer,
+    adapter: EthAdapter,
+    entries: Vec<DepositEntry>,
+    deposit_contract: String,
+    custody: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(entries: Vec<DepositEntry>) -> World {
+    let v = vectors();
+    let anvil = Anvil::start().await.unwrap();
+    let deposit_contract = anvil
+        .deploy(v["deposit_contract_bytecode"].as_str().unwrap())
+        .await
+        .unwrap();
+    anvil
+        .set_code(REQUESTS, v["withdrawal_request_runtime"].as_str().unwrap())
+        .await
+        .unwrap();
+    let key = Arc::new(LocalKey::parse(v["custody_key_hex"].as_str().unwrap(), None).unwrap());
+    let custody = key.address().to_checksum(None);
+    anvil.set_balance(&custody, 200 * ETH).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deposit_data-1700000000.json"),
+        serde_json::to_string(&entries).unwrap(),
+    )
+    .unwrap();
+    let beacon = BeaconServer::new(1_700_000_000, 12, 32, "0x10000038");
+    let bound = beacon.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let adapter = EthAdapter::new(
+        EthSettings {
+            endpoints: vec!["http://127.0.0.1:9".into(), anvil.url.clone()],
+            beacon_endpoints: vec![format!("http://{bound}")],
+            chain_id: 31337,
+            fork_version: [0x10, 0, 0, 0x38],
+            deposit_contract: deposit_contract.clone(),
+            withdrawal_request_contract: REQUESTS.into(),
+            deposit_data_dir: dir.path().to_path_buf(),
+            operator: "op-a".into(),
+            fee_recipient: None,
+            max_fee_per_gas: 500_000_000_000,
+            max_gas: 1_000_000,
+            deposit_log_from_block: 0,
+            confirmations: 1,
+            sweep_delay_secs: 86_400,
+            max_scan_slots: 1_000,
+            max_scan_blocks: 1_000,
+            request_timeout: Duration::from_secs(10),
+        },
+        key,
+    )
+    .unwrap();
+    World {
+        anvil,
+        beacon,
+        adapter,
+        entries,
+        deposit_contract,
+        custody,
+        _dir: dir,
+    }
+}
+
+fn all_entries() -> Vec<DepositEntry> {
+    serde_json::from_value(vectors()["deposit_data"].clone()).unwrap()
+}
+
+async fn build(w: &World, kind: OperationKind) -> Result<SignedOperation, AdapterError> {
+    w.adapter
+        .build_and_sign(BuildRequest {
+            operation_id: "t".into(),
+            kind,
+        })
+        .await
+}
+
+async fn send(w: &World, s: SignedOperation) {
+    let r = w
+        .adapter
+        .broadcast(BroadcastRequest { signed: s.clone() })
+        .await
+        .unwrap();
+    assert_eq!(r.tx_id, s.tx_id);
+    let mut last = None;
+    for _ in 0..100 {
+        let l = w
+            .adapter
+            .lookup(LookupRequest {
+                tx_id: s.tx_id.clone(),
+                signed_bytes: Some(s.bytes.clone()),
+            })
+            .await
+            .unwrap();
+        if matches!(l.status, TxStatus::Confirmed { .. }) {
+            return;
+        }
+        last = Some(l);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never confirmed: {last:?}");
+}
+
+fn delegate(amount: u128) -> OperationKind {
+    OperationKind::Delegate {
+        validator: "op-a".into(),
+        amount: Amount::from_base(amount),
+    }
+}
+
+fn undelegate(amount: u128) -> OperationKind {
+    OperationKind::Undelegate {
+        validator: "op-a".into(),
+        amount: Amount::from_base(amount),
+    }
+}
+
+fn root_of(e: &DepositEntry) -> [u8; 32] {
+    hex::decode(&e.deposit_data_root)
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
+    let entries = all_entries();
+    let w = world(vec![entries[0].clone(), entries[1].clone()]).await;
+    let p = w
+        .adapter
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(p.liquid.base(), 200 * ETH);
+    assert_eq!(p.limits.stake_chunk, Some(Amount::from_base(32 * ETH)));
+
+    // A verified 32 ETH deposit: the contract's event and root agree.
+    send(&w, build(&w, delegate(32 * ETH)).await.unwrap()).await;
+    let logs = w
+        .anvil
+        .call(
+            "eth_getLogs",
+            json!([{"address": w.deposit_contract, "fromBlock": "0x0"}]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(logs.as_array().unwrap().len(), 1);
+    let data = logs[0]["data"].as_str().unwrap();
+    assert!(
+        data.contains(&w.entries[0].pubkey),
+        "the event carries the pubkey"
+    );
+    let root = w
+        .anvil
+        .call(
+            "eth_call",
+            json!([{"to": w.deposit_contract, "data": "0xc5f2892f"}, "latest"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        root.as_str().unwrap(),
+        format!("0x{}", hex::encode(deposit_root(&[root_of(&w.entries[0])])))
+    );
+    // The same pubkey is never deposited twice: no unused 32 ETH entry.
+    let e = build(&w, delegate(32 * ETH)).await.unwrap_err();
+    assert!(
+        matches!(&e, AdapterError::InvalidRequest(m) if m.contains("no unused deposit data")),
+        "{e:?}"
+    );
+    // The 64 ETH 0x02 entry.
+    send(&w, build(&w, delegate(64 * ETH)).await.unwrap()).await;
+    let root = w
+        .anvil
+        .call(
+            "eth_call",
+            json!([{"to": w.deposit_contract, "data": "0xc5f2892f"}, "latest"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        root.as_str().unwrap(),
+        format!(
+            "0x{}",
+            hex::encode(deposit_root(&[
+                root_of(&w.entries[0]),
+                root_of(&w.entries[1])
+            ]))
+        )
+    );
+    let p = w
+        .adapter
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        p.delegations[0].activating.base(),
+        96 * ETH,
+        "sent, not yet seen by the beacon chain"
+    );
+    let spent = 200 * ETH - p.liquid.base();
+    assert!(spent > 96 * ETH && spent < 96 * ETH + ETH / 100, "{spent}");
+
+    // The consensus layer processes and activates them.
+    let v0 = w.beacon.add_deposit(
+        &format!("0x{}", w.entries[0].pubkey),
+        &format!("0x{}", w.entries[0].withdrawal_credentials),
+        32 * GWEI,
+    );
+    let v1 = w.beacon.add_deposit(
+        &format!("0x{}", w.entries[1].pubkey),
+        &format!("0x{}", w.entries[1].withdrawal_credentials),
+        64 * GWEI,
+    );
+    w.beacon.advance_slots(32);
+    w.beacon.update(|vs| {
+        for v in vs.iter_mut() {
+            v.status = "active_ongoing".into();
+            v.activation_epoch = 1;
+        }
+    });
+    let p = w
+        .adapter
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(p.delegations[0].active.base(), 96 * ETH);
+    assert!(p.delegations[0].activating.is_zero());
+
+    // Rewards: the first call sets the baseline.
+    let r = w
+        .adapter
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+    assert!(r.rewards.is_empty(), "{:?}", r.rewards);
+    // An epoch of attestation rewards; v0 (0x01) is skimmed by the sweep.
+    w.beacon.advance_slots(16);
+    w.beacon.update(|vs| {
+        vs[0].balance += 10_000_000;
+        vs[1].balance += 20_000_000;
+    });
+    w.beacon.advance_slots(8);
+    w.beacon.withdraw(v0, &w.custody, 6_000_000);
+    w.beacon.advance_slots(8);
+    // Execution rewards: blocks with our fee recipient, a priority fee and
+    // a builder's payment.
+    w.anvil.set_coinbase(&w.custody).await.unwrap();
+    let dev = w.anvil.dev_account().await.unwrap();
+    let tip_tx = w
+        .anvil
+        .call(
+            "eth_sendTransaction",
+            json!([{"from": dev, "to": dev, "value": "0x1", "maxPriorityFeePerGas": "0x77359400", "maxFeePerGas": "0x174876e800"}]),
+        )
+        .await
+        .unwrap();
+    let mev = ETH / 20;
+    w.anvil
+        .call(
+            "eth_sendTransaction",
+            json!([{"from": dev, "to": w.custody, "value": format!("0x{mev:x}"), "maxPriorityFeePerGas": "0x0", "maxFeePerGas": "0x174876e800"}]),
+        )
+        .await
+        .unwrap();
+    let receipt = w.anvil.receipt(&tip_tx).await.unwrap();
+    let gas_used = u128::from_str_radix(
+        receipt["gasUsed"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let r = w
+        .adapter
+        .rewards_since(RewardsRequest {
+            cursor: r.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    let cl: Vec<_> = r
+        .rewards
+        .iter()
+        .filter(|x| x.kind == RewardKind::Consensus)
+        .collect();
+    let el: Vec<_> = r
+        .rewards
+        .iter()
+        .filter(|x| x.kind == RewardKind::Execution)
+        .collect();
+    assert_eq!(cl.len(), 2, "{:?}", r.rewards);
+    let by = |idx: u64| {
+        cl.iter()
+            .find(|x| x.key.starts_with(&format!("cl:{idx}:")))
+            .unwrap()
+            .amount
+            .base()
+    };
+    // Balance growth plus the skim, not growth minus the skim.
+    assert_eq!(by(v0), u128::from(10_000_000u64) * 1_000_000_000);
+    assert_eq!(by(v1), u128::from(20_000_000u64) * 1_000_000_000);
+    let el_total: u128 = el.iter().map(|x| x.amount.base()).sum();
+    assert_eq!(el_total, gas_used * 2_000_000_000 + mev, "{el:?}");
+    // A penalty, then a partial recovery: nothing until the high-water
+    // mark is passed, then only the excess.
+    w.beacon.update(|vs| vs[0].balance -= 1_000_000);
+    w.beacon.advance_slots(32);
+    let r2 = w
+        .adapter
+        .rewards_since(RewardsRequest {
+            cursor: r.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(r2.rewards.is_empty(), "{:?}", r2.rewards);
+    w.beacon.update(|vs| vs[0].balance += 3_000_000);
+    w.beacon.advance_slots(32);
+    let r3 = w
+        .adapter
+        .rewards_since(RewardsRequest {
+            cursor: r2.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r3.rewards.len(), 1);
+    assert_eq!(r3.rewards[0].amount.base(), 2_000_000u128 * 1_000_000_000);
+
+    // Undelegate 32 ETH: a partial withdrawal from the 0x02 validator
+    // (it keeps 32 ETH), paying the contract's fee.
+    let before = w.anvil.balance(REQUESTS).await.unwrap();
+    send(&w, build(&w, undelegate(32 * ETH)).await.unwrap()).await;
+    assert_eq!(
+        w.anvil.balance(REQUESTS).await.unwrap(),
+        before + 1,
+        "fee paid (1 wei with no excess)"
+    );
+    // Another 32 ETH: the 0x01 validator exits in full.
+    send(&w, build(&w, undelegate(32 * ETH)).await.unwrap()).await;
+    // The queue holds both, as the system call dequeues them:
+    // source (20) ++ pubkey (48) ++ amount (8, big endian).
+    let out = w
+        .anvil
+        .call(
+            "eth_call",
+            json!([{"from": "0xfffffffffffffffffffffffffffffffffffffffe", "to": REQUESTS, "data": "0x"}, "latest"]),
+        )
+        .await
+        .unwrap();
+    let out = hex::decode(out.as_str().unwrap().trim_start_matches("0x")).unwrap();
+    // The fallback returns the raw records (like the EIP's contract): 2 x 76 bytes.
+    assert_eq!(out.len(), 152);
+    let body = &out[..];
+    let custody = w.custody.to_lowercase();
+    assert_eq!(hex::encode(&body[..20]), custody[2..]);
+    assert_eq!(hex::encode(&body[20..68]), w.entries[1].pubkey);
+    assert_eq!(
+        u64::from_be_bytes(body[68..76].try_into().unwrap()),
+        32 * GWEI
+    );
+    assert_eq!(hex::encode(&body[96..144]), w.entries[0].pubkey);
+    assert_eq!(
+        u64::from_be_bytes(body[144..152].try_into().unwrap()),
+        0,
+        "full exit"
+    );
+    // The beacon chain starts the exit: the pool shows it unbonding.
+    w.beacon.update(|vs| {
+        vs[v0 as usize].status = "active_exiting".into();
+        vs[v0 as usize].exit_epoch = 10;
+        vs[v0 as usize].withdrawable_epoch = 266;
+    });
+    let p = w
+        .adapter
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(p.unbonding.len(), 1);
+    assert_eq!(
+        p.unbonding[0].completes_at.unix(),
+        1_700_000_000 + 266 * 32 * 12 + 86_400
+    );
+    let _ = (v1, FAR_FUTURE);
+
+    // Nothing to withdraw or claim on Ethereum: refused with the reason.
+    for k in [
+        OperationKind::WithdrawUnbonded {
+            amount: Amount::from_base(1),
+        },
+        OperationKind::ClaimRewards { validators: vec![] },
+    ] {
+        assert!(matches!(
+            build(&w, k).await,
+            Err(AdapterError::InvalidRequest(_))
+        ));
+    }
+
+    // Expiry: bytes signed for a nonce another transaction then used.
+    let nonce = u64::from_str_radix(
+        w.anvil
+            .call("eth_getTransactionCount", json!([w.custody, "latest"]))
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let key = LocalKey::parse(vectors()["custody_key_hex"].as_str().unwrap(), None).unwrap();
+    let params = || TxParams {
+        chain_id: 31337,
+        nonce,
+        max_fee_per_gas: 100_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        gas_limit: 200_000,
+        deposit_contract: w.deposit_contract.clone(),
+        withdrawal_request_contract: REQUESTS.into(),
+    };
+    let action = |fee: u128| Action::WithdrawalRequest {
+        pubkey: format!("0x{}", w.entries[1].pubkey),
+        amount_gwei: GWEI,
+        fee_wei: fee,
+    };
+    let lost = tx::build(&action(5), &key, &params()).unwrap();
+    let other = tx::build(&action(6), &key, &params()).unwrap();
+    let look = |s: &tx::Signed| {
+        w.adapter.lookup(LookupRequest {
+            tx_id: s.hash.clone(),
+            signed_bytes: Some(s.bytes.clone()),
+        })
+    };
+    assert_eq!(look(&lost).await.unwrap().status, TxStatus::NotFound);
+    w.adapter
+        .broadcast(BroadcastRequest {
+            signed: SignedOperation {
+                bytes: other.bytes.clone(),
+                tx_id: other.hash.clone(),
+                valid_until: None,
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(look(&lost).await.unwrap().status, TxStatus::Expired);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_deposit_entry_is_refused_with_its_reason_and_nothing_is_sent() {
+    let mut e = all_entries().remove(0);
+    let mut sig = hex::decode(&e.signature).unwrap();
+    sig[10] ^= 0x40;
+    e.signature = hex::encode(&sig);
+    let w = world(vec![e]).await;
+    let nonce = || async {
+        w.anvil
+            .call("eth_getTransactionCount", json!([w.custody, "latest"]))
+            .await
+            .unwrap()
+    };
+    let n0 = nonce().await;
+    let err = build(&w, delegate(32 * ETH)).await.unwrap_err();
+    let AdapterError::InvalidRequest(m) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        m.contains("deposit") && (m.contains("root") || m.contains("signature")),
+        "{m}"
+    );
+    assert_eq!(nonce().await, n0);
+    assert_eq!(w.anvil.balance(&w.custody).await.unwrap(), 200 * ETH);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_on_another_chain_is_refused() {
+    let w = world(all_entries()).await;
+    let v = vectors();
+    let a = EthAdapter::new(
+        EthSettings {
+            endpoints: vec![w.anvil.url.clone()],
+            beacon_endpoints: vec!["http://127.0.0.1:9".into()],
+            chain_id: 1,
+            fork_version: [0, 0, 0, 0],
+            deposit_contract: w.deposit_contract.clone(),
+            withdrawal_request_contract: REQUESTS.into(),
+            deposit_data_dir: std::env::temp_dir(),
+            operator: "op-a".into(),
+            fee_recipient: None,
+            max_fee_per_gas: 1,
+            max_gas: 1,
+            deposit_log_from_block: 0,
+            confirmations: 1,
+            sweep_delay_secs: 0,
+            max_scan_slots: 1,
+            max_scan_blocks: 1,
+            request_timeout: Duration::from_secs(5),
+        },
+        Arc::new(LocalKey::parse(v["custody_key_hex"].as_str().unwrap(), None).unwrap()),
+    )
+    .unwrap();
+    // anvil serves chain 31337, not 1: fatal, not retried.
+    let e = a.request_fee().await.unwrap_err();
+    assert!(matches!(e, AdapterError::WrongNetwork { .. }), "{e:?}");
+    assert!(!e.is_retryable());
+}
