@@ -451,7 +451,7 @@ impl EthAdapter {
         Ok(chain.max(mine))
     }
 
-    async fn fees(&self) -> Result<(u128, u128), AdapterError> {
+    async fn fees(&self) -> Result<(u64, u64), AdapterError> {
         let block = self
             .el("eth_getBlockByNumber", json!(["latest", false]))
             .await?;
@@ -469,7 +469,12 @@ impl EthAdapter {
                 self.s.max_fee_per_gas
             )));
         }
-        Ok((max_fee, tip))
+        let cap = |v: u128| {
+            u64::try_from(v).map_err(|_| {
+                AdapterError::InvalidRequest(format!("fee {v} wei per gas is out of range"))
+            })
+        };
+        Ok((cap(max_fee)?, cap(tip)?))
     }
 
     /// The action for `op`, checked against the chain.
@@ -567,15 +572,14 @@ impl EthAdapter {
     }
 
     /// The EIP-7002 fee, read from the contract (empty calldata).
-    pub async fn request_fee(&self) -> Result<u128, AdapterError> {
+    pub async fn request_fee(&self) -> Result<u64, AdapterError> {
         let v = self
             .el(
                 "eth_call",
                 json!([{"to": self.s.withdrawal_request_contract, "data": "0x"}, "latest"]),
             )
             .await?;
-        let fee = hex_u128(&v).ok_or_else(|| bad("withdrawal request fee", &v))?;
-        Ok(fee)
+        hex_u64(&v).ok_or_else(|| bad("withdrawal request fee (over 18 ETH?)", &v))
     }
 
     async fn block_time(&self, genesis: u64, sps: u64, slot: u64) -> Timestamp {
@@ -871,7 +875,7 @@ impl ChainAdapter for EthAdapter {
         }
         p.gas_limit = gas;
         let cost = value.saturating_add(alloy::primitives::U256::from(
-            u128::from(gas).saturating_mul(max_fee),
+            u128::from(gas).saturating_mul(u128::from(max_fee)),
         ));
         let bal = self
             .el("eth_getBalance", json!([self.custody(), "latest"]))

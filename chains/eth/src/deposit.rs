@@ -148,7 +148,10 @@ pub fn verify(
     }
     let amount_ok = match credential_type {
         0x01 => e.amount == STAKE_0X01_GWEI,
-        _ => (STAKE_0X01_GWEI..=MAX_0X02_GWEI).contains(&e.amount) && e.amount % GWEI_PER_ETH == 0,
+        _ => {
+            (STAKE_0X01_GWEI..=MAX_0X02_GWEI).contains(&e.amount)
+                && e.amount.is_multiple_of(GWEI_PER_ETH)
+        }
     };
     if !amount_ok {
         return Err(bad(format!(

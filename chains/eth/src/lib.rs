@@ -6,6 +6,8 @@
 //!   moves.
 //! - [`tx`]: EIP-1559 deposit and EIP-7002 withdrawal-request transactions,
 //!   signed with alloy; equal byte for byte to viem's (tests/vectors/eth).
+//! - [`request`]: the offline signing request (`softstake tx sign --chain
+//!   eth`), documented in docs/tx-requests.md.
 //! - [`testnode`]: starts anvil (npm @foundry-rs/anvil) for tests.
 //!
 //! - [`adapter`]: [`EthAdapter`], the `ChainAdapter` (execution JSON-RPC
@@ -16,6 +18,7 @@
 pub mod adapter;
 pub mod deposit;
 pub mod keys;
+pub mod request;
 pub mod ssz;
 pub mod testnode;
 pub mod tx;

@@ -57,7 +57,7 @@ pub enum Action {
         /// Gwei to withdraw; 0 exits the validator.
         amount_gwei: u64,
         /// Fee paid to the request contract, wei.
-        fee_wei: u128,
+        fee_wei: u64,
     },
 }
 
@@ -69,9 +69,9 @@ pub struct TxParams {
     /// Account nonce.
     pub nonce: u64,
     /// Max fee per gas, wei.
-    pub max_fee_per_gas: u128,
+    pub max_fee_per_gas: u64,
     /// Max priority fee per gas, wei.
-    pub max_priority_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: u64,
     /// Gas limit.
     pub gas_limit: u64,
     /// Deposit contract address.
@@ -170,8 +170,8 @@ pub fn build(action: &Action, key: &LocalKey, p: &TxParams) -> Result<Signed, Tx
         chain_id: p.chain_id,
         nonce: p.nonce,
         gas_limit: p.gas_limit,
-        max_fee_per_gas: p.max_fee_per_gas,
-        max_priority_fee_per_gas: p.max_priority_fee_per_gas,
+        max_fee_per_gas: u128::from(p.max_fee_per_gas),
+        max_priority_fee_per_gas: u128::from(p.max_priority_fee_per_gas),
         to: TxKind::Call(to),
         value,
         access_list: Default::default(),

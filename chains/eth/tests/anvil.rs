@@ -428,9 +428,10 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
     );
     // The beacon chain starts the exit: the pool shows it unbonding.
     w.beacon.update(|vs| {
-        vs[v0 as usize].status = "active_exiting".into();
-        vs[v0 as usize].exit_epoch = 10;
-        vs[v0 as usize].withdrawable_epoch = 266;
+        let v = vs.iter_mut().find(|v| v.index == v0).unwrap();
+        v.status = "active_exiting".into();
+        v.exit_epoch = 10;
+        v.withdrawable_epoch = 266;
     });
     let p = w
         .adapter
@@ -479,7 +480,7 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
         deposit_contract: w.deposit_contract.clone(),
         withdrawal_request_contract: REQUESTS.into(),
     };
-    let action = |fee: u128| Action::WithdrawalRequest {
+    let action = |fee: u64| Action::WithdrawalRequest {
         pubkey: format!("0x{}", w.entries[1].pubkey),
         amount_gwei: GWEI,
         fee_wei: fee,

@@ -112,7 +112,7 @@ fn signed_deposit_and_withdrawal_request_transactions_equal_viems() {
             Action::WithdrawalRequest {
                 pubkey: e.pubkey.clone(),
                 amount_gwei: t["params"]["amount_gwei"].as_u64().unwrap(),
-                fee_wei: u128::from(t["params"]["fee_wei"].as_u64().unwrap()),
+                fee_wei: t["params"]["fee_wei"].as_u64().unwrap(),
             }
         };
         let p = TxParams {

@@ -16,7 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Chains whose adapter this build contains.
-pub const AVAILABLE: &[ChainId] = &[ChainId::Solana, ChainId::Cosmos, ChainId::Tezos];
+pub const AVAILABLE: &[ChainId] = &[
+    ChainId::Ethereum,
+    ChainId::Solana,
+    ChainId::Cosmos,
+    ChainId::Tezos,
+];
 
 /// The adapter for `cfg`'s chain, connected to its endpoints.
 pub fn build_adapter(cfg: &ChainConfig) -> Result<Arc<dyn ChainAdapter>, AdapterError> {
@@ -45,6 +50,53 @@ pub fn build_adapter(cfg: &ChainConfig) -> Result<Arc<dyn ChainAdapter>, Adapter
                     request_timeout: Duration::from_secs(20),
                 },
                 Arc::new(signer),
+            )?;
+            Ok(Arc::new(a))
+        }
+        NetworkSection::Ethereum(n) => {
+            let password = match &n.keystore_password {
+                Some(p) => Some(p.resolve().map_err(|e| {
+                    AdapterError::Config(format!("network.keystore_password: {e}"))
+                })?),
+                None => None,
+            };
+            let key = softstake_chain_eth::keys::LocalKey::parse(
+                key()?.expose(),
+                password.as_ref().map(|p| p.expose().as_str()),
+            )
+            .map_err(|e| AdapterError::Config(e.to_string()))?;
+            let fork = hex_fork(&n.fork_version)?;
+            let operator = cfg
+                .validators
+                .first()
+                .map(|v| v.address.clone())
+                .ok_or_else(|| {
+                    AdapterError::Config("ethereum: no operator in [[chains.validators]]".into())
+                })?;
+            let dir = n.deposit_data_dir.clone().ok_or_else(|| {
+                AdapterError::Config("ethereum: network.deposit_data_dir is required".into())
+            })?;
+            let a = softstake_chain_eth::EthAdapter::new(
+                softstake_chain_eth::EthSettings {
+                    endpoints: cfg.endpoints.clone(),
+                    beacon_endpoints: n.beacon_endpoints.clone(),
+                    chain_id: n.chain_id,
+                    fork_version: fork,
+                    deposit_contract: n.deposit_contract.clone(),
+                    withdrawal_request_contract: n.withdrawal_request_contract.clone(),
+                    deposit_data_dir: dir.into(),
+                    operator,
+                    fee_recipient: n.fee_recipient.clone(),
+                    max_fee_per_gas: u128::from(n.max_fee_per_gas_gwei) * 1_000_000_000,
+                    max_gas: n.max_gas,
+                    deposit_log_from_block: n.deposit_log_from_block,
+                    confirmations: n.confirmations,
+                    sweep_delay_secs: n.sweep_delay_secs,
+                    max_scan_slots: 2_048,
+                    max_scan_blocks: 2_048,
+                    request_timeout: Duration::from_secs(20),
+                },
+                Arc::new(key),
             )?;
             Ok(Arc::new(a))
         }
@@ -101,4 +153,25 @@ pub fn build_adapter(cfg: &ChainConfig) -> Result<Arc<dyn ChainAdapter>, Adapter
             cfg.chain
         ))),
     }
+}
+
+fn hex_fork(v: &str) -> Result<[u8; 4], AdapterError> {
+    let bytes = v
+        .strip_prefix("0x")
+        .and_then(|h| {
+            (0..4)
+                .map(|i| {
+                    h.get(2 * i..2 * i + 2)
+                        .and_then(|b| u8::from_str_radix(b, 16).ok())
+                })
+                .collect::<Option<Vec<u8>>>()
+        })
+        .ok_or_else(|| {
+            AdapterError::Config(format!(
+                "network.fork_version {v:?} is not 0x + 8 hex digits"
+            ))
+        })?;
+    bytes
+        .try_into()
+        .map_err(|_| AdapterError::Config(format!("network.fork_version {v:?} is not 4 bytes")))
 }

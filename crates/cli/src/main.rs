@@ -327,6 +327,13 @@ fn tx_sign(chain: &str, request: &std::path::Path) -> Result<()> {
                 .with_context(|| format!("{} is not a Cosmos sign request", request.display()))?;
             serde_json::to_value(softstake_chain_atom::request::sign(&req)?)?
         }
+        "eth" | "ethereum" => {
+            let req: softstake_chain_eth::request::SignRequest = serde_json::from_str(&text)
+                .with_context(|| {
+                    format!("{} is not an Ethereum sign request", request.display())
+                })?;
+            serde_json::to_value(softstake_chain_eth::request::sign(&req)?)?
+        }
         "sol" | "solana" => {
             let req: softstake_chain_sol::request::SignRequest = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a Solana sign request", request.display()))?;
@@ -339,7 +346,7 @@ fn tx_sign(chain: &str, request: &std::path::Path) -> Result<()> {
         }
         other => {
             anyhow::bail!(
-                "offline signing for {other:?} is not built yet (available: atom, sol, xtz)"
+                "offline signing for {other:?} is not built yet (available: atom, eth, sol, xtz)"
             )
         }
     };

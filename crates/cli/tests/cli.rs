@@ -368,7 +368,7 @@ fn plan_prints_operations_from_a_pool_state_file_and_sends_nothing() {
     // Without a state file it needs the chain's adapter; unconfigured chains
     // and bad files are one clear line.
     let (ok, _, err) = cli(&["plan", "--chain", "ethereum"]);
-    assert!(!ok && err.contains("no ethereum adapter"), "{err}");
+    assert!(!ok && err.contains("eth.key"), "{err}");
     // The cosmos adapter exists; its key (an env reference here) is missing.
     let (ok, _, err) = cli(&["plan", "--chain", "cosmos"]);
     assert!(!ok && err.contains("SOFTSTAKE_COSMOS_KEY_HEX"), "{err}");
@@ -562,4 +562,62 @@ fn tx_sign_builds_every_solana_stake_transaction_like_web3js_offline() {
         .arg(&rf));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("sol.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn tx_sign_verifies_deposit_data_and_signs_the_viem_bytes_offline() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/eth/vectors.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let key = dir.path().join("eth.key");
+    let secret = v["custody_key_hex"].as_str().unwrap();
+    std::fs::write(&key, secret).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let rf = dir.path().join("req.json");
+    let params = |t: &serde_json::Value| {
+        serde_json::json!({
+            "key_file": key, "chain_id": v["chain_id"], "nonce": t["nonce"],
+            "max_fee_per_gas": v["max_fee_per_gas"].as_str().unwrap().parse::<u64>().unwrap(),
+            "max_priority_fee_per_gas": v["max_priority_fee_per_gas"].as_str().unwrap().parse::<u64>().unwrap(),
+            "gas_limit": t["gas"], "deposit_contract": v["deposit_contract"],
+            "withdrawal_request_contract": v["withdrawal_request_contract"],
+        })
+    };
+    for t in v["transactions"].as_array().unwrap() {
+        let entry =
+            &v["deposit_data"][usize::try_from(t["params"]["entry"].as_u64().unwrap()).unwrap()];
+        let mut req = params(t);
+        req["action"] = if t["name"].as_str().unwrap().starts_with("deposit") {
+            serde_json::json!({"type": "deposit", "entry": entry, "fork_version": format!("0x{}", v["fork_version"].as_str().unwrap())})
+        } else {
+            serde_json::json!({"type": "withdrawal_request", "pubkey": format!("0x{}", entry["pubkey"].as_str().unwrap()),
+                "amount_gwei": t["params"]["amount_gwei"], "fee_wei": t["params"]["fee_wei"]})
+        };
+        std::fs::write(&rf, req.to_string()).unwrap();
+        let o = run(bin()
+            .args(["tx", "sign", "--chain", "eth", "--request"])
+            .arg(&rf));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(out["raw"], t["raw"], "{}", t["name"]);
+        assert_eq!(out["hash"], t["hash"]);
+        assert!(!String::from_utf8_lossy(&o.stdout).contains(secret));
+    }
+    // A deposit entry for another network is refused with the reason.
+    let t = &v["transactions"][0];
+    let mut req = params(t);
+    req["action"] = serde_json::json!({"type": "deposit", "entry": v["deposit_data"][0], "fork_version": "0x00000000"});
+    std::fs::write(&rf, req.to_string()).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "eth", "--request"])
+        .arg(&rf));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("fork version"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(secret));
 }

@@ -279,6 +279,69 @@ pub struct EthereumNetwork {
     /// Beacon API endpoints.
     #[serde(default)]
     pub beacon_endpoints: Vec<String>,
+    /// Genesis fork version (0x + 8 hex digits): the deposit signature
+    /// domain, also checked against the Beacon API. Mainnet: 0x00000000.
+    #[serde(default = "default_fork_version")]
+    pub fork_version: String,
+    /// Deposit contract address.
+    #[serde(default = "default_deposit_contract")]
+    pub deposit_contract: String,
+    /// EIP-7002 withdrawal request contract address.
+    #[serde(default = "default_withdrawal_request_contract")]
+    pub withdrawal_request_contract: String,
+    /// Directory of staking-deposit-cli `deposit_data-*.json` files whose
+    /// withdrawal credentials point to the custody key.
+    #[serde(default)]
+    pub deposit_data_dir: Option<String>,
+    /// Fee recipient of the operator's validators (default: the custody
+    /// address), for execution-layer rewards.
+    #[serde(default)]
+    pub fee_recipient: Option<String>,
+    /// Refuse to sign above this max fee per gas, gwei.
+    #[serde(default = "default_max_fee_gwei")]
+    pub max_fee_per_gas_gwei: u64,
+    /// Refuse to sign above this gas limit.
+    #[serde(default = "default_eth_max_gas")]
+    pub max_gas: u64,
+    /// First block to scan the deposit contract's logs from (mainnet: the
+    /// contract's deployment block).
+    #[serde(default = "default_deposit_log_from_block")]
+    pub deposit_log_from_block: u64,
+    /// Blocks on top of the inclusion block before an operation counts.
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// Estimated delay from a validator's withdrawable epoch to the sweep
+    /// paying its balance out, seconds.
+    #[serde(default = "default_sweep_delay_secs")]
+    pub sweep_delay_secs: u64,
+    /// Password of a V3 keystore custody key.
+    #[serde(default)]
+    pub keystore_password: Option<crate::SecretRef>,
+}
+
+fn default_fork_version() -> String {
+    "0x00000000".into()
+}
+fn default_deposit_contract() -> String {
+    "0x00000000219ab540356cBB839Cbe05303d7705Fa".into()
+}
+fn default_withdrawal_request_contract() -> String {
+    "0x00000961Ef480Eb55e80D19ad83579A64c007002".into()
+}
+fn default_max_fee_gwei() -> u64 {
+    200
+}
+fn default_eth_max_gas() -> u64 {
+    500_000
+}
+fn default_deposit_log_from_block() -> u64 {
+    11_052_984
+}
+fn default_confirmations() -> u64 {
+    12
+}
+fn default_sweep_delay_secs() -> u64 {
+    777_600
 }
 
 /// Polkadot network settings.

@@ -365,8 +365,58 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
         );
     }
     match &s.network {
-        NetworkSection::Ethereum(n) if n.chain_id == 0 => {
-            c.push(k("network.chain_id"), "must be a positive EIP-155 chain id");
+        NetworkSection::Ethereum(n) => {
+            if n.chain_id == 0 {
+                c.push(k("network.chain_id"), "must be a positive EIP-155 chain id");
+            }
+            if n.beacon_endpoints.is_empty() {
+                c.push(
+                    k("network.beacon_endpoints"),
+                    "is empty: the pool's validators are read from the Beacon API",
+                );
+            }
+            let is_hex = |v: &str, bytes: usize| {
+                v.strip_prefix("0x").is_some_and(|h| {
+                    h.len() == 2 * bytes && h.chars().all(|c| c.is_ascii_hexdigit())
+                })
+            };
+            if !is_hex(&n.fork_version, 4) {
+                c.push(
+                    k("network.fork_version"),
+                    format!("{:?} is not 0x + 8 hex digits", n.fork_version),
+                );
+            }
+            for (key, v) in [
+                ("network.deposit_contract", Some(&n.deposit_contract)),
+                (
+                    "network.withdrawal_request_contract",
+                    Some(&n.withdrawal_request_contract),
+                ),
+                ("network.fee_recipient", n.fee_recipient.as_ref()),
+            ] {
+                if let Some(v) = v.filter(|v| !is_hex(v, 20)) {
+                    c.push(k(key), format!("{v:?} is not a 0x-hex address"));
+                }
+            }
+            if s.enabled
+                && n.deposit_data_dir
+                    .as_deref()
+                    .is_none_or(|d| d.trim().is_empty())
+            {
+                c.push(
+                    k("network.deposit_data_dir"),
+                    "is required: deposits are made only from staking-deposit-cli deposit data",
+                );
+            }
+            if s.validators.len() > 1 {
+                c.push(k("validators"), "an Ethereum pool names one operator (its label); the operator's validator keys come from deposit_data_dir");
+            }
+            if n.max_gas == 0 || n.max_fee_per_gas_gwei == 0 {
+                c.push(
+                    k("network.max_gas"),
+                    "max_gas and max_fee_per_gas_gwei must be at least 1",
+                );
+            }
         }
         NetworkSection::Polkadot(n)
             if !(n.genesis_hash.starts_with("0x") && n.genesis_hash.len() == 66) =>
