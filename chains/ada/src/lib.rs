@@ -6,8 +6,17 @@
 //!   withdrawal, deregistration) built as CBOR and signed here; equal byte
 //!   for byte to cardano-serialization-lib's (tests/vectors/ada).
 //!
+//! - [`adapter`]: [`AdaAdapter`], the `ChainAdapter` over a Blockfrost-compatible
+//!   API (behind the [`adapter::ChainApi`] interface).
+//! - [`testnode`]: a protocol-faithful test node behind the Blockfrost-shaped
+//!   API (no cardano-node installs here).
+//!
 //! No SDK type crosses the crate boundary.
 
+pub mod adapter;
 pub mod cbor;
 pub mod keys;
+pub mod testnode;
 pub mod tx;
+
+pub use adapter::{AdaAdapter, AdaSettings};

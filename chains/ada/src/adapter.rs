@@ -1,0 +1,747 @@
+//! [`AdaAdapter`]: the Cardano `ChainAdapter` over a Blockfrost-compatible
+//! REST API (hosted Blockfrost or a self-hosted compatible server), with
+//! fallback across endpoints. The calls sit behind [`ChainApi`] so an
+//! Ogmios or Koios backend can be added without touching the rest.
+//!
+//! - Delegation keeps funds spendable: the custody address's whole UTxO
+//!   balance counts as liquid and as delegated; the planner only asks for a
+//!   delegation when the stake key is not delegated to a configured pool.
+//! - Delegate: stake key registration + pool delegation in one transaction
+//!   (deposit from the protocol parameters) when the key is not registered,
+//!   re-delegation otherwise. The pool must exist.
+//! - Housekeeping ([`ChainAdapter::maintenance`]): a vote delegation (the
+//!   configured DRep, default always-abstain) once the key is registered,
+//!   since Conway refuses reward withdrawals without one; then a withdrawal
+//!   of the whole reward balance once it reaches `min_withdrawal`.
+//! - Rewards with evidence: the stake address's per-epoch reward history
+//!   (earned epoch, amount, pool), attributed to that epoch's time range.
+//! - Expiry is proven by the chain: every transaction has a TTL, and
+//!   `lookup` reports `Expired` once the tip is past it without the
+//!   transaction.
+
+use crate::keys::LocalKey;
+use crate::tx::{self, Action, TxParams, Utxo};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
+    Delegation, EndpointHealth, HealthRequest, HealthResponse, LookupRequest, LookupResponse,
+    Maintenance, ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind,
+    RewardsRequest, RewardsResponse, SignedOperation, TxStatus,
+};
+use softstake_core::secret::redact_url;
+use softstake_core::{Amount, ChainId, Period, Secret, Timestamp};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Settings from `[chains.network]` (type = "cardano").
+#[derive(Debug, Clone)]
+pub struct AdaSettings {
+    /// Blockfrost-compatible base URLs (e.g. .../api/v0).
+    pub endpoints: Vec<String>,
+    /// Blockfrost project id, sent as the `project_id` header.
+    pub project_id: Option<Secret<String>>,
+    /// Address network id (0 testnets, 1 mainnet).
+    pub network_id: u8,
+    /// Network magic every endpoint must report (`/genesis`).
+    pub network_magic: u64,
+    /// DRep to delegate votes to: always_abstain, always_no_confidence,
+    /// key:<hash>, script:<hash>.
+    pub drep: String,
+    /// Withdraw rewards once the balance reaches this, lovelace.
+    pub min_withdrawal: u64,
+    /// Transactions are valid for this many slots.
+    pub ttl_slots: u64,
+    /// Smallest change output, lovelace.
+    pub min_change: u64,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+}
+
+/// The chain calls the adapter makes, so another backend (Ogmios, Koios)
+/// can be slotted in.
+#[async_trait]
+pub trait ChainApi: Send + Sync {
+    /// GET a path; `None` for 404.
+    async fn get(&self, path: &str) -> Result<Option<Value>, AdapterError>;
+    /// Submits CBOR; returns the node's transaction id.
+    async fn submit(&self, cbor: &[u8]) -> Result<String, AdapterError>;
+}
+
+/// Blockfrost over HTTP, with fallback.
+pub struct Blockfrost {
+    endpoints: Vec<String>,
+    project_id: Option<Secret<String>>,
+    http: reqwest::Client,
+}
+
+impl Blockfrost {
+    /// A client for these endpoints.
+    pub fn new(
+        endpoints: Vec<String>,
+        project_id: Option<Secret<String>>,
+        timeout: Duration,
+    ) -> Result<Self, AdapterError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| AdapterError::Config(e.to_string()))?;
+        Ok(Blockfrost {
+            endpoints,
+            project_id,
+            http,
+        })
+    }
+
+    fn req(&self, m: reqwest::Method, ep: &str, path: &str) -> reqwest::RequestBuilder {
+        let r = self
+            .http
+            .request(m, format!("{}{path}", ep.trim_end_matches('/')));
+        match &self.project_id {
+            Some(p) => r.header("project_id", p.expose().as_str()),
+            None => r,
+        }
+    }
+}
+
+fn transport(ep: &str, e: impl std::fmt::Display) -> AdapterError {
+    AdapterError::Transport {
+        endpoint: redact_url(ep),
+        message: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl ChainApi for Blockfrost {
+    async fn get(&self, path: &str) -> Result<Option<Value>, AdapterError> {
+        let mut last = None;
+        for ep in &self.endpoints {
+            match self.req(reqwest::Method::GET, ep, path).send().await {
+                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => return Ok(None),
+                Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                    last = Some(AdapterError::RateLimited {
+                        endpoint: redact_url(ep),
+                    });
+                }
+                Ok(r) if r.status().is_success() => {
+                    return r.json().await.map(Some).map_err(|e| transport(ep, e));
+                }
+                Ok(r) if r.status().is_client_error() => {
+                    let t = r.text().await.unwrap_or_default();
+                    return Err(AdapterError::InvalidRequest(format!("{path}: {t}")));
+                }
+                Ok(r) => last = Some(transport(ep, format!("HTTP {}", r.status()))),
+                Err(e) => last = Some(transport(ep, e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| AdapterError::Config("cardano: no endpoints".into())))
+    }
+
+    async fn submit(&self, cbor: &[u8]) -> Result<String, AdapterError> {
+        let mut last = None;
+        for ep in &self.endpoints {
+            let r = self
+                .req(reqwest::Method::POST, ep, "/tx/submit")
+                .header("Content-Type", "application/cbor")
+                .body(cbor.to_vec())
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().is_success() => {
+                    let v: Value = r.json().await.map_err(|e| transport(ep, e))?;
+                    return Ok(v.as_str().unwrap_or_default().to_owned());
+                }
+                Ok(r) if r.status() == reqwest::StatusCode::BAD_REQUEST => {
+                    let v: Value = r.json().await.unwrap_or(Value::Null);
+                    let m = v
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("rejected")
+                        .to_owned();
+                    return Err(AdapterError::Rejected(m));
+                }
+                Ok(r) => last = Some(transport(ep, format!("HTTP {}", r.status()))),
+                Err(e) => last = Some(transport(ep, e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| AdapterError::Config("cardano: no endpoints".into())))
+    }
+}
+
+/// What the adapter read from the chain.
+#[derive(Debug, Clone, Default)]
+struct View {
+    utxos: Vec<Utxo>,
+    registered: bool,
+    pool: Option<String>,
+    drep: Option<String>,
+    rewards: u64,
+}
+
+/// The adapter.
+pub struct AdaAdapter {
+    s: AdaSettings,
+    payment: Arc<LocalKey>,
+    stake: Arc<LocalKey>,
+    api: Box<dyn ChainApi>,
+    checked: Mutex<bool>,
+    last: Mutex<Option<View>>,
+}
+
+impl std::fmt::Debug for AdaAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdaAdapter")
+            .field("address", &self.address())
+            .finish_non_exhaustive()
+    }
+}
+
+fn bad(what: &str, v: &Value) -> AdapterError {
+    AdapterError::Transport {
+        endpoint: "api".into(),
+        message: format!("unexpected {what} answer: {v}"),
+    }
+}
+
+fn num(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+/// A pool id (bech32 `pool1...` or 56 hex digits) as hex.
+pub fn pool_hex(id: &str) -> Result<String, AdapterError> {
+    if id.len() == 56 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(id.to_lowercase());
+    }
+    match bech32::decode(id) {
+        Ok((hrp, data)) if hrp.as_str() == "pool" && data.len() == 28 => Ok(hex::encode(data)),
+        _ => Err(AdapterError::InvalidRequest(format!(
+            "{id:?} is not a pool id (pool1... or 56 hex digits)"
+        ))),
+    }
+}
+
+impl AdaAdapter {
+    /// An adapter over Blockfrost.
+    pub fn new(
+        s: AdaSettings,
+        payment: Arc<LocalKey>,
+        stake: Arc<LocalKey>,
+    ) -> Result<Self, AdapterError> {
+        if s.endpoints.is_empty() {
+            return Err(AdapterError::Config("cardano: no endpoints".into()));
+        }
+        tx::DRep::parse(&s.drep).map_err(|e| AdapterError::Config(e.to_string()))?;
+        let api = Box::new(Blockfrost::new(
+            s.endpoints.clone(),
+            s.project_id.clone(),
+            s.request_timeout,
+        )?);
+        Ok(AdaAdapter {
+            s,
+            payment,
+            stake,
+            api,
+            checked: Mutex::new(false),
+            last: Mutex::new(None),
+        })
+    }
+
+    /// The custody (base) address.
+    pub fn address(&self) -> String {
+        tx::bech32(&tx::base_address(
+            self.s.network_id,
+            &self.payment.key_hash(),
+            &self.stake.key_hash(),
+        ))
+    }
+
+    /// The stake (reward) address.
+    pub fn stake_address(&self) -> String {
+        tx::bech32(&tx::reward_address(
+            self.s.network_id,
+            &self.stake.key_hash(),
+        ))
+    }
+
+    async fn get(&self, path: &str) -> Result<Option<Value>, AdapterError> {
+        if !self.checked.lock().map(|c| *c).unwrap_or(false) {
+            let g = self
+                .api
+                .get("/genesis")
+                .await?
+                .ok_or_else(|| bad("genesis", &Value::Null))?;
+            let magic = g.get("network_magic").and_then(num).unwrap_or(0);
+            if magic != self.s.network_magic {
+                return Err(AdapterError::WrongNetwork {
+                    endpoint: redact_url(&self.s.endpoints[0]),
+                    expected: self.s.network_magic.to_string(),
+                    found: magic.to_string(),
+                });
+            }
+            if let Ok(mut c) = self.checked.lock() {
+                *c = true;
+            }
+        }
+        self.api.get(path).await
+    }
+
+    async fn read(&self) -> Result<View, AdapterError> {
+        let mut utxos = Vec::new();
+        let mut page = 1;
+        loop {
+            let Some(list) = self
+                .get(&format!(
+                    "/addresses/{}/utxos?page={page}&count=100",
+                    self.address()
+                ))
+                .await?
+            else {
+                break;
+            };
+            let items = list.as_array().ok_or_else(|| bad("utxos", &list))?;
+            for u in items {
+                let amounts = u
+                    .get("amount")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                // Only ada-only outputs are spent: softstake never carries
+                // native assets along by accident.
+                if amounts.len() != 1 {
+                    continue;
+                }
+                let lovelace = amounts[0]
+                    .get("quantity")
+                    .and_then(num)
+                    .ok_or_else(|| bad("utxo amount", u))?;
+                utxos.push(Utxo {
+                    tx_hash: u
+                        .get("tx_hash")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    output_index: u.get("output_index").and_then(num).unwrap_or(0),
+                    lovelace,
+                });
+            }
+            if items.len() < 100 {
+                break;
+            }
+            page += 1;
+        }
+        let mut v = View {
+            utxos,
+            ..View::default()
+        };
+        if let Some(a) = self
+            .get(&format!("/accounts/{}", self.stake_address()))
+            .await?
+        {
+            v.registered = a.get("active").and_then(Value::as_bool).unwrap_or(false);
+            v.pool = a.get("pool_id").and_then(Value::as_str).map(str::to_owned);
+            v.drep = a.get("drep_id").and_then(Value::as_str).map(str::to_owned);
+            v.rewards = a.get("withdrawable_amount").and_then(num).unwrap_or(0);
+        }
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some(v.clone());
+        }
+        Ok(v)
+    }
+
+    async fn tip(&self) -> Result<(u64, i64), AdapterError> {
+        let b = self
+            .get("/blocks/latest")
+            .await?
+            .ok_or_else(|| bad("blocks/latest", &Value::Null))?;
+        let slot = b
+            .get("slot")
+            .and_then(num)
+            .ok_or_else(|| bad("blocks/latest", &b))?;
+        let time = b
+            .get("time")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| bad("blocks/latest", &b))?;
+        Ok((slot, time))
+    }
+
+    async fn action(&self, op: &OperationKind, v: &View) -> Result<(Action, u64), AdapterError> {
+        let refuse = |m: String| Err(AdapterError::InvalidRequest(m));
+        let params = self
+            .get("/epochs/latest/parameters")
+            .await?
+            .ok_or_else(|| bad("parameters", &Value::Null))?;
+        let key_deposit = params
+            .get("key_deposit")
+            .and_then(num)
+            .ok_or_else(|| bad("parameters", &params))?;
+        match op {
+            OperationKind::Delegate { validator, .. }
+            | OperationKind::Redelegate { to: validator, .. } => {
+                let hexid = pool_hex(validator)?;
+                let bech = crate::testnode::pool_bech32(
+                    &hex::decode(&hexid)
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .unwrap_or([0u8; 28]),
+                );
+                if self.get(&format!("/pools/{bech}")).await?.is_none() {
+                    return refuse(format!("unknown pool id {validator}"));
+                }
+                if !v.registered {
+                    Ok((
+                        Action::RegisterAndDelegate {
+                            pool: hexid,
+                            deposit: key_deposit,
+                        },
+                        key_deposit,
+                    ))
+                } else if v.pool.as_deref() == Some(bech.as_str()) {
+                    refuse(format!("the stake key is already delegated to {bech}"))
+                } else {
+                    Ok((Action::Delegate { pool: hexid }, 0))
+                }
+            }
+            OperationKind::ClaimRewards { .. } => {
+                if !v.registered {
+                    return refuse("the stake key is not registered: there are no rewards".into());
+                }
+                if v.drep.is_none() {
+                    return refuse("a withdrawal without a DRep delegation is refused by the Conway ledger; delegate the stake key's vote first (setup step vote_delegation)".into());
+                }
+                if v.rewards == 0 {
+                    return refuse("the reward balance is zero".into());
+                }
+                Ok((Action::Withdraw { amount: v.rewards }, 0))
+            }
+            OperationKind::Setup { step } => {
+                let (name, arg) = step
+                    .split_once(':')
+                    .map_or((step.as_str(), None), |(a, b)| (a, Some(b)));
+                match name {
+                    "vote_delegation" => {
+                        if !v.registered {
+                            return refuse("register and delegate the stake key first".into());
+                        }
+                        let drep = arg.unwrap_or(&self.s.drep).to_owned();
+                        tx::DRep::parse(&drep)
+                            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+                        Ok((Action::VoteDelegation { drep }, 0))
+                    }
+                    "deregister" => {
+                        if !v.registered {
+                            return refuse("the stake key is not registered".into());
+                        }
+                        if v.rewards > 0 && v.drep.is_none() {
+                            return refuse(
+                                "rewards remain and cannot be withdrawn without a DRep delegation"
+                                    .into(),
+                            );
+                        }
+                        Ok((
+                            Action::Deregister {
+                                refund: key_deposit,
+                                withdraw: v.rewards,
+                            },
+                            0,
+                        ))
+                    }
+                    other => refuse(format!(
+                        "unknown Cardano setup step {other:?} (vote_delegation[:drep], deregister)"
+                    )),
+                }
+            }
+            OperationKind::Undelegate { .. } | OperationKind::WithdrawUnbonded { .. } => refuse(
+                "delegated ada stays spendable on Cardano: there is nothing to unbond or withdraw"
+                    .into(),
+            ),
+        }
+    }
+}
+
+fn lovelace(v: u64) -> Amount {
+    Amount::from_base(u128::from(v))
+}
+
+#[async_trait]
+impl ChainAdapter for AdaAdapter {
+    fn chain(&self) -> ChainId {
+        ChainId::Cardano
+    }
+
+    async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+        let v = self.read().await?;
+        let (_, time) = self.tip().await?;
+        let balance: u64 = v.utxos.iter().map(|u| u.lovelace).sum();
+        let mut alerts = Vec::new();
+        let mut delegations = Vec::new();
+        if let Some(pool) = v.pool.as_ref().filter(|_| v.registered) {
+            let exists = self.get(&format!("/pools/{pool}")).await?.is_some();
+            if !exists {
+                alerts.push(format!(
+                    "pool {pool} is unknown or retired: the stake earns nothing"
+                ));
+            }
+            delegations.push(Delegation {
+                validator: pool.clone(),
+                active: lovelace(balance),
+                activating: Amount::ZERO,
+                impaired: !exists,
+                commission: None,
+            });
+            if v.drep.is_none() {
+                alerts.push("the stake key has no DRep delegation: rewards cannot be withdrawn until it has one".into());
+            }
+        }
+        Ok(PoolStateResponse {
+            chain: ChainId::Cardano,
+            as_of: Timestamp::from_unix(time),
+            liquid: lovelace(balance),
+            delegations,
+            unbonding: Vec::new(),
+            withdrawable: Amount::ZERO,
+            claimable_rewards: lovelace(v.rewards),
+            limits: ChainLimits {
+                min_delegation: Amount::ZERO,
+                max_unbonding_entries: None,
+                unbonding_delay_secs: 0,
+                delegation_keeps_funds_liquid: true,
+                stake_chunk: None,
+            },
+            losses: Vec::new(),
+            alerts,
+        })
+    }
+
+    async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
+        let after: Option<u64> = match req.cursor.as_deref() {
+            Some(c) => Some(
+                c.strip_prefix("epoch:")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| {
+                        AdapterError::Config(format!("cardano reward cursor {c:?} is not epoch:N"))
+                    })?,
+            ),
+            None => None,
+        };
+        let mut rewards = Vec::new();
+        let mut last = after;
+        let mut page = 1;
+        loop {
+            let Some(list) = self
+                .get(&format!(
+                    "/accounts/{}/rewards?page={page}&count=100&order=asc",
+                    self.stake_address()
+                ))
+                .await?
+            else {
+                break;
+            };
+            let items = list.as_array().ok_or_else(|| bad("rewards", &list))?;
+            for r in items {
+                let epoch = r
+                    .get("epoch")
+                    .and_then(num)
+                    .ok_or_else(|| bad("reward", r))?;
+                if after.is_some_and(|a| epoch <= a) {
+                    continue;
+                }
+                let amount = r
+                    .get("amount")
+                    .and_then(num)
+                    .ok_or_else(|| bad("reward", r))?;
+                let pool = r
+                    .get("pool_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let kind = r.get("type").and_then(Value::as_str).unwrap_or("member");
+                let e = self
+                    .get(&format!("/epochs/{epoch}"))
+                    .await?
+                    .ok_or_else(|| bad("epoch", &Value::Null))?;
+                let (t0, t1) = (
+                    e.get("start_time").and_then(Value::as_i64).unwrap_or(0),
+                    e.get("end_time").and_then(Value::as_i64).unwrap_or(0),
+                );
+                rewards.push(ObservedReward {
+                    key: format!("reward:{epoch}:{pool}:{kind}"),
+                    period: Period::new(
+                        Timestamp::from_unix(t0),
+                        Timestamp::from_unix(t1.max(t0 + 1)),
+                    )
+                    .map_err(|e| bad("epoch times", &json!(e.to_string())))?,
+                    amount: lovelace(amount),
+                    validator: pool,
+                    kind: RewardKind::Consensus,
+                    tx_hash: Some(format!(
+                        "reward-history:{}:epoch:{epoch}",
+                        self.stake_address()
+                    )),
+                    epoch: Some(epoch),
+                });
+                last = Some(last.map_or(epoch, |l| l.max(epoch)));
+            }
+            if items.len() < 100 {
+                break;
+            }
+            page += 1;
+        }
+        Ok(RewardsResponse {
+            rewards,
+            next_cursor: last.map(|e| format!("epoch:{e}")),
+        })
+    }
+
+    async fn build_and_sign(&self, req: BuildRequest) -> Result<SignedOperation, AdapterError> {
+        let v = self.read().await?;
+        let (action, deposit) = self.action(&req.kind, &v).await?;
+        let params = self
+            .get("/epochs/latest/parameters")
+            .await?
+            .ok_or_else(|| bad("parameters", &Value::Null))?;
+        let a = params
+            .get("min_fee_a")
+            .and_then(num)
+            .ok_or_else(|| bad("parameters", &params))?;
+        let b = params
+            .get("min_fee_b")
+            .and_then(num)
+            .ok_or_else(|| bad("parameters", &params))?;
+        let (slot, time) = self.tip().await?;
+        // Largest first, until deposit + a change output + a generous fee.
+        let mut utxos = v.utxos.clone();
+        utxos.sort_by(|x, y| y.lovelace.cmp(&x.lovelace).then(x.tx_hash.cmp(&y.tx_hash)));
+        let target = deposit
+            .saturating_add(self.s.min_change)
+            .saturating_add(2_000_000);
+        let mut inputs = Vec::new();
+        let mut sum = 0u64;
+        for u in utxos {
+            if sum >= target {
+                break;
+            }
+            sum = sum.saturating_add(u.lovelace);
+            inputs.push(u);
+        }
+        let p = TxParams {
+            network_id: self.s.network_id,
+            min_fee_a: a,
+            min_fee_b: b,
+            ttl: slot + self.s.ttl_slots,
+            inputs,
+            min_change: self.s.min_change,
+        };
+        let signed = tx::build(&action, &self.payment, &self.stake, &p)
+            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        Ok(SignedOperation {
+            bytes: signed.tx,
+            tx_id: signed.tx_hash,
+            valid_until: Some(Timestamp::from_unix(
+                time + i64::try_from(self.s.ttl_slots).unwrap_or(i64::MAX),
+            )),
+        })
+    }
+
+    async fn broadcast(&self, req: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
+        let id = self.api.submit(&req.signed.bytes).await?;
+        if id != req.signed.tx_id {
+            return Err(AdapterError::Rejected(format!(
+                "node answered {id}, journaled {}",
+                req.signed.tx_id
+            )));
+        }
+        Ok(BroadcastResponse { tx_id: id })
+    }
+
+    async fn lookup(&self, req: LookupRequest) -> Result<LookupResponse, AdapterError> {
+        let (slot, time) = self.tip().await?;
+        let head_time = Timestamp::from_unix(time);
+        if let Some(t) = self.get(&format!("/txs/{}", req.tx_id)).await? {
+            let height = t.get("block_height").and_then(num).unwrap_or(0);
+            return Ok(LookupResponse {
+                status: TxStatus::Confirmed { height },
+                head_time,
+            });
+        }
+        if let Some(bytes) = req.signed_bytes {
+            let ttl = ttl_of(&bytes)?;
+            if ttl.is_some_and(|ttl| slot > ttl) {
+                // Past its validity interval: re-check, then it can never land.
+                if self.get(&format!("/txs/{}", req.tx_id)).await?.is_none() {
+                    return Ok(LookupResponse {
+                        status: TxStatus::Expired,
+                        head_time,
+                    });
+                }
+            }
+        }
+        Ok(LookupResponse {
+            status: TxStatus::NotFound,
+            head_time,
+        })
+    }
+
+    async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let started = Instant::now();
+        let r = self.tip().await;
+        let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (up, head, lag) = match r {
+            Ok((slot, time)) => (true, Some(slot), u64::try_from(now - time).ok()),
+            Err(_) => (false, None, None),
+        };
+        Ok(HealthResponse {
+            endpoints: vec![EndpointHealth {
+                endpoint: redact_url(&self.s.endpoints[0]),
+                up,
+                head_height: head,
+                lag_secs: lag,
+                latency_ms: Some(latency),
+            }],
+        })
+    }
+
+    fn maintenance(&self, _state: &PoolStateResponse) -> Vec<Maintenance> {
+        let Some(v) = self.last.lock().ok().and_then(|l| l.clone()) else {
+            return Vec::new();
+        };
+        if !v.registered {
+            return Vec::new();
+        }
+        if v.drep.is_none() {
+            return vec![Maintenance {
+                kind: OperationKind::Setup {
+                    step: "vote_delegation".into(),
+                },
+                reason: format!(
+                    "Conway needs a DRep delegation to withdraw rewards: delegate the vote to {}",
+                    self.s.drep
+                ),
+            }];
+        }
+        if v.rewards >= self.s.min_withdrawal && v.rewards > 0 {
+            return vec![Maintenance {
+                kind: OperationKind::ClaimRewards {
+                    validators: Vec::new(),
+                },
+                reason: format!(
+                    "{} lovelace of rewards to withdraw into the custody address",
+                    v.rewards
+                ),
+            }];
+        }
+        Vec::new()
+    }
+}
+
+/// The TTL of journaled transaction bytes.
+fn ttl_of(bytes: &[u8]) -> Result<Option<u64>, AdapterError> {
+    let t: pallas_primitives::conway::Tx = pallas_codec::minicbor::decode(bytes).map_err(|e| {
+        AdapterError::InvalidRequest(format!("journaled bytes are not a transaction: {e}"))
+    })?;
+    Ok(t.transaction_body.ttl)
+}

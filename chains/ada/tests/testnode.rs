@@ -1,0 +1,386 @@
+//! The Cardano adapter against the protocol-faithful test node over its
+//! Blockfrost-shaped HTTP API: register + delegate, rewards over epochs, a
+//! withdrawal refused without a DRep delegation and made after the vote
+//! delegation, re-delegation, deregistration returning the deposit, the
+//! refusals, chain-proven expiry and a wrong network.
+#![allow(clippy::unwrap_used)]
+
+use softstake_chain_ada::keys::LocalKey;
+use softstake_chain_ada::testnode::{TestNode, TestNodeConfig, pool_bech32};
+use softstake_chain_ada::tx::{self, Action, TxParams};
+use softstake_chain_ada::{AdaAdapter, AdaSettings};
+use softstake_core::Amount;
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind,
+    PoolStateRequest, RewardsRequest, SignedOperation, TxStatus,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ADA: u64 = 1_000_000;
+const POOL1: [u8; 28] = [0x33; 28];
+const POOL2: [u8; 28] = [0x44; 28];
+
+fn cfg() -> TestNodeConfig {
+    TestNodeConfig {
+        min_fee_a: 44,
+        min_fee_b: 155_381,
+        key_deposit: 2 * ADA,
+        epoch_length: 100,
+        system_start: 1_700_000_000,
+        reward_bps: 10,
+        network_id: 0,
+    }
+}
+
+fn settings(url: &str, magic: u64) -> AdaSettings {
+    AdaSettings {
+        endpoints: vec!["http://127.0.0.1:9".into(), url.into()],
+        project_id: None,
+        network_id: 0,
+        network_magic: magic,
+        drep: "always_abstain".into(),
+        min_withdrawal: 1,
+        ttl_slots: 50,
+        min_change: ADA,
+        request_timeout: Duration::from_secs(5),
+    }
+}
+
+async fn build(a: &AdaAdapter, kind: OperationKind) -> Result<SignedOperation, AdapterError> {
+    a.build_and_sign(BuildRequest {
+        operation_id: "t".into(),
+        kind,
+    })
+    .await
+}
+
+async fn send(node: &TestNode, a: &AdaAdapter, s: SignedOperation) {
+    let r = a
+        .broadcast(BroadcastRequest { signed: s.clone() })
+        .await
+        .unwrap();
+    assert_eq!(r.tx_id, s.tx_id);
+    node.advance_slots(1);
+    let l = a
+        .lookup(LookupRequest {
+            tx_id: s.tx_id.clone(),
+            signed_bytes: Some(s.bytes.clone()),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(l.status, TxStatus::Confirmed { .. }), "{l:?}");
+}
+
+fn refused(r: Result<SignedOperation, AdapterError>) -> String {
+    match r {
+        Err(AdapterError::InvalidRequest(m)) => m,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_delegate_earn_withdraw_redelegate_and_deregister() {
+    let node = TestNode::new(cfg());
+    node.add_pool(POOL1);
+    node.add_pool(POOL2);
+    let payment = Arc::new(LocalKey::from_seed([0x11; 32]));
+    let stake = Arc::new(LocalKey::from_seed([0x22; 32]));
+    let address = tx::base_address(0, &payment.key_hash(), &stake.key_hash());
+    node.fund(&address, 1_000 * ADA);
+    node.fund(&address, 5 * ADA);
+    let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("http://{bound}");
+    let a = AdaAdapter::new(settings(&url, 42), payment.clone(), stake.clone()).unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
+    assert_eq!(p.liquid.base(), u128::from(1_005 * ADA));
+    assert!(p.delegations.is_empty());
+    assert!(p.limits.delegation_keeps_funds_liquid);
+
+    // Refused before signing.
+    let delegate = |pool: &[u8; 28]| OperationKind::Delegate {
+        validator: pool_bech32(pool),
+        amount: Amount::from_base(1),
+    };
+    assert!(refused(build(&a, delegate(&[0x99; 28])).await).contains("unknown pool id"));
+    assert!(
+        refused(build(&a, OperationKind::ClaimRewards { validators: vec![] }).await)
+            .contains("not registered")
+    );
+    assert!(
+        refused(
+            build(
+                &a,
+                OperationKind::Undelegate {
+                    validator: pool_bech32(&POOL1),
+                    amount: Amount::from_base(1)
+                }
+            )
+            .await
+        )
+        .contains("spendable")
+    );
+
+    // Register + delegate in one transaction.
+    send(&node, &a, build(&a, delegate(&POOL1)).await.unwrap()).await;
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
+    assert_eq!(p.delegations.len(), 1);
+    assert_eq!(p.delegations[0].validator, pool_bech32(&POOL1));
+    assert_eq!(p.delegations[0].active, p.liquid, "delegated and spendable");
+    assert!(
+        p.liquid.base() < u128::from(1_003 * ADA),
+        "deposit and fee paid"
+    );
+    assert!(
+        p.alerts.iter().any(|x| x.contains("DRep")),
+        "{:?}",
+        p.alerts
+    );
+    // Housekeeping asks for the vote delegation first.
+    let m = a.maintenance(&p);
+    assert_eq!(m.len(), 1);
+    assert_eq!(
+        m[0].kind,
+        OperationKind::Setup {
+            step: "vote_delegation".into()
+        }
+    );
+
+    // Two epochs of rewards; withdrawing without a DRep is refused.
+    node.advance_slots(200);
+    let rewards = node.rewards(&stake.key_hash());
+    assert!(rewards > 0);
+    assert!(
+        refused(build(&a, OperationKind::ClaimRewards { validators: vec![] }).await)
+            .contains("DRep")
+    );
+    send(&node, &a, build(&a, m[0].kind.clone()).await.unwrap()).await;
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
+    let m = a.maintenance(&p);
+    assert_eq!(
+        m[0].kind,
+        OperationKind::ClaimRewards { validators: vec![] }
+    );
+    let before = p.liquid.base();
+    send(&node, &a, build(&a, m[0].kind.clone()).await.unwrap()).await;
+    assert_eq!(node.rewards(&stake.key_hash()), 0);
+    let after = a
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap()
+        .liquid
+        .base();
+    assert!(
+        after > before && after < before + u128::from(rewards),
+        "rewards in, fee out"
+    );
+
+    // The reward history, with evidence; a replay adds nothing.
+    let r = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+    assert_eq!(r.rewards.len(), 2, "{:?}", r.rewards);
+    assert_eq!(
+        r.rewards.iter().map(|x| x.amount.base()).sum::<u128>(),
+        u128::from(rewards)
+    );
+    for x in &r.rewards {
+        assert_eq!(x.validator, pool_bech32(&POOL1));
+        assert_eq!(x.period.end().unix() - x.period.start().unix(), 100);
+    }
+    let again = a
+        .rewards_since(RewardsRequest {
+            cursor: r.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(again.rewards.is_empty());
+
+    // Re-delegation.
+    send(&node, &a, build(&a, delegate(&POOL2)).await.unwrap()).await;
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
+    assert_eq!(p.delegations[0].validator, pool_bech32(&POOL2));
+    assert!(refused(build(&a, delegate(&POOL2)).await).contains("already delegated"));
+
+    // A lost transaction expires once the tip passes its TTL.
+    node.drop_submissions(1);
+    let lost = build(
+        &a,
+        OperationKind::Setup {
+            step: "vote_delegation:always_no_confidence".into(),
+        },
+    )
+    .await
+    .unwrap();
+    a.broadcast(BroadcastRequest {
+        signed: lost.clone(),
+    })
+    .await
+    .unwrap();
+    let look = || {
+        a.lookup(LookupRequest {
+            tx_id: lost.tx_id.clone(),
+            signed_bytes: Some(lost.bytes.clone()),
+        })
+    };
+    assert_eq!(look().await.unwrap().status, TxStatus::NotFound);
+    node.advance_slots(60);
+    assert_eq!(look().await.unwrap().status, TxStatus::Expired);
+
+    // Deregistration withdraws what is left and returns the deposit.
+    node.advance_slots(100);
+    let left = node.rewards(&stake.key_hash());
+    assert!(left > 0);
+    let before = a
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap()
+        .liquid
+        .base();
+    send(
+        &node,
+        &a,
+        build(
+            &a,
+            OperationKind::Setup {
+                step: "deregister".into(),
+            },
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
+    assert!(p.delegations.is_empty());
+    let gained = p.liquid.base() - before;
+    assert!(
+        gained > u128::from(2 * ADA + left) - u128::from(ADA)
+            && gained < u128::from(2 * ADA + left),
+        "{gained}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_enforces_fees_witnesses_and_balance_and_the_adapter_refuses_what_it_cannot_pay() {
+    let node = TestNode::new(cfg());
+    node.add_pool(POOL1);
+    let payment = LocalKey::from_seed([0x11; 32]);
+    let stake = LocalKey::from_seed([0x22; 32]);
+    let address = tx::base_address(0, &payment.key_hash(), &stake.key_hash());
+    node.fund(&address, 10 * ADA);
+    let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (hash, index) = (hex::encode(node_first_utxo(&node, &bound).await), 0);
+    let p = |min_fee_b: u64| TxParams {
+        network_id: 0,
+        min_fee_a: 44,
+        min_fee_b,
+        ttl: 1_000,
+        inputs: vec![tx::Utxo {
+            tx_hash: hash.clone(),
+            output_index: index,
+            lovelace: 10 * ADA,
+        }],
+        min_change: ADA,
+    };
+    let reg = Action::RegisterAndDelegate {
+        pool: hex::encode(POOL1),
+        deposit: 2 * ADA,
+    };
+    // A fee computed from lower parameters than the chain's.
+    let cheap = tx::build(&reg, &payment, &stake, &p(1_000)).unwrap();
+    assert!(
+        node.apply(&cheap.tx)
+            .unwrap_err()
+            .contains("FeeTooSmallUTxO")
+    );
+    // A wrong deposit does not balance (and the deposit is checked).
+    let wrong = tx::build(
+        &Action::RegisterAndDelegate {
+            pool: hex::encode(POOL1),
+            deposit: ADA,
+        },
+        &payment,
+        &stake,
+        &p(155_381),
+    )
+    .unwrap();
+    assert!(
+        node.apply(&wrong.tx)
+            .unwrap_err()
+            .contains("IncorrectDeposit")
+    );
+    // Signed by a payment key that does not own the input.
+    let other = LocalKey::from_seed([0x23; 32]);
+    let mut bad = tx::build(&reg, &other, &stake, &p(155_381)).unwrap();
+    assert!(
+        node.apply(&bad.tx)
+            .unwrap_err()
+            .contains("MissingVKeyWitnesses")
+    );
+    // A tampered signature.
+    let good = tx::build(&reg, &payment, &stake, &p(155_381)).unwrap();
+    bad.tx = good.tx.clone();
+    let n = bad.tx.len();
+    bad.tx[n - 10] ^= 1;
+    assert!(
+        node.apply(&bad.tx)
+            .unwrap_err()
+            .contains("InvalidWitnesses")
+    );
+    node.apply(&good.tx).unwrap();
+    // Spent inputs cannot be spent again.
+    assert!(node.apply(&good.tx).is_err());
+
+    // The adapter refuses what the UTxOs cannot pay, before signing.
+    let poor_pay = Arc::new(LocalKey::from_seed([0x31; 32]));
+    let poor_stake = Arc::new(LocalKey::from_seed([0x32; 32]));
+    node.fund(
+        &tx::base_address(0, &poor_pay.key_hash(), &poor_stake.key_hash()),
+        2 * ADA,
+    );
+    let a = AdaAdapter::new(
+        settings(&format!("http://{bound}"), 42),
+        poor_pay,
+        poor_stake,
+    )
+    .unwrap();
+    let m = refused(
+        a.build_and_sign(BuildRequest {
+            operation_id: "x".into(),
+            kind: OperationKind::Delegate {
+                validator: pool_bech32(&POOL1),
+                amount: Amount::from_base(1),
+            },
+        })
+        .await,
+    );
+    assert!(m.contains("insufficient UTxOs"), "{m}");
+
+    // Another network's endpoint is refused.
+    let w = AdaAdapter::new(
+        settings(&format!("http://{bound}"), 764_824_073),
+        Arc::new(payment),
+        Arc::new(stake),
+    )
+    .unwrap();
+    let e = w.pool_state(PoolStateRequest::default()).await.unwrap_err();
+    assert!(matches!(e, AdapterError::WrongNetwork { .. }), "{e:?}");
+}
+
+async fn node_first_utxo(node: &TestNode, bound: &std::net::SocketAddr) -> [u8; 32] {
+    let _ = node;
+    let payment = LocalKey::from_seed([0x11; 32]);
+    let stake = LocalKey::from_seed([0x22; 32]);
+    let addr = tx::bech32(&tx::base_address(0, &payment.key_hash(), &stake.key_hash()));
+    let v: serde_json::Value = reqwest::get(format!("http://{bound}/addresses/{addr}/utxos"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    hex::decode(v[0]["tx_hash"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
