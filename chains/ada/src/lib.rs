@@ -8,6 +8,8 @@
 //!
 //! - [`adapter`]: [`AdaAdapter`], the `ChainAdapter` over a Blockfrost-compatible
 //!   API (behind the [`adapter::ChainApi`] interface).
+//! - [`request`]: the offline signing request (`softstake tx sign --chain
+//!   ada`), documented in docs/tx-requests.md.
 //! - [`testnode`]: a protocol-faithful test node behind the Blockfrost-shaped
 //!   API (no cardano-node installs here).
 //!
@@ -16,6 +18,7 @@
 pub mod adapter;
 pub mod cbor;
 pub mod keys;
+pub mod request;
 pub mod testnode;
 pub mod tx;
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 pub const AVAILABLE: &[ChainId] = &[
     ChainId::Ethereum,
     ChainId::Solana,
+    ChainId::Cardano,
     ChainId::Cosmos,
     ChainId::Tezos,
 ];
@@ -97,6 +98,41 @@ pub fn build_adapter(cfg: &ChainConfig) -> Result<Arc<dyn ChainAdapter>, Adapter
                     request_timeout: Duration::from_secs(20),
                 },
                 Arc::new(key),
+            )?;
+            Ok(Arc::new(a))
+        }
+        NetworkSection::Cardano(n) => {
+            let payment = softstake_chain_ada::keys::LocalKey::parse(key()?.expose())
+                .map_err(|e| AdapterError::Config(format!("key: {e}")))?;
+            let stake_ref = n.stake_key.as_ref().ok_or_else(|| {
+                AdapterError::Config("cardano: network.stake_key is required".into())
+            })?;
+            let stake_text = stake_ref
+                .resolve()
+                .map_err(|e| AdapterError::Config(format!("network.stake_key: {e}")))?;
+            let stake = softstake_chain_ada::keys::LocalKey::parse(stake_text.expose())
+                .map_err(|e| AdapterError::Config(format!("network.stake_key: {e}")))?;
+            let project_id = match &n.project_id {
+                Some(p) => Some(
+                    p.resolve()
+                        .map_err(|e| AdapterError::Config(format!("network.project_id: {e}")))?,
+                ),
+                None => None,
+            };
+            let a = softstake_chain_ada::AdaAdapter::new(
+                softstake_chain_ada::AdaSettings {
+                    endpoints: cfg.endpoints.clone(),
+                    project_id,
+                    network_id: u8::from(n.network_magic == 764_824_073),
+                    network_magic: u64::from(n.network_magic),
+                    drep: n.drep.clone(),
+                    min_withdrawal: n.min_withdrawal_lovelace,
+                    ttl_slots: n.ttl_slots,
+                    min_change: 1_000_000,
+                    request_timeout: Duration::from_secs(20),
+                },
+                Arc::new(payment),
+                Arc::new(stake),
             )?;
             Ok(Arc::new(a))
         }

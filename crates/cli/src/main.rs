@@ -334,6 +334,11 @@ fn tx_sign(chain: &str, request: &std::path::Path) -> Result<()> {
                 })?;
             serde_json::to_value(softstake_chain_eth::request::sign(&req)?)?
         }
+        "ada" | "cardano" => {
+            let req: softstake_chain_ada::request::SignRequest = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a Cardano sign request", request.display()))?;
+            serde_json::to_value(softstake_chain_ada::request::sign(&req)?)?
+        }
         "sol" | "solana" => {
             let req: softstake_chain_sol::request::SignRequest = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a Solana sign request", request.display()))?;
@@ -346,7 +351,7 @@ fn tx_sign(chain: &str, request: &std::path::Path) -> Result<()> {
         }
         other => {
             anyhow::bail!(
-                "offline signing for {other:?} is not built yet (available: atom, eth, sol, xtz)"
+                "offline signing for {other:?} is not built yet (available: ada, atom, eth, sol, xtz)"
             )
         }
     };

@@ -621,3 +621,73 @@ fn tx_sign_verifies_deposit_data_and_signs_the_viem_bytes_offline() {
     assert!(stderr(&o).contains("fork version"), "{}", stderr(&o));
     assert!(!stderr(&o).contains(secret));
 }
+
+#[test]
+fn tx_sign_builds_the_cardano_serialization_lib_bytes_offline() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/ada/vectors.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let write_key = |name: &str, seed: &str, kind: &str| {
+        let s: [u8; 32] = (0..32)
+            .map(|i| u8::from_str_radix(&seed[2 * i..2 * i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+            .try_into()
+            .unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            softstake_chain_ada::keys::LocalKey::from_seed(s).to_skey(kind),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    };
+    let pay = write_key(
+        "payment.skey",
+        v["payment_seed_hex"].as_str().unwrap(),
+        "Payment",
+    );
+    let stake = write_key("stake.skey", v["stake_seed_hex"].as_str().unwrap(), "Stake");
+    let rf = dir.path().join("req.json");
+    let case = |n: &str| {
+        v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let c = case("register_and_delegate");
+    let req = serde_json::json!({
+        "payment_key_file": pay, "stake_key_file": stake, "network_id": 0,
+        "min_fee_a": v["params"]["min_fee_a"], "min_fee_b": v["params"]["min_fee_b"], "ttl": v["ttl"],
+        "inputs": [v["utxos"][0]],
+        "action": c["op"],
+    });
+    std::fs::write(&rf, req.to_string()).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "ada", "--request"])
+        .arg(&rf));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["tx_cbor"], c["tx_cbor"]);
+    assert_eq!(out["tx_hash"], c["tx_hash"]);
+    assert_eq!(out["address"], v["address"]);
+    // Too little ada: a clear error.
+    let mut poor = req.clone();
+    poor["inputs"] =
+        serde_json::json!([{"tx_hash": "cc".repeat(32), "output_index": 0, "lovelace": 2_100_000}]);
+    std::fs::write(&rf, poor.to_string()).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "ada", "--request"])
+        .arg(&rf));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("insufficient UTxOs"), "{}", stderr(&o));
+}

@@ -429,8 +429,33 @@ fn default_timeout_blocks() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CardanoNetwork {
-    /// Network magic (764824073 mainnet).
+    /// Network magic (764824073 mainnet) every endpoint must report.
     pub network_magic: u32,
+    /// The stake key (cardano-cli .skey); `key` is the payment key.
+    pub stake_key: Option<crate::SecretRef>,
+    /// Blockfrost project id (sent as the `project_id` header).
+    #[serde(default)]
+    pub project_id: Option<crate::SecretRef>,
+    /// DRep for the vote delegation Conway requires before withdrawals:
+    /// always_abstain, always_no_confidence, key:<hash> or script:<hash>.
+    #[serde(default = "default_drep")]
+    pub drep: String,
+    /// Withdraw rewards once they reach this many lovelace.
+    #[serde(default = "default_min_withdrawal")]
+    pub min_withdrawal_lovelace: u64,
+    /// Transactions are valid for this many slots (seconds).
+    #[serde(default = "default_ttl_slots")]
+    pub ttl_slots: u64,
+}
+
+fn default_drep() -> String {
+    "always_abstain".into()
+}
+fn default_min_withdrawal() -> u64 {
+    10_000_000
+}
+fn default_ttl_slots() -> u64 {
+    7_200
 }
 
 /// Tezos network settings.

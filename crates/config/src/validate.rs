@@ -465,6 +465,26 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
                 c.push(k("network.expected_payout_cycles"), "must be at least 1");
             }
         }
+        NetworkSection::Cardano(n) => {
+            if n.stake_key.is_none() {
+                c.push(
+                    k("network.stake_key"),
+                    "is required: the stake key signs registration, delegation and withdrawals",
+                );
+            }
+            let drep_ok = matches!(n.drep.as_str(), "always_abstain" | "always_no_confidence")
+                || n.drep.split_once(':').is_some_and(|(kind, h)| {
+                    matches!(kind, "key" | "script")
+                        && h.len() == 56
+                        && h.chars().all(|c| c.is_ascii_hexdigit())
+                });
+            if !drep_ok {
+                c.push(k("network.drep"), format!("{:?} is not always_abstain, always_no_confidence, key:<56 hex> or script:<56 hex>", n.drep));
+            }
+            if n.ttl_slots == 0 {
+                c.push(k("network.ttl_slots"), "must be at least 1");
+            }
+        }
         NetworkSection::Solana(n) => {
             let base58 = |v: &str| {
                 (32..=44).contains(&v.len())
