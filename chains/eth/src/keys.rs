@@ -84,3 +84,39 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 fn short(s: &str) -> String {
     s.chars().take(120).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_keys_and_v3_keystores_parse_and_nothing_secret_is_shown() {
+        let hex_key = "02".repeat(32);
+        let k = LocalKey::parse(&hex_key, None).unwrap();
+        let dbg = format!("{k:?}");
+        assert!(dbg.contains(&format!("{:?}", k.address())));
+        assert!(!dbg.contains(&hex_key));
+        assert_eq!(LocalKey::parse("0xzz", None).unwrap_err(), KeyError::Format);
+
+        let dir = std::env::temp_dir().join(format!("softstake-ks-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (_, name) = PrivateKeySigner::encrypt_keystore(
+            &dir,
+            &mut rand::thread_rng(),
+            [2u8; 32],
+            "correct horse",
+            None,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let from_store = LocalKey::parse(&text, Some("correct horse")).unwrap();
+        assert_eq!(from_store.address(), k.address());
+        assert!(matches!(
+            LocalKey::parse(&text, Some("wrong")),
+            Err(KeyError::Keystore(_))
+        ));
+        let no_password = LocalKey::parse(&text, None).unwrap_err();
+        assert!(no_password.to_string().contains("no keystore password"));
+    }
+}
