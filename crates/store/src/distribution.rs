@@ -10,9 +10,10 @@ use crate::{StoreError, on_pool, parse_amount};
 use futures_util::TryStreamExt;
 use rust_decimal::Decimal;
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 use softstake_core::{Amount, Rate, Timestamp};
 use softstake_ledger::U256;
-use softstake_ledger::split::{Share, Split, SplitInput, digest_lines, split};
+use softstake_ledger::split::{CreditLine, Share, Split, SplitInput, digest_lines, split};
 use softstake_ledger::weights::{Point, weight};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -223,7 +224,7 @@ impl ReadWeights<sqlx::SqliteConnection> for crate::Store {
         // are sorted by (time, id) here and users by bytes in the split.
         // Only text is concatenated and row counters divided: SQL does no
         // arithmetic on money.
-        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        let mut rows = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
             "SELECT group_concat(length(user_id) || ':' || user_id || hist, ';') FROM ( \
                SELECT user_id, group_concat(balance || ' ' || effective_at || ' ' || id, ',') AS hist, \
                       (row_number() OVER () - 1) / {USERS_PER_ROW} AS bucket \
@@ -232,13 +233,13 @@ impl ReadWeights<sqlx::SqliteConnection> for crate::Store {
         )))
         .bind(asset)
         .bind(period.end().unix())
-        .fetch_all(conn)
-        .await?;
+        .fetch(conn);
         let bad = |v: &str| StoreError::Corrupt(format!("balance_updates history near {v:?}"));
         let mut out = Vec::new();
         let mut hist: Vec<Point> = Vec::new();
         let mut keyed: Vec<((i64, i64), Amount)> = Vec::new();
-        for row in &rows {
+        // Rows are parsed as SQLite's worker thread produces the next ones.
+        while let Some(row) = rows.try_next().await? {
             let mut rest = row.as_str();
             while !rest.is_empty() {
                 let (len, after) = rest.split_once(':').ok_or_else(|| bad(rest))?;
@@ -315,7 +316,9 @@ impl crate::Store {
             } else {
                 let period = softstake_core::Period::new(Timestamp::from_unix(start), Timestamp::from_unix(end))
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let t_read = std::time::Instant::now();
                 let weights = <Self as ReadWeights<_>>::weights(&mut *tx, &asset, period, opts.min_balance).await?;
+                let read_ms = t_read.elapsed().as_millis();
                 let carries: Vec<(String, String)> = sqlx::query_as(
                     "SELECT c.user_id, c.carry_after FROM credits c JOIN \
                      (SELECT user_id, MAX(id) AS id FROM credits WHERE asset = $1 GROUP BY user_id) m ON m.id = c.id",
@@ -329,7 +332,9 @@ impl crate::Store {
                 .bind(asset.clone())
                 .fetch_optional(&mut *tx)
                 .await?;
+                let t_split = std::time::Instant::now();
                 let s = make_split(&reward.reward.amount, rate, weights, carries, dust)?;
+                let split_ms = t_split.elapsed().as_millis();
                 let dist_id: i64 = sqlx::query_scalar(
                     "INSERT INTO distributions (reward_id, asset, gross, commission_rate, min_balance, commission, users_pool, credited, \
                      users_credited, total_weight, carry_before, carry_after, dust_before, dust_after, digest, created_at) \
@@ -349,11 +354,20 @@ impl crate::Store {
                 .bind(s.carry_after_sum().to_string())
                 .bind(s.dust_before.to_string())
                 .bind(s.dust_after.to_string())
-                .bind(s.digest())
+                // Set below from the very strings the credit rows are
+                // written with (one formatting pass, hashed as written).
+                .bind(String::new())
                 .bind(now.unix())
                 .fetch_one(&mut *tx)
                 .await?;
-                let written = self.write_credits(&mut tx, dist_id, &asset, &s).await?;
+                let t_write = std::time::Instant::now();
+                let (written, digest) = self.write_credits(&mut tx, dist_id, &asset, &s).await?;
+                tracing::debug!(read_ms, split_ms, write_ms = t_write.elapsed().as_millis(), users = s.lines.len(), "distribution phases");
+                sqlx::query("UPDATE distributions SET digest = $1 WHERE id = $2")
+                    .bind(digest)
+                    .bind(dist_id)
+                    .execute(&mut *tx)
+                    .await?;
                 if written != s.lines.len() as u64 {
                     return Err(StoreError::Invalid(format!(
                         "wrote {written} credit rows for {} lines; rolled back",
@@ -527,7 +541,7 @@ impl crate::Store {
         dist_id: i64,
         asset: &str,
         s: &Split,
-    ) -> Result<u64, StoreError>
+    ) -> Result<(u64, String), StoreError>
     where
         Self: WriteCredits<DB>,
     {
@@ -535,14 +549,44 @@ impl crate::Store {
     }
 }
 
-/// Backend-specific bulk write of credit rows.
+/// Backend-specific bulk write of credit rows. Returns the rows written and
+/// the digest of the lines (the same as [`Split::digest`], computed from the
+/// strings written).
 pub(crate) trait WriteCredits<DB: sqlx::Database> {
     async fn write(
         tx: &mut sqlx::Transaction<'_, DB>,
         dist_id: i64,
         asset: &str,
         s: &Split,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<(u64, String), StoreError>;
+}
+
+/// One credit line's columns as text, fed to the digest as they are made.
+struct LineText {
+    amount: String,
+    weight: String,
+    carry: String,
+}
+
+fn line_text(h: &mut Sha256, l: &CreditLine) -> LineText {
+    let t = LineText {
+        amount: l.amount.to_string(),
+        weight: l.weight.to_string(),
+        carry: l.carry_after.to_string(),
+    };
+    for part in [
+        l.user_id.as_str(),
+        "\t",
+        &t.amount,
+        "\t",
+        &t.weight,
+        "\t",
+        &t.carry,
+        "\n",
+    ] {
+        h.update(part.as_bytes());
+    }
+    t
 }
 
 impl WriteCredits<sqlx::Postgres> for crate::Store {
@@ -551,19 +595,21 @@ impl WriteCredits<sqlx::Postgres> for crate::Store {
         dist_id: i64,
         asset: &str,
         s: &Split,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(u64, String), StoreError> {
         let mut copy = tx
             .copy_in_raw("COPY credits (distribution_id, user_id, asset, amount, weight, carry_after) FROM STDIN")
             .await?;
+        let mut h = Sha256::new();
+        let asset = copy_escape(asset);
         let mut buf = String::with_capacity(1 << 20);
         for l in &s.lines {
+            let t = line_text(&mut h, l);
             buf.push_str(&format!(
-                "{dist_id}\t{}\t{}\t{}\t{}\t{}\n",
+                "{dist_id}\t{}\t{asset}\t{}\t{}\t{}\n",
                 copy_escape(&l.user_id),
-                copy_escape(asset),
-                l.amount,
-                l.weight,
-                l.carry_after
+                t.amount,
+                t.weight,
+                t.carry
             ));
             if buf.len() > (1 << 20) {
                 copy.send(buf.as_bytes()).await?;
@@ -573,7 +619,7 @@ impl WriteCredits<sqlx::Postgres> for crate::Store {
         if !buf.is_empty() {
             copy.send(buf.as_bytes()).await?;
         }
-        Ok(copy.finish().await?)
+        Ok((copy.finish().await?, hex::encode(h.finalize())))
     }
 }
 
@@ -583,9 +629,16 @@ impl WriteCredits<sqlx::Sqlite> for crate::Store {
         dist_id: i64,
         asset: &str,
         s: &Split,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(u64, String), StoreError> {
+        let mut h = Sha256::new();
         let mut written = 0;
-        for chunk in s.lines.chunks(SQLITE_CHUNK) {
+        let chunks: Vec<&[CreditLine]> = s.lines.chunks(SQLITE_CHUNK).collect();
+        let texts = |h: &mut Sha256, chunk: &[CreditLine]| -> Vec<LineText> {
+            chunk.iter().map(|l| line_text(h, l)).collect()
+        };
+        let mut next = chunks.first().map(|c| texts(&mut h, c));
+        for (i, chunk) in chunks.iter().enumerate() {
+            let Some(cur) = next.take() else { break };
             let mut sql = String::from(
                 "INSERT INTO credits (distribution_id, user_id, asset, amount, weight, carry_after) VALUES ",
             );
@@ -594,18 +647,25 @@ impl WriteCredits<sqlx::Sqlite> for crate::Store {
             sql.push_str(&vec!["(?,?,?,?,?,?)"; chunk.len()].join(","));
             // Only placeholders are interpolated; values are bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for l in chunk {
+            for (l, t) in chunk.iter().zip(cur) {
                 q = q
                     .bind(dist_id)
                     .bind(l.user_id.as_str())
                     .bind(asset)
-                    .bind(l.amount.to_string())
-                    .bind(l.weight.to_string())
-                    .bind(l.carry_after.to_string());
+                    .bind(t.amount)
+                    .bind(t.weight)
+                    .bind(t.carry);
             }
-            written += q.execute(&mut **tx).await?.rows_affected();
+            // The next chunk's text is made while SQLite's worker thread
+            // inserts this one.
+            let following = chunks.get(i + 1);
+            let (r, made) = tokio::join!(q.execute(&mut **tx), async {
+                following.map(|c| texts(&mut h, c))
+            });
+            written += r?.rows_affected();
+            next = made;
         }
-        Ok(written)
+        Ok((written, hex::encode(h.finalize())))
     }
 }
 
