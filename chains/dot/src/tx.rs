@@ -1,0 +1,196 @@
+//! Staking extrinsics for Polkadot-SDK relay chains carrying the Staking
+//! pallet (Paseo), built with subxt's dynamic API against the runtime's own
+//! metadata and signed sr25519. Call data and signer payloads equal
+//! @polkadot/types' (tests/vectors/dot); sr25519 signatures are randomised,
+//! so the tests verify signatures instead of comparing them.
+
+use std::sync::Arc;
+use subxt::config::substrate::{
+    SpecVersionForRange, SubstrateConfig, SubstrateExtrinsicParamsBuilder,
+};
+use subxt::dynamic::Value;
+use subxt::metadata::Metadata;
+use subxt::utils::{AccountId32, H256};
+
+/// A staking call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// `Staking.bond(value, payee = Staked)`.
+    Bond {
+        /// Planck.
+        value: u128,
+    },
+    /// `Staking.bond_extra(value)`.
+    BondExtra {
+        /// Planck.
+        value: u128,
+    },
+    /// `Staking.nominate(targets)`.
+    Nominate {
+        /// Validator stashes.
+        targets: Vec<AccountId32>,
+    },
+    /// `Staking.unbond(value)`.
+    Unbond {
+        /// Planck.
+        value: u128,
+    },
+    /// `Staking.withdraw_unbonded(num_slashing_spans)`.
+    WithdrawUnbonded {
+        /// Slashing spans of the stash.
+        num_slashing_spans: u32,
+    },
+    /// `Staking.rebond(value)`.
+    Rebond {
+        /// Planck.
+        value: u128,
+    },
+    /// `Staking.chill()`.
+    Chill,
+    /// `Staking.payout_stakers(validator_stash, era)`.
+    PayoutStakers {
+        /// Validator.
+        validator: AccountId32,
+        /// Era.
+        era: u32,
+    },
+    /// `Utility.batch_all(calls)`.
+    BatchAll(Vec<Call>),
+}
+
+fn account(a: &AccountId32) -> Value {
+    Value::from_bytes(a.0)
+}
+
+fn multi(a: &AccountId32) -> Value {
+    Value::unnamed_variant("Id", [account(a)])
+}
+
+impl Call {
+    /// The call as a dynamic value: (pallet, call, fields).
+    pub fn parts(&self) -> (&'static str, &'static str, Vec<Value>) {
+        match self {
+            Call::Bond { value } => (
+                "Staking",
+                "bond",
+                vec![Value::u128(*value), Value::unnamed_variant("Staked", [])],
+            ),
+            Call::BondExtra { value } => ("Staking", "bond_extra", vec![Value::u128(*value)]),
+            Call::Nominate { targets } => (
+                "Staking",
+                "nominate",
+                vec![Value::unnamed_composite(targets.iter().map(multi))],
+            ),
+            Call::Unbond { value } => ("Staking", "unbond", vec![Value::u128(*value)]),
+            Call::WithdrawUnbonded { num_slashing_spans } => (
+                "Staking",
+                "withdraw_unbonded",
+                vec![Value::u128(u128::from(*num_slashing_spans))],
+            ),
+            Call::Rebond { value } => ("Staking", "rebond", vec![Value::u128(*value)]),
+            Call::Chill => ("Staking", "chill", vec![]),
+            Call::PayoutStakers { validator, era } => (
+                "Staking",
+                "payout_stakers",
+                vec![account(validator), Value::u128(u128::from(*era))],
+            ),
+            Call::BatchAll(calls) => (
+                "Utility",
+                "batch_all",
+                vec![Value::unnamed_composite(
+                    calls.iter().map(|c| c.as_runtime_call()),
+                )],
+            ),
+        }
+    }
+
+    /// The call as a `RuntimeCall` value (`Pallet(Call { .. })`), for batches.
+    fn as_runtime_call(&self) -> Value {
+        let (pallet, call, fields) = self.parts();
+        Value::unnamed_variant(pallet, [Value::unnamed_variant(call, fields)])
+    }
+}
+
+/// Why an extrinsic could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// Metadata, encoding or signing failed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What signing needs besides the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxParams {
+    /// Genesis hash.
+    pub genesis_hash: [u8; 32],
+    /// Runtime spec version.
+    pub spec_version: u32,
+    /// Runtime transaction version.
+    pub transaction_version: u32,
+    /// Account nonce.
+    pub nonce: u64,
+    /// Tip, planck.
+    pub tip: u128,
+    /// Mortality: block number and hash the era starts at, and its length.
+    pub era_block: u64,
+    /// Hash of `era_block`.
+    pub era_block_hash: [u8; 32],
+    /// Era period in blocks.
+    pub era_period: u64,
+}
+
+/// Decodes runtime metadata (`RuntimeMetadataPrefixed`, "meta"...).
+pub fn metadata(bytes: &[u8]) -> Result<Arc<Metadata>, TxError> {
+    Metadata::decode_from(bytes)
+        .map(Arc::new)
+        .map_err(|e| TxError::Invalid(format!("runtime metadata: {e}")))
+}
+
+fn client(meta: &Arc<Metadata>, p: &TxParams) -> subxt::client::OfflineClient<SubstrateConfig> {
+    let config = SubstrateConfig::builder()
+        .set_genesis_hash(H256(p.genesis_hash))
+        .set_metadata_for_spec_versions([(p.spec_version, meta.clone())])
+        .set_spec_version_for_block_ranges([SpecVersionForRange {
+            block_range: 0..u64::MAX,
+            spec_version: p.spec_version,
+            transaction_version: p.transaction_version,
+        }])
+        .build();
+    subxt::client::OfflineClient::new_with_config(config)
+}
+
+/// Call data (pallet index, call index, arguments) of `call`.
+pub fn call_data(meta: &Arc<Metadata>, call: &Call, p: &TxParams) -> Result<Vec<u8>, TxError> {
+    let (pallet, name, fields) = call.parts();
+    let payload = subxt::dynamic::tx(pallet, name, fields);
+    let c = client(meta, p);
+    let at = c
+        .at_block(p.era_block)
+        .map_err(|e| TxError::Invalid(e.to_string()))?;
+    at.tx()
+        .call_data(&payload)
+        .map_err(|e| TxError::Invalid(e.to_string()))
+}
+
+/// The payload a signer signs for `call` (v4 extrinsic, mortal).
+pub fn signer_payload(meta: &Arc<Metadata>, call: &Call, p: &TxParams) -> Result<Vec<u8>, TxError> {
+    let (pallet, name, fields) = call.parts();
+    let payload = subxt::dynamic::tx(pallet, name, fields);
+    let c = client(meta, p);
+    let at = c
+        .at_block(p.era_block)
+        .map_err(|e| TxError::Invalid(e.to_string()))?;
+    let params = SubstrateExtrinsicParamsBuilder::<SubstrateConfig>::new()
+        .nonce(p.nonce)
+        .tip(p.tip)
+        .mortal_from_unchecked(p.era_period, p.era_block, H256(p.era_block_hash))
+        .build();
+    let signable = at
+        .tx()
+        .create_v4_signable_offline(&payload, params)
+        .map_err(|e| TxError::Invalid(e.to_string()))?;
+    signable
+        .signer_payload()
+        .map_err(|e| TxError::Invalid(e.to_string()))
+}

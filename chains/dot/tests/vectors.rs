@@ -1,0 +1,112 @@
+//! softstake's Polkadot staking calls against @polkadot/types for the Paseo
+//! runtime (tests/vectors/dot/vectors.json, made by generate.mjs from the
+//! same checked-in metadata): call data and signer payloads are equal byte
+//! for byte. sr25519 signatures are randomised (two signatures of the same
+//! payload differ), so instead of comparing signed bytes the test signs the
+//! payload with the same secret URI and verifies the signature.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use softstake_chain_dot::tx::{self, Call, TxParams};
+use subxt::utils::AccountId32;
+use subxt_signer::SecretUri;
+use subxt_signer::sr25519::{self, Keypair};
+
+fn hex32(s: &str) -> [u8; 32] {
+    hex::decode(s.trim_start_matches("0x"))
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+fn acct(s: &str) -> AccountId32 {
+    s.parse().unwrap()
+}
+
+fn call_of(name: &str, a: &Value) -> Call {
+    let v = |k: &str| a[k].as_str().unwrap().parse::<u128>().unwrap();
+    match name {
+        "bond" => Call::Bond { value: v("value") },
+        "bond_extra" => Call::BondExtra { value: v("value") },
+        "nominate" => Call::Nominate {
+            targets: a["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| acct(t.as_str().unwrap()))
+                .collect(),
+        },
+        "unbond" => Call::Unbond { value: v("value") },
+        "withdraw_unbonded" => Call::WithdrawUnbonded {
+            num_slashing_spans: u32::try_from(a["num_slashing_spans"].as_u64().unwrap()).unwrap(),
+        },
+        "rebond" => Call::Rebond { value: v("value") },
+        "chill" => Call::Chill,
+        "payout_stakers" => Call::PayoutStakers {
+            validator: acct(a["validator_stash"].as_str().unwrap()),
+            era: u32::try_from(a["era"].as_u64().unwrap()).unwrap(),
+        },
+        "batch_all" => Call::BatchAll(
+            a["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| call_of(c[0].as_str().unwrap(), &c[1]))
+                .collect(),
+        ),
+        other => panic!("unknown call {other}"),
+    }
+}
+
+#[test]
+fn staking_calls_and_signer_payloads_equal_polkadot_types_and_signatures_verify() {
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/vectors/dot/vectors.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let meta = tx::metadata(include_bytes!("../metadata/paseo.scale")).unwrap();
+    let p = TxParams {
+        genesis_hash: hex32(v["genesis_hash"].as_str().unwrap()),
+        spec_version: u32::try_from(v["spec_version"].as_u64().unwrap()).unwrap(),
+        transaction_version: u32::try_from(v["transaction_version"].as_u64().unwrap()).unwrap(),
+        nonce: v["nonce"].as_u64().unwrap(),
+        tip: 0,
+        era_block: v["block_number"].as_u64().unwrap(),
+        era_block_hash: hex32(v["block_hash"].as_str().unwrap()),
+        era_period: v["period"].as_u64().unwrap(),
+    };
+    let uri: SecretUri = v["stash_uri"].as_str().unwrap().parse().unwrap();
+    let key = Keypair::from_uri(&uri).unwrap();
+    assert_eq!(
+        format!("0x{}", hex::encode(key.public_key().0)),
+        v["stash_public_key"].as_str().unwrap(),
+        "the same secret URI gives the same sr25519 key"
+    );
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 9);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let call = call_of(name, &c["args"]);
+        let data = tx::call_data(&meta, &call, &p).unwrap();
+        assert_eq!(
+            format!("0x{}", hex::encode(&data)),
+            c["call_data"].as_str().unwrap(),
+            "{name}: call data"
+        );
+        let payload = tx::signer_payload(&meta, &call, &p).unwrap();
+        assert_eq!(
+            format!("0x{}", hex::encode(&payload)),
+            c["signer_payload"].as_str().unwrap(),
+            "{name}: signer payload"
+        );
+        let sig = key.sign(&payload);
+        assert!(sr25519::verify(&sig, &payload, &key.public_key()), "{name}");
+        let mut other = payload.clone();
+        other[0] ^= 1;
+        assert!(!sr25519::verify(&sig, &other, &key.public_key()));
+    }
+}
