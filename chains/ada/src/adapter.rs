@@ -379,7 +379,7 @@ impl AdaAdapter {
             OperationKind::Delegate { validator, .. }
             | OperationKind::Redelegate { to: validator, .. } => {
                 let hexid = pool_hex(validator)?;
-                let bech = crate::testnode::pool_bech32(
+                let bech = tx::pool_bech32(
                     &hex::decode(&hexid)
                         .ok()
                         .and_then(|b| b.try_into().ok())
@@ -683,10 +683,7 @@ impl ChainAdapter for AdaAdapter {
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let now = Timestamp::now().unix();
         let started = Instant::now();
         let r = self.tip().await;
         let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -86,10 +86,7 @@ fn err(status: StatusCode, error: &str, message: impl Into<String>) -> (StatusCo
 
 type Reply = Result<Json<Value>, (StatusCode, Json<Value>)>;
 
-/// Bech32 of a pool id.
-pub fn pool_bech32(hash: &[u8; 28]) -> String {
-    bech32::encode::<bech32::Bech32>(bech32::Hrp::parse_unchecked("pool"), hash).unwrap_or_default()
-}
+pub use crate::tx::pool_bech32;
 
 impl TestNode {
     /// An empty chain at slot 0.

@@ -166,6 +166,11 @@ pub fn bech32(bytes: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// Bech32 (`pool1...`) of a pool id.
+pub fn pool_bech32(hash: &[u8; 28]) -> String {
+    bech32::encode::<bech32::Bech32>(bech32::Hrp::parse_unchecked("pool"), hash).unwrap_or_default()
+}
+
 /// A signed transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {

@@ -932,12 +932,7 @@ impl ChainAdapter for EthAdapter {
     }
 
     async fn lookup(&self, req: LookupRequest) -> Result<LookupResponse, AdapterError> {
-        let head_time = Timestamp::from_unix(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-                .unwrap_or(0),
-        );
+        let head_time = Timestamp::now();
         let r = self
             .el("eth_getTransactionReceipt", json!([req.tx_id]))
             .await?;
@@ -996,10 +991,7 @@ impl ChainAdapter for EthAdapter {
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
         let mut endpoints = Vec::new();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = u64::try_from(Timestamp::now().unix()).unwrap_or(0);
         for (i, p) in self.els.iter().enumerate() {
             let started = Instant::now();
             let b: Result<Value, _> = p

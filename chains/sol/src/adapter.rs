@@ -417,12 +417,7 @@ impl SolAdapter {
     }
 
     async fn head_time(&self) -> Timestamp {
-        let now = Timestamp::from_unix(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-                .unwrap_or(0),
-        );
+        let now = Timestamp::now();
         match self
             .call(RpcRequest::GetSlot, json!([{"commitment": "confirmed"}]))
             .await
@@ -786,10 +781,7 @@ impl ChainAdapter for SolAdapter {
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
         let mut endpoints = Vec::new();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = u64::try_from(Timestamp::now().unix()).unwrap_or(0);
         for (i, c) in self.clients.iter().enumerate() {
             let started = Instant::now();
             let slot = c
