@@ -365,16 +365,17 @@ impl AdaAdapter {
         Ok((slot, time))
     }
 
-    async fn action(&self, op: &OperationKind, v: &View) -> Result<(Action, u64), AdapterError> {
+    async fn action(
+        &self,
+        op: &OperationKind,
+        v: &View,
+        params: &Value,
+    ) -> Result<(Action, u64), AdapterError> {
         let refuse = |m: String| Err(AdapterError::InvalidRequest(m));
-        let params = self
-            .get("/epochs/latest/parameters")
-            .await?
-            .ok_or_else(|| bad("parameters", &Value::Null))?;
         let key_deposit = params
             .get("key_deposit")
             .and_then(num)
-            .ok_or_else(|| bad("parameters", &params))?;
+            .ok_or_else(|| bad("parameters", params))?;
         match op {
             OperationKind::Delegate { validator, .. }
             | OperationKind::Redelegate { to: validator, .. } => {
@@ -595,11 +596,11 @@ impl ChainAdapter for AdaAdapter {
 
     async fn build_and_sign(&self, req: BuildRequest) -> Result<SignedOperation, AdapterError> {
         let v = self.read().await?;
-        let (action, deposit) = self.action(&req.kind, &v).await?;
         let params = self
             .get("/epochs/latest/parameters")
             .await?
             .ok_or_else(|| bad("parameters", &Value::Null))?;
+        let (action, deposit) = self.action(&req.kind, &v, &params).await?;
         let a = params
             .get("min_fee_a")
             .and_then(num)

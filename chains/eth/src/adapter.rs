@@ -92,6 +92,8 @@ pub struct EthAdapter {
     http: reqwest::Client,
     /// Nonce after the last transaction this process signed.
     next_nonce: Mutex<Option<u64>>,
+    /// Execution endpoints whose chain id was checked.
+    checked: Mutex<Vec<bool>>,
     /// Validators this process sent deposits or exit requests for.
     sent_deposits: Mutex<BTreeSet<String>>,
     sent_exits: Mutex<BTreeSet<String>>,
@@ -191,6 +193,7 @@ impl EthAdapter {
             .build()
             .map_err(|e| AdapterError::Config(e.to_string()))?;
         Ok(EthAdapter {
+            checked: Mutex::new(vec![false; s.endpoints.len()]),
             s,
             key,
             els,
@@ -218,8 +221,14 @@ impl EthAdapter {
         let mut last = None;
         for (i, p) in self.els.iter().enumerate() {
             let ep = &self.s.endpoints[i];
-            let chain: Result<Value, _> = p.raw_request("eth_chainId".into(), json!([])).await;
+            let known = self.checked.lock().map(|c| c[i]).unwrap_or(false);
+            let chain: Result<Value, _> = if known {
+                Ok(Value::Null)
+            } else {
+                p.raw_request("eth_chainId".into(), json!([])).await
+            };
             match chain {
+                Ok(_) if known => {}
                 Ok(v) => {
                     let found = hex_u64(&v).unwrap_or(0);
                     if found != self.s.chain_id {
@@ -228,6 +237,9 @@ impl EthAdapter {
                             expected: self.s.chain_id.to_string(),
                             found: found.to_string(),
                         });
+                    }
+                    if let Ok(mut c) = self.checked.lock() {
+                        c[i] = true;
                     }
                 }
                 Err(e) => {
