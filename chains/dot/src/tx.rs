@@ -194,3 +194,43 @@ pub fn signer_payload(meta: &Arc<Metadata>, call: &Call, p: &TxParams) -> Result
         .signer_payload()
         .map_err(|e| TxError::Invalid(e.to_string()))
 }
+
+/// A signed extrinsic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// SCALE-encoded extrinsic (what `author_submitExtrinsic` takes).
+    pub bytes: Vec<u8>,
+    /// blake2-256 of the bytes, 0x-hex: the extrinsic hash.
+    pub hash: String,
+}
+
+/// Builds and signs `call` with `key` (sr25519).
+pub fn sign(
+    meta: &Arc<Metadata>,
+    call: &Call,
+    p: &TxParams,
+    key: &subxt_signer::sr25519::Keypair,
+) -> Result<Signed, TxError> {
+    let (pallet, name, fields) = call.parts();
+    let payload = subxt::dynamic::tx(pallet, name, fields);
+    let c = client(meta, p);
+    let at = c
+        .at_block(p.era_block)
+        .map_err(|e| TxError::Invalid(e.to_string()))?;
+    let params = SubstrateExtrinsicParamsBuilder::<SubstrateConfig>::new()
+        .nonce(p.nonce)
+        .tip(p.tip)
+        .mortal_from_unchecked(p.era_period, p.era_block, H256(p.era_block_hash))
+        .build();
+    let mut signable = at
+        .tx()
+        .create_v4_signable_offline(&payload, params)
+        .map_err(|e| TxError::Invalid(e.to_string()))?;
+    let signed = signable
+        .sign(key)
+        .map_err(|e| TxError::Invalid(e.to_string()))?;
+    Ok(Signed {
+        bytes: signed.encoded().to_vec(),
+        hash: format!("{:?}", signed.hash()),
+    })
+}

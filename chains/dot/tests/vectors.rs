@@ -110,3 +110,83 @@ fn staking_calls_and_signer_payloads_equal_polkadot_types_and_signatures_verify(
         assert!(!sr25519::verify(&sig, &other, &key.public_key()));
     }
 }
+
+#[test]
+fn the_offline_request_signs_a_verifiable_extrinsic_carrying_the_reference_call() {
+    use std::os::unix::fs::PermissionsExt;
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/vectors/dot/vectors.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("softstake-dot-req-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("stash.uri");
+    std::fs::write(&key_file, v["stash_uri"].as_str().unwrap()).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bond = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "bond")
+        .unwrap();
+    let req: softstake_chain_dot::request::SignRequest = serde_json::from_value(serde_json::json!({
+        "key_file": key_file,
+        "metadata_file": concat!(env!("CARGO_MANIFEST_DIR"), "/metadata/paseo.scale"),
+        "genesis_hash": v["genesis_hash"], "spec_version": v["spec_version"],
+        "transaction_version": v["transaction_version"], "nonce": v["nonce"],
+        "era_block": v["block_number"], "era_block_hash": v["block_hash"], "era_period": v["period"],
+        "call": {"call": "bond", "value": bond["args"]["value"]},
+    }))
+    .unwrap();
+    let out = softstake_chain_dot::request::sign(&req).unwrap();
+    assert_eq!(
+        out.address,
+        v["stash_address"]
+            .as_str()
+            .unwrap()
+            .parse::<AccountId32>()
+            .unwrap()
+            .to_string()
+    );
+    let x = hex::decode(out.extrinsic.trim_start_matches("0x")).unwrap();
+    // compact length (2 bytes here), 0x84 (signed v4), MultiAddress::Id,
+    // MultiSignature::Sr25519, extensions, then the call.
+    assert_eq!(x[2], 0x84);
+    assert_eq!(x[3], 0x00);
+    let pk: [u8; 32] = x[4..36].try_into().unwrap();
+    assert_eq!(
+        format!("0x{}", hex::encode(pk)),
+        v["stash_public_key"].as_str().unwrap()
+    );
+    assert_eq!(x[36], 0x01, "sr25519 signature");
+    let sig = sr25519::Signature(x[37..101].try_into().unwrap());
+    let payload = hex::decode(
+        bond["signer_payload"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+    )
+    .unwrap();
+    assert!(
+        sr25519::verify(&sig, &payload, &sr25519::PublicKey(pk)),
+        "signed the reference payload"
+    );
+    assert!(
+        out.extrinsic
+            .ends_with(bond["call_data"].as_str().unwrap().trim_start_matches("0x"))
+    );
+    // An era period that is not a power of two is refused.
+    let mut bad = req.clone();
+    bad.era_period = 100;
+    assert!(
+        softstake_chain_dot::request::sign(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("power of two")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

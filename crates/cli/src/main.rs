@@ -334,6 +334,11 @@ fn tx_sign(chain: &str, request: &std::path::Path) -> Result<()> {
                 })?;
             serde_json::to_value(softstake_chain_eth::request::sign(&req)?)?
         }
+        "dot" | "polkadot" => {
+            let req: softstake_chain_dot::request::SignRequest = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a Polkadot sign request", request.display()))?;
+            serde_json::to_value(softstake_chain_dot::request::sign(&req)?)?
+        }
         "ada" | "cardano" => {
             let req: softstake_chain_ada::request::SignRequest = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a Cardano sign request", request.display()))?;
@@ -351,7 +356,7 @@ fn tx_sign(chain: &str, request: &std::path::Path) -> Result<()> {
         }
         other => {
             anyhow::bail!(
-                "offline signing for {other:?} is not built yet (available: ada, atom, eth, sol, xtz)"
+                "offline signing for {other:?} is not built yet (available: ada, atom, dot, eth, sol, xtz)"
             )
         }
     };

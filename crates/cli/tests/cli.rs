@@ -691,3 +691,52 @@ fn tx_sign_builds_the_cardano_serialization_lib_bytes_offline() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("insufficient UTxOs"), "{}", stderr(&o));
 }
+
+#[test]
+fn tx_sign_signs_a_polkadot_staking_extrinsic_offline() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/vectors/dot/vectors.json")).unwrap(),
+    )
+    .unwrap();
+    let key = dir.path().join("stash.uri");
+    std::fs::write(&key, v["stash_uri"].as_str().unwrap()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let case = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "nominate")
+        .unwrap()
+        .clone();
+    let req = serde_json::json!({
+        "key_file": key, "metadata_file": root.join("chains/dot/metadata/paseo.scale"),
+        "genesis_hash": v["genesis_hash"], "spec_version": v["spec_version"],
+        "transaction_version": v["transaction_version"], "nonce": v["nonce"],
+        "era_block": v["block_number"], "era_block_hash": v["block_hash"], "era_period": v["period"],
+        "call": {"call": "nominate", "targets": case["args"]["targets"]},
+    });
+    let rf = dir.path().join("req.json");
+    std::fs::write(&rf, req.to_string()).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "dot", "--request"])
+        .arg(&rf));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        out["extrinsic"]
+            .as_str()
+            .unwrap()
+            .ends_with(case["call_data"].as_str().unwrap().trim_start_matches("0x"))
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(v["stash_uri"].as_str().unwrap()));
+    // A key file others can read is refused.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(bin()
+        .args(["tx", "sign", "--chain", "dot", "--request"])
+        .arg(&rf));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("stash.uri"), "{}", stderr(&o));
+}
