@@ -261,3 +261,72 @@ where
     }
     panic!("the queued withdrawal was never granted");
 }
+
+/// The engine the chain-adapter engine tests run: 10% commission, a 20%
+/// buffer with a 5% band, the given validators (weight, no cap), operations
+/// of at least one `unit`, caps far above the tests' amounts (10^7 units per
+/// operation, 10^8 per day), no approvals, no dry run.
+pub fn adapter_engine(
+    store: &Store,
+    adapter: std::sync::Arc<dyn softstake_core::adapter::ChainAdapter>,
+    validators: &[(&str, u32)],
+    unit: u128,
+    cycle_secs: u64,
+    clock: &softstake_core::ManualClock,
+) -> softstake_engine::Engine {
+    use rust_decimal::Decimal;
+    use softstake_core::Rate;
+    let rate = |s: &str| Rate::new(s.parse::<Decimal>().expect("decimal")).expect("rate");
+    let chain = adapter.chain();
+    softstake_engine::Engine::new(
+        store.clone(),
+        adapter,
+        softstake_engine::EngineConfig {
+            chain,
+            commission: rate("0.10"),
+            min_eligible_balance: Amount::ZERO,
+            policy: softstake_planner::Policy {
+                target: rate("0.20"),
+                band: rate("0.05"),
+                min_operation: Amount::from_base(unit),
+                validators: validators
+                    .iter()
+                    .map(|(address, weight)| softstake_planner::ValidatorTarget {
+                        address: (*address).to_owned(),
+                        weight: *weight,
+                        cap: Rate::ONE,
+                    })
+                    .collect(),
+                max_per_operation: Amount::from_base(unit * 10_000_000),
+                remaining_today: Amount::ZERO,
+            },
+            max_per_day: Amount::from_base(unit * 100_000_000),
+            approval_threshold: Amount::ZERO,
+            dry_run: false,
+            cycle_secs,
+        },
+        std::sync::Arc::new(clock.clone()),
+    )
+    .expect("engine")
+}
+
+/// Asserts that `asset` has at least `min` distributions and that every
+/// one of them verifies.
+pub async fn assert_distributions_verify(store: &Store, asset: &str, min: usize) {
+    let ds = store
+        .list_distributions(Some(asset), None, 1_000)
+        .await
+        .expect("distributions");
+    assert!(
+        ds.len() >= min,
+        "{} distributions of {asset}, expected at least {min}: {ds:?}",
+        ds.len()
+    );
+    for d in &ds {
+        assert!(
+            store.verify_distribution(d.id).await.expect("verify").ok,
+            "distribution {} does not verify",
+            d.id
+        );
+    }
+}

@@ -6,15 +6,12 @@
 //! because delegated ada stays spendable.
 #![allow(clippy::unwrap_used)]
 
-use rust_decimal::Decimal;
 use softstake_chain_ada::keys::LocalKey;
 use softstake_chain_ada::testnode::{TestNode, TestNodeConfig, pool_bech32};
 use softstake_chain_ada::tx;
 use softstake_chain_ada::{AdaAdapter, AdaSettings};
 use softstake_core::adapter::ChainAdapter;
-use softstake_core::{Amount, ChainId, Clock, ManualClock, Rate, Timestamp};
-use softstake_engine::{Engine, EngineConfig};
-use softstake_planner::{Policy, ValidatorTarget};
+use softstake_core::{Amount, ChainId, Clock, ManualClock, Timestamp};
 use softstake_store::OpState;
 use softstake_tests::on_both;
 use std::sync::Arc;
@@ -62,34 +59,14 @@ async fn the_engine_delegates_earns_withdraws_rewards_and_distributes_on_the_car
             .unwrap(),
         );
         let clock = ManualClock::new(Timestamp::from_unix(node.now()));
-        let rate = |s: &str| Rate::new(s.parse::<Decimal>().unwrap()).unwrap();
-        let engine = Engine::new(
-            store.clone(),
+        let engine = softstake_tests::adapter_engine(
+            &store,
             adapter,
-            EngineConfig {
-                chain: ChainId::Cardano,
-                commission: rate("0.10"),
-                min_eligible_balance: Amount::ZERO,
-                policy: Policy {
-                    target: rate("0.20"),
-                    band: rate("0.05"),
-                    min_operation: Amount::from_base(ADA),
-                    validators: vec![ValidatorTarget {
-                        address: pool_bech32(&pool),
-                        weight: 1,
-                        cap: Rate::ONE,
-                    }],
-                    max_per_operation: Amount::from_base(10_000_000 * ADA),
-                    remaining_today: Amount::ZERO,
-                },
-                max_per_day: Amount::from_base(100_000_000 * ADA),
-                approval_threshold: Amount::ZERO,
-                dry_run: false,
-                cycle_secs: 50,
-            },
-            Arc::new(clock.clone()),
-        )
-        .unwrap();
+            &[(&pool_bech32(&pool), 1)],
+            ADA,
+            50,
+            &clock,
+        );
         softstake_tests::opening_balances(
             &store,
             "ADA",
@@ -121,14 +98,7 @@ async fn the_engine_delegates_earns_withdraws_rewards_and_distributes_on_the_car
             );
         }
         assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
-        let ds = store
-            .list_distributions(Some("ADA"), None, 100)
-            .await
-            .unwrap();
-        assert!(ds.len() >= 2, "{ds:?}");
-        for d in &ds {
-            assert!(store.verify_distribution(d.id).await.unwrap().ok);
-        }
+        softstake_tests::assert_distributions_verify(&store, "ADA", 2).await;
         // Delegated ada is spendable: bob's withdrawal is granted at once.
         let liq = engine.liquidity().await.unwrap();
         let d = store

@@ -9,16 +9,13 @@
 //! by an exit request, and granted once the sweep pays out.
 #![allow(clippy::unwrap_used)]
 
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use softstake_chain_eth::deposit::DepositEntry;
 use softstake_chain_eth::keys::LocalKey;
 use softstake_chain_eth::testnode::{Anvil, BeaconServer};
 use softstake_chain_eth::{EthAdapter, EthSettings};
 use softstake_core::adapter::ChainAdapter;
-use softstake_core::{Amount, ChainId, ManualClock, Rate, Timestamp};
-use softstake_engine::{Engine, EngineConfig};
-use softstake_planner::{Policy, ValidatorTarget};
+use softstake_core::{Amount, ChainId, ManualClock, Timestamp};
 use softstake_store::OpState;
 use softstake_tests::on_both;
 use std::sync::Arc;
@@ -217,34 +214,8 @@ async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal
             .unwrap(),
         );
         let clock = ManualClock::new(Timestamp::from_unix(1_700_000_000));
-        let rate = |s: &str| Rate::new(s.parse::<Decimal>().unwrap()).unwrap();
-        let engine = Engine::new(
-            store.clone(),
-            adapter,
-            EngineConfig {
-                chain: ChainId::Ethereum,
-                commission: rate("0.10"),
-                min_eligible_balance: Amount::ZERO,
-                policy: Policy {
-                    target: rate("0.20"),
-                    band: rate("0.05"),
-                    min_operation: Amount::from_base(ETH),
-                    validators: vec![ValidatorTarget {
-                        address: "op-a".into(),
-                        weight: 1,
-                        cap: Rate::ONE,
-                    }],
-                    max_per_operation: Amount::from_base(1_000 * ETH),
-                    remaining_today: Amount::ZERO,
-                },
-                max_per_day: Amount::from_base(10_000 * ETH),
-                approval_threshold: Amount::ZERO,
-                dry_run: false,
-                cycle_secs: 384,
-            },
-            Arc::new(clock.clone()),
-        )
-        .unwrap();
+        let engine =
+            softstake_tests::adapter_engine(&store, adapter, &[("op-a", 1)], ETH, 384, &clock);
         softstake_tests::opening_balances(
             &store,
             "ETH",
@@ -285,14 +256,7 @@ async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal
         for _ in 0..4 {
             step().await;
         }
-        let ds = store
-            .list_distributions(Some("ETH"), None, 100)
-            .await
-            .unwrap();
-        assert!(!ds.is_empty(), "no distributions");
-        for d in &ds {
-            assert!(store.verify_distribution(d.id).await.unwrap().ok);
-        }
+        softstake_tests::assert_distributions_verify(&store, "ETH", 1).await;
 
         // Bob withdraws everything: more than the buffer; one validator
         // exits for it, the sweep pays, the withdrawal is granted.

@@ -6,14 +6,11 @@
 //! cool-down and granted by its ETA.
 #![allow(clippy::unwrap_used)]
 
-use rust_decimal::Decimal;
 use softstake_chain_sol::keys::LocalKey;
 use softstake_chain_sol::testnode::{SvmNode, SvmOptions};
 use softstake_chain_sol::{SolAdapter, SolSettings};
 use softstake_core::adapter::ChainAdapter;
-use softstake_core::{Amount, ChainId, ManualClock, Rate, Timestamp};
-use softstake_engine::{Engine, EngineConfig};
-use softstake_planner::{Policy, ValidatorTarget};
+use softstake_core::{Amount, ChainId, ManualClock, Timestamp};
 use softstake_store::OpState;
 use softstake_tests::on_both;
 use std::sync::Arc;
@@ -64,34 +61,8 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
             .unwrap(),
         );
         let clock = ManualClock::new(node_time(&node).await);
-        let rate = |s: &str| Rate::new(s.parse::<Decimal>().unwrap()).unwrap();
-        let engine = Engine::new(
-            store.clone(),
-            adapter,
-            EngineConfig {
-                chain: ChainId::Solana,
-                commission: rate("0.10"),
-                min_eligible_balance: Amount::ZERO,
-                policy: Policy {
-                    target: rate("0.20"),
-                    band: rate("0.05"),
-                    min_operation: Amount::from_base(SOL),
-                    validators: vec![ValidatorTarget {
-                        address: vote.clone(),
-                        weight: 1,
-                        cap: Rate::ONE,
-                    }],
-                    max_per_operation: Amount::from_base(1_000 * SOL),
-                    remaining_today: Amount::ZERO,
-                },
-                max_per_day: Amount::from_base(10_000 * SOL),
-                approval_threshold: Amount::ZERO,
-                dry_run: false,
-                cycle_secs: 7,
-            },
-            Arc::new(clock.clone()),
-        )
-        .unwrap();
+        let engine =
+            softstake_tests::adapter_engine(&store, adapter, &[(&vote, 1)], SOL, 7, &clock);
         softstake_tests::opening_balances(
             &store,
             "SOL",
@@ -127,14 +98,7 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
         for _ in 0..6 {
             step().await;
         }
-        let ds = store
-            .list_distributions(Some("SOL"), None, 100)
-            .await
-            .unwrap();
-        assert!(ds.len() >= 2, "{ds:?}");
-        for d in &ds {
-            assert!(store.verify_distribution(d.id).await.unwrap().ok);
-        }
+        softstake_tests::assert_distributions_verify(&store, "SOL", 2).await;
 
         // Bob withdraws everything: more than the buffer, so it queues; the
         // planner unstakes for it and it is granted by its ETA.

@@ -5,15 +5,12 @@
 //! buffer is queued, unstaked for, finalized and granted.
 #![allow(clippy::unwrap_used)]
 
-use rust_decimal::Decimal;
 use softstake_chain_xtz::keys::{LocalKey, Signer};
 use softstake_chain_xtz::ops::Mode;
 use softstake_chain_xtz::testnode::{TestNode, TestNodeConfig};
 use softstake_chain_xtz::{XtzAdapter, XtzSettings};
 use softstake_core::adapter::ChainAdapter;
-use softstake_core::{Amount, ChainId, ManualClock, Rate, Secret, Timestamp};
-use softstake_engine::{Engine, EngineConfig};
-use softstake_planner::{Policy, ValidatorTarget};
+use softstake_core::{Amount, ChainId, ManualClock, Secret, Timestamp};
 use softstake_store::OpState;
 use softstake_tests::on_both;
 use std::sync::Arc;
@@ -57,34 +54,8 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
             .unwrap(),
         );
         let clock = ManualClock::new(Timestamp::from_unix(T0));
-        let rate = |s: &str| Rate::new(s.parse::<Decimal>().unwrap()).unwrap();
-        let engine = Engine::new(
-            store.clone(),
-            adapter,
-            EngineConfig {
-                chain: ChainId::Tezos,
-                commission: rate("0.10"),
-                min_eligible_balance: Amount::ZERO,
-                policy: Policy {
-                    target: rate("0.20"),
-                    band: rate("0.05"),
-                    min_operation: Amount::from_base(TEZ),
-                    validators: vec![ValidatorTarget {
-                        address: BAKER.into(),
-                        weight: 1,
-                        cap: Rate::ONE,
-                    }],
-                    max_per_operation: Amount::from_base(10_000 * TEZ),
-                    remaining_today: Amount::ZERO,
-                },
-                max_per_day: Amount::from_base(100_000 * TEZ),
-                approval_threshold: Amount::ZERO,
-                dry_run: false,
-                cycle_secs: 64,
-            },
-            Arc::new(clock.clone()),
-        )
-        .unwrap();
+        let engine =
+            softstake_tests::adapter_engine(&store, adapter, &[(BAKER, 1)], TEZ, 64, &clock);
         softstake_tests::opening_balances(
             &store,
             "XTZ",
@@ -124,14 +95,7 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
         for _ in 0..4 {
             step(8).await;
         }
-        let ds = store
-            .list_distributions(Some("XTZ"), None, 100)
-            .await
-            .unwrap();
-        assert!(ds.len() >= 2, "{ds:?}");
-        for d in &ds {
-            assert!(store.verify_distribution(d.id).await.unwrap().ok);
-        }
+        softstake_tests::assert_distributions_verify(&store, "XTZ", 2).await;
 
         // Bob withdraws everything: more than the buffer, so it queues; the
         // planner unstakes for it and it is granted by its ETA.
