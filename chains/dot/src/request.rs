@@ -3,7 +3,7 @@
 //! runtime's metadata file. Format: docs/tx-requests.md. sr25519 signatures
 //! are randomised, so two signatures of one request differ; both verify.
 
-use crate::tx::{self, Call, TxParams};
+use crate::tx::{self, Call, Payee, TxParams};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use subxt::utils::AccountId32;
@@ -12,10 +12,18 @@ use subxt::utils::AccountId32;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CallSpec {
-    /// Bond (payee: Staked).
+    /// Bond.
     Bond {
         /// Planck (string).
         value: String,
+        /// `Staked` (default), `Stash`, or an SS58 account.
+        #[serde(default)]
+        payee: Option<String>,
+    },
+    /// Change where rewards go.
+    SetPayee {
+        /// `Staked`, `Stash`, or an SS58 account.
+        payee: String,
     },
     /// Bond more.
     BondExtra {
@@ -56,6 +64,22 @@ pub enum CallSpec {
         /// Calls.
         calls: Vec<CallSpec>,
     },
+    /// A call a staking proxy makes for the stash (`real`).
+    Proxy {
+        /// SS58 stash.
+        real: String,
+        /// The call.
+        inner: Box<CallSpec>,
+    },
+}
+
+/// Parses a payee: `Staked`, `Stash` or an SS58 account.
+pub fn payee(s: &str) -> Result<Payee, RequestError> {
+    match s {
+        "Staked" | "staked" => Ok(Payee::Staked),
+        "Stash" | "stash" => Ok(Payee::Stash),
+        other => Ok(Payee::Account(account(other)?)),
+    }
 }
 
 fn planck(v: &str) -> Result<u128, RequestError> {
@@ -72,8 +96,17 @@ impl CallSpec {
     /// The call.
     pub fn to_call(&self) -> Result<Call, RequestError> {
         Ok(match self {
-            CallSpec::Bond { value } => Call::Bond {
+            CallSpec::Bond { value, payee: p } => Call::Bond {
                 value: planck(value)?,
+                payee: match p {
+                    Some(p) => payee(p)?,
+                    None => Payee::Staked,
+                },
+            },
+            CallSpec::SetPayee { payee: p } => Call::SetPayee { payee: payee(p)? },
+            CallSpec::Proxy { real, inner } => Call::Proxy {
+                real: account(real)?,
+                call: Box::new(inner.to_call()?),
             },
             CallSpec::BondExtra { value } => Call::BondExtra {
                 value: planck(value)?,

@@ -15,10 +15,17 @@ use subxt::utils::{AccountId32, H256};
 /// A staking call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    /// `Staking.bond(value, payee = Staked)`.
+    /// `Staking.bond(value, payee)`.
     Bond {
         /// Planck.
         value: u128,
+        /// Where rewards go.
+        payee: Payee,
+    },
+    /// `Staking.set_payee(payee)`.
+    SetPayee {
+        /// Where rewards go.
+        payee: Payee,
     },
     /// `Staking.bond_extra(value)`.
     BondExtra {
@@ -56,6 +63,35 @@ pub enum Call {
     },
     /// `Utility.batch_all(calls)`.
     BatchAll(Vec<Call>),
+    /// `Proxy.proxy(real, None, call)`: `call` dispatched as `real` by a
+    /// proxy account (the staking proxy signs; the stash is `real`).
+    Proxy {
+        /// The stash the proxy acts for.
+        real: AccountId32,
+        /// The call.
+        call: Box<Call>,
+    },
+}
+
+/// `RewardDestination`: where staking rewards are paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payee {
+    /// Added to the bond (compounding).
+    Staked,
+    /// Paid to the stash, unbonded (liquid).
+    Stash,
+    /// Paid to another account.
+    Account(AccountId32),
+}
+
+impl Payee {
+    fn value(&self) -> Value {
+        match self {
+            Payee::Staked => Value::unnamed_variant("Staked", []),
+            Payee::Stash => Value::unnamed_variant("Stash", []),
+            Payee::Account(a) => Value::unnamed_variant("Account", [account(a)]),
+        }
+    }
 }
 
 fn account(a: &AccountId32) -> Value {
@@ -70,11 +106,10 @@ impl Call {
     /// The call as a dynamic value: (pallet, call, fields).
     pub fn parts(&self) -> (&'static str, &'static str, Vec<Value>) {
         match self {
-            Call::Bond { value } => (
-                "Staking",
-                "bond",
-                vec![Value::u128(*value), Value::unnamed_variant("Staked", [])],
-            ),
+            Call::Bond { value, payee } => {
+                ("Staking", "bond", vec![Value::u128(*value), payee.value()])
+            }
+            Call::SetPayee { payee } => ("Staking", "set_payee", vec![payee.value()]),
             Call::BondExtra { value } => ("Staking", "bond_extra", vec![Value::u128(*value)]),
             Call::Nominate { targets } => (
                 "Staking",
@@ -100,6 +135,15 @@ impl Call {
                 vec![Value::unnamed_composite(
                     calls.iter().map(|c| c.as_runtime_call()),
                 )],
+            ),
+            Call::Proxy { real, call } => (
+                "Proxy",
+                "proxy",
+                vec![
+                    multi(real),
+                    Value::unnamed_variant("None", []),
+                    call.as_runtime_call(),
+                ],
             ),
         }
     }

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
-use softstake_chain_dot::tx::{self, Call, TxParams};
+use softstake_chain_dot::tx::{self, Call, Payee, TxParams};
 use subxt::utils::AccountId32;
 use subxt_signer::SecretUri;
 use subxt_signer::sr25519::{self, Keypair};
@@ -26,7 +26,21 @@ fn acct(s: &str) -> AccountId32 {
 fn call_of(name: &str, a: &Value) -> Call {
     let v = |k: &str| a[k].as_str().unwrap().parse::<u128>().unwrap();
     match name {
-        "bond" => Call::Bond { value: v("value") },
+        "bond" => Call::Bond {
+            value: v("value"),
+            payee: match a["payee"].as_str().unwrap() {
+                "Staked" => Payee::Staked,
+                "Stash" => Payee::Stash,
+                other => Payee::Account(acct(other)),
+            },
+        },
+        "set_payee" => Call::SetPayee {
+            payee: Payee::Account(acct(a["payee"].as_str().unwrap())),
+        },
+        "proxy" => Call::Proxy {
+            real: acct(a["real"].as_str().unwrap()),
+            call: Box::new(call_of(a["inner"][0].as_str().unwrap(), &a["inner"][1])),
+        },
         "bond_extra" => Call::BondExtra { value: v("value") },
         "nominate" => Call::Nominate {
             targets: a["targets"]
@@ -87,7 +101,7 @@ fn staking_calls_and_signer_payloads_equal_polkadot_types_and_signatures_verify(
         "the same secret URI gives the same sr25519 key"
     );
     let cases = v["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 9);
+    assert_eq!(cases.len(), 13);
     for c in cases {
         let name = c["name"].as_str().unwrap();
         let call = call_of(name, &c["args"]);

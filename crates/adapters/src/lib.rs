@@ -4,9 +4,9 @@
 //! is the only one that depends on the per-chain crates under `chains/`,
 //! so `softstake-core` and the engine stay free of chain SDKs.
 //!
-//! Chains whose adapter is not in this build answer with a configuration
-//! error naming the chain, so a config that enables one fails at start-up
-//! with a clear message instead of at the first operation.
+//! Every chain softstake supports has its adapter in this build
+//! ([`AVAILABLE`]); a config problem (bad key, missing setting) is a
+//! configuration error at start-up, not at the first operation.
 
 use rust_decimal::Decimal;
 use softstake_config::{ChainConfig, NetworkSection};
@@ -22,6 +22,7 @@ pub const AVAILABLE: &[ChainId] = &[
     ChainId::Cardano,
     ChainId::Cosmos,
     ChainId::Tezos,
+    ChainId::Polkadot,
 ];
 
 /// The adapter for `cfg`'s chain, connected to its endpoints.
@@ -155,6 +156,52 @@ pub fn build_adapter(cfg: &ChainConfig) -> Result<Arc<dyn ChainAdapter>, Adapter
             )?;
             Ok(Arc::new(a))
         }
+        NetworkSection::Polkadot(n) => {
+            let secret = key()?;
+            let uri: subxt_signer::SecretUri = secret.expose().trim().parse().map_err(|_| {
+                AdapterError::Config("key: not an sr25519 secret URI, seed or mnemonic".into())
+            })?;
+            let pair = subxt_signer::sr25519::Keypair::from_uri(&uri).map_err(|_| {
+                AdapterError::Config("key: not an sr25519 secret URI, seed or mnemonic".into())
+            })?;
+            let account = |what: &str, v: &str| {
+                v.parse::<subxt::utils::AccountId32>().map_err(|_| {
+                    AdapterError::Config(format!("{what}: {v:?} is not an SS58 address"))
+                })
+            };
+            let targets = cfg
+                .validators
+                .iter()
+                .map(|v| Ok((v.address.clone(), account("validators", &v.address)?)))
+                .collect::<Result<Vec<_>, AdapterError>>()?;
+            let payee = match n.payee.as_str() {
+                "Staked" | "staked" => softstake_chain_dot::tx::Payee::Staked,
+                "Stash" | "stash" => softstake_chain_dot::tx::Payee::Stash,
+                other => softstake_chain_dot::tx::Payee::Account(account("network.payee", other)?),
+            };
+            let stash = n
+                .stash
+                .as_deref()
+                .map(|s| account("network.stash", s))
+                .transpose()?;
+            let a = softstake_chain_dot::DotAdapter::new(
+                softstake_chain_dot::DotSettings {
+                    endpoints: cfg.endpoints.clone(),
+                    genesis_hash: n.genesis_hash.clone(),
+                    targets,
+                    stash,
+                    payee,
+                    fee_reserve: u128::from(n.fee_reserve_planck),
+                    era_period: n.era_period_blocks,
+                    rewards_from_block: n.rewards_from_block,
+                    max_scan_blocks: 2_000,
+                    max_payouts_per_tx: 8,
+                    request_timeout: Duration::from_secs(20),
+                },
+                Arc::new(pair),
+            )?;
+            Ok(Arc::new(a))
+        }
         NetworkSection::Tezos(n) => {
             let signer = softstake_chain_xtz::keys::LocalKey::parse(&key()?)
                 .map_err(|e| AdapterError::Config(e.to_string()))?;
@@ -177,17 +224,6 @@ pub fn build_adapter(cfg: &ChainConfig) -> Result<Arc<dyn ChainAdapter>, Adapter
             )?;
             Ok(Arc::new(a))
         }
-        _ => Err(AdapterError::Config(format!(
-            "this softstake build has no {} adapter yet (built-in adapters: {}); \
-             `softstake plan --chain {} --state FILE` plans from a pool state file without one",
-            cfg.chain,
-            AVAILABLE
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            cfg.chain
-        ))),
     }
 }
 

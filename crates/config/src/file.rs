@@ -350,6 +350,36 @@ fn default_sweep_delay_secs() -> u64 {
 pub struct PolkadotNetwork {
     /// Genesis hash (0x-hex) the endpoints must report.
     pub genesis_hash: String,
+    /// The stash (SS58) when `key` is a staking proxy of it; unset: `key`
+    /// is the stash and signs everything itself.
+    #[serde(default)]
+    pub stash: Option<String>,
+    /// Reward destination: `Staked` (compound, default), `Stash`, or an
+    /// SS58 account.
+    #[serde(default = "default_dot_payee")]
+    pub payee: String,
+    /// Planck the stash always keeps free for fees (default 1 DOT).
+    #[serde(default = "default_dot_fee_reserve")]
+    pub fee_reserve_planck: u64,
+    /// Mortal era of our transactions, in blocks (a power of two, 4..=65536).
+    #[serde(default = "default_dot_era_period")]
+    pub era_period_blocks: u64,
+    /// First block the reward scan reads on a fresh database (default: the
+    /// finalized head when the daemon first asks).
+    #[serde(default)]
+    pub rewards_from_block: Option<u64>,
+}
+
+fn default_dot_payee() -> String {
+    "Staked".into()
+}
+
+fn default_dot_fee_reserve() -> u64 {
+    10_000_000_000
+}
+
+fn default_dot_era_period() -> u64 {
+    64
 }
 
 /// Solana network settings.

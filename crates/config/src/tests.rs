@@ -67,6 +67,53 @@ fn solana_settings_are_checked() {
     }
 }
 
+fn polkadot_section(validators: usize, extra: &str) -> String {
+    let mut t = example_text();
+    t.push_str("\n[[chains]]\nenabled = true\nendpoints = [\"https://rpc.example.net\"]\n");
+    t.push_str("key = { env = \"DOT_KEY\" }\ncommission = \"0.1\"\n");
+    for i in 0..validators {
+        t.push_str(&format!(
+            "[[chains.validators]]\naddress = \"v{i}\"\nweight = 1\ncap = \"1\"\n"
+        ));
+    }
+    t.push_str("[chains.buffer]\ntarget = \"0.2\"\nband = \"0.05\"\nmin_operation = \"1\"\n");
+    t.push_str("[chains.safety]\nmax_per_operation = \"1000\"\nmax_per_day = \"5000\"\napproval_threshold = \"1000\"\n");
+    t.push_str("[chains.network]\ntype = \"polkadot\"\n");
+    t.push_str(extra);
+    t
+}
+
+#[test]
+fn polkadot_settings_are_checked() {
+    let good = polkadot_section(
+        2,
+        "genesis_hash = \"0x91b171bb158e2d3848fa23a9f1c25182fb8e20313b2c1eb49219da7a70ce90c3\"\npayee = \"Stash\"\n",
+    );
+    let cfg = load_str(&good, vec![]).unwrap();
+    cfg.clone().validate().unwrap();
+    match &cfg.chains.last().unwrap().network {
+        NetworkSection::Polkadot(n) => {
+            assert_eq!(n.payee, "Stash");
+            assert_eq!(n.era_period_blocks, 64, "default mortality");
+            assert_eq!(n.fee_reserve_planck, 10_000_000_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    let bad = polkadot_section(
+        17,
+        "genesis_hash = \"0x91b1\"\nera_period_blocks = 100\npayee = \"\"\n",
+    );
+    let keys: Vec<String> = issues(&bad).into_iter().map(|i| i.key).collect();
+    for k in [
+        "chains[3].network.genesis_hash",
+        "chains[3].network.era_period_blocks",
+        "chains[3].network.payee",
+        "chains[3].validators",
+    ] {
+        assert!(keys.contains(&k.to_owned()), "{k} missing from {keys:?}");
+    }
+}
+
 #[test]
 fn defaults_without_a_file_are_valid() {
     let cfg = load(None, Vec::new()).unwrap().validate().unwrap();

@@ -418,13 +418,42 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
                 );
             }
         }
-        NetworkSection::Polkadot(n)
-            if !(n.genesis_hash.starts_with("0x") && n.genesis_hash.len() == 66) =>
-        {
-            c.push(
-                k("network.genesis_hash"),
-                "must be 0x followed by 64 hex digits",
-            );
+        NetworkSection::Polkadot(n) => {
+            if !(n.genesis_hash.starts_with("0x")
+                && n.genesis_hash.len() == 66
+                && n.genesis_hash[2..].chars().all(|ch| ch.is_ascii_hexdigit()))
+            {
+                c.push(
+                    k("network.genesis_hash"),
+                    "must be 0x followed by 64 hex digits",
+                );
+            }
+            if !(4..=65_536).contains(&n.era_period_blocks)
+                || !n.era_period_blocks.is_power_of_two()
+            {
+                c.push(
+                    k("network.era_period_blocks"),
+                    format!(
+                        "{} is not a power of two from 4 to 65536",
+                        n.era_period_blocks
+                    ),
+                );
+            }
+            if s.validators.len() > 16 {
+                c.push(
+                    k("validators"),
+                    format!(
+                        "{} nomination targets; Polkadot allows at most 16 (the runtime's quota is checked again before signing)",
+                        s.validators.len()
+                    ),
+                );
+            }
+            if n.payee.trim().is_empty() {
+                c.push(
+                    k("network.payee"),
+                    "is empty: Staked, Stash or an SS58 account",
+                );
+            }
         }
         NetworkSection::Cosmos(n) => {
             if n.chain_id.trim().is_empty() {
@@ -514,7 +543,6 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
                 c.push(k("network.slot_ms"), "must be at least 1");
             }
         }
-        _ => {}
     }
     ChainConfig {
         chain,

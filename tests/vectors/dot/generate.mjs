@@ -41,6 +41,11 @@ const cases = [
   ["payout_stakers", tx.staking.payoutStakers(V1, 42), { validator_stash: V1, era: 42 }],
   ["batch_all", tx.utility.batchAll([tx.staking.bondExtra(5n * DOT), tx.staking.nominate([V1])]),
     { calls: [["bond_extra", { value: "50000000000" }], ["nominate", { targets: [V1] }]] }],
+  ["bond", tx.staking.bond(300n * DOT, "Stash"), { value: "3000000000000", payee: "Stash" }],
+  ["bond", tx.staking.bond(300n * DOT, { Account: V2 }), { value: "3000000000000", payee: V2 }],
+  ["set_payee", tx.staking.setPayee({ Account: V1 }), { payee: V1 }],
+  ["proxy", tx.proxy.proxy(stash.address, null, tx.staking.bondExtra(5n * DOT)),
+    { real: stash.address, inner: ["bond_extra", { value: "50000000000" }] }],
 ];
 
 const era = registry.createType("ExtrinsicEra", { current: BLOCK_NUMBER, period: PERIOD });

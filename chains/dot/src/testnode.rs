@@ -1,0 +1,273 @@
+//! chopsticks as the Polkadot test node: the real Paseo runtime (its wasm,
+//! from the raw genesis in the crates.io crate `polkadot-service`'s chain
+//! specs) executing our extrinsics, with blocks built on demand
+//! (`--build-block-mode Instant`: one block per submitted extrinsic).
+//!
+//! `scripts/dot-node` installs chopsticks (npm, pinned by
+//! chains/dot/testnode/package-lock.json) and fetches the chain spec
+//! (sha256-checked). Eras do not pass by themselves on a node without
+//! validators producing sessions, so the tests move them the way
+//! docs/local-nodes.md describes: `dev_setStorage` writes `CurrentEra`,
+//! `ActiveEra`, the era's exposures, reward points and validator reward,
+//! and the runtime's own `payout_stakers` then pays from them.
+
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Genesis hash chopsticks reports for a chain started from a raw genesis.
+pub const CHOPSTICKS_GENESIS: &str =
+    "0x4545454545454545454545454545454545454545454545454545454545454545";
+
+/// A running chopsticks; killed on drop.
+pub struct Chopsticks {
+    _child: tokio::process::Child,
+    /// HTTP JSON-RPC URL.
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Chopsticks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chopsticks")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn testnode_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testnode")
+}
+
+/// chopsticks' entry script: `SOFTSTAKE_CHOPSTICKS`, else the npm package.
+pub fn chopsticks_path() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("SOFTSTAKE_CHOPSTICKS") {
+        return Ok(PathBuf::from(p));
+    }
+    let p = testnode_dir().join("node_modules/@acala-network/chopsticks/chopsticks.cjs");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "chopsticks not found at {}: run scripts/dot-node or set SOFTSTAKE_CHOPSTICKS",
+            p.display()
+        ))
+    }
+}
+
+/// The Paseo chain spec: `SOFTSTAKE_PASEO_SPEC`, else what scripts/dot-node fetched.
+pub fn paseo_spec_path() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("SOFTSTAKE_PASEO_SPEC") {
+        return Ok(PathBuf::from(p));
+    }
+    let p = testnode_dir().join("paseo.json");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "Paseo chain spec not found at {}: run scripts/dot-node or set SOFTSTAKE_PASEO_SPEC",
+            p.display()
+        ))
+    }
+}
+
+impl Chopsticks {
+    /// Starts chopsticks on the Paseo genesis on a free port.
+    pub async fn start() -> Result<Self, String> {
+        let mut child = tokio::process::Command::new("node")
+            .arg(chopsticks_path()?)
+            .arg("--genesis")
+            .arg(paseo_spec_path()?)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--build-block-mode",
+                "Instant",
+            ])
+            .env("LOG_LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting chopsticks: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(240), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(i) = line.find("RPC listening on http://") {
+                    let rest = &line[i + "RPC listening on ".len()..];
+                    let url = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    return Some(url);
+                }
+            }
+            None
+        })
+        .await
+        .map_err(|_| "chopsticks did not listen within 240 s".to_string())?
+        .ok_or("chopsticks exited before listening")?;
+        // Keep draining stdout so chopsticks never blocks on a full pipe;
+        // SOFTSTAKE_CHOPSTICKS_LOG names a file to keep it in.
+        let log = std::env::var("SOFTSTAKE_CHOPSTICKS_LOG").ok();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut file = match log {
+                Some(p) => tokio::fs::File::create(p).await.ok(),
+                None => None,
+            };
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(f) = file.as_mut() {
+                    let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+                }
+            }
+        });
+        Ok(Chopsticks {
+            _child: child,
+            url,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// One JSON-RPC call.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+        let r: Value = self
+            .http
+            .post(&self.url)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = r.get("error") {
+            return Err(format!("{method}: {e}"));
+        }
+        Ok(r["result"].clone())
+    }
+
+    /// `dev_setStorage` with chopsticks' JSON form
+    /// (`{"Pallet": {"Entry": value | [[keys, value], ..]}}`).
+    pub async fn set_storage(&self, values: Value) -> Result<(), String> {
+        self.call("dev_setStorage", json!([values]))
+            .await
+            .map(|_| ())
+    }
+
+    /// Builds `count` empty blocks.
+    pub async fn new_blocks(&self, count: u64) -> Result<(), String> {
+        self.call("dev_newBlock", json!([{"count": count}]))
+            .await
+            .map(|_| ())
+    }
+
+    /// Waits (up to 60 s) until the transaction pool is empty and the head
+    /// is past `after`, i.e. until Instant mode has built the block for what
+    /// was submitted (building a block takes the runtime a second or two).
+    pub async fn settle(&self, after: u64) -> Result<(), String> {
+        for _ in 0..600 {
+            let p = self.call("author_pendingExtrinsics", json!([])).await?;
+            if p.as_array().is_none_or(|a| a.is_empty()) && self.head_number().await? > after {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err("chopsticks built no block for the submitted extrinsics in 60 s".into())
+    }
+
+    /// The head block number.
+    pub async fn head_number(&self) -> Result<u64, String> {
+        let h = self.call("chain_getHeader", json!([])).await?;
+        crate::rpc::block_number(&h["number"]).ok_or_else(|| "no block number".into())
+    }
+
+    /// The head's `Timestamp.Now`, ms.
+    pub async fn now_ms(&self) -> Result<u64, String> {
+        let mut k = sp_crypto_hashing::twox_128(b"Timestamp").to_vec();
+        k.extend(sp_crypto_hashing::twox_128(b"Now"));
+        let v = self
+            .call("state_getStorage", json!([format!("0x{}", hex::encode(k))]))
+            .await?;
+        let b = hex::decode(v.as_str().unwrap_or("").trim_start_matches("0x"))
+            .map_err(|e| e.to_string())?;
+        let arr: [u8; 8] = b.try_into().map_err(|_| "Timestamp.Now is not a u64")?;
+        Ok(u64::from_le_bytes(arr))
+    }
+
+    /// Gives `who` (SS58) a free balance of `planck`.
+    pub async fn fund(&self, who: &str, planck: u128) -> Result<(), String> {
+        self.set_storage(json!({"System": {"Account": [[[who], {
+            "providers": 1,
+            "data": {"free": planck.to_string()}
+        }]]}}))
+        .await
+    }
+
+    /// Makes `era` the current and active era, started at `start_ms`.
+    pub async fn set_era(&self, era: u32, start_ms: u64) -> Result<(), String> {
+        self.set_storage(json!({"Staking": {
+            "CurrentEra": era,
+            "ActiveEra": {"index": era, "start": start_ms},
+        }}))
+        .await
+    }
+
+    /// Writes `era`'s exposure of `validator`: its own stake plus the
+    /// nominators `(who, planck)`, both full and clipped.
+    pub async fn set_exposure(
+        &self,
+        era: u32,
+        validator: &str,
+        own: u128,
+        nominators: &[(String, u128)],
+    ) -> Result<(), String> {
+        let total: u128 = own + nominators.iter().map(|(_, v)| v).sum::<u128>();
+        let exposure = json!({
+            "total": total.to_string(),
+            "own": own.to_string(),
+            "others": nominators.iter().map(|(w, v)| json!({"who": w, "value": v.to_string()})).collect::<Vec<_>>(),
+        });
+        self.set_storage(json!({"Staking": {
+            "ErasStakers": [[[era, validator], exposure.clone()]],
+            "ErasStakersClipped": [[[era, validator], exposure]],
+            "ErasValidatorPrefs": [[[era, validator], {"commission": 0, "blocked": false}]],
+            "ErasTotalStake": [[[era], total.to_string()]],
+        }}))
+        .await
+    }
+
+    /// Gives `era` a validator payout of `planck`, all of its reward points
+    /// earned by `validator`.
+    pub async fn set_era_reward(
+        &self,
+        era: u32,
+        validator: &str,
+        planck: u128,
+    ) -> Result<(), String> {
+        self.set_storage(json!({"Staking": {
+            "ErasValidatorReward": [[[era], planck.to_string()]],
+            "ErasRewardPoints": [[[era], {"total": 20, "individual": {validator: 20}}]],
+        }}))
+        .await
+    }
+
+    /// The validators of the genesis session (SS58, prefix 42).
+    pub async fn session_validators(&self) -> Result<Vec<String>, String> {
+        let mut k = sp_crypto_hashing::twox_128(b"Session").to_vec();
+        k.extend(sp_crypto_hashing::twox_128(b"Validators"));
+        let v = self
+            .call("state_getStorage", json!([format!("0x{}", hex::encode(k))]))
+            .await?;
+        let b = hex::decode(v.as_str().unwrap_or("").trim_start_matches("0x"))
+            .map_err(|e| e.to_string())?;
+        use subxt::ext::codec::Decode;
+        let list = Vec::<[u8; 32]>::decode(&mut &b[..]).map_err(|e| e.to_string())?;
+        Ok(list
+            .into_iter()
+            .map(|a| subxt::utils::AccountId32(a).to_string())
+            .collect())
+    }
+}
