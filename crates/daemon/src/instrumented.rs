@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use softstake_core::ChainId;
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, HealthRequest,
-    HealthResponse, LookupRequest, LookupResponse, PoolStateRequest, PoolStateResponse,
-    RewardsRequest, RewardsResponse, SignedOperation,
+    HealthResponse, LookupRequest, LookupResponse, Maintenance, PoolStateRequest,
+    PoolStateResponse, RewardsRequest, RewardsResponse, SignedOperation,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -98,5 +98,79 @@ impl ChainAdapter for Instrumented {
 
     async fn health(&self, req: HealthRequest) -> Result<HealthResponse, AdapterError> {
         self.call("health", self.inner.health(req)).await
+    }
+
+    // Every method with a default must be forwarded: a wrapper that kept
+    // the default would silently drop the inner adapter's housekeeping.
+    fn maintenance(&self, state: &PoolStateResponse) -> Vec<Maintenance> {
+        self.inner.maintenance(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use softstake_core::adapter::{ChainLimits, OperationKind};
+    use softstake_core::{Amount, Timestamp};
+
+    struct Housekeeper;
+
+    #[async_trait]
+    impl ChainAdapter for Housekeeper {
+        fn chain(&self) -> ChainId {
+            ChainId::Cardano
+        }
+        async fn pool_state(&self, _: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+            Err(AdapterError::Config("unused".into()))
+        }
+        async fn rewards_since(&self, _: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
+            Err(AdapterError::Config("unused".into()))
+        }
+        async fn build_and_sign(&self, _: BuildRequest) -> Result<SignedOperation, AdapterError> {
+            Err(AdapterError::Config("unused".into()))
+        }
+        async fn broadcast(&self, _: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
+            Err(AdapterError::Config("unused".into()))
+        }
+        async fn lookup(&self, _: LookupRequest) -> Result<LookupResponse, AdapterError> {
+            Err(AdapterError::Config("unused".into()))
+        }
+        async fn health(&self, _: HealthRequest) -> Result<HealthResponse, AdapterError> {
+            Err(AdapterError::Config("unused".into()))
+        }
+        fn maintenance(&self, _: &PoolStateResponse) -> Vec<Maintenance> {
+            vec![Maintenance {
+                kind: OperationKind::Setup {
+                    step: "vote_delegation".into(),
+                },
+                reason: "no DRep".into(),
+            }]
+        }
+    }
+
+    #[test]
+    fn housekeeping_passes_through_the_wrapper() {
+        let w = Instrumented::new(Arc::new(Housekeeper), Arc::new(Metrics::new()));
+        let state = PoolStateResponse {
+            chain: ChainId::Cardano,
+            as_of: Timestamp::from_unix(0),
+            liquid: Amount::ZERO,
+            delegations: vec![],
+            unbonding: vec![],
+            withdrawable: Amount::ZERO,
+            claimable_rewards: Amount::ZERO,
+            limits: ChainLimits {
+                min_delegation: Amount::ZERO,
+                max_unbonding_entries: None,
+                unbonding_delay_secs: 0,
+                delegation_keeps_funds_liquid: true,
+                stake_chunk: None,
+            },
+            losses: vec![],
+            alerts: vec![],
+        };
+        let m = w.maintenance(&state);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].reason, "no DRep");
     }
 }

@@ -214,7 +214,7 @@ impl crate::Store {
             }
         }
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
             // The distributed horizon per asset: an update before it may
             // only be a replay of one already stored.
             let horizons: Vec<(String, Option<i64>)> = sqlx::query_as(

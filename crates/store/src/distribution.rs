@@ -301,7 +301,7 @@ impl crate::Store {
             reward.reward.period.end().unix(),
         );
         let id = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
             // Serialize distributions of one asset: carries and dust are
             // read-modify-write.
             <Self as crate::AssetLock<_>>::lock(&mut tx, reward.reward.chain).await?;

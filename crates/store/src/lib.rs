@@ -64,6 +64,43 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a
+/// deferred transaction that reads, then writes, fails with
+/// SQLITE_BUSY_SNAPSHOT (no busy wait) when another connection committed
+/// in between, which the daemon's chain loops and the API do all the time;
+/// taking the write lock up front makes it wait its turn (busy_timeout).
+pub(crate) trait BeginWrite {
+    /// The database.
+    type Db: sqlx::Database;
+    /// A transaction holding the write lock (SQLite) or a plain one.
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send;
+}
+
+impl BeginWrite for sqlx::SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>,
+    > + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for sqlx::PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>,
+    > + Send {
+        self.begin()
+    }
+}
+
 /// A handle to the ledger. Cheap to clone (pools are shared).
 #[derive(Debug, Clone)]
 pub struct Store {

@@ -150,7 +150,7 @@ impl crate::Store {
         unique.sort_unstable();
         unique.dedup();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
             let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)).bind(now.unix());
             for id in ids {
                 q = q.bind(*id);

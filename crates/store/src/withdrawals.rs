@@ -78,7 +78,7 @@ impl crate::Store {
         }
         let asset = req.chain.asset();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
             <Self as crate::AssetLock<_>>::lock(&mut tx, req.chain).await?;
             let existing: Vec<Row> = sqlx::query_as(
                 "SELECT user_id, asset, amount, status, request_id, eta FROM withdrawals WHERE request_id = $1",
@@ -162,7 +162,7 @@ impl crate::Store {
     ) -> Result<Vec<String>, StoreError> {
         let asset = chain.asset();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
             <Self as crate::AssetLock<_>>::lock(&mut tx, chain).await?;
             let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
                 "SELECT id, request_id, status, amount FROM withdrawals WHERE asset = $1 AND status IN ('granted', 'queued') ORDER BY id",
@@ -222,6 +222,17 @@ impl crate::Store {
                 "withdrawal {request_id:?} is not granted (unknown, queued or already completed)"
             )))
         }
+    }
+
+    /// The status of a withdrawal request (`None`: no such request).
+    pub async fn withdrawal_status(&self, request_id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<String> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT status FROM withdrawals WHERE request_id = $1")
+                .bind(request_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row)
     }
 
     /// Sum of queued withdrawals for a chain.
