@@ -9,7 +9,7 @@
 //! by an exit request, and granted once the sweep pays out.
 #![allow(clippy::unwrap_used)]
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use softstake_chain_eth::deposit::DepositEntry;
 use softstake_chain_eth::keys::LocalKey;
 use softstake_chain_eth::testnode::{Anvil, BeaconServer};
@@ -22,9 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const ETH: u128 = 1_000_000_000_000_000_000;
-const GWEI: u64 = 1_000_000_000;
 const REQUESTS: &str = "0x00000961Ef480Eb55e80D19ad83579A64c007002";
-const SYSTEM: &str = "0xfffffffffffffffffffffffffffffffffffffffe";
 
 fn vectors() -> Value {
     serde_json::from_str(
@@ -38,125 +36,6 @@ fn vectors() -> Value {
 }
 
 /// The consensus layer's side of one step.
-async fn consensus_step(
-    anvil: &Anvil,
-    beacon: &BeaconServer,
-    deposit_contract: &str,
-    custody: &str,
-) {
-    // Deposits in the contract's logs that the beacon chain has not seen.
-    let logs = anvil
-        .call(
-            "eth_getLogs",
-            json!([{"address": deposit_contract, "fromBlock": "0x0"}]),
-        )
-        .await
-        .unwrap();
-    let known: Vec<String> = beacon
-        .validators()
-        .iter()
-        .map(|v| v.pubkey.clone())
-        .collect();
-    for l in logs.as_array().unwrap() {
-        let data = hex::decode(&l["data"].as_str().unwrap()[2..]).unwrap();
-        let word = |i: usize| {
-            usize::try_from(u64::from_be_bytes(
-                data[i * 32 + 24..i * 32 + 32].try_into().unwrap(),
-            ))
-            .unwrap()
-        };
-        let field = |i: usize| {
-            let off = word(i);
-            let len = usize::try_from(u64::from_be_bytes(
-                data[off + 24..off + 32].try_into().unwrap(),
-            ))
-            .unwrap();
-            data[off + 32..off + 32 + len].to_vec()
-        };
-        let pubkey = format!("0x{}", hex::encode(field(0)));
-        if known.contains(&pubkey) {
-            continue;
-        }
-        let wc = format!("0x{}", hex::encode(field(1)));
-        let amount = u64::from_le_bytes(field(2).try_into().unwrap());
-        beacon.add_deposit(&pubkey, &wc, amount);
-    }
-    // Exit requests the system call dequeues.
-    anvil
-        .call("anvil_impersonateAccount", json!([SYSTEM]))
-        .await
-        .unwrap();
-    anvil.set_balance(SYSTEM, ETH).await.unwrap();
-    let out = anvil
-        .call(
-            "eth_call",
-            json!([{"from": SYSTEM, "to": REQUESTS, "data": "0x"}, "latest"]),
-        )
-        .await
-        .unwrap();
-    let out = hex::decode(&out.as_str().unwrap()[2..]).unwrap();
-    if !out.is_empty() {
-        let h = anvil
-            .call(
-                "eth_sendTransaction",
-                json!([{"from": SYSTEM, "to": REQUESTS, "data": "0x", "gas": "0x100000"}]),
-            )
-            .await
-            .unwrap();
-        anvil.receipt(&h).await.unwrap();
-    }
-    let exits: Vec<String> = out
-        .chunks(76)
-        .map(|r| format!("0x{}", hex::encode(&r[20..68])))
-        .collect();
-    let mut swept: u64 = 0;
-    beacon.advance_slots(32);
-    let head_epoch = beacon.head() / 32;
-    beacon.update(|vs| {
-        for v in vs.iter_mut() {
-            match v.status.as_str() {
-                "pending_queued" => {
-                    v.status = "active_ongoing".into();
-                    v.activation_epoch = head_epoch;
-                }
-                "active_ongoing" if exits.contains(&v.pubkey) => {
-                    v.status = "active_exiting".into();
-                    v.exit_epoch = head_epoch + 1;
-                    v.withdrawable_epoch = head_epoch + 2;
-                }
-                "active_ongoing" => v.balance += 2_000_000,
-                "active_exiting" => v.status = "withdrawal_possible".into(),
-                _ => {}
-            }
-        }
-    });
-    // The sweep: exited balances in full, 0x01 balances above 32 ETH.
-    for v in beacon.validators() {
-        let amount = match v.status.as_str() {
-            "withdrawal_possible" => v.balance,
-            "active_ongoing" if v.balance > 32 * GWEI => v.balance - 32 * GWEI,
-            _ => 0,
-        };
-        if amount > 0 {
-            beacon.withdraw(v.index, custody, amount);
-            swept += amount;
-        }
-        if v.status == "withdrawal_possible" {
-            beacon.update(|vs| {
-                if let Some(x) = vs.iter_mut().find(|x| x.index == v.index) {
-                    x.status = "withdrawal_done".into();
-                }
-            });
-        }
-    }
-    if swept > 0 {
-        let bal = anvil.balance(custody).await.unwrap();
-        anvil
-            .set_balance(custody, bal + u128::from(swept) * 1_000_000_000)
-            .await
-            .unwrap();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal() {
@@ -228,7 +107,11 @@ async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal
             let (dc, custody) = (deposit_contract.clone(), custody.clone());
             async move {
                 let r = engine.cycle().await.unwrap();
-                consensus_step(anvil, beacon, &dc, &custody).await;
+                softstake_chain_eth::testnode::consensus_step(
+                    anvil, beacon, &dc, &custody, REQUESTS,
+                )
+                .await
+                .unwrap();
                 clock.set(Timestamp::from_unix(
                     i64::try_from(beacon.slot_time(beacon.head())).unwrap(),
                 ));

@@ -626,9 +626,22 @@ impl ChainAdapter for EthAdapter {
         let mut alerts = Vec::new();
         let epoch_secs = sps * spe;
         let add = |a: Amount, b: Amount| a.checked_add(b).unwrap_or(Amount::MAX);
+        let exiting = self
+            .sent_exits
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
         for v in &vals {
             let b = wei(v.balance_gwei);
-            match v.status.as_str() {
+            // An exit this process requested that the consensus layer has
+            // not processed yet is unbonding, not active: otherwise the
+            // planner would ask for the same liquidity again.
+            let status = if v.status == "active_ongoing" && exiting.contains(&v.pubkey) {
+                "active_exiting"
+            } else {
+                v.status.as_str()
+            };
+            match status {
                 "pending_initialized" | "pending_queued" => activating = add(activating, b),
                 "active_ongoing" => active = add(active, b),
                 "active_exiting"
@@ -904,10 +917,13 @@ impl ChainAdapter for EthAdapter {
             *n = Some(nonce + 1);
         }
         let set = match action {
-            Action::Deposit { .. } => &self.sent_deposits,
-            Action::WithdrawalRequest { .. } => &self.sent_exits,
+            Action::Deposit { .. } => Some(&self.sent_deposits),
+            // Full exits only: a partial withdrawal leaves the validator
+            // active and earning.
+            Action::WithdrawalRequest { amount_gwei: 0, .. } => Some(&self.sent_exits),
+            Action::WithdrawalRequest { .. } => None,
         };
-        if let Ok(mut s) = set.lock() {
+        if let Some(Ok(mut s)) = set.map(|s| s.lock()) {
             s.insert(pubkey);
         }
         Ok(SignedOperation {

@@ -454,3 +454,130 @@ async fn block(
         }}})))
     })
 }
+
+/// One epoch of the consensus layer as the spec moves it, for tests and the
+/// devnet: deposits in the contract's logs become pending validators, the
+/// EIP-7002 queue is dequeued by the system call and its exits start,
+/// pending validators activate, active ones earn 2,000,000 gwei, exiting
+/// ones become withdrawable; the sweep pays exited balances in full and
+/// 0x01 balances above 32 ETH to `custody` (credited on anvil).
+pub async fn consensus_step(
+    anvil: &Anvil,
+    beacon: &BeaconServer,
+    deposit_contract: &str,
+    custody: &str,
+    requests_contract: &str,
+) -> Result<(), String> {
+    const ETH: u128 = 1_000_000_000_000_000_000;
+    const GWEI: u64 = 1_000_000_000;
+    const SYSTEM: &str = "0xfffffffffffffffffffffffffffffffffffffffe";
+    // Deposits in the contract's logs that the beacon chain has not seen.
+    let logs = anvil
+        .call(
+            "eth_getLogs",
+            json!([{"address": deposit_contract, "fromBlock": "0x0"}]),
+        )
+        .await?;
+    let known: Vec<String> = beacon
+        .validators()
+        .iter()
+        .map(|v| v.pubkey.clone())
+        .collect();
+    let empty = Vec::new();
+    for l in logs.as_array().unwrap_or(&empty) {
+        let data = hex::decode(l["data"].as_str().unwrap_or("0x").trim_start_matches("0x"))
+            .map_err(|e| e.to_string())?;
+        // ABI: five dynamic byte strings (pubkey, credentials, amount, ...).
+        let field = |i: usize| -> Option<Vec<u8>> {
+            let word = |at: usize| -> Option<usize> {
+                let b: [u8; 8] = data.get(at + 24..at + 32)?.try_into().ok()?;
+                usize::try_from(u64::from_be_bytes(b)).ok()
+            };
+            let off = word(i * 32)?;
+            let len = word(off)?;
+            data.get(off + 32..off + 32 + len).map(<[u8]>::to_vec)
+        };
+        let (Some(pk), Some(wc), Some(amt)) = (field(0), field(1), field(2)) else {
+            return Err("malformed DepositEvent".into());
+        };
+        let pubkey = format!("0x{}", hex::encode(pk));
+        if known.contains(&pubkey) {
+            continue;
+        }
+        let amount = u64::from_le_bytes(amt.try_into().map_err(|_| "deposit amount")?);
+        beacon.add_deposit(&pubkey, &format!("0x{}", hex::encode(wc)), amount);
+    }
+    // Exit requests the system call dequeues.
+    anvil
+        .call("anvil_impersonateAccount", json!([SYSTEM]))
+        .await?;
+    anvil.set_balance(SYSTEM, ETH).await?;
+    let out = anvil
+        .call(
+            "eth_call",
+            json!([{"from": SYSTEM, "to": requests_contract, "data": "0x"}, "latest"]),
+        )
+        .await?;
+    let out = hex::decode(out.as_str().unwrap_or("0x").trim_start_matches("0x"))
+        .map_err(|e| e.to_string())?;
+    if !out.is_empty() {
+        let h = anvil
+            .call(
+                "eth_sendTransaction",
+                json!([{"from": SYSTEM, "to": requests_contract, "data": "0x", "gas": "0x100000"}]),
+            )
+            .await?;
+        anvil.receipt(&h).await?;
+    }
+    let exits: Vec<String> = out
+        .chunks(76)
+        .map(|r| format!("0x{}", hex::encode(&r[20..68])))
+        .collect();
+    let mut swept: u64 = 0;
+    beacon.advance_slots(32);
+    let head_epoch = beacon.head() / 32;
+    beacon.update(|vs| {
+        for v in vs.iter_mut() {
+            match v.status.as_str() {
+                "pending_queued" => {
+                    v.status = "active_ongoing".into();
+                    v.activation_epoch = head_epoch;
+                }
+                "active_ongoing" if exits.contains(&v.pubkey) => {
+                    v.status = "active_exiting".into();
+                    v.exit_epoch = head_epoch + 1;
+                    v.withdrawable_epoch = head_epoch + 2;
+                }
+                "active_ongoing" => v.balance += 2_000_000,
+                "active_exiting" => v.status = "withdrawal_possible".into(),
+                _ => {}
+            }
+        }
+    });
+    // The sweep: exited balances in full, 0x01 balances above 32 ETH.
+    for v in beacon.validators() {
+        let amount = match v.status.as_str() {
+            "withdrawal_possible" => v.balance,
+            "active_ongoing" if v.balance > 32 * GWEI => v.balance - 32 * GWEI,
+            _ => 0,
+        };
+        if amount > 0 {
+            beacon.withdraw(v.index, custody, amount);
+            swept += amount;
+        }
+        if v.status == "withdrawal_possible" {
+            beacon.update(|vs| {
+                if let Some(x) = vs.iter_mut().find(|x| x.index == v.index) {
+                    x.status = "withdrawal_done".into();
+                }
+            });
+        }
+    }
+    if swept > 0 {
+        let bal = anvil.balance(custody).await?;
+        anvil
+            .set_balance(custody, bal + u128::from(swept) * 1_000_000_000)
+            .await?;
+    }
+    Ok(())
+}
