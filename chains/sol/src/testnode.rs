@@ -23,6 +23,10 @@ pub struct SvmOptions {
     pub cluster_stake: u64,
     /// Reward per epoch on effective stake, basis points.
     pub reward_bps: u64,
+    /// Chain time per slot, milliseconds (Solana: 400).
+    pub slot_ms: u64,
+    /// Unix time of slot 0.
+    pub genesis_time: i64,
 }
 
 impl Default for SvmOptions {
@@ -32,6 +36,8 @@ impl Default for SvmOptions {
             start_epoch: 10,
             cluster_stake: 1_000_000_000_000_000_000,
             reward_bps: 10,
+            slot_ms: 400,
+            genesis_time: 1_700_000_000,
         }
     }
 }
@@ -86,6 +92,8 @@ impl SvmNode {
             .args(["--start-epoch", &opts.start_epoch.to_string()])
             .args(["--cluster-stake", &opts.cluster_stake.to_string()])
             .args(["--reward-bps", &opts.reward_bps.to_string()])
+            .args(["--slot-ms", &opts.slot_ms.to_string()])
+            .args(["--genesis-time", &opts.genesis_time.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

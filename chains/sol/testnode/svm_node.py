@@ -170,6 +170,7 @@ class Node:
         self.spe = args.slots_per_epoch
         self.svm.set_epoch_schedule(EpochSchedule.custom(self.spe, self.spe, False))
         self.genesis_time = args.genesis_time
+        self.slot_ms = args.slot_ms
         self.cluster_stake = args.cluster_stake
         self.reward_bps = args.reward_bps
         self.genesis_hash = str(Hash.new_unique()) if args.genesis_hash is None else args.genesis_hash
@@ -195,7 +196,7 @@ class Node:
         return (self.slot if slot is None else slot) // self.spe
 
     def time_of(self, slot):
-        return self.genesis_time + slot * SLOT_MS // 1000
+        return self.genesis_time + slot * self.slot_ms // 1000
 
     def set_clock(self):
         e = self.epoch()
@@ -529,6 +530,7 @@ def main():
     ap.add_argument("--cluster-stake", type=int, default=10**18, help="other validators' effective stake, lamports")
     ap.add_argument("--reward-bps", type=int, default=10, help="reward per epoch on effective stake, basis points")
     ap.add_argument("--genesis-time", type=int, default=1_700_000_000)
+    ap.add_argument("--slot-ms", type=int, default=SLOT_MS, help="chain time per slot (the devnet stretches it)")
     ap.add_argument("--genesis-hash", default=None)
     args = ap.parse_args()
     node = Node(args)
