@@ -100,16 +100,17 @@ async fn the_engine_bonds_is_paid_out_distributes_and_unbonds_for_a_queued_withd
                     .iter()
                     .map(|d| d.active.base() + d.activating.base())
                     .sum();
-                if bonded > 0 {
-                    node.set_era_reward(e, &v0, 50 * DOT).await.unwrap();
-                    node.set_exposure(e + 1, &v0, 1_000_000 * DOT, &[(stash, bonded)])
-                        .await
-                        .unwrap();
-                }
                 let start = t0 + i64::from(e) * ERA_SECS;
-                node.set_era(e + 1, u64::try_from(start).unwrap() * 1000)
-                    .await
-                    .unwrap();
+                node.next_era(
+                    e,
+                    u64::try_from(start).unwrap() * 1000,
+                    &v0,
+                    &stash,
+                    bonded,
+                    50 * DOT,
+                )
+                .await
+                .unwrap();
                 clock.set(Timestamp::from_unix(start));
                 r
             }

@@ -188,13 +188,23 @@ impl Chopsticks {
     pub async fn now_ms(&self) -> Result<u64, String> {
         let mut k = sp_crypto_hashing::twox_128(b"Timestamp").to_vec();
         k.extend(sp_crypto_hashing::twox_128(b"Now"));
-        let v = self
-            .call("state_getStorage", json!([format!("0x{}", hex::encode(k))]))
-            .await?;
-        let b = hex::decode(v.as_str().unwrap_or("").trim_start_matches("0x"))
-            .map_err(|e| e.to_string())?;
-        let arr: [u8; 8] = b.try_into().map_err(|_| "Timestamp.Now is not a u64")?;
-        Ok(u64::from_le_bytes(arr))
+        // Right after start the head can still be the genesis block, which
+        // has no timestamp: wait for block 1.
+        for _ in 0..120 {
+            let v = self
+                .call(
+                    "state_getStorage",
+                    json!([format!("0x{}", hex::encode(&k))]),
+                )
+                .await?;
+            if let Some(h) = v.as_str() {
+                let b = hex::decode(h.trim_start_matches("0x")).map_err(|e| e.to_string())?;
+                let arr: [u8; 8] = b.try_into().map_err(|_| "Timestamp.Now is not a u64")?;
+                return Ok(u64::from_le_bytes(arr));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err("chopsticks has no Timestamp.Now after 60 s".into())
     }
 
     /// Gives `who` (SS58) a free balance of `planck`.
@@ -252,6 +262,32 @@ impl Chopsticks {
             "ErasRewardPoints": [[[era], {"total": 20, "individual": {validator: 20}}]],
         }}))
         .await
+    }
+
+    /// Ends `era` and starts the next at `start_ms`, as the election and the
+    /// reward curve would: when the stash has `bonded` stake, `validator`
+    /// earned all of `era`'s points and a payout of `reward`, and the next
+    /// era exposes the stash's bond to it (beside a large own stake).
+    pub async fn next_era(
+        &self,
+        era: u32,
+        start_ms: u64,
+        validator: &str,
+        stash: &str,
+        bonded: u128,
+        reward: u128,
+    ) -> Result<(), String> {
+        if bonded > 0 {
+            self.set_era_reward(era, validator, reward).await?;
+            self.set_exposure(
+                era + 1,
+                validator,
+                1_000_000 * 10_000_000_000,
+                &[(stash.to_owned(), bonded)],
+            )
+            .await?;
+        }
+        self.set_era(era + 1, start_ms).await
     }
 
     /// The validators of the genesis session (SS58, prefix 42).

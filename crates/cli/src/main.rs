@@ -37,6 +37,38 @@ struct Cli {
 enum Command {
     /// Run the daemon until Ctrl-C or SIGTERM.
     Run,
+    /// The whole loop on local chains with throwaway keys: starts the
+    /// nodes, the daemon and a user population, runs the scripted steps,
+    /// prints a summary, then keeps the API and metrics up until Ctrl-C.
+    Devnet {
+        /// Users in the population.
+        #[arg(long, default_value_t = 2000)]
+        users: usize,
+        /// Steps (six hours of chain time each; Polkadot unbonds in 28).
+        #[arg(long, default_value_t = 40)]
+        steps: u32,
+        /// Comma-separated chains (default: every chain the devnet has).
+        #[arg(long, value_delimiter = ',')]
+        chains: Vec<softstake_core::ChainId>,
+        /// Directory for keys, config and the SQLite file (recreated).
+        #[arg(long, default_value = ".devnet")]
+        dir: PathBuf,
+        /// PostgreSQL URL instead of SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// API address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        api: std::net::SocketAddr,
+        /// Metrics address.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        metrics: std::net::SocketAddr,
+        /// Wall-clock milliseconds per step for the daemon's loops.
+        #[arg(long, default_value_t = 1500)]
+        settle_ms: u64,
+        /// Print the summary as JSON and exit instead of waiting for Ctrl-C.
+        #[arg(long)]
+        exit: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Configuration commands.
@@ -271,6 +303,55 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
             init_logging(&cfg, cli.log_json);
             run(cfg).await
+        }
+        Command::Devnet {
+            users,
+            steps,
+            chains,
+            dir,
+            postgres,
+            api,
+            metrics,
+            settle_ms,
+            exit,
+        } => {
+            let filter = tracing_subscriber::EnvFilter::try_from_env("SOFTSTAKE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            let mut opts = softstake_devnet::Options {
+                dir: dir.clone(),
+                database_url: postgres.clone(),
+                api_listen: *api,
+                metrics_listen: *metrics,
+                users: *users,
+                steps: *steps,
+                settle_ms: *settle_ms,
+                ..softstake_devnet::Options::default()
+            };
+            if !chains.is_empty() {
+                opts.chains = chains.clone();
+            }
+            let devnet = softstake_devnet::run(opts)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            if *exit {
+                println!("{}", serde_json::to_string_pretty(&devnet.summary)?);
+                devnet.daemon.shutdown().await;
+                return Ok(());
+            }
+            println!("{}", softstake_devnet::render(&devnet.summary));
+            println!(
+                "API http://{}/v1/chains  metrics http://{}/metrics  config {}/softstake.toml\nCtrl-C stops the devnet.",
+                devnet.daemon.api_addr,
+                devnet.daemon.metrics_addr,
+                dir.display()
+            );
+            shutdown_signal().await?;
+            devnet.daemon.shutdown().await;
+            Ok(())
         }
     }
 }

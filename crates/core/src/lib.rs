@@ -15,6 +15,7 @@
 pub mod adapter;
 pub mod amount;
 pub mod chain;
+pub mod rng;
 pub mod secret;
 pub mod time;
 

@@ -224,15 +224,19 @@ impl crate::Store {
         }
     }
 
-    /// The status of a withdrawal request (`None`: no such request).
-    pub async fn withdrawal_status(&self, request_id: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<String> = on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT status FROM withdrawals WHERE request_id = $1")
+    /// The status of a withdrawal request and when it last changed (`None`:
+    /// no such request).
+    pub async fn withdrawal_status(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<(String, Timestamp)>, StoreError> {
+        let row: Option<(String, i64)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT status, updated_at FROM withdrawals WHERE request_id = $1")
                 .bind(request_id)
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(row)
+        Ok(row.map(|(s, t)| (s, Timestamp::from_unix(t))))
     }
 
     /// Sum of queued withdrawals for a chain.
