@@ -97,6 +97,8 @@ pub struct EthAdapter {
     /// Validators this process sent deposits or exit requests for.
     sent_deposits: Mutex<BTreeSet<String>>,
     sent_exits: Mutex<BTreeSet<String>>,
+    /// Of those, the full exits (unbonding until the beacon chain shows them).
+    sent_full_exits: Mutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for EthAdapter {
@@ -201,6 +203,7 @@ impl EthAdapter {
             next_nonce: Mutex::new(None),
             sent_deposits: Mutex::new(BTreeSet::new()),
             sent_exits: Mutex::new(BTreeSet::new()),
+            sent_full_exits: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -627,7 +630,7 @@ impl ChainAdapter for EthAdapter {
         let epoch_secs = sps * spe;
         let add = |a: Amount, b: Amount| a.checked_add(b).unwrap_or(Amount::MAX);
         let exiting = self
-            .sent_exits
+            .sent_full_exits
             .lock()
             .map(|s| s.clone())
             .unwrap_or_default();
@@ -916,15 +919,20 @@ impl ChainAdapter for EthAdapter {
         if let Ok(mut n) = self.next_nonce.lock() {
             *n = Some(nonce + 1);
         }
-        let set = match action {
-            Action::Deposit { .. } => Some(&self.sent_deposits),
-            // Full exits only: a partial withdrawal leaves the validator
-            // active and earning.
-            Action::WithdrawalRequest { amount_gwei: 0, .. } => Some(&self.sent_exits),
-            Action::WithdrawalRequest { .. } => None,
+        let sets: &[&Mutex<BTreeSet<String>>] = match action {
+            Action::Deposit { .. } => &[&self.sent_deposits],
+            // A full exit also counts as unbonding in the pool state; a
+            // partial withdrawal leaves the validator active and earning.
+            // Either keeps the validator out of the next request.
+            Action::WithdrawalRequest { amount_gwei: 0, .. } => {
+                &[&self.sent_exits, &self.sent_full_exits]
+            }
+            Action::WithdrawalRequest { .. } => &[&self.sent_exits],
         };
-        if let Some(Ok(mut s)) = set.map(|s| s.lock()) {
-            s.insert(pubkey);
+        for set in sets {
+            if let Ok(mut s) = set.lock() {
+                s.insert(pubkey.clone());
+            }
         }
         Ok(SignedOperation {
             bytes: signed.bytes,

@@ -426,6 +426,20 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
         0,
         "full exit"
     );
+    // Before the beacon chain shows the exit, the requested full exit
+    // already counts as unbonding (not active), so the planner does not
+    // ask for the same liquidity again; the partial request's validator
+    // stays active.
+    let p = w
+        .adapter
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(p.unbonding.len(), 1, "{p:?}");
+    assert!(
+        !p.delegations[0].active.is_zero(),
+        "the 0x02 validator still earns"
+    );
     // The beacon chain starts the exit: the pool shows it unbonding.
     w.beacon.update(|vs| {
         let v = vs.iter_mut().find(|v| v.index == v0).unwrap();
