@@ -422,8 +422,9 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
             // Trades: balance moves between users (the sum stays).
             let mut touched = Vec::new();
             for _ in 0..(book.balances.len() / 50).max(1) {
-                let n = book.balances.len();
-                let (a, b) = (rng.index(n), rng.index(n));
+                // The whale (index 0) keeps its balance for its withdrawal.
+                let n = book.balances.len().saturating_sub(1);
+                let (a, b) = (1 + rng.index(n), 1 + rng.index(n));
                 if a == b {
                     continue;
                 }
@@ -446,7 +447,7 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
             }
             if step == 3 {
                 let i = 0; // the whale
-                let amt = s.liabilities * 2 / 5;
+                let amt = (s.liabilities * 2 / 5).min(book.balances[i].1);
                 let r = withdraw(&api, book, i, amt, "large", now).await?;
                 large.insert(
                     chain,
