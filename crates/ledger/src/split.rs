@@ -118,7 +118,6 @@ pub enum SplitError {
 /// Splits one reward. Deterministic: the same inputs in any order give the
 /// same lines in the same (user id) order.
 pub fn split(input: SplitInput) -> Result<Split, SplitError> {
-    let d = U256::from(CARRY_SCALE);
     let mut shares = input.shares;
     shares.sort_unstable_by(|a, b| a.user_id.as_bytes().cmp(b.user_id.as_bytes()));
     for w in shares.windows(2) {
@@ -126,76 +125,195 @@ pub fn split(input: SplitInput) -> Result<Split, SplitError> {
             return Err(SplitError::DuplicateUser(w[0].user_id.clone()));
         }
     }
-    if let Some(s) = shares.iter().find(|s| s.carry_before >= CARRY_SCALE) {
-        return Err(SplitError::CarryTooLarge(s.user_id.clone()));
-    }
-    let commission = input.commission_rate.apply_floor(input.gross);
-    let users_pool = input
-        .gross
-        .checked_sub(commission)
-        .ok_or_else(|| SplitError::Conservation("commission above gross".into()))?;
-    // Credits can exceed the pool by at most one unit per user (carried
-    // remainders) plus the carried pool dust; all of it must fit in u128.
-    let users = shares.iter().filter(|s| !s.weight.is_zero()).count();
-    let dust_units = input.dust_before / U256::from(CARRY_SCALE);
-    let headroom = U256::from(u128::MAX - users_pool.base());
-    if headroom < U256::from(users) + dust_units + U256::from(1u8) {
-        return Err(SplitError::TooLarge {
-            gross: input.gross,
-            users,
-        });
-    }
+    shares.retain(|s| !s.weight.is_zero());
     let total_weight = shares
         .iter()
         .try_fold(U256::ZERO, |acc, s| acc.checked_add(s.weight))
         .ok_or(SplitError::WeightOverflow)?;
-    // P*D + d: < 2^128 * 2^60 + dust, fits easily in U256.
-    let pool_micro = U256::from(users_pool.base())
-        .checked_mul(d)
-        .and_then(|v| v.checked_add(input.dust_before))
-        .ok_or_else(|| SplitError::Conservation("pool overflows 256 bits".into()))?;
-    let mut lines = Vec::with_capacity(shares.len());
-    let mut allocated = U256::ZERO;
-    let mut credited = Amount::ZERO;
-    if !total_weight.is_zero() {
-        let pool_wide = U512::from(pool_micro);
-        let w_total = U512::from(total_weight);
-        for s in shares.into_iter().filter(|s| !s.weight.is_zero()) {
-            // a_i <= pool_micro, so the narrowing cannot fail.
-            let a: U256 = U256::from((pool_wide * U512::from(s.weight)) / w_total);
-            allocated += a;
-            let total = a + U256::from(s.carry_before);
-            let amount = u128::try_from(total / d)
-                .map_err(|_| SplitError::Conservation("credit exceeds u128".into()))?;
-            let carry_after = u128::try_from(total % d).unwrap_or(u128::MAX);
-            let amount = Amount::from_base(amount);
-            credited = credited
-                .checked_add(amount)
-                .ok_or_else(|| SplitError::Conservation("credits overflow".into()))?;
-            lines.push(CreditLine {
-                user_id: s.user_id,
-                weight: s.weight,
-                amount,
-                carry_before: s.carry_before,
-                carry_after,
-            });
-        }
-    }
-    let dust_after = pool_micro
-        .checked_sub(allocated)
-        .ok_or_else(|| SplitError::Conservation("allocated more than the pool".into()))?;
-    let out = Split {
-        gross: input.gross,
-        commission,
-        users_pool,
+    let mut splitter = Splitter::new(
+        input.gross,
+        input.commission_rate,
+        input.dust_before,
         total_weight,
-        credited,
-        dust_before: input.dust_before,
-        dust_after,
-        lines,
-    };
-    out.check_conservation()?;
-    Ok(out)
+        shares.len(),
+    )?;
+    let lines = shares
+        .into_iter()
+        .map(|s| splitter.line(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    splitter.finish(lines)
+}
+
+/// A split made one line at a time, in user-id order, so a caller can write
+/// each line as it is made; [`split`] is this over a whole list. The totals
+/// (weight and users) are declared up front, as every share depends on them,
+/// and [`Splitter::finish`] checks the lines against them and conservation.
+#[derive(Debug)]
+pub struct Splitter {
+    gross: Amount,
+    commission: Amount,
+    users_pool: Amount,
+    total_weight: U256,
+    users: usize,
+    dust_before: U256,
+    pool_micro: U256,
+    allocated: U256,
+    weight_seen: U256,
+    credited: Amount,
+    last_user: Option<String>,
+}
+
+impl Splitter {
+    /// Starts a split of `gross` among `users` users with weight, whose
+    /// weights sum to `total_weight`.
+    pub fn new(
+        gross: Amount,
+        commission_rate: Rate,
+        dust_before: U256,
+        total_weight: U256,
+        users: usize,
+    ) -> Result<Self, SplitError> {
+        let commission = commission_rate.apply_floor(gross);
+        let users_pool = gross
+            .checked_sub(commission)
+            .ok_or_else(|| SplitError::Conservation("commission above gross".into()))?;
+        // Credits can exceed the pool by at most one unit per user (carried
+        // remainders) plus the carried pool dust; all of it must fit in u128.
+        let dust_units = dust_before / U256::from(CARRY_SCALE);
+        let headroom = U256::from(u128::MAX - users_pool.base());
+        if headroom < U256::from(users) + dust_units + U256::from(1u8) {
+            return Err(SplitError::TooLarge { gross, users });
+        }
+        // P*D + d: < 2^128 * 2^60 + dust, fits easily in U256.
+        let pool_micro = U256::from(users_pool.base())
+            .checked_mul(U256::from(CARRY_SCALE))
+            .and_then(|v| v.checked_add(dust_before))
+            .ok_or_else(|| SplitError::Conservation("pool overflows 256 bits".into()))?;
+        Ok(Self {
+            gross,
+            commission,
+            users_pool,
+            total_weight,
+            users,
+            dust_before,
+            pool_micro,
+            allocated: U256::ZERO,
+            weight_seen: U256::ZERO,
+            credited: Amount::ZERO,
+            last_user: None,
+        })
+    }
+
+    /// The commission (known before any line).
+    pub fn commission(&self) -> Amount {
+        self.commission
+    }
+
+    /// The users' pool (gross - commission).
+    pub fn users_pool(&self) -> Amount {
+        self.users_pool
+    }
+
+    /// The declared total weight.
+    pub fn total_weight(&self) -> U256 {
+        self.total_weight
+    }
+
+    /// The pool dust carried in, micro-units.
+    pub fn dust_before(&self) -> U256 {
+        self.dust_before
+    }
+
+    /// The next user's line. Users must come in strictly increasing byte
+    /// order of their ids, each with weight > 0.
+    pub fn line(&mut self, s: Share) -> Result<CreditLine, SplitError> {
+        if let Some(last) = &self.last_user {
+            match last.as_bytes().cmp(s.user_id.as_bytes()) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Err(SplitError::DuplicateUser(s.user_id)),
+                std::cmp::Ordering::Greater => {
+                    return Err(SplitError::Conservation(format!(
+                        "user {:?} out of order",
+                        s.user_id
+                    )));
+                }
+            }
+        }
+        if s.carry_before >= CARRY_SCALE {
+            return Err(SplitError::CarryTooLarge(s.user_id));
+        }
+        if s.weight.is_zero() {
+            return Err(SplitError::Conservation(format!(
+                "user {:?} has no weight",
+                s.user_id
+            )));
+        }
+        self.weight_seen = self
+            .weight_seen
+            .checked_add(s.weight)
+            .filter(|w| *w <= self.total_weight)
+            .ok_or_else(|| SplitError::Conservation("weights above the declared total".into()))?;
+        // floor(P*D*w_i / W). The product fits 256 bits for any real amount
+        // and weight, and a 256-bit division is several times cheaper than
+        // the 512-bit one kept for the rest; both are exact, so the result
+        // is the same. a_i <= pool_micro, so the narrowing cannot fail.
+        let a: U256 = match self.pool_micro.checked_mul(s.weight) {
+            Some(p) => p / self.total_weight,
+            None => U256::from(
+                (U512::from(self.pool_micro) * U512::from(s.weight))
+                    / U512::from(self.total_weight),
+            ),
+        };
+        self.allocated += a;
+        let total = a + U256::from(s.carry_before);
+        let (amount, carry_after) = total.div_rem(U256::from(CARRY_SCALE));
+        let amount = u128::try_from(amount)
+            .map_err(|_| SplitError::Conservation("credit exceeds u128".into()))?;
+        let carry_after = u128::try_from(carry_after).unwrap_or(u128::MAX);
+        let amount = Amount::from_base(amount);
+        self.credited = self
+            .credited
+            .checked_add(amount)
+            .ok_or_else(|| SplitError::Conservation("credits overflow".into()))?;
+        self.last_user = Some(s.user_id.clone());
+        Ok(CreditLine {
+            user_id: s.user_id,
+            weight: s.weight,
+            amount,
+            carry_before: s.carry_before,
+            carry_after,
+        })
+    }
+
+    /// Finishes with every line made (in order): checks they are the
+    /// declared users and weights, and conservation.
+    pub fn finish(self, lines: Vec<CreditLine>) -> Result<Split, SplitError> {
+        if lines.len() != self.users || self.weight_seen != self.total_weight {
+            return Err(SplitError::Conservation(format!(
+                "{} lines with weight {} for {} users with weight {}",
+                lines.len(),
+                self.weight_seen,
+                self.users,
+                self.total_weight
+            )));
+        }
+        let dust_after = self
+            .pool_micro
+            .checked_sub(self.allocated)
+            .ok_or_else(|| SplitError::Conservation("allocated more than the pool".into()))?;
+        let out = Split {
+            gross: self.gross,
+            commission: self.commission,
+            users_pool: self.users_pool,
+            total_weight: self.total_weight,
+            credited: self.credited,
+            dust_before: self.dust_before,
+            dust_after,
+            lines,
+        };
+        out.check_conservation()?;
+        Ok(out)
+    }
 }
 
 impl Split {

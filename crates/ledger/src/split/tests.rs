@@ -232,10 +232,89 @@ proptest! {
     }
 
     #[test]
+    fn each_allocation_is_the_exact_floor_of_the_share(
+        gross in any::<u128>(),
+        permille in 0i64..=1000,
+        dust in any::<u64>(),
+        shares in arb_shares(),
+    ) {
+        // arb_shares' weights reach 2^191, so P*D*w overflows 256 bits for
+        // some lines (the 512-bit path) and not for others (the fast path).
+        let input = SplitInput {
+            gross: Amount::from_base(gross),
+            commission_rate: rate(permille),
+            dust_before: U256::from(dust),
+            shares: shares.clone(),
+        };
+        let Ok(s) = split(input) else { return Ok(()) };
+        let d = U512::from(CARRY_SCALE);
+        let pool = U512::from(s.users_pool.base()) * d + U512::from(dust);
+        let w_total = U512::from(s.total_weight);
+        for l in &s.lines {
+            let a = U512::from(l.amount.base()) * d + U512::from(l.carry_after) - U512::from(l.carry_before);
+            prop_assert_eq!(a, pool * U512::from(l.weight) / w_total, "user {}", &l.user_id);
+        }
+    }
+
+    #[test]
     fn a_single_user_gets_the_whole_pool(gross in any::<u128>(), w in 1u128.., permille in 0i64..=1000) {
         let s = run(gross, rate(permille), U256::ZERO, vec![share("solo", w, 0)]);
         prop_assert_eq!(s.lines[0].amount, s.users_pool);
         prop_assert_eq!(s.lines[0].carry_after, 0);
         prop_assert_eq!(s.dust_after, U256::ZERO);
     }
+}
+
+#[test]
+fn a_splitter_refuses_lines_that_do_not_match_what_was_declared() {
+    let new = || {
+        Splitter::new(
+            Amount::from_base(100),
+            rate(0),
+            U256::ZERO,
+            U256::from(30u8),
+            2,
+        )
+        .unwrap()
+    };
+    // Out of order and duplicate users.
+    let mut s = new();
+    s.line(share("b", 10, 0)).unwrap();
+    assert!(matches!(
+        s.line(share("a", 20, 0)),
+        Err(SplitError::Conservation(_))
+    ));
+    let mut s = new();
+    s.line(share("a", 10, 0)).unwrap();
+    assert_eq!(
+        s.line(share("a", 20, 0)),
+        Err(SplitError::DuplicateUser("a".into()))
+    );
+    // More weight than declared, or a user without weight.
+    let mut s = new();
+    assert!(s.line(share("a", 31, 0)).is_err());
+    assert!(s.line(share("b", 0, 0)).is_err());
+    // Fewer lines than declared: the pool would be left unallocated.
+    let mut s = new();
+    let l = s.line(share("a", 10, 0)).unwrap();
+    assert!(matches!(
+        s.finish(vec![l]),
+        Err(SplitError::Conservation(_))
+    ));
+    // As declared: the same as split().
+    let mut s = new();
+    let lines = vec![
+        s.line(share("a", 10, 0)).unwrap(),
+        s.line(share("b", 20, 0)).unwrap(),
+    ];
+    let made = s.finish(lines).unwrap();
+    assert_eq!(
+        made,
+        run(
+            100,
+            rate(0),
+            U256::ZERO,
+            vec![share("b", 20, 0), share("a", 10, 0)]
+        )
+    );
 }
