@@ -213,8 +213,17 @@ impl crate::Store {
                 in_batch_dup[i] = true;
             }
         }
+        let mut assets: Vec<&str> = first_rows.iter().map(|(_, u)| u.asset.as_str()).collect();
+        assets.sort_unstable();
+        assets.dedup();
         on_pool!(self, pool => {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            // No distribution of these assets may commit between reading
+            // the horizon and committing the updates (an update would land
+            // in a period just distributed without it). SQLite: the write
+            // lock taken above. PostgreSQL: the asset locks, shared, so
+            // ingests still run side by side.
+            <Self as crate::AssetLock<_>>::share(&mut tx, &assets).await?;
             // The distributed horizon per asset: an update before it may
             // only be a replay of one already stored.
             let horizons: Vec<(String, Option<i64>)> = sqlx::query_as(

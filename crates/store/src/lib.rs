@@ -11,6 +11,7 @@
 //! `migrations/README.md`), so amounts up to `u128::MAX` round-trip exactly.
 
 mod balances;
+mod carries;
 mod distribution;
 mod error;
 mod journal;
@@ -305,10 +306,14 @@ pub use softstake_core::secret::redact_url as redact;
 /// books (distributions, withdrawal reservations). SQLite: the first write
 /// takes the database write lock. PostgreSQL: an advisory lock.
 pub(crate) trait AssetLock<DB: sqlx::Database> {
+    /// Takes the asset's lock for a distribution (exclusive).
     async fn lock(
         tx: &mut sqlx::Transaction<'_, DB>,
         chain: softstake_core::ChainId,
     ) -> Result<(), StoreError>;
+    /// Takes the locks of `assets` (sorted) shared, for balance ingest: it
+    /// waits for a distribution in progress, not for other ingests.
+    async fn share(tx: &mut sqlx::Transaction<'_, DB>, assets: &[&str]) -> Result<(), StoreError>;
 }
 
 impl AssetLock<sqlx::Sqlite> for Store {
@@ -322,6 +327,14 @@ impl AssetLock<sqlx::Sqlite> for Store {
             .await?;
         Ok(())
     }
+
+    async fn share(
+        _tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        _assets: &[&str],
+    ) -> Result<(), StoreError> {
+        // Write transactions start with BEGIN IMMEDIATE: already serialized.
+        Ok(())
+    }
 }
 
 impl AssetLock<sqlx::Postgres> for Store {
@@ -333,6 +346,19 @@ impl AssetLock<sqlx::Postgres> for Store {
             .bind(chain.asset())
             .execute(&mut **tx)
             .await?;
+        Ok(())
+    }
+
+    async fn share(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        assets: &[&str],
+    ) -> Result<(), StoreError> {
+        for a in assets {
+            sqlx::query("SELECT pg_advisory_xact_lock_shared(7402, hashtext($1))")
+                .bind(*a)
+                .execute(&mut **tx)
+                .await?;
+        }
         Ok(())
     }
 }
