@@ -29,6 +29,7 @@ struct Args {
     updates: usize,
     seed: u64,
     only: Option<String>,
+    streams: usize,
 }
 
 fn args() -> Args {
@@ -37,6 +38,7 @@ fn args() -> Args {
         updates: 3,
         seed: 42,
         only: None,
+        streams: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -45,6 +47,7 @@ fn args() -> Args {
             "--updates" => a.updates = it.next().unwrap().parse().unwrap(),
             "--seed" => a.seed = it.next().unwrap().parse().unwrap(),
             "--only" => a.only = it.next(),
+            "--ingest-streams" => a.streams = it.next().unwrap().parse().unwrap(),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -209,10 +212,21 @@ async fn bench(name: &str, ts: TestStore, a: &Args, updates: &[BalanceUpdate]) {
     {
         DistributeOutcome::Distributed(s) | DistributeOutcome::AlreadyDistributed(s) => s.id,
     };
+    // Batches of MAX_BATCH from `streams` concurrent callers, as the
+    // exchange's API calls arrive (SQLite takes them one at a time).
     let t = Instant::now();
-    for batch in updates.chunks(MAX_BATCH) {
-        store.ingest_balance_updates(batch, now).await.unwrap();
+    let batches: Vec<&[BalanceUpdate]> = updates.chunks(MAX_BATCH).collect();
+    let streams = a.streams.max(1);
+    let mut tasks = Vec::new();
+    for k in 0..streams {
+        let mine: Vec<&[BalanceUpdate]> = batches.iter().skip(k).step_by(streams).copied().collect();
+        tasks.push(async move {
+            for batch in mine {
+                store.ingest_balance_updates(batch, now).await.unwrap();
+            }
+        });
     }
+    futures_util::future::join_all(tasks).await;
     let ingest = t.elapsed();
     let ingest_rate = updates.len() as f64 / ingest.as_secs_f64();
 
@@ -295,10 +309,11 @@ async fn main() {
     let a = args();
     let updates = history(&a);
     println!(
-        "distribution benchmark: {} users x {} updates, seed {}, {} cores",
+        "distribution benchmark: {} users x {} updates, seed {}, {} ingest streams, {} cores",
         a.users,
         a.updates,
         a.seed,
+        a.streams,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     if a.only.as_deref() != Some("postgres") {
