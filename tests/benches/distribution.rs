@@ -219,7 +219,8 @@ async fn bench(name: &str, ts: TestStore, a: &Args, updates: &[BalanceUpdate]) {
     let streams = a.streams.max(1);
     let mut tasks = Vec::new();
     for k in 0..streams {
-        let mine: Vec<&[BalanceUpdate]> = batches.iter().skip(k).step_by(streams).copied().collect();
+        let mine: Vec<&[BalanceUpdate]> =
+            batches.iter().skip(k).step_by(streams).copied().collect();
         tasks.push(async move {
             for batch in mine {
                 store.ingest_balance_updates(batch, now).await.unwrap();

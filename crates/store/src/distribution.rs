@@ -1,10 +1,11 @@
 //! Distributing one reward, in one transaction.
 //!
-//! Reads the asset's balance histories (streamed), the users' carried
-//! remainders (carry_after of their latest credit) and the pool dust (of the
-//! latest distribution), splits with `softstake_ledger::split`, checks
-//! conservation, and writes the distribution row and every credit row in
-//! bulk (PostgreSQL: COPY; SQLite: multi-row INSERTs). All or nothing.
+//! Reads the asset's balance histories, the users' carried remainders
+//! (carry_after of their latest credit, see carries.rs) and the pool dust
+//! (of the latest distribution), then writes the credit rows in bulk
+//! (PostgreSQL: COPY; SQLite: multi-row INSERTs) while the split makes them
+//! line by line, checks conservation on the lines written, and commits. A
+//! failed check rolls everything back: all or nothing.
 
 use crate::carries::ReadCarries;
 use crate::{StoreError, on_pool, parse_amount};
