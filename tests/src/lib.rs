@@ -46,7 +46,27 @@ impl TestStore {
 
     /// A migrated store on a new PostgreSQL database.
     pub async fn postgres() -> TestStore {
-        let (admin, url, name) = fresh_pg_database().await;
+        Self::postgres_created_with("").await
+    }
+
+    /// A migrated store on a new PostgreSQL database that sorts text by
+    /// the ICU locale `icu_locale` (`en-US`), as a production server
+    /// initialised with a language locale does.
+    pub async fn postgres_with_icu_locale(icu_locale: &str) -> TestStore {
+        assert!(
+            icu_locale
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "locale name {icu_locale:?}"
+        );
+        Self::postgres_created_with(&format!(
+            " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'"
+        ))
+        .await
+    }
+
+    async fn postgres_created_with(options: &str) -> TestStore {
+        let (admin, url, name) = fresh_pg_database_with(options).await;
         let store = Store::connect(&url, &ConnectOptions::default())
             .await
             .expect("open postgres");
@@ -73,16 +93,23 @@ pub fn pg_url() -> String {
 
 /// Creates an empty database; returns (admin URL, URL of the new database, its name).
 pub async fn fresh_pg_database() -> (String, String, String) {
+    fresh_pg_database_with("").await
+}
+
+/// [`fresh_pg_database`] with `options` appended to `CREATE DATABASE name`.
+async fn fresh_pg_database_with(options: &str) -> (String, String, String) {
     use sqlx::Connection;
     let admin = pg_url();
     let name = format!("softstake_t_{}", uuid::Uuid::new_v4().simple());
     let mut c = sqlx::PgConnection::connect(&admin)
         .await
         .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server ({PG_URL_VAR}): {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut c)
-        .await
-        .expect("create test database");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name}{options}"
+    )))
+    .execute(&mut c)
+    .await
+    .expect("create test database");
     let url = with_database(&admin, &name);
     (admin, url, name)
 }

@@ -533,3 +533,69 @@ async fn ingest_waits_for_a_distribution_in_progress_on_postgres() {
     );
     drop(ts);
 }
+
+/// A production PostgreSQL is often initialised with a language locale,
+/// under which text sorts differently from bytes ("a" < "B" in en-US, the
+/// reverse in bytes). Identifier columns compare bytewise there too
+/// (migration 0003), so the database orders ids exactly as SQLite and the
+/// split do, and the credits are the same as on SQLite to the unit.
+#[tokio::test]
+async fn ids_order_bytewise_and_credit_the_same_on_a_language_locale_server() {
+    let users = ["a", "B", "_z", "ä", "Z10", "z2", "b"];
+    let mut bytewise: Vec<&str> = users.to_vec();
+    bytewise.sort_unstable_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
+    let run = |store: Store| async move {
+        let batch: Vec<_> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| upd(&format!("e-{u}"), u, 1_000 + i as u128 * 7, T0 - 1))
+            .collect();
+        store.ingest_balance_updates(&batch, now()).await.unwrap();
+        let id = store
+            .record_reward(&reward("locale", T0, T0 + 100, 1_000_003), now())
+            .await
+            .unwrap()
+            .id;
+        let d = summary(distribute(&store, id, rate(100)).await);
+        let credits: Vec<(String, String)> = store
+            .outbox(0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.user_id, c.amount.to_string()))
+            .collect();
+        (d.digest, credits)
+    };
+    let sqlite = softstake_tests::TestStore::sqlite().await;
+    let on_sqlite = run(sqlite.store.clone()).await;
+    let pg = softstake_tests::TestStore::postgres_with_icu_locale("en-US").await;
+    let pool = pg.store.pg_pool().unwrap().clone();
+    // The server really sorts by the locale: plain text is not bytewise.
+    let by_locale: Vec<String> =
+        sqlx::query_scalar("SELECT u FROM UNNEST($1::text[]) AS x(u) ORDER BY u")
+            .bind(users.to_vec())
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_ne!(
+        by_locale, bytewise,
+        "the test database does not sort by en-US"
+    );
+    let on_pg = run(pg.store.clone()).await;
+    assert_eq!(
+        on_sqlite, on_pg,
+        "SQLite and PostgreSQL (en-US) credit differently"
+    );
+    for sql in [
+        "SELECT user_id FROM balance_updates ORDER BY user_id",
+        "SELECT user_id FROM credits ORDER BY user_id",
+        "SELECT event_id FROM balance_updates ORDER BY event_id",
+    ] {
+        let got: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        let mut want: Vec<String> = got.clone();
+        want.sort_unstable_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
+        assert_eq!(got, want, "{sql}");
+        assert_eq!(got.len(), users.len(), "{sql}");
+    }
+    pg.store.close().await;
+}

@@ -156,6 +156,20 @@ async fn both_dialects_have_the_same_migrations_and_columns() {
     let s = TestStore::sqlite().await;
     let p = TestStore::postgres().await;
     assert_eq!(columns(&s.store).await, columns(&p.store).await);
+
+    // Identifier columns compare by bytes on PostgreSQL, as on SQLite
+    // (migrations/README.md): every text column named id, asset, chain,
+    // reward_key or *_id.
+    let not_bytewise: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, collation_name::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name NOT LIKE '\\_sqlx%' AND data_type = 'text' \
+         AND (column_name IN ('id', 'asset', 'chain', 'reward_key') OR column_name LIKE '%\\_id') \
+         AND collation_name IS DISTINCT FROM 'C'",
+    )
+    .fetch_all(p.store.pg_pool().unwrap())
+    .await
+    .unwrap();
+    assert!(not_bytewise.is_empty(), "{not_bytewise:?}");
 }
 
 async fn columns(store: &Store) -> Vec<(String, String)> {
