@@ -30,6 +30,10 @@ struct Args {
     seed: u64,
     only: Option<String>,
     streams: usize,
+    /// PostgreSQL: an ICU locale for the benchmark's database (`en-US`),
+    /// as on a server initialised with a language locale; None: the
+    /// server's default.
+    pg_icu_locale: Option<String>,
 }
 
 fn args() -> Args {
@@ -39,6 +43,7 @@ fn args() -> Args {
         seed: 42,
         only: None,
         streams: 2,
+        pg_icu_locale: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -48,6 +53,7 @@ fn args() -> Args {
             "--seed" => a.seed = it.next().unwrap().parse().unwrap(),
             "--only" => a.only = it.next(),
             "--ingest-streams" => a.streams = it.next().unwrap().parse().unwrap(),
+            "--pg-icu-locale" => a.pg_icu_locale = it.next(),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -310,17 +316,22 @@ async fn main() {
     let a = args();
     let updates = history(&a);
     println!(
-        "distribution benchmark: {} users x {} updates, seed {}, {} ingest streams, {} cores",
+        "distribution benchmark: {} users x {} updates, seed {}, {} ingest streams, {} cores, PostgreSQL locale: {}",
         a.users,
         a.updates,
         a.seed,
         a.streams,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        a.pg_icu_locale.as_deref().unwrap_or("server default")
     );
     if a.only.as_deref() != Some("postgres") {
         bench("sqlite", TestStore::sqlite().await, &a, &updates).await;
     }
     if a.only.as_deref() != Some("sqlite") {
-        bench("postgres", TestStore::postgres().await, &a, &updates).await;
+        let ts = match &a.pg_icu_locale {
+            Some(l) => TestStore::postgres_with_icu_locale(l).await,
+            None => TestStore::postgres().await,
+        };
+        bench("postgres", ts, &a, &updates).await;
     }
 }
