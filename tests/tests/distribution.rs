@@ -44,6 +44,17 @@ fn summary(o: DistributeOutcome) -> softstake_store::DistributionSummary {
     }
 }
 
+/// The first `limit` credits in the outbox as (user, amount).
+async fn outbox_amounts(store: &Store, limit: u32) -> Vec<(String, String)> {
+    store
+        .outbox(0, limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.user_id, c.amount.to_string()))
+        .collect()
+}
+
 /// alice holds 100 for the whole period; bob deposits 100 halfway.
 async fn two_users(store: &Store) -> i64 {
     store
@@ -407,13 +418,7 @@ async fn awkward_user_ids_ties_and_many_users_read_back_exactly() {
                 .id;
             let d = summary(distribute(&store, id, Rate::ZERO).await);
             assert!(store.verify_distribution(d.id).await.unwrap().ok);
-            let credits: Vec<(String, String)> = store
-                .outbox(0, 10_000)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|c| (c.user_id, c.amount.to_string()))
-                .collect();
+            let credits = outbox_amounts(&store, 10_000).await;
             // Weights: 10x100 + (30x50 + 20x50) + 2500 x 1x100 = 253,500.
             let get = |u: &str| credits.iter().find(|c| c.0 == u).unwrap().1.clone();
             assert_eq!(d.total_weight, "253500");
@@ -557,13 +562,7 @@ async fn ids_order_bytewise_and_credit_the_same_on_a_language_locale_server() {
             .unwrap()
             .id;
         let d = summary(distribute(&store, id, rate(100)).await);
-        let credits: Vec<(String, String)> = store
-            .outbox(0, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| (c.user_id, c.amount.to_string()))
-            .collect();
+        let credits = outbox_amounts(&store, 100).await;
         (d.digest, credits)
     };
     let sqlite = softstake_tests::TestStore::sqlite().await;
