@@ -401,6 +401,9 @@ impl ChainAdapter for Panicky {
     async fn health(&self, _: HealthRequest) -> Result<HealthResponse, AdapterError> {
         Ok(HealthResponse { endpoints: vec![] })
     }
+    fn maintenance(&self, _: &PoolStateResponse) -> Vec<softstake_core::adapter::Maintenance> {
+        Vec::new()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,10 +29,10 @@ use softstake_core::adapter::{
     Maintenance, ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind,
     RewardsRequest, RewardsResponse, SignedOperation, TxStatus,
 };
-use softstake_core::secret::redact_url;
 use softstake_core::{Amount, ChainId, Period, Secret, Timestamp};
+use softstake_rpc::{Endpoints, Head, Options, ServerErrors};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Settings from `[chains.network]` (type = "cardano").
 #[derive(Debug, Clone)]
@@ -66,93 +66,83 @@ pub trait ChainApi: Send + Sync {
     async fn get(&self, path: &str) -> Result<Option<Value>, AdapterError>;
     /// Submits CBOR; returns the node's transaction id.
     async fn submit(&self, cbor: &[u8]) -> Result<String, AdapterError>;
+    /// Each endpoint's health, probed with `/blocks/latest`.
+    async fn health(&self) -> Vec<EndpointHealth>;
 }
 
-/// Blockfrost over HTTP, with fallback.
+/// Blockfrost over HTTP, through the endpoint layer (fallback, the network
+/// magic checked once per endpoint, the project id a secret header).
 pub struct Blockfrost {
-    endpoints: Vec<String>,
-    project_id: Option<Secret<String>>,
-    http: reqwest::Client,
+    api: Endpoints,
 }
 
 impl Blockfrost {
-    /// A client for these endpoints.
+    /// A client for these endpoints, which must report `network_magic`.
     pub fn new(
-        endpoints: Vec<String>,
+        endpoints: &[String],
         project_id: Option<Secret<String>>,
+        network_magic: u64,
         timeout: Duration,
     ) -> Result<Self, AdapterError> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| AdapterError::Config(e.to_string()))?;
-        Ok(Blockfrost {
-            endpoints,
-            project_id,
-            http,
-        })
-    }
-
-    fn req(&self, m: reqwest::Method, ep: &str, path: &str) -> reqwest::RequestBuilder {
-        let r = self
-            .http
-            .request(m, format!("{}{path}", ep.trim_end_matches('/')));
-        match &self.project_id {
-            Some(p) => r.header("project_id", p.expose().as_str()),
-            None => r,
-        }
+        let headers = project_id
+            .map(|p| vec![("project_id".to_owned(), p)])
+            .unwrap_or_default();
+        let api = Endpoints::http("cardano API", endpoints, Options { timeout, headers })?
+            .with_identity(network_magic.to_string(), |ep| async move {
+                let g = ep.get("/genesis").await?.json()?;
+                g.get("network_magic")
+                    .and_then(num)
+                    .map(|m| m.to_string())
+                    .ok_or_else(|| ep.bad_response("genesis", &g))
+            });
+        Ok(Blockfrost { api })
     }
 }
 
-fn transport(ep: &str, e: impl std::fmt::Display) -> AdapterError {
-    AdapterError::Transport {
-        endpoint: redact_url(ep),
-        message: e.to_string(),
-    }
+/// The slot and time of `/blocks/latest`.
+fn parse_tip(b: &Value) -> Option<(u64, i64)> {
+    Some((
+        b.get("slot").and_then(num)?,
+        b.get("time").and_then(Value::as_i64)?,
+    ))
 }
 
 #[async_trait]
 impl ChainApi for Blockfrost {
     async fn get(&self, path: &str) -> Result<Option<Value>, AdapterError> {
-        let mut last = None;
-        for ep in &self.endpoints {
-            match self.req(reqwest::Method::GET, ep, path).send().await {
-                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => return Ok(None),
-                Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
-                    last = Some(AdapterError::RateLimited {
-                        endpoint: redact_url(ep),
-                    });
+        self.api
+            .call(|ep| async move {
+                let r = ep.get(path).await?;
+                match r.status {
+                    404 => Ok(None),
+                    _ if r.is_success() => r.json().map(Some),
+                    _ if r.status < 500 => Err(AdapterError::InvalidRequest(format!(
+                        "{path}: {}",
+                        r.text()
+                    ))),
+                    other => Err(ep.transport(format!("HTTP {other}"))),
                 }
-                Ok(r) if r.status().is_success() => {
-                    return r.json().await.map(Some).map_err(|e| transport(ep, e));
-                }
-                Ok(r) if r.status().is_client_error() => {
-                    let t = r.text().await.unwrap_or_default();
-                    return Err(AdapterError::InvalidRequest(format!("{path}: {t}")));
-                }
-                Ok(r) => last = Some(transport(ep, format!("HTTP {}", r.status()))),
-                Err(e) => last = Some(transport(ep, e)),
-            }
-        }
-        Err(last.unwrap_or_else(|| AdapterError::Config("cardano: no endpoints".into())))
+            })
+            .await
     }
 
     async fn submit(&self, cbor: &[u8]) -> Result<String, AdapterError> {
-        let mut last = None;
-        for ep in &self.endpoints {
-            let r = self
-                .req(reqwest::Method::POST, ep, "/tx/submit")
-                .header("Content-Type", "application/cbor")
-                .body(cbor.to_vec())
-                .send()
-                .await;
-            match r {
-                Ok(r) if r.status().is_success() => {
-                    let v: Value = r.json().await.map_err(|e| transport(ep, e))?;
+        self.api
+            .call(|ep| async move {
+                let r = ep
+                    .post_bytes(
+                        "/tx/submit",
+                        "application/cbor",
+                        cbor.to_vec(),
+                        ServerErrors::Retry,
+                    )
+                    .await?;
+                if r.is_success() {
+                    let v = r.json()?;
                     return Ok(v.as_str().unwrap_or_default().to_owned());
                 }
-                Ok(r) if r.status() == reqwest::StatusCode::BAD_REQUEST => {
-                    let v: Value = r.json().await.unwrap_or(Value::Null);
+                if r.status == 400 {
+                    let v = r.json().unwrap_or(Value::Null);
                     let m = v
                         .get("message")
                         .and_then(Value::as_str)
@@ -160,11 +150,23 @@ impl ChainApi for Blockfrost {
                         .to_owned();
                     return Err(AdapterError::Rejected(m));
                 }
-                Ok(r) => last = Some(transport(ep, format!("HTTP {}", r.status()))),
-                Err(e) => last = Some(transport(ep, e)),
-            }
-        }
-        Err(last.unwrap_or_else(|| AdapterError::Config("cardano: no endpoints".into())))
+                Err(ep.transport(format!("HTTP {}", r.status)))
+            })
+            .await
+    }
+
+    async fn health(&self) -> Vec<EndpointHealth> {
+        self.api
+            .health(|ep| async move {
+                let b = ep.get("/blocks/latest").await?.json()?;
+                let (slot, time) =
+                    parse_tip(&b).ok_or_else(|| ep.bad_response("blocks/latest", &b))?;
+                Ok(Head {
+                    height: Some(slot),
+                    time_unix: Some(time),
+                })
+            })
+            .await
     }
 }
 
@@ -184,7 +186,6 @@ pub struct AdaAdapter {
     payment: Arc<LocalKey>,
     stake: Arc<LocalKey>,
     api: Box<dyn ChainApi>,
-    checked: Mutex<bool>,
     last: Mutex<Option<View>>,
 }
 
@@ -197,8 +198,8 @@ impl std::fmt::Debug for AdaAdapter {
 }
 
 fn bad(what: &str, v: &Value) -> AdapterError {
-    AdapterError::Transport {
-        endpoint: "api".into(),
+    AdapterError::BadResponse {
+        endpoint: "cardano API".into(),
         message: format!("unexpected {what} answer: {v}"),
     }
 }
@@ -233,8 +234,9 @@ impl AdaAdapter {
         }
         tx::DRep::parse(&s.drep).map_err(|e| AdapterError::Config(e.to_string()))?;
         let api = Box::new(Blockfrost::new(
-            s.endpoints.clone(),
+            &s.endpoints,
             s.project_id.clone(),
+            s.network_magic,
             s.request_timeout,
         )?);
         Ok(AdaAdapter {
@@ -242,7 +244,6 @@ impl AdaAdapter {
             payment,
             stake,
             api,
-            checked: Mutex::new(false),
             last: Mutex::new(None),
         })
     }
@@ -265,24 +266,6 @@ impl AdaAdapter {
     }
 
     async fn get(&self, path: &str) -> Result<Option<Value>, AdapterError> {
-        if !self.checked.lock().map(|c| *c).unwrap_or(false) {
-            let g = self
-                .api
-                .get("/genesis")
-                .await?
-                .ok_or_else(|| bad("genesis", &Value::Null))?;
-            let magic = g.get("network_magic").and_then(num).unwrap_or(0);
-            if magic != self.s.network_magic {
-                return Err(AdapterError::WrongNetwork {
-                    endpoint: redact_url(&self.s.endpoints[0]),
-                    expected: self.s.network_magic.to_string(),
-                    found: magic.to_string(),
-                });
-            }
-            if let Ok(mut c) = self.checked.lock() {
-                *c = true;
-            }
-        }
         self.api.get(path).await
     }
 
@@ -354,15 +337,7 @@ impl AdaAdapter {
             .get("/blocks/latest")
             .await?
             .ok_or_else(|| bad("blocks/latest", &Value::Null))?;
-        let slot = b
-            .get("slot")
-            .and_then(num)
-            .ok_or_else(|| bad("blocks/latest", &b))?;
-        let time = b
-            .get("time")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| bad("blocks/latest", &b))?;
-        Ok((slot, time))
+        parse_tip(&b).ok_or_else(|| bad("blocks/latest", &b))
     }
 
     async fn action(
@@ -684,22 +659,8 @@ impl ChainAdapter for AdaAdapter {
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
-        let now = Timestamp::now().unix();
-        let started = Instant::now();
-        let r = self.tip().await;
-        let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let (up, head, lag) = match r {
-            Ok((slot, time)) => (true, Some(slot), u64::try_from(now - time).ok()),
-            Err(_) => (false, None, None),
-        };
         Ok(HealthResponse {
-            endpoints: vec![EndpointHealth {
-                endpoint: redact_url(&self.s.endpoints[0]),
-                up,
-                head_height: head,
-                lag_secs: lag,
-                latency_ms: Some(latency),
-            }],
+            endpoints: self.api.health().await,
         })
     }
 

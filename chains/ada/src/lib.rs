@@ -18,6 +18,7 @@
 pub mod adapter;
 pub mod cbor;
 pub mod keys;
+pub mod plugin;
 pub mod request;
 pub mod testnode;
 pub mod tx;

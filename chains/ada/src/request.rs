@@ -5,6 +5,7 @@
 use crate::keys::LocalKey;
 use crate::tx::{self, Action, TxParams};
 use serde::{Deserialize, Serialize};
+use softstake_core::plugin::SignError;
 use std::path::PathBuf;
 
 /// A request.
@@ -35,36 +36,13 @@ pub struct SignResponse {
     pub tx_cbor: String,
 }
 
-/// Errors. Never contain key material.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// Key file problem.
-    #[error("key file {path}: {reason}")]
-    KeyFile {
-        /// Path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// Bad key.
-    #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
-    /// Cannot build.
-    #[error(transparent)]
-    Tx(#[from] tx::TxError),
-}
-
-fn key(path: &std::path::Path) -> Result<LocalKey, RequestError> {
-    let t =
-        softstake_core::secret::read_key_file(path).map_err(|reason| RequestError::KeyFile {
-            path: path.display().to_string(),
-            reason,
-        })?;
+fn key(path: &std::path::Path) -> Result<LocalKey, SignError> {
+    let t = softstake_core::secret::read_key_file(path)?;
     Ok(LocalKey::parse(t.expose())?)
 }
 
 /// Builds and signs the request.
-pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
+pub fn sign(req: &SignRequest) -> Result<SignResponse, SignError> {
     let payment = key(&req.payment_key_file)?;
     let stake = key(&req.stake_key_file)?;
     let s = tx::build(&req.action, &payment, &stake, &req.params)?;
@@ -78,4 +56,16 @@ pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
         fee: s.fee,
         tx_cbor: hex::encode(&s.tx),
     })
+}
+
+impl From<crate::keys::KeyError> for SignError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        SignError::Key(e.to_string())
+    }
+}
+
+impl From<tx::TxError> for SignError {
+    fn from(e: tx::TxError) -> Self {
+        SignError::Build(e.to_string())
+    }
 }

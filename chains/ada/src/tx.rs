@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// An unspent output of the custody address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Utxo {
     /// Transaction hash, hex.
     pub tx_hash: String,
@@ -58,7 +59,7 @@ impl DRep {
 
 /// What one transaction does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// Register the stake key (paying the deposit) and delegate to a pool.
     RegisterAndDelegate {

@@ -31,12 +31,12 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, EndpointHealth, HealthRequest, HealthResponse, LookupRequest, LookupResponse,
-    LossEvent, ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind,
+    Delegation, HealthRequest, HealthResponse, LookupRequest, LookupResponse, LossEvent,
+    Maintenance, ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind,
     RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
-use softstake_core::secret::redact_url;
 use softstake_core::{Amount, ChainId, Period, Timestamp};
+use softstake_rpc::{Endpoints, Head, Options};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,7 +65,7 @@ pub struct AtomSettings {
 pub struct AtomAdapter {
     s: AtomSettings,
     signer: Arc<dyn Signer>,
-    http: reqwest::Client,
+    rpc: Endpoints,
     /// Sequences signed but not yet seen included: (sequence, timeout height).
     pending: Mutex<Vec<(u64, u64)>>,
     /// Last seen exchange rate per validator: (tokens, delegator shares x
@@ -87,10 +87,11 @@ struct Status {
     time: Timestamp,
 }
 
-fn transport(endpoint: &str, e: impl std::fmt::Display) -> AdapterError {
-    AdapterError::Transport {
-        endpoint: redact_url(endpoint),
-        message: e.to_string(),
+/// A node answer that does not decode.
+fn bad_response(message: String) -> AdapterError {
+    AdapterError::BadResponse {
+        endpoint: "cosmos RPC".into(),
+        message,
     }
 }
 
@@ -100,27 +101,34 @@ fn parse_time(s: &str) -> Result<Timestamp, AdapterError> {
         (Some(dot), Some(z)) if dot < z => format!("{}{}", &s[..dot], &s[z..]),
         _ => s.to_owned(),
     };
-    trimmed
-        .parse()
-        .map_err(|e| AdapterError::Rejected(format!("node time {s:?}: {e}")))
+    trimmed.parse().map_err(|e| AdapterError::BadResponse {
+        endpoint: "cosmos RPC".into(),
+        message: format!("node time {s:?}: {e}"),
+    })
 }
 
 impl AtomAdapter {
     /// An adapter signing with `signer`.
     pub fn new(s: AtomSettings, signer: Arc<dyn Signer>) -> Result<AtomAdapter, AdapterError> {
-        if s.endpoints.is_empty() {
-            return Err(AdapterError::Config(
-                "no Cosmos RPC endpoint configured".into(),
-            ));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(s.request_timeout)
-            .build()
-            .map_err(|e| AdapterError::Config(format!("HTTP client: {e}")))?;
+        let rpc = Endpoints::http(
+            "cosmos RPC",
+            &s.endpoints,
+            Options {
+                timeout: s.request_timeout,
+                ..Options::default()
+            },
+        )?
+        .with_identity(s.chain_id.clone(), |ep| async move {
+            let v = ep.json_rpc("status", json!({})).await?;
+            v["node_info"]["network"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| ep.bad_response("status", &v))
+        });
         Ok(AtomAdapter {
             s,
             signer,
-            http,
+            rpc,
             pending: Mutex::new(Vec::new()),
             rates: Mutex::new(std::collections::HashMap::new()),
         })
@@ -131,55 +139,14 @@ impl AtomAdapter {
         self.signer.address()
     }
 
-    async fn call_one(
-        &self,
-        url: &str,
-        method: &str,
-        params: &Value,
-    ) -> Result<Value, AdapterError> {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let resp = self
-            .http
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| transport(url, e))?;
-        if resp.status().as_u16() == 429 {
-            return Err(AdapterError::RateLimited {
-                endpoint: redact_url(url),
-            });
-        }
-        if resp.status().is_server_error() {
-            return Err(transport(url, format!("HTTP {}", resp.status())));
-        }
-        let v: Value = resp.json().await.map_err(|e| transport(url, e))?;
-        if let Some(err) = v.get("error") {
-            return Err(AdapterError::Rejected(format!(
-                "{method}: {}",
-                err["data"]
-                    .as_str()
-                    .or(err["message"].as_str())
-                    .unwrap_or("error")
-            )));
-        }
-        Ok(v["result"].clone())
-    }
-
-    /// JSON-RPC with fallback: transport errors try the next endpoint.
+    /// JSON-RPC through the endpoint layer (fallback, chain id checked).
     async fn call(&self, method: &str, params: Value) -> Result<Value, AdapterError> {
-        let mut last = None;
-        for url in &self.s.endpoints {
-            match self.call_one(url, method, &params).await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() => {
-                    tracing::debug!(endpoint = %redact_url(url), error = %e, "endpoint failed; trying the next");
-                    last = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| AdapterError::Config("no endpoints".into())))
+        self.rpc
+            .call(|ep| {
+                let params = params.clone();
+                async move { ep.json_rpc(method, params).await }
+            })
+            .await
     }
 
     async fn abci<Q: cosmrs::proto::prost::Message, R: cosmrs::proto::prost::Message + Default>(
@@ -206,39 +173,21 @@ impl AtomAdapter {
         }
         let bytes = B64
             .decode(resp["value"].as_str().unwrap_or(""))
-            .map_err(|e| AdapterError::Rejected(format!("{path}: value: {e}")))?;
+            .map_err(|e| bad_response(format!("{path}: value: {e}")))?;
         p::decode(&bytes)
             .map(Some)
-            .map_err(|e| AdapterError::Rejected(format!("{path}: {e}")))
+            .map_err(|e| bad_response(format!("{path}: {e}")))
     }
 
-    /// `status`, checking the chain id.
+    /// `status` (the endpoint layer has checked the chain id).
     async fn status(&self) -> Result<Status, AdapterError> {
-        let mut last = None;
-        for url in &self.s.endpoints {
-            match self.call_one(url, "status", &json!({})).await {
-                Ok(v) => {
-                    let network = v["node_info"]["network"].as_str().unwrap_or("");
-                    if network != self.s.chain_id {
-                        return Err(AdapterError::WrongNetwork {
-                            endpoint: redact_url(url),
-                            expected: self.s.chain_id.clone(),
-                            found: network.to_owned(),
-                        });
-                    }
-                    let height = v["sync_info"]["latest_block_height"]
-                        .as_str()
-                        .and_then(|h| h.parse().ok())
-                        .unwrap_or(0);
-                    let time =
-                        parse_time(v["sync_info"]["latest_block_time"].as_str().unwrap_or(""))?;
-                    return Ok(Status { height, time });
-                }
-                Err(e) if e.is_retryable() => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| AdapterError::Config("no endpoints".into())))
+        let v = self.call("status", json!({})).await?;
+        let height = v["sync_info"]["latest_block_height"]
+            .as_str()
+            .and_then(|h| h.parse().ok())
+            .unwrap_or(0);
+        let time = parse_time(v["sync_info"]["latest_block_time"].as_str().unwrap_or(""))?;
+        Ok(Status { height, time })
     }
 
     async fn balance(&self, addr: &str) -> Result<Amount, AdapterError> {
@@ -828,40 +777,26 @@ impl ChainAdapter for AtomAdapter {
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
-        let now = Timestamp::now();
-        let mut endpoints = Vec::new();
-        for url in &self.s.endpoints {
-            let started = std::time::Instant::now();
-            let probe = self.call_one(url, "status", &json!({})).await;
-            let latency_ms = u64::try_from(started.elapsed().as_millis()).ok();
-            let e = match probe {
-                Ok(v) => {
-                    let height = v["sync_info"]["latest_block_height"]
+        let endpoints = self
+            .rpc
+            .health(|ep| async move {
+                let v = ep.json_rpc("status", json!({})).await?;
+                Ok(Head {
+                    height: v["sync_info"]["latest_block_height"]
                         .as_str()
-                        .and_then(|h| h.parse().ok());
-                    let lag = v["sync_info"]["latest_block_time"]
+                        .and_then(|h| h.parse().ok()),
+                    time_unix: v["sync_info"]["latest_block_time"]
                         .as_str()
                         .and_then(|t| parse_time(t).ok())
-                        .map(|t| u64::try_from(now.unix() - t.unix()).unwrap_or(0));
-                    EndpointHealth {
-                        endpoint: redact_url(url),
-                        up: v["node_info"]["network"].as_str() == Some(self.s.chain_id.as_str()),
-                        head_height: height,
-                        lag_secs: lag,
-                        latency_ms,
-                    }
-                }
-                Err(_) => EndpointHealth {
-                    endpoint: redact_url(url),
-                    up: false,
-                    head_height: None,
-                    lag_secs: None,
-                    latency_ms: None,
-                },
-            };
-            endpoints.push(e);
-        }
+                        .map(|t| t.unix()),
+                })
+            })
+            .await;
         Ok(HealthResponse { endpoints })
+    }
+
+    fn maintenance(&self, _state: &PoolStateResponse) -> Vec<Maintenance> {
+        Vec::new()
     }
 }
 

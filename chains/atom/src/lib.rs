@@ -16,6 +16,7 @@
 
 pub mod adapter;
 pub mod keys;
+pub mod plugin;
 pub mod proto;
 pub mod request;
 pub mod testnode;

@@ -5,8 +5,10 @@
 use crate::keys::LocalKey;
 use crate::tx::{SignedTx, TxParams, msgs_for, sign_tx};
 use serde::{Deserialize, Serialize};
+use softstake_core::Amount;
 use softstake_core::adapter::OperationKind;
-use softstake_core::{Amount, Secret};
+use softstake_core::plugin::SignError;
+use softstake_core::secret::read_key_file;
 use std::path::PathBuf;
 
 /// A request.
@@ -47,35 +49,8 @@ pub struct SignResponse {
     pub tx_hash: String,
 }
 
-/// Errors: key, request or build problems. Never contain key material.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// The key file could not be read or is readable by others.
-    #[error("key file {path}: {reason}")]
-    KeyFile {
-        /// Path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// The key is malformed.
-    #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
-    /// The operation cannot be built.
-    #[error(transparent)]
-    Tx(#[from] crate::tx::TxError),
-}
-
-/// Reads a key file (refused when group or others can read it).
-pub fn read_key_file(path: &std::path::Path) -> Result<Secret<String>, RequestError> {
-    softstake_core::secret::read_key_file(path).map_err(|reason| RequestError::KeyFile {
-        path: path.display().to_string(),
-        reason,
-    })
-}
-
 /// Builds and signs the request's operation.
-pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
+pub fn sign(req: &SignRequest) -> Result<SignResponse, SignError> {
     let key = LocalKey::parse(&read_key_file(&req.key_file)?)?;
     let SignedTx { bytes, hash } = sign_with(&key, req)?;
     Ok(SignResponse {
@@ -86,7 +61,7 @@ pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
 }
 
 /// [`sign`] with a key already loaded.
-pub fn sign_with(key: &LocalKey, req: &SignRequest) -> Result<SignedTx, RequestError> {
+pub fn sign_with(key: &LocalKey, req: &SignRequest) -> Result<SignedTx, SignError> {
     let msgs = msgs_for(&req.operation, &[])?;
     Ok(sign_tx(
         key,
@@ -101,4 +76,16 @@ pub fn sign_with(key: &LocalKey, req: &SignRequest) -> Result<SignedTx, RequestE
         },
         &msgs,
     )?)
+}
+
+impl From<crate::keys::KeyError> for SignError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        SignError::Key(e.to_string())
+    }
+}
+
+impl From<crate::tx::TxError> for SignError {
+    fn from(e: crate::tx::TxError) -> Self {
+        SignError::Build(e.to_string())
+    }
 }

@@ -38,11 +38,10 @@ use async_trait::async_trait;
 use serde_json::json;
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, EndpointHealth, HealthRequest, HealthResponse, LookupRequest, LookupResponse,
-    LossEvent, Maintenance, ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse,
-    RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+    Delegation, HealthRequest, HealthResponse, LookupRequest, LookupResponse, LossEvent,
+    Maintenance, ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind,
+    RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
-use softstake_core::secret::redact_url;
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -1284,45 +1283,24 @@ impl ChainAdapter for DotAdapter {
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
-        let mut out = Vec::new();
-        for ep in self.rpc.endpoints() {
-            let t0 = std::time::Instant::now();
-            let head = self.rpc.call_at(ep, "chain_getHeader", json!([])).await;
-            let latency = u64::try_from(t0.elapsed().as_millis()).ok();
-            match head {
-                Ok(h) => {
-                    let n = block_number(&h["number"]);
-                    let key = twox_now();
-                    let lag = match self.rpc.call_at(ep, "state_getStorage", json!([key])).await {
-                        Ok(v) => v
-                            .as_str()
-                            .and_then(|s| hex_bytes(s).ok())
-                            .and_then(|b| u64::decode(&mut &b[..]).ok())
-                            .map(|ms| {
-                                let now = Timestamp::now().unix();
-                                u64::try_from(now - i64::try_from(ms / 1000).unwrap_or(now))
-                                    .unwrap_or(0)
-                            }),
-                        Err(_) => None,
-                    };
-                    out.push(EndpointHealth {
-                        endpoint: redact_url(ep),
-                        up: true,
-                        head_height: n,
-                        lag_secs: lag,
-                        latency_ms: latency,
-                    });
-                }
-                Err(_) => out.push(EndpointHealth {
-                    endpoint: redact_url(ep),
-                    up: false,
-                    head_height: None,
-                    lag_secs: None,
-                    latency_ms: latency,
-                }),
-            }
-        }
-        Ok(HealthResponse { endpoints: out })
+        let endpoints = self
+            .rpc
+            .endpoints()
+            .health(|ep| async move {
+                let h = ep.json_rpc("chain_getHeader", json!([])).await?;
+                let time_ms = ep
+                    .json_rpc("state_getStorage", json!([twox_now()]))
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_str().and_then(|s| hex_bytes(s).ok()))
+                    .and_then(|b| u64::decode(&mut &b[..]).ok());
+                Ok(softstake_rpc::Head {
+                    height: block_number(&h["number"]),
+                    time_unix: time_ms.and_then(|ms| i64::try_from(ms / 1000).ok()),
+                })
+            })
+            .await;
+        Ok(HealthResponse { endpoints })
     }
 }
 

@@ -15,6 +15,7 @@
 //!   for the tests and the devnet, and drives eras through its dev RPCs.
 
 pub mod adapter;
+pub mod plugin;
 pub mod request;
 pub mod rpc;
 pub mod state;

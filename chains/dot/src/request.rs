@@ -5,6 +5,7 @@
 
 use crate::tx::{self, Call, Payee, TxParams};
 use serde::{Deserialize, Serialize};
+use softstake_core::plugin::SignError;
 use std::path::PathBuf;
 use subxt::utils::AccountId32;
 
@@ -74,7 +75,7 @@ pub enum CallSpec {
 }
 
 /// Parses a payee: `Staked`, `Stash` or an SS58 account.
-pub fn payee(s: &str) -> Result<Payee, RequestError> {
+pub fn payee(s: &str) -> Result<Payee, SignError> {
     match s {
         "Staked" | "staked" => Ok(Payee::Staked),
         "Stash" | "stash" => Ok(Payee::Stash),
@@ -82,19 +83,19 @@ pub fn payee(s: &str) -> Result<Payee, RequestError> {
     }
 }
 
-fn planck(v: &str) -> Result<u128, RequestError> {
+fn planck(v: &str) -> Result<u128, SignError> {
     v.parse()
-        .map_err(|_| RequestError::Invalid(format!("{v:?} is not an amount in planck")))
+        .map_err(|_| SignError::Build(format!("{v:?} is not an amount in planck")))
 }
 
-fn account(s: &str) -> Result<AccountId32, RequestError> {
+fn account(s: &str) -> Result<AccountId32, SignError> {
     s.parse()
-        .map_err(|_| RequestError::Invalid(format!("{s:?} is not an SS58 address")))
+        .map_err(|_| SignError::Build(format!("{s:?} is not an SS58 address")))
 }
 
 impl CallSpec {
     /// The call.
-    pub fn to_call(&self) -> Result<Call, RequestError> {
+    pub fn to_call(&self) -> Result<Call, SignError> {
         Ok(match self {
             CallSpec::Bond { value, payee: p } => Call::Bond {
                 value: planck(value)?,
@@ -181,62 +182,36 @@ pub struct SignResponse {
     pub hash: String,
 }
 
-/// Errors. Never contain key material.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// Key file problem.
-    #[error("key file {path}: {reason}")]
-    KeyFile {
-        /// Path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// Anything else.
-    #[error("{0}")]
-    Invalid(String),
-    /// Cannot build.
-    #[error(transparent)]
-    Tx(#[from] tx::TxError),
-}
-
-fn h32(what: &str, v: &str) -> Result<[u8; 32], RequestError> {
+fn h32(what: &str, v: &str) -> Result<[u8; 32], SignError> {
     hex::decode(v.trim_start_matches("0x"))
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| RequestError::Invalid(format!("{what} {v:?} is not 32 bytes of hex")))
+        .ok_or_else(|| SignError::Build(format!("{what} {v:?} is not 32 bytes of hex")))
 }
 
 /// Builds and signs the request.
-pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
-    let secret = softstake_core::secret::read_key_file(&req.key_file).map_err(|reason| {
-        RequestError::KeyFile {
-            path: req.key_file.display().to_string(),
-            reason,
-        }
+pub fn sign(req: &SignRequest) -> Result<SignResponse, SignError> {
+    let secret = softstake_core::secret::read_key_file(&req.key_file)?;
+    let uri: subxt_signer::SecretUri = secret.expose().trim().parse().map_err(|_| {
+        SignError::Key(format!(
+            "{}: not a secret URI or seed",
+            req.key_file.display()
+        ))
     })?;
-    let uri: subxt_signer::SecretUri =
-        secret
-            .expose()
-            .trim()
-            .parse()
-            .map_err(|_| RequestError::KeyFile {
-                path: req.key_file.display().to_string(),
-                reason: "not a secret URI or seed".into(),
-            })?;
-    let key =
-        subxt_signer::sr25519::Keypair::from_uri(&uri).map_err(|_| RequestError::KeyFile {
-            path: req.key_file.display().to_string(),
-            reason: "not an sr25519 secret URI or seed".into(),
-        })?;
+    let key = subxt_signer::sr25519::Keypair::from_uri(&uri).map_err(|_| {
+        SignError::Key(format!(
+            "{}: not an sr25519 secret URI or seed",
+            req.key_file.display()
+        ))
+    })?;
     if !(4..=65_536).contains(&req.era_period) || !req.era_period.is_power_of_two() {
-        return Err(RequestError::Invalid(format!(
+        return Err(SignError::Build(format!(
             "era_period {} is not a power of two from 4 to 65536",
             req.era_period
         )));
     }
     let bytes = std::fs::read(&req.metadata_file)
-        .map_err(|e| RequestError::Invalid(format!("{}: {e}", req.metadata_file.display())))?;
+        .map_err(|e| SignError::Build(format!("{}: {e}", req.metadata_file.display())))?;
     let meta = tx::metadata(&bytes)?;
     let p = TxParams {
         genesis_hash: h32("genesis_hash", &req.genesis_hash)?,
@@ -254,4 +229,10 @@ pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
         extrinsic: format!("0x{}", hex::encode(&signed.bytes)),
         hash: signed.hash,
     })
+}
+
+impl From<tx::TxError> for SignError {
+    fn from(e: tx::TxError) -> Self {
+        SignError::Build(e.to_string())
+    }
 }

@@ -4,25 +4,14 @@
 
 use serde_json::{Value, json};
 use softstake_core::adapter::AdapterError;
-use softstake_core::secret::redact_url;
-use std::collections::HashSet;
-use std::sync::Mutex;
+use softstake_rpc::{Endpoints, Options};
 use std::time::Duration;
 
-/// The client.
+/// The client: the endpoint layer with the genesis hash as the network
+/// identity.
 #[derive(Debug)]
 pub struct Rpc {
-    endpoints: Vec<String>,
-    genesis_hash: String,
-    http: reqwest::Client,
-    checked: Mutex<HashSet<String>>,
-}
-
-fn transport(endpoint: &str, e: impl std::fmt::Display) -> AdapterError {
-    AdapterError::Transport {
-        endpoint: redact_url(endpoint),
-        message: e.to_string(),
-    }
+    api: Endpoints,
 }
 
 impl Rpc {
@@ -32,110 +21,37 @@ impl Rpc {
         genesis_hash: String,
         timeout: Duration,
     ) -> Result<Rpc, AdapterError> {
-        if endpoints.is_empty() {
-            return Err(AdapterError::Config(
-                "no Polkadot RPC endpoint configured".into(),
-            ));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| AdapterError::Config(format!("HTTP client: {e}")))?;
-        Ok(Rpc {
-            endpoints,
-            genesis_hash: genesis_hash.to_lowercase(),
-            http,
-            checked: Mutex::new(HashSet::new()),
-        })
+        let api = Endpoints::http(
+            "polkadot RPC",
+            &endpoints,
+            Options {
+                timeout,
+                ..Options::default()
+            },
+        )?
+        .with_identity(genesis_hash.to_lowercase(), |ep| async move {
+            let v = ep.json_rpc("chain_getBlockHash", json!([0])).await?;
+            v.as_str()
+                .map(str::to_lowercase)
+                .ok_or_else(|| ep.bad_response("chain_getBlockHash", &v))
+        });
+        Ok(Rpc { api })
     }
 
-    /// The configured endpoints.
-    pub fn endpoints(&self) -> &[String] {
-        &self.endpoints
-    }
-
-    /// One call to one endpoint, without the genesis check.
-    pub async fn call_at(
-        &self,
-        endpoint: &str,
-        method: &str,
-        params: Value,
-    ) -> Result<Value, AdapterError> {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let resp = self
-            .http
-            .post(endpoint)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| transport(endpoint, e))?;
-        let status = resp.status().as_u16();
-        if status == 429 {
-            return Err(AdapterError::RateLimited {
-                endpoint: redact_url(endpoint),
-            });
-        }
-        if status >= 500 {
-            return Err(transport(endpoint, format!("HTTP {status}")));
-        }
-        let v: Value = resp.json().await.map_err(|e| transport(endpoint, e))?;
-        if let Some(err) = v.get("error") {
-            let msg = err["message"].as_str().unwrap_or("error");
-            let data = match &err["data"] {
-                Value::Null => String::new(),
-                Value::String(s) => format!(": {s}"),
-                other => format!(": {other}"),
-            };
-            return Err(AdapterError::Rejected(format!("{method}: {msg}{data}")));
-        }
-        Ok(v.get("result").cloned().unwrap_or(Value::Null))
-    }
-
-    async fn check_genesis(&self, endpoint: &str) -> Result<(), AdapterError> {
-        if self
-            .checked
-            .lock()
-            .map_err(|_| AdapterError::Config("poisoned lock".into()))?
-            .contains(endpoint)
-        {
-            return Ok(());
-        }
-        let found = self
-            .call_at(endpoint, "chain_getBlockHash", json!([0]))
-            .await?
-            .as_str()
-            .unwrap_or("")
-            .to_lowercase();
-        if found != self.genesis_hash {
-            return Err(AdapterError::WrongNetwork {
-                endpoint: redact_url(endpoint),
-                expected: self.genesis_hash.clone(),
-                found,
-            });
-        }
-        self.checked
-            .lock()
-            .map_err(|_| AdapterError::Config("poisoned lock".into()))?
-            .insert(endpoint.to_owned());
-        Ok(())
+    /// The endpoints, with their shared health.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.api
     }
 
     /// A call with fallback: a transport error tries the next endpoint; a
     /// node error or a wrong network is returned at once.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, AdapterError> {
-        let mut last = None;
-        for ep in &self.endpoints {
-            let r = match self.check_genesis(ep).await {
-                Ok(()) => self.call_at(ep, method, params.clone()).await,
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| AdapterError::Config("no endpoints".into())))
+        self.api
+            .call(|ep| {
+                let params = params.clone();
+                async move { ep.json_rpc(method, params).await }
+            })
+            .await
     }
 
     /// `state_getStorage(key, at)` as bytes.
@@ -175,8 +91,10 @@ impl Rpc {
 
 /// 0x-hex to bytes.
 pub fn hex_bytes(h: &str) -> Result<Vec<u8>, AdapterError> {
-    hex::decode(h.trim_start_matches("0x"))
-        .map_err(|e| AdapterError::Rejected(format!("node sent bad hex: {e}")))
+    hex::decode(h.trim_start_matches("0x")).map_err(|e| AdapterError::BadResponse {
+        endpoint: "polkadot RPC".into(),
+        message: format!("not hex: {e}"),
+    })
 }
 
 /// A 0x-hex block number (`"0x1a"`) or a JSON number.

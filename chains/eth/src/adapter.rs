@@ -32,16 +32,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, EndpointHealth, HealthRequest, HealthResponse, LookupRequest, LookupResponse,
+    Delegation, HealthRequest, HealthResponse, LookupRequest, LookupResponse, Maintenance,
     ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
     RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
-use softstake_core::secret::redact_url;
+use softstake_core::secret::redact_endpoint;
 use softstake_core::{Amount, ChainId, Period, Timestamp};
+use softstake_rpc::{Endpoints, Head, Options, ServerErrors, sdk_error};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WEI_PER_GWEI: u128 = 1_000_000_000;
 
@@ -88,12 +89,10 @@ pub struct EthSettings {
 pub struct EthAdapter {
     s: EthSettings,
     key: Arc<LocalKey>,
-    els: Vec<RootProvider>,
-    http: reqwest::Client,
+    els: Endpoints<RootProvider>,
+    beacon: Endpoints,
     /// Nonce after the last transaction this process signed.
     next_nonce: Mutex<Option<u64>>,
-    /// Execution endpoints whose chain id was checked.
-    checked: Mutex<Vec<bool>>,
     /// Validators this process sent deposits or exit requests for.
     sent_deposits: Mutex<BTreeSet<String>>,
     sent_exits: Mutex<BTreeSet<String>>,
@@ -110,16 +109,9 @@ impl std::fmt::Debug for EthAdapter {
     }
 }
 
-fn transport(endpoint: &str, e: impl std::fmt::Display) -> AdapterError {
-    AdapterError::Transport {
-        endpoint: redact_url(endpoint),
-        message: e.to_string(),
-    }
-}
-
 fn bad(what: &str, v: &Value) -> AdapterError {
-    AdapterError::Transport {
-        endpoint: "rpc".into(),
+    AdapterError::BadResponse {
+        endpoint: "ethereum node".into(),
         message: format!("unexpected {what} answer: {v}"),
     }
 }
@@ -183,23 +175,43 @@ impl EthAdapter {
             &s.withdrawal_request_contract,
         )
         .map_err(|e| AdapterError::Config(e.to_string()))?;
-        let mut els = Vec::new();
-        for e in &s.endpoints {
-            let url = e.parse().map_err(|_| {
-                AdapterError::Config(format!("endpoint {} is not a URL", redact_url(e)))
-            })?;
-            els.push(RootProvider::new_http(url));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(s.request_timeout)
-            .build()
-            .map_err(|e| AdapterError::Config(e.to_string()))?;
+        let opts = Options {
+            timeout: s.request_timeout,
+            ..Options::default()
+        };
+        let els =
+            Endpoints::with_clients("ethereum execution RPC", &s.endpoints, opts.clone(), |e| {
+                let url = e.parse().map_err(|_| {
+                    AdapterError::Config(format!("endpoint {} is not a URL", redact_endpoint(e)))
+                })?;
+                Ok(RootProvider::new_http(url))
+            })?
+            .with_identity(s.chain_id.to_string(), |ep| async move {
+                let v: Value = ep
+                    .client()
+                    .raw_request("eth_chainId".into(), json!([]))
+                    .await
+                    .map_err(|e| ep.transport(e))?;
+                hex_u64(&v)
+                    .map(|id| id.to_string())
+                    .ok_or_else(|| ep.bad_response("eth_chainId", &v))
+            });
+        let beacon = Endpoints::http("ethereum Beacon API", &s.beacon_endpoints, opts)?
+            .with_identity(
+                format!("0x{}", hex::encode(s.fork_version)),
+                |ep| async move {
+                    let g = ep.get("/eth/v1/beacon/genesis").await?.json()?;
+                    g.pointer("/data/genesis_fork_version")
+                        .and_then(Value::as_str)
+                        .map(str::to_lowercase)
+                        .ok_or_else(|| ep.bad_response("genesis", &g))
+                },
+            );
         Ok(EthAdapter {
-            checked: Mutex::new(vec![false; s.endpoints.len()]),
             s,
             key,
             els,
-            http,
+            beacon,
             next_nonce: Mutex::new(None),
             sent_deposits: Mutex::new(BTreeSet::new()),
             sent_exits: Mutex::new(BTreeSet::new()),
@@ -219,87 +231,61 @@ impl EthAdapter {
             .to_lowercase()
     }
 
-    /// One execution-layer call with fallback; checks the chain id first.
+    /// One execution-layer call through the endpoint layer (fallback,
+    /// chain id checked once per endpoint).
     async fn el(&self, method: &'static str, params: Value) -> Result<Value, AdapterError> {
-        let mut last = None;
-        for (i, p) in self.els.iter().enumerate() {
-            let ep = &self.s.endpoints[i];
-            let known = self.checked.lock().map(|c| c[i]).unwrap_or(false);
-            let chain: Result<Value, _> = if known {
-                Ok(Value::Null)
-            } else {
-                p.raw_request("eth_chainId".into(), json!([])).await
-            };
-            match chain {
-                Ok(_) if known => {}
-                Ok(v) => {
-                    let found = hex_u64(&v).unwrap_or(0);
-                    if found != self.s.chain_id {
-                        return Err(AdapterError::WrongNetwork {
-                            endpoint: redact_url(ep),
-                            expected: self.s.chain_id.to_string(),
-                            found: found.to_string(),
-                        });
-                    }
-                    if let Ok(mut c) = self.checked.lock() {
-                        c[i] = true;
+        self.els
+            .call(|ep| {
+                let params = params.clone();
+                async move {
+                    match ep
+                        .client()
+                        .raw_request::<Value, Value>(method.into(), params)
+                        .await
+                    {
+                        Ok(v) => Ok(v),
+                        Err(e) => {
+                            let msg = e.to_string();
+                            if msg.contains("error code")
+                                || msg.contains("server returned an error")
+                            {
+                                // The node answered with a JSON-RPC error: not a
+                                // transport problem; another endpoint says the same.
+                                Err(AdapterError::Rejected(msg))
+                            } else {
+                                Err(sdk_error(ep.shown(), &msg))
+                            }
+                        }
                     }
                 }
-                Err(e) => {
-                    last = Some(transport(ep, e));
-                    continue;
-                }
-            }
-            match p
-                .raw_request::<Value, Value>(method.into(), params.clone())
-                .await
-            {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let msg = e.to_string();
-                    if msg.contains("error code") || msg.contains("server returned an error") {
-                        // The node answered with a JSON-RPC error: not a
-                        // transport problem; another endpoint says the same.
-                        return Err(AdapterError::Rejected(msg));
-                    }
-                    last = Some(transport(ep, msg));
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| AdapterError::Config("ethereum: no endpoints".into())))
+            })
+            .await
     }
 
     async fn beacon_get(&self, path: &str) -> Result<Option<Value>, AdapterError> {
         self.beacon(path, None).await
     }
 
+    /// A Beacon API call through the endpoint layer: `None` for 404; any
+    /// other failure status tries the next endpoint.
     async fn beacon(
         &self,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Option<Value>, AdapterError> {
-        let mut last = None;
-        for ep in &self.s.beacon_endpoints {
-            let url = format!("{}{path}", ep.trim_end_matches('/'));
-            let req = match body {
-                Some(b) => self.http.post(&url).json(b),
-                None => self.http.get(&url),
-            };
-            match req.send().await {
-                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => return Ok(None),
-                Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
-                    last = Some(AdapterError::RateLimited {
-                        endpoint: redact_url(ep),
-                    });
+        self.beacon
+            .call(|ep| async move {
+                let r = match body {
+                    Some(b) => ep.post_json(path, b, ServerErrors::Retry).await?,
+                    None => ep.get(path).await?,
+                };
+                match r.status {
+                    404 => Ok(None),
+                    _ if r.is_success() => r.json().map(Some),
+                    other => Err(ep.transport(format!("HTTP {other}"))),
                 }
-                Ok(r) if r.status().is_success() => {
-                    return r.json().await.map(Some).map_err(|e| transport(ep, e));
-                }
-                Ok(r) => last = Some(transport(ep, format!("HTTP {}", r.status()))),
-                Err(e) => last = Some(transport(ep, e)),
-            }
-        }
-        Err(last.unwrap_or_else(|| AdapterError::Config("ethereum: no beacon endpoints".into())))
+            })
+            .await
     }
 
     async fn spec(&self) -> Result<(u64, u64, u64), AdapterError> {
@@ -307,18 +293,7 @@ impl EthAdapter {
             .beacon_get("/eth/v1/beacon/genesis")
             .await?
             .ok_or_else(|| bad("genesis", &Value::Null))?;
-        let fork = g
-            .pointer("/data/genesis_fork_version")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let want = format!("0x{}", hex::encode(self.s.fork_version));
-        if !fork.eq_ignore_ascii_case(&want) {
-            return Err(AdapterError::WrongNetwork {
-                endpoint: redact_url(&self.s.beacon_endpoints[0]),
-                expected: want,
-                found: fork.to_owned(),
-            });
-        }
+        // The genesis fork version was checked by the endpoint layer.
         let genesis = g
             .pointer("/data/genesis_time")
             .and_then(num_str)
@@ -1026,59 +1001,43 @@ impl ChainAdapter for EthAdapter {
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
-        let mut endpoints = Vec::new();
-        let now = u64::try_from(Timestamp::now().unix()).unwrap_or(0);
-        for (i, p) in self.els.iter().enumerate() {
-            let started = Instant::now();
-            let b: Result<Value, _> = p
-                .raw_request("eth_getBlockByNumber".into(), json!(["latest", false]))
-                .await;
-            let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let (up, head, lag) = match b {
-                Ok(b) => (
-                    true,
-                    b.get("number").and_then(hex_u64),
-                    b.get("timestamp")
-                        .and_then(hex_u64)
-                        .map(|t| now.saturating_sub(t)),
-                ),
-                Err(_) => (false, None, None),
-            };
-            endpoints.push(EndpointHealth {
-                endpoint: redact_url(&self.s.endpoints[i]),
-                up,
-                head_height: head,
-                lag_secs: lag,
-                latency_ms: Some(latency),
-            });
-        }
-        for ep in &self.s.beacon_endpoints {
-            let started = Instant::now();
-            let r = self
-                .http
-                .get(format!(
-                    "{}/eth/v1/beacon/headers/head",
-                    ep.trim_end_matches('/')
-                ))
-                .send()
-                .await;
-            let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let slot = match r {
-                Ok(r) if r.status().is_success() => r
-                    .json::<Value>()
+        let mut endpoints = self
+            .els
+            .health(|ep| async move {
+                let b: Value = ep
+                    .client()
+                    .raw_request("eth_getBlockByNumber".into(), json!(["latest", false]))
                     .await
-                    .ok()
-                    .and_then(|v| v.pointer("/data/header/message/slot").and_then(num_str)),
-                _ => None,
-            };
-            endpoints.push(EndpointHealth {
-                endpoint: redact_url(ep),
-                up: slot.is_some(),
-                head_height: slot,
-                lag_secs: None,
-                latency_ms: Some(latency),
-            });
-        }
+                    .map_err(|e| ep.transport(e))?;
+                Ok(Head {
+                    height: b.get("number").and_then(hex_u64),
+                    time_unix: b
+                        .get("timestamp")
+                        .and_then(hex_u64)
+                        .and_then(|t| i64::try_from(t).ok()),
+                })
+            })
+            .await;
+        endpoints.extend(
+            self.beacon
+                .health(|ep| async move {
+                    let r = ep.get("/eth/v1/beacon/headers/head").await?;
+                    let v = r.json()?;
+                    let slot = v
+                        .pointer("/data/header/message/slot")
+                        .and_then(num_str)
+                        .ok_or_else(|| ep.bad_response("head", &v))?;
+                    Ok(Head {
+                        height: Some(slot),
+                        time_unix: None,
+                    })
+                })
+                .await,
+        );
         Ok(HealthResponse { endpoints })
+    }
+
+    fn maintenance(&self, _state: &PoolStateResponse) -> Vec<Maintenance> {
+        Vec::new()
     }
 }

@@ -19,6 +19,7 @@ const BLS_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 /// One entry of a deposit_data-*.json file (hex without 0x, as the CLI
 /// writes it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DepositEntry {
     /// BLS public key, 48 bytes.
     pub pubkey: String,

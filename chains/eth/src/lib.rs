@@ -18,6 +18,7 @@
 pub mod adapter;
 pub mod deposit;
 pub mod keys;
+pub mod plugin;
 pub mod request;
 pub mod ssz;
 pub mod testnode;

@@ -6,6 +6,7 @@ use crate::deposit::{self, DepositEntry};
 use crate::keys::LocalKey;
 use crate::tx::{self, Action, TxParams};
 use serde::{Deserialize, Serialize};
+use softstake_core::plugin::SignError;
 use std::path::PathBuf;
 
 /// What to sign.
@@ -54,36 +55,9 @@ pub struct SignResponse {
     pub hash: String,
 }
 
-/// Errors. Never contain key material.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// Key file problem.
-    #[error("key file {path}: {reason}")]
-    KeyFile {
-        /// Path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// Bad key.
-    #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
-    /// A deposit entry failed verification.
-    #[error(transparent)]
-    Deposit(#[from] deposit::DepositError),
-    /// Cannot build.
-    #[error(transparent)]
-    Tx(#[from] tx::TxError),
-}
-
 /// Builds and signs the request.
-pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
-    let text = softstake_core::secret::read_key_file(&req.key_file).map_err(|reason| {
-        RequestError::KeyFile {
-            path: req.key_file.display().to_string(),
-            reason,
-        }
-    })?;
+pub fn sign(req: &SignRequest) -> Result<SignResponse, SignError> {
+    let text = softstake_core::secret::read_key_file(&req.key_file)?;
     let key = LocalKey::parse(text.expose(), None)?;
     let action = match &req.action {
         RequestAction::Deposit {
@@ -123,4 +97,22 @@ pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
         raw: format!("0x{}", hex::encode(&signed.bytes)),
         hash: signed.hash,
     })
+}
+
+impl From<crate::keys::KeyError> for SignError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        SignError::Key(e.to_string())
+    }
+}
+
+impl From<deposit::DepositError> for SignError {
+    fn from(e: deposit::DepositError) -> Self {
+        SignError::Build(e.to_string())
+    }
+}
+
+impl From<tx::TxError> for SignError {
+    fn from(e: tx::TxError) -> Self {
+        SignError::Build(e.to_string())
+    }
 }

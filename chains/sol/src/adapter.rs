@@ -23,12 +23,12 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, EndpointHealth, HealthRequest, HealthResponse, LookupRequest, LookupResponse,
-    Maintenance, ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind,
-    RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+    Delegation, HealthRequest, HealthResponse, LookupRequest, LookupResponse, Maintenance,
+    ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
+    RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
-use softstake_core::secret::redact_url;
 use softstake_core::{Amount, ChainId, Period, Timestamp};
+use softstake_rpc::{Endpoints, Head, Options, sdk_error};
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_rpc_client_api::client_error::{Error as ClientError, ErrorKind};
 use solana_rpc_client_api::request::{RpcError, RpcRequest};
@@ -36,7 +36,7 @@ use solana_sdk::pubkey::Pubkey;
 use solana_stake_interface::stake_history::StakeHistory;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The StakeHistory sysvar.
 const STAKE_HISTORY: Pubkey = solana_sdk::pubkey!("SysvarStakeHistory1111111111111111111111111");
@@ -73,9 +73,7 @@ pub struct SolSettings {
 pub struct SolAdapter {
     s: SolSettings,
     key: Arc<LocalKey>,
-    clients: Vec<RpcClient>,
-    /// Endpoints whose genesis hash was checked.
-    checked: Mutex<Vec<bool>>,
+    rpc: Endpoints<RpcClient>,
     /// The last chain view (for housekeeping) and every stake account seen
     /// (so rewards of an account closed since are still looked up).
     last_view: Mutex<Option<ChainView>>,
@@ -91,24 +89,15 @@ impl std::fmt::Debug for SolAdapter {
     }
 }
 
+/// A solana-rpc-client failure at `endpoint` (every kind of it is worth
+/// trying elsewhere, as before the endpoint layer).
 fn classify(endpoint: &str, e: &ClientError) -> AdapterError {
-    let endpoint = redact_url(endpoint);
-    let message = e.to_string();
-    match e.kind() {
-        ErrorKind::Reqwest(_) | ErrorKind::Io(_) | ErrorKind::Middleware(_) => {
-            if message.contains("429") {
-                AdapterError::RateLimited { endpoint }
-            } else {
-                AdapterError::Transport { endpoint, message }
-            }
-        }
-        _ => AdapterError::Transport { endpoint, message },
-    }
+    sdk_error(endpoint, &e.to_string())
 }
 
 fn bad_answer(what: &str, v: &Value) -> AdapterError {
-    AdapterError::Transport {
-        endpoint: "rpc".into(),
+    AdapterError::BadResponse {
+        endpoint: "solana RPC".into(),
         message: format!("unexpected {what} answer: {v}"),
     }
 }
@@ -141,22 +130,29 @@ struct EpochFacts {
 impl SolAdapter {
     /// An adapter for `key` against the settings' endpoints.
     pub fn new(s: SolSettings, key: Arc<LocalKey>) -> Result<Self, AdapterError> {
-        if s.endpoints.is_empty() {
-            return Err(AdapterError::Config("solana: no endpoints".into()));
-        }
         if let Some(w) = &s.withdrawer {
             tx::parse_address("withdrawer", w).map_err(|e| AdapterError::Config(e.to_string()))?;
         }
-        let clients = s
-            .endpoints
-            .iter()
-            .map(|e| RpcClient::new_with_timeout(e.clone(), s.request_timeout))
-            .collect();
+        let timeout = s.request_timeout;
+        let rpc = Endpoints::with_clients(
+            "solana RPC",
+            &s.endpoints,
+            Options {
+                timeout,
+                ..Options::default()
+            },
+            |e| Ok(RpcClient::new_with_timeout(e.to_owned(), timeout)),
+        )?
+        .with_identity(s.genesis_hash.clone(), |ep| async move {
+            ep.client()
+                .send::<String>(RpcRequest::GetGenesisHash, Value::Null)
+                .await
+                .map_err(|e| classify(ep.shown(), &e))
+        });
         Ok(SolAdapter {
-            checked: Mutex::new(vec![false; s.endpoints.len()]),
             s,
             key,
-            clients,
+            rpc,
             last_view: Mutex::new(None),
             seen: Mutex::new(BTreeSet::new()),
         })
@@ -175,49 +171,20 @@ impl SolAdapter {
             .unwrap_or_else(|| self.key.pubkey())
     }
 
-    async fn ensure_network(&self, i: usize) -> Result<(), AdapterError> {
-        if self.checked.lock().map(|c| c[i]).unwrap_or(false) {
-            return Ok(());
-        }
-        let found: String = self.clients[i]
-            .send(RpcRequest::GetGenesisHash, Value::Null)
-            .await
-            .map_err(|e| classify(&self.s.endpoints[i], &e))?;
-        if found != self.s.genesis_hash {
-            return Err(AdapterError::WrongNetwork {
-                endpoint: redact_url(&self.s.endpoints[i]),
-                expected: self.s.genesis_hash.clone(),
-                found,
-            });
-        }
-        if let Ok(mut c) = self.checked.lock() {
-            c[i] = true;
-        }
-        Ok(())
-    }
-
-    /// One JSON-RPC call, trying each endpoint in turn while errors are
-    /// retryable.
+    /// One JSON-RPC call through the endpoint layer (fallback, genesis
+    /// hash checked once per endpoint).
     async fn call(&self, req: RpcRequest, params: Value) -> Result<Value, AdapterError> {
-        let mut last = None;
-        for (i, c) in self.clients.iter().enumerate() {
-            if let Err(e) = self.ensure_network(i).await {
-                if !e.is_retryable() {
-                    return Err(e);
+        self.rpc
+            .call(|ep| {
+                let params = params.clone();
+                async move {
+                    ep.client()
+                        .send::<Value>(req, params)
+                        .await
+                        .map_err(|e| classify(ep.shown(), &e))
                 }
-                last = Some(e);
-                continue;
-            }
-            match c.send::<Value>(req, params.clone()).await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let e = classify(&self.s.endpoints[i], &e);
-                    tracing::debug!(endpoint = %redact_url(&self.s.endpoints[i]), error = %e, "solana rpc call failed");
-                    last = Some(e);
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| AdapterError::Config("solana: no endpoints".into())))
+            })
+            .await
     }
 
     async fn epoch_facts(&self) -> Result<EpochFacts, AdapterError> {
@@ -683,57 +650,54 @@ impl ChainAdapter for SolAdapter {
             "preflightCommitment": "confirmed",
             "maxRetries": 0
         }]);
-        let mut last = None;
-        for (i, c) in self.clients.iter().enumerate() {
-            if let Err(e) = self.ensure_network(i).await {
-                if !e.is_retryable() {
-                    return Err(e);
-                }
-                last = Some(e);
-                continue;
-            }
-            match c
-                .send::<Value>(RpcRequest::SendTransaction, params.clone())
-                .await
-            {
-                Ok(v) => {
-                    let id = v.as_str().unwrap_or_default().to_owned();
-                    if id != req.signed.tx_id {
-                        return Err(AdapterError::Rejected(format!(
-                            "node answered signature {id}, journaled {}",
-                            req.signed.tx_id
-                        )));
-                    }
-                    return Ok(BroadcastResponse { tx_id: id });
-                }
-                Err(e) => {
-                    if let ErrorKind::RpcError(RpcError::RpcResponseError {
-                        message, data, ..
-                    }) = e.kind()
+        let journaled = req.signed.tx_id.clone();
+        self.rpc
+            .call(|ep| {
+                let params = params.clone();
+                let journaled = journaled.clone();
+                async move {
+                    match ep
+                        .client()
+                        .send::<Value>(RpcRequest::SendTransaction, params)
+                        .await
                     {
-                        let text = format!("{message} {data}");
-                        if text.contains("AlreadyProcessed")
-                            || text.contains("already been processed")
-                        {
-                            return Ok(BroadcastResponse {
-                                tx_id: req.signed.tx_id.clone(),
-                            });
+                        Ok(v) => {
+                            let id = v.as_str().unwrap_or_default().to_owned();
+                            if id != journaled {
+                                return Err(AdapterError::Rejected(format!(
+                                    "node answered signature {id}, journaled {journaled}"
+                                )));
+                            }
+                            Ok(BroadcastResponse { tx_id: id })
                         }
-                        if text.contains("BlockhashNotFound")
-                            || text.contains("Blockhash not found")
-                        {
-                            // This node does not know the blockhash (yet or
-                            // any more): `lookup` decides, from the chain.
-                            last = Some(classify(&self.s.endpoints[i], &e));
-                            continue;
+                        Err(e) => {
+                            if let ErrorKind::RpcError(RpcError::RpcResponseError {
+                                message,
+                                data,
+                                ..
+                            }) = e.kind()
+                            {
+                                let text = format!("{message} {data}");
+                                if text.contains("AlreadyProcessed")
+                                    || text.contains("already been processed")
+                                {
+                                    return Ok(BroadcastResponse { tx_id: journaled });
+                                }
+                                if text.contains("BlockhashNotFound")
+                                    || text.contains("Blockhash not found")
+                                {
+                                    // This node does not know the blockhash (yet or
+                                    // any more): `lookup` decides, from the chain.
+                                    return Err(classify(ep.shown(), &e));
+                                }
+                                return Err(AdapterError::Rejected(message.clone()));
+                            }
+                            Err(classify(ep.shown(), &e))
                         }
-                        return Err(AdapterError::Rejected(message.clone()));
                     }
-                    last = Some(classify(&self.s.endpoints[i], &e));
                 }
-            }
-        }
-        Err(last.unwrap_or_else(|| AdapterError::Config("solana: no endpoints".into())))
+            })
+            .await
     }
 
     async fn lookup(&self, req: LookupRequest) -> Result<LookupResponse, AdapterError> {
@@ -780,33 +744,28 @@ impl ChainAdapter for SolAdapter {
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
-        let mut endpoints = Vec::new();
-        let now = u64::try_from(Timestamp::now().unix()).unwrap_or(0);
-        for (i, c) in self.clients.iter().enumerate() {
-            let started = Instant::now();
-            let slot = c
-                .send::<Value>(RpcRequest::GetSlot, json!([{"commitment": "confirmed"}]))
-                .await;
-            let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let (up, head, lag) = match slot.ok().and_then(|v| v.as_u64()) {
-                Some(s) => {
-                    let t = c
-                        .send::<Value>(RpcRequest::GetBlockTime, json!([s]))
-                        .await
-                        .ok()
-                        .and_then(|v| v.as_u64());
-                    (true, Some(s), t.map(|t| now.saturating_sub(t)))
-                }
-                None => (false, None, None),
-            };
-            endpoints.push(EndpointHealth {
-                endpoint: redact_url(&self.s.endpoints[i]),
-                up,
-                head_height: head,
-                lag_secs: lag,
-                latency_ms: Some(latency),
-            });
-        }
+        let endpoints = self
+            .rpc
+            .health(|ep| async move {
+                let c = ep.client();
+                let slot = c
+                    .send::<Value>(RpcRequest::GetSlot, json!([{"commitment": "confirmed"}]))
+                    .await
+                    .map_err(|e| classify(ep.shown(), &e))?;
+                let slot = slot
+                    .as_u64()
+                    .ok_or_else(|| ep.bad_response("getSlot", &slot))?;
+                let time = c
+                    .send::<Value>(RpcRequest::GetBlockTime, json!([slot]))
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_i64());
+                Ok(Head {
+                    height: Some(slot),
+                    time_unix: time,
+                })
+            })
+            .await;
         Ok(HealthResponse { endpoints })
     }
 

@@ -22,6 +22,7 @@
 pub mod adapter;
 pub mod keys;
 pub mod ops;
+pub mod plugin;
 pub mod request;
 pub mod stake;
 pub mod testnode;

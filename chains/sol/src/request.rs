@@ -5,6 +5,7 @@
 use crate::keys::LocalKey;
 use crate::tx::{self, Action, TxParams};
 use serde::{Deserialize, Serialize};
+use softstake_core::plugin::SignError;
 use std::path::PathBuf;
 
 /// A request.
@@ -33,33 +34,9 @@ pub struct SignResponse {
     pub transaction_base64: String,
 }
 
-/// Errors. Never contain key material.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// Key file problem.
-    #[error("key file {path}: {reason}")]
-    KeyFile {
-        /// Path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// Bad key.
-    #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
-    /// Cannot build.
-    #[error(transparent)]
-    Tx(#[from] tx::TxError),
-}
-
 /// Builds and signs the request's action.
-pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
-    let text = softstake_core::secret::read_key_file(&req.key_file).map_err(|reason| {
-        RequestError::KeyFile {
-            path: req.key_file.display().to_string(),
-            reason,
-        }
-    })?;
+pub fn sign(req: &SignRequest) -> Result<SignResponse, SignError> {
+    let text = softstake_core::secret::read_key_file(&req.key_file)?;
     let key = LocalKey::parse(text.expose())?;
     let signed = tx::build(&req.action, &key, &req.params)?;
     let new_stake_account = match &req.action {
@@ -76,4 +53,16 @@ pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
         signature: signed.signature,
         transaction_base64: base64::engine::general_purpose::STANDARD.encode(&signed.bytes),
     })
+}
+
+impl From<crate::keys::KeyError> for SignError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        SignError::Key(e.to_string())
+    }
+}
+
+impl From<tx::TxError> for SignError {
+    fn from(e: tx::TxError) -> Self {
+        SignError::Build(e.to_string())
+    }
 }

@@ -46,7 +46,7 @@ pub fn stake_address(base: &Pubkey, index: u32) -> Pubkey {
 
 /// One operation, fully specified: what the transaction does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// Create stake account `seed_index`, fund it with `stake_lamports` plus
     /// the rent-exempt reserve, initialize it (staker and withdrawer
@@ -99,6 +99,7 @@ pub enum Action {
 
 /// One withdrawal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WithdrawEntry {
     /// Stake account.
     pub account: String,

@@ -25,12 +25,12 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, EndpointHealth, HealthRequest, HealthResponse, LookupRequest, LookupResponse,
+    Delegation, HealthRequest, HealthResponse, LookupRequest, LookupResponse, Maintenance,
     ObservedReward, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
     RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
-use softstake_core::secret::redact_url;
 use softstake_core::{Amount, ChainId, Period, Timestamp};
+use softstake_rpc::{Endpoint, Endpoints, Head as RpcHead, Options, ServerErrors};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,7 +59,7 @@ pub struct XtzSettings {
 pub struct XtzAdapter {
     s: XtzSettings,
     signer: Arc<dyn Signer>,
-    http: reqwest::Client,
+    rpc: Endpoints,
     /// Cycle of the last payout seen (or of the first reading): for the
     /// expected-payout check.
     last_payout_cycle: std::sync::Mutex<Option<i64>>,
@@ -71,13 +71,6 @@ impl std::fmt::Debug for XtzAdapter {
             .field("address", &self.signer.address())
             .field("chain_id", &self.s.chain_id)
             .finish_non_exhaustive()
-    }
-}
-
-fn transport(endpoint: &str, e: impl std::fmt::Display) -> AdapterError {
-    AdapterError::Transport {
-        endpoint: redact_url(endpoint),
-        message: e.to_string(),
     }
 }
 
@@ -107,22 +100,28 @@ struct Constants {
 impl XtzAdapter {
     /// An adapter signing with `signer`.
     pub fn new(s: XtzSettings, signer: Arc<dyn Signer>) -> Result<XtzAdapter, AdapterError> {
-        if s.endpoints.is_empty() {
-            return Err(AdapterError::Config(
-                "no Tezos RPC endpoint configured".into(),
-            ));
-        }
         for p in &s.payout_addresses {
             check_tz1("payout address", p).map_err(|e| AdapterError::Config(e.to_string()))?;
         }
-        let http = reqwest::Client::builder()
-            .timeout(s.request_timeout)
-            .build()
-            .map_err(|e| AdapterError::Config(format!("HTTP client: {e}")))?;
+        let rpc = Endpoints::http(
+            "tezos RPC",
+            &s.endpoints,
+            Options {
+                timeout: s.request_timeout,
+                ..Options::default()
+            },
+        )?
+        .with_identity(s.chain_id.clone(), |ep| async move {
+            let r = ep.get("/chains/main/chain_id").await?;
+            let v = r.json()?;
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| ep.bad_response("chain_id", &v))
+        });
         Ok(XtzAdapter {
             s,
             signer,
-            http,
+            rpc,
             last_payout_cycle: std::sync::Mutex::new(None),
         })
     }
@@ -132,32 +131,25 @@ impl XtzAdapter {
         self.signer.address()
     }
 
-    async fn req_one(
-        &self,
-        base: &str,
+    /// One Octez call at one endpoint: `None` for 404; a 4xx (and a 5xx
+    /// answering a POST: Octez refuses an injection so) is the node's
+    /// refusal with its first error.
+    async fn req_at(
+        ep: &Endpoint,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Option<Value>, AdapterError> {
-        let url = format!("{}{path}", base.trim_end_matches('/'));
         let r = match body {
-            Some(b) => self.http.post(&url).json(b),
-            None => self.http.get(&url),
+            Some(b) => ep.post_json(path, b, ServerErrors::Return).await?,
+            None => ep.get(path).await?,
         };
-        let resp = r.send().await.map_err(|e| transport(base, e))?;
-        let status = resp.status().as_u16();
-        if status == 404 {
+        if r.status == 404 {
             return Ok(None);
         }
-        if status == 429 {
-            return Err(AdapterError::RateLimited {
-                endpoint: redact_url(base),
-            });
-        }
-        let v: Value = resp.json().await.map_err(|e| transport(base, e))?;
-        if status >= 500 && body.is_none() {
-            return Err(transport(base, format!("HTTP {status}")));
-        }
-        if status >= 400 {
+        if r.status >= 400 {
+            // An error body that is not Octez's JSON error list (a proxy's
+            // page) says nothing about the operation: retryable.
+            let v = r.json()?;
             let msg = v
                 .as_array()
                 .and_then(|a| a.first())
@@ -166,20 +158,17 @@ impl XtzAdapter {
                 .to_owned();
             return Err(AdapterError::Rejected(msg));
         }
-        Ok(Some(v))
+        r.json().map(Some)
     }
 
-    /// GET/POST with fallback: transport errors try the next endpoint.
+    /// GET/POST through the endpoint layer (fallback, chain id checked).
     async fn req(&self, path: &str, body: Option<Value>) -> Result<Option<Value>, AdapterError> {
-        let mut last = None;
-        for base in &self.s.endpoints {
-            match self.req_one(base, path, body.as_ref()).await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| AdapterError::Config("no endpoints".into())))
+        self.rpc
+            .call(|ep| {
+                let body = body.clone();
+                async move { Self::req_at(&ep, path, body.as_ref()).await }
+            })
+            .await
     }
 
     async fn get(&self, path: &str) -> Result<Value, AdapterError> {
@@ -188,29 +177,10 @@ impl XtzAdapter {
             .ok_or_else(|| AdapterError::Rejected(format!("{path}: not found")))
     }
 
+    /// Makes sure an endpoint on our chain answers (the endpoint layer
+    /// checks the chain id before an endpoint's first use).
     async fn check_chain(&self) -> Result<(), AdapterError> {
-        for base in &self.s.endpoints {
-            match self.req_one(base, "/chains/main/chain_id", None).await {
-                Ok(Some(v)) => {
-                    let found = v.as_str().unwrap_or("").to_owned();
-                    if found != self.s.chain_id {
-                        return Err(AdapterError::WrongNetwork {
-                            endpoint: redact_url(base),
-                            expected: self.s.chain_id.clone(),
-                            found,
-                        });
-                    }
-                    return Ok(());
-                }
-                Ok(None) => return Err(AdapterError::Rejected("chain_id: not found".into())),
-                Err(e) if e.is_retryable() => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(transport(
-            self.s.endpoints.first().map_or("", |e| e.as_str()),
-            "no endpoint answered",
-        ))
+        self.rpc.call(|_| async { Ok(()) }).await
     }
 
     async fn head(&self) -> Result<Head, AdapterError> {
@@ -685,34 +655,25 @@ impl ChainAdapter for XtzAdapter {
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
-        let now = Timestamp::now();
-        let mut endpoints = Vec::new();
-        for base in &self.s.endpoints {
-            let started = std::time::Instant::now();
-            let h = self
-                .req_one(base, "/chains/main/blocks/head/header", None)
-                .await;
-            let latency_ms = u64::try_from(started.elapsed().as_millis()).ok();
-            endpoints.push(match h {
-                Ok(Some(h)) => EndpointHealth {
-                    endpoint: redact_url(base),
-                    up: true,
-                    head_height: h["level"].as_u64(),
-                    lag_secs: h["timestamp"]
+        let endpoints = self
+            .rpc
+            .health(|ep| async move {
+                let h = Self::req_at(&ep, "/chains/main/blocks/head/header", None)
+                    .await?
+                    .ok_or_else(|| ep.bad_response("head header", &"404"))?;
+                Ok(RpcHead {
+                    height: h["level"].as_u64(),
+                    time_unix: h["timestamp"]
                         .as_str()
                         .and_then(|t| t.parse::<Timestamp>().ok())
-                        .map(|t| u64::try_from(now.unix() - t.unix()).unwrap_or(0)),
-                    latency_ms,
-                },
-                _ => EndpointHealth {
-                    endpoint: redact_url(base),
-                    up: false,
-                    head_height: None,
-                    lag_secs: None,
-                    latency_ms: None,
-                },
-            });
-        }
+                        .map(|t| t.unix()),
+                })
+            })
+            .await;
         Ok(HealthResponse { endpoints })
+    }
+
+    fn maintenance(&self, _state: &PoolStateResponse) -> Vec<Maintenance> {
+        Vec::new()
     }
 }

@@ -17,6 +17,7 @@ pub mod adapter;
 pub mod forge;
 pub mod keys;
 pub mod ops;
+pub mod plugin;
 pub mod request;
 pub mod testnode;
 

@@ -5,8 +5,9 @@ use crate::forge::{Content, forge, operation_hash};
 use crate::keys::{LocalKey, Signer};
 use crate::ops::{AccountView, Mode, kinds_for};
 use serde::{Deserialize, Serialize};
-use softstake_core::Secret;
 use softstake_core::adapter::OperationKind;
+use softstake_core::plugin::SignError;
+use softstake_core::secret::read_key_file;
 use std::path::PathBuf;
 
 /// A request.
@@ -48,39 +49,12 @@ pub struct SignResponse {
     pub operation_hash: String,
 }
 
-/// Errors. Never contain key material.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// Key file problem.
-    #[error("key file {path}: {reason}")]
-    KeyFile {
-        /// Path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// Bad key.
-    #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
-    /// Cannot build.
-    #[error(transparent)]
-    Forge(#[from] crate::forge::ForgeError),
-}
-
-/// Reads a key file (refused when group or others can read it).
-fn read_key_file(path: &std::path::Path) -> Result<Secret<String>, RequestError> {
-    softstake_core::secret::read_key_file(path).map_err(|reason| RequestError::KeyFile {
-        path: path.display().to_string(),
-        reason,
-    })
-}
-
 /// Forges and signs the contents; returns forged || signature.
 pub fn sign_contents(
     key: &dyn Signer,
     branch: &str,
     contents: &[Content],
-) -> Result<Vec<u8>, RequestError> {
+) -> Result<Vec<u8>, SignError> {
     let mut bytes = forge(branch, contents)?;
     let sig = key.sign_operation(&bytes);
     bytes.extend_from_slice(&sig);
@@ -88,7 +62,7 @@ pub fn sign_contents(
 }
 
 /// Builds and signs the request's operation.
-pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
+pub fn sign(req: &SignRequest) -> Result<SignResponse, SignError> {
     let key = LocalKey::parse(&read_key_file(&req.key_file)?)?;
     let kinds = kinds_for(
         &req.operation,
@@ -117,4 +91,16 @@ pub fn sign(req: &SignRequest) -> Result<SignResponse, RequestError> {
         operation_hash: operation_hash(&signed),
         signed_hex: hex::encode(signed),
     })
+}
+
+impl From<crate::keys::KeyError> for SignError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        SignError::Key(e.to_string())
+    }
+}
+
+impl From<crate::forge::ForgeError> for SignError {
+    fn from(e: crate::forge::ForgeError) -> Self {
+        SignError::Build(e.to_string())
+    }
 }

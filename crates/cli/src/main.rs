@@ -209,7 +209,7 @@ fn load_config(path: Option<&PathBuf>, database_url: Option<&str>) -> Result<Con
     if let Some(url) = database_url {
         file.database.url = url.to_owned();
     }
-    Ok(file.validate()?)
+    Ok(softstake_adapters::validate(&file)?)
 }
 
 fn init_logging(cfg: &Config, json: bool) {
@@ -402,45 +402,13 @@ async fn ledger(store: &Store, cfg: &Config, cmd: Command) -> Result<()> {
 fn tx_sign(chain: &str, request: &std::path::Path) -> Result<()> {
     let text = std::fs::read_to_string(request)
         .with_context(|| format!("cannot read {}", request.display()))?;
-    let out = match chain {
-        "atom" | "cosmos" => {
-            let req: softstake_chain_atom::request::SignRequest = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a Cosmos sign request", request.display()))?;
-            serde_json::to_value(softstake_chain_atom::request::sign(&req)?)?
-        }
-        "eth" | "ethereum" => {
-            let req: softstake_chain_eth::request::SignRequest = serde_json::from_str(&text)
-                .with_context(|| {
-                    format!("{} is not an Ethereum sign request", request.display())
-                })?;
-            serde_json::to_value(softstake_chain_eth::request::sign(&req)?)?
-        }
-        "dot" | "polkadot" => {
-            let req: softstake_chain_dot::request::SignRequest = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a Polkadot sign request", request.display()))?;
-            serde_json::to_value(softstake_chain_dot::request::sign(&req)?)?
-        }
-        "ada" | "cardano" => {
-            let req: softstake_chain_ada::request::SignRequest = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a Cardano sign request", request.display()))?;
-            serde_json::to_value(softstake_chain_ada::request::sign(&req)?)?
-        }
-        "sol" | "solana" => {
-            let req: softstake_chain_sol::request::SignRequest = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a Solana sign request", request.display()))?;
-            serde_json::to_value(softstake_chain_sol::request::sign(&req)?)?
-        }
-        "xtz" | "tezos" => {
-            let req: softstake_chain_xtz::request::SignRequest = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a Tezos sign request", request.display()))?;
-            serde_json::to_value(softstake_chain_xtz::request::sign(&req)?)?
-        }
-        other => {
-            anyhow::bail!(
-                "offline signing for {other:?} is not built yet (available: ada, atom, dot, eth, sol, xtz)"
-            )
-        }
-    };
+    let chain: softstake_core::ChainId = chain.parse()?;
+    let out = softstake_adapters::sign_request(chain, &text).with_context(|| {
+        format!(
+            "{} is not a {chain} sign request that can be signed",
+            request.display()
+        )
+    })?;
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

@@ -12,11 +12,13 @@
 //! environment variable, and is resolved into a [`Secret`] on demand.
 
 mod file;
-mod secret_ref;
 mod validate;
 
 pub use file::*;
-pub use secret_ref::{SecretRef, SecretRefError};
+pub use softstake_core::config::{
+    BufferPolicy, ChainConfig, ConfigIssue, NetworkTable, SafetyLimits, ValidatorConfig,
+};
+pub use softstake_core::{SecretRef, SecretRefError};
 pub use validate::*;
 
 use softstake_core::Secret;

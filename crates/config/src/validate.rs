@@ -1,26 +1,14 @@
 //! Semantic validation: [`ConfigFile`] -> typed [`Config`].
 
-use crate::{ChainSection, ConfigFile, NetworkSection, SecretRef};
+use crate::{
+    BufferPolicy, ChainConfig, ChainSection, ConfigFile, ConfigIssue, NetworkTable, SafetyLimits,
+    SecretRef, ValidatorConfig,
+};
 use rust_decimal::Decimal;
 use softstake_core::{Amount, ChainId, Rate};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
-
-/// One problem, naming the key it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    /// Dotted key path (`chains[0].commission`).
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
 
 /// Every problem found by [`ConfigFile::validate`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,68 +66,6 @@ pub struct Config {
     pub chains: Vec<ChainConfig>,
 }
 
-/// A validated validator entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidatorConfig {
-    /// Address.
-    pub address: String,
-    /// Weight (> 0).
-    pub weight: u32,
-    /// Cap as share of staked pool.
-    pub cap: Rate,
-}
-
-/// A validated buffer policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BufferPolicy {
-    /// Target liquid share of liabilities.
-    pub target: Rate,
-    /// Band either side of the target.
-    pub band: Rate,
-    /// Smallest operation worth sending.
-    pub min_operation: Amount,
-}
-
-/// Validated safety limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SafetyLimits {
-    /// Per operation cap.
-    pub max_per_operation: Amount,
-    /// Per UTC day cap.
-    pub max_per_day: Amount,
-    /// Approval threshold.
-    pub approval_threshold: Amount,
-    /// Never broadcast.
-    pub dry_run: bool,
-}
-
-/// A validated chain section.
-#[derive(Debug, Clone)]
-pub struct ChainConfig {
-    /// Chain.
-    pub chain: ChainId,
-    /// Enabled.
-    pub enabled: bool,
-    /// RPC endpoints.
-    pub endpoints: Vec<String>,
-    /// Signing key reference.
-    pub key: SecretRef,
-    /// Loop interval.
-    pub interval_secs: u64,
-    /// Commission rate.
-    pub commission: Rate,
-    /// Minimum eligible balance.
-    pub min_eligible_balance: Amount,
-    /// Validators.
-    pub validators: Vec<ValidatorConfig>,
-    /// Buffer policy.
-    pub buffer: BufferPolicy,
-    /// Safety limits.
-    pub safety: SafetyLimits,
-    /// Network settings.
-    pub network: NetworkSection,
-}
-
 impl Config {
     /// The database URL with any password replaced by `***`.
     pub fn database_url_redacted(&self) -> String {
@@ -158,10 +84,7 @@ struct Collector(Vec<ConfigIssue>);
 
 impl Collector {
     fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigIssue {
-            key: key.into(),
-            message: message.into(),
-        });
+        self.0.push(ConfigIssue::new(key, message));
     }
 
     fn rate(&mut self, key: String, v: Decimal) -> Rate {
@@ -240,14 +163,17 @@ impl ConfigFile {
         let mut seen = BTreeSet::new();
         let mut chains = Vec::new();
         for (i, s) in self.chains.iter().enumerate() {
-            let chain = s.network.chain();
+            let Some(network) = network_table(&mut c, i, s) else {
+                continue;
+            };
+            let chain = network.chain;
             if !seen.insert(chain) {
                 c.push(
                     format!("chains[{i}].network.type"),
                     format!("{chain} is configured twice; one section per chain"),
                 );
             }
-            chains.push(validate_chain(&mut c, i, s));
+            chains.push(validate_chain(&mut c, i, s, network));
         }
         if c.0.is_empty() {
             Ok(Config {
@@ -269,8 +195,43 @@ impl ConfigFile {
     }
 }
 
-fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig {
-    let chain = s.network.chain();
+/// `[chains.network]`'s `type`, and the rest of the table for the chain's
+/// crate.
+fn network_table(c: &mut Collector, i: usize, s: &ChainSection) -> Option<NetworkTable> {
+    let key = format!("chains[{i}].network.type");
+    let mut table = s.network.clone();
+    match table.remove("type") {
+        Some(toml::Value::String(t)) => match t.parse::<ChainId>() {
+            Ok(chain) if chain.as_str() == t => Some(NetworkTable { chain, table }),
+            _ => {
+                c.push(
+                    key,
+                    format!(
+                        "{t:?} names no chain: expected one of {}",
+                        ChainId::ALL.map(ChainId::as_str).join(", ")
+                    ),
+                );
+                None
+            }
+        },
+        Some(_) => {
+            c.push(key, "must be a string naming the chain (\"cosmos\")");
+            None
+        }
+        None => {
+            c.push(key, "is missing: name the chain (type = \"cosmos\")");
+            None
+        }
+    }
+}
+
+fn validate_chain(
+    c: &mut Collector,
+    i: usize,
+    s: &ChainSection,
+    network: NetworkTable,
+) -> ChainConfig {
+    let chain = network.chain;
     let k = |key: &str| format!("chains[{i}].{key}");
     if s.endpoints.is_empty() {
         c.push(
@@ -364,186 +325,6 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
             "is larger than safety.max_per_operation",
         );
     }
-    match &s.network {
-        NetworkSection::Ethereum(n) => {
-            if n.chain_id == 0 {
-                c.push(k("network.chain_id"), "must be a positive EIP-155 chain id");
-            }
-            if n.beacon_endpoints.is_empty() {
-                c.push(
-                    k("network.beacon_endpoints"),
-                    "is empty: the pool's validators are read from the Beacon API",
-                );
-            }
-            let is_hex = |v: &str, bytes: usize| {
-                v.strip_prefix("0x").is_some_and(|h| {
-                    h.len() == 2 * bytes && h.chars().all(|c| c.is_ascii_hexdigit())
-                })
-            };
-            if !is_hex(&n.fork_version, 4) {
-                c.push(
-                    k("network.fork_version"),
-                    format!("{:?} is not 0x + 8 hex digits", n.fork_version),
-                );
-            }
-            for (key, v) in [
-                ("network.deposit_contract", Some(&n.deposit_contract)),
-                (
-                    "network.withdrawal_request_contract",
-                    Some(&n.withdrawal_request_contract),
-                ),
-                ("network.fee_recipient", n.fee_recipient.as_ref()),
-            ] {
-                if let Some(v) = v.filter(|v| !is_hex(v, 20)) {
-                    c.push(k(key), format!("{v:?} is not a 0x-hex address"));
-                }
-            }
-            if s.enabled
-                && n.deposit_data_dir
-                    .as_deref()
-                    .is_none_or(|d| d.trim().is_empty())
-            {
-                c.push(
-                    k("network.deposit_data_dir"),
-                    "is required: deposits are made only from staking-deposit-cli deposit data",
-                );
-            }
-            if s.validators.len() > 1 {
-                c.push(k("validators"), "an Ethereum pool names one operator (its label); the operator's validator keys come from deposit_data_dir");
-            }
-            if n.max_gas == 0 || n.max_fee_per_gas_gwei == 0 {
-                c.push(
-                    k("network.max_gas"),
-                    "max_gas and max_fee_per_gas_gwei must be at least 1",
-                );
-            }
-        }
-        NetworkSection::Polkadot(n) => {
-            if !(n.genesis_hash.starts_with("0x")
-                && n.genesis_hash.len() == 66
-                && n.genesis_hash[2..].chars().all(|ch| ch.is_ascii_hexdigit()))
-            {
-                c.push(
-                    k("network.genesis_hash"),
-                    "must be 0x followed by 64 hex digits",
-                );
-            }
-            if !(4..=65_536).contains(&n.era_period_blocks)
-                || !n.era_period_blocks.is_power_of_two()
-            {
-                c.push(
-                    k("network.era_period_blocks"),
-                    format!(
-                        "{} is not a power of two from 4 to 65536",
-                        n.era_period_blocks
-                    ),
-                );
-            }
-            if s.validators.len() > 16 {
-                c.push(
-                    k("validators"),
-                    format!(
-                        "{} nomination targets; Polkadot allows at most 16 (the runtime's quota is checked again before signing)",
-                        s.validators.len()
-                    ),
-                );
-            }
-            if n.payee.trim().is_empty() {
-                c.push(
-                    k("network.payee"),
-                    "is empty: Staked, Stash or an SS58 account",
-                );
-            }
-        }
-        NetworkSection::Cosmos(n) => {
-            if n.chain_id.trim().is_empty() {
-                c.push(k("network.chain_id"), "is empty");
-            }
-            match Decimal::from_str_exact(&n.gas_price) {
-                Ok(v) if v >= Decimal::ZERO => {}
-                _ => c.push(
-                    k("network.gas_price"),
-                    format!("{:?} is not a non-negative decimal", n.gas_price),
-                ),
-            }
-            match Decimal::from_str_exact(&n.gas_multiplier) {
-                Ok(v) if v >= Decimal::ONE => {}
-                _ => c.push(
-                    k("network.gas_multiplier"),
-                    format!("{:?} is not a decimal >= 1", n.gas_multiplier),
-                ),
-            }
-            if n.max_gas == 0 {
-                c.push(k("network.max_gas"), "must be at least 1");
-            }
-            if n.timeout_blocks == 0 {
-                c.push(k("network.timeout_blocks"), "must be at least 1");
-            }
-        }
-        NetworkSection::Tezos(n) => {
-            if n.chain_id.trim().is_empty() {
-                c.push(k("network.chain_id"), "is empty");
-            }
-            if n.mode != "staking" && n.mode != "delegation" {
-                c.push(
-                    k("network.mode"),
-                    format!("{:?} is neither \"staking\" nor \"delegation\"", n.mode),
-                );
-            }
-            if n.expected_payout_cycles == Some(0) {
-                c.push(k("network.expected_payout_cycles"), "must be at least 1");
-            }
-        }
-        NetworkSection::Cardano(n) => {
-            if n.stake_key.is_none() {
-                c.push(
-                    k("network.stake_key"),
-                    "is required: the stake key signs registration, delegation and withdrawals",
-                );
-            }
-            let drep_ok = matches!(n.drep.as_str(), "always_abstain" | "always_no_confidence")
-                || n.drep.split_once(':').is_some_and(|(kind, h)| {
-                    matches!(kind, "key" | "script")
-                        && h.len() == 56
-                        && h.chars().all(|c| c.is_ascii_hexdigit())
-                });
-            if !drep_ok {
-                c.push(k("network.drep"), format!("{:?} is not always_abstain, always_no_confidence, key:<56 hex> or script:<56 hex>", n.drep));
-            }
-            if n.ttl_slots == 0 {
-                c.push(k("network.ttl_slots"), "must be at least 1");
-            }
-        }
-        NetworkSection::Solana(n) => {
-            let base58 = |v: &str| {
-                (32..=44).contains(&v.len())
-                    && v.chars().all(|ch| {
-                        ch.is_ascii_alphanumeric() && !matches!(ch, '0' | 'O' | 'I' | 'l')
-                    })
-            };
-            if !base58(n.genesis_hash.trim()) {
-                c.push(
-                    k("network.genesis_hash"),
-                    format!("{:?} is not a base58 hash", n.genesis_hash),
-                );
-            }
-            if let Some(w) = n.withdrawer.as_deref().filter(|w| !base58(w)) {
-                c.push(
-                    k("network.withdrawer"),
-                    format!("{w:?} is not a base58 Solana address"),
-                );
-            }
-            if n.compute_unit_limit == 0 || n.compute_unit_limit > 1_400_000 {
-                c.push(
-                    k("network.compute_unit_limit"),
-                    "must be between 1 and 1400000",
-                );
-            }
-            if n.slot_ms == 0 {
-                c.push(k("network.slot_ms"), "must be at least 1");
-            }
-        }
-    }
     ChainConfig {
         chain,
         enabled: s.enabled,
@@ -564,6 +345,6 @@ fn validate_chain(c: &mut Collector, i: usize, s: &ChainSection) -> ChainConfig 
             approval_threshold,
             dry_run: s.safety.dry_run,
         },
-        network: s.network.clone(),
+        network,
     }
 }

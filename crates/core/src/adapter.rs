@@ -22,7 +22,7 @@ pub type ValidatorId = String;
 /// What one on-chain operation should do. Chain-specific set-up steps
 /// (Tezos reveal, Cardano stake key registration, ...) are [`OperationKind::Setup`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OperationKind {
     /// Stake `amount` more with `validator`.
     Delegate {
@@ -372,9 +372,19 @@ pub enum AdapterError {
     /// more than the free balance...). Nothing was signed or sent.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// The chain rejected the transaction.
+    /// The chain rejected the transaction, or a node refused a query.
     #[error("transaction rejected: {0}")]
     Rejected(String),
+    /// A node answered, but not in the shape its API defines (undecodable
+    /// JSON, a missing or mistyped field): another endpoint may answer
+    /// properly, so it is retryable.
+    #[error("bad response from {endpoint}: {message}")]
+    BadResponse {
+        /// Endpoint (shown through `redact_endpoint`).
+        endpoint: String,
+        /// What was wrong with it.
+        message: String,
+    },
     /// Configuration or key problem.
     #[error("configuration error: {0}")]
     Config(String),
@@ -385,7 +395,9 @@ impl AdapterError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            AdapterError::Transport { .. } | AdapterError::RateLimited { .. }
+            AdapterError::Transport { .. }
+                | AdapterError::RateLimited { .. }
+                | AdapterError::BadResponse { .. }
         )
     }
 }
@@ -428,10 +440,10 @@ pub trait ChainAdapter: Send + Sync {
     async fn health(&self, req: HealthRequest) -> Result<HealthResponse, AdapterError>;
 
     /// Housekeeping to run when the planner has nothing to do, decided
-    /// from the adapter's latest reading. Most chains need none.
-    fn maintenance(&self, _state: &PoolStateResponse) -> Vec<Maintenance> {
-        Vec::new()
-    }
+    /// from the adapter's latest reading (most chains need none and return
+    /// an empty list). No default body: a wrapper that forgot to forward it
+    /// would silently drop the chain's housekeeping.
+    fn maintenance(&self, state: &PoolStateResponse) -> Vec<Maintenance>;
 }
 
 #[cfg(test)]

@@ -15,11 +15,15 @@
 pub mod adapter;
 pub mod amount;
 pub mod chain;
+pub mod config;
+pub mod plugin;
 pub mod rng;
 pub mod secret;
+mod secret_ref;
 pub mod time;
 
 pub use amount::{Amount, AmountError, Rate, RateError};
 pub use chain::{ChainId, UnknownChain};
 pub use secret::Secret;
+pub use secret_ref::{SecretRef, SecretRefError};
 pub use time::{Clock, ManualClock, Period, PeriodError, SystemClock, Timestamp};

@@ -60,6 +60,27 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// An endpoint URL as it may be shown (logs, errors, metric labels, the
+/// API): scheme, host and port only. Userinfo is dropped, and a path or
+/// query, where RPC providers put API keys (`/v2/KEY`, `?api-key=KEY`), is
+/// replaced by `/***`. `https://u:p@rpc.example/v2/KEY` ->
+/// `https://rpc.example/***`; `http://127.0.0.1:8545/` is unchanged.
+pub fn redact_endpoint(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (s, r),
+        None => return "[not a URL]".to_owned(),
+    };
+    let cut = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(cut);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let tail = if tail.is_empty() || tail == "/" {
+        tail
+    } else {
+        "/***"
+    };
+    format!("{scheme}://{host}{tail}")
+}
+
 /// Compares two byte strings in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -68,31 +89,98 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Reads a key file, refusing one that group or others can read (the
-/// error names the file and the mode, never the content).
-pub fn read_key_file(path: &std::path::Path) -> Result<Secret<String>, String> {
+/// A key or secret file that could not be used. Names the file and why,
+/// never its content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFileError {
+    /// Missing or unreadable.
+    #[error("cannot read secret file {path}: {reason}")]
+    Unreadable {
+        /// Path.
+        path: String,
+        /// OS error kind.
+        reason: String,
+    },
+    /// Group or others may read it.
+    #[error("secret file {path} is readable by group or others (mode {mode:o}); chmod 600 it")]
+    TooOpen {
+        /// Path.
+        path: String,
+        /// Permission bits.
+        mode: u32,
+    },
+}
+
+/// Reads a key or secret file, refusing one that group or others can read.
+/// The one reader every chain's keys and every `SecretRef` go through.
+pub fn read_key_file(path: &std::path::Path) -> Result<Secret<String>, KeyFileError> {
+    let shown = path.display().to_string();
+    let unreadable = |e: std::io::Error| KeyFileError::Unreadable {
+        path: shown.clone(),
+        reason: e.kind().to_string(),
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path)
-            .map_err(|e| e.to_string())?
+            .map_err(unreadable)?
             .permissions()
-            .mode();
+            .mode()
+            & 0o777;
         if mode & 0o077 != 0 {
-            return Err(format!(
-                "mode {:o} lets group or others read it; chmod 600 it",
-                mode & 0o777
-            ));
+            return Err(KeyFileError::TooOpen {
+                path: shown.clone(),
+                mode,
+            });
         }
     }
     std::fs::read_to_string(path)
         .map(Secret::new)
-        .map_err(|e| e.to_string())
+        .map_err(unreadable)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_show_scheme_host_and_port_only() {
+        for (url, shown) in [
+            ("http://127.0.0.1:8545/", "http://127.0.0.1:8545/"),
+            ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+            ("https://eth.example/v2/KEY", "https://eth.example/***"),
+            ("https://rpc.example?api-key=KEY", "https://rpc.example/***"),
+            (
+                "wss://user:pw@node.example:443/ws",
+                "wss://node.example:443/***",
+            ),
+            ("https://user:pw@node.example/", "https://node.example/"),
+            ("KEY-only", "[not a URL]"),
+        ] {
+            assert_eq!(redact_endpoint(url), shown, "{url}");
+            assert!(!redact_endpoint(url).contains("KEY"));
+            assert!(!redact_endpoint(url).contains("pw"));
+        }
+    }
+
+    #[test]
+    fn key_files_open_to_others_are_refused_naming_the_file_not_the_content() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        std::fs::write(&p, "s3cret").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = read_key_file(&p).unwrap_err();
+        assert!(
+            matches!(e, KeyFileError::TooOpen { mode: 0o640, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("chmod 600") && !e.to_string().contains("s3cret"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_key_file(&p).unwrap().expose(), "s3cret");
+        let e = read_key_file(&dir.path().join("missing")).unwrap_err();
+        assert!(matches!(e, KeyFileError::Unreadable { .. }), "{e}");
+    }
 
     #[test]
     fn never_prints_the_value() {

@@ -49,6 +49,7 @@ impl Instrumented {
                 AdapterError::Transport { endpoint, .. } => (endpoint.clone(), "transport"),
                 AdapterError::RateLimited { endpoint } => (endpoint.clone(), "rate_limited"),
                 AdapterError::WrongNetwork { endpoint, .. } => (endpoint.clone(), "wrong_network"),
+                AdapterError::BadResponse { endpoint, .. } => (endpoint.clone(), "bad_response"),
                 AdapterError::InvalidRequest(_) => (String::new(), "invalid_request"),
                 AdapterError::Rejected(_) => (String::new(), "rejected"),
                 AdapterError::Config(_) => (String::new(), "config"),

@@ -308,10 +308,8 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
     }
     let cfg_path = dir.join("softstake.toml");
     std::fs::write(&cfg_path, &text).map_err(|e| e.to_string())?;
-    let cfg = softstake_config::load(Some(&cfg_path), Vec::new())
-        .map_err(|e| e.to_string())?
-        .validate()
-        .map_err(|e| e.to_string())?;
+    let file = softstake_config::load(Some(&cfg_path), Vec::new()).map_err(|e| e.to_string())?;
+    let cfg = softstake_adapters::validate(&file).map_err(|e| e.to_string())?;
     let mut adapters = BTreeMap::new();
     for c in &cfg.chains {
         let a = softstake_adapters::build_adapter(c).map_err(|e| format!("{}: {e}", c.chain))?;

@@ -602,6 +602,10 @@ impl ChainAdapter for SimChain {
             }],
         })
     }
+
+    fn maintenance(&self, _state: &PoolStateResponse) -> Vec<softstake_core::adapter::Maintenance> {
+        Vec::new()
+    }
 }
 
 /// Seeded crashes at the engine's crash points.

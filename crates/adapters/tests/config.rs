@@ -1,0 +1,127 @@
+//! Chain sections checked by their chain's crate through the registry
+//! (moved from softstake-config's tests when the chains' settings moved into
+//! the chain crates; same assertions).
+
+use softstake_adapters::validate;
+use softstake_config::{ConfigIssue, load};
+use std::io::Write;
+
+fn example_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.toml")
+}
+
+fn example_text() -> String {
+    std::fs::read_to_string(example_path()).unwrap()
+}
+
+fn check(text: &str) -> Result<softstake_config::Config, Vec<ConfigIssue>> {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    validate(&load(Some(f.path()), Vec::new()).unwrap()).map_err(|e| e.0)
+}
+
+fn keys(text: &str) -> Vec<String> {
+    check(text)
+        .unwrap_err()
+        .into_iter()
+        .map(|i| i.key)
+        .collect()
+}
+
+#[test]
+fn example_config_validates_with_every_chain_section() {
+    let cfg = check(&example_text()).unwrap();
+    assert_eq!(cfg.chains.len(), 3);
+    let sol = cfg.chain(softstake_core::ChainId::Solana).unwrap();
+    let s = softstake_chain_sol::plugin::settings(sol).unwrap();
+    assert_eq!(s.compute_unit_price, 5000);
+    assert_eq!(s.fee_reserve, 50_000_000);
+    assert_eq!(s.withdrawer, None);
+}
+
+#[test]
+fn an_unknown_network_key_is_refused_naming_it() {
+    let text = example_text().replace("chain_id = 1\n", "chain_id = 1\nchainid = 1\n");
+    let found = check(&text).unwrap_err();
+    assert!(
+        found
+            .iter()
+            .any(|i| i.key.starts_with("chains[0].network") && i.to_string().contains("chainid")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn solana_settings_are_checked() {
+    let t = example_text();
+    let bad = t
+        .replace(
+            "genesis_hash = \"5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d\"\n# Priority",
+            "genesis_hash = \"0xnot-base58\"\nwithdrawer = \"O0O0\"\n# Priority",
+        )
+        .replace("compute_unit_limit = 200000", "compute_unit_limit = 0");
+    assert_ne!(bad, t);
+    let keys = keys(&bad);
+    for k in [
+        "chains[2].network.genesis_hash",
+        "chains[2].network.withdrawer",
+        "chains[2].network.compute_unit_limit",
+    ] {
+        assert!(keys.contains(&k.to_owned()), "{k} missing from {keys:?}");
+    }
+}
+
+/// Two SS58 accounts (the dev accounts Alice and Bob), for nomination targets.
+const DOT_TARGETS: [&str; 2] = [
+    "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+    "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty",
+];
+
+fn polkadot_section(validators: usize, extra: &str) -> String {
+    let mut t = example_text();
+    t.push_str("\n[[chains]]\nenabled = true\nendpoints = [\"https://rpc.example.net\"]\n");
+    t.push_str("key = { env = \"DOT_KEY\" }\ncommission = \"0.1\"\n");
+    for i in 0..validators {
+        let a = if i < 2 {
+            DOT_TARGETS[i].to_owned()
+        } else {
+            format!("v{i}")
+        };
+        t.push_str(&format!(
+            "[[chains.validators]]\naddress = \"{a}\"\nweight = 1\ncap = \"1\"\n"
+        ));
+    }
+    t.push_str("[chains.buffer]\ntarget = \"0.2\"\nband = \"0.05\"\nmin_operation = \"1\"\n");
+    t.push_str("[chains.safety]\nmax_per_operation = \"1000\"\nmax_per_day = \"5000\"\napproval_threshold = \"1000\"\n");
+    t.push_str("[chains.network]\ntype = \"polkadot\"\n");
+    t.push_str(extra);
+    t
+}
+
+#[test]
+fn polkadot_settings_are_checked() {
+    let good = polkadot_section(
+        2,
+        "genesis_hash = \"0x91b171bb158e2d3848fa23a9f1c25182fb8e20313b2c1eb49219da7a70ce90c3\"\npayee = \"Stash\"\n",
+    );
+    let cfg = check(&good).unwrap();
+    let dot = cfg.chain(softstake_core::ChainId::Polkadot).unwrap();
+    let s = softstake_chain_dot::plugin::settings(dot).unwrap();
+    assert_eq!(s.payee, softstake_chain_dot::tx::Payee::Stash);
+    assert_eq!(s.era_period, 64, "default mortality");
+    assert_eq!(s.fee_reserve, 10_000_000_000);
+    let bad = polkadot_section(
+        17,
+        "genesis_hash = \"0x91b1\"\nera_period_blocks = 100\npayee = \"\"\n",
+    );
+    let keys = keys(&bad);
+    for k in [
+        "chains[3].network.genesis_hash",
+        "chains[3].network.era_period_blocks",
+        "chains[3].network.payee",
+        "chains[3].validators",
+        "chains[3].validators[2].address",
+    ] {
+        assert!(keys.contains(&k.to_owned()), "{k} missing from {keys:?}");
+    }
+}

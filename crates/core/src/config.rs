@@ -1,0 +1,210 @@
+//! The validated chain section every chain crate receives, and the shape of
+//! a configuration problem.
+//!
+//! `softstake-config` parses the file and checks the part common to every
+//! chain (commission, buffer, safety limits, validators' weights and caps);
+//! the chain's own settings stay a raw table ([`NetworkTable`]) that only
+//! the chain's crate reads, once, into its typed settings with
+//! `deny_unknown_fields` (see [`crate::plugin::ChainPlugin`]).
+
+use crate::{Amount, ChainId, Rate, SecretRef};
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+/// One problem, naming the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted key path (`chains[0].commission`; a chain crate names keys
+    /// relative to its section, `network.gas_price`, and the registry puts
+    /// `chains[i].` in front).
+    pub key: String,
+    /// What is wrong. Never the value of a secret.
+    pub message: String,
+}
+
+impl ConfigIssue {
+    /// An issue about `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigIssue {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same issue under `prefix` (`chains[2]`).
+    pub fn under(self, prefix: &str) -> Self {
+        ConfigIssue {
+            key: format!("{prefix}.{}", self.key),
+            message: self.message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// A validated validator entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorConfig {
+    /// Address.
+    pub address: String,
+    /// Weight (> 0).
+    pub weight: u32,
+    /// Cap as share of staked pool.
+    pub cap: Rate,
+}
+
+/// A validated buffer policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BufferPolicy {
+    /// Target liquid share of liabilities.
+    pub target: Rate,
+    /// Band either side of the target.
+    pub band: Rate,
+    /// Smallest operation worth sending.
+    pub min_operation: Amount,
+}
+
+/// Validated safety limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafetyLimits {
+    /// Per operation cap.
+    pub max_per_operation: Amount,
+    /// Per UTC day cap.
+    pub max_per_day: Amount,
+    /// Approval threshold.
+    pub approval_threshold: Amount,
+    /// Never broadcast.
+    pub dry_run: bool,
+}
+
+/// `[chains.network]` as written, less its `type`: read only by the chain's
+/// own crate, into its typed settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkTable {
+    /// The chain `type` names.
+    pub chain: ChainId,
+    /// The other keys.
+    pub table: toml::Table,
+}
+
+impl NetworkTable {
+    /// Deserializes the table into a chain's typed network settings (which
+    /// should be `deny_unknown_fields`). The error names the key under
+    /// `network`, never echoing a value.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigIssue> {
+        let mut track = serde_path_to_error::Track::new();
+        let de = toml::Value::Table(self.table.clone());
+        let r: Result<T, _> =
+            T::deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
+        r.map_err(|e| {
+            let path = track.path().to_string();
+            let key = if path.is_empty() || path == "." {
+                "network".to_owned()
+            } else {
+                format!("network.{path}")
+            };
+            ConfigIssue::new(key, e.to_string())
+        })
+    }
+}
+
+/// A validated chain section.
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    /// Chain.
+    pub chain: ChainId,
+    /// Enabled.
+    pub enabled: bool,
+    /// RPC endpoints (may carry a provider key: log them only through
+    /// [`crate::secret::redact_endpoint`]).
+    pub endpoints: Vec<String>,
+    /// Signing key reference.
+    pub key: SecretRef,
+    /// Loop interval.
+    pub interval_secs: u64,
+    /// Commission rate.
+    pub commission: Rate,
+    /// Minimum eligible balance.
+    pub min_eligible_balance: Amount,
+    /// Validators.
+    pub validators: Vec<ValidatorConfig>,
+    /// Buffer policy.
+    pub buffer: BufferPolicy,
+    /// Safety limits.
+    pub safety: SafetyLimits,
+    /// Chain-specific settings, read by the chain's crate.
+    pub network: NetworkTable,
+}
+
+/// Collects issues, for a chain crate's `validate`.
+#[derive(Debug, Default)]
+pub struct Issues(pub Vec<ConfigIssue>);
+
+impl Issues {
+    /// Records a problem with `key`.
+    pub fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigIssue::new(key, message));
+    }
+
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(v)` when nothing was found, else every issue.
+    pub fn into_result<T>(self, v: T) -> Result<T, Vec<ConfigIssue>> {
+        if self.0.is_empty() {
+            Ok(v)
+        } else {
+            Err(self.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Net {
+        chain_id: u64,
+        #[serde(default)]
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        a: u32,
+    }
+
+    fn table(text: &str) -> NetworkTable {
+        NetworkTable {
+            chain: ChainId::Ethereum,
+            table: text.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn parse_names_the_key_and_refuses_unknown_ones() {
+        let e = table("chain_id = 1\nchainid = 2")
+            .parse::<Net>()
+            .unwrap_err();
+        assert!(e.message.contains("chainid"), "{e}");
+        let e = table("chain_id = \"x\"").parse::<Net>().unwrap_err();
+        assert_eq!(e.key, "network.chain_id");
+        let e = table("chain_id = 1\n[inner]\na = 1\nb = \"secret-value\"")
+            .parse::<Net>()
+            .unwrap_err();
+        assert!(e.key.starts_with("network.inner"), "{e}");
+        assert!(!e.to_string().contains("secret-value"), "{e}");
+        assert!(table("chain_id = 5").parse::<Net>().is_ok());
+    }
+}
