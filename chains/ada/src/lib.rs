@@ -17,9 +17,12 @@
 
 pub mod adapter;
 pub mod cbor;
+#[cfg(feature = "testnode")]
+pub mod devnet;
 pub mod keys;
 pub mod plugin;
 pub mod request;
+#[cfg(feature = "testnode")]
 pub mod testnode;
 pub mod tx;
 

@@ -205,12 +205,7 @@ impl TestNode {
             .route("/txs/{hash}", get(tx))
             .route("/tx/submit", post(submit))
             .with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(bound)
+        softstake_testnode::serve(app, addr).await
     }
 
     /// Applies a transaction under the ledger rules; returns its id.

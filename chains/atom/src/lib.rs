@@ -15,10 +15,13 @@
 //! `softstake_core::adapter` types.
 
 pub mod adapter;
+#[cfg(feature = "testnode")]
+pub mod devnet;
 pub mod keys;
 pub mod plugin;
 pub mod proto;
 pub mod request;
+#[cfg(feature = "testnode")]
 pub mod testnode;
 pub mod tx;
 

@@ -193,16 +193,11 @@ impl TestNode {
 
     /// Serves JSON-RPC on `addr` (port 0 picks one); returns the bound address.
     pub async fn serve(&self, addr: std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
         let app = axum::Router::new()
             .route("/", post(rpc))
             .route("/admin/advance", post(admin_advance))
             .with_state(self.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(bound)
+        softstake_testnode::serve(app, addr).await
     }
 
     /// Produces blocks for `secs` seconds (one per `block_secs`).

@@ -15,10 +15,13 @@
 //!   for the tests and the devnet, and drives eras through its dev RPCs.
 
 pub mod adapter;
+#[cfg(feature = "testnode")]
+pub mod devnet;
 pub mod plugin;
 pub mod request;
 pub mod rpc;
 pub mod state;
+#[cfg(feature = "testnode")]
 pub mod testnode;
 pub mod tx;
 

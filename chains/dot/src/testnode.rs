@@ -12,10 +12,10 @@
 //! and the runtime's own `payout_stakers` then pays from them.
 
 use serde_json::{Value, json};
+use softstake_testnode::{JsonRpc, Launched};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Genesis hash chopsticks reports for a chain started from a raw genesis.
 pub const CHOPSTICKS_GENESIS: &str =
@@ -23,10 +23,10 @@ pub const CHOPSTICKS_GENESIS: &str =
 
 /// A running chopsticks; killed on drop.
 pub struct Chopsticks {
-    _child: tokio::process::Child,
+    _node: Launched<String>,
     /// HTTP JSON-RPC URL.
     pub url: String,
-    http: reqwest::Client,
+    rpc: JsonRpc,
 }
 
 impl std::fmt::Debug for Chopsticks {
@@ -76,8 +76,8 @@ pub fn paseo_spec_path() -> Result<PathBuf, String> {
 impl Chopsticks {
     /// Starts chopsticks on the Paseo genesis on a free port.
     pub async fn start() -> Result<Self, String> {
-        let mut child = tokio::process::Command::new("node")
-            .arg(chopsticks_path()?)
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.arg(chopsticks_path()?)
             .arg("--genesis")
             .arg(paseo_spec_path()?)
             .args([
@@ -89,64 +89,31 @@ impl Chopsticks {
                 "Instant",
             ])
             .env("LOG_LEVEL", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("starting chopsticks: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let url = tokio::time::timeout(Duration::from_secs(240), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(i) = line.find("RPC listening on http://") {
-                    let rest = &line[i + "RPC listening on ".len()..];
-                    let url = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    return Some(url);
-                }
-            }
-            None
-        })
-        .await
-        .map_err(|_| "chopsticks did not listen within 240 s".to_string())?
-        .ok_or("chopsticks exited before listening")?;
-        // Keep draining stdout so chopsticks never blocks on a full pipe;
-        // SOFTSTAKE_CHOPSTICKS_LOG names a file to keep it in.
-        let log = std::env::var("SOFTSTAKE_CHOPSTICKS_LOG").ok();
-        tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            let mut file = match log {
-                Some(p) => tokio::fs::File::create(p).await.ok(),
-                None => None,
-            };
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(f) = file.as_mut() {
-                    let _ = f.write_all(format!("{line}\n").as_bytes()).await;
-                }
-            }
-        });
+            .stderr(Stdio::null());
+        // SOFTSTAKE_CHOPSTICKS_LOG names a file to keep its output in.
+        let node = Launched::spawn(
+            "chopsticks",
+            cmd,
+            Duration::from_secs(240),
+            std::env::var("SOFTSTAKE_CHOPSTICKS_LOG").ok(),
+            |line| {
+                let i = line.find("RPC listening on http://")?;
+                let rest = &line[i + "RPC listening on ".len()..];
+                Some(rest.split_whitespace().next().unwrap_or("").to_owned())
+            },
+        )
+        .await?;
+        let url = node.ready.clone();
         Ok(Chopsticks {
-            _child: child,
+            rpc: JsonRpc::new(url.clone()),
+            _node: node,
             url,
-            http: reqwest::Client::new(),
         })
     }
 
     /// One JSON-RPC call.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
-        let r: Value = self
-            .http
-            .post(&self.url)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(e) = r.get("error") {
-            return Err(format!("{method}: {e}"));
-        }
-        Ok(r["result"].clone())
+        self.rpc.call(method, params).await
     }
 
     /// `dev_setStorage` with chopsticks' JSON form

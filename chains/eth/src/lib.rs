@@ -17,10 +17,13 @@
 
 pub mod adapter;
 pub mod deposit;
+#[cfg(feature = "testnode")]
+pub mod devnet;
 pub mod keys;
 pub mod plugin;
 pub mod request;
 pub mod ssz;
+#[cfg(feature = "testnode")]
 pub mod testnode;
 pub mod tx;
 

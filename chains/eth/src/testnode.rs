@@ -15,19 +15,19 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use softstake_testnode::{JsonRpc, Launched};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A running anvil; killed on drop.
 pub struct Anvil {
-    _child: tokio::process::Child,
+    _node: Launched<String>,
     /// JSON-RPC URL.
     pub url: String,
-    http: reqwest::Client,
+    rpc: JsonRpc,
 }
 
 impl std::fmt::Debug for Anvil {
@@ -58,51 +58,25 @@ pub fn anvil_path() -> Result<PathBuf, String> {
 impl Anvil {
     /// Starts anvil (Prague rules, automine, chain id 31337).
     pub async fn start() -> Result<Self, String> {
-        let mut child = tokio::process::Command::new(anvil_path()?)
-            .args(["--host", "127.0.0.1", "--port", "0", "--hardfork", "prague"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("starting anvil: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = line.strip_prefix("Listening on ") {
-                    return Some(format!("http://{}", addr.trim()));
-                }
-            }
-            None
+        let mut cmd = tokio::process::Command::new(anvil_path()?);
+        cmd.args(["--host", "127.0.0.1", "--port", "0", "--hardfork", "prague"])
+            .stderr(Stdio::null());
+        let node = Launched::spawn("anvil", cmd, Duration::from_secs(30), None, |line| {
+            line.strip_prefix("Listening on ")
+                .map(|addr| format!("http://{}", addr.trim()))
         })
-        .await
-        .map_err(|_| "anvil did not listen within 30 s".to_string())?
-        .ok_or("anvil exited before listening")?;
-        // Keep draining stdout so anvil never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .await?;
+        let url = node.ready.clone();
         Ok(Anvil {
-            _child: child,
+            rpc: JsonRpc::new(url.clone()),
+            _node: node,
             url,
-            http: reqwest::Client::new(),
         })
     }
 
     /// One JSON-RPC call.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
-        let r: Value = self
-            .http
-            .post(&self.url)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(e) = r.get("error") {
-            return Err(format!("{method}: {e}"));
-        }
-        Ok(r["result"].clone())
+        self.rpc.call(method, params).await
     }
 
     /// The first dev account (unlocked, funded).
@@ -339,12 +313,7 @@ impl BeaconServer {
             .route("/eth/v1/beacon/states/{state}/validators", post(validators))
             .route("/eth/v2/beacon/blocks/{slot}", get(block))
             .with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(bound)
+        softstake_testnode::serve(app, addr).await
     }
 }
 

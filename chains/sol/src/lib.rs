@@ -20,11 +20,14 @@
 //! No SDK type crosses the crate boundary.
 
 pub mod adapter;
+#[cfg(feature = "testnode")]
+pub mod devnet;
 pub mod keys;
 pub mod ops;
 pub mod plugin;
 pub mod request;
 pub mod stake;
+#[cfg(feature = "testnode")]
 pub mod testnode;
 pub mod tx;
 

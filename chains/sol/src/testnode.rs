@@ -4,12 +4,12 @@
 //! `scripts/svm-venv` prepares the Python environment.
 
 use serde_json::{Value, json};
+use softstake_testnode::Launched;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_rpc_client_api::request::RpcRequest;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Node parameters.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ impl Default for SvmOptions {
 
 /// A running node; killed on drop.
 pub struct SvmNode {
-    _child: tokio::process::Child,
+    _node: Launched<(String, String)>,
     /// JSON-RPC URL.
     pub url: String,
     /// Genesis hash it reports.
@@ -85,8 +85,8 @@ impl SvmNode {
     /// Starts a node and waits until it listens.
     pub async fn start(opts: SvmOptions) -> Result<Self, String> {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testnode/svm_node.py");
-        let mut child = tokio::process::Command::new(python()?)
-            .arg(&script)
+        let mut cmd = tokio::process::Command::new(python()?);
+        cmd.arg(&script)
             .args(["--port", "0"])
             .args(["--slots-per-epoch", &opts.slots_per_epoch.to_string()])
             .args(["--start-epoch", &opts.start_epoch.to_string()])
@@ -94,27 +94,25 @@ impl SvmNode {
             .args(["--reward-bps", &opts.reward_bps.to_string()])
             .args(["--slot-ms", &opts.slot_ms.to_string()])
             .args(["--genesis-time", &opts.genesis_time.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", script.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .map_err(|_| "the Solana test node did not start within 60 s".to_string())?
-            .map_err(|e| e.to_string())?
-            .ok_or("the Solana test node exited before listening")?;
-        // "listening on PORT genesis HASH"
-        let parts: Vec<&str> = line.split_whitespace().collect();
-        let (port, genesis) = match parts.as_slice() {
-            ["listening", "on", port, "genesis", hash] => ((*port).to_owned(), (*hash).to_owned()),
-            _ => return Err(format!("unexpected test node banner {line:?}")),
-        };
+            .stderr(Stdio::inherit());
+        // The banner: "listening on PORT genesis HASH".
+        let node = Launched::spawn(
+            "the Solana test node",
+            cmd,
+            Duration::from_secs(60),
+            None,
+            |line| match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["listening", "on", port, "genesis", hash] => {
+                    Some(((*port).to_owned(), (*hash).to_owned()))
+                }
+                _ => None,
+            },
+        )
+        .await?;
+        let (port, genesis) = node.ready.clone();
         let url = format!("http://127.0.0.1:{port}");
         Ok(SvmNode {
-            _child: child,
+            _node: node,
             rpc: RpcClient::new_with_timeout(url.clone(), Duration::from_secs(60)),
             url,
             genesis_hash: genesis,

@@ -14,11 +14,14 @@
 //! No SDK type crosses the crate boundary.
 
 pub mod adapter;
+#[cfg(feature = "testnode")]
+pub mod devnet;
 pub mod forge;
 pub mod keys;
 pub mod ops;
 pub mod plugin;
 pub mod request;
+#[cfg(feature = "testnode")]
 pub mod testnode;
 
 pub use adapter::{XtzAdapter, XtzSettings};

@@ -295,8 +295,6 @@ impl TestNode {
 
     /// Serves the RPC on `addr`; returns the bound address.
     pub async fn serve(&self, addr: std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr> {
-        let l = tokio::net::TcpListener::bind(addr).await?;
-        let bound = l.local_addr()?;
         let app = axum::Router::new()
             .route("/chains/main/chain_id", get(chain_id))
             .route("/chains/main/blocks/{block}/header", get(header))
@@ -327,10 +325,7 @@ impl TestNode {
             )
             .route("/injection/operation", post(inject))
             .with_state(self.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(l, app).await;
-        });
-        Ok(bound)
+        softstake_testnode::serve(app, addr).await
     }
 
     /// Bakes `n` blocks (including the mempool in the first).

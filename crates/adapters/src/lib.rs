@@ -15,15 +15,33 @@ use softstake_core::config::{ChainConfig, ConfigIssue};
 use softstake_core::plugin::{ChainPlugin, SignError};
 use std::sync::Arc;
 
-/// Every chain in this build: one line per chain.
-pub static PLUGINS: &[&dyn ChainPlugin] = &[
-    &softstake_chain_eth::plugin::Plugin,
-    &softstake_chain_dot::plugin::Plugin,
-    &softstake_chain_sol::plugin::Plugin,
-    &softstake_chain_atom::plugin::Plugin,
-    &softstake_chain_ada::plugin::Plugin,
-    &softstake_chain_xtz::plugin::Plugin,
-];
+/// Declares the chains of this build: [`PLUGINS`] and, with the `devnet`
+/// feature, [`DEVNET`], from one list.
+macro_rules! chains {
+    ($($krate:ident),* $(,)?) => {
+        /// Every chain in this build.
+        pub static PLUGINS: &[&dyn ChainPlugin] = &[$(&$krate::plugin::Plugin),*];
+        /// Every chain's devnet driver (feature `devnet`).
+        #[cfg(feature = "devnet")]
+        pub static DEVNET: &[&dyn softstake_testnode::DevnetChain] = &[$(&$krate::devnet::Devnet),*];
+    };
+}
+
+// The registry: one line per chain.
+chains!(
+    softstake_chain_eth,
+    softstake_chain_dot,
+    softstake_chain_sol,
+    softstake_chain_atom,
+    softstake_chain_ada,
+    softstake_chain_xtz,
+);
+
+/// The devnet driver of `chain` (feature `devnet`).
+#[cfg(feature = "devnet")]
+pub fn devnet(chain: ChainId) -> Option<&'static dyn softstake_testnode::DevnetChain> {
+    DEVNET.iter().copied().find(|d| d.chain() == chain)
+}
 
 /// The plug-in of `chain`, if this build has it.
 pub fn plugin(chain: ChainId) -> Option<&'static dyn ChainPlugin> {

@@ -1,6 +1,7 @@
 //! Chain sections checked by their chain's crate through the registry
 //! (moved from softstake-config's tests when the chains' settings moved into
 //! the chain crates; same assertions).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 use softstake_adapters::validate;
 use softstake_config::{ConfigIssue, load};
@@ -82,11 +83,9 @@ fn polkadot_section(validators: usize, extra: &str) -> String {
     t.push_str("\n[[chains]]\nenabled = true\nendpoints = [\"https://rpc.example.net\"]\n");
     t.push_str("key = { env = \"DOT_KEY\" }\ncommission = \"0.1\"\n");
     for i in 0..validators {
-        let a = if i < 2 {
-            DOT_TARGETS[i].to_owned()
-        } else {
-            format!("v{i}")
-        };
+        let a = DOT_TARGETS
+            .get(i)
+            .map_or_else(|| format!("v{i}"), |a| (*a).to_owned());
         t.push_str(&format!(
             "[[chains.validators]]\naddress = \"{a}\"\nweight = 1\ncap = \"1\"\n"
         ));

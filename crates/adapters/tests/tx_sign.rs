@@ -1,6 +1,7 @@
 //! `softstake tx sign` through the registry: every chain's documented
 //! request parses, and an unknown field at any level of it is refused,
 //! naming the field, before any key is read or anything is signed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 use serde_json::Value;
 use softstake_adapters::{PLUGINS, sign_request};

@@ -40,6 +40,7 @@ enum Command {
     /// The whole loop on local chains with throwaway keys: starts the
     /// nodes, the daemon and a user population, runs the scripted steps,
     /// prints a summary, then keeps the API and metrics up until Ctrl-C.
+    #[cfg(feature = "devnet")]
     Devnet {
         /// Users in the population.
         #[arg(long, default_value_t = 2000)]
@@ -304,6 +305,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             init_logging(&cfg, cli.log_json);
             run(cfg).await
         }
+        #[cfg(feature = "devnet")]
         Command::Devnet {
             users,
             steps,

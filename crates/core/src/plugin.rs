@@ -55,13 +55,14 @@ impl SignError {
     ) -> Result<T, SignError> {
         let v: serde_json::Value =
             serde_json::from_str(json).map_err(|e| SignError::Request(e.to_string()))?;
-        if let Some(o) = v.as_object() {
-            if let Some(k) = o.keys().find(|k| !fields.contains(&k.as_str())) {
-                return Err(SignError::Request(format!(
-                    "unknown field `{k}`, expected one of {}",
-                    fields.join(", ")
-                )));
-            }
+        if let Some(k) = v
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !fields.contains(&k.as_str())))
+        {
+            return Err(SignError::Request(format!(
+                "unknown field `{k}`, expected one of {}",
+                fields.join(", ")
+            )));
         }
         SignError::parse(json)
     }

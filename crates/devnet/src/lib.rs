@@ -14,12 +14,10 @@
 //! up; each step waits for the daemon's loops (one cycle per wall-clock
 //! second) before moving on.
 
-pub mod chains;
-
-use chains::{Driver, Rng, Started, balance_update};
 use serde::Serialize;
 use serde_json::{Value, json};
 use softstake_core::{ChainId, Clock, ManualClock, Timestamp};
+use softstake_testnode::{Driver, Rng, Started};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -206,28 +204,11 @@ pub fn prepare(chains: &[ChainId]) -> Result<(), String> {
             Err(format!("installing {what} failed ({st})"))
         }
     };
-    if chains.contains(&ChainId::Polkadot)
-        && (softstake_chain_dot::testnode::chopsticks_path().is_err()
-            || softstake_chain_dot::testnode::paseo_spec_path().is_err())
-    {
-        run(
-            "chopsticks and the Paseo chain spec",
-            &mut std::process::Command::new(root.join("scripts/dot-node")),
-        )?;
-    }
-    if chains.contains(&ChainId::Ethereum) && softstake_chain_eth::testnode::anvil_path().is_err() {
-        run(
-            "anvil (npm)",
-            std::process::Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(root.join("tests/vectors/eth")),
-        )?;
-    }
-    if chains.contains(&ChainId::Solana) && softstake_chain_sol::testnode::python().is_err() {
-        run(
-            "the SVM test node's Python (solders from PyPI)",
-            &mut std::process::Command::new(root.join("scripts/svm-venv")),
-        )?;
+    for c in chains {
+        if let Some((what, mut cmd)) = softstake_adapters::devnet(*c).and_then(|d| d.install(&root))
+        {
+            run(what, &mut cmd)?;
+        }
     }
     Ok(())
 }
@@ -244,36 +225,25 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
     //    every other chain starts at its time.
     let mut started: Vec<Started> = Vec::new();
     let mut t0 = Timestamp::now().unix();
-    if opts.chains.contains(&ChainId::Polkadot) {
-        progress("starting chopsticks with the Paseo runtime (about 20 s)");
-        let (s, t) = chains::polkadot(&dir, &mut rng).await?;
+    let drivers = opts
+        .chains
+        .iter()
+        .map(|c| {
+            softstake_adapters::devnet(*c)
+                .ok_or_else(|| format!("{c}: no devnet driver in this build"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // The chain whose node fixes the start time goes first (chopsticks
+    // starts at the wall clock); every other chain starts at its time.
+    for d in drivers.iter().filter(|d| d.sets_start_time()) {
+        progress(d.starting());
+        let (s, t) = d.start(&dir, t0, &mut rng).await?;
         t0 = t;
         started.push(s);
     }
-    for c in &opts.chains {
-        let s = match c {
-            ChainId::Cosmos => {
-                progress("starting the Cosmos test node");
-                chains::cosmos(&dir, t0, &mut rng).await?
-            }
-            ChainId::Tezos => {
-                progress("starting the Tezos test node");
-                chains::tezos(&dir, t0, &mut rng).await?
-            }
-            ChainId::Cardano => {
-                progress("starting the Cardano test node");
-                chains::cardano(&dir, t0, &mut rng).await?
-            }
-            ChainId::Ethereum => {
-                progress("starting anvil and the Beacon API test server");
-                chains::ethereum(&dir, t0).await?
-            }
-            ChainId::Solana => {
-                progress("starting the SVM test node (LiteSVM)");
-                chains::solana(&dir, t0, &mut rng).await?
-            }
-            ChainId::Polkadot => continue,
-        };
+    for d in drivers.iter().filter(|d| !d.sets_start_time()) {
+        progress(d.starting());
+        let (s, _) = d.start(&dir, t0, &mut rng).await?;
         started.push(s);
     }
 
@@ -743,4 +713,21 @@ pub fn render(summary: &[ChainSummary]) -> String {
         ));
     }
     out
+}
+
+/// One balance update as the exchange posts it.
+pub fn balance_update(
+    event: &str,
+    user: &str,
+    asset: &str,
+    balance: u128,
+    at: i64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": event,
+        "user_id": user,
+        "asset": asset,
+        "balance": balance.to_string(),
+        "effective_at": softstake_core::Timestamp::from_unix(at).to_string(),
+    })
 }

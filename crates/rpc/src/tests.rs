@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 use super::*;
 use axum::Router;
 use axum::extract::State;
@@ -100,7 +101,7 @@ async fn identity_is_checked_once_per_connection_and_a_wrong_network_is_fatal() 
     let (ua, ub) = (serve(a.clone()).await, serve(b.clone()).await);
     *a.network.lock().unwrap() = "net".into();
     *b.network.lock().unwrap() = "other".into();
-    let e = endpoints(&[ua.clone()], "net");
+    let e = endpoints(std::slice::from_ref(&ua), "net");
     for _ in 0..3 {
         data(&e).await.unwrap();
     }

@@ -1,0 +1,100 @@
+//! The Cardano driver of `softstake devnet`: starts the local node the
+//! adapter tests use, funds a throwaway custody key, writes the key file and
+//! the chain's config section, and moves the chain's time with the devnet
+//! clock.
+
+use softstake_core::ChainId;
+use softstake_testnode::{
+    DevnetChain, Driver, Rng, Started, common_section, u128_to_u64, write_key,
+};
+use std::path::Path;
+
+struct Ada(crate::testnode::TestNode);
+
+#[async_trait::async_trait]
+impl Driver for Ada {
+    fn chain(&self) -> ChainId {
+        ChainId::Cardano
+    }
+    fn node(&self) -> &'static str {
+        "softstake's protocol-faithful Cardano test node behind a Blockfrost-shaped API (no cardano-node in the registries)"
+    }
+    async fn advance_to(&self, t: i64) -> Result<(), String> {
+        let now = self.0.now();
+        if t > now {
+            self.0
+                .advance_slots(u64::try_from(t - now).map_err(|e| e.to_string())?);
+        }
+        Ok(())
+    }
+}
+
+/// Cardano on the protocol-faithful test node.
+async fn cardano(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
+    use crate::keys::LocalKey;
+    use crate::testnode::{TestNode, TestNodeConfig, pool_bech32};
+    use crate::tx;
+    let unit = 1_000_000u128;
+    let liabilities = 50_000 * unit;
+    let node = TestNode::new(TestNodeConfig {
+        min_fee_a: 44,
+        min_fee_b: 155_381,
+        key_deposit: 2_000_000,
+        epoch_length: 3_600,
+        system_start: t0,
+        reward_bps: 5,
+        network_id: 0,
+    });
+    let pool = [0x33; 28];
+    node.add_pool(pool);
+    let payment = LocalKey::from_seed(rng.bytes32());
+    let stake = LocalKey::from_seed(rng.bytes32());
+    node.fund(
+        &tx::base_address(0, &payment.key_hash(), &stake.key_hash()),
+        u128_to_u64(liabilities + 5 * unit)?,
+    );
+    let bound = node
+        .serve("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
+        .await
+        .map_err(|e| e.to_string())?;
+    let key_file = write_key(dir, "cardano-payment.skey", &payment.to_skey("Payment"))?;
+    let stake_file = write_key(dir, "cardano-stake.skey", &stake.to_skey("Stake"))?;
+    let mut section = common_section(
+        &format!("http://{bound}"),
+        &key_file,
+        &[&pool_bech32(&pool)],
+        "1",
+        "1000000",
+    );
+    section.push_str(&format!(
+        "[chains.network]\ntype = \"cardano\"\nnetwork_magic = 42\nstake_key = {{ file = \"{stake_file}\" }}\n\
+         drep = \"always_abstain\"\nmin_withdrawal_lovelace = 1000000\nttl_slots = 7200\n"
+    ));
+    Ok(Started {
+        driver: Box::new(Ada(node)),
+        section,
+        liabilities,
+        unit,
+    })
+}
+
+/// The Cardano devnet chain.
+#[derive(Debug, Clone, Copy)]
+pub struct Devnet;
+
+#[async_trait::async_trait]
+impl DevnetChain for Devnet {
+    fn chain(&self) -> ChainId {
+        ChainId::Cardano
+    }
+    fn install(&self, root: &Path) -> Option<(&'static str, std::process::Command)> {
+        let _ = root;
+        None
+    }
+    fn starting(&self) -> &'static str {
+        "starting the Cardano test node"
+    }
+    async fn start(&self, dir: &Path, t0: i64, rng: &mut Rng) -> Result<(Started, i64), String> {
+        Ok((cardano(dir, t0, rng).await?, t0))
+    }
+}

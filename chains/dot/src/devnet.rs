@@ -1,0 +1,162 @@
+//! The Polkadot driver of `softstake devnet`: starts the local node the
+//! adapter tests use, funds a throwaway custody key, writes the key file and
+//! the chain's config section, and moves the chain's time with the devnet
+//! clock.
+
+use softstake_core::ChainId;
+use softstake_core::adapter::{ChainAdapter, PoolStateRequest};
+use softstake_testnode::{DevnetChain, Driver, Rng, Started, common_section, write_key};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Length of a Polkadot era on Paseo (6 sessions x 600 slots x 6 s).
+pub const DOT_ERA_SECS: i64 = 6 * 3600;
+
+struct Dot {
+    node: crate::testnode::Chopsticks,
+    reader: crate::DotAdapter,
+    stash: String,
+    validator: String,
+    t0: i64,
+    era: std::sync::Mutex<u32>,
+}
+
+#[async_trait::async_trait]
+impl Driver for Dot {
+    fn chain(&self) -> ChainId {
+        ChainId::Polkadot
+    }
+    fn node(&self) -> &'static str {
+        "the real Paseo runtime under chopsticks (eras moved through its dev RPC: no validators produce sessions)"
+    }
+    async fn advance_to(&self, t: i64) -> Result<(), String> {
+        let target = u32::try_from(1 + (t - self.t0).max(0) / DOT_ERA_SECS).unwrap_or(u32::MAX);
+        loop {
+            let e = *self.era.lock().map_err(|_| "poisoned")?;
+            if e >= target {
+                return Ok(());
+            }
+            // The era that ends pays 50 DOT for the validator's points; the
+            // next one exposes what the stash has bonded.
+            let pool = self
+                .reader
+                .pool_state(PoolStateRequest {})
+                .await
+                .map_err(|e| e.to_string())?;
+            let bonded: u128 = pool
+                .delegations
+                .iter()
+                .map(|d| d.active.base() + d.activating.base())
+                .sum();
+            let start = self.t0 + i64::from(e) * DOT_ERA_SECS;
+            self.node
+                .next_era(
+                    e,
+                    u64::try_from(start).unwrap_or(0) * 1000,
+                    &self.validator,
+                    &self.stash,
+                    bonded,
+                    50 * 10_000_000_000,
+                )
+                .await?;
+            *self.era.lock().map_err(|_| "poisoned")? = e + 1;
+        }
+    }
+}
+
+/// Polkadot: chopsticks running the real Paseo runtime. Returns the chain
+/// and its time (chopsticks starts at the wall clock).
+async fn polkadot(dir: &Path, rng: &mut Rng) -> Result<(Started, i64), String> {
+    use crate::testnode::{CHOPSTICKS_GENESIS, Chopsticks};
+    let node = Chopsticks::start().await?;
+    let t0 = i64::try_from(node.now_ms().await? / 1000).map_err(|e| e.to_string())?;
+    let vals = node.session_validators().await?;
+    let validator = vals
+        .first()
+        .cloned()
+        .ok_or("Paseo genesis without validators")?;
+    let uri = format!("0x{}", hex::encode(rng.bytes32()));
+    let pair = subxt_signer::sr25519::Keypair::from_uri(
+        &uri.parse().map_err(|_| "secret uri".to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let stash = subxt::utils::AccountId32(pair.public_key().0).to_string();
+    let unit = 10_000_000_000u128;
+    let liabilities = 10_000 * unit;
+    node.fund(&stash, liabilities + 5 * unit).await?;
+    node.set_era(1, u64::try_from(t0).unwrap_or(0) * 1000)
+        .await?;
+    let key_file = write_key(dir, "polkadot.uri", &uri)?;
+    let mut section = common_section(&node.url, &key_file, &[&validator], "1", "100000");
+    section.push_str(&format!(
+        "[chains.network]\ntype = \"polkadot\"\ngenesis_hash = \"{CHOPSTICKS_GENESIS}\"\n"
+    ));
+    let reader = crate::DotAdapter::new(
+        crate::DotSettings {
+            endpoints: vec![node.url.clone()],
+            genesis_hash: CHOPSTICKS_GENESIS.into(),
+            targets: vec![(
+                validator.clone(),
+                validator.parse().map_err(|_| "validator address")?,
+            )],
+            stash: None,
+            payee: crate::tx::Payee::Staked,
+            fee_reserve: unit,
+            era_period: 64,
+            rewards_from_block: None,
+            max_scan_blocks: 100,
+            max_payouts_per_tx: 8,
+            request_timeout: Duration::from_secs(60),
+        },
+        Arc::new(pair),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((
+        Started {
+            driver: Box::new(Dot {
+                node,
+                reader,
+                stash,
+                validator,
+                t0,
+                era: std::sync::Mutex::new(1),
+            }),
+            section,
+            liabilities,
+            unit,
+        },
+        t0,
+    ))
+}
+
+/// The Polkadot devnet chain.
+#[derive(Debug, Clone, Copy)]
+pub struct Devnet;
+
+#[async_trait::async_trait]
+impl DevnetChain for Devnet {
+    fn chain(&self) -> ChainId {
+        ChainId::Polkadot
+    }
+    fn install(&self, root: &Path) -> Option<(&'static str, std::process::Command)> {
+        if crate::testnode::chopsticks_path().is_ok() && crate::testnode::paseo_spec_path().is_ok()
+        {
+            return None;
+        }
+        Some((
+            "chopsticks and the Paseo chain spec",
+            std::process::Command::new(root.join("scripts/dot-node")),
+        ))
+    }
+    fn sets_start_time(&self) -> bool {
+        true
+    }
+    fn starting(&self) -> &'static str {
+        "starting chopsticks with the Paseo runtime (about 20 s)"
+    }
+    async fn start(&self, dir: &Path, t0: i64, rng: &mut Rng) -> Result<(Started, i64), String> {
+        let _ = t0;
+        polkadot(dir, rng).await
+    }
+}

@@ -1,0 +1,100 @@
+//! The Tezos driver of `softstake devnet`: starts the local node the
+//! adapter tests use, funds a throwaway custody key, writes the key file and
+//! the chain's config section, and moves the chain's time with the devnet
+//! clock.
+
+use softstake_core::ChainId;
+use softstake_testnode::{DevnetChain, Driver, Rng, Started, common_section, write_key};
+use std::path::Path;
+
+const BAKER: &str = "tz1gjaF81ZRRvdzjobyfVNsAeSC6PScjfQwN";
+
+struct Xtz(crate::testnode::TestNode, i64);
+
+#[async_trait::async_trait]
+impl Driver for Xtz {
+    fn chain(&self) -> ChainId {
+        ChainId::Tezos
+    }
+    fn node(&self) -> &'static str {
+        "softstake's protocol-faithful Tezos test node (no octez binaries in the registries)"
+    }
+    async fn advance_to(&self, t: i64) -> Result<(), String> {
+        let now = self.0.head().1;
+        if t > now {
+            self.0.bake((t - now) / self.1);
+        }
+        Ok(())
+    }
+    // One block (a minute) ahead of the clock at most: the devnet stops at
+    // whole hours, which are cycle boundaries here, so no cycle's rewards
+    // end inside the block.
+    async fn nudge(&self) -> Result<bool, String> {
+        self.0.bake(1);
+        Ok(true)
+    }
+}
+
+/// Tezos (staking mode) on the protocol-faithful test node.
+async fn tezos(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
+    use crate::keys::{LocalKey, Signer};
+    use crate::testnode::{TestNode, TestNodeConfig};
+    let edsk = crate::forge::b58(crate::forge::prefix::EDSK_SEED, &rng.bytes32());
+    let key =
+        LocalKey::parse(&softstake_core::Secret::new(edsk.clone())).map_err(|e| e.to_string())?;
+    let unit = 1_000_000u128;
+    let liabilities = 20_000 * unit;
+    let block_secs = 60;
+    let node = TestNode::new(TestNodeConfig {
+        chain_id: "NetXsoftstake1".into(),
+        genesis_time: t0,
+        block_secs,
+        blocks_per_cycle: 60,
+        unstake_delay_cycles: 2,
+        reward_ppm_per_cycle: 200,
+        bakers: vec![(BAKER.into(), true, 10_000_000 * unit)],
+        accounts: vec![(key.address(), liabilities + 5 * unit)],
+    });
+    let bound = node
+        .serve("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
+        .await
+        .map_err(|e| e.to_string())?;
+    let key_file = write_key(dir, "tezos.key", &edsk)?;
+    let mut section = common_section(
+        &format!("http://{bound}"),
+        &key_file,
+        &[BAKER],
+        "1",
+        "100000",
+    );
+    section.push_str(
+        "[chains.network]\ntype = \"tezos\"\nchain_id = \"NetXsoftstake1\"\nmode = \"staking\"\n",
+    );
+    Ok(Started {
+        driver: Box::new(Xtz(node, block_secs)),
+        section,
+        liabilities,
+        unit,
+    })
+}
+
+/// The Tezos devnet chain.
+#[derive(Debug, Clone, Copy)]
+pub struct Devnet;
+
+#[async_trait::async_trait]
+impl DevnetChain for Devnet {
+    fn chain(&self) -> ChainId {
+        ChainId::Tezos
+    }
+    fn install(&self, root: &Path) -> Option<(&'static str, std::process::Command)> {
+        let _ = root;
+        None
+    }
+    fn starting(&self) -> &'static str {
+        "starting the Tezos test node"
+    }
+    async fn start(&self, dir: &Path, t0: i64, rng: &mut Rng) -> Result<(Started, i64), String> {
+        Ok((tezos(dir, t0, rng).await?, t0))
+    }
+}

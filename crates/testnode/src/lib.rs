@@ -1,0 +1,214 @@
+//! The kit the chain crates' test nodes and devnet drivers share (each
+//! chain crate enables it with its `testnode` feature; nothing here is in a
+//! `softstake` built without the `devnet` feature):
+//!
+//! - [`Launched::spawn`]: starts a node's process, waits for the line that
+//!   says where it listens, and keeps draining its output (to a log file
+//!   when one is named) so it never blocks on a full pipe; killed on drop.
+//! - [`serve`]: an axum router on a port-0 (or given) address.
+//! - [`JsonRpc`]: a minimal JSON-RPC client for driving a node in tests.
+//! - [`DevnetChain`], [`Driver`], [`Started`]: what a chain gives
+//!   `softstake devnet` (start its node, fund a throwaway key, write its
+//!   config section, move its time).
+
+use serde_json::{Value, json};
+use softstake_core::ChainId;
+pub use softstake_core::rng::Rng;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// A node process; killed when dropped.
+pub struct Launched<T> {
+    _child: tokio::process::Child,
+    /// What the readiness line said (the URL it listens on).
+    pub ready: T,
+}
+
+impl<T> Launched<T> {
+    /// Spawns `cmd` with stdout piped, reads lines until `ready` finds what
+    /// it waits for (within `timeout`), then drains the rest (appending it
+    /// to `log` when given). `what` names the node in errors.
+    pub async fn spawn(
+        what: &str,
+        mut cmd: tokio::process::Command,
+        timeout: Duration,
+        log: Option<String>,
+        ready: impl Fn(&str) -> Option<T>,
+    ) -> Result<Self, String> {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting {what}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let found = tokio::time::timeout(timeout, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(v) = ready(&line) {
+                    return Some(v);
+                }
+            }
+            None
+        })
+        .await
+        .map_err(|_| format!("{what} did not get ready within {} s", timeout.as_secs()))?
+        .ok_or_else(|| format!("{what} exited before it was ready"))?;
+        tokio::spawn(async move {
+            let mut file = match log {
+                Some(p) => tokio::fs::File::create(p).await.ok(),
+                None => None,
+            };
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(f) = file.as_mut() {
+                    let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+                }
+            }
+        });
+        Ok(Launched {
+            _child: child,
+            ready: found,
+        })
+    }
+}
+
+/// Serves `app` on `addr` (port 0 picks a free port); returns the bound
+/// address. The server runs until the runtime ends.
+pub async fn serve(
+    app: axum::Router,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(bound)
+}
+
+/// A JSON-RPC client for driving a test node (errors as text).
+#[derive(Debug, Clone)]
+pub struct JsonRpc {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl JsonRpc {
+    /// A client for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        JsonRpc {
+            url: url.into(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// One call; a JSON-RPC error is an `Err` naming the method.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+        let r: Value = self
+            .http
+            .post(&self.url)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = r.get("error") {
+            return Err(format!("{method}: {e}"));
+        }
+        Ok(r["result"].clone())
+    }
+}
+
+/// A started devnet chain.
+pub struct Started {
+    /// Its driver.
+    pub driver: Box<dyn Driver>,
+    /// The `[[chains]]` section (TOML), key file written.
+    pub section: String,
+    /// What the custody holds for users, base units.
+    pub liabilities: u128,
+    /// Base units per coin.
+    pub unit: u128,
+}
+
+/// Moves one chain's time.
+#[async_trait::async_trait]
+pub trait Driver: Send + Sync {
+    /// The chain.
+    fn chain(&self) -> ChainId;
+    /// What runs it, for the summary and the README.
+    fn node(&self) -> &'static str;
+    /// Moves the chain to devnet time `t` (unix seconds).
+    async fn advance_to(&self, t: i64) -> Result<(), String>;
+    /// Includes what waits in the mempool on a node that only makes blocks
+    /// when told, without moving the devnet clock; `false` when this node
+    /// cannot do that safely (the devnet then moves everyone's time).
+    async fn nudge(&self) -> Result<bool, String> {
+        Ok(false)
+    }
+}
+
+/// What a chain gives `softstake devnet`.
+#[async_trait::async_trait]
+pub trait DevnetChain: Send + Sync {
+    /// The chain.
+    fn chain(&self) -> ChainId;
+    /// When the node's tools are missing: what to install (for the
+    /// progress line) and the command (run from the repository root) that
+    /// installs them.
+    fn install(&self, root: &Path) -> Option<(&'static str, std::process::Command)>;
+    /// Whether this chain's node fixes the devnet's start time (chopsticks
+    /// starts at the wall clock): it is started first and its time is `t0`
+    /// for the others.
+    fn sets_start_time(&self) -> bool {
+        false
+    }
+    /// The progress line while it starts.
+    fn starting(&self) -> &'static str;
+    /// Starts the node at devnet time `t0`, funds a throwaway custody key
+    /// written under `dir` and returns its driver and config section, and
+    /// the start time it actually used.
+    async fn start(&self, dir: &Path, t0: i64, rng: &mut Rng) -> Result<(Started, i64), String>;
+}
+
+/// Writes a key file readable by its owner only; returns its path.
+pub fn write_key(dir: &Path, name: &str, content: &str) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, content).map_err(|e| format!("{}: {e}", p.display()))?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(p.display().to_string())
+}
+
+/// The common part of a devnet `[[chains]]` section.
+pub fn common_section(
+    endpoint: &str,
+    key_file: &str,
+    validators: &[&str],
+    min_operation: &str,
+    max_op: &str,
+) -> String {
+    let mut s = format!(
+        "[[chains]]\nenabled = true\nendpoints = [\"{endpoint}\"]\nkey = {{ file = \"{key_file}\" }}\n\
+         interval_secs = 1\ncommission = \"0.10\"\n"
+    );
+    for v in validators {
+        s.push_str(&format!(
+            "[[chains.validators]]\naddress = \"{v}\"\nweight = 1\ncap = \"1\"\n"
+        ));
+    }
+    s.push_str(&format!(
+        "[chains.buffer]\ntarget = \"0.2\"\nband = \"0.05\"\nmin_operation = \"{min_operation}\"\n\
+         [chains.safety]\nmax_per_operation = \"{max_op}\"\nmax_per_day = \"100000000\"\napproval_threshold = \"{max_op}\"\n"
+    ));
+    s
+}
+
+/// A u128 the test nodes keep as u64.
+pub fn u128_to_u64(v: u128) -> Result<u64, String> {
+    u64::try_from(v).map_err(|_| format!("{v} does not fit the test node's u64"))
+}
