@@ -90,7 +90,10 @@ async fn the_engine_bonds_is_paid_out_distributes_and_unbonds_for_a_queued_withd
             async move {
                 let head = node.head_number().await.unwrap();
                 let r = engine.cycle().await.unwrap();
-                if r.ops.iter().any(|o| o.event.ends_with("broadcast")) {
+                if r.ops
+                    .iter()
+                    .any(|o| o.event.as_str().ends_with("broadcast"))
+                {
                     node.settle(head).await.unwrap();
                 }
                 let e = era.fetch_add(1, Ordering::SeqCst);

@@ -78,23 +78,11 @@ async fn cardano(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> 
     })
 }
 
-/// The Cardano devnet chain.
-#[derive(Debug, Clone, Copy)]
-pub struct Devnet;
-
-#[async_trait::async_trait]
-impl DevnetChain for Devnet {
-    fn chain(&self) -> ChainId {
-        ChainId::Cardano
-    }
-    fn install(&self, root: &Path) -> Option<(&'static str, std::process::Command)> {
-        let _ = root;
-        None
-    }
-    fn starting(&self) -> &'static str {
-        "starting the Cardano test node"
-    }
-    async fn start(&self, dir: &Path, t0: i64, rng: &mut Rng) -> Result<(Started, i64), String> {
-        Ok((cardano(dir, t0, rng).await?, t0))
-    }
-}
+/// The Cardano chain in `softstake devnet`.
+pub static DEVNET: DevnetChain = DevnetChain {
+    chain: ChainId::Cardano,
+    starting: "starting the Cardano test node",
+    sets_start_time: false,
+    install: softstake_testnode::nothing_to_install,
+    start: |dir, t0, rng| Box::pin(async move { Ok((cardano(dir, t0, rng).await?, t0)) }),
+};

@@ -203,7 +203,7 @@ impl AtomAdapter {
         let amt = r
             .and_then(|r| r.balance)
             .map_or(Ok(0), |c| c.amount.parse::<u128>())
-            .map_err(|e| AdapterError::Rejected(format!("balance: {e}")))?;
+            .map_err(|e| bad_response(format!("balance: {e}")))?;
         Ok(Amount::from_base(amt))
     }
 
@@ -225,11 +225,11 @@ impl AtomAdapter {
                 let bal = d
                     .balance
                     .map_or(Ok(0), |c| c.amount.parse::<u128>())
-                    .map_err(|e| AdapterError::Rejected(format!("delegation balance: {e}")))?;
+                    .map_err(|e| bad_response(format!("delegation balance: {e}")))?;
                 let shares: u128 = del
                     .shares
                     .parse()
-                    .map_err(|e| AdapterError::Rejected(format!("delegation shares: {e}")))?;
+                    .map_err(|e| bad_response(format!("delegation shares: {e}")))?;
                 Ok((del.validator_address, Amount::from_base(bal), shares))
             })
             .collect()
@@ -281,7 +281,7 @@ impl AtomAdapter {
             .await?;
         let params = r
             .and_then(|r| r.params)
-            .ok_or_else(|| AdapterError::Rejected("staking params missing".into()))?;
+            .ok_or_else(|| bad_response("staking params missing".into()))?;
         let secs = params
             .unbonding_time
             .map_or(0, |d| u64::try_from(d.seconds).unwrap_or(0));
@@ -304,9 +304,9 @@ impl AtomAdapter {
                 out.push(UnbondingEntry {
                     validator: u.validator_address.clone(),
                     amount: Amount::from_base(
-                        e.balance.parse().map_err(|x| {
-                            AdapterError::Rejected(format!("unbonding balance: {x}"))
-                        })?,
+                        e.balance
+                            .parse()
+                            .map_err(|x| bad_response(format!("unbonding balance: {x}")))?,
                     ),
                     completes_at: Timestamp::from_unix(e.completion_time.map_or(0, |t| t.seconds)),
                 });

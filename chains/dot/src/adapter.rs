@@ -123,7 +123,7 @@ fn inv(m: impl Into<String>) -> AdapterError {
 fn st(e: state::StateError) -> AdapterError {
     match e {
         state::StateError::Missing(m) => AdapterError::Config(format!("polkadot: {m}")),
-        other => AdapterError::Rejected(other.to_string()),
+        other @ state::StateError::Decode { .. } => bad_response(&other.to_string()),
     }
 }
 
@@ -210,13 +210,11 @@ impl DotAdapter {
         let spec = v["specVersion"]
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| AdapterError::Rejected("runtime version without specVersion".into()))?;
+            .ok_or_else(|| bad_response("runtime version without specVersion"))?;
         let txv = v["transactionVersion"]
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| {
-                AdapterError::Rejected("runtime version without transactionVersion".into())
-            })?;
+            .ok_or_else(|| bad_response("runtime version without transactionVersion"))?;
         if let Some(r) = lock(&self.runtime)?.as_ref()
             && r.spec_version == spec
             && r.transaction_version == txv
@@ -276,8 +274,8 @@ impl DotAdapter {
 
     async fn head_at(&self, rt: &Runtime, hash: String) -> Result<Head, AdapterError> {
         let h = self.rpc.call("chain_getHeader", json!([hash])).await?;
-        let number = block_number(&h["number"])
-            .ok_or_else(|| AdapterError::Rejected("header without a number".into()))?;
+        let number =
+            block_number(&h["number"]).ok_or_else(|| bad_response("header without a number"))?;
         let now = self
             .read(rt, &hash, "Timestamp", "Now", &[])
             .await?
@@ -772,15 +770,13 @@ impl DotAdapter {
             )
             .await?
             .as_u64()
-            .ok_or_else(|| {
-                AdapterError::Rejected("system_accountNextIndex: not a number".into())
-            })?;
+            .ok_or_else(|| bad_response("system_accountNextIndex: not a number"))?;
         let genesis: [u8; 32] = hex_bytes(&self.s.genesis_hash)?
             .try_into()
             .map_err(|_| AdapterError::Config("genesis_hash is not 32 bytes".into()))?;
         let era_block_hash: [u8; 32] = hex_bytes(&head.hash)?
             .try_into()
-            .map_err(|_| AdapterError::Rejected("block hash is not 32 bytes".into()))?;
+            .map_err(|_| bad_response("block hash is not 32 bytes"))?;
         let p = TxParams {
             genesis_hash: genesis,
             spec_version: rt.spec_version,
@@ -1301,6 +1297,14 @@ impl ChainAdapter for DotAdapter {
             })
             .await;
         Ok(HealthResponse { endpoints })
+    }
+}
+
+/// A node answer not in the shape the RPC defines.
+fn bad_response(message: &str) -> AdapterError {
+    AdapterError::BadResponse {
+        endpoint: "polkadot RPC".into(),
+        message: message.to_owned(),
     }
 }
 

@@ -130,33 +130,22 @@ async fn polkadot(dir: &Path, rng: &mut Rng) -> Result<(Started, i64), String> {
     ))
 }
 
-/// The Polkadot devnet chain.
-#[derive(Debug, Clone, Copy)]
-pub struct Devnet;
-
-#[async_trait::async_trait]
-impl DevnetChain for Devnet {
-    fn chain(&self) -> ChainId {
-        ChainId::Polkadot
+/// What the node needs installed, when it is missing.
+fn install(root: &Path) -> Option<(&'static str, std::process::Command)> {
+    if crate::testnode::chopsticks_path().is_ok() && crate::testnode::paseo_spec_path().is_ok() {
+        return None;
     }
-    fn install(&self, root: &Path) -> Option<(&'static str, std::process::Command)> {
-        if crate::testnode::chopsticks_path().is_ok() && crate::testnode::paseo_spec_path().is_ok()
-        {
-            return None;
-        }
-        Some((
-            "chopsticks and the Paseo chain spec",
-            std::process::Command::new(root.join("scripts/dot-node")),
-        ))
-    }
-    fn sets_start_time(&self) -> bool {
-        true
-    }
-    fn starting(&self) -> &'static str {
-        "starting chopsticks with the Paseo runtime (about 20 s)"
-    }
-    async fn start(&self, dir: &Path, t0: i64, rng: &mut Rng) -> Result<(Started, i64), String> {
-        let _ = t0;
-        polkadot(dir, rng).await
-    }
+    Some((
+        "chopsticks and the Paseo chain spec",
+        std::process::Command::new(root.join("scripts/dot-node")),
+    ))
 }
+
+/// The Polkadot chain in `softstake devnet`.
+pub static DEVNET: DevnetChain = DevnetChain {
+    chain: ChainId::Polkadot,
+    starting: "starting chopsticks with the Paseo runtime (about 20 s)",
+    sets_start_time: true,
+    install,
+    start: |dir, _t0, rng| Box::pin(async move { polkadot(dir, rng).await }),
+};

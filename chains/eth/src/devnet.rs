@@ -4,7 +4,7 @@
 //! clock.
 
 use softstake_core::ChainId;
-use softstake_testnode::{DevnetChain, Driver, Rng, Started, common_section, write_key};
+use softstake_testnode::{DevnetChain, Driver, Started, common_section, write_key};
 use std::path::Path;
 
 /// Beacon slot length on the devnet: one epoch (32 slots) is one step.
@@ -111,28 +111,22 @@ async fn ethereum(dir: &Path, t0: i64) -> Result<Started, String> {
     })
 }
 
-/// The Ethereum devnet chain.
-#[derive(Debug, Clone, Copy)]
-pub struct Devnet;
-
-#[async_trait::async_trait]
-impl DevnetChain for Devnet {
-    fn chain(&self) -> ChainId {
-        ChainId::Ethereum
+/// What the node needs installed, when it is missing.
+fn install(root: &Path) -> Option<(&'static str, std::process::Command)> {
+    if crate::testnode::anvil_path().is_ok() {
+        return None;
     }
-    fn install(&self, root: &Path) -> Option<(&'static str, std::process::Command)> {
-        if crate::testnode::anvil_path().is_ok() {
-            return None;
-        }
-        let mut cmd = std::process::Command::new("npm");
-        cmd.args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(root.join("tests/vectors/eth"));
-        Some(("anvil (npm)", cmd))
-    }
-    fn starting(&self) -> &'static str {
-        "starting anvil and the Beacon API test server"
-    }
-    async fn start(&self, dir: &Path, t0: i64, _rng: &mut Rng) -> Result<(Started, i64), String> {
-        Ok((ethereum(dir, t0).await?, t0))
-    }
+    let mut cmd = std::process::Command::new("npm");
+    cmd.args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(root.join("tests/vectors/eth"));
+    Some(("anvil (npm)", cmd))
 }
+
+/// The Ethereum chain in `softstake devnet`.
+pub static DEVNET: DevnetChain = DevnetChain {
+    chain: ChainId::Ethereum,
+    starting: "starting anvil and the Beacon API test server",
+    sets_start_time: false,
+    install,
+    start: |dir, t0, _rng| Box::pin(async move { Ok((ethereum(dir, t0).await?, t0)) }),
+};

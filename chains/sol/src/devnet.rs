@@ -77,28 +77,22 @@ async fn solana(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
     })
 }
 
-/// The Solana devnet chain.
-#[derive(Debug, Clone, Copy)]
-pub struct Devnet;
-
-#[async_trait::async_trait]
-impl DevnetChain for Devnet {
-    fn chain(&self) -> ChainId {
-        ChainId::Solana
+/// What the node needs installed, when it is missing.
+fn install(root: &Path) -> Option<(&'static str, std::process::Command)> {
+    if crate::testnode::python().is_ok() {
+        return None;
     }
-    fn install(&self, root: &Path) -> Option<(&'static str, std::process::Command)> {
-        if crate::testnode::python().is_ok() {
-            return None;
-        }
-        Some((
-            "the SVM test node's Python (solders from PyPI)",
-            std::process::Command::new(root.join("scripts/svm-venv")),
-        ))
-    }
-    fn starting(&self) -> &'static str {
-        "starting the SVM test node (LiteSVM)"
-    }
-    async fn start(&self, dir: &Path, t0: i64, rng: &mut Rng) -> Result<(Started, i64), String> {
-        Ok((solana(dir, t0, rng).await?, t0))
-    }
+    Some((
+        "the SVM test node's Python (solders from PyPI)",
+        std::process::Command::new(root.join("scripts/svm-venv")),
+    ))
 }
+
+/// The Solana chain in `softstake devnet`.
+pub static DEVNET: DevnetChain = DevnetChain {
+    chain: ChainId::Solana,
+    starting: "starting the SVM test node (LiteSVM)",
+    sets_start_time: false,
+    install,
+    start: |dir, t0, rng| Box::pin(async move { Ok((solana(dir, t0, rng).await?, t0)) }),
+};

@@ -13,7 +13,8 @@
 //!   solana-rpc-client.
 //! - [`request`]: the offline signing request (`softstake tx sign --chain
 //!   sol`), documented in docs/tx-requests.md.
-//! - [`testnode`]: starts the test node (tests/solana/svm_node.py: the real
+//! - [`testnode`] (feature `testnode`): starts the test node
+//!   (chains/sol/testnode/svm_node.py: the real
 //!   system, vote and stake programs executing in LiteSVM behind the
 //!   JSON-RPC methods the adapter calls).
 //!

@@ -194,11 +194,12 @@ impl XtzAdapter {
         Ok(Head {
             hash: h["hash"].as_str().unwrap_or("").to_owned(),
             level: h["level"].as_i64().unwrap_or(0),
-            time: h["timestamp"]
-                .as_str()
-                .unwrap_or("")
-                .parse()
-                .map_err(|e| AdapterError::Rejected(format!("block time: {e}")))?,
+            time: h["timestamp"].as_str().unwrap_or("").parse().map_err(|e| {
+                AdapterError::BadResponse {
+                    endpoint: "tezos RPC".into(),
+                    message: format!("block time: {e}"),
+                }
+            })?,
         })
     }
 

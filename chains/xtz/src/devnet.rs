@@ -78,23 +78,11 @@ async fn tezos(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
     })
 }
 
-/// The Tezos devnet chain.
-#[derive(Debug, Clone, Copy)]
-pub struct Devnet;
-
-#[async_trait::async_trait]
-impl DevnetChain for Devnet {
-    fn chain(&self) -> ChainId {
-        ChainId::Tezos
-    }
-    fn install(&self, root: &Path) -> Option<(&'static str, std::process::Command)> {
-        let _ = root;
-        None
-    }
-    fn starting(&self) -> &'static str {
-        "starting the Tezos test node"
-    }
-    async fn start(&self, dir: &Path, t0: i64, rng: &mut Rng) -> Result<(Started, i64), String> {
-        Ok((tezos(dir, t0, rng).await?, t0))
-    }
-}
+/// The Tezos chain in `softstake devnet`.
+pub static DEVNET: DevnetChain = DevnetChain {
+    chain: ChainId::Tezos,
+    starting: "starting the Tezos test node",
+    sets_start_time: false,
+    install: softstake_testnode::nothing_to_install,
+    start: |dir, t0, rng| Box::pin(async move { Ok((tezos(dir, t0, rng).await?, t0)) }),
+};

@@ -23,7 +23,7 @@ macro_rules! chains {
         pub static PLUGINS: &[&dyn ChainPlugin] = &[$(&$krate::plugin::Plugin),*];
         /// Every chain's devnet driver (feature `devnet`).
         #[cfg(feature = "devnet")]
-        pub static DEVNET: &[&dyn softstake_testnode::DevnetChain] = &[$(&$krate::devnet::Devnet),*];
+        pub static DEVNET: &[&softstake_testnode::DevnetChain] = &[$(&$krate::devnet::DEVNET),*];
     };
 }
 
@@ -39,8 +39,8 @@ chains!(
 
 /// The devnet driver of `chain` (feature `devnet`).
 #[cfg(feature = "devnet")]
-pub fn devnet(chain: ChainId) -> Option<&'static dyn softstake_testnode::DevnetChain> {
-    DEVNET.iter().copied().find(|d| d.chain() == chain)
+pub fn devnet(chain: ChainId) -> Option<&'static softstake_testnode::DevnetChain> {
+    DEVNET.iter().copied().find(|d| d.chain == chain)
 }
 
 /// The plug-in of `chain`, if this build has it.

@@ -6,7 +6,8 @@
 //!   `softstake-rpc` only (and, optionally, on the test-node kit);
 //! - only the registry (`softstake-adapters`) and test code depend on chain
 //!   crates: the binary and the devnet reach chains through the registry;
-//! - `softstake` built without its `devnet` feature contains no test node.
+//! - `softstake` built without its `devnet` feature contains no test node
+//!   and no test hook (`test-utils`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 use serde_json::Value;
@@ -155,6 +156,7 @@ fn the_binary_without_the_devnet_feature_contains_no_test_node() {
     );
     assert!(!without.contains("softstake-testnode"), "{without}");
     assert!(!without.contains("feature \"testnode\""), "{without}");
+    assert!(!without.contains("feature \"test-utils\""), "{without}");
     // And the default build (the README's devnet) has them.
     assert!(tree(&[]).contains("softstake-testnode"));
 }

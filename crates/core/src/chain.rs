@@ -85,12 +85,6 @@ impl ChainId {
         }
     }
 
-    /// Whether delegation leaves the delegated funds spendable (Cardano, and
-    /// Tezos *delegation*; Tezos *staking* freezes funds and is bonded).
-    pub const fn delegation_keeps_funds_liquid(self) -> bool {
-        matches!(self, ChainId::Cardano | ChainId::Tezos)
-    }
-
     /// Finds a chain by its name (`ethereum`) or its asset ticker (`ETH`),
     /// case-insensitively.
     pub fn from_asset(asset: &str) -> Option<ChainId> {

@@ -60,9 +60,13 @@ pub enum DaemonError {
         /// Why.
         reason: String,
     },
-    /// A token could not be read.
+    /// An API token could not be read.
     #[error("{0}")]
     Token(String),
+    /// The store cannot be used as the daemon needs (a SQLite store
+    /// without a file to hold the leader lock on).
+    #[error("store: {0}")]
+    Store(String),
 }
 
 /// One chain as the daemon runs it.
@@ -184,7 +188,9 @@ impl Daemon {
                 let path = opts
                     .store
                     .sqlite_path()
-                    .ok_or_else(|| DaemonError::Token("SQLite store without a file path".into()))?;
+                    .ok_or_else(|| DaemonError::Store(
+                        "a SQLite store without a file path (an in-memory database) cannot hold the leader lock".into(),
+                    ))?;
                 let lock = leader::SqliteLock::acquire(&path)?;
                 tracing::info!(lock = %lock.path().display(), "SQLite: single instance; this daemon runs the chain loops");
                 sqlite_lock = Some(lock);

@@ -234,7 +234,7 @@ fn on_success(rt: &ChainRuntime, sh: &Shared, r: CycleReport) {
             .get_or_create(&OpEventLabels {
                 chain: chain.as_str().to_owned(),
                 kind: e.kind.to_owned(),
-                event: e.event.to_owned(),
+                event: e.event.as_str().to_owned(),
             })
             .inc();
     }

@@ -205,7 +205,8 @@ pub fn prepare(chains: &[ChainId]) -> Result<(), String> {
         }
     };
     for c in chains {
-        if let Some((what, mut cmd)) = softstake_adapters::devnet(*c).and_then(|d| d.install(&root))
+        if let Some((what, mut cmd)) =
+            softstake_adapters::devnet(*c).and_then(|d| (d.install)(&root))
         {
             run(what, &mut cmd)?;
         }
@@ -235,15 +236,15 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
         .collect::<Result<Vec<_>, _>>()?;
     // The chain whose node fixes the start time goes first (chopsticks
     // starts at the wall clock); every other chain starts at its time.
-    for d in drivers.iter().filter(|d| d.sets_start_time()) {
-        progress(d.starting());
-        let (s, t) = d.start(&dir, t0, &mut rng).await?;
+    for d in drivers.iter().filter(|d| d.sets_start_time) {
+        progress(d.starting);
+        let (s, t) = (d.start)(&dir, t0, &mut rng).await?;
         t0 = t;
         started.push(s);
     }
-    for d in drivers.iter().filter(|d| !d.sets_start_time()) {
-        progress(d.starting());
-        let (s, _) = d.start(&dir, t0, &mut rng).await?;
+    for d in drivers.iter().filter(|d| !d.sets_start_time) {
+        progress(d.starting);
+        let (s, _) = (d.start)(&dir, t0, &mut rng).await?;
         started.push(s);
     }
 

@@ -166,12 +166,68 @@ pub struct OpEvent {
     pub id: String,
     /// Operation kind name.
     pub kind: &'static str,
-    /// What happened (`journaled`, `awaiting_approval`, `broadcast`,
-    /// `rebroadcast`, `confirmed`, `failed`, `expired`, `pending`,
-    /// `sign_refused`, `broadcast_error`).
-    pub event: &'static str,
+    /// What happened.
+    pub event: OpEventKind,
     /// Detail (error text, tx id).
     pub detail: Option<String>,
+}
+
+/// What happened to an operation in a cycle (serialized in snake_case:
+/// `journaled`, `awaiting_approval`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpEventKind {
+    /// Journaled, about to be signed.
+    Journaled,
+    /// Above the approval threshold: waits for an operator.
+    AwaitingApproval,
+    /// The adapter refused to sign; nothing was sent.
+    SignRefused,
+    /// Signed and sent.
+    Broadcast,
+    /// The journaled bytes were sent again after a restart or a lost answer.
+    Rebroadcast,
+    /// Sending failed; the bytes stay journaled for the next reconcile.
+    BroadcastError,
+    /// Seen on chain but not final yet.
+    Pending,
+    /// Final and successful.
+    Confirmed,
+    /// Final and failed.
+    Failed,
+    /// Can never be included.
+    Expired,
+}
+
+impl OpEventKind {
+    /// The stable name (logs, the API, metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpEventKind::Journaled => "journaled",
+            OpEventKind::AwaitingApproval => "awaiting_approval",
+            OpEventKind::SignRefused => "sign_refused",
+            OpEventKind::Broadcast => "broadcast",
+            OpEventKind::Rebroadcast => "rebroadcast",
+            OpEventKind::BroadcastError => "broadcast_error",
+            OpEventKind::Pending => "pending",
+            OpEventKind::Confirmed => "confirmed",
+            OpEventKind::Failed => "failed",
+            OpEventKind::Expired => "expired",
+        }
+    }
+}
+
+impl std::fmt::Display for OpEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares with the stable name, for reports read as text.
+impl PartialEq<&str> for OpEventKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// What a cycle did.
@@ -456,10 +512,15 @@ impl Engine {
             if needs_approval {
                 tracing::warn!(chain = %self.cfg.chain, op = %id, kind = p.kind.name(),
                     value = %p.kind.value_moved(), "operation above the approval threshold waits for `softstake approve`");
-                events.push(event(&id, p.kind.name(), "awaiting_approval", None));
+                events.push(event(
+                    &id,
+                    p.kind.name(),
+                    OpEventKind::AwaitingApproval,
+                    None,
+                ));
                 continue;
             }
-            events.push(event(&id, p.kind.name(), "journaled", None));
+            events.push(event(&id, p.kind.name(), OpEventKind::Journaled, None));
             self.faults.check(CrashPoint::AfterJournal)?;
             let op = self
                 .store
@@ -492,7 +553,12 @@ impl Engine {
                     .journal_finish(&op.id, OpState::Failed, Some(&msg), now)
                     .await?;
                 tracing::warn!(chain = %self.cfg.chain, op = %op.id, error = %msg, "signing refused");
-                return Ok(event(&op.id, op.kind.name(), "sign_refused", Some(msg)));
+                return Ok(event(
+                    &op.id,
+                    op.kind.name(),
+                    OpEventKind::SignRefused,
+                    Some(msg),
+                ));
             }
         };
         self.faults.check(CrashPoint::AfterSign)?;
@@ -530,7 +596,12 @@ impl Engine {
                         .await?;
                 }
                 tracing::info!(chain = %self.cfg.chain, op = %op.id, tx = %tx_id, "broadcast");
-                Ok(event(&op.id, op.kind.name(), "broadcast", Some(tx_id)))
+                Ok(event(
+                    &op.id,
+                    op.kind.name(),
+                    OpEventKind::Broadcast,
+                    Some(tx_id),
+                ))
             }
             // Whether or not the node took it, the journal keeps the bytes
             // and the next reconcile finds out from the chain.
@@ -539,7 +610,7 @@ impl Engine {
                 Ok(event(
                     &op.id,
                     op.kind.name(),
-                    "broadcast_error",
+                    OpEventKind::BroadcastError,
                     Some(e.to_string()),
                 ))
             }
@@ -569,7 +640,7 @@ impl Engine {
             match recovery_action(&op, status.as_ref(), head) {
                 Recovery::AwaitApproval | Recovery::Wait => {
                     if op.state != OpState::AwaitingApproval {
-                        events.push(event(&op.id, name, "pending", None));
+                        events.push(event(&op.id, name, OpEventKind::Pending, None));
                     }
                 }
                 Recovery::Sign => events.push(self.sign_and_send(&op).await?),
@@ -577,14 +648,19 @@ impl Engine {
                     self.store
                         .journal_finish(&op.id, OpState::Confirmed, None, now)
                         .await?;
-                    events.push(event(&op.id, name, "confirmed", op.tx_id.clone()));
+                    events.push(event(
+                        &op.id,
+                        name,
+                        OpEventKind::Confirmed,
+                        op.tx_id.clone(),
+                    ));
                 }
                 Recovery::Fail(reason) => {
                     self.store
                         .journal_finish(&op.id, OpState::Failed, Some(&reason), now)
                         .await?;
                     tracing::warn!(chain = %self.cfg.chain, op = %op.id, %reason, "operation failed on chain");
-                    events.push(event(&op.id, name, "failed", Some(reason)));
+                    events.push(event(&op.id, name, OpEventKind::Failed, Some(reason)));
                 }
                 Recovery::Expire => {
                     self.store
@@ -595,7 +671,7 @@ impl Engine {
                             now,
                         )
                         .await?;
-                    events.push(event(&op.id, name, "expired", None));
+                    events.push(event(&op.id, name, OpEventKind::Expired, None));
                 }
                 Recovery::Rebroadcast => {
                     let (Some(bytes), Some(tx_id)) = (op.signed_bytes.clone(), op.tx_id.clone())
@@ -612,8 +688,8 @@ impl Engine {
                         valid_until: op.valid_until,
                     };
                     let mut e = self.send(&op, signed, op.state).await?;
-                    if e.event == "broadcast" {
-                        e.event = "rebroadcast";
+                    if e.event == OpEventKind::Broadcast {
+                        e.event = OpEventKind::Rebroadcast;
                     }
                     events.push(e);
                 }
@@ -653,7 +729,7 @@ pub async fn plan_for(
     )?)
 }
 
-fn event(id: &str, kind: &'static str, what: &'static str, detail: Option<String>) -> OpEvent {
+fn event(id: &str, kind: &'static str, what: OpEventKind, detail: Option<String>) -> OpEvent {
     OpEvent {
         id: id.to_owned(),
         kind,

@@ -29,9 +29,10 @@ const SQLITE_CHUNK: usize = 500;
 pub struct DistributeOptions {
     /// Per-asset eligibility minimum (time below it counts zero).
     pub min_balance: Amount,
-    /// Test hook: fail after writing the credits, before commit, to prove
-    /// the transaction leaves nothing behind.
-    #[doc(hidden)]
+    /// Test hook (feature `test-utils`, never in the binary): fail after
+    /// writing the credits, before commit, to prove the transaction leaves
+    /// nothing behind.
+    #[cfg(feature = "test-utils")]
     pub fail_before_commit: bool,
 }
 
@@ -490,6 +491,7 @@ impl crate::Store {
                         s.lines.len()
                     )));
                 }
+                #[cfg(feature = "test-utils")]
                 if opts.fail_before_commit {
                     return Err(StoreError::Invalid("injected failure before commit".into()));
                 }

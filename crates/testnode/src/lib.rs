@@ -151,27 +151,39 @@ pub trait Driver: Send + Sync {
     }
 }
 
+/// Starts a devnet chain's node at devnet time `t0`, funds a throwaway
+/// custody key written under `dir`, and returns its driver and config
+/// section and the start time it actually used.
+pub type StartFn =
+    for<'a> fn(
+        &'a Path,
+        i64,
+        &'a mut Rng,
+    ) -> futures_util::future::BoxFuture<'a, Result<(Started, i64), String>>;
+
+/// When a node's tools are missing: what to install (for the progress line)
+/// and the command (run from the repository root) that installs them.
+pub type InstallFn = fn(&Path) -> Option<(&'static str, std::process::Command)>;
+
 /// What a chain gives `softstake devnet`.
-#[async_trait::async_trait]
-pub trait DevnetChain: Send + Sync {
+pub struct DevnetChain {
     /// The chain.
-    fn chain(&self) -> ChainId;
-    /// When the node's tools are missing: what to install (for the
-    /// progress line) and the command (run from the repository root) that
-    /// installs them.
-    fn install(&self, root: &Path) -> Option<(&'static str, std::process::Command)>;
+    pub chain: ChainId,
+    /// The progress line while it starts.
+    pub starting: &'static str,
     /// Whether this chain's node fixes the devnet's start time (chopsticks
     /// starts at the wall clock): it is started first and its time is `t0`
     /// for the others.
-    fn sets_start_time(&self) -> bool {
-        false
-    }
-    /// The progress line while it starts.
-    fn starting(&self) -> &'static str;
-    /// Starts the node at devnet time `t0`, funds a throwaway custody key
-    /// written under `dir` and returns its driver and config section, and
-    /// the start time it actually used.
-    async fn start(&self, dir: &Path, t0: i64, rng: &mut Rng) -> Result<(Started, i64), String>;
+    pub sets_start_time: bool,
+    /// What to install first, if anything.
+    pub install: InstallFn,
+    /// Starts it.
+    pub start: StartFn,
+}
+
+/// For chains whose test node needs nothing installed.
+pub fn nothing_to_install(_root: &Path) -> Option<(&'static str, std::process::Command)> {
+    None
 }
 
 /// Writes a key file readable by its owner only; returns its path.
