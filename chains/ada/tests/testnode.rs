@@ -48,28 +48,13 @@ fn settings(url: &str, magic: u64) -> AdaSettings {
 }
 
 async fn build(a: &AdaAdapter, kind: OperationKind) -> Result<SignedOperation, AdapterError> {
-    a.build_and_sign(BuildRequest {
-        operation_id: "t".into(),
-        kind,
-    })
-    .await
+    a.build_and_sign(softstake_testnode::operation(kind)).await
 }
 
 async fn send(node: &TestNode, a: &AdaAdapter, s: SignedOperation) {
-    let r = a
-        .broadcast(BroadcastRequest { signed: s.clone() })
+    softstake_testnode::confirm(a, &s, || async { node.advance_slots(1) })
         .await
         .unwrap();
-    assert_eq!(r.tx_id, s.tx_id);
-    node.advance_slots(1);
-    let l = a
-        .lookup(LookupRequest {
-            tx_id: s.tx_id.clone(),
-            signed_bytes: Some(s.bytes.clone()),
-        })
-        .await
-        .unwrap();
-    assert!(matches!(l.status, TxStatus::Confirmed { .. }), "{l:?}");
 }
 
 fn refused(r: Result<SignedOperation, AdapterError>) -> String {

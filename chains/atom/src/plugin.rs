@@ -8,7 +8,7 @@ use serde::Deserialize;
 use softstake_core::ChainId;
 use softstake_core::adapter::{AdapterError, ChainAdapter};
 use softstake_core::config::{ChainConfig, ConfigIssue, Issues};
-use softstake_core::plugin::{ChainPlugin, SignError, issues_to_error, resolve_key};
+use softstake_core::plugin::{ChainPlugin, SignError, issues_to_error, resolve_key, sign_json};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,8 +111,6 @@ impl ChainPlugin for Plugin {
     }
 
     fn sign_request(&self, request_json: &str) -> Result<serde_json::Value, SignError> {
-        let req: crate::request::SignRequest = SignError::parse(request_json)?;
-        let out = crate::request::sign(&req)?;
-        serde_json::to_value(out).map_err(|e| SignError::Build(e.to_string()))
+        sign_json(request_json, None, crate::request::sign)
     }
 }

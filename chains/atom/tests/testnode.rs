@@ -58,27 +58,13 @@ async fn setup(chain_id_in_adapter: &str) -> (TestNode, AtomAdapter, String) {
 }
 
 fn op(kind: OperationKind) -> BuildRequest {
-    BuildRequest {
-        operation_id: "t".into(),
-        kind,
-    }
+    softstake_testnode::operation(kind)
 }
 
 async fn send(node: &TestNode, a: &AtomAdapter, kind: OperationKind) -> SignedOperation {
-    let s = a.build_and_sign(op(kind)).await.unwrap();
-    a.broadcast(BroadcastRequest { signed: s.clone() })
+    softstake_testnode::send_and_confirm(a, kind, || async { node.advance(6) })
         .await
-        .unwrap();
-    node.advance(6);
-    let l = a
-        .lookup(LookupRequest {
-            tx_id: s.tx_id.clone(),
-            signed_bytes: Some(s.bytes.clone()),
-        })
-        .await
-        .unwrap();
-    assert!(matches!(l.status, TxStatus::Confirmed { .. }), "{l:?}");
-    s
+        .unwrap()
 }
 
 fn delegate(v: &str, n: u128) -> OperationKind {

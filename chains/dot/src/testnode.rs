@@ -12,7 +12,7 @@
 //! and the runtime's own `payout_stakers` then pays from them.
 
 use serde_json::{Value, json};
-use softstake_testnode::{JsonRpc, Launched};
+use softstake_testnode::RpcNode;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -23,10 +23,9 @@ pub const CHOPSTICKS_GENESIS: &str =
 
 /// A running chopsticks; killed on drop.
 pub struct Chopsticks {
-    _node: Launched<String>,
+    node: RpcNode,
     /// HTTP JSON-RPC URL.
     pub url: String,
-    rpc: JsonRpc,
 }
 
 impl std::fmt::Debug for Chopsticks {
@@ -91,7 +90,7 @@ impl Chopsticks {
             .env("LOG_LEVEL", "info")
             .stderr(Stdio::null());
         // SOFTSTAKE_CHOPSTICKS_LOG names a file to keep its output in.
-        let node = Launched::spawn(
+        let node = RpcNode::spawn(
             "chopsticks",
             cmd,
             Duration::from_secs(240),
@@ -103,17 +102,15 @@ impl Chopsticks {
             },
         )
         .await?;
-        let url = node.ready.clone();
         Ok(Chopsticks {
-            rpc: JsonRpc::new(url.clone()),
-            _node: node,
-            url,
+            url: node.url.clone(),
+            node,
         })
     }
 
     /// One JSON-RPC call.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
-        self.rpc.call(method, params).await
+        self.node.call(method, params).await
     }
 
     /// `dev_setStorage` with chopsticks' JSON form

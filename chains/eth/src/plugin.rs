@@ -6,7 +6,7 @@ use crate::{EthAdapter, EthSettings};
 use serde::Deserialize;
 use softstake_core::adapter::{AdapterError, ChainAdapter};
 use softstake_core::config::{ChainConfig, ConfigIssue, Issues};
-use softstake_core::plugin::{ChainPlugin, SignError, issues_to_error, resolve_key};
+use softstake_core::plugin::{ChainPlugin, SignError, issues_to_error, resolve_key, sign_json};
 use softstake_core::{ChainId, SecretRef};
 use std::sync::Arc;
 use std::time::Duration;
@@ -221,8 +221,6 @@ impl ChainPlugin for Plugin {
     }
 
     fn sign_request(&self, request_json: &str) -> Result<serde_json::Value, SignError> {
-        let req: crate::request::SignRequest = SignError::parse_flat(request_json, REQUEST_FIELDS)?;
-        let out = crate::request::sign(&req)?;
-        serde_json::to_value(out).map_err(|e| SignError::Build(e.to_string()))
+        sign_json(request_json, Some(REQUEST_FIELDS), crate::request::sign)
     }
 }

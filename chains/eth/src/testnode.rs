@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use softstake_testnode::{JsonRpc, Launched};
+use softstake_testnode::RpcNode;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -24,10 +24,9 @@ use std::time::Duration;
 
 /// A running anvil; killed on drop.
 pub struct Anvil {
-    _node: Launched<String>,
+    node: RpcNode,
     /// JSON-RPC URL.
     pub url: String,
-    rpc: JsonRpc,
 }
 
 impl std::fmt::Debug for Anvil {
@@ -61,22 +60,20 @@ impl Anvil {
         let mut cmd = tokio::process::Command::new(anvil_path()?);
         cmd.args(["--host", "127.0.0.1", "--port", "0", "--hardfork", "prague"])
             .stderr(Stdio::null());
-        let node = Launched::spawn("anvil", cmd, Duration::from_secs(30), None, |line| {
+        let node = RpcNode::spawn("anvil", cmd, Duration::from_secs(30), None, |line| {
             line.strip_prefix("Listening on ")
                 .map(|addr| format!("http://{}", addr.trim()))
         })
         .await?;
-        let url = node.ready.clone();
         Ok(Anvil {
-            rpc: JsonRpc::new(url.clone()),
-            _node: node,
-            url,
+            url: node.url.clone(),
+            node,
         })
     }
 
     /// One JSON-RPC call.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
-        self.rpc.call(method, params).await
+        self.node.call(method, params).await
     }
 
     /// The first dev account (unlocked, funded).

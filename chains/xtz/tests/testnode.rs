@@ -59,27 +59,13 @@ async fn setup(chain_id: &str, mode: Mode) -> (TestNode, XtzAdapter, String) {
 }
 
 fn op(kind: OperationKind) -> BuildRequest {
-    BuildRequest {
-        operation_id: "t".into(),
-        kind,
-    }
+    softstake_testnode::operation(kind)
 }
 
 async fn send(node: &TestNode, a: &XtzAdapter, kind: OperationKind) -> SignedOperation {
-    let s = a.build_and_sign(op(kind)).await.unwrap();
-    a.broadcast(BroadcastRequest { signed: s.clone() })
+    softstake_testnode::send_and_confirm(a, kind, || async { node.bake(1) })
         .await
-        .unwrap();
-    node.bake(1);
-    let l = a
-        .lookup(LookupRequest {
-            tx_id: s.tx_id.clone(),
-            signed_bytes: Some(s.bytes.clone()),
-        })
-        .await
-        .unwrap();
-    assert!(matches!(l.status, TxStatus::Confirmed { .. }), "{l:?}");
-    s
+        .unwrap()
 }
 
 #[tokio::test]

@@ -246,7 +246,10 @@ fn validate_chain(
         if !ok {
             c.push(
                 k(&format!("endpoints[{j}]")),
-                format!("{:?} is not an http(s):// or ws(s):// URL", redact_url(e)),
+                format!(
+                    "{:?} is not an http(s):// or ws(s):// URL",
+                    softstake_core::secret::redact_endpoint(e)
+                ),
             );
         }
     }

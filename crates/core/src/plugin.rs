@@ -68,6 +68,26 @@ impl SignError {
     }
 }
 
+/// A chain's `sign_request` in one call: parses the request (`flat`: the
+/// top-level fields when the request flattens a params struct, see
+/// [`SignError::parse_flat`]), signs it with `sign` and returns the answer
+/// as JSON.
+pub fn sign_json<Req, Resp>(
+    request_json: &str,
+    flat: Option<&[&str]>,
+    sign: impl FnOnce(&Req) -> Result<Resp, SignError>,
+) -> Result<serde_json::Value, SignError>
+where
+    Req: serde::de::DeserializeOwned,
+    Resp: serde::Serialize,
+{
+    let req: Req = match flat {
+        Some(fields) => SignError::parse_flat(request_json, fields)?,
+        None => SignError::parse(request_json)?,
+    };
+    serde_json::to_value(sign(&req)?).map_err(|e| SignError::Build(e.to_string()))
+}
+
 /// One chain, as the registry sees it.
 pub trait ChainPlugin: Send + Sync {
     /// The chain.

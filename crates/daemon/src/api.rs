@@ -1142,6 +1142,35 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_document_names_every_chain_once() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let names = |schema: &str| -> Vec<String> {
+            doc["components"]["schemas"][schema]["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let chains: Vec<String> = ChainId::ALL.iter().map(|c| c.as_str().to_owned()).collect();
+        let assets: Vec<String> = ChainId::ALL.iter().map(|c| c.asset().to_owned()).collect();
+        assert_eq!(names("Chain"), chains);
+        assert_eq!(names("Asset"), assets);
+        // Every other place refers to these two schemas.
+        let text = OPENAPI.replace(' ', "");
+        assert_eq!(
+            text.matches("\"ethereum\"").count(),
+            1,
+            "list chains only in Chain"
+        );
+        assert_eq!(
+            text.matches("\"ETH\"").count(),
+            1,
+            "list assets only in Asset"
+        );
+    }
+
+    #[test]
     fn the_openapi_document_covers_every_route() {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."));

@@ -7,12 +7,18 @@
 //!   when one is named) so it never blocks on a full pipe; killed on drop.
 //! - [`serve`]: an axum router on a port-0 (or given) address.
 //! - [`JsonRpc`]: a minimal JSON-RPC client for driving a node in tests.
+//! - [`send_and_confirm`] / [`confirm`]: build, broadcast, include, and check
+//!   the adapter finds the transaction confirmed.
 //! - [`DevnetChain`], [`Driver`], [`Started`]: what a chain gives
 //!   `softstake devnet` (start its node, fund a throwaway key, write its
 //!   config section, move its time).
 
 use serde_json::{Value, json};
 use softstake_core::ChainId;
+use softstake_core::adapter::{
+    BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind, SignedOperation,
+    TxStatus,
+};
 pub use softstake_core::rng::Rng;
 use std::path::Path;
 use std::process::Stdio;
@@ -73,6 +79,47 @@ impl<T> Launched<T> {
     }
 }
 
+/// A node process that serves JSON-RPC at the URL its readiness line
+/// names; killed when dropped.
+pub struct RpcNode {
+    _node: Launched<String>,
+    /// Its JSON-RPC URL.
+    pub url: String,
+    rpc: JsonRpc,
+}
+
+impl std::fmt::Debug for RpcNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcNode")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcNode {
+    /// [`Launched::spawn`], where `ready` finds the node's URL.
+    pub async fn spawn(
+        what: &str,
+        cmd: tokio::process::Command,
+        timeout: Duration,
+        log: Option<String>,
+        ready: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let node = Launched::spawn(what, cmd, timeout, log, ready).await?;
+        let url = node.ready.clone();
+        Ok(RpcNode {
+            rpc: JsonRpc::new(url.clone()),
+            _node: node,
+            url,
+        })
+    }
+
+    /// One JSON-RPC call.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+        self.rpc.call(method, params).await
+    }
+}
+
 /// Serves `app` on `addr` (port 0 picks a free port); returns the bound
 /// address. The server runs until the runtime ends.
 pub async fn serve(
@@ -120,6 +167,69 @@ impl JsonRpc {
         }
         Ok(r["result"].clone())
     }
+}
+
+/// Builds an operation for a test (operation id `t`).
+pub fn operation(kind: OperationKind) -> BuildRequest {
+    BuildRequest {
+        operation_id: "t".into(),
+        kind,
+    }
+}
+
+/// Broadcasts `signed`, lets the node include it (`include`: make a block,
+/// move a slot), and checks the adapter then finds it confirmed.
+pub async fn confirm<F, Fut>(
+    a: &dyn ChainAdapter,
+    signed: &SignedOperation,
+    include: F,
+) -> Result<(), String>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let r = a
+        .broadcast(BroadcastRequest {
+            signed: signed.clone(),
+        })
+        .await
+        .map_err(|e| format!("broadcast: {e}"))?;
+    if r.tx_id != signed.tx_id {
+        return Err(format!(
+            "broadcast answered {}, signed {}",
+            r.tx_id, signed.tx_id
+        ));
+    }
+    include().await;
+    let l = a
+        .lookup(LookupRequest {
+            tx_id: signed.tx_id.clone(),
+            signed_bytes: Some(signed.bytes.clone()),
+        })
+        .await
+        .map_err(|e| format!("lookup: {e}"))?;
+    match l.status {
+        TxStatus::Confirmed { .. } => Ok(()),
+        other => Err(format!("{} is {other:?}, not confirmed", signed.tx_id)),
+    }
+}
+
+/// Builds and signs `kind`, then [`confirm`]s it.
+pub async fn send_and_confirm<F, Fut>(
+    a: &dyn ChainAdapter,
+    kind: OperationKind,
+    include: F,
+) -> Result<SignedOperation, String>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let s = a
+        .build_and_sign(operation(kind))
+        .await
+        .map_err(|e| format!("build: {e}"))?;
+    confirm(a, &s, include).await?;
+    Ok(s)
 }
 
 /// A started devnet chain.
