@@ -16,8 +16,14 @@ fn decimal_str<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
         Float(f64),
     }
     match Raw::deserialize(d)? {
-        Raw::Text(s) => Decimal::from_str(s.trim())
-            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a decimal: {e}"))),
+        // Exactly or not at all: a rate with more digits than a Decimal
+        // holds (28 after the point) is refused, never rounded (rounding
+        // "0.99999999999999999999999999999" up made a commission of 1).
+        Raw::Text(s) => Decimal::from_str_exact(s.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a decimal this program can hold exactly: {e}"
+            ))
+        }),
         Raw::Int(i) => Ok(Decimal::from(i)),
         Raw::Float(f) => Err(serde::de::Error::custom(format!(
             "{f} is a float; write rates as decimal strings, e.g. \"0.10\""

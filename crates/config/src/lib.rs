@@ -83,17 +83,62 @@ pub fn load(
         .parse()
         .map_err(|e: toml::de::Error| LoadError::Parse {
             origin: origin.clone(),
-            message: e.to_string(),
+            message: toml_error(&text, &e),
         })?;
-    let parse_err = |e: toml::de::Error| LoadError::Parse {
-        origin: origin.clone(),
-        message: e.to_string(),
-    };
     if apply_env(&mut table, env)? {
-        ConfigFile::deserialize_table(table).map_err(parse_err)
+        let regenerated = toml::to_string(&table).unwrap_or_default();
+        toml::from_str(&regenerated).map_err(|e| LoadError::Parse {
+            origin: format!("{origin} with environment overrides"),
+            message: toml_error(&regenerated, &e),
+        })
     } else {
         // Parse the original text so errors point at the file's own lines.
-        toml::from_str(&text).map_err(parse_err)
+        toml::from_str(&text).map_err(|e| LoadError::Parse {
+            origin: origin.clone(),
+            message: toml_error(&text, &e),
+        })
+    }
+}
+
+/// A TOML error as "line L, column C: message", without the snippet of the
+/// offending line toml prints (it can hold an inline token or a URL
+/// password) and with quoted values in the message elided; keys (which
+/// serde names in backticks) stay.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let raw = e.message().trim();
+    // serde's "invalid type: string \"VALUE\", expected ..." quotes the value.
+    let msg = if raw.starts_with("invalid") {
+        let mut m = String::new();
+        let mut quoted = false;
+        for ch in raw.chars() {
+            if ch == '"' {
+                quoted = !quoted;
+                m.push_str(if quoted { "\"…" } else { "\"" });
+            } else if !quoted {
+                m.push(ch);
+            }
+        }
+        m
+    } else {
+        raw.to_owned()
+    };
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or("");
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            // The key of that line (keys are never secrets; values may be).
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| !k.is_empty() && !k.starts_with('#'))
+                .map(|k| format!(" (key `{k}`)"))
+                .unwrap_or_default();
+            format!("line {line}, column {column}{key}: {msg}")
+        }
+        None => msg,
     }
 }
 

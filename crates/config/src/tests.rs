@@ -155,6 +155,10 @@ fn environment_overrides_the_file_and_unknown_env_keys_are_errors() {
         })
     );
     assert!(!format!("{cfg:?}").contains("s3cret"));
+    assert!(
+        !format!("{cfg:?}").contains(":pw@"),
+        "Debug shows the database URL redacted"
+    );
 
     let err = load_str(
         &example_text(),
@@ -202,4 +206,47 @@ fn float_rates_are_refused_naming_the_key() {
     // Whole numbers are exact and allowed.
     let text = example_text().replace("cap = \"1\"", "cap = 1");
     assert!(load_str(&text, vec![]).unwrap().validate().is_ok());
+}
+
+#[test]
+fn toml_errors_name_the_line_but_never_echo_a_value() {
+    // A malformed line holding an inline secret.
+    let text = example_text().replace(
+        "max_connections = 8",
+        "max_connections = 8\nurl2 = \"postgres://u:hunter2@db/x",
+    );
+    let err = load_str(&text, vec![]).unwrap_err().to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains("line "), "{err}");
+    // A value of the wrong type: serde's message would quote it.
+    let text = example_text().replace("max_connections = 8", "max_connections = \"hunter2\"");
+    let err = load_str(&text, vec![]).unwrap_err().to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("line ") && err.contains("max_connections"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_rate_with_more_digits_than_it_can_hold_is_refused_not_rounded_up() {
+    let text = example_text().replace(
+        "commission = \"0.10\"",
+        "commission = \"0.99999999999999999999999999999\"",
+    );
+    let err = load_str(&text, vec![]).unwrap_err().to_string();
+    assert!(
+        err.contains("commission") && err.contains("exactly"),
+        "{err}"
+    );
+    // 28 decimals fit and stay exact.
+    let text = example_text().replace(
+        "commission = \"0.10\"",
+        "commission = \"0.9999999999999999999999999999\"",
+    );
+    let cfg = load_str(&text, vec![]).unwrap().validate().unwrap();
+    assert_eq!(
+        cfg.chains[0].commission.to_string(),
+        "0.9999999999999999999999999999"
+    );
 }

@@ -39,8 +39,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// A validated config.
-#[derive(Debug, Clone)]
+/// A validated config. Its `Debug` shows the database URL redacted.
+#[derive(Clone)]
 pub struct Config {
     /// Database URL (may contain a password; log [`Config::database_url_redacted`]).
     pub database_url: String,
@@ -64,6 +64,24 @@ pub struct Config {
     pub log_level: String,
     /// Chains, in file order.
     pub chains: Vec<ChainConfig>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &self.database_url_redacted())
+            .field("database_kind", &self.database_kind)
+            .field("max_connections", &self.max_connections)
+            .field("api_listen", &self.api_listen)
+            .field("read_rate_limit", &self.read_rate_limit)
+            .field("exchange_token", &self.exchange_token)
+            .field("admin_token", &self.admin_token)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("chains", &self.chains)
+            .finish()
+    }
 }
 
 impl Config {

@@ -41,23 +41,65 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
     }
 }
 
-/// `scheme://user:password@host/path` -> `scheme://user:***@host/path`, for
-/// logs and errors. URLs without a password are returned unchanged.
+/// A database URL for logs and errors: the password in the userinfo
+/// (`scheme://user:password@host/db` -> `scheme://user:***@host/db`) and
+/// the value of any query parameter that carries a secret (`password`,
+/// `sslpassword`, `token`, `key`, `secret`, ...: `?password=x` ->
+/// `?password=***`) are hidden; the rest (host, database, `sslmode`) stays
+/// for diagnosis.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
+    let cut = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(cut);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
     };
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_owned();
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (query, None),
+            };
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            let mut t = format!("{path}?{}", params.join("&"));
+            if let Some(f) = fragment {
+                t.push('#');
+                t.push_str(f);
+            }
+            t
+        }
+        None => tail.to_owned(),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-        None => url.to_owned(),
-    }
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// Whether a URL query parameter's name says it carries a secret.
+fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase().replace(['-', '_'], "");
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "auth",
+        "credential",
+        "signature",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 /// An endpoint URL as it may be shown (logs, errors, metric labels, the
@@ -205,6 +247,18 @@ mod tests {
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
         assert_eq!(redact_url("https://h/p@q"), "https://h/p@q");
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=pw&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgresql://u:pw@h?sslpassword=x&application_name=s"),
+            "postgresql://u:***@h?sslpassword=***&application_name=s"
+        );
+        assert_eq!(
+            redact_url("https://h/x?api-key=K#f"),
+            "https://h/x?api-key=***#f"
+        );
     }
 
     #[test]
