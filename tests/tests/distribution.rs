@@ -598,3 +598,55 @@ async fn ids_order_bytewise_and_credit_the_same_on_a_language_locale_server() {
     }
     pg.store.close().await;
 }
+
+#[tokio::test]
+async fn a_reward_from_the_future_is_neither_recorded_nor_distributed() {
+    on_both(|store| async move {
+        // Ends an hour after now: refused, nothing stored.
+        let late = T0 + 10_000 + 3_600;
+        let e = store
+            .record_reward(&reward("future", T0, late, 1000), now())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, softstake_store::StoreError::FutureReward { .. }),
+            "{e}"
+        );
+        assert!(e.is_retryable(), "time catches up");
+        assert!(
+            store
+                .undistributed_rewards(Some(ChainId::Ethereum))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Within the tolerance (a node a few seconds ahead): recorded.
+        let close = T0 + 10_000 + softstake_store::FUTURE_TOLERANCE_SECS;
+        store
+            .record_reward(&reward("close", T0, close, 1000), now())
+            .await
+            .unwrap();
+        // Recorded when its end had passed, distributed with a clock that
+        // is behind it by more than the tolerance: refused, nothing written.
+        let id = store
+            .record_reward(&reward("later", T0, late, 1000), Timestamp::from_unix(late))
+            .await
+            .unwrap()
+            .id;
+        let e = store
+            .distribute(id, rate(100), &DistributeOptions::default(), now())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, softstake_store::StoreError::FutureReward { .. }),
+            "{e}"
+        );
+        assert!(store.distribution_for_reward(id).await.unwrap().is_none());
+        // Balance updates at the present are still accepted.
+        store
+            .ingest_balance_updates(&[upd("p1", "carol", 5, T0 + 9_000)], now())
+            .await
+            .unwrap();
+    })
+    .await;
+}

@@ -390,6 +390,7 @@ impl crate::Store {
             .reward(reward_id)
             .await?
             .ok_or_else(|| StoreError::Invalid(format!("no reward with id {reward_id}")))?;
+        crate::rewards::not_from_the_future(reward.reward.period.end(), now)?;
         let asset = reward.asset.clone();
         let (start, end) = (
             reward.reward.period.start().unix(),

@@ -37,6 +37,20 @@ pub enum StoreError {
     /// Input refused; nothing was written.
     #[error("{0}")]
     Invalid(String),
+    /// A reward whose period ends after now (plus the tolerance): a wrong
+    /// manual entry, or a node whose clock runs ahead of ours. Refused,
+    /// never recorded or distributed; retryable, since time catches up.
+    #[error(
+        "reward period ends at {end}, after now ({now}) + {tolerance_secs} s: a reward from the future is neither recorded nor distributed (is the node's clock ahead?)"
+    )]
+    FutureReward {
+        /// Period end.
+        end: softstake_core::Timestamp,
+        /// Our time.
+        now: softstake_core::Timestamp,
+        /// Allowed clock difference, seconds.
+        tolerance_secs: i64,
+    },
     /// A stored value cannot be read back (should never happen: CHECK constraints).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -55,7 +69,7 @@ impl StoreError {
                     sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
                 ) || describe(e).contains("database is locked")
             }
-            StoreError::Connect { .. } => true,
+            StoreError::Connect { .. } | StoreError::FutureReward { .. } => true,
             _ => false,
         }
     }

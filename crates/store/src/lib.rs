@@ -25,7 +25,7 @@ pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary
 pub use error::StoreError;
 pub use journal::{JournalOp, NewOp, OpState, Recovery, recovery_action};
 pub use outbox::{MAX_PAGE as OUTBOX_MAX_PAGE, OutboxCredit, StatementLine, statement_csv};
-pub use rewards::{NewReward, Recorded, RewardRecord};
+pub use rewards::{FUTURE_TOLERANCE_SECS, NewReward, Recorded, RewardRecord};
 pub use status::{ChainStatus, StoreStatus};
 pub use withdrawals::{Liquidity, WithdrawalDecision, WithdrawalRequest};
 

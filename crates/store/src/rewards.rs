@@ -125,6 +125,7 @@ impl crate::Store {
                 "reward key and validator must not be empty".into(),
             ));
         }
+        not_from_the_future(r.period.end(), now)?;
         let epoch = r
             .epoch
             .map(i64::try_from)
@@ -262,4 +263,22 @@ impl crate::Store {
             crate::sum_amounts("distributions.users_pool", &col(2))?,
         ))
     }
+}
+
+/// How far a reward's period may end after our clock: node clocks and ours
+/// differ by a few seconds; more is a wrong entry or a node running ahead.
+pub const FUTURE_TOLERANCE_SECS: i64 = 300;
+
+/// Refuses a period that ends after `now` + [`FUTURE_TOLERANCE_SECS`]:
+/// recorded or distributed, it would move the distributed horizon past the
+/// present and every later balance update would be refused.
+pub(crate) fn not_from_the_future(end: Timestamp, now: Timestamp) -> Result<(), StoreError> {
+    if end.unix() > now.unix().saturating_add(FUTURE_TOLERANCE_SECS) {
+        return Err(StoreError::FutureReward {
+            end,
+            now,
+            tolerance_secs: FUTURE_TOLERANCE_SECS,
+        });
+    }
+    Ok(())
 }
