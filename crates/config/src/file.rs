@@ -3,7 +3,6 @@
 use crate::SecretRef;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
-use std::str::FromStr;
 
 /// Rates are exact decimal strings ("0.10"); a TOML float (0.1) is refused
 /// rather than converted, so no binary float ever becomes a money rate.
