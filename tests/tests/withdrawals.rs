@@ -148,3 +148,38 @@ async fn replays_are_no_ops_and_bad_requests_change_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_request_counts_only_the_balance_in_effect_now_less_open_requests() {
+    on_both(|store| async move {
+        // carol's only balance takes effect tomorrow: nothing to withdraw yet.
+        store
+            .ingest_balance_updates(&[eth_update("c", "carol", 100, T0 + DAY)], now())
+            .await
+            .unwrap();
+        let l = liq(0, &[]);
+        let err = store
+            .request_withdrawal(&req("c1", "carol", 100), &l, now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("liquid balance of 0"), "{err}");
+        // alice holds 1,000: four requests of 300 cannot all be accepted.
+        users(&store).await;
+        for (i, ok) in [true, true, true, false].into_iter().enumerate() {
+            let r = store
+                .request_withdrawal(&req(&format!("a{i}"), "alice", 300), &l, now())
+                .await;
+            assert_eq!(r.is_ok(), ok, "request {i}: {r:?}");
+        }
+        // What is left (100) can still be asked for.
+        store
+            .request_withdrawal(&req("a9", "alice", 100), &l, now())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.queued_withdrawals(ChainId::Ethereum).await.unwrap(),
+            Amount::from_base(1_000)
+        );
+    })
+    .await;
+}

@@ -95,21 +95,39 @@ impl crate::Store {
                 }
                 return Ok(WithdrawalDecision { request_id: id, status, eta: eta.map(Timestamp::from_unix), replay: true });
             }
+            // The balance in effect now (an update dated in the future is
+            // not money the user has yet), less what the user's open
+            // requests already claim.
             let balance: Vec<String> = sqlx::query_scalar(
-                "SELECT balance FROM balance_updates WHERE user_id = $1 AND asset = $2 ORDER BY effective_at DESC, id DESC LIMIT 1",
+                "SELECT balance FROM balance_updates WHERE user_id = $1 AND asset = $2 AND effective_at <= $3 ORDER BY effective_at DESC, id DESC LIMIT 1",
             )
             .bind(&req.user_id)
             .bind(asset)
+            .bind(now.unix())
             .fetch_all(&mut *tx)
             .await?;
             let balance = match balance.first() {
                 Some(b) => parse_amount("balance_updates.balance", b)?,
                 None => Amount::ZERO,
             };
-            if req.amount > balance {
+            let mine: Vec<String> = sqlx::query_scalar(
+                "SELECT amount FROM withdrawals WHERE user_id = $1 AND asset = $2 AND status IN ('granted', 'queued')",
+            )
+            .bind(&req.user_id)
+            .bind(asset)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut claimed = Amount::ZERO;
+            for a in &mine {
+                claimed = claimed
+                    .checked_add(parse_amount("withdrawals.amount", a)?)
+                    .ok_or_else(|| StoreError::Corrupt("withdrawals overflow".into()))?;
+            }
+            let available = balance.saturating_sub(claimed);
+            if req.amount > available {
                 return Err(StoreError::Invalid(format!(
-                    "withdrawal of {} exceeds user {}'s liquid balance of {} {}",
-                    req.amount, req.user_id, balance, asset
+                    "withdrawal of {} exceeds user {}'s liquid balance of {} {} at {} less {} in open withdrawals ({} available)",
+                    req.amount, req.user_id, balance, asset, now, claimed, available
                 )));
             }
             let open: Vec<(String, String)> = sqlx::query_as(
