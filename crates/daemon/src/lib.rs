@@ -183,6 +183,8 @@ impl Daemon {
         let mut sqlite_lock = None;
         let mut sqlite_leader = None;
         let mut leader_task = None;
+        // The chain loops' store: on PostgreSQL fenced by the leader's term.
+        let mut engine_store = opts.store.clone();
         match opts.store.backend() {
             Backend::Sqlite => {
                 let path = opts
@@ -199,9 +201,12 @@ impl Daemon {
             }
             Backend::Postgres => {
                 let url = cfg.database_url.clone();
+                let slot = softstake_store::FenceSlot::new();
+                engine_store = opts.store.with_fence(slot.clone());
                 leader_task = Some(tokio::spawn(leader::pg_campaign(
                     url,
                     leader_tx,
+                    slot,
                     shutdown_rx.clone(),
                 )));
             }
@@ -221,7 +226,7 @@ impl Daemon {
             let adapter: Arc<dyn ChainAdapter> =
                 Arc::new(instrumented::Instrumented::new(adapter, metrics.clone()));
             let mut engine = Engine::new(
-                opts.store.clone(),
+                engine_store.clone(),
                 adapter,
                 EngineConfig::from_chain_config(c),
                 opts.clock.clone(),

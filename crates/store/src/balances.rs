@@ -218,6 +218,7 @@ impl crate::Store {
         assets.dedup();
         on_pool!(self, pool => {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             // No distribution of these assets may commit between reading
             // the horizon and committing the updates (an update would land
             // in a period just distributed without it). SQLite: the write

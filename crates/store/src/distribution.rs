@@ -401,6 +401,7 @@ impl crate::Store {
         }
         let id = on_pool!(self, pool => {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             // Serialize distributions of one asset: carries and dust are
             // read-modify-write.
             <Self as crate::AssetLock<_>>::lock(&mut tx, reward.reward.chain).await?;

@@ -51,6 +51,10 @@ pub enum StoreError {
         /// Allowed clock difference, seconds.
         tolerance_secs: i64,
     },
+    /// This daemon no longer leads (or never did): a write that acts on a
+    /// chain was refused by the fence, and nothing was written.
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// A stored value cannot be read back (should never happen: CHECK constraints).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

@@ -228,7 +228,9 @@ impl crate::Store {
             OpState::Planned
         };
         let n = on_pool!(self, pool => {
-            sqlx::query(
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
+            let n = sqlx::query(
                 "INSERT INTO operations (id, chain, kind, params, reason, value, state, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (id) DO NOTHING",
             )
@@ -240,9 +242,11 @@ impl crate::Store {
             .bind(op.kind.value_moved().to_string())
             .bind(state.as_str())
             .bind(now.unix())
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            tx.commit().await?;
+            n
         });
         if n == 1 {
             return Ok(true);
@@ -360,7 +364,9 @@ impl crate::Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let n = on_pool!(self, pool => {
-            sqlx::query(
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
+            let n = sqlx::query(
                 "UPDATE operations SET state = 'signed', signed_bytes = $1, tx_id = $2, valid_until = $3, updated_at = $4 \
                  WHERE id = $5 AND state = 'planned' AND signed_bytes IS NULL",
             )
@@ -369,9 +375,11 @@ impl crate::Store {
             .bind(valid_until.map(Timestamp::unix))
             .bind(now.unix())
             .bind(id)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            tx.commit().await?;
+            n
         });
         self.check_transition(id, n, OpState::Signed).await
     }
@@ -416,7 +424,9 @@ impl crate::Store {
         let b = from.get(1).map_or(a, |s| s.as_str());
         let c = from.get(2).map_or(a, |s| s.as_str());
         let n = on_pool!(self, pool => {
-            sqlx::query(
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
+            let n = sqlx::query(
                 "UPDATE operations SET state = $1, error = COALESCE($2, error), updated_at = $3 \
                  WHERE id = $4 AND state IN ($5, $6, $7)",
             )
@@ -427,9 +437,11 @@ impl crate::Store {
             .bind(a)
             .bind(b)
             .bind(c)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            tx.commit().await?;
+            n
         });
         self.check_transition(id, n, to).await
     }

@@ -16,6 +16,7 @@ mod distribution;
 mod error;
 mod journal;
 mod outbox;
+mod fence;
 mod rewards;
 mod status;
 mod withdrawals;
@@ -25,6 +26,7 @@ pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary
 pub use error::StoreError;
 pub use journal::{JournalOp, NewOp, OpState, Recovery, recovery_action};
 pub use outbox::{MAX_PAGE as OUTBOX_MAX_PAGE, OutboxCredit, StatementLine, statement_csv};
+pub use fence::{Fence, FenceSlot, PG_LOCK_KEY, claim_leadership};
 pub use rewards::{FUTURE_TOLERANCE_SECS, NewReward, Recorded, RewardRecord};
 pub use status::{ChainStatus, StoreStatus};
 pub use withdrawals::{Liquidity, WithdrawalDecision, WithdrawalRequest};
@@ -107,6 +109,9 @@ impl BeginWrite for sqlx::PgPool {
 pub struct Store {
     db: Db,
     url_redacted: String,
+    /// Set on the chain loops' store on PostgreSQL: every write then proves
+    /// this daemon still leads (see [`fence`]).
+    fence: Option<FenceSlot>,
 }
 
 /// Options for [`Store::connect`].
@@ -132,6 +137,17 @@ impl Default for ConnectOptions {
 }
 
 impl Store {
+    /// This store with its writes fenced by `slot` (PostgreSQL; a SQLite
+    /// store ignores it): each write transaction fails with
+    /// [`StoreError::Fenced`] unless the slot's fence proves this daemon
+    /// still leads.
+    pub fn with_fence(&self, slot: FenceSlot) -> Store {
+        Store {
+            fence: Some(slot),
+            ..self.clone()
+        }
+    }
+
     /// Opens the database at `url` (`sqlite://PATH` creates the file if
     /// missing; `postgres://...`). Runs no migrations.
     pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Store, StoreError> {
@@ -170,7 +186,11 @@ impl Store {
                 reason: "the URL must start with sqlite:// or postgres://".into(),
             });
         };
-        Ok(Store { db, url_redacted })
+        Ok(Store {
+            db,
+            url_redacted,
+            fence: None,
+        })
     }
 
     /// The backend in use.

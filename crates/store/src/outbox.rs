@@ -151,6 +151,7 @@ impl crate::Store {
         unique.dedup();
         on_pool!(self, pool => {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)).bind(now.unix());
             for id in ids {
                 q = q.bind(*id);

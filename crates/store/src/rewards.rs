@@ -132,7 +132,9 @@ impl crate::Store {
             .transpose()
             .map_err(|_| StoreError::Invalid("epoch is too large".into()))?;
         let inserted: Option<i64> = on_pool!(self, pool => {
-            sqlx::query_scalar(
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
+            let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO rewards (chain, reward_key, asset, period_start, period_end, amount, validator, kind, tx_hash, epoch, recorded_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (chain, reward_key) DO NOTHING RETURNING id",
             )
@@ -147,8 +149,10 @@ impl crate::Store {
             .bind(&r.tx_hash)
             .bind(epoch)
             .bind(now.unix())
-            .fetch_optional(pool)
-            .await?
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            id
         });
         if let Some(id) = inserted {
             return Ok(Recorded { id, created: true });

@@ -145,6 +145,8 @@ impl crate::Store {
         now: softstake_core::Timestamp,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             sqlx::query(
                 "INSERT INTO chain_state (chain, reward_cursor, last_cycle_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (chain) DO UPDATE SET reward_cursor = excluded.reward_cursor, last_cycle_at = excluded.last_cycle_at",
@@ -152,8 +154,9 @@ impl crate::Store {
             .bind(chain.as_str())
             .bind(cursor)
             .bind(now.unix())
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
         });
         Ok(())
     }

@@ -79,6 +79,7 @@ impl crate::Store {
         let asset = req.chain.asset();
         on_pool!(self, pool => {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             <Self as crate::AssetLock<_>>::lock(&mut tx, req.chain).await?;
             let existing: Vec<Row> = sqlx::query_as(
                 "SELECT user_id, asset, amount, status, request_id, eta FROM withdrawals WHERE request_id = $1",
@@ -181,6 +182,7 @@ impl crate::Store {
         let asset = chain.asset();
         on_pool!(self, pool => {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             <Self as crate::AssetLock<_>>::lock(&mut tx, chain).await?;
             let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
                 "SELECT id, request_id, status, amount FROM withdrawals WHERE asset = $1 AND status IN ('granted', 'queued') ORDER BY id",
