@@ -17,6 +17,7 @@ use softstake_store::{ConnectOptions, OpState, Store};
 use softstake_testkit::SimChain;
 use softstake_tests::TestStore;
 use softstake_tests::daemon::{EXCHANGE_TOKEN, sim, start, start_no_wait, start_with};
+use sqlx::Connection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -467,4 +468,111 @@ async fn a_panicking_chain_is_restarted_while_the_other_chain_keeps_running() {
     stop.store(true, Ordering::SeqCst);
     driver.await.unwrap();
     d.handle.shutdown().await;
+}
+
+/// Copies `from` to `to` until either ends, or, once `partitioned` is
+/// set, swallows everything and never closes (the peer is never told).
+async fn pipe<R, W>(mut from: R, mut to: W, partitioned: Arc<AtomicBool>)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) if partitioned.load(Ordering::SeqCst) => {
+                std::future::pending::<()>().await;
+            }
+            Ok(0) | Err(_) => return,
+            Ok(_) if partitioned.load(Ordering::SeqCst) => {}
+            Ok(n) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A TCP proxy on 127.0.0.1:0 to `target`; once `partitioned` is set it
+/// forwards nothing in either direction but keeps every socket open, so
+/// neither side is told (a one-way partition, a failover behind a VIP).
+async fn blackhole_proxy(target: String, partitioned: Arc<AtomicBool>) -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = l.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                continue;
+            };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(pipe(cr, sw, partitioned.clone()));
+            tokio::spawn(pipe(sr, cw, partitioned.clone()));
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_leader_steps_down_in_bounded_time_and_a_standby_takes_over() {
+    let ts = TestStore::postgres().await;
+    // A's lock session goes through a proxy we can partition; its pool does not.
+    let hostport = ts
+        .url
+        .split_once('@')
+        .map(|(_, r)| r.split('/').next().unwrap().to_owned())
+        .unwrap();
+    let partitioned = Arc::new(AtomicBool::new(false));
+    let proxy = blackhole_proxy(hostport.clone(), partitioned.clone()).await;
+    let proxied = ts.url.replace(&hostport, &proxy.to_string());
+    let (chain, clock) = sim(12, 10_000_000);
+    let a = start(
+        &ts.store,
+        &proxied,
+        Some((chain.clone(), clock.clone())),
+        1_000,
+    )
+    .await;
+    let store_b = Store::connect(&ts.url, &ConnectOptions::default())
+        .await
+        .unwrap();
+    let b = start_no_wait(&store_b, &ts.url, Some((chain, clock)), 1_000).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(a.handle.is_leader() && !b.handle.is_leader());
+
+    // The server ends A's lock session and A is not told.
+    let mut admin = sqlx::PgConnection::connect(&ts.url).await.unwrap();
+    let pid: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    partitioned.store(true, Ordering::SeqCst);
+    let cut = Instant::now();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    // B takes the lock (and a new term) within a poll or two; A, whose
+    // check gets no answer, steps down within its check timeout. In between
+    // A's writes are refused by the fence (tests/tests/fencing.rs).
+    eventually("B takes over", 10, || async { b.handle.is_leader() }).await;
+    eventually("A steps down", 10, || async { !a.handle.is_leader() }).await;
+    let took = cut.elapsed();
+    assert!(
+        took < softstake_daemon::leader::CHECK_TIMEOUT * 2 + Duration::from_secs(2),
+        "A led for {took:?} after losing its lock session"
+    );
+    let term: i64 = sqlx::query_scalar("SELECT term FROM leadership WHERE id = 1")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(term, 2, "A's term, then B's");
+    b.handle.shutdown().await;
+    a.handle.kill();
 }

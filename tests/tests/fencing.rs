@@ -39,7 +39,10 @@ async fn a_deposed_leaders_writes_fail_before_and_after_a_new_term() {
     let ts = TestStore::postgres().await;
     // Daemon A takes the lock in its own session and starts term 1.
     let mut lock_a = sqlx::PgConnection::connect(&ts.url).await.unwrap();
-    let fa = claim_leadership(&mut lock_a, "a", now()).await.unwrap().unwrap();
+    let fa = claim_leadership(&mut lock_a, "a", now())
+        .await
+        .unwrap()
+        .unwrap();
     let slot_a = FenceSlot::new();
     slot_a.set(Some(fa));
     let store_a = ts.store.with_fence(slot_a.clone());
@@ -47,7 +50,12 @@ async fn a_deposed_leaders_writes_fail_before_and_after_a_new_term() {
 
     // Daemon B cannot lead while A's session holds the lock.
     let mut lock_b = sqlx::PgConnection::connect(&ts.url).await.unwrap();
-    assert!(claim_leadership(&mut lock_b, "b", now()).await.unwrap().is_none());
+    assert!(
+        claim_leadership(&mut lock_b, "b", now())
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // The server ends A's lock session; A is not told (a failover behind a
     // virtual IP, a one-way partition). A's next write is refused at once,
@@ -61,13 +69,12 @@ async fn a_deposed_leaders_writes_fail_before_and_after_a_new_term() {
     // The backend exits asynchronously; the lock is free once it is gone
     // (and only then could anyone else take it).
     for _ in 0..200 {
-        let alive: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
-        )
-        .bind(fa.lock_pid)
-        .fetch_one(&mut lock_b)
-        .await
-        .unwrap();
+        let alive: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+                .bind(fa.lock_pid)
+                .fetch_one(&mut lock_b)
+                .await
+                .unwrap();
         if !alive {
             break;
         }
@@ -75,14 +82,23 @@ async fn a_deposed_leaders_writes_fail_before_and_after_a_new_term() {
     }
     let m = fenced(store_a.journal_insert(&op("a2"), now()).await.unwrap_err());
     assert!(m.contains("no longer holds the lock"), "{m}");
-    assert!(ts.store.journal_get("a2").await.unwrap().is_none(), "nothing written");
+    assert!(
+        ts.store.journal_get("a2").await.unwrap().is_none(),
+        "nothing written"
+    );
 
     // B takes over with term 2; its writes pass, A's fail on the term too.
-    let fb = claim_leadership(&mut lock_b, "b", now()).await.unwrap().unwrap();
+    let fb = claim_leadership(&mut lock_b, "b", now())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(fb.term, fa.term + 1);
     let store_b = ts.store.with_fence(FenceSlot::new());
     let m = fenced(store_b.journal_insert(&op("b0"), now()).await.unwrap_err());
-    assert!(m.contains("not the leader"), "an empty slot writes nothing: {m}");
+    assert!(
+        m.contains("not the leader"),
+        "an empty slot writes nothing: {m}"
+    );
     let slot_b = FenceSlot::new();
     slot_b.set(Some(fb));
     let store_b = ts.store.with_fence(slot_b);

@@ -111,14 +111,12 @@ impl SqliteLock {
 /// its socket, and a statement timeout.
 fn lock_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions, sqlx::Error> {
     let (idle, interval, count) = KEEPALIVE;
-    Ok(url
-        .parse::<sqlx::postgres::PgConnectOptions>()?
-        .options([
-            ("tcp_keepalives_idle", idle.to_string()),
-            ("tcp_keepalives_interval", interval.to_string()),
-            ("tcp_keepalives_count", count.to_string()),
-            ("statement_timeout", "5000".to_owned()),
-        ]))
+    Ok(url.parse::<sqlx::postgres::PgConnectOptions>()?.options([
+        ("tcp_keepalives_idle", idle.to_string()),
+        ("tcp_keepalives_interval", interval.to_string()),
+        ("tcp_keepalives_count", count.to_string()),
+        ("statement_timeout", "5000".to_owned()),
+    ]))
 }
 
 /// Campaigns for the PostgreSQL leader lock until `shutdown` turns true,
@@ -151,11 +149,12 @@ pub async fn pg_campaign(
         match conn.as_mut() {
             None => {
                 let connected = match lock_options(&url) {
-                    Ok(o) => {
-                        tokio::time::timeout(CHECK_TIMEOUT * 5, sqlx::PgConnection::connect_with(&o))
-                            .await
-                            .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut))
-                    }
+                    Ok(o) => tokio::time::timeout(
+                        CHECK_TIMEOUT * 5,
+                        sqlx::PgConnection::connect_with(&o),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)),
                     Err(e) => Err(e),
                 };
                 match connected {
@@ -189,7 +188,10 @@ pub async fn pg_campaign(
                 .await;
                 match got {
                     Ok(Ok(Some(f))) => {
-                        tracing::info!(term = f.term, "leader lock acquired: this instance runs the chain loops");
+                        tracing::info!(
+                            term = f.term,
+                            "leader lock acquired: this instance runs the chain loops"
+                        );
                         fence.set(Some(f));
                         tx.send_replace(true);
                         logged_standby = false;

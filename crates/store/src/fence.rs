@@ -34,6 +34,9 @@ pub struct Fence {
     pub term: i64,
     /// The backend pid of the session holding the advisory lock.
     pub lock_pid: i32,
+    /// When that backend started (microseconds since the epoch): with the
+    /// pid, it names the session even if the pid is reused.
+    pub lock_started_us: i64,
 }
 
 /// The current fence of a daemon, shared between its leader campaign
@@ -76,9 +79,11 @@ pub async fn claim_leadership(
     if !got {
         return Ok(None);
     }
-    let lock_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut *conn)
-        .await?;
+    let (lock_pid, lock_started_us): (i32, i64) = sqlx::query_as(
+        "SELECT pid, (extract(epoch FROM backend_start) * 1000000)::bigint FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let mut tx = conn.begin().await?;
     let term: i64 = sqlx::query_scalar(
         "UPDATE leadership SET term = term + 1, holder = $1, acquired_at = $2 WHERE id = 1 RETURNING term",
@@ -88,7 +93,11 @@ pub async fn claim_leadership(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Some(Fence { term, lock_pid }))
+    Ok(Some(Fence {
+        term,
+        lock_pid,
+        lock_started_us,
+    }))
 }
 
 /// The fence check inside a write transaction (see the module docs).
@@ -114,9 +123,7 @@ impl FenceCheck for sqlx::Transaction<'static, sqlx::Postgres> {
             return Ok(());
         };
         let Some(f) = slot.get() else {
-            return Err(StoreError::Fenced(
-                "this instance is not the leader".into(),
-            ));
+            return Err(StoreError::Fenced("this instance is not the leader".into()));
         };
         let term: i64 = sqlx::query_scalar("SELECT term FROM leadership WHERE id = 1 FOR SHARE")
             .fetch_one(&mut **self)
@@ -128,9 +135,12 @@ impl FenceCheck for sqlx::Transaction<'static, sqlx::Postgres> {
             )));
         }
         let held: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1)",
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.pid = $1 \
+             AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = $2)",
         )
         .bind(f.lock_pid)
+        .bind(f.lock_started_us)
         .fetch_one(&mut **self)
         .await?;
         if !held {
