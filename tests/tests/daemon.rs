@@ -576,3 +576,86 @@ async fn a_partitioned_leader_steps_down_in_bounded_time_and_a_standby_takes_ove
     b.handle.shutdown().await;
     a.handle.kill();
 }
+
+/// How many connections the flood opens: 2,000, less if the open-file limit
+/// would not leave room for the daemon in this same process.
+fn flood_size() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        })
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1_024);
+    2_000.min(soft.saturating_sub(600))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_connections_leaves_the_probes_answering_and_is_closed() {
+    use tokio::io::AsyncReadExt;
+    let ts = TestStore::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = softstake_tests::daemon::config(&ts.url, dir.path(), &[], 1_000);
+    cfg.api_max_connections = 200;
+    cfg.api_header_read_timeout = Duration::from_secs(2);
+    let handle = softstake_daemon::Daemon::start(
+        &cfg,
+        softstake_daemon::DaemonOptions {
+            store: ts.store.clone(),
+            adapters: std::collections::BTreeMap::new(),
+            clock: Arc::new(softstake_core::SystemClock),
+            faults: None,
+        },
+    )
+    .await
+    .unwrap();
+    let n = flood_size();
+    assert!(
+        n >= 1_100,
+        "the open-file limit leaves room for only {n} connections"
+    );
+    let mut idle = Vec::with_capacity(n);
+    for _ in 0..n {
+        idle.push(
+            tokio::net::TcpStream::connect(handle.api_addr)
+                .await
+                .unwrap(),
+        );
+    }
+    // The probes and metrics, on their own listener, answer at once.
+    let c = Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = c
+            .get(format!("http://{}{path}", handle.metrics_addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    // Past the header timeout every idle connection has been closed by the
+    // server (those past the cap at once), and the API answers again.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut closed = 0;
+    for s in &mut idle {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_secs(2), s.read(&mut b)).await
+        {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, n, "idle connections left open");
+    drop(idle);
+    let r = c
+        .get(format!("http://{}/healthz", handle.api_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    handle.shutdown().await;
+}

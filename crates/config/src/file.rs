@@ -96,6 +96,27 @@ pub struct ApiSection {
     /// Public read requests per second per client address (burst: twice that).
     #[serde(default = "default_read_rate_limit")]
     pub read_rate_limit: u32,
+    /// Connections the API serves at once; more are closed at once (the
+    /// metrics listener, with `/healthz` and `/readyz`, has its own).
+    #[serde(default = "default_api_max_connections")]
+    pub max_connections: u32,
+    /// Seconds a connection may take to send a request's headers; also how
+    /// long an idle keep-alive connection stays open.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request may take before it is answered 503.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+fn default_api_max_connections() -> u32 {
+    512
+}
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_request_timeout() -> u64 {
+    60
 }
 
 fn default_read_rate_limit() -> u32 {
@@ -113,6 +134,9 @@ impl Default for ApiSection {
             exchange_token: None,
             admin_token: None,
             read_rate_limit: default_read_rate_limit(),
+            max_connections: default_api_max_connections(),
+            header_read_timeout_secs: default_header_read_timeout(),
+            request_timeout_secs: default_request_timeout(),
         }
     }
 }
@@ -270,7 +294,15 @@ impl ConfigFile {
     pub fn section_keys(section: &str) -> &'static [&'static str] {
         match section {
             "database" => &["url", "max_connections"],
-            "api" => &["listen", "exchange_token", "admin_token", "read_rate_limit"],
+            "api" => &[
+                "listen",
+                "exchange_token",
+                "admin_token",
+                "read_rate_limit",
+                "max_connections",
+                "header_read_timeout_secs",
+                "request_timeout_secs",
+            ],
             "metrics" => &["listen"],
             "log" => &["format", "level"],
             _ => &[],

@@ -52,6 +52,12 @@ pub struct Config {
     pub api_listen: SocketAddr,
     /// Public read requests per second per client address.
     pub read_rate_limit: u32,
+    /// Connections the API serves at once.
+    pub api_max_connections: usize,
+    /// Header read (and keep-alive idle) timeout.
+    pub api_header_read_timeout: std::time::Duration,
+    /// Request timeout.
+    pub api_request_timeout: std::time::Duration,
     /// Exchange token reference.
     pub exchange_token: Option<SecretRef>,
     /// Admin token reference.
@@ -74,6 +80,9 @@ impl fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("api_listen", &self.api_listen)
             .field("read_rate_limit", &self.read_rate_limit)
+            .field("api_max_connections", &self.api_max_connections)
+            .field("api_header_read_timeout", &self.api_header_read_timeout)
+            .field("api_request_timeout", &self.api_request_timeout)
             .field("exchange_token", &self.exchange_token)
             .field("admin_token", &self.admin_token)
             .field("metrics_listen", &self.metrics_listen)
@@ -164,6 +173,15 @@ impl ConfigFile {
                 "must be at least 1 request per second",
             );
         }
+        if self.api.max_connections == 0 {
+            c.push("api.max_connections", "must be at least 1");
+        }
+        if self.api.header_read_timeout_secs == 0 {
+            c.push("api.header_read_timeout_secs", "must be at least 1");
+        }
+        if self.api.request_timeout_secs == 0 {
+            c.push("api.request_timeout_secs", "must be at least 1");
+        }
         if api_listen == metrics_listen && api_listen.port() != 0 {
             c.push("metrics.listen", "must differ from api.listen");
         }
@@ -200,6 +218,12 @@ impl ConfigFile {
                 max_connections: self.database.max_connections,
                 api_listen,
                 read_rate_limit: self.api.read_rate_limit,
+                api_max_connections: usize::try_from(self.api.max_connections)
+                    .unwrap_or(usize::MAX),
+                api_header_read_timeout: std::time::Duration::from_secs(
+                    self.api.header_read_timeout_secs,
+                ),
+                api_request_timeout: std::time::Duration::from_secs(self.api.request_timeout_secs),
                 exchange_token: self.api.exchange_token.clone(),
                 admin_token: self.api.admin_token.clone(),
                 metrics_listen,

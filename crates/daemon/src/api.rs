@@ -36,7 +36,7 @@ use softstake_store::{BalanceUpdate, StoreError, WithdrawalRequest};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Largest body of a balance batch (10,000 updates fit comfortably).
@@ -433,9 +433,16 @@ pub fn router(sh: Arc<Shared>) -> Router {
         .with_state(st)
 }
 
-/// The metrics router (`GET /metrics`).
+/// The metrics router (`GET /metrics`), which also answers `/healthz` and
+/// `/readyz`: on its own listener they keep answering when the API port is
+/// flooded.
 pub fn metrics_router(sh: Arc<Shared>) -> Router {
     Router::new()
+        .route("/healthz", get(healthz))
+        .route(
+            "/readyz",
+            get(|State(sh): State<Arc<Shared>>| async move { ready(&sh).await }),
+        )
         .route(
             "/metrics",
             get(|State(sh): State<Arc<Shared>>| async move {
@@ -451,26 +458,100 @@ pub fn metrics_router(sh: Arc<Shared>) -> Router {
         .with_state(sh)
 }
 
-/// Serves until `shutdown` turns true.
+/// Limits of one HTTP listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Connections served at once; one more is accepted and closed at once.
+    pub max_connections: usize,
+    /// A connection that does not send a request's headers within this
+    /// (a new connection, or a keep-alive one between requests: the idle
+    /// timeout) is closed.
+    pub header_read_timeout: Duration,
+    /// A request not answered within this gets 503 and its handler is
+    /// dropped (a database transaction it held rolls back).
+    pub request_timeout: Duration,
+}
+
+/// Serves until `shutdown` turns true, within `limits`: a flood of idle or
+/// half-sent connections is closed by the header timeout, and past the
+/// connection cap new connections are closed at once instead of holding
+/// file descriptors the other listener needs.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: ServeLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let r = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                break;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let timeout = limits.request_timeout;
+    let router = router.layer(middleware::from_fn(
+        move |req: Request, next: Next| async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(r) => r,
+                Err(_) => ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "timeout",
+                    message: format!("the request took longer than {} s", timeout.as_secs()),
+                    field: None,
+                }
+                .into_response(),
             }
+        },
+    ));
+    let mut make = router.into_make_service_with_connect_info::<SocketAddr>();
+    let open = Arc::new(AtomicUsize::new(0));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { break; }
+                continue;
+            }
+        };
+        if open.load(Ordering::SeqCst) >= limits.max_connections {
+            drop(stream);
+            continue;
         }
-    })
-    .await;
-    if let Err(e) = r {
-        tracing::error!(error = %e, "HTTP server stopped with an error");
+        open.fetch_add(1, Ordering::SeqCst);
+        let svc = match tower::Service::call(&mut make, peer).await {
+            Ok(s) => s,
+            Err(never) => match never {},
+        };
+        let open = open.clone();
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            let hyper_svc = hyper_util::service::TowerToHyperService::new(svc);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), hyper_svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = closing.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                }
+            }
+            open.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    // Graceful: running requests finish (for up to 10 s), idle
+    // connections close.
+    let _ = closing_tx.send(true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -519,8 +600,12 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
-    let leader = *st.sh.leader.borrow();
-    match st.sh.store.require_current_schema().await {
+    ready(&st.sh).await
+}
+
+async fn ready(sh: &Shared) -> Response {
+    let leader = *sh.leader.borrow();
+    match sh.store.require_current_schema().await {
         Ok(()) => {
             axum::Json(serde_json::json!({ "status": "ready", "leader": leader })).into_response()
         }

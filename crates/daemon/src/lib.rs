@@ -304,14 +304,25 @@ impl Daemon {
             })?;
         tracing::info!(%api_addr, %metrics_addr, "listening");
         let mut tasks = Vec::new();
+        let api_limits = api::ServeLimits {
+            max_connections: cfg.api_max_connections,
+            header_read_timeout: cfg.api_header_read_timeout,
+            request_timeout: cfg.api_request_timeout,
+        };
         tasks.push(tokio::spawn(api::serve(
             api_listener,
             api::router(shared.clone()),
+            api_limits,
             shutdown_rx.clone(),
         )));
+        // Scrapes and probes: few clients, their own small budget.
         tasks.push(tokio::spawn(api::serve(
             metrics_listener,
             api::metrics_router(shared.clone()),
+            api::ServeLimits {
+                max_connections: 64,
+                ..api_limits
+            },
             shutdown_rx.clone(),
         )));
         let mut chain_tasks = Vec::new();
