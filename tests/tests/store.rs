@@ -8,17 +8,10 @@ use softstake_tests::{TestStore, on_both, raw_exec};
 use softstake_tests::eth_update as upd;
 
 #[tokio::test]
-async fn amounts_round_trip_exactly_at_and_above_2_pow_96() {
+async fn amounts_round_trip_exactly_up_to_the_per_asset_maximum_and_above_it_are_refused() {
     on_both(|store| async move {
-        let values = [
-            0u128,
-            1,
-            (1u128 << 96) - 1,
-            1u128 << 96,
-            (1u128 << 96) + 1,
-            (1u128 << 127) + 12345,
-            u128::MAX,
-        ];
+        let max = softstake_core::ChainId::Ethereum.max_balance();
+        let values = [0u128, 1, (1u128 << 64) + 1, max - 1, max];
         let batch: Vec<_> = values
             .iter()
             .enumerate()
@@ -37,6 +30,37 @@ async fn amounts_round_trip_exactly_at_and_above_2_pow_96() {
             .map(|u| u.balance.base())
             .collect();
         assert_eq!(back, values);
+        // Two users at 2^128 - 1 would overflow every sum over users (the
+        // liabilities gauge, /v1/chains): refused, naming the row, nothing stored.
+        let huge = [
+            upd("h1", "bob", 1, 2_000),
+            upd("h2", "carol", u128::MAX, 2_000),
+            upd("h3", "dave", u128::MAX, 2_000),
+        ];
+        let e = store
+            .ingest_balance_updates(&huge, Timestamp::from_unix(5_000))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("row 2") && e.to_string().contains("above the most"),
+            "{e}"
+        );
+        assert!(
+            store
+                .balance_history("bob", "ETH")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Sums stay exact: liabilities of alice at the maximum.
+        assert_eq!(
+            store
+                .liabilities("ETH", Timestamp::from_unix(5_000))
+                .await
+                .unwrap()
+                .base(),
+            max
+        );
     })
     .await;
 }

@@ -85,6 +85,22 @@ impl ChainId {
         }
     }
 
+    /// The most one user's balance of this chain's asset may be, in base
+    /// units: an order of magnitude above the asset's total supply (ETH
+    /// 10^9, DOT, SOL, ATOM and XTZ 10^10, ADA 10^11 coins). A balance above
+    /// it is an exchange bug, and refusing it keeps every sum over users
+    /// (liabilities, weights) far inside 128 bits: even 10^9 users at the
+    /// maximum sum to less than 2^127.
+    pub const fn max_balance(self) -> u128 {
+        match self {
+            ChainId::Ethereum => 1_000_000_000 * 10u128.pow(18),
+            ChainId::Polkadot => 10_000_000_000 * 10u128.pow(10),
+            ChainId::Solana => 10_000_000_000 * 10u128.pow(9),
+            ChainId::Cosmos | ChainId::Tezos => 10_000_000_000 * 10u128.pow(6),
+            ChainId::Cardano => 100_000_000_000 * 10u128.pow(6),
+        }
+    }
+
     /// Finds a chain by its name (`ethereum`) or its asset ticker (`ETH`),
     /// case-insensitively.
     pub fn from_asset(asset: &str) -> Option<ChainId> {
@@ -125,5 +141,9 @@ mod tests {
         let d: Vec<u32> = ChainId::ALL.iter().map(|c| c.decimals()).collect();
         assert_eq!(d, [18, 10, 9, 6, 6, 6]);
         assert!("bitcoin".parse::<ChainId>().is_err());
+        for c in ChainId::ALL {
+            // 10^9 users at the maximum still fit comfortably.
+            assert!(c.max_balance().checked_mul(1_000_000_000).is_some(), "{c}");
+        }
     }
 }

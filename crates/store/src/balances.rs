@@ -190,6 +190,20 @@ impl crate::Store {
                 batch.len()
             )));
         }
+        for (i, u) in batch.iter().enumerate() {
+            if let Some(chain) = softstake_core::ChainId::from_asset(&u.asset) {
+                let max = Amount::from_base(chain.max_balance());
+                if u.balance > max {
+                    return Err(StoreError::Invalid(format!(
+                        "row {}: balance {} {} is above the most one user can hold ({} base units, an order of magnitude above the asset's supply)",
+                        i + 1,
+                        u.balance,
+                        u.asset,
+                        max
+                    )));
+                }
+            }
+        }
         let mut seen: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
         for (i, u) in batch.iter().enumerate() {
             let first = *seen.entry(u.event_id.as_str()).or_insert(i);
