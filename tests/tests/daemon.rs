@@ -659,3 +659,37 @@ async fn a_flood_of_idle_connections_leaves_the_probes_answering_and_is_closed()
     assert_eq!(r.status().as_u16(), 200);
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_read_only_ledger_is_refused_at_start() {
+    let ts = TestStore::sqlite().await;
+    ts.store.check_writable().await.unwrap();
+    // The same file opened read-only (as a read-only mount or file would be).
+    let ro_url = format!("{}?mode=ro", ts.url);
+    let ro = Store::connect(
+        &ro_url,
+        &ConnectOptions {
+            create_if_missing: false,
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let e = ro.check_writable().await.unwrap_err();
+    assert!(matches!(e, softstake_store::StoreError::ReadOnly(_)), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = softstake_tests::daemon::config(&ro_url, dir.path(), &[], 1_000);
+    let err = softstake_daemon::Daemon::start(
+        &cfg,
+        softstake_daemon::DaemonOptions {
+            store: ro,
+            adapters: std::collections::BTreeMap::new(),
+            clock: Arc::new(softstake_core::SystemClock),
+            faults: None,
+        },
+    )
+    .await
+    .err()
+    .expect("a read-only ledger must not start");
+    assert!(err.to_string().contains("does not accept writes"), "{err}");
+}

@@ -239,5 +239,7 @@ async fn an_unreachable_database_is_one_clear_error_without_the_password() {
     assert!(msg.starts_with("cannot open database"), "{msg}");
     assert!(!msg.contains("hunter2"), "{msg}");
     assert!(msg.contains("softstake:***@127.0.0.1:1"), "{msg}");
+    // It says why: the connection was refused (not "pool timed out").
+    assert!(msg.to_lowercase().contains("refused"), "{msg}");
     assert!(err.is_retryable());
 }

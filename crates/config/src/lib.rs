@@ -33,8 +33,9 @@ pub const ENV_SECTIONS: [&str; 4] = ["database", "api", "metrics", "log"];
 /// Errors loading a config file (before validation).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    /// The file could not be read (the cause is the error's source, so a
+    /// report that prints the chain says it once).
+    #[error("cannot read config file {path}")]
     Read {
         /// Path.
         path: String,

@@ -250,3 +250,20 @@ fn a_rate_with_more_digits_than_it_can_hold_is_refused_not_rounded_up() {
         "0.9999999999999999999999999999"
     );
 }
+
+#[test]
+fn a_missing_config_file_says_why_once() {
+    let e = load(
+        Some(std::path::Path::new("/nonexistent/softstake.toml")),
+        vec![],
+    )
+    .unwrap_err();
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        chain.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    assert!(chain.contains("/nonexistent/softstake.toml"), "{chain}");
+    assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
+}

@@ -605,7 +605,11 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 async fn ready(sh: &Shared) -> Response {
     let leader = *sh.leader.borrow();
-    match sh.store.require_current_schema().await {
+    let ok = match sh.store.require_current_schema().await {
+        Ok(()) => sh.store.check_writable().await,
+        Err(e) => Err(e),
+    };
+    match ok {
         Ok(()) => {
             axum::Json(serde_json::json!({ "status": "ready", "leader": leader })).into_response()
         }
@@ -613,7 +617,7 @@ async fn ready(sh: &Shared) -> Response {
             tracing::warn!(error = %e, "not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({ "status": "not_ready", "leader": leader, "reason": "ledger unavailable or schema not current" })),
+                axum::Json(serde_json::json!({ "status": "not_ready", "leader": leader, "reason": "ledger unavailable, read-only, or schema not current" })),
             )
                 .into_response()
         }

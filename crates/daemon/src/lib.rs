@@ -179,6 +179,13 @@ impl Daemon {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (leader_tx, leader_rx) = watch::channel(false);
 
+        // A ledger that refuses writes would make every cycle and write fail
+        // while /readyz said ready: refuse to start, saying why.
+        opts.store
+            .check_writable()
+            .await
+            .map_err(|e| DaemonError::Store(e.to_string()))?;
+
         // Leadership.
         let mut sqlite_lock = None;
         let mut sqlite_leader = None;

@@ -51,6 +51,9 @@ pub enum StoreError {
         /// Allowed clock difference, seconds.
         tolerance_secs: i64,
     },
+    /// The database refuses writes (read-only file, replica).
+    #[error("the database does not accept writes: {0}")]
+    ReadOnly(String),
     /// This daemon no longer leads (or never did): a write that acts on a
     /// chain was refused by the fence, and nothing was written.
     #[error("fenced: {0}")]

@@ -173,6 +173,29 @@ impl Store {
             Db::Sqlite(pool)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let o = PgConnectOptions::from_str(url).map_err(connect_err)?;
+            // One direct connection first: the pool would only report
+            // "timed out" after acquire_timeout, hiding a refused
+            // connection, a wrong password or an unknown database.
+            match tokio::time::timeout(
+                opts.acquire_timeout,
+                <sqlx::PgConnection as sqlx::Connection>::connect_with(&o),
+            )
+            .await
+            {
+                Ok(Ok(c)) => {
+                    let _ = sqlx::Connection::close(c).await;
+                }
+                Ok(Err(e)) => return Err(connect_err(e)),
+                Err(_) => {
+                    return Err(StoreError::Connect {
+                        url: url_redacted,
+                        reason: format!(
+                            "the server did not answer within {} s",
+                            opts.acquire_timeout.as_secs()
+                        ),
+                    });
+                }
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
@@ -212,6 +235,23 @@ impl Store {
             Db::Sqlite(_) => &SQLITE_MIGRATIONS,
             Db::Postgres(_) => &POSTGRES_MIGRATIONS,
         }
+    }
+
+    /// Fails unless the database accepts writes (a read-only SQLite file or
+    /// `mode=ro` URL, a PostgreSQL replica or read-only transaction
+    /// default): an `UPDATE` that matches no row, rolled back.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        let r: Result<(), sqlx::Error> = on_pool!(self, pool => {
+            async {
+                let mut tx = crate::BeginWrite::begin_write(pool).await?;
+                sqlx::query("UPDATE leadership SET term = term WHERE id = 0")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.rollback().await
+            }
+            .await
+        });
+        r.map_err(|e| StoreError::ReadOnly(error::describe(&e)))
     }
 
     /// Highest migration version this binary knows.
