@@ -679,7 +679,7 @@ async fn a_read_only_ledger_is_refused_at_start() {
     assert!(matches!(e, softstake_store::StoreError::ReadOnly(_)), "{e}");
     let dir = tempfile::tempdir().unwrap();
     let cfg = softstake_tests::daemon::config(&ro_url, dir.path(), &[], 1_000);
-    let err = softstake_daemon::Daemon::start(
+    let started = softstake_daemon::Daemon::start(
         &cfg,
         softstake_daemon::DaemonOptions {
             store: ro,
@@ -688,8 +688,9 @@ async fn a_read_only_ledger_is_refused_at_start() {
             faults: None,
         },
     )
-    .await
-    .err()
-    .expect("a read-only ledger must not start");
+    .await;
+    let Err(err) = started else {
+        panic!("a read-only ledger must not start");
+    };
     assert!(err.to_string().contains("does not accept writes"), "{err}");
 }
