@@ -650,3 +650,30 @@ async fn a_reward_from_the_future_is_neither_recorded_nor_distributed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn zero_amount_credit_rows_are_neither_published_nor_counted_as_unacked() {
+    on_both(|store| async move {
+        store
+            .ingest_balance_updates(
+                &[
+                    upd("z1", "alice", 100, T0 - 50),
+                    upd("z2", "bob", 100, T0 - 50),
+                ],
+                now(),
+            )
+            .await
+            .unwrap();
+        // 1 wei for two equal holders: half a unit each, carried, 0 credited.
+        let id = store
+            .record_reward(&reward("tiny", T0, T0 + 100, 1), now())
+            .await
+            .unwrap()
+            .id;
+        let s = summary(distribute(&store, id, rate(0)).await);
+        assert_eq!(s.credited.base(), 0);
+        assert!(outbox_amounts(&store, 10).await.is_empty());
+        assert_eq!(store.status().await.unwrap().credits_unacked, 0);
+    })
+    .await;
+}

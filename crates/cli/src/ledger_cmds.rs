@@ -167,23 +167,52 @@ pub async fn distribute(store: &Store, cfg: &Config, reward: Option<i64>) -> Res
             .map(|r| (r.id, r.reward.chain))
             .collect(),
     };
+    // Each reward is its own transaction: one that cannot be distributed
+    // (its chain is not configured, the store refuses it) is reported and
+    // never keeps the others from committing.
+    let mut failed = Vec::new();
     for (id, chain) in ids {
-        let Some(c) = cfg.chain(chain) else {
-            bail!(
-                "reward {id} is on {chain}, which has no [[chains]] section: its commission is unknown"
-            );
+        let out = match cfg.chain(chain) {
+            None => Err(anyhow::anyhow!(
+                "{chain} has no [[chains]] section: its commission is unknown"
+            )),
+            Some(c) => {
+                let opts = DistributeOptions {
+                    min_balance: c.min_eligible_balance,
+                    ..DistributeOptions::default()
+                };
+                store
+                    .distribute(id, c.commission, &opts, Timestamp::now())
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
         };
-        let opts = DistributeOptions {
-            min_balance: c.min_eligible_balance,
-            ..DistributeOptions::default()
-        };
-        let out = store
-            .distribute(id, c.commission, &opts, Timestamp::now())
-            .await?;
-        println!("{}", serde_json::to_string(&out)?);
-        if let DistributeOutcome::Distributed(s) = &out {
-            tracing::info!(reward = id, distribution = s.id, credited = %s.credited, "distributed");
+        match out {
+            Ok(out) => {
+                let mut line = serde_json::to_value(&out)?;
+                if let Some(o) = line.as_object_mut() {
+                    o.insert("reward".into(), id.into());
+                    o.insert("committed".into(), true.into());
+                }
+                println!("{line}");
+                if let DistributeOutcome::Distributed(s) = &out {
+                    tracing::info!(reward = id, distribution = s.id, credited = %s.credited, "distributed");
+                }
+            }
+            Err(e) => {
+                println!(
+                    "{}",
+                    serde_json::json!({"reward": id, "committed": false, "error": format!("{e:#}")})
+                );
+                failed.push(id);
+            }
         }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} reward(s) not distributed (nothing was written for them; the others committed): {failed:?}",
+            failed.len()
+        );
     }
     Ok(())
 }

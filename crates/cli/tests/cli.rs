@@ -269,6 +269,38 @@ fn ledger_commands_end_to_end_on_sqlite() {
         lines[1].contains(",ethereum,ETH,0.0000000000000006,600,"),
         "{out}"
     );
+    // A reward that cannot be distributed (its chain has no [[chains]]
+    // section) is reported and never blocks the others.
+    for (chain, key) in [("tezos", "manual-x"), ("ethereum", "manual-2")] {
+        let (ok, _, err) = cli(&[
+            "rewards",
+            "record",
+            "--chain",
+            chain,
+            "--key",
+            key,
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-01T00:01:40Z",
+            "--amount",
+            "0.000001",
+            "--validator",
+            "v",
+        ]);
+        assert!(ok, "{err}");
+    }
+    let (ok, out, err) = cli(&["distribute"]);
+    assert!(!ok, "a failed reward makes the command fail: {out}");
+    assert!(err.contains("1 reward(s) not distributed"), "{err}");
+    assert!(
+        out.contains("\"committed\":false") && out.contains("no [[chains]] section"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"committed\":true") && out.contains("\"outcome\":\"distributed\""),
+        "the ethereum reward committed: {out}"
+    );
 }
 
 #[test]

@@ -31,7 +31,8 @@ pub struct StoreStatus {
     pub rewards: i64,
     /// Distributions.
     pub distributions: i64,
-    /// Credits not yet acknowledged by the exchange.
+    /// Published credits (amount above 0) not yet acknowledged by the
+    /// exchange; zero-amount rows are never published, so never counted.
     pub credits_unacked: i64,
     /// Withdrawal requests waiting in the queue.
     pub withdrawals_queued: i64,
@@ -53,7 +54,7 @@ impl crate::Store {
                     (SELECT COUNT(*) FROM (SELECT DISTINCT user_id, asset FROM balance_updates) a),
                     (SELECT COUNT(*) FROM rewards),
                     (SELECT COUNT(*) FROM distributions),
-                    (SELECT COUNT(*) FROM credits WHERE acked_at IS NULL),
+                    (SELECT COUNT(*) FROM credits WHERE acked_at IS NULL AND amount <> '0'),
                     (SELECT COUNT(*) FROM withdrawals WHERE status = 'queued'),
                     (SELECT COUNT(*) FROM operations WHERE state NOT IN ('confirmed', 'failed', 'expired'))",
             )
