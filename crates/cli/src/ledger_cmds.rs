@@ -66,6 +66,41 @@ pub struct RecordArgs {
     epoch: Option<u64>,
 }
 
+/// `softstake outbox ...`: the credit outbox without HTTP (the exchange
+/// reads it with `GET /v1/outbox`; operators and scripts use this).
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Published credits with id above `--after`, oldest first (JSON).
+    List {
+        /// Cursor: the last credit id already applied.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// Acknowledge credits the exchange has applied.
+    Ack {
+        /// Credit ids.
+        #[arg(required = true, num_args = 1..)]
+        ids: Vec<i64>,
+    },
+}
+
+pub async fn outbox(store: &Store, cmd: OutboxCommand) -> Result<()> {
+    match cmd {
+        OutboxCommand::List { after, limit } => {
+            let credits = store.outbox(after, limit).await?;
+            println!("{}", serde_json::to_string_pretty(&credits)?);
+        }
+        OutboxCommand::Ack { ids } => {
+            let n = store.ack_credits(&ids, Timestamp::now()).await?;
+            println!("{}", serde_json::json!({ "acknowledged": n }));
+        }
+    }
+    Ok(())
+}
+
 /// `softstake distributions ...`
 #[derive(Debug, Subcommand)]
 pub enum DistributionsCommand {

@@ -100,6 +100,11 @@ enum Command {
         #[command(subcommand)]
         command: ledger_cmds::DistributionsCommand,
     },
+    /// The credit outbox: list published credits, acknowledge applied ones.
+    Outbox {
+        #[command(subcommand)]
+        command: ledger_cmds::OutboxCommand,
+    },
     /// Approve an operation waiting in awaiting_approval.
     Approve {
         /// Operation id.
@@ -283,6 +288,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         | Command::Rewards { .. }
         | Command::Distribute { .. }
         | Command::Distributions { .. }
+        | Command::Outbox { .. }
         | Command::Statement { .. }
         | Command::Approve { .. }
         | Command::Pause { .. }
@@ -364,6 +370,7 @@ async fn ledger(store: &Store, cfg: &Config, cmd: Command) -> Result<()> {
         Command::Rewards { command } => ledger_cmds::rewards(store, command).await,
         Command::Distribute { reward } => ledger_cmds::distribute(store, cfg, reward).await,
         Command::Distributions { command } => ledger_cmds::distributions(store, command).await,
+        Command::Outbox { command } => ledger_cmds::outbox(store, command).await,
         Command::Statement {
             user,
             from,

@@ -252,6 +252,28 @@ fn ledger_commands_end_to_end_on_sqlite() {
     );
     let (ok, out, _) = cli(&["distributions", "verify", "1"]);
     assert!(ok && out.contains("\"ok\": true"), "{out}");
+    // The outbox without HTTP: list, acknowledge, and the status follows.
+    let (ok, out, err) = cli(&["outbox", "list", "--after", "0"]);
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].to_string())
+        .collect();
+    assert!(!ids.is_empty(), "{out}");
+    let mut args = vec!["outbox", "ack"];
+    args.extend(ids.iter().map(String::as_str));
+    let (ok, out, err) = cli(&args);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("\"acknowledged\":{}", ids.len())),
+        "{out}"
+    );
+    let (_, out, _) = cli(&["status"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["credits_unacked"], 0, "{out}");
     let (ok, out, err) = cli(&[
         "statement",
         "--user",
