@@ -323,7 +323,7 @@ async fn outbox_cursor_and_acknowledgements() {
 async fn statements_show_amount_period_validator_and_apy() {
     on_both(|store| async move {
         let id = two_users(&store).await;
-        distribute(&store, id, rate(100)).await;
+        let d = summary(distribute(&store, id, rate(100)).await);
         let lines = store
             .statement(
                 "alice",
@@ -339,6 +339,8 @@ async fn statements_show_amount_period_validator_and_apy() {
         assert_eq!(l.period_end.unix(), T0 + 100);
         // 600 on an average of 100 over 100 s: 6 x (31_557_600 / 100) = 1_893_456.
         assert_eq!(l.apy, "1893456");
+        assert_eq!(l.distribution_id, d.id);
+        assert_eq!(l.carried_base_units, "0");
         assert!(
             store
                 .statement(
@@ -674,6 +676,57 @@ async fn zero_amount_credit_rows_are_neither_published_nor_counted_as_unacked() 
         assert_eq!(s.credited.base(), 0);
         assert!(outbox_amounts(&store, 10).await.is_empty());
         assert_eq!(store.status().await.unwrap().credits_unacked, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn statements_show_the_remainder_carried_to_the_next_credit() {
+    on_both(|store| async move {
+        store
+            .ingest_balance_updates(
+                &[
+                    upd("c1", "carl", 100, T0 - 50),
+                    upd("c2", "cora", 100, T0 - 50),
+                ],
+                now(),
+            )
+            .await
+            .unwrap();
+        // 3 wei for two equal holders: 1 each, half a wei carried each.
+        let id = store
+            .record_reward(&reward("three", T0, T0 + 100, 3), now())
+            .await
+            .unwrap()
+            .id;
+        let d = summary(distribute(&store, id, rate(0)).await);
+        let lines = store
+            .statement(
+                "carl",
+                Timestamp::from_unix(T0),
+                Timestamp::from_unix(T0 + 1_000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].amount, Amount::from_base(1));
+        assert_eq!(lines[0].carried_base_units, "0.5");
+        assert_eq!(lines[0].distribution_id, d.id);
+        let csv = softstake_store::statement_csv(&lines);
+        assert!(
+            csv.lines()
+                .next()
+                .unwrap()
+                .ends_with(",distribution_id,carried_base_units"),
+            "{csv}"
+        );
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(&format!(",{},0.5", d.id)),
+            "{csv}"
+        );
     })
     .await;
 }

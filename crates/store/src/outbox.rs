@@ -63,6 +63,13 @@ pub struct StatementLine {
     /// over the period (amount / average balance x year / period), as a
     /// decimal fraction with 6 places (`"0.041234"` = 4.1234%).
     pub apy: String,
+    /// The distribution this credit belongs to (`softstake distributions
+    /// verify ID` recomputes it).
+    pub distribution_id: i64,
+    /// The fraction of a base unit carried to the user's next credit after
+    /// this one (`"0.5"`): credits are whole base units, the rest is never
+    /// lost.
+    pub carried_base_units: String,
 }
 
 const YEAR_SECS: u64 = 31_557_600;
@@ -78,6 +85,8 @@ type StatementRow = (
     i64,
     i64,
     String,
+    String,
+    i64,
     String,
 );
 
@@ -183,7 +192,7 @@ impl crate::Store {
     ) -> Result<Vec<StatementLine>, StoreError> {
         let rows: Vec<StatementRow> = on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT c.id, d.created_at, r.chain, c.asset, c.amount, c.weight, r.period_start, r.period_end, r.validator, r.kind \
+                "SELECT c.id, d.created_at, r.chain, c.asset, c.amount, c.weight, r.period_start, r.period_end, r.validator, r.kind, c.distribution_id, c.carry_after \
                  FROM credits c JOIN distributions d ON d.id = c.distribution_id JOIN rewards r ON r.id = d.reward_id \
                  WHERE c.user_id = $1 AND c.amount <> '0' AND r.period_end >= $2 AND r.period_end < $3 ORDER BY r.period_end, c.id",
             )
@@ -195,7 +204,7 @@ impl crate::Store {
         });
         rows.into_iter()
             .map(
-                |(id, at, chain, asset, amount, weight, s, e, validator, kind)| {
+                |(id, at, chain, asset, amount, weight, s, e, validator, kind, dist, carry)| {
                     let chain: ChainId = chain
                         .parse()
                         .map_err(|e| StoreError::Corrupt(format!("rewards.chain: {e}")))?;
@@ -214,6 +223,9 @@ impl crate::Store {
                         validator,
                         kind,
                         apy: apy(amount, weight),
+                        distribution_id: dist,
+                        carried_base_units: parse_amount("credits.carry_after", &carry)?
+                            .format_units(18),
                     })
                 },
             )
@@ -224,11 +236,11 @@ impl crate::Store {
 /// A statement as CSV (header line first), the same for the CLI and the API.
 pub fn statement_csv(lines: &[StatementLine]) -> String {
     let mut out = String::from(
-        "credited_at,chain,asset,amount,amount_base_units,period_start,period_end,validator,kind,apy\n",
+        "credited_at,chain,asset,amount,amount_base_units,period_start,period_end,validator,kind,apy,distribution_id,carried_base_units\n",
     );
     for l in lines {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
             l.credited_at,
             l.chain,
             l.asset,
@@ -238,7 +250,9 @@ pub fn statement_csv(lines: &[StatementLine]) -> String {
             l.period_end,
             csv_field(&l.validator),
             csv_field(&l.kind),
-            l.apy
+            l.apy,
+            l.distribution_id,
+            l.carried_base_units
         ));
     }
     out
