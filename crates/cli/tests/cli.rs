@@ -162,6 +162,8 @@ fn status_never_creates_a_database() {
         .arg(format!("sqlite://{}", db.display())));
     assert!(!o.status.success());
     assert!(!db.exists());
+    let e = stderr(&o);
+    assert!(e.contains("softstake migrate"), "says what to do: {e}");
 }
 
 #[test]

@@ -157,8 +157,18 @@ impl Store {
             reason: error::describe(&e),
         };
         let db = if url.starts_with("sqlite:") {
-            let o = SqliteConnectOptions::from_str(url)
-                .map_err(connect_err)?
+            let o = SqliteConnectOptions::from_str(url).map_err(connect_err)?;
+            let path = o.get_filename().to_path_buf();
+            if !opts.create_if_missing && !path.as_os_str().is_empty() && !path.exists() {
+                return Err(StoreError::Connect {
+                    url: url_redacted,
+                    reason: format!(
+                        "no database file at {}: run `softstake migrate` first (it creates and migrates it), or check database.url",
+                        path.display()
+                    ),
+                });
+            }
+            let o = o
                 .create_if_missing(opts.create_if_missing)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
