@@ -50,8 +50,16 @@ pub struct RecordArgs {
     #[arg(long)]
     to: Timestamp,
     /// Gross amount in display units ("1.5" ETH).
+    #[arg(
+        long,
+        required_unless_present = "amount_base",
+        conflicts_with = "amount_base"
+    )]
+    amount: Option<String>,
+    /// Gross amount in base units ("1500000000000000000" wei), as balance
+    /// files and the API count.
     #[arg(long)]
-    amount: String,
+    amount_base: Option<String>,
     /// Validator / pool / baker that produced it.
     #[arg(long)]
     validator: String,
@@ -158,8 +166,14 @@ pub async fn rewards(store: &Store, cmd: RewardsCommand) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
         RewardsCommand::Record(a) => {
-            let amount = Amount::parse_units(&a.amount, a.chain.decimals())
-                .with_context(|| format!("--amount (in {})", a.chain.asset()))?;
+            let amount = match (&a.amount, &a.amount_base) {
+                (Some(v), _) => Amount::parse_units(v, a.chain.decimals())
+                    .with_context(|| format!("--amount (in {})", a.chain.asset()))?,
+                (None, Some(v)) => v
+                    .parse::<Amount>()
+                    .with_context(|| format!("--amount-base (in {})", a.chain.base_unit()))?,
+                (None, None) => bail!("give --amount (in {}) or --amount-base", a.chain.asset()),
+            };
             let period = Period::new(a.from, a.to)?;
             let kind = match a.kind.as_str() {
                 "consensus" => RewardKind::Consensus,
