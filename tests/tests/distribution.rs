@@ -730,3 +730,52 @@ async fn statements_show_the_remainder_carried_to_the_next_credit() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_wrong_reward_is_voided_before_distribution_and_never_distributed() {
+    on_both(|store| async move {
+        let id = two_users(&store).await;
+        let e = store.void_reward(id, " ", now()).await.unwrap_err();
+        assert!(e.to_string().contains("say why"), "{e}");
+        let r = store
+            .void_reward(id, "typo: 1000 instead of 100", now())
+            .await
+            .unwrap();
+        assert!(r.voided_at.is_some());
+        // Voiding again is a no-op; it is no longer pending; distribute refuses it.
+        store.void_reward(id, "again", now()).await.unwrap();
+        assert!(
+            store
+                .undistributed_rewards(Some(ChainId::Ethereum))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let e = store
+            .distribute(id, rate(100), &DistributeOptions::default(), now())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("voided"), "{e}");
+        assert!(store.distribution_for_reward(id).await.unwrap().is_none());
+        assert_eq!(
+            store
+                .reward(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .void_reason
+                .as_deref(),
+            Some("typo: 1000 instead of 100")
+        );
+        // A distributed reward cannot be voided.
+        let id2 = store
+            .record_reward(&reward("right", T0, T0 + 100, 100), now())
+            .await
+            .unwrap()
+            .id;
+        distribute(&store, id2, rate(100)).await;
+        let e = store.void_reward(id2, "late", now()).await.unwrap_err();
+        assert!(e.to_string().contains("cannot be voided"), "{e}");
+    })
+    .await;
+}

@@ -32,6 +32,15 @@ pub enum RewardsCommand {
     Record(RecordArgs),
     /// List rewards not yet distributed (JSON).
     Pending,
+    /// Void a reward that was recorded by mistake, before it is
+    /// distributed: it is kept, with when and why, and never distributed.
+    Void {
+        /// Reward id (`rewards pending` lists them).
+        id: i64,
+        /// Why (kept with the reward).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// Arguments of `rewards record`.
@@ -164,6 +173,10 @@ pub async fn rewards(store: &Store, cmd: RewardsCommand) -> Result<()> {
         RewardsCommand::Pending => {
             let list = store.undistributed_rewards(None).await?;
             println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        RewardsCommand::Void { id, reason } => {
+            let r = store.void_reward(id, &reason, Timestamp::now()).await?;
+            println!("{}", serde_json::to_string(&r)?);
         }
         RewardsCommand::Record(a) => {
             let amount = match (&a.amount, &a.amount_base) {

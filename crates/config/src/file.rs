@@ -51,8 +51,8 @@ pub struct ConfigFile {
     pub chains: Vec<ChainSection>,
 }
 
-/// `[database]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[database]`. Its `Debug` shows the URL redacted.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSection {
     /// `sqlite://path/softstake.db` (created on first run) or `postgres://...`.
@@ -69,6 +69,15 @@ fn default_db_url() -> String {
 }
 fn default_max_connections() -> u32 {
     8
+}
+
+impl std::fmt::Debug for DatabaseSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSection")
+            .field("url", &softstake_core::secret::redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 impl Default for DatabaseSection {
@@ -190,8 +199,8 @@ impl Default for LogSection {
     }
 }
 
-/// `[[chains]]`: one chain's pool.
-#[derive(Debug, Clone, Deserialize)]
+/// `[[chains]]`: one chain's pool. Its `Debug` shows URLs redacted.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainSection {
     /// Whether the daemon runs this chain's loop.
@@ -221,6 +230,31 @@ pub struct ChainSection {
     /// that chain's crate (`chains/<x>/src/config.rs`), which refuses
     /// unknown keys.
     pub network: toml::Table,
+}
+
+impl std::fmt::Debug for ChainSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let endpoints: Vec<String> = self
+            .endpoints
+            .iter()
+            .map(|e| softstake_core::secret::redact_endpoint(e))
+            .collect();
+        f.debug_struct("ChainSection")
+            .field("enabled", &self.enabled)
+            .field("endpoints", &endpoints)
+            .field("key", &self.key)
+            .field("interval_secs", &self.interval_secs)
+            .field("commission", &self.commission)
+            .field("min_eligible_balance", &self.min_eligible_balance)
+            .field("validators", &self.validators)
+            .field("buffer", &self.buffer)
+            .field("safety", &self.safety)
+            .field(
+                "network",
+                &softstake_core::config::redacted_table(&self.network),
+            )
+            .finish()
+    }
 }
 
 fn yes() -> bool {

@@ -82,13 +82,41 @@ pub struct SafetyLimits {
 }
 
 /// `[chains.network]` as written, less its `type`: read only by the chain's
-/// own crate, into its typed settings.
-#[derive(Debug, Clone, PartialEq)]
+/// own crate, into its typed settings. Its `Debug` shows every URL in it
+/// through [`crate::secret::redact_endpoint`] (a Beacon endpoint carries a
+/// provider key as often as an RPC one).
+#[derive(Clone, PartialEq)]
 pub struct NetworkTable {
     /// The chain `type` names.
     pub chain: ChainId,
     /// The other keys.
     pub table: toml::Table,
+}
+
+impl fmt::Debug for NetworkTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NetworkTable")
+            .field("chain", &self.chain)
+            .field("table", &redacted_table(&self.table))
+            .finish()
+    }
+}
+
+/// `t` with every string that holds a URL shown redacted, for Debug output.
+pub fn redacted_table(t: &toml::Table) -> toml::Table {
+    fn walk(v: &toml::Value) -> toml::Value {
+        match v {
+            toml::Value::String(s) if s.contains("://") => {
+                toml::Value::String(crate::secret::redact_endpoint(s))
+            }
+            toml::Value::Array(a) => toml::Value::Array(a.iter().map(walk).collect()),
+            toml::Value::Table(t) => {
+                toml::Value::Table(t.iter().map(|(k, v)| (k.clone(), walk(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    t.iter().map(|(k, v)| (k.clone(), walk(v))).collect()
 }
 
 impl NetworkTable {
@@ -112,8 +140,8 @@ impl NetworkTable {
     }
 }
 
-/// A validated chain section.
-#[derive(Debug, Clone)]
+/// A validated chain section. Its `Debug` shows endpoints redacted.
+#[derive(Clone)]
 pub struct ChainConfig {
     /// Chain.
     pub chain: ChainId,
@@ -138,6 +166,29 @@ pub struct ChainConfig {
     pub safety: SafetyLimits,
     /// Chain-specific settings, read by the chain's crate.
     pub network: NetworkTable,
+}
+
+impl fmt::Debug for ChainConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endpoints: Vec<String> = self
+            .endpoints
+            .iter()
+            .map(|e| crate::secret::redact_endpoint(e))
+            .collect();
+        f.debug_struct("ChainConfig")
+            .field("chain", &self.chain)
+            .field("enabled", &self.enabled)
+            .field("endpoints", &endpoints)
+            .field("key", &self.key)
+            .field("interval_secs", &self.interval_secs)
+            .field("commission", &self.commission)
+            .field("min_eligible_balance", &self.min_eligible_balance)
+            .field("validators", &self.validators)
+            .field("buffer", &self.buffer)
+            .field("safety", &self.safety)
+            .field("network", &self.network)
+            .finish()
+    }
 }
 
 /// Collects issues, for a chain crate's `validate`.
@@ -190,6 +241,16 @@ mod tests {
             chain: ChainId::Ethereum,
             table: text.parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn debug_output_shows_urls_redacted() {
+        let t = table(
+            "chain_id = 1\nbeacon_endpoints = [\"https://u:pw@beacon.example/v1/KEY\"]\n[inner]\na = \"wss://x.example?token=KEY\"",
+        );
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("KEY") && !shown.contains("pw"), "{shown}");
+        assert!(shown.contains("https://beacon.example/***"), "{shown}");
     }
 
     #[test]

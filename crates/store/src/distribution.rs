@@ -390,6 +390,12 @@ impl crate::Store {
             .reward(reward_id)
             .await?
             .ok_or_else(|| StoreError::Invalid(format!("no reward with id {reward_id}")))?;
+        if reward.voided_at.is_some() {
+            return Err(StoreError::Invalid(format!(
+                "reward {reward_id} was voided ({}): it is never distributed",
+                reward.void_reason.as_deref().unwrap_or("")
+            )));
+        }
         crate::rewards::not_from_the_future(reward.reward.period.end(), now)?;
         let asset = reward.asset.clone();
         let (start, end) = (
@@ -405,6 +411,16 @@ impl crate::Store {
             // Serialize distributions of one asset: carries and dust are
             // read-modify-write.
             <Self as crate::AssetLock<_>>::lock(&mut tx, reward.reward.chain).await?;
+            // Not voided meanwhile (voiding takes the same lock).
+            let voided: Option<i64> = sqlx::query_scalar("SELECT voided_at FROM rewards WHERE id = $1")
+                .bind(reward_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if voided.is_some() {
+                return Err(StoreError::Invalid(format!(
+                    "reward {reward_id} was voided: it is never distributed"
+                )));
+            }
             // Re-check under the lock: exactly once.
             let done: Option<i64> = sqlx::query_scalar("SELECT id FROM distributions WHERE reward_id = $1")
                 .bind(reward_id)

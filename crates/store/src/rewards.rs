@@ -40,6 +40,10 @@ pub struct RewardRecord {
     pub recorded_at: Timestamp,
     /// Distribution id, once distributed.
     pub distribution_id: Option<i64>,
+    /// When it was voided (never distributed then), if it was.
+    pub voided_at: Option<Timestamp>,
+    /// Why it was voided.
+    pub void_reason: Option<String>,
 }
 
 /// Outcome of [`crate::Store::record_reward`].
@@ -65,10 +69,12 @@ type RewardRow = (
     Option<i64>,
     i64,
     Option<i64>,
+    Option<i64>,
+    Option<String>,
 );
 
 const SELECT_REWARD: &str = "SELECT r.id, r.chain, r.reward_key, r.asset, r.period_start, r.period_end, r.amount, \
-     r.validator, r.kind, r.tx_hash, r.epoch, r.recorded_at, d.id \
+     r.validator, r.kind, r.tx_hash, r.epoch, r.recorded_at, d.id, r.voided_at, r.void_reason \
      FROM rewards r LEFT JOIN distributions d ON d.reward_id = r.id";
 
 fn parse_kind(s: &str) -> Result<RewardKind, StoreError> {
@@ -82,7 +88,23 @@ fn parse_kind(s: &str) -> Result<RewardKind, StoreError> {
 }
 
 fn from_row(r: RewardRow) -> Result<RewardRecord, StoreError> {
-    let (id, chain, key, asset, start, end, amount, validator, kind, tx_hash, epoch, at, dist) = r;
+    let (
+        id,
+        chain,
+        key,
+        asset,
+        start,
+        end,
+        amount,
+        validator,
+        kind,
+        tx_hash,
+        epoch,
+        at,
+        dist,
+        voided_at,
+        void_reason,
+    ) = r;
     let chain: ChainId = chain
         .parse()
         .map_err(|e| StoreError::Corrupt(format!("rewards.chain: {e}")))?;
@@ -103,6 +125,8 @@ fn from_row(r: RewardRow) -> Result<RewardRecord, StoreError> {
         asset,
         recorded_at: Timestamp::from_unix(at),
         distribution_id: dist,
+        voided_at: voided_at.map(Timestamp::from_unix),
+        void_reason,
     })
 }
 
@@ -173,6 +197,55 @@ impl crate::Store {
         })
     }
 
+    /// Voids a reward that was not distributed (a wrong manual entry): it
+    /// stays, with when and why, and is never distributed. Voiding it again
+    /// is a no-op; a distributed reward cannot be voided (book a correction
+    /// instead).
+    pub async fn void_reward(
+        &self,
+        id: i64,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<RewardRecord, StoreError> {
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid("say why the reward is voided".into()));
+        }
+        let r = self
+            .reward(id)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("no reward with id {id}")))?;
+        if r.voided_at.is_some() {
+            return Ok(r);
+        }
+        on_pool!(self, pool => {
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
+            // Under the asset's distribution lock: no distribution of it
+            // can be committing meanwhile.
+            <Self as crate::AssetLock<_>>::lock(&mut tx, r.reward.chain).await?;
+            let distributed: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM distributions WHERE reward_id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(d) = distributed {
+                return Err(StoreError::Invalid(format!(
+                    "reward {id} was distributed (distribution {d}): it cannot be voided; book a correction instead"
+                )));
+            }
+            sqlx::query("UPDATE rewards SET voided_at = $1, void_reason = $2 WHERE id = $3 AND voided_at IS NULL")
+                .bind(now.unix())
+                .bind(reason)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        self.reward(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("reward vanished while voided".into()))
+    }
+
     /// A reward by id.
     pub async fn reward(&self, id: i64) -> Result<Option<RewardRecord>, StoreError> {
         let sql = format!("{SELECT_REWARD} WHERE r.id = $1");
@@ -200,7 +273,7 @@ impl crate::Store {
         chain: Option<ChainId>,
     ) -> Result<Vec<RewardRecord>, StoreError> {
         let sql = format!(
-            "{SELECT_REWARD} WHERE d.id IS NULL AND ($1 = '' OR r.chain = $1) ORDER BY r.period_end, r.id"
+            "{SELECT_REWARD} WHERE d.id IS NULL AND r.voided_at IS NULL AND ($1 = '' OR r.chain = $1) ORDER BY r.period_end, r.id"
         );
         let rows: Vec<RewardRow> = on_pool!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
