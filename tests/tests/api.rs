@@ -443,3 +443,51 @@ async fn malformed_and_oversized_bodies_get_4xx_and_change_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn documented_bounds_hold_past_int64_and_on_large_acknowledgements() {
+    let ts = TestStore::sqlite().await;
+    let d = start(&ts.store, &ts.url, None, 1_000).await;
+    let c = Client::new();
+    // Integer parameters are documented as int64: one past it is a 400,
+    // never a 500.
+    let doc: Value =
+        serde_json::from_str(include_str!("../../crates/daemon/openapi.json")).unwrap();
+    assert_eq!(
+        doc["paths"]["/v1/outbox"]["get"]["parameters"][0]["schema"]["maximum"],
+        json!(i64::MAX)
+    );
+    for (url, token) in [
+        (
+            format!("{}/v1/outbox?after=9223372036854775808", d.base),
+            Some(EXCHANGE_TOKEN),
+        ),
+        (
+            format!("{}/v1/rewards?before=9223372036854775808", d.base),
+            None,
+        ),
+        (
+            format!("{}/v1/distributions/9223372036854775808", d.base),
+            None,
+        ),
+    ] {
+        let (status, body) = get(&c, &url, token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
+    }
+    // A body over the limit on /v1/outbox/ack is the documented 413.
+    let ids: Vec<i64> = (1..=20_000).collect();
+    let (status, _) = post(
+        &c,
+        &format!("{}/v1/outbox/ack", d.base),
+        Some(EXCHANGE_TOKEN),
+        json!({ "ids": ids }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        doc["paths"]["/v1/outbox/ack"]["post"]["responses"]
+            .get("413")
+            .is_some()
+    );
+    d.handle.shutdown().await;
+}
