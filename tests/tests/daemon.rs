@@ -694,3 +694,53 @@ async fn a_read_only_ledger_is_refused_at_start() {
     };
     assert!(err.to_string().contains("does not accept writes"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_clock_ahead_raises_an_alert_and_distributes_nothing() {
+    let ts = TestStore::sqlite().await;
+    let (chain, chain_clock) = sim(13, 10_000_000);
+    // Our clock is an hour behind the chain's: every reward it pays is
+    // dated after our now.
+    let ours = softstake_core::ManualClock::new(softstake_core::Timestamp::from_unix(
+        softstake_core::Clock::now(&chain_clock).unix() - 3_600,
+    ));
+    let d = start_with(
+        &ts.store,
+        &ts.url,
+        vec![Arc::new(chain.clone())],
+        Arc::new(ours),
+        1_000,
+    )
+    .await;
+    let c = Client::new();
+    // Alice holds since before our (late) clock, so the pool stakes and earns.
+    let r = c
+        .post(format!("{}/v1/balance-updates", d.base))
+        .header("authorization", format!("Bearer {EXCHANGE_TOKEN}"))
+        .json(
+            &json!({"updates": [{"event_id": "c1", "user_id": "alice", "asset": "ATOM",
+                                   "balance": "6000000", "effective_at": "2025-12-31T00:00:00Z"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (stop, driver) = drive(chain);
+    let m = metrics_until(&c, &d.metrics_url, 30, |m| {
+        metric(m, "softstake_chain_clock_ahead", "chain=\"cosmos\"") == Some(1.0)
+    })
+    .await;
+    assert!(m.contains("softstake_chain_clock_ahead"), "{m}");
+    stop.store(true, Ordering::SeqCst);
+    driver.await.unwrap();
+    assert!(
+        ts.store
+            .undistributed_rewards(None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing from the future was recorded"
+    );
+    assert_eq!(ts.store.status().await.unwrap().distributions, 0);
+    d.handle.shutdown().await;
+}

@@ -150,6 +150,10 @@ pub struct ChainMetrics {
     pub seconds_since_last_success: Family<ChainLabels, Gauge>,
     /// Chain tasks restarted after a panic.
     pub task_restarts: Family<ChainLabels, Counter>,
+    /// 1 while the chain's last cycle met a reward whose period ends in the
+    /// future (the node's clock runs ahead of ours): it is neither recorded
+    /// nor distributed until our time catches up.
+    pub clock_ahead: Family<ChainLabels, Gauge>,
     /// 1 when the chain is paused by an operator.
     pub paused: Family<ChainLabels, Gauge>,
     /// Adapter call latency, in seconds.
@@ -247,6 +251,7 @@ impl Metrics {
             cycle_duration_seconds: Family::new_with_constructor(latency_histogram),
             last_success_timestamp_seconds: Family::default(),
             seconds_since_last_success: Family::default(),
+            clock_ahead: Family::default(),
             task_restarts: Family::default(),
             paused: Family::default(),
             rpc_duration_seconds: Family::new_with_constructor(latency_histogram),
@@ -384,6 +389,13 @@ impl Metrics {
             "seconds_since_last_success",
             "Seconds since the last successful cycle",
             c.seconds_since_last_success.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "chain_clock_ahead",
+            "1 while a reward from the future (a node clock ahead of ours) is refused",
+            c.clock_ahead.clone(),
         );
         reg(
             &mut r,

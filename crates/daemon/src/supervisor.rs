@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 use softstake_core::adapter::{HealthRequest, HealthResponse, PoolStateRequest, PoolStateResponse};
-use softstake_core::{Amount, Timestamp};
+use softstake_core::{Amount, ChainId, Timestamp};
 use softstake_engine::CycleReport;
 use softstake_planner::PlanSummary;
 use softstake_store::OpState;
@@ -147,9 +147,17 @@ async fn chain_loop(rt: Arc<ChainRuntime>, sh: Arc<Shared>, mut shutdown: watch:
                 Some(Ok(Ok(report))) => {
                     failures = 0;
                     on_success(&rt, &sh, report);
+                    clock_ahead(&sh, chain, false);
                     "ok"
                 }
                 Some(Ok(Err(e))) => {
+                    let ahead = matches!(
+                        e,
+                        softstake_engine::EngineError::Store(
+                            softstake_store::StoreError::FutureReward { .. }
+                        )
+                    );
+                    clock_ahead(&sh, chain, ahead);
                     failures += 1;
                     delay = backoff(failures);
                     on_error(&rt, &sh, &e.to_string());
@@ -210,6 +218,18 @@ async fn chain_loop(rt: Arc<ChainRuntime>, sh: Arc<Shared>, mut shutdown: watch:
             // A standby wakes as soon as it becomes leader.
             r = leader.changed(), if !was_leader => { if r.is_err() { break } }
         }
+    }
+}
+
+/// Raises (or clears) the node-clock-ahead gauge of `chain`.
+fn clock_ahead(sh: &Shared, chain: ChainId, ahead: bool) {
+    sh.metrics
+        .chain
+        .clock_ahead
+        .get_or_create(&chain_labels(chain))
+        .set(i64::from(ahead));
+    if ahead {
+        tracing::error!(chain = %chain, "a reward from the future was refused: is the node's clock ahead of ours?");
     }
 }
 
