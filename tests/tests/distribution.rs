@@ -653,6 +653,25 @@ async fn a_reward_from_the_future_is_neither_recorded_nor_distributed() {
     .await;
 }
 
+/// Two users holding 100 each over the whole period of a reward of `wei`.
+async fn equal_holders(store: &Store, users: [&str; 2], key: &str, wei: u128) -> i64 {
+    store
+        .ingest_balance_updates(
+            &[
+                upd(&format!("{key}-0"), users[0], 100, T0 - 50),
+                upd(&format!("{key}-1"), users[1], 100, T0 - 50),
+            ],
+            now(),
+        )
+        .await
+        .unwrap();
+    store
+        .record_reward(&reward(key, T0, T0 + 100, wei), now())
+        .await
+        .unwrap()
+        .id
+}
+
 #[tokio::test]
 async fn zero_amount_credit_rows_are_neither_published_nor_counted_as_unacked() {
     on_both(|store| async move {

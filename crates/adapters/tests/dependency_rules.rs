@@ -19,22 +19,11 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn cargo() -> Command {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(workspace());
-    c
-}
-
-/// (package, dependency, kind, optional) for every declared dependency.
-fn edges() -> Vec<(String, String, String, bool)> {
-    let out = cargo()
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
+/// Runs cargo in the workspace with `args`; its standard output.
+fn cargo(args: &[&str]) -> Vec<u8> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(workspace())
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -42,7 +31,19 @@ fn edges() -> Vec<(String, String, String, bool)> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    out.stdout
+}
+
+/// (package, dependency, kind, optional) for every declared dependency.
+fn edges() -> Vec<(String, String, String, bool)> {
+    let out = cargo(&[
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+        "--offline",
+    ]);
+    let m: Value = serde_json::from_slice(&out).unwrap();
     let mut e = Vec::new();
     for p in m["packages"].as_array().unwrap() {
         let name = p["name"].as_str().unwrap().to_owned();
@@ -131,26 +132,18 @@ fn only_the_registry_and_tests_depend_on_chain_crates() {
 #[test]
 fn the_binary_without_the_devnet_feature_contains_no_test_node() {
     let tree = |extra: &[&str]| {
-        let out = cargo()
-            .args([
-                "tree",
-                "-p",
-                "softstake",
-                "-e",
-                "normal,features",
-                "--prefix",
-                "none",
-                "--offline",
-            ])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let mut args = vec![
+            "tree",
+            "-p",
+            "softstake",
+            "-e",
+            "normal,features",
+            "--prefix",
+            "none",
+            "--offline",
+        ];
+        args.extend_from_slice(extra);
+        String::from_utf8(cargo(&args)).unwrap()
     };
     let without = tree(&["--no-default-features"]);
     assert!(

@@ -234,14 +234,12 @@ pub struct ChainSection {
 
 impl std::fmt::Debug for ChainSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let endpoints: Vec<String> = self
-            .endpoints
-            .iter()
-            .map(|e| softstake_core::secret::redact_endpoint(e))
-            .collect();
         f.debug_struct("ChainSection")
             .field("enabled", &self.enabled)
-            .field("endpoints", &endpoints)
+            .field(
+                "endpoints",
+                &softstake_core::secret::redact_endpoints(&self.endpoints),
+            )
             .field("key", &self.key)
             .field("interval_secs", &self.interval_secs)
             .field("commission", &self.commission)

@@ -170,15 +170,13 @@ pub struct ChainConfig {
 
 impl fmt::Debug for ChainConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let endpoints: Vec<String> = self
-            .endpoints
-            .iter()
-            .map(|e| crate::secret::redact_endpoint(e))
-            .collect();
         f.debug_struct("ChainConfig")
             .field("chain", &self.chain)
             .field("enabled", &self.enabled)
-            .field("endpoints", &endpoints)
+            .field(
+                "endpoints",
+                &crate::secret::redact_endpoints(&self.endpoints),
+            )
             .field("key", &self.key)
             .field("interval_secs", &self.interval_secs)
             .field("commission", &self.commission)

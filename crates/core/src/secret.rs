@@ -123,6 +123,11 @@ pub fn redact_endpoint(url: &str) -> String {
     format!("{scheme}://{host}{tail}")
 }
 
+/// [`redact_endpoint`] of each, for Debug output of endpoint lists.
+pub fn redact_endpoints(urls: &[String]) -> Vec<String> {
+    urls.iter().map(|u| redact_endpoint(u)).collect()
+}
+
 /// Compares two byte strings in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
