@@ -675,22 +675,8 @@ async fn equal_holders(store: &Store, users: [&str; 2], key: &str, wei: u128) ->
 #[tokio::test]
 async fn zero_amount_credit_rows_are_neither_published_nor_counted_as_unacked() {
     on_both(|store| async move {
-        store
-            .ingest_balance_updates(
-                &[
-                    upd("z1", "alice", 100, T0 - 50),
-                    upd("z2", "bob", 100, T0 - 50),
-                ],
-                now(),
-            )
-            .await
-            .unwrap();
         // 1 wei for two equal holders: half a unit each, carried, 0 credited.
-        let id = store
-            .record_reward(&reward("tiny", T0, T0 + 100, 1), now())
-            .await
-            .unwrap()
-            .id;
+        let id = equal_holders(&store, ["alice", "bob"], "tiny", 1).await;
         let s = summary(distribute(&store, id, rate(0)).await);
         assert_eq!(s.credited.base(), 0);
         assert!(outbox_amounts(&store, 10).await.is_empty());
@@ -702,22 +688,8 @@ async fn zero_amount_credit_rows_are_neither_published_nor_counted_as_unacked() 
 #[tokio::test]
 async fn statements_show_the_remainder_carried_to_the_next_credit() {
     on_both(|store| async move {
-        store
-            .ingest_balance_updates(
-                &[
-                    upd("c1", "carl", 100, T0 - 50),
-                    upd("c2", "cora", 100, T0 - 50),
-                ],
-                now(),
-            )
-            .await
-            .unwrap();
         // 3 wei for two equal holders: 1 each, half a wei carried each.
-        let id = store
-            .record_reward(&reward("three", T0, T0 + 100, 3), now())
-            .await
-            .unwrap()
-            .id;
+        let id = equal_holders(&store, ["carl", "cora"], "three", 3).await;
         let d = summary(distribute(&store, id, rate(0)).await);
         let lines = store
             .statement(
