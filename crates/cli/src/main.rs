@@ -358,7 +358,23 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 dir.display()
             );
             shutdown_signal().await?;
-            devnet.daemon.shutdown().await;
+            // Say what stops, and stop within a few seconds: the daemon's
+            // loops get 4 s to finish their journal steps (what they leave
+            // is reconciled like after a crash), then the local nodes go.
+            let nodes: Vec<&str> = devnet.summary.iter().map(|c| c.chain.as_str()).collect();
+            eprintln!(
+                "stopping: the daemon (API, metrics, chain loops), then the local nodes ({}); data stays in {}",
+                nodes.join(", "),
+                dir.display()
+            );
+            let softstake_devnet::Devnet { daemon, .. } = devnet;
+            if tokio::time::timeout(std::time::Duration::from_secs(4), daemon.shutdown())
+                .await
+                .is_err()
+            {
+                eprintln!("the daemon did not stop within 4 s: stopped anyway");
+            }
+            eprintln!("stopped");
             Ok(())
         }
     }

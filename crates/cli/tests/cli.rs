@@ -796,3 +796,55 @@ fn tx_sign_signs_a_polkadot_staking_extrinsic_offline() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("stash.uri"), "{}", stderr(&o));
 }
+
+#[test]
+fn devnet_stops_within_five_seconds_of_ctrl_c_saying_what_it_stops() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args([
+            "devnet", "--chains", "cosmos", "--users", "20", "--steps", "1",
+        ])
+        .args(["--api", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--dir"])
+        .arg(dir.path().join("dev"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = stderr_lines(&mut child);
+    let out = child.stdout.take().unwrap();
+    let (tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains("Ctrl-C stops the devnet") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if ready.recv_timeout(Duration::from_secs(300)).is_err() {
+        let _ = child.kill();
+        let seen: Vec<String> = rx.try_iter().collect();
+        panic!("the devnet never got to its summary:\n{}", seen.join("\n"));
+    }
+    let int = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut seen = Vec::new();
+    let stopping = wait_for(&rx, "stopping:", &mut seen);
+    assert!(stopping.contains("cosmos"), "{stopping}");
+    wait_for(&rx, "stopped", &mut seen);
+    let status = child.wait().unwrap();
+    let took = int.elapsed();
+    assert!(status.success(), "{status:?}: {}", seen.join("\n"));
+    // The daemon's drain is cut at 4 s by construction; the bound here
+    // leaves room for a loaded machine without letting the old 20-65 s pass.
+    assert!(
+        took < Duration::from_secs(8),
+        "exited {took:?} after Ctrl-C"
+    );
+}
