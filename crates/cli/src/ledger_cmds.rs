@@ -239,10 +239,7 @@ pub async fn distribute(store: &Store, cfg: &Config, reward: Option<i64>) -> Res
                 "{chain} has no [[chains]] section: its commission is unknown"
             )),
             Some(c) => {
-                let opts = DistributeOptions {
-                    min_balance: c.min_eligible_balance,
-                    ..DistributeOptions::default()
-                };
+                let opts = DistributeOptions::with_min_balance(c.min_eligible_balance);
                 store
                     .distribute(id, c.commission, &opts, Timestamp::now())
                     .await

@@ -433,10 +433,7 @@ impl Engine {
             .undistributed_rewards(Some(self.cfg.chain))
             .await?
         {
-            let opts = DistributeOptions {
-                min_balance: self.cfg.min_eligible_balance,
-                ..DistributeOptions::default()
-            };
+            let opts = DistributeOptions::with_min_balance(self.cfg.min_eligible_balance);
             match self
                 .store
                 .distribute(r.id, self.cfg.commission, &opts, self.clock.now())

@@ -36,6 +36,17 @@ pub struct DistributeOptions {
     pub fail_before_commit: bool,
 }
 
+impl DistributeOptions {
+    /// Options with this eligibility minimum (the rest default).
+    #[allow(clippy::needless_update)] // the test-utils feature adds a field
+    pub fn with_min_balance(min_balance: Amount) -> Self {
+        DistributeOptions {
+            min_balance,
+            ..DistributeOptions::default()
+        }
+    }
+}
+
 /// A stored distribution's totals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DistributionSummary {
