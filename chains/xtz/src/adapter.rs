@@ -150,12 +150,20 @@ impl XtzAdapter {
             // An error body that is not Octez's JSON error list (a proxy's
             // page) says nothing about the operation: retryable.
             let v = r.json()?;
-            let msg = v
-                .as_array()
-                .and_then(|a| a.first())
+            let first = v.as_array().and_then(|a| a.first());
+            let msg = first
                 .and_then(|e| e["msg"].as_str().or(e["id"].as_str()))
                 .unwrap_or("error")
                 .to_owned();
+            // One manager operation per source and block ("1M"): an
+            // operation of ours still waits for its block. Not a refusal of
+            // this one: it is sent again once the other is included.
+            let id = first.and_then(|e| e["id"].as_str()).unwrap_or("");
+            if id.contains("manager_restriction")
+                || msg.to_lowercase().contains("only one manager operation")
+            {
+                return Err(AdapterError::TryLater(msg));
+            }
             return Err(AdapterError::Rejected(msg));
         }
         r.json().map(Some)

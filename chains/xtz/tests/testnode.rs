@@ -283,3 +283,41 @@ async fn delegation_mode_keeps_funds_spendable_and_a_baker_that_stops_paying_rai
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_second_operation_while_one_waits_for_its_block_is_retried_later() {
+    let (node, a, _) = setup("NetXsoftstake1", Mode::Staking).await;
+    let delegate = |tez: u128| OperationKind::Delegate {
+        validator: BAKER.into(),
+        amount: Amount::from_base(tez * TEZ),
+    };
+    let first = a.build_and_sign(op(delegate(100))).await.unwrap();
+    a.broadcast(BroadcastRequest {
+        signed: first.clone(),
+    })
+    .await
+    .unwrap();
+    // One manager operation per source and block: the second is refused for
+    // now, as a retryable error (the engine sends it again, quietly).
+    let second = a.build_and_sign(op(delegate(50))).await.unwrap();
+    let e = a
+        .broadcast(BroadcastRequest {
+            signed: second.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AdapterError::TryLater(_)), "{e}");
+    assert!(e.is_retryable());
+    node.bake(1);
+    // Once the first is included the conflict is gone (the second may now
+    // fail on its counter, which the journal's reconcile settles; only the
+    // conflict is the point here).
+    let l = a
+        .lookup(LookupRequest {
+            tx_id: first.tx_id.clone(),
+            signed_bytes: Some(first.bytes.clone()),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(l.status, TxStatus::Confirmed { .. }), "{l:?}");
+}

@@ -375,6 +375,11 @@ pub enum AdapterError {
     /// The chain rejected the transaction, or a node refused a query.
     #[error("transaction rejected: {0}")]
     Rejected(String),
+    /// The chain refused for now, for a reason that passes by itself (a
+    /// conflicting operation of ours still waits for its block): retry
+    /// later, quietly.
+    #[error("refused for now: {0}")]
+    TryLater(String),
     /// A node answered, but not in the shape its API defines (undecodable
     /// JSON, a missing or mistyped field): another endpoint may answer
     /// properly, so it is retryable.
@@ -398,6 +403,7 @@ impl AdapterError {
             AdapterError::Transport { .. }
                 | AdapterError::RateLimited { .. }
                 | AdapterError::BadResponse { .. }
+                | AdapterError::TryLater(_)
         )
     }
 }

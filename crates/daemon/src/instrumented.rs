@@ -50,6 +50,7 @@ impl Instrumented {
                 AdapterError::RateLimited { endpoint } => (endpoint.clone(), "rate_limited"),
                 AdapterError::WrongNetwork { endpoint, .. } => (endpoint.clone(), "wrong_network"),
                 AdapterError::BadResponse { endpoint, .. } => (endpoint.clone(), "bad_response"),
+                AdapterError::TryLater(_) => (String::new(), "try_later"),
                 AdapterError::InvalidRequest(_) => (String::new(), "invalid_request"),
                 AdapterError::Rejected(_) => (String::new(), "rejected"),
                 AdapterError::Config(_) => (String::new(), "config"),

@@ -262,6 +262,9 @@ pub struct Engine {
     cfg: EngineConfig,
     clock: Arc<dyn Clock>,
     faults: Arc<dyn Faults>,
+    /// Operations whose retryable broadcast failure was already logged
+    /// (log hygiene only: nothing is decided from it).
+    quiet: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -297,6 +300,7 @@ impl Engine {
             cfg,
             clock,
             faults: Arc::new(NoFaults),
+            quiet: Arc::default(),
         })
     }
 
@@ -603,7 +607,20 @@ impl Engine {
             // Whether or not the node took it, the journal keeps the bytes
             // and the next reconcile finds out from the chain.
             Err(e) => {
-                tracing::warn!(chain = %self.cfg.chain, op = %op.id, error = %e, "broadcast failed; will reconcile");
+                // A refusal that passes by itself (the chain's one operation
+                // per source and block, a rate limit) is retried every cycle:
+                // logged once per operation, then quietly.
+                let first = e.is_retryable()
+                    && self
+                        .quiet
+                        .lock()
+                        .map(|mut q| q.insert(op.id.clone()))
+                        .unwrap_or(true);
+                if !e.is_retryable() || first {
+                    tracing::warn!(chain = %self.cfg.chain, op = %op.id, error = %e, "broadcast failed; will reconcile");
+                } else {
+                    tracing::debug!(chain = %self.cfg.chain, op = %op.id, error = %e, "broadcast failed again; will reconcile");
+                }
                 Ok(event(
                     &op.id,
                     op.kind.name(),

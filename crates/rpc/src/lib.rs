@@ -201,7 +201,7 @@ impl<C> Endpoint<C> {
 
     fn record(&self, r: &Result<impl Sized, AdapterError>) {
         match r {
-            Ok(_) => self.update(|s| {
+            Ok(_) | Err(AdapterError::TryLater(_)) => self.update(|s| {
                 s.up = Some(true);
                 s.failures = 0;
             }),
@@ -508,6 +508,8 @@ impl<C: Send + Sync + 'static> Endpoints<C> {
             ep.record(&r);
             match r {
                 Ok(v) => return Ok(v),
+                // The chain's own "not now": another node says the same.
+                Err(e @ AdapterError::TryLater(_)) => return Err(e),
                 Err(e) if e.is_retryable() => {
                     tracing::debug!(endpoint = %ep.shown, error = %e, "{}: endpoint failed; trying the next", self.what);
                     last = Some(e);
