@@ -97,25 +97,29 @@ impl crate::Store {
                 return Ok(WithdrawalDecision { request_id: id, status, eta: eta.map(Timestamp::from_unix), replay: true });
             }
             // The balance in effect now (an update dated in the future is
-            // not money the user has yet), less what the user's open
-            // requests already claim.
-            let balance: Vec<String> = sqlx::query_scalar(
-                "SELECT balance FROM balance_updates WHERE user_id = $1 AND asset = $2 AND effective_at <= $3 ORDER BY effective_at DESC, id DESC LIMIT 1",
+            // not money the user has yet), less the user's open requests
+            // that balance does not reflect yet: the exchange posts a
+            // user's reduced balance after a request, so requests made
+            // after the balance took effect (a later second) still claim
+            // part of it.
+            let balance: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT balance, effective_at FROM balance_updates WHERE user_id = $1 AND asset = $2 AND effective_at <= $3 ORDER BY effective_at DESC, id DESC LIMIT 1",
             )
             .bind(&req.user_id)
             .bind(asset)
             .bind(now.unix())
             .fetch_all(&mut *tx)
             .await?;
-            let balance = match balance.first() {
-                Some(b) => parse_amount("balance_updates.balance", b)?,
-                None => Amount::ZERO,
+            let (balance, since) = match balance.first() {
+                Some((b, at)) => (parse_amount("balance_updates.balance", b)?, *at),
+                None => (Amount::ZERO, i64::MIN),
             };
             let mine: Vec<String> = sqlx::query_scalar(
-                "SELECT amount FROM withdrawals WHERE user_id = $1 AND asset = $2 AND status IN ('granted', 'queued')",
+                "SELECT amount FROM withdrawals WHERE user_id = $1 AND asset = $2 AND status IN ('granted', 'queued') AND created_at > $3",
             )
             .bind(&req.user_id)
             .bind(asset)
+            .bind(since)
             .fetch_all(&mut *tx)
             .await?;
             let mut claimed = Amount::ZERO;
