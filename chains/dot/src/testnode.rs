@@ -153,8 +153,13 @@ impl Chopsticks {
         let mut k = sp_crypto_hashing::twox_128(b"Timestamp").to_vec();
         k.extend(sp_crypto_hashing::twox_128(b"Now"));
         // Right after start the head can still be the genesis block, which
-        // has no timestamp: wait for block 1.
-        for _ in 0..120 {
+        // has no timestamp: wait for block 1, and after 10 s ask for it
+        // (`dev_newBlock`) rather than depend on chopsticks building it by
+        // itself (a CI run once waited 60 s for it).
+        for i in 0..120 {
+            if i == 20 {
+                self.new_blocks(1).await?;
+            }
             let v = self
                 .call(
                     "state_getStorage",
