@@ -248,7 +248,13 @@ async fn a_standby_takes_over_when_the_leader_dies_and_nothing_runs_twice() {
     let store_b = Store::connect(&ts.url, &ConnectOptions::default())
         .await
         .unwrap();
-    let b = start_no_wait(&store_b, &ts.url, Some((chain.clone(), clock)), 1_000).await;
+    let b = start_no_wait(
+        &store_b,
+        &ts.url,
+        Some((chain.clone(), clock.clone())),
+        1_000,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!b.handle.is_leader(), "two leaders");
     let c = Client::new();
@@ -299,6 +305,21 @@ async fn a_standby_takes_over_when_the_leader_dies_and_nothing_runs_twice() {
     eventually("B takes over", 10, || async { b.handle.is_leader() }).await;
     let took = died.elapsed();
     assert!(took < Duration::from_secs(5), "takeover took {took:?}");
+    // Give B something to do whatever state A left the pool in (it may be
+    // inside the band): alice's balance drops to 0, so the buffer is far
+    // above its ceiling and B must stake the excess.
+    let now = softstake_core::Clock::now(&clock);
+    let r = c
+        .post(format!("{}/v1/balance-updates", b.base))
+        .header("authorization", format!("Bearer {EXCHANGE_TOKEN}"))
+        .json(
+            &json!({"updates": [{"event_id": "b3", "user_id": "alice", "asset": "ATOM",
+                                   "balance": "0", "effective_at": now.to_string()}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
     let confirmed_at_takeover = ts
         .store
         .journal_list(ChainId::Cosmos, None, 10_000)
