@@ -54,6 +54,16 @@ impl fmt::Display for Timestamp {
 
 /// Parses RFC 3339 (any offset, fractional seconds truncated) or a plain
 /// integer of Unix seconds.
+impl Timestamp {
+    /// An RFC 3339 time only (no Unix seconds, no surrounding white
+    /// space); fractions of a second are dropped.
+    pub fn parse_rfc3339(s: &str) -> Result<Timestamp, BadTimestamp> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|dt| Timestamp(dt.timestamp()))
+            .map_err(|_| BadTimestamp(s.to_owned()))
+    }
+}
+
 impl FromStr for Timestamp {
     type Err = BadTimestamp;
 

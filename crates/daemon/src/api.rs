@@ -89,6 +89,11 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message).field(field)
     }
 
+    /// Well-formed (as the OpenAPI document describes) but refused: 422.
+    fn refused(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message).field(field)
+    }
+
     fn not_found(what: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
     }
@@ -572,10 +577,11 @@ fn check_id(field: &str, v: &str) -> ApiResult<()> {
     if v.trim().is_empty() {
         return Err(ApiError::bad(field, "must not be empty"));
     }
-    if v.len() > MAX_ID_LEN {
+    // Characters (code points), as the document's maxLength counts them.
+    if v.chars().count() > MAX_ID_LEN {
         return Err(ApiError::bad(
             field,
-            format!("longer than {MAX_ID_LEN} bytes"),
+            format!("longer than {MAX_ID_LEN} characters"),
         ));
     }
     if v.chars().any(char::is_control) {
@@ -584,9 +590,43 @@ fn check_id(field: &str, v: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// An amount: a digit string is well-formed (the document's pattern), so
+/// one too large for any balance is refused (422), like one above the
+/// asset's bound; anything else is malformed (400).
 fn amount(field: &str, v: &str) -> ApiResult<Amount> {
-    v.parse()
-        .map_err(|e| ApiError::bad(field, format!("{e} (an integer string of base units)")))
+    v.parse().map_err(|e| match e {
+        softstake_core::AmountError::Overflow(_) => ApiError::refused(
+            field,
+            "is above 2^128-1 base units, more than any balance can be",
+        ),
+        e => ApiError::bad(field, format!("{e} (an integer string of base units)")),
+    })
+}
+
+/// Most Unix seconds a time may have (11 digits, the year 5138).
+const MAX_UNIX_SECS: i64 = 99_999_999_999;
+
+/// A time as the document's `Time` schema says: RFC 3339 (kept to the
+/// second) or Unix seconds of at most 11 digits, nothing around it.
+fn time(field: &str, v: &str) -> ApiResult<Timestamp> {
+    let bad = || {
+        ApiError::bad(
+            field,
+            format!("{v:?} is neither an RFC 3339 time nor Unix seconds (0 to {MAX_UNIX_SECS})"),
+        )
+    };
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: i64 = v.parse().map_err(|_| bad())?;
+        return if secs <= MAX_UNIX_SECS {
+            Ok(Timestamp::from_unix(secs))
+        } else {
+            Err(bad())
+        };
+    }
+    if v.trim() != v {
+        return Err(bad());
+    }
+    Timestamp::parse_rfc3339(v).map_err(|_| bad())
 }
 
 fn decimal(a: Amount) -> Option<Decimal> {
@@ -875,14 +915,19 @@ async fn distributions(
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let q = list_query(q)?;
-    let asset = match (&q.asset, &q.chain) {
-        (Some(a), _) => Some(
+    // Both filters are checked; given both, they must both hold.
+    let by_asset = q
+        .asset
+        .as_deref()
+        .map(|a| {
             ChainId::from_asset(a)
-                .ok_or_else(|| ApiError::bad("asset", format!("unknown asset {a:?}")))?
-                .asset(),
-        ),
-        (None, Some(c)) => Some(parse_chain(c)?.asset()),
-        (None, None) => None,
+                .ok_or_else(|| ApiError::bad("asset", format!("unknown asset {a:?}")))
+        })
+        .transpose()?;
+    let by_chain = q.chain.as_deref().map(parse_chain).transpose()?;
+    let asset = match (by_asset, by_chain) {
+        (Some(a), Some(c)) if a != c => return Ok(axum::Json(Vec::<()>::new()).into_response()),
+        (a, c) => a.or(c).map(ChainId::asset),
     };
     let d = st
         .sh
@@ -952,10 +997,7 @@ async fn balance_updates(
         let chain = ChainId::from_asset(&u.asset)
             .ok_or_else(|| ApiError::bad(f("asset"), format!("unknown asset {:?}", u.asset)))?;
         let balance = amount(&f("balance"), &u.balance)?;
-        let effective_at: Timestamp = u
-            .effective_at
-            .parse()
-            .map_err(|e| ApiError::bad(f("effective_at"), format!("{e}")))?;
+        let effective_at = time(&f("effective_at"), &u.effective_at)?;
         batch.push(BalanceUpdate {
             event_id: u.event_id,
             user_id: u.user_id,
@@ -995,7 +1037,10 @@ async fn withdrawal(
         .ok_or_else(|| ApiError::bad("asset", format!("unknown asset {:?}", w.asset)))?;
     let amount = amount("amount", &w.amount)?;
     if amount.is_zero() {
-        return Err(ApiError::bad("amount", "must be greater than 0"));
+        return Err(ApiError::bad(
+            "amount",
+            "must be greater than 0 (pattern ^[1-9][0-9]*$)",
+        ));
     }
     let rt = runtime(&st.sh, chain)?;
     let liq = rt.engine.liquidity().await?;
@@ -1091,6 +1136,12 @@ async fn outbox_ack(
     if a.ids.len() > 10_000 {
         return Err(ApiError::bad("ids", "at most 10000 per call"));
     }
+    if let Some(i) = a.ids.iter().position(|id| *id < 1) {
+        return Err(ApiError::bad(
+            format!("ids[{i}]"),
+            "credit ids are 1 or more",
+        ));
+    }
     let n = st.sh.store.ack_credits(&a.ids, st.sh.clock.now()).await?;
     Ok(axum::Json(serde_json::json!({ "acknowledged": n })).into_response())
 }
@@ -1113,15 +1164,10 @@ async fn statement(
     authorize(&st.sh, &headers, Door::Exchange)?;
     check_id("user", &user)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
-    let from: Timestamp = q
-        .from
-        .parse()
-        .map_err(|e| ApiError::bad("from", format!("{e}")))?;
-    let to: Timestamp =
-        q.to.parse()
-            .map_err(|e| ApiError::bad("to", format!("{e}")))?;
+    let from = time("from", &q.from)?;
+    let to = time("to", &q.to)?;
     if to <= from {
-        return Err(ApiError::bad("to", "must be after from"));
+        return Err(ApiError::refused("to", "must be after from"));
     }
     let lines = st.sh.store.statement(&user, from, to).await?;
     match q.format.as_deref() {
@@ -1233,30 +1279,88 @@ mod tests {
     #[test]
     fn the_openapi_document_names_every_chain_once() {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
-        let names = |schema: &str| -> Vec<String> {
-            doc["components"]["schemas"][schema]["enum"]
-                .as_array()
+        let pattern = |schema: &str| -> String {
+            doc["components"]["schemas"][schema]["pattern"]
+                .as_str()
                 .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().to_owned())
+                .to_owned()
+        };
+        // The server takes names and tickers in any letter case: the
+        // patterns say exactly that, built from ChainId::ALL.
+        let any_case = |w: &str| -> String {
+            w.chars()
+                .map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase()))
                 .collect()
         };
-        let chains: Vec<String> = ChainId::ALL.iter().map(|c| c.as_str().to_owned()).collect();
-        let assets: Vec<String> = ChainId::ALL.iter().map(|c| c.asset().to_owned()).collect();
-        assert_eq!(names("Chain"), chains);
-        assert_eq!(names("Asset"), assets);
+        let alt = |words: Vec<&str>| -> String {
+            format!(
+                "^({})$",
+                words
+                    .into_iter()
+                    .map(any_case)
+                    .collect::<Vec<_>>()
+                    .join("|")
+            )
+        };
+        let names = ChainId::ALL.iter().map(|c| c.as_str());
+        let tickers = ChainId::ALL.iter().map(|c| c.asset());
+        assert_eq!(
+            pattern("Chain"),
+            alt(names.chain(tickers.clone()).collect())
+        );
+        assert_eq!(pattern("Asset"), alt(tickers.collect()));
+        for c in ChainId::ALL {
+            assert_eq!(parse_chain(&c.asset().to_lowercase()).unwrap(), c);
+            assert_eq!(parse_chain(&c.as_str().to_uppercase()).unwrap(), c);
+        }
         // Every other place refers to these two schemas.
         let text = OPENAPI.replace(' ', "");
         assert_eq!(
-            text.matches("\"ethereum\"").count(),
+            text.matches("[Ee][Tt][Hh][Ee][Rr][Ee][Uu][Mm]").count(),
             1,
             "list chains only in Chain"
         );
         assert_eq!(
-            text.matches("\"ETH\"").count(),
-            1,
-            "list assets only in Asset"
+            text.matches("|[Ee][Tt][Hh]|").count() + text.matches("^([Ee][Tt][Hh]|").count(),
+            2,
+            "list assets only in Chain and Asset"
         );
+    }
+
+    #[test]
+    fn times_and_amounts_parse_as_the_document_says() {
+        assert_eq!(time("t", "0").unwrap(), Timestamp::from_unix(0));
+        assert_eq!(
+            time("t", "99999999999").unwrap(),
+            Timestamp::from_unix(MAX_UNIX_SECS)
+        );
+        assert_eq!(
+            time("t", "2026-01-01T00:00:00.9Z").unwrap(),
+            Timestamp::from_unix(1_767_225_600)
+        );
+        for bad in [
+            "",
+            "100000000000",
+            " 5",
+            "2026-01-01T00:00:00Z ",
+            "-1",
+            "soon",
+        ] {
+            let e = time("t", bad).unwrap_err();
+            assert_eq!(
+                (e.status, e.field.as_deref()),
+                (StatusCode::BAD_REQUEST, Some("t")),
+                "{bad:?}"
+            );
+        }
+        let e = amount("a", &"9".repeat(40)).unwrap_err();
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            amount("a", "1x").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert!(check_id("i", &"é".repeat(200)).is_ok());
+        assert!(check_id("i", &"é".repeat(201)).is_err());
     }
 
     #[test]
