@@ -1,12 +1,17 @@
 //! The engine's safety switches on both databases, with the simulated
 //! chain: the approval threshold, dry run, pause, the per-operation and
-//! daily caps, and recovery of a crash between signing and broadcasting.
+//! daily caps, recovery of a crash between signing and broadcasting, and
+//! step isolation (a failing reward read leaves grants working).
 #![allow(clippy::unwrap_used)]
 
 use rust_decimal::Decimal;
-use softstake_core::adapter::{ChainAdapter, OperationKind};
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, HealthRequest,
+    HealthResponse, LookupRequest, LookupResponse, Maintenance, OperationKind, PoolStateRequest,
+    PoolStateResponse, RewardsRequest, RewardsResponse, SignedOperation,
+};
 use softstake_core::{Amount, ChainId, Clock, ManualClock, Rate, Timestamp};
-use softstake_engine::{CrashPoint, Engine, EngineConfig, EngineError, Faults};
+use softstake_engine::{CrashPoint, Engine, EngineConfig, EngineError, Faults, Step};
 use softstake_planner::{Policy, ValidatorTarget};
 use softstake_store::{BalanceUpdate, OpState, Store};
 use softstake_testkit::{SimChain, SimParams};
@@ -241,6 +246,142 @@ async fn a_crash_after_journaling_the_bytes_sends_exactly_those_bytes_after_rest
         assert_eq!(
             store.journal_get(&open[0].id).await.unwrap().unwrap().state,
             OpState::Confirmed
+        );
+    })
+    .await;
+}
+
+/// The simulated chain whose reward reads fail (a pruned block, a node
+/// error) while everything else answers: the daemon's own step isolation
+/// is under test here, not a chain.
+struct RewardsFail {
+    sim: SimChain,
+    failing: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ChainAdapter for RewardsFail {
+    fn chain(&self) -> ChainId {
+        self.sim.chain()
+    }
+    async fn pool_state(&self, r: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+        self.sim.pool_state(r).await
+    }
+    async fn rewards_since(&self, r: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(AdapterError::Transport {
+                endpoint: "sim://node".into(),
+                message: "block 1234 is pruned".into(),
+            });
+        }
+        self.sim.rewards_since(r).await
+    }
+    async fn build_and_sign(&self, r: BuildRequest) -> Result<SignedOperation, AdapterError> {
+        self.sim.build_and_sign(r).await
+    }
+    async fn broadcast(&self, r: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
+        self.sim.broadcast(r).await
+    }
+    async fn lookup(&self, r: LookupRequest) -> Result<LookupResponse, AdapterError> {
+        self.sim.lookup(r).await
+    }
+    async fn health(&self, r: HealthRequest) -> Result<HealthResponse, AdapterError> {
+        self.sim.health(r).await
+    }
+    fn maintenance(&self, s: &PoolStateResponse) -> Vec<Maintenance> {
+        self.sim.maintenance(s)
+    }
+}
+
+#[tokio::test]
+async fn a_failing_reward_read_leaves_withdrawal_grants_and_planning_working() {
+    on_both(|store| async move {
+        users(&store).await;
+        let (s, c) = sim();
+        let adapter = Arc::new(RewardsFail {
+            sim: s.clone(),
+            failing: AtomicBool::new(true),
+        });
+        let e = Engine::new(
+            store.clone(),
+            adapter.clone() as Arc<dyn ChainAdapter>,
+            cfg(),
+            Arc::new(c.clone()),
+        )
+        .unwrap();
+        // Asked while the pool looked empty: queued.
+        let nothing = softstake_store::Liquidity {
+            liquid: Amount::ZERO,
+            unbonding: Vec::new(),
+            unbonding_delay_secs: 21 * 86_400,
+            cycle_secs: 60,
+        };
+        let d = store
+            .request_withdrawal(
+                &softstake_store::WithdrawalRequest {
+                    request_id: "w1".into(),
+                    user_id: "alice".into(),
+                    chain: ChainId::Cosmos,
+                    amount: Amount::from_base(50_000),
+                },
+                &nothing,
+                c.now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.status, "queued", "{d:?}");
+
+        // Rewards cannot be read; the cycle still plans and grants.
+        let r = e.cycle().await.unwrap();
+        assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+        let f = &r.failures[0];
+        assert_eq!(
+            (f.step, f.retryable, f.consecutive),
+            (Step::CollectRewards, true, 1)
+        );
+        assert!(f.error.contains("pruned"), "{}", f.error);
+        assert_eq!(r.withdrawals_granted, vec!["w1".to_owned()]);
+        assert!(r.plan.is_some(), "planning ran: {:?}", r.plan_skipped);
+        assert!(
+            r.ops
+                .iter()
+                .any(|o| o.event == "broadcast" || o.event == "confirmed"),
+            "{:?}",
+            r.ops
+        );
+
+        // Failing again, it backs off: retried next cycle, then sits out
+        // one cycle, while the other steps run every cycle.
+        s.advance(60);
+        let r = e.cycle().await.unwrap();
+        assert_eq!(
+            r.failures.iter().map(|f| f.consecutive).collect::<Vec<_>>(),
+            vec![2]
+        );
+        s.advance(60);
+        let r = e.cycle().await.unwrap();
+        assert_eq!(
+            (r.failures.len(), r.skipped.clone()),
+            (0, vec![Step::CollectRewards])
+        );
+        assert!(!r.ops.is_empty() || r.plan.is_some() || r.plan_skipped.is_some());
+
+        // The node recovers: the step runs again and its backoff clears.
+        adapter.failing.store(false, Ordering::SeqCst);
+        s.advance(60);
+        let r = e.cycle().await.unwrap();
+        assert!(
+            r.failures.is_empty() && r.skipped.is_empty(),
+            "{:?} {:?}",
+            r.failures,
+            r.skipped
+        );
+        s.advance(60);
+        adapter.failing.store(true, Ordering::SeqCst);
+        let r = e.cycle().await.unwrap();
+        assert_eq!(
+            r.failures.iter().map(|f| f.consecutive).collect::<Vec<_>>(),
+            vec![1]
         );
     })
     .await;

@@ -156,6 +156,15 @@ impl World {
         }
         match r {
             Ok(r) => {
+                // A step may fail on an injected RPC error (the others
+                // run); a failure no retry can fix is a finding.
+                if let Some(f) = r.failures.iter().find(|f| !f.retryable) {
+                    return Err(format!(
+                        "cycle step {} failed: {}",
+                        f.step.as_str(),
+                        f.error
+                    ));
+                }
                 self.stats.confirmed +=
                     r.ops.iter().filter(|o| o.event == "confirmed").count() as u64;
                 self.stats.expired += r.ops.iter().filter(|o| o.event == "expired").count() as u64;

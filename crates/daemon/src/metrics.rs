@@ -46,8 +46,19 @@ pub struct OpEventLabels {
 pub struct ResultLabels {
     /// Chain name.
     pub chain: String,
-    /// `ok`, `retryable_error`, `fatal_error`, `panic`, `aborted`.
+    /// `ok`, `partial` (a step failed, the others ran), `retryable_error`,
+    /// `fatal_error`, `panic`, `aborted`.
     pub result: String,
+}
+
+/// `{chain, step}`: a cycle step (`softstake_engine::Step`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    /// Chain name.
+    pub chain: String,
+    /// `collect_rewards`, `distribute`, `reconcile`, `read_pool`, `plan`,
+    /// `grant_withdrawals`.
+    pub step: String,
 }
 
 /// `{chain, method}`.
@@ -141,6 +152,8 @@ pub struct ChainMetrics {
     pub operation_events: Family<OpEventLabels, Counter>,
     /// Cycles run, by result.
     pub cycles: Family<ResultLabels, Counter>,
+    /// Failed cycle steps (the cycle's other steps ran), by step.
+    pub step_failures: Family<StepLabels, Counter>,
     /// Duration of a cycle, in seconds.
     pub cycle_duration_seconds: HistFamily<ChainLabels>,
     /// Unix time of the last successful cycle.
@@ -248,6 +261,7 @@ impl Metrics {
             oldest_open_operation_seconds: Family::default(),
             operation_events: Family::default(),
             cycles: Family::default(),
+            step_failures: Family::default(),
             cycle_duration_seconds: Family::new_with_constructor(latency_histogram),
             last_success_timestamp_seconds: Family::default(),
             seconds_since_last_success: Family::default(),
@@ -368,6 +382,13 @@ impl Metrics {
             "cycles",
             "Chain cycles by result",
             c.cycles.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "cycle_step_failures",
+            "Failed steps of chain cycles (the other steps still ran)",
+            c.step_failures.clone(),
         );
         reg(
             &mut r,

@@ -1,7 +1,8 @@
 //! Per-chain tasks: the loop, its supervision, and the gauges it refreshes.
 
 use crate::metrics::{
-    EndpointLabels, OpEventLabels, ResultLabels, StateLabels, ValidatorLabels, chain_labels, coins,
+    EndpointLabels, OpEventLabels, ResultLabels, StateLabels, StepLabels, ValidatorLabels,
+    chain_labels, coins,
 };
 use crate::{ChainRuntime, Shared};
 use rust_decimal::Decimal;
@@ -146,9 +147,11 @@ async fn chain_loop(rt: Arc<ChainRuntime>, sh: Arc<Shared>, mut shutdown: watch:
             let result = match outcome {
                 Some(Ok(Ok(report))) => {
                     failures = 0;
+                    let ahead = report.failures.iter().any(|f| f.clock_ahead);
+                    let partial = !report.failures.is_empty();
                     on_success(&rt, &sh, report);
-                    clock_ahead(&sh, chain, false);
-                    "ok"
+                    clock_ahead(&sh, chain, ahead);
+                    if partial { "partial" } else { "ok" }
                 }
                 Some(Ok(Err(e))) => {
                     let ahead = matches!(
@@ -238,6 +241,29 @@ fn on_success(rt: &ChainRuntime, sh: &Shared, r: CycleReport) {
     let l = chain_labels(chain);
     let m = &sh.metrics.chain;
     let now = sh.clock.now();
+    for f in &r.failures {
+        m.step_failures
+            .get_or_create(&StepLabels {
+                chain: chain.as_str().to_owned(),
+                step: f.step.as_str().to_owned(),
+            })
+            .inc();
+        let sits_out = softstake_engine::step_backoff_cycles(f.consecutive);
+        if f.retryable {
+            tracing::warn!(chain = %chain, step = f.step.as_str(), error = %f.error, in_a_row = f.consecutive, sits_out_cycles = sits_out,
+                "cycle step failed; the other steps ran");
+        } else {
+            tracing::error!(chain = %chain, step = f.step.as_str(), error = %f.error, in_a_row = f.consecutive, sits_out_cycles = sits_out,
+                "cycle step failed and needs attention; the other steps ran");
+        }
+    }
+    let step_error = (!r.failures.is_empty()).then(|| {
+        r.failures
+            .iter()
+            .map(|f| format!("{}: {}", f.step.as_str(), f.error))
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
     m.rewards_collected_coins
         .get_or_create(&l)
         .inc_by(coins(chain, r.rewards_amount));
@@ -298,8 +324,18 @@ fn on_success(rt: &ChainRuntime, sh: &Shared, r: CycleReport) {
         }
         v.plan_skipped = r.plan_skipped;
         v.last_success_at = Some(now);
-        v.last_error = None;
-        v.consecutive_failures = 0;
+        match step_error {
+            // A partial cycle: what failed stays visible until a cycle runs
+            // every step.
+            Some(e) => {
+                v.last_error = Some(e);
+                v.last_error_at = Some(now);
+            }
+            None => {
+                v.last_error = None;
+                v.consecutive_failures = 0;
+            }
+        }
     });
 }
 

@@ -230,6 +230,88 @@ impl PartialEq<&str> for OpEventKind {
     }
 }
 
+/// The steps of a cycle. Each runs and fails on its own: a failing step
+/// never stops the steps that do not need its result (planning and
+/// withdrawal grants need the pool state; nothing needs the rewards).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Record rewards paid since the cursor.
+    CollectRewards,
+    /// Distribute recorded rewards.
+    Distribute,
+    /// Look up open operations on the chain.
+    Reconcile,
+    /// Read the pool's state from the chain.
+    ReadPool,
+    /// Plan and send operations.
+    Plan,
+    /// Grant queued withdrawals from the buffer.
+    GrantWithdrawals,
+}
+
+impl Step {
+    /// Stable name (metrics label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::CollectRewards => "collect_rewards",
+            Step::Distribute => "distribute",
+            Step::Reconcile => "reconcile",
+            Step::ReadPool => "read_pool",
+            Step::Plan => "plan",
+            Step::GrantWithdrawals => "grant_withdrawals",
+        }
+    }
+}
+
+/// A step that failed in a cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepFailure {
+    /// The step.
+    pub step: Step,
+    /// What happened.
+    pub error: String,
+    /// Whether a later cycle may succeed without an operator.
+    pub retryable: bool,
+    /// The failure is a reward dated ahead of our clock (a node's clock
+    /// runs ahead).
+    pub clock_ahead: bool,
+    /// Failures of this step in a row, this one included.
+    pub consecutive: u32,
+}
+
+/// Cycles a step sits out after `failures` failures in a row: 0, 1, 3,
+/// then 7 (retried in the next cycle, then backing off, bounded).
+pub fn step_backoff_cycles(failures: u32) -> u32 {
+    match failures {
+        0 | 1 => 0,
+        2 => 1,
+        3 => 3,
+        _ => 7,
+    }
+}
+
+#[derive(Debug, Default)]
+struct StepBackoff {
+    failures: u32,
+    skip: u32,
+}
+
+type Backoffs = std::sync::Mutex<std::collections::HashMap<Step, StepBackoff>>;
+
+fn lock_backoff(
+    m: &Backoffs,
+) -> std::sync::MutexGuard<'_, std::collections::HashMap<Step, StepBackoff>> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Debug, Default)]
+struct PlanOutcome {
+    plan: Option<Plan>,
+    skipped: Option<String>,
+    ops: Vec<OpEvent>,
+}
+
 /// What a cycle did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct CycleReport {
@@ -251,6 +333,10 @@ pub struct CycleReport {
     pub paused: bool,
     /// The pool state the cycle planned from.
     pub pool: Option<PoolStateResponse>,
+    /// Steps that failed (the others ran).
+    pub failures: Vec<StepFailure>,
+    /// Steps sat out this cycle because they are backing off.
+    pub skipped: Vec<Step>,
 }
 
 /// One chain's engine. Cheap to rebuild: all state lives in the store and on
@@ -265,6 +351,9 @@ pub struct Engine {
     /// Operations whose retryable broadcast failure was already logged
     /// (log hygiene only: nothing is decided from it).
     quiet: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Per step: failures in a row and cycles left to sit out (scheduling
+    /// only: nothing about money is decided from it).
+    backoff: Arc<Backoffs>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -301,6 +390,7 @@ impl Engine {
             clock,
             faults: Arc::new(NoFaults),
             quiet: Arc::default(),
+            backoff: Arc::default(),
         })
     }
 
@@ -332,33 +422,139 @@ impl Engine {
 
     /// The full cycle (module docs).
     pub async fn cycle(&self) -> Result<CycleReport, EngineError> {
-        let (rewards_recorded, rewards_amount) = self.collect_rewards().await?;
-        let mut report = CycleReport {
-            rewards_recorded,
-            rewards_amount,
-            distributions: self.distribute_pending().await?,
-            ..CycleReport::default()
-        };
-        report.paused = self.store.is_paused(self.cfg.chain).await?;
-        if !report.paused {
-            report.ops = self.reconcile().await?;
+        let mut report = CycleReport::default();
+        // 1. Rewards, 2. distributions: each on its own.
+        if let Some((n, total)) = self
+            .step(Step::CollectRewards, &mut report, self.collect_rewards())
+            .await?
+        {
+            report.rewards_recorded = n;
+            report.rewards_amount = total;
         }
-        let state = self.adapter.pool_state(PoolStateRequest::default()).await?;
+        if let Some(d) = self
+            .step(Step::Distribute, &mut report, self.distribute_pending())
+            .await?
+        {
+            report.distributions = d;
+        }
+        // Without knowing whether the chain is paused nothing may act.
+        report.paused = self.store.is_paused(self.cfg.chain).await?;
+        // 3. The journal against the chain.
+        if !report.paused
+            && let Some(ops) = self
+                .step(Step::Reconcile, &mut report, self.reconcile())
+                .await?
+        {
+            report.ops = ops;
+        }
+        // 4. The pool as the chain shows it: planning and withdrawal
+        // grants need it, so they wait for the next cycle without it.
+        let read = async {
+            Ok::<_, EngineError>(self.adapter.pool_state(PoolStateRequest::default()).await?)
+        };
+        let Some(state) = self.step(Step::ReadPool, &mut report, read).await? else {
+            return Ok(report);
+        };
+        // 5. Plan and execute.
+        let paused = report.paused;
+        if let Some(o) = self
+            .step(
+                Step::Plan,
+                &mut report,
+                self.plan_and_execute(&state, paused),
+            )
+            .await?
+        {
+            report.plan = o.plan;
+            report.plan_skipped = o.skipped;
+            report.ops.extend(o.ops);
+        }
+        // 6. Withdrawal grants from the buffer.
+        let grant = async {
+            let spendable = self.spendable(&state).await?;
+            Ok::<_, EngineError>(
+                self.store
+                    .promote_withdrawals(self.cfg.chain, spendable, self.clock.now())
+                    .await?,
+            )
+        };
+        if let Some(granted) = self
+            .step(Step::GrantWithdrawals, &mut report, grant)
+            .await?
+        {
+            report.withdrawals_granted = granted;
+        }
+        report.pool = Some(state);
+        Ok(report)
+    }
+
+    /// Runs one step of a cycle unless its backoff says to skip it this
+    /// cycle. A failure is recorded in the report and backs the step off;
+    /// an injected crash or a lost leadership (fenced write) ends the whole
+    /// cycle, as they must.
+    async fn step<T>(
+        &self,
+        step: Step,
+        report: &mut CycleReport,
+        fut: impl std::future::Future<Output = Result<T, EngineError>>,
+    ) -> Result<Option<T>, EngineError> {
+        {
+            let mut b = lock_backoff(&self.backoff);
+            if let Some(s) = b.get_mut(&step)
+                && s.skip > 0
+            {
+                s.skip -= 1;
+                report.skipped.push(step);
+                return Ok(None);
+            }
+        }
+        match fut.await {
+            Ok(v) => {
+                lock_backoff(&self.backoff).remove(&step);
+                Ok(Some(v))
+            }
+            Err(e @ (EngineError::Crash(_) | EngineError::Store(StoreError::Fenced(_)))) => Err(e),
+            Err(e) => {
+                let mut b = lock_backoff(&self.backoff);
+                let s = b.entry(step).or_default();
+                s.failures = s.failures.saturating_add(1);
+                s.skip = step_backoff_cycles(s.failures);
+                report.failures.push(StepFailure {
+                    step,
+                    retryable: e.is_retryable(),
+                    clock_ahead: matches!(e, EngineError::Store(StoreError::FutureReward { .. })),
+                    consecutive: s.failures,
+                    error: e.to_string(),
+                });
+                Ok(None)
+            }
+        }
+    }
+
+    /// Plans from `state` and journals and sends the plan's operations,
+    /// unless the chain is paused, an operation is still open or this is a
+    /// dry run (`skipped` says why).
+    async fn plan_and_execute(
+        &self,
+        state: &PoolStateResponse,
+        paused: bool,
+    ) -> Result<PlanOutcome, EngineError> {
+        let mut out = PlanOutcome::default();
         let open = self.store.journal_open(self.cfg.chain).await?;
-        if report.paused {
-            report.plan_skipped = Some("chain is paused: nothing is signed or sent".into());
+        if paused {
+            out.skipped = Some("chain is paused: nothing is signed or sent".into());
         } else if let Some(op) = open.first() {
-            report.plan_skipped = Some(format!(
+            out.skipped = Some(format!(
                 "{} open operation(s), oldest {} is {}",
                 open.len(),
                 op.id,
                 op.state.as_str()
             ));
         } else {
-            let mut plan = self.plan_from(&state).await?;
+            let mut plan = self.plan_from(state).await?;
             if plan.ops.is_empty() {
                 plan.ops
-                    .extend(self.adapter.maintenance(&state).into_iter().map(|m| {
+                    .extend(self.adapter.maintenance(state).into_iter().map(|m| {
                         softstake_planner::PlannedOp {
                             kind: m.kind,
                             reason: format!("housekeeping: {}", m.reason),
@@ -366,19 +562,13 @@ impl Engine {
                     }));
             }
             if self.cfg.dry_run {
-                report.plan_skipped = Some("dry run: nothing journaled or sent".into());
+                out.skipped = Some("dry run: nothing journaled or sent".into());
             } else {
-                report.ops.extend(self.execute(&plan, &state).await?);
+                out.ops = self.execute(&plan, state).await?;
             }
-            report.plan = Some(plan);
+            out.plan = Some(plan);
         }
-        let spendable = self.spendable(&state).await?;
-        report.withdrawals_granted = self
-            .store
-            .promote_withdrawals(self.cfg.chain, spendable, self.clock.now())
-            .await?;
-        report.pool = Some(state);
-        Ok(report)
+        Ok(out)
     }
 
     /// Records rewards paid since the stored cursor; returns how many were
