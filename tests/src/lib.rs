@@ -65,6 +65,82 @@ impl TestStore {
         .await
     }
 
+    /// Takes a backup the way the README says to (SQLite: `VACUUM INTO`, an
+    /// online consistent copy; PostgreSQL: `pg_dump -Fc`) into `dir`, and
+    /// returns its path.
+    pub async fn backup(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        if self.pg_db.is_none() {
+            let path = dir.join(format!("backup-{}.db", uuid::Uuid::new_v4().simple()));
+            self.store
+                .sqlite_backup(&path)
+                .await
+                .expect("VACUUM INTO backup");
+            path
+        } else {
+            let path = dir.join(format!("backup-{}.dump", uuid::Uuid::new_v4().simple()));
+            let out = std::process::Command::new("pg_dump")
+                .args(["-Fc", "-f"])
+                .arg(&path)
+                .arg(&self.url)
+                .output()
+                .expect("pg_dump runs (Debian: postgresql-client)");
+            assert!(
+                out.status.success(),
+                "pg_dump: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            path
+        }
+    }
+
+    /// A store restored from `backup` (made by [`TestStore::backup`] of a
+    /// store of the same kind) in a new file or database, as an operator
+    /// restores one after losing the original.
+    pub async fn restore(&self, backup: &std::path::Path) -> TestStore {
+        if self.pg_db.is_none() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let file = dir.path().join("restored.db");
+            std::fs::copy(backup, &file).expect("copy the backup into place");
+            let url = format!("sqlite://{}", file.display());
+            let store = Store::connect(&url, &ConnectOptions::default())
+                .await
+                .expect("open the restored sqlite");
+            store.migrate().await.expect("migrate the restored sqlite");
+            TestStore {
+                store,
+                url,
+                pg_db: None,
+                _dir: Some(dir),
+            }
+        } else {
+            let (admin, url, name) = fresh_pg_database_with("").await;
+            let out = std::process::Command::new("pg_restore")
+                .args(["--no-owner", "-d"])
+                .arg(&url)
+                .arg(backup)
+                .output()
+                .expect("pg_restore runs (Debian: postgresql-client)");
+            assert!(
+                out.status.success(),
+                "pg_restore: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let store = Store::connect(&url, &ConnectOptions::default())
+                .await
+                .expect("open the restored postgres");
+            store
+                .migrate()
+                .await
+                .expect("migrate the restored postgres");
+            TestStore {
+                store,
+                url,
+                pg_db: Some((admin, name)),
+                _dir: None,
+            }
+        }
+    }
+
     async fn postgres_created_with(options: &str) -> TestStore {
         let (admin, url, name) = fresh_pg_database_with(options).await;
         let store = Store::connect(&url, &ConnectOptions::default())

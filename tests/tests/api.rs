@@ -166,32 +166,48 @@ async fn the_exchange_flow_over_a_real_socket() {
             .await
             .unwrap();
 
-        // Outbox: a cursor, stable ids, acknowledgements.
+        // Outbox: a position cursor, natural keys, acknowledgements.
         let (s, body) = get(&c, &url("/v1/outbox?after=0&limit=1"), Some(EXCHANGE_TOKEN)).await;
         assert_eq!(s, StatusCode::OK, "{body}");
         let page: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(page["credits"].as_array().unwrap().len(), 1);
         let first = page["credits"][0]["id"].as_i64().unwrap();
-        assert_eq!(page["next_cursor"], first);
+        let first_pos = page["credits"][0]["position"].as_i64().unwrap();
+        assert_eq!(page["next_cursor"], first_pos);
+        // Positions start at the distribution's time x 10^9.
+        assert_eq!(first_pos, (t0.unix() + 200) * 1_000_000_000);
+        assert_eq!(page["credits"][0]["key"], "cosmos:2:r1:alice");
         assert_eq!(page["credits"][0]["user_id"], "alice");
         assert_eq!(page["credits"][0]["amount"], "1000");
-        let (_, body) = get(&c, &url(&format!("/v1/outbox?after={first}")), Some(EXCHANGE_TOKEN)).await;
+        let (_, body) = get(&c, &url(&format!("/v1/outbox?after={first_pos}")), Some(EXCHANGE_TOKEN)).await;
         let page: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(page["credits"][0]["user_id"], "bob");
         assert_eq!(page["credits"][0]["amount"], "500");
+        assert_eq!(page["credits"][0]["key"], "cosmos:2:r1:bob");
         let second = page["next_cursor"].as_i64().unwrap();
+        assert_eq!(second, first_pos + 1);
         let (_, body) = get(&c, &url(&format!("/v1/outbox?after={second}")), Some(EXCHANGE_TOKEN)).await;
         let page: Value = serde_json::from_str(&body).unwrap();
         assert!(page["credits"].as_array().unwrap().is_empty());
         assert_eq!(page["next_cursor"], second);
         let (s, _) = get(&c, &url("/v1/outbox?after=-1"), Some(EXCHANGE_TOKEN)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
-        // An unknown id acknowledges nothing.
+        // An unknown id or key acknowledges nothing; ids and keys together
+        // are refused.
         let (s, _) = post(&c, &url("/v1/outbox/ack"), Some(EXCHANGE_TOKEN), json!({"ids": [first, 999_999]})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        let (s, _) = post(&c, &url("/v1/outbox/ack"), Some(EXCHANGE_TOKEN), json!({"keys": ["cosmos:2:r1:bob", "cosmos:2:r9:bob"]})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        let (s, _) = post(&c, &url("/v1/outbox/ack"), Some(EXCHANGE_TOKEN), json!({"ids": [first], "keys": ["cosmos:2:r1:bob"]})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (s, _) = post(&c, &url("/v1/outbox/ack"), Some(EXCHANGE_TOKEN), json!({"keys": ["no-key"]})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
         assert!(ts.store.outbox(0, 10).await.unwrap().iter().all(|c| !c.acked));
-        let (s, b) = post(&c, &url("/v1/outbox/ack"), Some(EXCHANGE_TOKEN), json!({"ids": [first, second]})).await;
-        assert_eq!((s, b["acknowledged"].clone()), (StatusCode::OK, json!(2)));
+        let (s, b) = post(&c, &url("/v1/outbox/ack"), Some(EXCHANGE_TOKEN), json!({"ids": [first]})).await;
+        assert_eq!((s, b["acknowledged"].clone()), (StatusCode::OK, json!(1)));
+        let (s, b) = post(&c, &url("/v1/outbox/ack"), Some(EXCHANGE_TOKEN), json!({"keys": ["cosmos:2:r1:bob"]})).await;
+        assert_eq!((s, b["acknowledged"].clone()), (StatusCode::OK, json!(1)));
+        assert!(ts.store.outbox(0, 10).await.unwrap().iter().all(|c| c.acked));
         let (_, b) = post(&c, &url("/v1/outbox/ack"), Some(EXCHANGE_TOKEN), json!({"ids": [first]})).await;
         assert_eq!(b["acknowledged"], 0);
 

@@ -300,7 +300,7 @@ async fn outbox_cursor_and_acknowledgements() {
         let id = two_users(&store).await;
         distribute(&store, id, rate(100)).await;
         let all = store.outbox(0, 100).await.unwrap();
-        let rest = store.outbox(all[0].id, 100).await.unwrap();
+        let rest = store.outbox(all[0].position, 100).await.unwrap();
         assert_eq!(rest, all[1..]);
         assert_eq!(store.outbox(0, 1).await.unwrap().len(), 1);
         // Unknown id: nothing acknowledged.
@@ -473,7 +473,7 @@ async fn carries_come_from_the_previous_distribution_or_the_users_latest_credit(
         loop {
             let page = store.outbox(after, 10_000).await.unwrap();
             let Some(last) = page.last() else { break };
-            after = last.id;
+            after = last.position;
             for c in page {
                 *per_user.entry(c.user_id).or_default() += c.amount.base();
             }

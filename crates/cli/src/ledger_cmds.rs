@@ -87,9 +87,10 @@ pub struct RecordArgs {
 /// reads it with `GET /v1/outbox`; operators and scripts use this).
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
-    /// Published credits with id above `--after`, oldest first (JSON).
+    /// Published credits with position above `--after`, in position order
+    /// (JSON). Apply each credit once by its `key`.
     List {
-        /// Cursor: the last credit id already applied.
+        /// Cursor: the last position already seen (`next_cursor`).
         #[arg(long, default_value_t = 0)]
         after: i64,
         /// At most this many.
@@ -99,8 +100,12 @@ pub enum OutboxCommand {
     /// Acknowledge credits the exchange has applied.
     Ack {
         /// Credit ids.
-        #[arg(required = true, num_args = 1..)]
+        #[arg(num_args = 1.., required_unless_present = "keys", conflicts_with = "keys")]
         ids: Vec<i64>,
+        /// Credit keys instead of ids (`CHAIN:N:REWARD_KEY:USER`; the same
+        /// after a database restore, which ids are not).
+        #[arg(long = "key", num_args = 1..)]
+        keys: Vec<String>,
     },
 }
 
@@ -110,8 +115,12 @@ pub async fn outbox(store: &Store, cmd: OutboxCommand) -> Result<()> {
             let credits = store.outbox(after, limit).await?;
             println!("{}", serde_json::to_string_pretty(&credits)?);
         }
-        OutboxCommand::Ack { ids } => {
-            let n = store.ack_credits(&ids, Timestamp::now()).await?;
+        OutboxCommand::Ack { ids, keys } => {
+            let n = if keys.is_empty() {
+                store.ack_credits(&ids, Timestamp::now()).await?
+            } else {
+                store.ack_credit_keys(&keys, Timestamp::now()).await?
+            };
             println!("{}", serde_json::json!({ "acknowledged": n }));
         }
     }

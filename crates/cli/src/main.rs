@@ -72,6 +72,14 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Copy a SQLite ledger to a new file, consistently, while the daemon
+    /// runs (`VACUUM INTO`). PostgreSQL: use pg_dump or base backups with
+    /// WAL archiving (README, Backup and restore).
+    Backup {
+        /// The new file.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -260,6 +268,15 @@ async fn dispatch(cli: Cli) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            Ok(())
+        }
+        Command::Backup { to } => {
+            let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
+            init_logging(&cfg, cli.log_json);
+            let store = open_store(&cfg, false).await?;
+            store.sqlite_backup(&to).await?;
+            println!("backed up {} to {}", store.url_redacted(), to.display());
+            store.close().await;
             Ok(())
         }
         Command::Migrate => {

@@ -264,15 +264,40 @@ fn ledger_commands_end_to_end_on_sqlite() {
         .iter()
         .map(|c| c["id"].to_string())
         .collect();
-    assert!(!ids.is_empty(), "{out}");
+    let keys: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.len() >= 2, "{out}");
+    // The first by id, the rest by key (keys survive a database restore).
+    let (ok, out, err) = cli(&["outbox", "ack", &ids[0]]);
+    assert!(ok && out.contains("\"acknowledged\":1"), "{out}{err}");
     let mut args = vec!["outbox", "ack"];
-    args.extend(ids.iter().map(String::as_str));
+    for k in &keys[1..] {
+        args.extend(["--key", k.as_str()]);
+    }
     let (ok, out, err) = cli(&args);
     assert!(ok, "{err}");
     assert!(
-        out.contains(&format!("\"acknowledged\":{}", ids.len())),
+        out.contains(&format!("\"acknowledged\":{}", ids.len() - 1)),
         "{out}"
     );
+    // An online backup of the SQLite ledger opens as the same ledger; a
+    // backup never overwrites a file.
+    let copy = dir.path().join("backup.db");
+    let (ok, out, err) = cli(&["backup", "--to", copy.to_str().unwrap()]);
+    assert!(ok && out.contains("backed up"), "{out}{err}");
+    let (ok, _, err) = cli(&["backup", "--to", copy.to_str().unwrap()]);
+    assert!(!ok && err.contains("exists"), "{err}");
+    let o = run(bin()
+        .arg("--config")
+        .arg(example())
+        .args(["--database-url", &format!("sqlite://{}", copy.display())])
+        .args(["outbox", "list"]));
+    let restored: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(restored.as_array().unwrap().len(), ids.len(), "{restored}");
     let (_, out, _) = cli(&["status"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["credits_unacked"], 0, "{out}");

@@ -1102,7 +1102,10 @@ async fn outbox(
     authorize(&st.sh, &headers, Door::Exchange)?;
     let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
     if q.after < 0 {
-        return Err(ApiError::bad("after", "must be 0 or a credit id"));
+        return Err(ApiError::bad(
+            "after",
+            "must be 0 or an outbox position (next_cursor)",
+        ));
     }
     let limit = q.limit.unwrap_or(1_000);
     if limit == 0 || limit > softstake_store::OUTBOX_MAX_PAGE {
@@ -1112,14 +1115,34 @@ async fn outbox(
         ));
     }
     let credits = st.sh.store.outbox(q.after, limit).await?;
-    let next = credits.last().map_or(q.after, |c| c.id);
+    let next = credits.last().map_or(q.after, |c| c.position);
     Ok(axum::Json(serde_json::json!({ "credits": credits, "next_cursor": next })).into_response())
+}
+
+/// The document's pattern of a credit key: `CHAIN:N:` then anything
+/// without control characters. (Whether the rest splits as N characters of
+/// reward key, `:` and a user is for the ledger to say: 422 when not.)
+fn credit_key_form(k: &str) -> bool {
+    let Some((chain, rest)) = k.split_once(':') else {
+        return false;
+    };
+    let Some((n, _)) = rest.split_once(':') else {
+        return false;
+    };
+    !chain.is_empty()
+        && !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && (n == "0" || !n.starts_with('0'))
+        && !k.chars().any(char::is_control)
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AckIn {
+    #[serde(default)]
     ids: Vec<i64>,
+    #[serde(default)]
+    keys: Vec<String>,
 }
 
 async fn outbox_ack(
@@ -1130,19 +1153,40 @@ async fn outbox_ack(
     authorize(&st.sh, &headers, Door::Exchange)?;
     require_leader(&st.sh)?;
     let JsonBody(a) = body?;
-    if a.ids.is_empty() {
-        return Err(ApiError::bad("ids", "is empty"));
-    }
-    if a.ids.len() > 10_000 {
-        return Err(ApiError::bad("ids", "at most 10000 per call"));
-    }
-    if let Some(i) = a.ids.iter().position(|id| *id < 1) {
-        return Err(ApiError::bad(
-            format!("ids[{i}]"),
-            "credit ids are 1 or more",
-        ));
-    }
-    let n = st.sh.store.ack_credits(&a.ids, st.sh.clock.now()).await?;
+    // Either ids or keys (keys survive a database restore; ids may not).
+    let n = match (a.ids.is_empty(), a.keys.is_empty()) {
+        (true, true) => return Err(ApiError::bad("ids", "give ids or keys")),
+        (false, false) => return Err(ApiError::bad("keys", "give ids or keys, not both")),
+        (false, true) => {
+            if a.ids.len() > 10_000 {
+                return Err(ApiError::bad("ids", "at most 10000 per call"));
+            }
+            if let Some(i) = a.ids.iter().position(|id| *id < 1) {
+                return Err(ApiError::bad(
+                    format!("ids[{i}]"),
+                    "credit ids are 1 or more",
+                ));
+            }
+            st.sh.store.ack_credits(&a.ids, st.sh.clock.now()).await?
+        }
+        (true, false) => {
+            if a.keys.len() > 10_000 {
+                return Err(ApiError::bad("keys", "at most 10000 per call"));
+            }
+            for (i, k) in a.keys.iter().enumerate() {
+                if !credit_key_form(k) {
+                    return Err(ApiError::bad(
+                        format!("keys[{i}]"),
+                        "not a credit key (CHAIN:N:REWARD_KEY:USER)",
+                    ));
+                }
+            }
+            st.sh
+                .store
+                .ack_credit_keys(&a.keys, st.sh.clock.now())
+                .await?
+        }
+    };
     Ok(axum::Json(serde_json::json!({ "acknowledged": n })).into_response())
 }
 

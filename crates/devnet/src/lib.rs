@@ -462,6 +462,10 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
                 }
             }
         }
+        // The daemon's clock moves first: a chain never runs ahead of it
+        // (a reward ending after the daemon's now is refused as from the
+        // future).
+        clock.set(Timestamp::from_unix(next));
         for s in &started {
             let t = std::time::Instant::now();
             s.driver.advance_to(next).await?;
@@ -470,7 +474,6 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
                 progress(format!("{} took {took:?} to advance", s.driver.chain()));
             }
         }
-        clock.set(Timestamp::from_unix(next));
         if step % 5 == 0 {
             progress(format!(
                 "step {step}/{}: chain time {} ({:?} wall)",

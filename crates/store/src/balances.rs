@@ -51,7 +51,7 @@ impl BulkBalances<sqlx::Sqlite> for crate::Store {
                 vec!["?"; chunk.len()].join(",")
             );
             // Only placeholders are interpolated; values are bound.
-            let mut q = sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(sql)).persistent(false);
             for id in chunk {
                 q = q.bind(id);
             }
@@ -73,7 +73,7 @@ impl BulkBalances<sqlx::Sqlite> for crate::Store {
                 vec!["(?,?,?,?,?,?)"; chunk.len()].join(",")
             );
             // Only placeholders are interpolated; values are bound.
-            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).persistent(false);
             for u in chunk {
                 q = q
                     .bind(&u.event_id)

@@ -168,6 +168,7 @@ impl ReadCarries<sqlx::SqliteConnection> for crate::Store {
             );
             // Only placeholders are interpolated; values are bound.
             let mut q = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(sql))
+                .persistent(false)
                 .bind(asset)
                 .bind(before);
             for u in chunk {

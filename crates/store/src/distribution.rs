@@ -498,7 +498,7 @@ impl crate::Store {
                 .await?;
                 let t_write = std::time::Instant::now();
                 let mut splitter = splitter;
-                let (written, digest, lines) = self.write_credits(&mut tx, dist_id, &asset, &mut splitter, shares).await?;
+                let (written, digest, lines) = self.write_credits(&mut tx, dist_id, &asset, &mut splitter, shares, now).await?;
                 let write_ms = t_write.elapsed().as_millis();
                 // Conservation, checked on the lines as written: if it
                 // fails, the transaction is dropped and nothing is committed.
@@ -696,11 +696,12 @@ impl crate::Store {
         asset: &str,
         splitter: &mut Splitter,
         shares: Vec<Share>,
+        now: Timestamp,
     ) -> Result<(u64, String, Vec<CreditLine>), StoreError>
     where
         Self: WriteCredits<DB>,
     {
-        <Self as WriteCredits<DB>>::write(tx, dist_id, asset, splitter, shares).await
+        <Self as WriteCredits<DB>>::write(tx, dist_id, asset, splitter, shares, now).await
     }
 }
 
@@ -708,6 +709,10 @@ impl crate::Store {
 /// splitter as it is written. Returns the rows written, the digest of the
 /// lines (the same as [`Split::digest`], computed from the strings written)
 /// and the lines, for [`Splitter::finish`].
+///
+/// Rows get outbox positions `first_position(..)`, `+1`, ... in the order
+/// written; the caller holds the outbox lock (see [`OUTBOX_LOCK`]) so
+/// positions become visible in order.
 pub(crate) trait WriteCredits<DB: sqlx::Database> {
     async fn write(
         tx: &mut sqlx::Transaction<'_, DB>,
@@ -715,7 +720,25 @@ pub(crate) trait WriteCredits<DB: sqlx::Database> {
         asset: &str,
         splitter: &mut Splitter,
         shares: Vec<Share>,
+        now: Timestamp,
     ) -> Result<(u64, String, Vec<CreditLine>), StoreError>;
+}
+
+/// PostgreSQL advisory lock (with key 0) taken before credits get their
+/// outbox positions and held to commit: distributions of different assets
+/// run concurrently, and without it a later position could commit first
+/// and an exchange paging by position would step over the earlier one.
+/// (SQLite write transactions are serialized already.)
+pub(crate) const OUTBOX_LOCK: i32 = 7403;
+
+/// The first outbox position of a distribution written at `now` after
+/// positions up to `max`: positions only grow, and after a database
+/// restore (which rolls `max` back) they still sort after everything
+/// published before, because time moved on (`now` x 10^9 leaves room for
+/// 10^9 credits a second).
+pub(crate) fn first_position(max: i64, now: Timestamp) -> i64 {
+    let by_time = now.unix().saturating_mul(1_000_000_000);
+    max.saturating_add(1).max(by_time)
 }
 
 fn refused(e: softstake_ledger::split::SplitError) -> StoreError {
@@ -759,9 +782,18 @@ impl WriteCredits<sqlx::Postgres> for crate::Store {
         asset: &str,
         splitter: &mut Splitter,
         shares: Vec<Share>,
+        now: Timestamp,
     ) -> Result<(u64, String, Vec<CreditLine>), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
+            .bind(OUTBOX_LOCK)
+            .execute(&mut **tx)
+            .await?;
+        let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM credits")
+            .fetch_one(&mut **tx)
+            .await?;
+        let mut position = first_position(max, now);
         let mut copy = tx
-            .copy_in_raw("COPY credits (distribution_id, user_id, asset, amount, weight, carry_after) FROM STDIN")
+            .copy_in_raw("COPY credits (distribution_id, user_id, asset, amount, weight, carry_after, position) FROM STDIN")
             .await?;
         let mut h = Sha256::new();
         let asset = copy_escape(asset);
@@ -773,12 +805,13 @@ impl WriteCredits<sqlx::Postgres> for crate::Store {
             let l = splitter.line(share).map_err(refused)?;
             let t = line_text(&mut h, &l);
             buf.push_str(&format!(
-                "{dist_id}\t{}\t{asset}\t{}\t{}\t{}\n",
+                "{dist_id}\t{}\t{asset}\t{}\t{}\t{}\t{position}\n",
                 copy_escape(&l.user_id),
                 t.amount,
                 t.weight,
                 t.carry
             ));
+            position = position.saturating_add(1);
             lines.push(l);
             if buf.len() > (1 << 20) {
                 copy.send(buf.as_bytes()).await?;
@@ -799,7 +832,12 @@ impl WriteCredits<sqlx::Sqlite> for crate::Store {
         asset: &str,
         splitter: &mut Splitter,
         shares: Vec<Share>,
+        now: Timestamp,
     ) -> Result<(u64, String, Vec<CreditLine>), StoreError> {
+        let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM credits")
+            .fetch_one(&mut **tx)
+            .await?;
+        let mut position = first_position(max, now);
         let mut h = Sha256::new();
         let mut written = 0;
         let mut lines = Vec::with_capacity(shares.len());
@@ -818,13 +856,15 @@ impl WriteCredits<sqlx::Sqlite> for crate::Store {
         let (mut cur, mut cur_text) = make(&mut h)?;
         while !cur.is_empty() {
             let mut sql = String::from(
-                "INSERT INTO credits (distribution_id, user_id, asset, amount, weight, carry_after) VALUES ",
+                "INSERT INTO credits (distribution_id, user_id, asset, amount, weight, carry_after, position) VALUES ",
             );
             // `?`, not `$N`: sqlx-sqlite resolves `$N` names per bind
             // (sqlite3_bind_parameter_name), quadratic in the row count.
-            sql.push_str(&vec!["(?,?,?,?,?,?)"; cur.len()].join(","));
+            sql.push_str(&vec!["(?,?,?,?,?,?,?)"; cur.len()].join(","));
             // Only placeholders are interpolated; values are bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            // Not cached: each chunk size is another statement text (measured:
+            // cached, they held ~50 KB each in every connection's cache).
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
             for (l, t) in cur.iter().zip(cur_text) {
                 q = q
                     .bind(dist_id)
@@ -832,7 +872,9 @@ impl WriteCredits<sqlx::Sqlite> for crate::Store {
                     .bind(asset)
                     .bind(t.amount)
                     .bind(t.weight)
-                    .bind(t.carry);
+                    .bind(t.carry)
+                    .bind(position);
+                position = position.saturating_add(1);
             }
             // The next chunk's lines are split and formatted while SQLite's
             // worker thread inserts this one.

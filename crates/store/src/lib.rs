@@ -26,7 +26,10 @@ pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary
 pub use error::StoreError;
 pub use fence::{Fence, FenceSlot, PG_LOCK_KEY, claim_leadership};
 pub use journal::{JournalOp, NewOp, OpState, Recovery, recovery_action};
-pub use outbox::{MAX_PAGE as OUTBOX_MAX_PAGE, OutboxCredit, StatementLine, statement_csv};
+pub use outbox::{
+    MAX_PAGE as OUTBOX_MAX_PAGE, OutboxCredit, StatementLine, credit_key, parse_credit_key,
+    statement_csv,
+};
 pub use rewards::{FUTURE_TOLERANCE_SECS, NewReward, Recorded, RewardRecord};
 pub use status::{ChainStatus, StoreStatus};
 pub use withdrawals::{Liquidity, WithdrawalDecision, WithdrawalRequest};
@@ -341,6 +344,32 @@ impl Store {
             }
             Db::Postgres(_) => None,
         }
+    }
+
+    /// An online, consistent copy of a SQLite store into a new file
+    /// (`VACUUM INTO`), safe while the daemon runs. PostgreSQL is backed up
+    /// with its own tools (pg_dump, or base backups with WAL archiving for
+    /// point-in-time recovery): this refuses.
+    pub async fn sqlite_backup(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        let Db::Sqlite(pool) = &self.db else {
+            return Err(StoreError::Invalid(
+                "a PostgreSQL ledger is backed up with pg_dump or base backups and WAL archiving (see README, Backup and restore)".into(),
+            ));
+        };
+        if to.exists() {
+            return Err(StoreError::Invalid(format!(
+                "{} exists; a backup is written to a new file",
+                to.display()
+            )));
+        }
+        let path = to
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid(format!("{} is not a UTF-8 path", to.display())))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(path)
+            .execute(pool)
+            .await?;
+        Ok(())
     }
 
     /// The SQLite pool (benchmarks and tests that must bypass the API).

@@ -1,11 +1,14 @@
 //! The credit outbox the exchange pulls, and per-user statements.
 //!
-//! Outbox semantics: credits are read in id order after a cursor (the last
-//! id the exchange has seen); the credit id is stable, so the exchange
-//! applies each credit exactly once by id, then acknowledges it. Only leader
-//! daemons write credits, one distribution per transaction, so ids become
-//! visible in order. Zero-amount rows (only a carried remainder changed)
-//! are never published.
+//! Outbox semantics: credits are read in position order after a cursor (the
+//! last position the exchange has seen). Each credit has a natural key,
+//! [`credit_key`] (chain, reward key, user): the same credit has the same
+//! key after any replay or database restore, so the exchange applies each
+//! key exactly once, then acknowledges it (by key, or by id). Positions only
+//! grow, also across a restore (see `distribution::first_position`), and
+//! are assigned under a lock held to commit, so they become visible in
+//! order. Ids are row ids: a restore can reuse one for another credit.
+//! Zero-amount rows (only a carried remainder changed) are never published.
 
 use crate::{StoreError, on_pool, parse_amount};
 use serde::Serialize;
@@ -18,7 +21,11 @@ pub const MAX_PAGE: u32 = 10_000;
 /// One credit for the exchange.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutboxCredit {
-    /// Stable credit id (also the cursor).
+    /// Natural key: apply each key once ([`credit_key`]).
+    pub key: String,
+    /// Outbox position (the cursor).
+    pub position: i64,
+    /// Row id (acknowledgeable; not stable across a database restore).
     pub id: i64,
     /// User.
     pub user_id: String,
@@ -74,7 +81,48 @@ pub struct StatementLine {
 
 const YEAR_SECS: u64 = 31_557_600;
 
-type OutboxRow = (i64, String, String, String, i64, i64, i64, Option<i64>);
+type OutboxRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    String,
+    String,
+);
+
+/// A credit's natural key: `CHAIN:N:REWARD_KEY:USER`, where N is the reward
+/// key's length in characters (so neither part's colons make two credits
+/// look alike). The same for the same reward and user after any replay,
+/// recomputation or database restore.
+pub fn credit_key(chain: &str, reward_key: &str, user_id: &str) -> String {
+    format!(
+        "{chain}:{}:{reward_key}:{user_id}",
+        reward_key.chars().count()
+    )
+}
+
+/// The parts of a [`credit_key`]: (chain, reward key, user).
+pub fn parse_credit_key(key: &str) -> Option<(&str, &str, &str)> {
+    let (chain, rest) = key.split_once(':')?;
+    let (n, rest) = rest.split_once(':')?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || (n.len() > 1 && n.starts_with('0'))
+    {
+        return None;
+    }
+    let n: usize = n.parse().ok()?;
+    let end = rest.char_indices().nth(n).map_or(rest.len(), |(i, _)| i);
+    if rest[..end].chars().count() != n {
+        return None;
+    }
+    let (reward_key, user) = (&rest[..end], &rest[end..]);
+    let user = user.strip_prefix(':')?;
+    (!chain.is_empty() && !user.is_empty()).then_some((chain, reward_key, user))
+}
 type StatementRow = (
     i64,
     i64,
@@ -102,14 +150,15 @@ fn apy(amount: Amount, weight: U256) -> String {
 }
 
 impl crate::Store {
-    /// Credits with id greater than `after`, oldest first, at most `limit`.
+    /// Credits with position greater than `after`, in position order, at
+    /// most `limit`.
     pub async fn outbox(&self, after: i64, limit: u32) -> Result<Vec<OutboxCredit>, StoreError> {
         let limit = i64::from(limit.clamp(1, MAX_PAGE));
         let rows: Vec<OutboxRow> = on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT c.id, c.user_id, c.asset, c.amount, c.distribution_id, r.period_start, r.period_end, c.acked_at \
+                "SELECT c.id, c.user_id, c.asset, c.amount, c.distribution_id, r.period_start, r.period_end, c.acked_at, c.position, r.chain, r.reward_key \
                  FROM credits c JOIN distributions d ON d.id = c.distribution_id JOIN rewards r ON r.id = d.reward_id \
-                 WHERE c.id > $1 AND c.amount <> '0' ORDER BY c.id LIMIT $2",
+                 WHERE c.position > $1 AND c.amount <> '0' ORDER BY c.position LIMIT $2",
             )
             .bind(after)
             .bind(limit)
@@ -118,8 +167,22 @@ impl crate::Store {
         });
         rows.into_iter()
             .map(
-                |(id, user_id, asset, amount, distribution_id, s, e, acked)| {
+                |(
+                    id,
+                    user_id,
+                    asset,
+                    amount,
+                    distribution_id,
+                    s,
+                    e,
+                    acked,
+                    position,
+                    chain,
+                    reward_key,
+                )| {
                     Ok(OutboxCredit {
+                        key: credit_key(&chain, &reward_key, &user_id),
+                        position,
                         id,
                         user_id,
                         asset,
@@ -132,6 +195,52 @@ impl crate::Store {
                 },
             )
             .collect()
+    }
+
+    /// Acknowledges credits by their keys ([`credit_key`]): all must be
+    /// published credits, or nothing is acknowledged. Returns how many were
+    /// newly acknowledged.
+    pub async fn ack_credit_keys(
+        &self,
+        keys: &[String],
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        if keys.len() > MAX_PAGE as usize {
+            return Err(StoreError::Invalid(format!(
+                "at most {MAX_PAGE} keys per acknowledgement"
+            )));
+        }
+        let mut ids = Vec::with_capacity(keys.len());
+        let mut unknown = 0usize;
+        for k in keys {
+            let Some((chain, reward_key, user)) = parse_credit_key(k) else {
+                unknown += 1;
+                continue;
+            };
+            let id: Option<i64> = on_pool!(self, pool => {
+                sqlx::query_scalar(
+                    "SELECT c.id FROM rewards r JOIN distributions d ON d.reward_id = r.id \
+                     JOIN credits c ON c.distribution_id = d.id AND c.user_id = $3 \
+                     WHERE r.chain = $1 AND r.reward_key = $2 AND c.amount <> '0'",
+                )
+                .bind(chain)
+                .bind(reward_key)
+                .bind(user)
+                .fetch_optional(pool)
+                .await?
+            });
+            match id {
+                Some(id) => ids.push(id),
+                None => unknown += 1,
+            }
+        }
+        if unknown > 0 {
+            return Err(StoreError::Invalid(format!(
+                "{unknown} of {} credit keys are unknown; nothing was acknowledged",
+                keys.len()
+            )));
+        }
+        self.ack_credits(&ids, now).await
     }
 
     /// Acknowledges credits. All ids must be published credits, or nothing
@@ -161,7 +270,7 @@ impl crate::Store {
         on_pool!(self, pool => {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
             crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
-            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)).bind(now.unix());
+            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)).persistent(false).bind(now.unix());
             for id in ids {
                 q = q.bind(*id);
             }
@@ -173,7 +282,7 @@ impl crate::Store {
                     unique.len()
                 )));
             }
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(upd_sql)).bind(now.unix());
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(upd_sql)).persistent(false).bind(now.unix());
             for id in ids {
                 q = q.bind(*id);
             }
@@ -263,5 +372,39 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credit_keys_round_trip_whatever_colons_the_parts_hold() {
+        for (c, r, u) in [
+            ("cosmos", "claim:ABC", "alice"),
+            ("cosmos", "claim", "ABC:alice"),
+            ("tezos", "", "bob"),
+            ("polkadot", "era:12:é", "ü:1:x"),
+        ] {
+            let k = credit_key(c, r, u);
+            assert_eq!(parse_credit_key(&k), Some((c, r, u)), "{k}");
+        }
+        assert_ne!(
+            credit_key("cosmos", "claim:ABC", "alice"),
+            credit_key("cosmos", "claim", "ABC:alice")
+        );
+        for bad in [
+            "",
+            "cosmos",
+            "cosmos:x:k:u",
+            "cosmos:05:claim:u",
+            "cosmos:9:claim:u",
+            "cosmos:5:claim",
+            ":5:claim:u",
+            "cosmos:5:claim:",
+        ] {
+            assert_eq!(parse_credit_key(bad), None, "{bad:?}");
+        }
     }
 }
