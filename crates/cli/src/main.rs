@@ -367,6 +367,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 devnet.daemon.shutdown().await;
                 return Ok(());
             }
+            // Listening before saying so: a Ctrl-C right after the line
+            // below is caught, not fatal.
+            let mut stop = ShutdownSignal::new()?;
             println!("{}", softstake_devnet::render(&devnet.summary));
             println!(
                 "API http://{}/v1/chains  metrics http://{}/metrics  config {}/softstake.toml\nCtrl-C stops the devnet.",
@@ -374,7 +377,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 devnet.daemon.metrics_addr,
                 dir.display()
             );
-            shutdown_signal().await?;
+            stop.recv().await?;
             // Say what stops, and stop within a few seconds: the daemon's
             // loops get 4 s to finish their journal steps (what they leave
             // is reconciled like after a crash), then the local nodes go.
@@ -533,14 +536,13 @@ async fn run(cfg: Config) -> Result<()> {
         },
     )
     .await?;
+    let mut stop = ShutdownSignal::new().context("listening for shutdown signals")?;
     tracing::info!(
         api = %handle.api_addr,
         metrics = %handle.metrics_addr,
         "softstake running; Ctrl-C or SIGTERM stops it"
     );
-    shutdown_signal()
-        .await
-        .context("waiting for a shutdown signal")?;
+    stop.recv().await.context("waiting for a shutdown signal")?;
     tracing::info!("shutdown requested; finishing in-flight journal steps");
     handle.shutdown().await;
     store.close().await;
@@ -548,18 +550,43 @@ async fn run(cfg: Config) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() -> std::io::Result<()> {
+/// SIGINT and SIGTERM, listened for from creation on: a signal that
+/// arrives after `new` and before `recv` is not lost (nor does it kill the
+/// process by the default action).
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    fn new() -> std::io::Result<ShutdownSignal> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(ShutdownSignal {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(ShutdownSignal {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
+
+    async fn recv(&mut self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => Ok(()),
+                _ = self.term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
     }
 }

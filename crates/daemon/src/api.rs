@@ -1140,9 +1140,20 @@ fn credit_key_form(k: &str) -> bool {
 #[serde(deny_unknown_fields)]
 struct AckIn {
     #[serde(default)]
-    ids: Vec<i64>,
+    ids: Given<Vec<i64>>,
     #[serde(default)]
-    keys: Vec<String>,
+    keys: Given<Vec<String>>,
+}
+
+/// A field that may be left out but, when given, must be a `T` (`null`
+/// is refused, as the document's schema says).
+#[derive(Debug, Default)]
+struct Given<T>(Option<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Given<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(|v| Given(Some(v)))
+    }
 }
 
 async fn outbox_ack(
@@ -1154,26 +1165,32 @@ async fn outbox_ack(
     require_leader(&st.sh)?;
     let JsonBody(a) = body?;
     // Either ids or keys (keys survive a database restore; ids may not).
-    let n = match (a.ids.is_empty(), a.keys.is_empty()) {
-        (true, true) => return Err(ApiError::bad("ids", "give ids or keys")),
-        (false, false) => return Err(ApiError::bad("keys", "give ids or keys, not both")),
-        (false, true) => {
-            if a.ids.len() > 10_000 {
+    let n = match (a.ids.0, a.keys.0) {
+        (None, None) => return Err(ApiError::bad("ids", "give ids or keys")),
+        (Some(_), Some(_)) => return Err(ApiError::bad("keys", "give ids or keys, not both")),
+        (Some(ids), None) => {
+            if ids.is_empty() {
+                return Err(ApiError::bad("ids", "is empty"));
+            }
+            if ids.len() > 10_000 {
                 return Err(ApiError::bad("ids", "at most 10000 per call"));
             }
-            if let Some(i) = a.ids.iter().position(|id| *id < 1) {
+            if let Some(i) = ids.iter().position(|id| *id < 1) {
                 return Err(ApiError::bad(
                     format!("ids[{i}]"),
                     "credit ids are 1 or more",
                 ));
             }
-            st.sh.store.ack_credits(&a.ids, st.sh.clock.now()).await?
+            st.sh.store.ack_credits(&ids, st.sh.clock.now()).await?
         }
-        (true, false) => {
-            if a.keys.len() > 10_000 {
+        (None, Some(keys)) => {
+            if keys.is_empty() {
+                return Err(ApiError::bad("keys", "is empty"));
+            }
+            if keys.len() > 10_000 {
                 return Err(ApiError::bad("keys", "at most 10000 per call"));
             }
-            for (i, k) in a.keys.iter().enumerate() {
+            for (i, k) in keys.iter().enumerate() {
                 if !credit_key_form(k) {
                     return Err(ApiError::bad(
                         format!("keys[{i}]"),
@@ -1183,7 +1200,7 @@ async fn outbox_ack(
             }
             st.sh
                 .store
-                .ack_credit_keys(&a.keys, st.sh.clock.now())
+                .ack_credit_keys(&keys, st.sh.clock.now())
                 .await?
         }
     };
