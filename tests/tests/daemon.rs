@@ -355,16 +355,28 @@ async fn a_standby_takes_over_when_the_leader_dies_and_nothing_runs_twice() {
     }
     stop.store(true, Ordering::SeqCst);
     driver.await.unwrap();
-    // Settle: let B confirm whatever the last blocks included.
-    chain.advance(60);
-    eventually("journal settles", 60, || async {
-        ts.store
+    // Settle: the chain moves a block at a time, slower than B's cycles,
+    // until B has nothing open (an operation B sends after the last block
+    // would otherwise wait in the mempool for good).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        chain.advance(60);
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        if ts
+            .store
             .journal_open(ChainId::Cosmos)
             .await
             .unwrap()
             .is_empty()
-    })
-    .await;
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the journal never settles: {}",
+            view().await
+        );
+    }
 
     // Nothing ran twice: one signed transaction per operation, applied at
     // most once, and the journal agrees with the chain.

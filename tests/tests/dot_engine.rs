@@ -97,7 +97,10 @@ async fn the_engine_bonds_is_paid_out_distributes_and_unbonds_for_a_queued_withd
                     node.settle(head).await.unwrap();
                 }
                 let e = era.fetch_add(1, Ordering::SeqCst);
-                let pool = adapter.pool_state(PoolStateRequest {}).await.unwrap();
+                let pool = adapter
+                    .pool_state(PoolStateRequest::default())
+                    .await
+                    .unwrap();
                 let bonded: u128 = pool
                     .delegations
                     .iter()

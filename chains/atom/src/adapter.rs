@@ -350,17 +350,25 @@ impl AtomAdapter {
     /// Compares the validator's exchange rate (tokens per share) with the
     /// last one seen; a fall is a slashing, and our loss is what our shares
     /// were worth at the old rate minus what they are worth now.
+    ///
+    /// Only an observing read (the engine's cycle) moves the baseline; any
+    /// other read compares without moving it, so it cannot swallow a loss.
     fn slashing_loss(
         &self,
         v: &str,
         val: &staking::v1beta1::Validator,
         our_shares: u128,
         now_worth: Amount,
+        observe: bool,
     ) -> Option<LossEvent> {
         let tokens: u128 = val.tokens.parse().ok()?;
         let vshares: u128 = val.delegator_shares.parse().ok()?;
         let mut rates = self.rates.lock().unwrap_or_else(|e| e.into_inner());
-        let prev = rates.insert(v.to_owned(), (tokens, vshares));
+        let prev = if observe {
+            rates.insert(v.to_owned(), (tokens, vshares))
+        } else {
+            rates.get(v).copied()
+        };
         let (t0, s0) = prev?;
         // Tokens per share, x 10^18, now and before.
         let now_rate = Amount::from_base(tokens)
@@ -499,7 +507,7 @@ impl ChainAdapter for AtomAdapter {
         ChainId::Cosmos
     }
 
-    async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+    async fn pool_state(&self, req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
         let st = self.status().await?;
         let addr = self.address();
         let liquid = self.balance(&addr).await?;
@@ -517,10 +525,13 @@ impl ChainAdapter for AtomAdapter {
                 .map(|r| Decimal::from_i128_with_scale(r, 18).normalize().to_string());
             if let Some(l) = val
                 .as_ref()
-                .and_then(|val| self.slashing_loss(&v, val, shares, bal))
+                .and_then(|val| self.slashing_loss(&v, val, shares, bal, req.observe))
             {
-                tracing::error!(validator = %v, lost = %l.amount, "delegation lost value: the validator was slashed");
-                losses.push(l);
+                // Reported once, by the observing read.
+                if req.observe {
+                    tracing::error!(validator = %v, lost = %l.amount, "delegation lost value: the validator was slashed");
+                    losses.push(l);
+                }
             }
             delegations.push(Delegation {
                 validator: v,

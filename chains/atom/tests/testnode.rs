@@ -84,14 +84,14 @@ fn undelegate(v: &str, n: u128) -> OperationKind {
 #[tokio::test]
 async fn delegate_accrue_claim_redelegate_undelegate_and_see_the_funds_return() {
     let (node, a, addr) = setup("sim-hub-1").await;
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert_eq!(p.liquid, Amount::from_base(100_000_000));
     assert!(p.delegations.is_empty());
     assert_eq!(p.limits.max_unbonding_entries, Some(7));
     assert_eq!(p.limits.unbonding_delay_secs, 21 * 86_400);
 
     send(&node, &a, delegate(V1, 60_000_000)).await;
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert_eq!(p.delegations[0].active, Amount::from_base(60_000_000));
     assert!(!p.delegations[0].impaired);
     let fee = 40_000_000 - p.liquid.base();
@@ -99,7 +99,7 @@ async fn delegate_accrue_claim_redelegate_undelegate_and_see_the_funds_return() 
 
     // A day of rewards: about 60M x 3.2e-9 x 86400 = 16,588.
     node.advance(DAY);
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     let claimable = p.claimable_rewards.base();
     assert!((16_000..17_000).contains(&claimable), "{claimable}");
     let before = node.balance(&addr);
@@ -174,7 +174,7 @@ async fn delegate_accrue_claim_redelegate_undelegate_and_see_the_funds_return() 
     for _ in 0..7 {
         send(&node, &a, undelegate(V1, 1_000_000)).await;
     }
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert_eq!(p.unbonding.len(), 7);
     let err = a
         .build_and_sign(op(undelegate(V1, 1_000_000)))
@@ -187,7 +187,7 @@ async fn delegate_accrue_claim_redelegate_undelegate_and_see_the_funds_return() 
     // Wait out the unbonding time: the 7 ATOM come back.
     let liquid = p.liquid.base();
     node.advance(21 * DAY + 60);
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert!(p.unbonding.is_empty());
     assert_eq!(p.liquid.base(), liquid + 7_000_000);
     assert_eq!(p.delegations.len(), 2);
@@ -223,7 +223,10 @@ async fn bad_inputs_are_refused_before_anything_is_signed_or_sent() {
 
     // An endpoint on another network is fatal, not retried.
     let (_n2, wrong, _) = setup("cosmoshub-4").await;
-    let err = wrong.pool_state(PoolStateRequest {}).await.unwrap_err();
+    let err = wrong
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, AdapterError::WrongNetwork { .. }), "{err}");
     assert!(!err.is_retryable());
 }
@@ -277,18 +280,25 @@ async fn a_sequence_mismatch_is_recovered_by_rereading_and_expiry_is_proven_by_h
 async fn slashing_shows_as_lost_delegation_value() {
     let (node, a, _) = setup("sim-hub-1").await;
     send(&node, &a, delegate(V1, 50_000_000)).await;
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::observing()).await.unwrap();
     assert!(p.losses.is_empty());
     assert_eq!(p.delegations[0].commission.as_deref(), Some("0.05"));
     node.slash(V1, 50_000); // 5% of the validator's tokens
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    // A read that does not observe (a withdrawal request through the API)
+    // reports nothing and moves nothing: the loss is still there for the
+    // engine's cycle.
+    for _ in 0..2 {
+        let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
+        assert!(p.losses.is_empty(), "{:?}", p.losses);
+    }
+    let p = a.pool_state(PoolStateRequest::observing()).await.unwrap();
     let active = p.delegations[0].active.base();
     // Reported once, as a loss event of what our stake lost.
     assert_eq!(p.losses.len(), 1, "{:?}", p.losses);
     assert_eq!(p.losses[0].validator, V1);
     assert_eq!(p.losses[0].amount.base(), 50_000_000 - active);
     assert!(
-        a.pool_state(PoolStateRequest {})
+        a.pool_state(PoolStateRequest::observing())
             .await
             .unwrap()
             .losses

@@ -859,7 +859,7 @@ impl ChainAdapter for DotAdapter {
         ChainId::Polkadot
     }
 
-    async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+    async fn pool_state(&self, req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
         let rt = self.runtime().await?;
         let head = self.finalized_head(&rt).await?;
         let at = head.hash.as_str();
@@ -979,7 +979,12 @@ impl ChainAdapter for DotAdapter {
             history_depth: eras.history_depth,
         };
         let max_chunks = self.constant(&rt, "Staking", "MaxUnlockingChunks")?;
-        let losses = std::mem::take(&mut *lock(&self.losses)?);
+        // Handed over (and forgotten) only on the engine's observing read.
+        let losses = if req.observe {
+            std::mem::take(&mut *lock(&self.losses)?)
+        } else {
+            Vec::new()
+        };
         Ok(PoolStateResponse {
             chain: ChainId::Polkadot,
             as_of: head.time,

@@ -41,7 +41,7 @@ impl Driver for Dot {
             // next one exposes what the stash has bonded.
             let pool = self
                 .reader
-                .pool_state(PoolStateRequest {})
+                .pool_state(PoolStateRequest::default())
                 .await
                 .map_err(|e| e.to_string())?;
             let bonded: u128 = pool

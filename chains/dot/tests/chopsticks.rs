@@ -61,7 +61,7 @@ fn adapter(
 }
 
 async fn state(a: &DotAdapter) -> PoolStateResponse {
-    a.pool_state(PoolStateRequest {}).await.unwrap()
+    a.pool_state(PoolStateRequest::default()).await.unwrap()
 }
 
 async fn build(a: &DotAdapter, kind: OperationKind) -> Result<SignedOperation, AdapterError> {
@@ -457,7 +457,7 @@ async fn bond_nominate_payout_unbond_withdraw_on_the_paseo_runtime() {
         "0x91b171bb158e2d3848fa23a9f1c25182fb8e20313b2c1eb49219da7a70ce90c3",
     );
     assert!(matches!(
-        wrong.pool_state(PoolStateRequest {}).await,
+        wrong.pool_state(PoolStateRequest::default()).await,
         Err(AdapterError::WrongNetwork { .. })
     ));
     assert!(matches!(

@@ -71,7 +71,7 @@ async fn send(node: &TestNode, a: &XtzAdapter, kind: OperationKind) -> SignedOpe
 #[tokio::test]
 async fn reveal_delegate_stake_earn_unstake_finalize() {
     let (node, a, me) = setup("NetXsoftstake1", Mode::Staking).await;
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert_eq!(p.liquid.base(), 1_000 * TEZ);
     assert!(p.delegations.is_empty());
     assert!(!p.limits.delegation_keeps_funds_liquid);
@@ -86,7 +86,7 @@ async fn reveal_delegate_stake_earn_unstake_finalize() {
         },
     )
     .await;
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert_eq!(p.delegations[0].validator, BAKER);
     assert_eq!(p.delegations[0].active.base(), 500 * TEZ);
     let fees = 500 * TEZ - p.liquid.base();
@@ -106,7 +106,7 @@ async fn reveal_delegate_stake_earn_unstake_finalize() {
     assert_eq!(staking.len(), 1, "{:?}", r.rewards);
     assert_eq!(staking[0].amount.base(), 500 * TEZ * 200 / 1_000_000);
     assert_eq!(staking[0].validator, BAKER);
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert_eq!(
         p.delegations[0].active.base(),
         500 * TEZ + staking[0].amount.base()
@@ -142,13 +142,13 @@ async fn reveal_delegate_stake_earn_unstake_finalize() {
         },
     )
     .await;
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert_eq!(p.unbonding.len(), 1);
     assert_eq!(p.unbonding[0].amount.base(), 100 * TEZ);
     assert!(p.unbonding[0].completes_at > p.as_of);
     assert!(p.withdrawable.is_zero());
     node.bake(8 * 3);
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert!(p.unbonding.is_empty());
     assert_eq!(p.withdrawable.base(), 100 * TEZ);
     let before = p.liquid.base();
@@ -160,7 +160,7 @@ async fn reveal_delegate_stake_earn_unstake_finalize() {
         },
     )
     .await;
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert!(p.withdrawable.is_zero());
     let gained = p.liquid.base() - before;
     assert!(
@@ -242,7 +242,10 @@ async fn refusals_before_signing_and_expiry_proven_by_the_branch() {
 
     // Another network at the endpoint: fatal.
     let (_n, wrong, _) = setup("NetXdQprcVkpaWU", Mode::Staking).await;
-    let err = wrong.pool_state(PoolStateRequest {}).await.unwrap_err();
+    let err = wrong
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, AdapterError::WrongNetwork { .. }), "{err}");
 }
 
@@ -258,7 +261,7 @@ async fn delegation_mode_keeps_funds_spendable_and_a_baker_that_stops_paying_rai
         },
     )
     .await;
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert!(p.limits.delegation_keeps_funds_liquid);
     assert_eq!(p.delegations[0].validator, BAKER);
     // Nothing frozen: the whole balance stays liquid and counts as delegated.
@@ -267,7 +270,7 @@ async fn delegation_mode_keeps_funds_spendable_and_a_baker_that_stops_paying_rai
     assert!(p.alerts.is_empty());
     // Three cycles without a payout (2 expected): an alert.
     node.bake(8 * 3);
-    let p = a.pool_state(PoolStateRequest {}).await.unwrap();
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert_eq!(p.alerts.len(), 1, "{:?}", p.alerts);
     assert!(p.alerts[0].contains("no delegation payout"));
     // A payout, seen by the rewards scan, clears it.
@@ -276,7 +279,7 @@ async fn delegation_mode_keeps_funds_spendable_and_a_baker_that_stops_paying_rai
         .await
         .unwrap();
     assert!(
-        a.pool_state(PoolStateRequest {})
+        a.pool_state(PoolStateRequest::default())
             .await
             .unwrap()
             .alerts

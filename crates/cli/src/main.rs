@@ -274,7 +274,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
             init_logging(&cfg, cli.log_json);
             let store = open_store(&cfg, false).await?;
-            store.sqlite_backup(&to).await?;
+            store.sqlite_backup(to).await?;
             println!("backed up {} to {}", store.url_redacted(), to.display());
             store.close().await;
             Ok(())

@@ -91,7 +91,22 @@ impl OperationKind {
 
 /// Request for [`ChainAdapter::pool_state`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolStateRequest {}
+pub struct PoolStateRequest {
+    /// Only the engine's cycle sets this: the adapter then reports the
+    /// losses it sees since the previous observing read and moves its
+    /// baselines. Any other read (a withdrawal request through the API, a
+    /// `softstake plan`) consumes and moves nothing, so it cannot make a
+    /// loss vanish.
+    #[serde(default)]
+    pub observe: bool,
+}
+
+impl PoolStateRequest {
+    /// The engine cycle's read (see [`PoolStateRequest::observe`]).
+    pub fn observing() -> PoolStateRequest {
+        PoolStateRequest { observe: true }
+    }
+}
 
 /// Stake with one validator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -449,8 +449,14 @@ impl Engine {
         }
         // 4. The pool as the chain shows it: planning and withdrawal
         // grants need it, so they wait for the next cycle without it.
+        // The cycle's read is the one that observes losses (the others,
+        // from the API or the CLI, consume nothing).
         let read = async {
-            Ok::<_, EngineError>(self.adapter.pool_state(PoolStateRequest::default()).await?)
+            Ok::<_, EngineError>(
+                self.adapter
+                    .pool_state(PoolStateRequest::observing())
+                    .await?,
+            )
         };
         let Some(state) = self.step(Step::ReadPool, &mut report, read).await? else {
             return Ok(report);

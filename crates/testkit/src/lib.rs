@@ -731,11 +731,11 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(l.status, TxStatus::Confirmed { .. }), "{l:?}");
-        let p = s.pool_state(PoolStateRequest {}).await.unwrap();
+        let p = s.pool_state(PoolStateRequest::default()).await.unwrap();
         assert_eq!(p.liquid, Amount::from_base(1_000_000 - 500_000 - 3));
         assert_eq!(p.delegations[0].activating, Amount::from_base(500_000));
         s.advance(600);
-        let p = s.pool_state(PoolStateRequest {}).await.unwrap();
+        let p = s.pool_state(PoolStateRequest::default()).await.unwrap();
         assert_eq!(p.delegations[0].active, Amount::from_base(500_000));
         // One epoch of 0.1% on what was active at the boundary.
         assert_eq!(p.claimable_rewards, Amount::from_base(500));
@@ -799,7 +799,7 @@ mod tests {
         assert!(matches!(st(a).await, TxStatus::Confirmed { .. }));
         assert!(matches!(st(b).await, TxStatus::Failed { .. }));
         s.advance(1_800);
-        let p = s.pool_state(PoolStateRequest {}).await.unwrap();
+        let p = s.pool_state(PoolStateRequest::default()).await.unwrap();
         assert_eq!(p.withdrawable, Amount::from_base(100));
         assert!(p.unbonding.is_empty());
     }
