@@ -31,16 +31,30 @@ impl TestStore {
     /// A migrated store on a new SQLite file.
     pub async fn sqlite() -> TestStore {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let store = Store::connect(&url, &ConnectOptions::default())
-            .await
-            .expect("open sqlite");
-        store.migrate().await.expect("migrate sqlite");
+        let file = dir.path().join("test.db");
+        Self::sqlite_file(dir, &file).await
+    }
+
+    /// The SQLite store in `file` (inside `dir`, kept as long as it is).
+    async fn sqlite_file(dir: tempfile::TempDir, file: &std::path::Path) -> TestStore {
+        let url = format!("sqlite://{}", file.display());
+        let store = open_migrated(&url).await;
         TestStore {
             store,
             url,
             pg_db: None,
             _dir: Some(dir),
+        }
+    }
+
+    /// The PostgreSQL store in the database `name` at `url` (dropped with it).
+    async fn postgres_at(admin: String, url: String, name: String) -> TestStore {
+        let store = open_migrated(&url).await;
+        TestStore {
+            store,
+            url,
+            pg_db: Some((admin, name)),
+            _dir: None,
         }
     }
 
@@ -78,16 +92,14 @@ impl TestStore {
             path
         } else {
             let path = dir.join(format!("backup-{}.dump", uuid::Uuid::new_v4().simple()));
-            let out = std::process::Command::new("pg_dump")
-                .args(["-Fc", "-f"])
-                .arg(&path)
-                .arg(&self.url)
-                .output()
-                .expect("pg_dump runs (Debian: postgresql-client)");
-            assert!(
-                out.status.success(),
-                "pg_dump: {}",
-                String::from_utf8_lossy(&out.stderr)
+            pg_tool(
+                "pg_dump",
+                &[
+                    "-Fc".as_ref(),
+                    "-f".as_ref(),
+                    path.as_ref(),
+                    self.url.as_ref(),
+                ],
             );
             path
         }
@@ -101,59 +113,52 @@ impl TestStore {
             let dir = tempfile::tempdir().expect("tempdir");
             let file = dir.path().join("restored.db");
             std::fs::copy(backup, &file).expect("copy the backup into place");
-            let url = format!("sqlite://{}", file.display());
-            let store = Store::connect(&url, &ConnectOptions::default())
-                .await
-                .expect("open the restored sqlite");
-            store.migrate().await.expect("migrate the restored sqlite");
-            TestStore {
-                store,
-                url,
-                pg_db: None,
-                _dir: Some(dir),
-            }
+            Self::sqlite_file(dir, &file).await
         } else {
             let (admin, url, name) = fresh_pg_database_with("").await;
-            let out = std::process::Command::new("pg_restore")
-                .args(["--no-owner", "-d"])
-                .arg(&url)
-                .arg(backup)
-                .output()
-                .expect("pg_restore runs (Debian: postgresql-client)");
-            assert!(
-                out.status.success(),
-                "pg_restore: {}",
-                String::from_utf8_lossy(&out.stderr)
+            pg_tool(
+                "pg_restore",
+                &[
+                    "--no-owner".as_ref(),
+                    "-d".as_ref(),
+                    url.as_ref(),
+                    backup.as_ref(),
+                ],
             );
-            let store = Store::connect(&url, &ConnectOptions::default())
-                .await
-                .expect("open the restored postgres");
-            store
-                .migrate()
-                .await
-                .expect("migrate the restored postgres");
-            TestStore {
-                store,
-                url,
-                pg_db: Some((admin, name)),
-                _dir: None,
-            }
+            Self::postgres_at(admin, url, name).await
         }
     }
 
     async fn postgres_created_with(options: &str) -> TestStore {
         let (admin, url, name) = fresh_pg_database_with(options).await;
-        let store = Store::connect(&url, &ConnectOptions::default())
-            .await
-            .expect("open postgres");
-        store.migrate().await.expect("migrate postgres");
-        TestStore {
-            store,
-            url,
-            pg_db: Some((admin, name)),
-            _dir: None,
-        }
+        Self::postgres_at(admin, url, name).await
     }
+}
+
+/// Runs a PostgreSQL client tool (Debian: postgresql-client) and panics
+/// with its stderr when it fails.
+fn pg_tool(tool: &str, args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} does not run (Debian: postgresql-client): {e}"));
+    assert!(
+        out.status.success(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The store at `url`, opened and migrated.
+async fn open_migrated(url: &str) -> Store {
+    let store = Store::connect(url, &ConnectOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("migrate {url}: {e}"));
+    store
 }
 
 /// The PostgreSQL server URL for tests, or a panic explaining how to get one.
