@@ -210,28 +210,56 @@ impl crate::Store {
                 "at most {MAX_PAGE} keys per acknowledgement"
             )));
         }
-        let mut ids = Vec::with_capacity(keys.len());
-        let mut unknown = 0usize;
+        // One query per reward (and 1,000 users), not one per key: an
+        // acknowledgement usually names many users of few rewards.
+        let mut wanted: std::collections::BTreeMap<(&str, &str), Vec<&str>> =
+            std::collections::BTreeMap::new();
+        let mut malformed = 0usize;
         for k in keys {
-            let Some((chain, reward_key, user)) = parse_credit_key(k) else {
-                unknown += 1;
-                continue;
-            };
-            let id: Option<i64> = on_pool!(self, pool => {
-                sqlx::query_scalar(
-                    "SELECT c.id FROM rewards r JOIN distributions d ON d.reward_id = r.id \
-                     JOIN credits c ON c.distribution_id = d.id AND c.user_id = $3 \
-                     WHERE r.chain = $1 AND r.reward_key = $2 AND c.amount <> '0'",
-                )
-                .bind(chain)
-                .bind(reward_key)
-                .bind(user)
-                .fetch_optional(pool)
-                .await?
-            });
-            match id {
-                Some(id) => ids.push(id),
-                None => unknown += 1,
+            match parse_credit_key(k) {
+                Some((chain, reward_key, user)) => {
+                    wanted.entry((chain, reward_key)).or_default().push(user)
+                }
+                None => malformed += 1,
+            }
+        }
+        let mut found: std::collections::HashMap<(&str, &str, String), i64> =
+            std::collections::HashMap::with_capacity(keys.len());
+        for ((chain, reward_key), users) in &wanted {
+            for chunk in users.chunks(1_000) {
+                let list = (0..chunk.len())
+                    .map(|i| format!("${}", i + 3))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let sql = format!(
+                    "SELECT c.user_id, c.id FROM rewards r JOIN distributions d ON d.reward_id = r.id \
+                     JOIN credits c ON c.distribution_id = d.id \
+                     WHERE r.chain = $1 AND r.reward_key = $2 AND c.amount <> '0' AND c.user_id IN ({list})"
+                );
+                let rows: Vec<(String, i64)> = on_pool!(self, pool => {
+                    // Only placeholders are interpolated; values are bound.
+                    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                        .persistent(false)
+                        .bind(*chain)
+                        .bind(*reward_key);
+                    for u in chunk {
+                        q = q.bind(*u);
+                    }
+                    q.fetch_all(pool).await?
+                });
+                for (user, id) in rows {
+                    found.insert((*chain, *reward_key, user), id);
+                }
+            }
+        }
+        let mut ids = Vec::with_capacity(keys.len());
+        let mut unknown = malformed;
+        for ((chain, reward_key), users) in &wanted {
+            for u in users {
+                match found.get(&(*chain, *reward_key, (*u).to_owned())) {
+                    Some(id) => ids.push(*id),
+                    None => unknown += 1,
+                }
             }
         }
         if unknown > 0 {
