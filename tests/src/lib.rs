@@ -412,6 +412,7 @@ pub fn adapter_engine(
             approval_threshold: Amount::ZERO,
             dry_run: false,
             cycle_secs,
+            books: softstake_config::BooksSettings::default(),
         },
         std::sync::Arc::new(clock.clone()),
     )

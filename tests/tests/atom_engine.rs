@@ -90,6 +90,7 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
                 dry_run: false,
                 // The loop below steps a day between cycles once withdrawals start.
                 cycle_secs: DAY as u64,
+                books: softstake_config::BooksSettings::default(),
             },
             Arc::new(clock.clone()),
         )

@@ -6,9 +6,10 @@
 
 use rust_decimal::Decimal;
 use softstake_core::adapter::{
-    AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, HealthRequest,
-    HealthResponse, LookupRequest, LookupResponse, Maintenance, OperationKind, PoolStateRequest,
-    PoolStateResponse, RewardsRequest, RewardsResponse, SignedOperation,
+    AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, FlowsRequest,
+    FlowsResponse, HealthRequest, HealthResponse, LookupRequest, LookupResponse, Maintenance,
+    OperationKind, PoolStateRequest, PoolStateResponse, RewardsRequest, RewardsResponse,
+    SignedOperation,
 };
 use softstake_core::{Amount, ChainId, Clock, ManualClock, Rate, Timestamp};
 use softstake_engine::{CrashPoint, Engine, EngineConfig, EngineError, Faults, Step};
@@ -53,6 +54,7 @@ fn cfg() -> EngineConfig {
         approval_threshold: Amount::ZERO,
         dry_run: false,
         cycle_secs: 60,
+        books: softstake_config::BooksSettings::default(),
     }
 }
 
@@ -266,6 +268,9 @@ impl ChainAdapter for RewardsFail {
     }
     async fn pool_state(&self, r: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
         self.sim.pool_state(r).await
+    }
+    async fn flows_since(&self, r: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
+        self.sim.flows_since(r).await
     }
     async fn rewards_since(&self, r: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
         if self.failing.load(Ordering::SeqCst) {

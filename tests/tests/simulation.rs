@@ -5,6 +5,15 @@
 //! crashes at every journal step. Time is simulated, so a seed takes
 //! milliseconds.
 //!
+//! The pool's books run in every cycle: the exchange declares its top-ups
+//! (sometimes only after they landed) and payouts, while strangers send
+//! coins nobody declared (suspense, then classified), a thief takes some
+//! (an incident, which holds signing until booked), income arrives that
+//! nobody announces, a reward event is missed, and a spike trips the
+//! sanity bound. After every cycle the books must balance to the base unit
+//! against the chain, and at the end every residual must have been booked
+//! exactly once, across the crashes.
+//!
 //! `SOFTSTAKE_SIM_SEEDS=N` sets the number of seeds (default 1000);
 //! `SOFTSTAKE_SIM_SEED=S` replays one seed. A failing seed prints itself.
 
@@ -13,7 +22,9 @@ use softstake_core::adapter::ChainAdapter;
 use softstake_core::{Amount, ChainId, Clock, ManualClock, Rate, Timestamp};
 use softstake_engine::{Engine, EngineConfig, EngineError, Faults, NoFaults};
 use softstake_planner::{Policy, ValidatorTarget};
-use softstake_store::{BalanceUpdate, Store, WithdrawalRequest};
+use softstake_store::{
+    BalanceUpdate, Declaration, Direction, Purpose, Resolution, Store, WithdrawalRequest,
+};
 use softstake_testkit::{CrashFaults, FaultRates, Rng, SimChain, SimParams};
 use softstake_tests::{TestStore, raw_exec};
 use std::collections::BTreeMap;
@@ -44,6 +55,10 @@ struct Stats {
     queued: u64,
     granted_at_once: u64,
     distributions: u64,
+    suspense: u64,
+    incidents: u64,
+    held: u64,
+    reconciled: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -57,6 +72,10 @@ impl std::ops::AddAssign for Stats {
         self.queued += o.queued;
         self.granted_at_once += o.granted_at_once;
         self.distributions += o.distributions;
+        self.suspense += o.suspense;
+        self.incidents += o.incidents;
+        self.held += o.held;
+        self.reconciled += o.reconciled;
     }
 }
 
@@ -82,6 +101,22 @@ struct World {
     epoch_secs: i64,
     distribution_ids: Vec<i64>,
     stats: Stats,
+    /// Transfers the exchange declares only after the next cycle.
+    late: Vec<Declaration>,
+    /// Undeclared inflows and outflows the operator resolves after the
+    /// next cycle: (tx id, amount, inflow).
+    undeclared: Vec<(String, Amount, bool)>,
+    /// Stranger's coins the operator classified as income.
+    income_classified: u128,
+    /// A cycle booked the first snapshot.
+    books_opened: bool,
+    /// Strangers' coins to send back.
+    returns: Vec<Amount>,
+    /// Cycles that could not plan because the chain could not be read
+    /// (failing or backing off) or an incident held signing: ETAs are
+    /// promised for a working chain, so each such cycle excuses one tick.
+    degraded_cycles: i64,
+    tick: i64,
 }
 
 type Fail = String;
@@ -116,11 +151,34 @@ impl World {
         Ok(())
     }
 
+    fn declaration(tx_id: String, direction: Direction, amount: Amount) -> Declaration {
+        Declaration {
+            chain: CHAIN,
+            tx_id,
+            direction,
+            amount,
+            purpose: Purpose::Principal,
+            note: None,
+        }
+    }
+
+    async fn declare(&self, d: &Declaration) -> Result<(), Fail> {
+        self.store
+            .declare_transfer(d, self.clock.now())
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("declare {}: {e}", d.tx_id))
+    }
+
     async fn pay(&mut self, request_id: &str) -> Result<(), Fail> {
         let amount = self.amounts[request_id];
-        self.sim
+        let tx = self
+            .sim
             .pay_out(amount)
             .map_err(|e| format!("granted withdrawal {request_id} was not covered: {e}"))?;
+        // The exchange declares what it sends as it sends it.
+        self.declare(&Self::declaration(tx, Direction::Out, amount))
+            .await?;
         self.paid_out += amount.base();
         self.store
             .complete_withdrawal(request_id, self.clock.now())
@@ -128,7 +186,78 @@ impl World {
             .map_err(|e| format!("complete {request_id}: {e}"))
     }
 
+    /// What the operator and the exchange do after a cycle: late
+    /// declarations, classifying suspense, booking incidents, confirming
+    /// held income.
+    async fn back_office(&mut self, rng: &mut Rng) -> Result<(), Fail> {
+        for d in std::mem::take(&mut self.late) {
+            self.declare(&d).await?;
+        }
+        let open = self
+            .store
+            .flows(CHAIN, true, None, u32::MAX)
+            .await
+            .map_err(|e| format!("flows: {e}"))?;
+        for f in open {
+            let Some(pos) = self
+                .undeclared
+                .iter()
+                .position(|(tx, _, _)| *tx == f.flow.tx_id)
+            else {
+                return Err(format!(
+                    "flow {} ({}) is open but nobody sent it undeclared",
+                    f.id, f.class
+                ));
+            };
+            let (_, amount, inflow) = self.undeclared.remove(pos);
+            if inflow {
+                self.stats.suspense += 1;
+            }
+            let how = if !inflow {
+                Resolution::Loss
+            } else if rng.chance(500_000) {
+                self.income_classified += amount.base();
+                Resolution::Income
+            } else {
+                Resolution::Returned
+            };
+            self.store
+                .resolve_flow(CHAIN, f.id, how, "sim operator", self.clock.now())
+                .await
+                .map_err(|e| format!("resolve {}: {e}", f.id))?;
+            if how == Resolution::Returned {
+                self.returns.push(amount);
+            }
+        }
+        // Strangers' coins go back, declared as they are sent, once the
+        // liquid balance allows.
+        for amount in std::mem::take(&mut self.returns) {
+            match self.sim.pay_out(amount) {
+                Ok(tx) => {
+                    self.paid_out += amount.base();
+                    self.declare(&Self::declaration(tx, Direction::Out, amount))
+                        .await?;
+                }
+                Err(_) => self.returns.push(amount),
+            }
+        }
+        let latest = self
+            .store
+            .snapshots(CHAIN, None, 1)
+            .await
+            .map_err(|e| format!("books: {e}"))?;
+        if latest.first().is_some_and(|s| !s.held.is_zero()) {
+            self.stats.held += 1;
+            self.store
+                .confirm_residual(CHAIN, "sim operator checked the spike", self.clock.now())
+                .await
+                .map_err(|e| format!("confirm: {e}"))?;
+        }
+        Ok(())
+    }
+
     async fn cycle(&mut self) -> Result<(), Fail> {
+        let sim_before = self.sim.total() - self.sim.claimable();
         let r = self.engine.cycle().await;
         if std::env::var("SOFTSTAKE_SIM_TRACE").is_ok() {
             eprintln!(
@@ -147,7 +276,9 @@ impl World {
                         &r.ops,
                         &r.plan,
                         &r.plan_skipped,
-                        &r.withdrawals_granted
+                        &r.withdrawals_granted,
+                        &r.failures,
+                        &r.skipped
                     ))
                     .unwrap_or_default()
                 ),
@@ -170,6 +301,34 @@ impl World {
                 self.stats.expired += r.ops.iter().filter(|o| o.event == "expired").count() as u64;
                 self.distribution_ids
                     .extend(r.distributions.iter().map(|d| d.id));
+                if let Some(b) = &r.books {
+                    self.books_opened = true;
+                    // The books hold what the chain holds, to the unit.
+                    if b.total.base() != sim_before {
+                        return Err(format!(
+                            "snapshot {} books {} but the pool held {sim_before}",
+                            b.id, b.total
+                        ));
+                    }
+                    if b.reconciled_reward_id.is_some() {
+                        self.stats.reconciled += 1;
+                    }
+                }
+                let unread = r
+                    .failures
+                    .iter()
+                    .map(|f| f.step)
+                    .chain(r.skipped.iter().copied())
+                    .any(|s| s == softstake_engine::Step::ReadPool);
+                if unread || r.incidents_open > 0 {
+                    self.degraded_cycles += 1;
+                }
+                if r.incidents_open > 0 {
+                    self.stats.incidents += 1;
+                    if r.ops.iter().any(|o| o.event == "journaled") {
+                        return Err("an operation was journaled while an incident was open".into());
+                    }
+                }
                 for id in r.withdrawals_granted {
                     self.queued.remove(&id);
                     self.pay(&id).await?;
@@ -230,9 +389,10 @@ impl World {
     fn check_etas(&self) -> Result<(), Fail> {
         let now = self.clock.now();
         for (id, q) in &self.queued {
-            if now > q.eta.plus_secs(self.epoch_secs) {
+            let excused = self.degraded_cycles * self.tick;
+            if now > q.eta.plus_secs(self.epoch_secs + excused) {
                 return Err(format!(
-                    "queued withdrawal {id} of {} not covered by its ETA {} plus one epoch (now {now})",
+                    "queued withdrawal {id} of {} not covered by its ETA {} plus one epoch and {excused} s the chain could not be read or was held (now {now})",
                     q.amount, q.eta
                 ));
             }
@@ -245,6 +405,10 @@ async fn reset(store: &Store) {
     for t in [
         "credits",
         "distributions",
+        "residual_confirmations",
+        "pool_flows",
+        "pool_snapshots",
+        "transfer_declarations",
         "rewards",
         "balance_updates",
         "withdrawals",
@@ -335,6 +499,7 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
         approval_threshold: Amount::ZERO,
         dry_run: false,
         cycle_secs: u64::try_from(tick).unwrap_or(0),
+        books: softstake_config::BooksSettings::default(),
     };
     let engine = Engine::new(
         store.clone(),
@@ -361,6 +526,13 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
         epoch_secs,
         distribution_ids: Vec::new(),
         stats: Stats::default(),
+        late: Vec::new(),
+        undeclared: Vec::new(),
+        income_classified: 0,
+        books_opened: false,
+        returns: Vec::new(),
+        degraded_cycles: 0,
+        tick,
     };
     for (u, b) in &opening {
         w.set_balance(u, *b).await?;
@@ -372,10 +544,49 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
         if rng.chance(400_000) {
             let u = &users[rng.index(users.len())];
             let x = u128::from(rng.range(1_000, 1_000_000));
-            w.sim.deposit(Amount::from_base(x));
+            let tx = w.sim.deposit(Amount::from_base(x));
             w.deposited += x;
+            // Declared at once, or only after the books saw it land.
+            let d = World::declaration(tx, Direction::In, Amount::from_base(x));
+            if rng.chance(700_000) {
+                w.declare(&d).await?;
+            } else {
+                w.late.push(d);
+            }
             let b = w.balances[u] + x;
             w.set_balance(u, b).await?;
+        }
+        // What a hostile or careless world does to the custody accounts,
+        // once the books are open (the first snapshot is the opening
+        // balance: whatever came before it is in it).
+        let opened = w.books_opened;
+        if opened && rng.chance(50_000) {
+            // A stranger's payment: suspense until classified.
+            let x = Amount::from_base(u128::from(rng.range(1, 100_000)));
+            let tx = w.sim.deposit(x);
+            w.deposited += x.base();
+            w.undeclared.push((tx, x, true));
+        }
+        if opened && rng.chance(20_000) {
+            // A theft: an incident that holds signing until booked.
+            let x = Amount::from_base(u128::from(rng.range(1, 100)));
+            if let Ok(tx) = w.sim.pay_out(x) {
+                w.paid_out += x.base();
+                w.undeclared.push((tx, x, false));
+            }
+        }
+        if opened && rng.chance(100_000) {
+            // Income nobody announces (a tip, MEV).
+            w.sim
+                .pay_unannounced(Amount::from_base(u128::from(rng.range(1, 10_000))));
+        }
+        if opened && rng.chance(30_000) {
+            // A spike: far above a day's yield, held until confirmed.
+            let x = w.sim.total() / 20 + 1;
+            w.sim.pay_unannounced(Amount::from_base(x));
+        }
+        if opened && rng.chance(50_000) {
+            w.sim.miss_reward_events(1);
         }
         if rng.chance(300_000) {
             let u = users[rng.index(users.len())].clone();
@@ -392,6 +603,7 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
             }
         }
         w.cycle().await?;
+        w.back_office(&mut rng).await?;
         w.check_etas()?;
         w.sim.advance(tick);
     }
@@ -403,6 +615,7 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
     let mut settled = false;
     for _ in 0..((delay / tick) + 24) {
         w.cycle().await?;
+        w.back_office(&mut rng).await?;
         w.check_etas()?;
         let open = w
             .store
@@ -418,8 +631,71 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
     if !settled {
         return Err("did not settle: operations or withdrawals still open".into());
     }
-    // One more cycle collects and distributes the last claim.
-    w.cycle().await?;
+    // More cycles collect and distribute the last claim, and let the
+    // books recognise the last residual (two snapshots) and distribute it.
+    let mut quiet = false;
+    for _ in 0..8 {
+        w.cycle().await?;
+        w.back_office(&mut rng).await?;
+        let books = w
+            .store
+            .books(CHAIN, w.cfg.books.fees, w.clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+        let pending = w
+            .store
+            .undistributed_rewards(Some(CHAIN))
+            .await
+            .map_err(|e| e.to_string())?;
+        if books
+            .snapshot
+            .is_some_and(|s| s.unrecognized == 0 && s.held.is_zero())
+            && pending.is_empty()
+            && books.suspense_open == 0
+            && books.incidents_open == 0
+            && w.returns.is_empty()
+        {
+            quiet = true;
+            break;
+        }
+        w.sim.advance(tick);
+    }
+    if !quiet {
+        let books = w
+            .store
+            .books(CHAIN, w.cfg.books.fees, w.clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut snaps = w
+            .store
+            .snapshots(CHAIN, None, u32::MAX)
+            .await
+            .map_err(|e| e.to_string())?;
+        snaps.reverse();
+        let trail: Vec<String> = snaps
+            .iter()
+            .filter(|s| s.residual != 0 || !s.reconciled.is_zero() || !s.held.is_zero())
+            .map(|s| {
+                format!(
+                    "#{} at {}: residual {} recognised {} held {} unrecognised {} booked {}",
+                    s.id,
+                    s.as_of,
+                    s.residual,
+                    s.reconciled,
+                    s.held,
+                    s.unrecognized,
+                    serde_json::to_string(&s.booked).unwrap_or_default()
+                )
+            })
+            .collect();
+        return Err(format!(
+            "the books did not settle (residuals: {}): {} returns pending, {}",
+            trail.join("; "),
+            w.returns.len(),
+            serde_json::to_string(&books).unwrap_or_default()
+        ));
+    }
+    check_books(&w).await?;
 
     let audit = w.sim.audit();
     for (op, txs) in &audit.broadcasts {
@@ -458,7 +734,8 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
             audit.deposited, audit.paid_out, w.deposited, w.paid_out
         ));
     }
-    let expected = audit.deposited + audit.rewards_accrued - audit.paid_out - audit.fees;
+    let expected =
+        audit.deposited + audit.rewards_accrued + audit.unannounced - audit.paid_out - audit.fees;
     if w.sim.total() != expected {
         return Err(format!(
             "funds created or lost: pool holds {}, expected {expected} (in {} + rewards {} - out {} - fees {})",
@@ -504,9 +781,25 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
         }
         distributed += d.gross.base();
     }
-    if distributed != observed {
+    // Income nobody announced reached users too, once: the tips, the
+    // claims whose event was missed, and the strangers' coins classified as
+    // income; nothing else (no suspense, no principal).
+    let reconciled: u128 = all_rewards(&w.store)
+        .await?
+        .iter()
+        .filter(|r| r.reward.kind == softstake_core::adapter::RewardKind::Reconciled)
+        .map(|r| r.reward.amount.base())
+        .sum();
+    let unannounced = audit.unannounced + audit.unevidenced + w.income_classified;
+    if reconciled != unannounced {
         return Err(format!(
-            "chain paid {observed} in rewards, softstake distributed {distributed}"
+            "income nobody announced was {unannounced} (tips {}, missed events {}, classified {}), the books recognised {reconciled}",
+            audit.unannounced, audit.unevidenced, w.income_classified
+        ));
+    }
+    if distributed != observed + reconciled {
+        return Err(format!(
+            "chain paid {observed} in rewards and {reconciled} unannounced, softstake distributed {distributed}"
         ));
     }
     w.stats.distributions = all.len() as u64;
@@ -514,6 +807,77 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
     w.stats.dropped = audit.dropped;
     w.stats.lost = audit.lost_responses;
     Ok(w.stats)
+}
+
+async fn all_rewards(store: &Store) -> Result<Vec<softstake_store::RewardRecord>, Fail> {
+    store
+        .list_rewards(Some(CHAIN), None, u32::MAX)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The books' identities over every snapshot: each holds the previous
+/// total plus what it booked plus its residual, and every residual is
+/// carried until recognised, once (`unrecognized` moves by exactly the
+/// residual less what became income). Fees, principal, suspense and
+/// incidents match what the chain did.
+async fn check_books(w: &World) -> Result<(), Fail> {
+    let mut snaps = w
+        .store
+        .snapshots(CHAIN, None, u32::MAX)
+        .await
+        .map_err(|e| e.to_string())?;
+    snaps.reverse();
+    for pair in snaps.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let k = &b.booked;
+        let sig = |x: Amount| i128::try_from(x.base()).expect("fits");
+        let explained =
+            sig(k.rewards) + sig(k.principal_in) + sig(k.commission_in) + sig(k.suspense)
+                - sig(k.principal_out)
+                - sig(k.commission_out)
+                - sig(k.incident)
+                - sig(k.fees)
+                - sig(k.losses);
+        if sig(a.total) + explained + b.residual != sig(b.total) {
+            return Err(format!("snapshot {} does not balance", b.id));
+        }
+        if a.unrecognized + b.residual - sig(b.reconciled) != b.unrecognized {
+            return Err(format!(
+                "snapshot {}: residual {} not carried once (before {}, recognised {}, after {})",
+                b.id, b.residual, a.unrecognized, b.reconciled, b.unrecognized
+            ));
+        }
+    }
+    let flows = w
+        .store
+        .flows(CHAIN, false, None, u32::MAX)
+        .await
+        .map_err(|e| e.to_string())?;
+    let sum = |pred: &dyn Fn(&softstake_store::FlowRecord) -> bool| -> u128 {
+        flows
+            .iter()
+            .filter(|f| pred(f))
+            .map(|f| f.flow.amount.base())
+            .sum()
+    };
+    let audit = w.sim.audit();
+    let fees = sum(&|f| f.class == "fee");
+    if fees != audit.fees {
+        return Err(format!(
+            "the chain charged {} in fees, the books booked {fees}",
+            audit.fees
+        ));
+    }
+    let sim_flows = w.sim.flows();
+    if flows.len() != sim_flows.len() {
+        return Err(format!(
+            "the chain made {} transfers and fees, the books booked {}",
+            sim_flows.len(),
+            flows.len()
+        ));
+    }
+    Ok(())
 }
 
 async fn run_all(stores: Vec<Store>, backend: &str) {
@@ -554,6 +918,8 @@ async fn run_all(stores: Vec<Store>, backend: &str) {
         assert!(total.crashes > 0 && total.rpc_errors > 0 && total.dropped > 0 && total.lost > 0);
         assert!(total.expired > 0 && total.queued > 0 && total.granted_at_once > 0);
         assert!(total.distributions > 0 && total.confirmed > 0);
+        assert!(total.suspense > 0 && total.incidents > 0);
+        assert!(total.held > 0 && total.reconciled > 0);
     }
 }
 

@@ -316,3 +316,237 @@ pub async fn statement(
     }
     Ok(())
 }
+
+/// `softstake books ...`: the pool's books (holdings, flows, suspense,
+/// incidents, backing).
+#[derive(Debug, Subcommand)]
+pub enum BooksCommand {
+    /// A chain's books and backing: holdings against what is owed.
+    Show {
+        /// Chain.
+        #[arg(long)]
+        chain: ChainId,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Holdings snapshots, newest first (JSON).
+    Snapshots {
+        /// Chain.
+        #[arg(long)]
+        chain: ChainId,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Declare a transfer the exchange made (or will make) to or from the
+    /// custody accounts: principal (or the platform's commission), never
+    /// income. Resolves a matching suspense or incident at once.
+    Declare {
+        /// Chain.
+        #[arg(long)]
+        chain: ChainId,
+        /// The chain's transaction id.
+        #[arg(long)]
+        tx_id: String,
+        /// `in` (a top-up) or `out` (a payout).
+        #[arg(long, value_parser = ["in", "out"])]
+        direction: String,
+        /// Amount in the asset's display unit (e.g. 1.5 for ATOM).
+        #[arg(long, conflicts_with = "amount_base")]
+        amount: Option<String>,
+        /// Amount in base units (uatom, wei, ...).
+        #[arg(long)]
+        amount_base: Option<String>,
+        /// `principal` (users' money, the default) or `commission` (the
+        /// platform's).
+        #[arg(long, default_value = "principal", value_parser = ["principal", "commission"])]
+        purpose: String,
+        /// Free text.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Booked transfers and fees, newest first (JSON); `--open`: only
+    /// unresolved suspense and incidents.
+    Flows {
+        /// Chain.
+        #[arg(long)]
+        chain: ChainId,
+        /// Only open suspense and incidents.
+        #[arg(long)]
+        open: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Resolve an open suspense (principal, income, returned, commission)
+    /// or incident (principal, loss, commission).
+    Resolve {
+        /// Chain.
+        #[arg(long)]
+        chain: ChainId,
+        /// Flow id (from `books flows --open`).
+        #[arg(long)]
+        flow: i64,
+        /// How.
+        #[arg(long = "as", value_parser = ["principal", "income", "returned", "loss", "commission"])]
+        resolution: String,
+        /// Why (kept with the flow).
+        #[arg(long)]
+        note: String,
+    },
+    /// Confirm unannounced income the sanity bound held at the latest
+    /// snapshot; the next snapshot recognises it.
+    Confirm {
+        /// Chain.
+        #[arg(long)]
+        chain: ChainId,
+        /// Why it is right (kept with the confirmation).
+        #[arg(long)]
+        note: String,
+    },
+}
+
+pub async fn books(store: &Store, cfg: &Config, cmd: BooksCommand) -> Result<()> {
+    use softstake_store::{Declaration, Direction, Purpose, Resolution};
+    let fees = |chain: ChainId| cfg.chain(chain).map(|c| c.books.fees).unwrap_or_default();
+    match cmd {
+        BooksCommand::Show { chain, json } => {
+            let b = store.books(chain, fees(chain), Timestamp::now()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                println!("{}", render_books(&b));
+            }
+        }
+        BooksCommand::Snapshots { chain, limit } => {
+            let s = store.snapshots(chain, None, limit).await?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        BooksCommand::Declare {
+            chain,
+            tx_id,
+            direction,
+            amount,
+            amount_base,
+            purpose,
+            note,
+        } => {
+            let amount = match (&amount, &amount_base) {
+                (Some(v), _) => Amount::parse_units(v, chain.decimals())
+                    .with_context(|| format!("--amount (in {})", chain.asset()))?,
+                (None, Some(v)) => v
+                    .parse::<Amount>()
+                    .with_context(|| format!("--amount-base (in {})", chain.base_unit()))?,
+                (None, None) => bail!("give --amount (in {}) or --amount-base", chain.asset()),
+            };
+            let d = Declaration {
+                chain,
+                tx_id,
+                direction: if direction == "in" {
+                    Direction::In
+                } else {
+                    Direction::Out
+                },
+                amount,
+                purpose: if purpose == "commission" {
+                    Purpose::Commission
+                } else {
+                    Purpose::Principal
+                },
+                note,
+            };
+            let r = store.declare_transfer(&d, Timestamp::now()).await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        BooksCommand::Flows { chain, open, limit } => {
+            let f = store.flows(chain, open, None, limit).await?;
+            println!("{}", serde_json::to_string_pretty(&f)?);
+        }
+        BooksCommand::Resolve {
+            chain,
+            flow,
+            resolution,
+            note,
+        } => {
+            let how = Resolution::parse(&resolution)
+                .with_context(|| format!("unknown resolution {resolution:?}"))?;
+            let f = store
+                .resolve_flow(chain, flow, how, &note, Timestamp::now())
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&f)?);
+        }
+        BooksCommand::Confirm { chain, note } => {
+            let (snapshot, amount) = store
+                .confirm_residual(chain, &note, Timestamp::now())
+                .await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "chain": chain,
+                    "snapshot_id": snapshot,
+                    "amount": amount,
+                    "note": "the next snapshot recognises it as income",
+                })
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The books as text, amounts in the asset's display unit.
+pub fn render_books(b: &softstake_store::Books) -> String {
+    let c = b.chain;
+    let u = |a: Amount| format!("{} {}", a.format_units(c.decimals()), c.asset());
+    let s = |v: i128| {
+        let a = Amount::from_base(v.unsigned_abs()).format_units(c.decimals());
+        format!("{}{a} {}", if v < 0 { "-" } else { "" }, c.asset())
+    };
+    let mut out = format!("{c} books\n");
+    match &b.snapshot {
+        None => out.push_str("  no holdings snapshot yet (the daemon books one every cycle)\n"),
+        Some(sn) => {
+            out.push_str(&format!(
+                "  holdings at {} (snapshot {}, {}): {}\n    liquid {}, staked {}, unbonding {}, withdrawable {}; claimable {} (not booked until evidenced)\n",
+                sn.as_of,
+                sn.id,
+                if sn.complete { "every flow proven" } else { "flows not proven: observing only" },
+                u(sn.total),
+                u(sn.holdings.liquid),
+                u(sn.holdings.staked),
+                u(sn.holdings.unbonding),
+                u(sn.holdings.withdrawable),
+                u(sn.holdings.claimable),
+            ));
+            out.push_str(&format!(
+                "  residual: last {}, unrecognised {}, held for confirmation {}\n",
+                s(sn.residual),
+                s(sn.unrecognized),
+                u(sn.held)
+            ));
+        }
+    }
+    let o = &b.owed;
+    out.push_str(&format!(
+        "  owed {}: users {}, credits not yet acknowledged {}, undistributed rewards {}, withdrawals {}, suspense {}, commission {} (fees {} borne by the {})\n",
+        s(o.total),
+        u(o.users),
+        u(o.credits_unacked),
+        u(o.undistributed),
+        u(o.withdrawals),
+        u(o.suspense),
+        s(o.commission),
+        u(o.fees),
+        o.fee_bearer,
+    ));
+    out.push_str(&format!(
+        "  backing {} (surplus {}); open: {} suspense ({}), {} incident(s) ({})",
+        b.backing_ratio.as_deref().unwrap_or("n/a (nothing owed)"),
+        s(b.surplus),
+        b.suspense_open,
+        u(b.suspense),
+        b.incidents_open,
+        u(b.incidents),
+    ));
+    out
+}

@@ -113,6 +113,12 @@ enum Command {
         #[command(subcommand)]
         command: ledger_cmds::OutboxCommand,
     },
+    /// The pool's books: holdings, declared transfers, suspense,
+    /// incidents, unannounced income and backing.
+    Books {
+        #[command(subcommand)]
+        command: ledger_cmds::BooksCommand,
+    },
     /// Approve an operation waiting in awaiting_approval.
     Approve {
         /// Operation id.
@@ -306,6 +312,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         | Command::Distribute { .. }
         | Command::Distributions { .. }
         | Command::Outbox { .. }
+        | Command::Books { .. }
         | Command::Statement { .. }
         | Command::Approve { .. }
         | Command::Pause { .. }
@@ -407,6 +414,7 @@ async fn ledger(store: &Store, cfg: &Config, cmd: Command) -> Result<()> {
         Command::Distribute { reward } => ledger_cmds::distribute(store, cfg, reward).await,
         Command::Distributions { command } => ledger_cmds::distributions(store, command).await,
         Command::Outbox { command } => ledger_cmds::outbox(store, command).await,
+        Command::Books { command } => ledger_cmds::books(store, cfg, command).await,
         Command::Statement {
             user,
             from,

@@ -226,6 +226,9 @@ pub struct ChainSection {
     pub buffer: BufferSection,
     /// Safety limits.
     pub safety: SafetySection,
+    /// The pool's books (optional: defaults below).
+    #[serde(default)]
+    pub books: BooksSection,
     /// Chain-specific settings: `type` names the chain; the rest is read by
     /// that chain's crate (`chains/<x>/src/config.rs`), which refuses
     /// unknown keys.
@@ -247,6 +250,7 @@ impl std::fmt::Debug for ChainSection {
             .field("validators", &self.validators)
             .field("buffer", &self.buffer)
             .field("safety", &self.safety)
+            .field("books", &self.books)
             .field(
                 "network",
                 &softstake_core::config::redacted_table(&self.network),
@@ -313,6 +317,31 @@ pub struct SafetySection {
     /// Plan and log only: nothing is journaled, signed or broadcast.
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// `[chains.books]`: how the pool's books treat fees and income nobody
+/// announced.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BooksSection {
+    /// Who bears transaction and request fees: `platform` (default: taken
+    /// from the commission owed to the platform, never from a user's
+    /// credit) or `pool`.
+    #[serde(default)]
+    pub fees: softstake_core::config::FeeBearer,
+    /// Unannounced income above this fraction of holdings per day is held
+    /// until an operator confirms it (default "0.001").
+    #[serde(default, deserialize_with = "opt_decimal_str")]
+    pub max_unannounced_per_day: Option<Decimal>,
+    /// Seconds a residual must persist before it is income (default 0: one
+    /// snapshot interval); set it above the chain's lag between a reward
+    /// reaching the custody accounts and its evidence being final.
+    #[serde(default)]
+    pub settle_secs: u64,
+}
+
+fn opt_decimal_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    decimal_str(d).map(Some)
 }
 
 impl ConfigFile {

@@ -1,8 +1,8 @@
 //! Semantic validation: [`ConfigFile`] -> typed [`Config`].
 
 use crate::{
-    BufferPolicy, ChainConfig, ChainSection, ConfigFile, ConfigIssue, NetworkTable, SafetyLimits,
-    SecretRef, ValidatorConfig,
+    BooksSettings, BufferPolicy, ChainConfig, ChainSection, ConfigFile, ConfigIssue, NetworkTable,
+    SafetyLimits, SecretRef, ValidatorConfig,
 };
 use rust_decimal::Decimal;
 use softstake_core::{Amount, ChainId, Rate};
@@ -389,6 +389,14 @@ fn validate_chain(
             max_per_day,
             approval_threshold,
             dry_run: s.safety.dry_run,
+        },
+        books: BooksSettings {
+            fees: s.books.fees,
+            max_unannounced_per_day: match s.books.max_unannounced_per_day {
+                Some(d) => c.rate(k("books.max_unannounced_per_day"), d),
+                None => BooksSettings::default().max_unannounced_per_day,
+            },
+            settle_secs: s.books.settle_secs,
         },
         network,
     }

@@ -202,6 +202,10 @@ pub enum RewardKind {
     DelegationPayout,
     /// Anything the operator entered by hand after reconciliation.
     Manual,
+    /// Income nobody announced, found by the pool's books: the part of
+    /// the change in holdings no booked flow explains (MEV, tips), with
+    /// the two holdings snapshots as evidence.
+    Reconciled,
 }
 
 impl RewardKind {
@@ -212,6 +216,7 @@ impl RewardKind {
             RewardKind::Execution => "execution",
             RewardKind::DelegationPayout => "delegation_payout",
             RewardKind::Manual => "manual",
+            RewardKind::Reconciled => "reconciled",
         }
     }
 }
@@ -249,6 +254,140 @@ pub struct RewardsResponse {
     pub rewards: Vec<ObservedReward>,
     /// Cursor to pass next time.
     pub next_cursor: Option<String>,
+}
+
+/// What moved value into or out of the custody accounts, other than staking
+/// itself and rewards (which [`ChainAdapter::rewards_since`] evidences).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowKind {
+    /// A transfer into a custody account from outside the pool (the
+    /// exchange's top-up, a stranger's payment, a builder's MEV payment
+    /// when the adapter cannot tell it is one).
+    TransferIn,
+    /// A transfer out of the custody accounts to outside the pool (the
+    /// exchange's payout, a theft).
+    TransferOut,
+    /// A fee the pool paid (transaction fees, request fees).
+    Fee,
+}
+
+impl FlowKind {
+    /// Stable name (database, API).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowKind::TransferIn => "transfer_in",
+            FlowKind::TransferOut => "transfer_out",
+            FlowKind::Fee => "fee",
+        }
+    }
+
+    /// Parses [`FlowKind::as_str`].
+    pub fn parse(s: &str) -> Option<FlowKind> {
+        Some(match s {
+            "transfer_in" => FlowKind::TransferIn,
+            "transfer_out" => FlowKind::TransferOut,
+            "fee" => FlowKind::Fee,
+            _ => return None,
+        })
+    }
+}
+
+/// One flow the chain proves, with the transaction that carried it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolFlow {
+    /// Idempotency key, unique per chain (e.g. `in:TXID:0`): a flow is
+    /// booked once however often it is reported.
+    pub key: String,
+    /// What it is.
+    pub kind: FlowKind,
+    /// How much (always positive; the kind gives the direction).
+    pub amount: Amount,
+    /// The transaction that carried it (what declarations name).
+    pub tx_id: String,
+    /// The other side (sender or recipient), where the chain shows one.
+    pub counterparty: Option<String>,
+    /// When the chain included it.
+    pub at: Timestamp,
+}
+
+/// Request for [`ChainAdapter::flows_since`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowsRequest {
+    /// Opaque cursor returned by the previous call; `None` from the start.
+    pub cursor: Option<String>,
+}
+
+/// Response of [`ChainAdapter::flows_since`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowsResponse {
+    /// Flows after the cursor, oldest first.
+    pub flows: Vec<PoolFlow>,
+    /// Cursor to pass next time.
+    pub next_cursor: Option<String>,
+    /// Whether the adapter proves *every* transfer and fee of the custody
+    /// accounts. Only then do the books act on what they see (suspense for
+    /// an undeclared inflow, an incident for an undeclared outflow, income
+    /// for a residual that persists); otherwise they record holdings and
+    /// residuals and act on nothing.
+    pub complete: bool,
+}
+
+impl FlowsResponse {
+    /// What an adapter that cannot prove flows yet answers: nothing, and
+    /// says so, so the books only observe.
+    pub fn unsupported() -> FlowsResponse {
+        FlowsResponse::default()
+    }
+}
+
+/// What the pool holds at one reading, split the way the books keep it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holdings {
+    /// Spendable, unstaked.
+    pub liquid: Amount,
+    /// Delegated: active and activating.
+    pub staked: Amount,
+    /// Unbonding in flight.
+    pub unbonding: Amount,
+    /// Matured unbonding not yet withdrawn.
+    pub withdrawable: Amount,
+    /// Rewards accrued and claimable but not yet evidenced: a receivable,
+    /// shown but not booked (a reward enters the books when the adapter
+    /// evidences it).
+    pub claimable: Amount,
+}
+
+impl Holdings {
+    /// What the books hold: everything but the unevidenced receivable.
+    /// `None` when the sum overflows.
+    pub fn booked(&self) -> Option<Amount> {
+        self.liquid
+            .checked_add(self.staked)?
+            .checked_add(self.unbonding)?
+            .checked_add(self.withdrawable)
+    }
+}
+
+impl PoolStateResponse {
+    /// The reading as holdings (`None` when a sum overflows).
+    pub fn holdings(&self) -> Option<Holdings> {
+        let mut staked = Amount::ZERO;
+        for d in &self.delegations {
+            staked = staked.checked_add(d.active)?.checked_add(d.activating)?;
+        }
+        let mut unbonding = Amount::ZERO;
+        for u in &self.unbonding {
+            unbonding = unbonding.checked_add(u.amount)?;
+        }
+        Some(Holdings {
+            liquid: self.liquid,
+            staked,
+            unbonding,
+            withdrawable: self.withdrawable,
+            claimable: self.claimable_rewards,
+        })
+    }
 }
 
 /// Request for [`ChainAdapter::build_and_sign`].
@@ -446,6 +585,11 @@ pub trait ChainAdapter: Send + Sync {
 
     /// Rewards paid since a cursor, with evidence.
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError>;
+
+    /// Transfers and fees of the custody accounts since a cursor, with
+    /// the transactions that carried them ([`FlowsResponse::complete`]
+    /// says whether they are all of them).
+    async fn flows_since(&self, req: FlowsRequest) -> Result<FlowsResponse, AdapterError>;
 
     /// Builds and signs one operation. Sends nothing.
     async fn build_and_sign(&self, req: BuildRequest) -> Result<SignedOperation, AdapterError>;

@@ -9,6 +9,7 @@
 
 use crate::{Amount, ChainId, Rate, SecretRef};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// One problem, naming the key it is about.
@@ -66,6 +67,57 @@ pub struct BufferPolicy {
     pub band: Rate,
     /// Smallest operation worth sending.
     pub min_operation: Amount,
+}
+
+/// Who bears the pool's fees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeeBearer {
+    /// The platform: fees are taken from the commission owed to it, never
+    /// from a user's credit (the default).
+    #[default]
+    Platform,
+    /// The pool: fees lower the backing of what users are owed.
+    Pool,
+}
+
+impl FeeBearer {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeeBearer::Platform => "platform",
+            FeeBearer::Pool => "pool",
+        }
+    }
+}
+
+/// Validated `[chains.books]`: how the pool's books treat fees and
+/// unannounced income.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BooksSettings {
+    /// Who bears fees.
+    pub fees: FeeBearer,
+    /// Sanity bound on unannounced income found by the books, as a
+    /// fraction of holdings per day: more is held until an operator
+    /// confirms it (`softstake books confirm`).
+    pub max_unannounced_per_day: Rate,
+    /// How long a residual must persist before it is income: at least one
+    /// snapshot interval, and this many seconds where a chain evidences
+    /// rewards later than they reach the holdings (finality lag).
+    pub settle_secs: u64,
+}
+
+impl Default for BooksSettings {
+    fn default() -> Self {
+        BooksSettings {
+            fees: FeeBearer::Platform,
+            // 0.1% of holdings a day (~44% a year): far above any chain's
+            // staking yield, so only a spike or a mistake is held.
+            max_unannounced_per_day: Rate::new(rust_decimal::Decimal::new(1, 3))
+                .unwrap_or(Rate::ZERO),
+            settle_secs: 0,
+        }
+    }
 }
 
 /// Validated safety limits.
@@ -164,6 +216,8 @@ pub struct ChainConfig {
     pub buffer: BufferPolicy,
     /// Safety limits.
     pub safety: SafetyLimits,
+    /// The pool's books.
+    pub books: BooksSettings,
     /// Chain-specific settings, read by the chain's crate.
     pub network: NetworkTable,
 }
@@ -183,6 +237,7 @@ impl fmt::Debug for ChainConfig {
             .field("min_eligible_balance", &self.min_eligible_balance)
             .field("validators", &self.validators)
             .field("buffer", &self.buffer)
+            .field("books", &self.books)
             .field("safety", &self.safety)
             .field("network", &self.network)
             .finish()

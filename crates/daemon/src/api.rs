@@ -32,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use softstake_core::adapter::UnbondingEntry;
 use softstake_core::secret::constant_time_eq;
 use softstake_core::{Amount, ChainId, Secret, Timestamp};
-use softstake_store::{BalanceUpdate, StoreError, WithdrawalRequest};
+use softstake_store::{
+    BalanceUpdate, Declaration, Direction, Purpose, Resolution, StoreError, WithdrawalRequest,
+};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -392,6 +394,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/chains/{chain}/pause"),
     ("post", "/v1/chains/{chain}/resume"),
     ("post", "/v1/chains/{chain}/plan"),
+    ("get", "/v1/chains/{chain}/books"),
+    ("post", "/v1/chains/{chain}/transfers"),
+    ("get", "/v1/chains/{chain}/flows"),
+    ("post", "/v1/chains/{chain}/flows/{id}/resolve"),
+    ("post", "/v1/chains/{chain}/books/confirm"),
 ];
 
 /// The API router.
@@ -405,6 +412,7 @@ pub fn router(sh: Arc<Shared>) -> Router {
         .route("/v1/chains/{chain}", get(chain_detail))
         .route("/v1/chains/{chain}/validators", get(validators))
         .route("/v1/chains/{chain}/operations", get(operations))
+        .route("/v1/chains/{chain}/books", get(books))
         .route("/v1/rewards", get(rewards))
         .route("/v1/distributions", get(distributions))
         .route("/v1/distributions/{id}", get(distribution))
@@ -425,6 +433,10 @@ pub fn router(sh: Arc<Shared>) -> Router {
         .route("/v1/chains/{chain}/pause", post(pause))
         .route("/v1/chains/{chain}/resume", post(resume))
         .route("/v1/chains/{chain}/plan", post(plan))
+        .route("/v1/chains/{chain}/transfers", post(declare_transfer))
+        .route("/v1/chains/{chain}/flows", get(flows))
+        .route("/v1/chains/{chain}/flows/{id}/resolve", post(resolve_flow))
+        .route("/v1/chains/{chain}/books/confirm", post(confirm_residual))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
     Router::new()
         .route("/healthz", get(healthz))
@@ -1312,6 +1324,206 @@ async fn plan(
         "as_of": state.as_of,
         "plan": plan,
         "note": "nothing was journaled, signed or sent",
+    }))
+    .into_response())
+}
+
+async fn books(State(st): State<AppState>, Path(chain): Path<String>) -> ApiResult<Response> {
+    let rt = runtime(&st.sh, parse_chain(&chain)?)?;
+    let b = st
+        .sh
+        .store
+        .books(rt.config.chain, rt.config.books.fees, st.sh.clock.now())
+        .await?;
+    Ok(axum::Json(b).into_response())
+}
+
+/// Most bytes of a note.
+const MAX_NOTE: usize = 1024;
+
+fn check_note(field: &str, v: &str) -> ApiResult<()> {
+    if v.trim().is_empty() {
+        return Err(ApiError::bad(field, "must not be empty"));
+    }
+    if v.chars().count() > MAX_NOTE {
+        return Err(ApiError::bad(
+            field,
+            format!("longer than {MAX_NOTE} characters"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(ApiError::bad(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferIn {
+    tx_id: String,
+    direction: String,
+    amount: String,
+    #[serde(default)]
+    purpose: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn declare_transfer(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(chain): Path<String>,
+    body: Result<JsonBody<TransferIn>, ApiError>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Exchange)?;
+    require_leader(&st.sh)?;
+    let chain = parse_chain(&chain)?;
+    let JsonBody(t) = body?;
+    check_id("tx_id", &t.tx_id)?;
+    let direction = match t.direction.as_str() {
+        "in" => Direction::In,
+        "out" => Direction::Out,
+        _ => return Err(ApiError::bad("direction", "must be \"in\" or \"out\"")),
+    };
+    let purpose = match t.purpose.as_deref() {
+        None | Some("principal") => Purpose::Principal,
+        Some("commission") => Purpose::Commission,
+        Some(_) => {
+            return Err(ApiError::bad(
+                "purpose",
+                "must be \"principal\" or \"commission\"",
+            ));
+        }
+    };
+    let amount = amount("amount", &t.amount)?;
+    if amount.is_zero() {
+        return Err(ApiError::bad(
+            "amount",
+            "must be greater than 0 (pattern ^[1-9][0-9]*$)",
+        ));
+    }
+    if let Some(n) = &t.note {
+        check_note("note", n)?;
+    }
+    runtime(&st.sh, chain)?;
+    let d = st
+        .sh
+        .store
+        .declare_transfer(
+            &Declaration {
+                chain,
+                tx_id: t.tx_id,
+                direction,
+                amount,
+                purpose,
+                note: t.note,
+            },
+            st.sh.clock.now(),
+        )
+        .await?;
+    let status = if d.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(d)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowsQuery {
+    #[serde(default)]
+    open: bool,
+    limit: Option<u32>,
+    before: Option<i64>,
+}
+
+async fn flows(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(chain): Path<String>,
+    q: Result<Query<FlowsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Admin)?;
+    let chain = parse_chain(&chain)?;
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    if q.limit.is_some_and(|l| l == 0 || l > 1_000) {
+        return Err(ApiError::bad("limit", "must be between 1 and 1000"));
+    }
+    let f = st
+        .sh
+        .store
+        .flows(chain, q.open, q.before, q.limit.unwrap_or(100))
+        .await?;
+    Ok(axum::Json(f).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveIn {
+    resolution: String,
+    note: String,
+}
+
+async fn resolve_flow(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((chain, id)): Path<(String, String)>,
+    body: Result<JsonBody<ResolveIn>, ApiError>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Admin)?;
+    require_leader(&st.sh)?;
+    let chain = parse_chain(&chain)?;
+    let id: i64 = id
+        .parse()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::bad("id", "must be a positive integer"))?;
+    let JsonBody(r) = body?;
+    let how = Resolution::parse(&r.resolution).ok_or_else(|| {
+        ApiError::bad(
+            "resolution",
+            "must be principal, income, returned, loss or commission",
+        )
+    })?;
+    check_note("note", &r.note)?;
+    let f = st
+        .sh
+        .store
+        .resolve_flow(chain, id, how, &r.note, st.sh.clock.now())
+        .await?;
+    tracing::info!(chain = %chain, flow = id, resolution = how.as_str(), "flow resolved over the API");
+    Ok(axum::Json(f).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmIn {
+    note: String,
+}
+
+async fn confirm_residual(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(chain): Path<String>,
+    body: Result<JsonBody<ConfirmIn>, ApiError>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Admin)?;
+    require_leader(&st.sh)?;
+    let chain = parse_chain(&chain)?;
+    let JsonBody(c) = body?;
+    check_note("note", &c.note)?;
+    let (snapshot, amount) = st
+        .sh
+        .store
+        .confirm_residual(chain, &c.note, st.sh.clock.now())
+        .await?;
+    tracing::info!(chain = %chain, snapshot, amount = %amount, "held income confirmed over the API");
+    Ok(axum::Json(serde_json::json!({
+        "chain": chain,
+        "snapshot_id": snapshot,
+        "amount": amount,
+        "note": "the next snapshot recognises it as income",
     }))
     .into_response())
 }

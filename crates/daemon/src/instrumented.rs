@@ -4,9 +4,9 @@ use crate::metrics::{Metrics, RpcErrorLabels, RpcLabels};
 use async_trait::async_trait;
 use softstake_core::ChainId;
 use softstake_core::adapter::{
-    AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, HealthRequest,
-    HealthResponse, LookupRequest, LookupResponse, Maintenance, PoolStateRequest,
-    PoolStateResponse, RewardsRequest, RewardsResponse, SignedOperation,
+    AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, FlowsRequest,
+    FlowsResponse, HealthRequest, HealthResponse, LookupRequest, LookupResponse, Maintenance,
+    PoolStateRequest, PoolStateResponse, RewardsRequest, RewardsResponse, SignedOperation,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -80,6 +80,10 @@ impl ChainAdapter for Instrumented {
         self.call("pool_state", self.inner.pool_state(req)).await
     }
 
+    async fn flows_since(&self, req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
+        self.call("flows_since", self.inner.flows_since(req)).await
+    }
+
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
         self.call("rewards_since", self.inner.rewards_since(req))
             .await
@@ -123,6 +127,9 @@ mod tests {
             ChainId::Cardano
         }
         async fn pool_state(&self, _: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+            Err(AdapterError::Config("unused".into()))
+        }
+        async fn flows_since(&self, _: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
             Err(AdapterError::Config("unused".into()))
         }
         async fn rewards_since(&self, _: RewardsRequest) -> Result<RewardsResponse, AdapterError> {

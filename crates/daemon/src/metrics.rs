@@ -187,6 +187,24 @@ pub struct ChainMetrics {
     /// Conditions the adapter flags for operators (e.g. a baker stopped
     /// paying), as of the last pool reading.
     pub chain_alerts: Family<ChainLabels, Gauge>,
+    /// The pool's books: holdings / what is owed (users, unacknowledged
+    /// credits, undistributed rewards, withdrawals, suspense, commission).
+    pub backing_ratio: Family<ChainLabels, FGauge>,
+    /// Holdings - what is owed, in coins (negative: under-backed).
+    pub surplus_coins: Family<ChainLabels, FGauge>,
+    /// Residual no booked flow explains, carried until recognised, in
+    /// coins (negative: value left that nothing explains).
+    pub residual_unrecognized_coins: Family<ChainLabels, FGauge>,
+    /// Unannounced income held by the sanity bound until an operator
+    /// confirms it, in coins.
+    pub income_held_coins: Family<ChainLabels, FGauge>,
+    /// Undeclared inflows in suspense (never distributed), in coins.
+    pub suspense_coins: Family<ChainLabels, FGauge>,
+    /// Open incidents (undeclared outflows; nothing is signed while any).
+    pub incidents_open: Family<ChainLabels, Gauge>,
+    /// 1 when the adapter proves every transfer and fee (the books act);
+    /// 0 when they only observe.
+    pub books_complete: Family<ChainLabels, Gauge>,
 }
 
 /// Daemon-wide metrics.
@@ -276,6 +294,13 @@ impl Metrics {
             validator_impaired: Family::default(),
             slashing_loss_coins: Family::default(),
             chain_alerts: Family::default(),
+            backing_ratio: Family::default(),
+            surplus_coins: Family::default(),
+            residual_unrecognized_coins: Family::default(),
+            income_held_coins: Family::default(),
+            suspense_coins: Family::default(),
+            incidents_open: Family::default(),
+            books_complete: Family::default(),
         };
         let c = &chain;
         reg(
@@ -487,6 +512,55 @@ impl Metrics {
             "chain_alerts",
             "Conditions the chain adapter flags for operators",
             c.chain_alerts.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_backing_ratio",
+            "Holdings / what the pool owes (users, unacknowledged credits, undistributed rewards, withdrawals, suspense, commission)",
+            c.backing_ratio.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_surplus_coins",
+            "Holdings - what the pool owes, in coins (negative: under-backed)",
+            c.surplus_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_residual_unrecognized_coins",
+            "Change in holdings no booked flow explains, not yet recognised, in coins",
+            c.residual_unrecognized_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_income_held_coins",
+            "Unannounced income held by the sanity bound until confirmed, in coins",
+            c.income_held_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_suspense_coins",
+            "Undeclared inflows in suspense, never distributed until classified, in coins",
+            c.suspense_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_incidents_open",
+            "Open incidents (undeclared outflows): the chain signs nothing while any",
+            c.incidents_open.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_books_complete",
+            "1 when the adapter proves every transfer and fee, so the books act; 0 when they only observe",
+            c.books_complete.clone(),
         );
         let daemon = DaemonMetrics {
             leader: Gauge::default(),

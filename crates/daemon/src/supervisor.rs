@@ -446,10 +446,49 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
         }
         rt.update_view(|v| v.health = Some(h));
     }
+    match store.books(chain, rt.config.books.fees, now).await {
+        Ok(b) => {
+            let ratio = b
+                .backing_ratio
+                .as_deref()
+                .and_then(|r| r.parse::<Decimal>().ok())
+                .and_then(|r| r.to_f64())
+                .unwrap_or(0.0);
+            m.backing_ratio.get_or_create(&l).set(ratio);
+            m.surplus_coins
+                .get_or_create(&l)
+                .set(signed_coins(chain, b.surplus));
+            m.suspense_coins
+                .get_or_create(&l)
+                .set(coins(chain, b.suspense));
+            m.incidents_open
+                .get_or_create(&l)
+                .set(i64::try_from(b.incidents_open).unwrap_or(i64::MAX));
+            if let Some(s) = &b.snapshot {
+                m.residual_unrecognized_coins
+                    .get_or_create(&l)
+                    .set(signed_coins(chain, s.unrecognized));
+                m.income_held_coins
+                    .get_or_create(&l)
+                    .set(coins(chain, s.held));
+                m.books_complete
+                    .get_or_create(&l)
+                    .set(i64::from(s.complete));
+            }
+        }
+        Err(e) => tracing::warn!(chain = %chain, error = %e, "books unavailable for the gauges"),
+    }
     let since = view.last_success_at.unwrap_or(sh.started_at);
     m.seconds_since_last_success
         .get_or_create(&l)
         .set((now.unix() - since.unix()).max(0));
+}
+
+/// A signed base-unit amount in coins, for gauges (display only).
+fn signed_coins(chain: ChainId, v: i128) -> f64 {
+    let text = Amount::from_base(v.unsigned_abs()).format_units(chain.decimals());
+    let text = if v < 0 { format!("-{text}") } else { text };
+    text.parse().unwrap_or(0.0)
 }
 
 /// `a / b` as a float for gauges (0 when `b` is 0).

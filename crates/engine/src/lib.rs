@@ -30,8 +30,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use softstake_config::ChainConfig;
 use softstake_core::adapter::{
-    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, PoolStateRequest,
-    PoolStateResponse, RewardsRequest, SignedOperation,
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, FlowsRequest, LookupRequest,
+    PoolStateRequest, PoolStateResponse, RewardsRequest, SignedOperation,
 };
 use softstake_core::{Amount, ChainId, Clock, Timestamp};
 use softstake_planner::{Plan, PlanError, Policy, ValidatorTarget};
@@ -57,6 +57,8 @@ pub enum CrashPoint {
     AfterLookup,
     /// After recording rewards, before storing the cursor.
     AfterRewards,
+    /// After reading flows, before booking the snapshot.
+    BeforeBooks,
 }
 
 /// Fault injection at crash points.
@@ -126,6 +128,8 @@ pub struct EngineConfig {
     pub dry_run: bool,
     /// Seconds between cycles (for withdrawal ETAs).
     pub cycle_secs: u64,
+    /// The pool's books.
+    pub books: softstake_config::BooksSettings,
 }
 
 impl EngineConfig {
@@ -155,6 +159,7 @@ impl EngineConfig {
             approval_threshold: c.safety.approval_threshold,
             dry_run: c.safety.dry_run,
             cycle_secs: c.interval_secs,
+            books: c.books,
         }
     }
 }
@@ -244,6 +249,8 @@ pub enum Step {
     Reconcile,
     /// Read the pool's state from the chain.
     ReadPool,
+    /// Book the pool's holdings and flows (the pool's books).
+    Books,
     /// Plan and send operations.
     Plan,
     /// Grant queued withdrawals from the buffer.
@@ -258,6 +265,7 @@ impl Step {
             Step::Distribute => "distribute",
             Step::Reconcile => "reconcile",
             Step::ReadPool => "read_pool",
+            Step::Books => "books",
             Step::Plan => "plan",
             Step::GrantWithdrawals => "grant_withdrawals",
         }
@@ -333,6 +341,10 @@ pub struct CycleReport {
     pub paused: bool,
     /// The pool state the cycle planned from.
     pub pool: Option<PoolStateResponse>,
+    /// The holdings snapshot the books booked from it.
+    pub books: Option<softstake_store::Snapshot>,
+    /// Open incidents (undeclared outflows): nothing is signed while any.
+    pub incidents_open: u64,
     /// Steps that failed (the others ran).
     pub failures: Vec<StepFailure>,
     /// Steps sat out this cycle because they are backing off.
@@ -424,10 +436,11 @@ impl Engine {
     pub async fn cycle(&self) -> Result<CycleReport, EngineError> {
         let mut report = CycleReport::default();
         // 1. Rewards, 2. distributions: each on its own.
-        if let Some((n, total)) = self
+        let collected = self
             .step(Step::CollectRewards, &mut report, self.collect_rewards())
-            .await?
-        {
+            .await?;
+        let rewards_current = collected.is_some();
+        if let Some((n, total)) = collected {
             report.rewards_recorded = n;
             report.rewards_amount = total;
         }
@@ -461,14 +474,28 @@ impl Engine {
         let Some(state) = self.step(Step::ReadPool, &mut report, read).await? else {
             return Ok(report);
         };
+        // The books: holdings and the flows that explain them.
+        if let Some(s) = self
+            .step(Step::Books, &mut report, self.book(&state, rewards_current))
+            .await?
+        {
+            report.books = Some(s);
+        }
+        // An undeclared outflow holds signing until an operator books it.
+        report.incidents_open = self.store.open_incidents(self.cfg.chain).await?;
         // 5. Plan and execute.
-        let paused = report.paused;
+        let hold = if report.paused {
+            Some("chain is paused: nothing is signed or sent".to_owned())
+        } else if report.incidents_open > 0 {
+            Some(format!(
+                "{} open incident(s): an outflow nobody declared; nothing is signed until an operator books it (softstake books resolve)",
+                report.incidents_open
+            ))
+        } else {
+            None
+        };
         if let Some(o) = self
-            .step(
-                Step::Plan,
-                &mut report,
-                self.plan_and_execute(&state, paused),
-            )
+            .step(Step::Plan, &mut report, self.plan_and_execute(&state, hold))
             .await?
         {
             report.plan = o.plan;
@@ -537,18 +564,47 @@ impl Engine {
         }
     }
 
+    /// Books the observing read's holdings with the flows the adapter
+    /// proves since the books' cursor (crates/store/src/books.rs).
+    async fn book(
+        &self,
+        state: &PoolStateResponse,
+        rewards_current: bool,
+    ) -> Result<softstake_store::Snapshot, EngineError> {
+        let holdings = state
+            .holdings()
+            .ok_or_else(|| EngineError::Inconsistent("pool holdings overflow".into()))?;
+        let losses = Amount::checked_sum(state.losses.iter().map(|l| l.amount))
+            .ok_or_else(|| EngineError::Inconsistent("losses overflow".into()))?;
+        let cursor = self.store.flow_cursor(self.cfg.chain).await?;
+        let flows = self.adapter.flows_since(FlowsRequest { cursor }).await?;
+        self.faults.check(CrashPoint::BeforeBooks)?;
+        let input = softstake_store::SnapshotInput {
+            chain: self.cfg.chain,
+            as_of: state.as_of,
+            holdings,
+            flows: &flows.flows,
+            complete: flows.complete,
+            flow_cursor: flows.next_cursor,
+            losses,
+            rewards_current,
+            now: self.clock.now(),
+        };
+        Ok(self.store.book_snapshot(&input, &self.cfg.books).await?)
+    }
+
     /// Plans from `state` and journals and sends the plan's operations,
     /// unless the chain is paused, an operation is still open or this is a
     /// dry run (`skipped` says why).
     async fn plan_and_execute(
         &self,
         state: &PoolStateResponse,
-        paused: bool,
+        hold: Option<String>,
     ) -> Result<PlanOutcome, EngineError> {
         let mut out = PlanOutcome::default();
         let open = self.store.journal_open(self.cfg.chain).await?;
-        if paused {
-            out.skipped = Some("chain is paused: nothing is signed or sent".into());
+        if let Some(why) = hold {
+            out.skipped = Some(why);
         } else if let Some(op) = open.first() {
             out.skipped = Some(format!(
                 "{} open operation(s), oldest {} is {}",

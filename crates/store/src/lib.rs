@@ -11,6 +11,7 @@
 //! `migrations/README.md`), so amounts up to `u128::MAX` round-trip exactly.
 
 mod balances;
+mod books;
 mod carries;
 mod distribution;
 mod error;
@@ -22,6 +23,10 @@ mod status;
 mod withdrawals;
 
 pub use balances::{BalanceUpdate, IngestReport, MAX_BATCH, MAX_FILE};
+pub use books::{
+    Booked, Books, BooksPolicy, Declaration, Declared, Direction, FeeBearer, FlowRecord, Owed,
+    Purpose, RECONCILED_VALIDATOR, Resolution, Snapshot, SnapshotInput, reconciled_key,
+};
 pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary, VerifyReport};
 pub use error::StoreError;
 pub use fence::{Fence, FenceSlot, PG_LOCK_KEY, claim_leadership};

@@ -83,6 +83,7 @@ fn parse_kind(s: &str) -> Result<RewardKind, StoreError> {
         "execution" => RewardKind::Execution,
         "delegation_payout" => RewardKind::DelegationPayout,
         "manual" => RewardKind::Manual,
+        "reconciled" => RewardKind::Reconciled,
         other => return Err(StoreError::Corrupt(format!("rewards.kind {other:?}"))),
     })
 }

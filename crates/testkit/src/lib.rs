@@ -23,9 +23,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, EndpointHealth, HealthRequest, HealthResponse, LookupRequest, LookupResponse,
-    ObservedReward, OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
-    RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+    Delegation, EndpointHealth, FlowKind, FlowsRequest, FlowsResponse, HealthRequest,
+    HealthResponse, LookupRequest, LookupResponse, ObservedReward, OperationKind, PoolFlow,
+    PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse,
+    SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Clock, ManualClock, Period, Timestamp};
 use softstake_engine::{CrashPoint, EngineError, Faults};
@@ -123,6 +124,9 @@ struct State {
     mempool: BTreeMap<String, SimTx>,
     included: BTreeMap<String, (TxStatus, SimTx)>,
     rewards: Vec<ObservedReward>,
+    flows: Vec<PoolFlow>,
+    transfers: u64,
+    missed_reward_events: u32,
     audit: Audit,
 }
 
@@ -137,6 +141,10 @@ pub struct Audit {
     pub fees: u128,
     /// Rewards the chain created (accrued as claimable).
     pub rewards_accrued: u128,
+    /// Income nobody announced (tips, MEV) paid into the liquid balance.
+    pub unannounced: u128,
+    /// Rewards claimed without a reward event (a missed event).
+    pub unevidenced: u128,
     /// Distinct tx ids broadcast per operation id.
     pub broadcasts: BTreeMap<String, BTreeSet<String>>,
     /// Successful inclusions per operation id.
@@ -189,6 +197,9 @@ impl SimChain {
             mempool: BTreeMap::new(),
             included: BTreeMap::new(),
             rewards: Vec::new(),
+            flows: Vec::new(),
+            transfers: 0,
+            missed_reward_events: 0,
             audit: Audit {
                 deposited: initial.base(),
                 ..Audit::default()
@@ -234,15 +245,18 @@ impl SimChain {
         self.clock.set(Timestamp::from_unix(target));
     }
 
-    /// A user deposit arriving in custody.
-    pub fn deposit(&self, amount: Amount) {
+    /// A transfer into custody (a user deposit the exchange tops the pool
+    /// up with, or anyone's payment); returns its tx id.
+    pub fn deposit(&self, amount: Amount) -> String {
         let mut st = self.st();
         st.liquid = add(st.liquid, amount.base());
         st.audit.deposited = add(st.audit.deposited, amount.base());
+        st.transfer(FlowKind::TransferIn, amount, self.clock.now())
     }
 
-    /// The exchange pays a user out of the liquid custody balance.
-    pub fn pay_out(&self, amount: Amount) -> Result<(), String> {
+    /// A transfer out of the liquid custody balance (the exchange paying a
+    /// user, or a theft); returns its tx id.
+    pub fn pay_out(&self, amount: Amount) -> Result<String, String> {
         let mut st = self.st();
         if st.liquid < amount.base() {
             return Err(format!(
@@ -253,7 +267,26 @@ impl SimChain {
         }
         st.liquid -= amount.base();
         st.audit.paid_out = add(st.audit.paid_out, amount.base());
-        Ok(())
+        Ok(st.transfer(FlowKind::TransferOut, amount, self.clock.now()))
+    }
+
+    /// Income nobody announces (a tip, an MEV payment) lands in the liquid
+    /// balance: no reward event, no transfer the adapter reports.
+    pub fn pay_unannounced(&self, amount: Amount) {
+        let mut st = self.st();
+        st.liquid = add(st.liquid, amount.base());
+        st.audit.unannounced = add(st.audit.unannounced, amount.base());
+    }
+
+    /// The next `n` reward claims pay without a reward event (the adapter
+    /// misses them).
+    pub fn miss_reward_events(&self, n: u32) {
+        self.st().missed_reward_events = n;
+    }
+
+    /// Transfers and fees so far, in order.
+    pub fn flows(&self) -> Vec<PoolFlow> {
+        self.st().flows.clone()
     }
 
     /// Everything the pool holds: liquid, bonded, unbonding, withdrawable,
@@ -272,6 +305,11 @@ impl SimChain {
         [st.liquid, bonded, unbonding, st.withdrawable, st.claimable]
             .into_iter()
             .fold(0, add)
+    }
+
+    /// Rewards accrued and claimable, not yet claimed.
+    pub fn claimable(&self) -> u128 {
+        self.st().claimable
     }
 
     /// The audit so far.
@@ -304,6 +342,25 @@ impl SimChain {
 }
 
 impl State {
+    fn transfer(&mut self, kind: FlowKind, amount: Amount, at: Timestamp) -> String {
+        self.transfers += 1;
+        let id = tx_id(format!("transfer:{}:{}", self.transfers, amount.base()).as_bytes());
+        let dir = if kind == FlowKind::TransferIn {
+            "in"
+        } else {
+            "out"
+        };
+        self.flows.push(PoolFlow {
+            key: format!("{dir}:{id}"),
+            kind,
+            amount,
+            tx_id: id.clone(),
+            counterparty: Some("sim://exchange".into()),
+            at,
+        });
+        id
+    }
+
     fn bonded(&self, v: &str) -> u128 {
         add(
             self.active.get(v).copied().unwrap_or(0),
@@ -345,6 +402,16 @@ impl State {
         }
         self.liquid -= fee;
         self.audit.fees = add(self.audit.fees, fee);
+        if fee > 0 {
+            self.flows.push(PoolFlow {
+                key: format!("fee:{id}"),
+                kind: FlowKind::Fee,
+                amount: Amount::from_base(fee),
+                tx_id: id.to_owned(),
+                counterparty: None,
+                at: Timestamp::from_unix(now),
+            });
+        }
         let fail = |r: &str| TxStatus::Failed { reason: r.into() };
         let known = |s: &State, v: &str| s.params.validators.iter().any(|x| x == v);
         match &tx.kind {
@@ -411,7 +478,10 @@ impl State {
                     self.liquid = add(self.liquid, amount);
                     let start = self.last_claim_at.min(now - 1);
                     self.last_claim_at = now;
-                    if let Ok(period) =
+                    if self.missed_reward_events > 0 {
+                        self.missed_reward_events -= 1;
+                        self.audit.unevidenced = add(self.audit.unevidenced, amount);
+                    } else if let Ok(period) =
                         Period::new(Timestamp::from_unix(start), Timestamp::from_unix(now))
                     {
                         self.rewards.push(ObservedReward {
@@ -507,6 +577,22 @@ impl ChainAdapter for SimChain {
         Ok(RewardsResponse {
             rewards: st.rewards.get(from..).unwrap_or_default().to_vec(),
             next_cursor: Some(st.rewards.len().to_string()),
+        })
+    }
+
+    async fn flows_since(&self, req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
+        self.maybe_rpc_error()?;
+        let st = self.st();
+        let from = match req.cursor {
+            None => 0,
+            Some(c) => c
+                .parse::<usize>()
+                .map_err(|_| AdapterError::InvalidRequest(format!("bad cursor {c:?}")))?,
+        };
+        Ok(FlowsResponse {
+            flows: st.flows.get(from..).unwrap_or_default().to_vec(),
+            next_cursor: Some(st.flows.len().to_string()),
+            complete: true,
         })
     }
 

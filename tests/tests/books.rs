@@ -1,0 +1,487 @@
+//! The pool's books on SQLite and PostgreSQL: holdings snapshots, flows
+//! booked once, declarations (before and after the transfer lands),
+//! suspense, incidents, the residual carried until it persists and then
+//! recognised as income (once), the sanity bound and its confirmation,
+//! and backing against what is owed.
+#![allow(clippy::unwrap_used)]
+
+use rust_decimal::Decimal;
+use softstake_core::adapter::{FlowKind, Holdings, PoolFlow, RewardKind};
+use softstake_core::config::{BooksSettings, FeeBearer};
+use softstake_core::{Amount, ChainId, Period, Rate, Timestamp};
+use softstake_store::{
+    Declaration, Direction, NewReward, Purpose, Resolution, Snapshot, SnapshotInput, Store,
+};
+use softstake_tests::on_both;
+
+const T0: i64 = 1_767_225_600;
+const C: ChainId = ChainId::Cosmos;
+
+fn policy() -> BooksSettings {
+    BooksSettings {
+        fees: FeeBearer::Platform,
+        // 1% a day: 10,000 on a pool of 1,000,000.
+        max_unannounced_per_day: Rate::new(Decimal::new(1, 2)).unwrap(),
+        settle_secs: 0,
+    }
+}
+
+fn liquid(v: u128) -> Holdings {
+    Holdings {
+        liquid: Amount::from_base(v),
+        ..Holdings::default()
+    }
+}
+
+fn flow(kind: FlowKind, tx: &str, amount: u128, at: i64) -> PoolFlow {
+    PoolFlow {
+        key: format!("{}:{tx}", kind.as_str()),
+        kind,
+        amount: Amount::from_base(amount),
+        tx_id: tx.into(),
+        counterparty: None,
+        at: Timestamp::from_unix(at),
+    }
+}
+
+async fn book(store: &Store, at: i64, holdings: Holdings, flows: &[PoolFlow]) -> Snapshot {
+    book_with(store, at, holdings, flows, true, true).await
+}
+
+async fn book_with(
+    store: &Store,
+    at: i64,
+    holdings: Holdings,
+    flows: &[PoolFlow],
+    complete: bool,
+    rewards_current: bool,
+) -> Snapshot {
+    let input = SnapshotInput {
+        chain: C,
+        as_of: Timestamp::from_unix(at),
+        holdings,
+        flows,
+        complete,
+        flow_cursor: Some(format!("c{at}")),
+        losses: Amount::ZERO,
+        rewards_current,
+        now: Timestamp::from_unix(at),
+    };
+    store.book_snapshot(&input, &policy()).await.unwrap()
+}
+
+fn declaration(tx: &str, direction: Direction, amount: u128) -> Declaration {
+    Declaration {
+        chain: C,
+        tx_id: tx.into(),
+        direction,
+        amount: Amount::from_base(amount),
+        purpose: Purpose::Principal,
+        note: None,
+    }
+}
+
+async fn reward(store: &Store, key: &str, amount: u128, end: i64) {
+    let r = NewReward {
+        chain: C,
+        key: key.into(),
+        period: Period::new(Timestamp::from_unix(end - 600), Timestamp::from_unix(end)).unwrap(),
+        amount: Amount::from_base(amount),
+        validator: "val".into(),
+        kind: RewardKind::Consensus,
+        tx_hash: None,
+        epoch: None,
+    };
+    store
+        .record_reward(&r, Timestamp::from_unix(end))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn declared_transfers_are_principal_and_undeclared_ones_are_suspense_or_incidents() {
+    on_both(|store| async move {
+        let t = |n: i64| T0 + n * 60;
+        // Opening: whatever is there, and the flows before, is the opening balance.
+        let s = book(
+            &store,
+            t(0),
+            liquid(1_000_000),
+            &[flow(FlowKind::TransferIn, "old", 5, t(0))],
+        )
+        .await;
+        assert_eq!((s.delta, s.residual, s.booked.opening.base()), (0, 0, 5));
+        assert_eq!(
+            store.flow_cursor(C).await.unwrap().as_deref(),
+            Some("c1767225600")
+        );
+
+        // A top-up declared before it lands: principal. A payout declared
+        // before it lands: principal. A fee. A stranger's payment: suspense.
+        store
+            .declare_transfer(
+                &declaration("top", Direction::In, 500),
+                Timestamp::from_unix(t(1)),
+            )
+            .await
+            .unwrap();
+        store
+            .declare_transfer(
+                &declaration("pay", Direction::Out, 200),
+                Timestamp::from_unix(t(1)),
+            )
+            .await
+            .unwrap();
+        let flows = [
+            flow(FlowKind::TransferIn, "top", 500, t(1)),
+            flow(FlowKind::TransferOut, "pay", 200, t(1)),
+            flow(FlowKind::Fee, "pay", 3, t(1)),
+            flow(FlowKind::TransferIn, "gift", 77, t(1)),
+        ];
+        let s = book(&store, t(2), liquid(1_000_000 + 500 - 200 - 3 + 77), &flows).await;
+        assert_eq!(s.booked.principal_in.base(), 500);
+        assert_eq!(s.booked.principal_out.base(), 200);
+        assert_eq!(s.booked.fees.base(), 3);
+        assert_eq!(s.booked.suspense.base(), 77);
+        assert_eq!((s.delta, s.residual, s.unrecognized), (374, 0, 0));
+
+        // Reported again (a replayed cursor): booked once.
+        let s = book(&store, t(3), liquid(1_000_374), &flows).await;
+        assert_eq!(s.booked, softstake_store::Booked::default());
+        assert_eq!(s.residual, 0);
+
+        // A theft: an incident, which the engine reads to hold signing.
+        let s = book(
+            &store,
+            t(4),
+            liquid(1_000_274),
+            &[flow(FlowKind::TransferOut, "thief", 100, t(4))],
+        )
+        .await;
+        assert_eq!((s.booked.incident.base(), s.residual), (100, 0));
+        assert_eq!(store.open_incidents(C).await.unwrap(), 1);
+        let open = store.flows(C, true, None, 10).await.unwrap();
+        assert_eq!(open.len(), 2, "{open:?}");
+        let theft = open.iter().find(|f| f.class == "incident").unwrap().id;
+        let gift = open.iter().find(|f| f.class == "suspense").unwrap().id;
+
+        // Books say what is open and what is owed.
+        let b = store
+            .books(C, FeeBearer::Platform, Timestamp::from_unix(t(5)))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                b.suspense_open,
+                b.suspense.base(),
+                b.incidents_open,
+                b.incidents.base()
+            ),
+            (1, 77, 1, 100)
+        );
+        assert_eq!(b.owed.suspense.base(), 77);
+        assert_eq!(b.owed.fees.base(), 3);
+        assert_eq!(b.owed.commission, -3, "the platform bears the fee");
+        assert_eq!(b.holdings.base(), 1_000_274);
+        let pool = store
+            .books(C, FeeBearer::Pool, Timestamp::from_unix(t(5)))
+            .await
+            .unwrap();
+        assert_eq!(pool.owed.commission, 0, "the pool bears the fee");
+
+        // Resolving: a suspense cannot be a loss; an incident can.
+        let e = store
+            .resolve_flow(C, gift, Resolution::Loss, "no", Timestamp::from_unix(t(5)))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("cannot be resolved as loss"), "{e}");
+        let e = store
+            .resolve_flow(C, theft, Resolution::Loss, " ", Timestamp::from_unix(t(5)))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("say why"), "{e}");
+        let f = store
+            .resolve_flow(
+                C,
+                theft,
+                Resolution::Loss,
+                "stolen: see incident report 7",
+                Timestamp::from_unix(t(5)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(f.resolution.as_deref(), Some("loss"));
+        assert_eq!(store.open_incidents(C).await.unwrap(), 0);
+        // Again the same way: a no-op; another way: refused.
+        store
+            .resolve_flow(
+                C,
+                theft,
+                Resolution::Loss,
+                "again",
+                Timestamp::from_unix(t(5)),
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .resolve_flow(
+                    C,
+                    theft,
+                    Resolution::Principal,
+                    "x",
+                    Timestamp::from_unix(t(5))
+                )
+                .await
+                .is_err()
+        );
+
+        // The stranger's coins classified as income: a reconciled reward
+        // over the interval that booked them, distributed like any other.
+        let f = store
+            .resolve_flow(
+                C,
+                gift,
+                Resolution::Income,
+                "a validator's tip",
+                Timestamp::from_unix(t(6)),
+            )
+            .await
+            .unwrap();
+        let r = store.reward(f.reward_id.unwrap()).await.unwrap().unwrap();
+        assert_eq!(
+            (r.reward.kind, r.reward.amount.base()),
+            (RewardKind::Reconciled, 77)
+        );
+        assert_eq!(r.reward.period.start().unix(), t(0));
+        assert_eq!(r.reward.period.end().unix(), t(2));
+        // Not counted again as a reward flow by the next snapshot.
+        let s = book(&store, t(7), liquid(1_000_274), &[]).await;
+        assert_eq!((s.booked.rewards.base(), s.residual), (0, 0));
+        assert_eq!(store.undistributed_rewards(Some(C)).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_declaration_after_the_transfer_landed_resolves_its_suspense_or_incident() {
+    on_both(|store| async move {
+        let t = |n: i64| T0 + n * 60;
+        book(&store, t(0), liquid(1_000), &[]).await;
+        book(
+            &store,
+            t(1),
+            liquid(1_000 + 50 - 20),
+            &[
+                flow(FlowKind::TransferIn, "late-in", 50, t(1)),
+                flow(FlowKind::TransferOut, "late-out", 20, t(1)),
+            ],
+        )
+        .await;
+        assert_eq!(store.open_incidents(C).await.unwrap(), 1);
+        // A declaration with the wrong amount resolves nothing.
+        let d = store
+            .declare_transfer(
+                &declaration("late-in", Direction::In, 49),
+                Timestamp::from_unix(t(2)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.resolved_flow, None);
+        // Same tx id and direction, other content: refused (a 409 over HTTP).
+        let e = store
+            .declare_transfer(
+                &declaration("late-in", Direction::In, 50),
+                Timestamp::from_unix(t(2)),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("different content"), "{e}");
+        let d = store
+            .declare_transfer(
+                &declaration("late-out", Direction::Out, 20),
+                Timestamp::from_unix(t(2)),
+            )
+            .await
+            .unwrap();
+        assert!(d.created && d.resolved_flow.is_some());
+        assert_eq!(store.open_incidents(C).await.unwrap(), 0);
+        // A replay: same id, nothing new.
+        let again = store
+            .declare_transfer(
+                &declaration("late-out", Direction::Out, 20),
+                Timestamp::from_unix(t(3)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.id, again.created, again.resolved_flow),
+            (d.id, false, None)
+        );
+        let resolved = store.flow(d.resolved_flow.unwrap()).await.unwrap().unwrap();
+        assert_eq!(resolved.resolution.as_deref(), Some("principal"));
+        // Bad declarations change nothing.
+        assert!(
+            store
+                .declare_transfer(
+                    &declaration(" ", Direction::In, 1),
+                    Timestamp::from_unix(t(3))
+                )
+                .await
+                .is_err()
+        );
+        assert!(
+            store
+                .declare_transfer(
+                    &declaration("z", Direction::In, 0),
+                    Timestamp::from_unix(t(3))
+                )
+                .await
+                .is_err()
+        );
+        let b = store
+            .books(C, FeeBearer::Platform, Timestamp::from_unix(t(3)))
+            .await
+            .unwrap();
+        assert_eq!((b.suspense_open, b.incidents_open), (1, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_residual_that_persists_is_income_once_and_a_timing_difference_is_not() {
+    on_both(|store| async move {
+        let t = |n: i64| T0 + n * 600;
+        book(&store, t(0), liquid(1_000_000), &[]).await;
+        // A reward reaches the pool before its event is recorded: a
+        // residual, explained by the next snapshot, never income.
+        let s = book(&store, t(1), liquid(1_000_100), &[]).await;
+        assert_eq!(
+            (s.residual, s.unrecognized, s.reconciled_reward_id),
+            (100, 100, None)
+        );
+        reward(&store, "r1", 100, t(1)).await;
+        let s = book(&store, t(2), liquid(1_000_100), &[]).await;
+        assert_eq!(
+            (s.booked.rewards.base(), s.residual, s.unrecognized),
+            (100, -100, 0)
+        );
+        assert_eq!(s.reconciled_reward_id, None);
+
+        // A tip nobody announces: a residual that persists over two
+        // snapshots becomes a reconciled reward, once.
+        let s = book(&store, t(3), liquid(1_000_130), &[]).await;
+        assert_eq!(
+            (s.residual, s.unrecognized, s.reconciled_reward_id),
+            (30, 30, None)
+        );
+        // Without a current reward collection nothing is recognised.
+        let s = book_with(&store, t(4), liquid(1_000_130), &[], true, false).await;
+        assert_eq!((s.unrecognized, s.reconciled_reward_id), (30, None));
+        // Nor from adapters that cannot prove every flow.
+        let s = book_with(&store, t(5), liquid(1_000_130), &[], false, true).await;
+        assert_eq!((s.unrecognized, s.reconciled_reward_id), (30, None));
+        let s = book(&store, t(6), liquid(1_000_135), &[]).await;
+        let rid = s.reconciled_reward_id.expect("recognised");
+        assert_eq!(
+            (s.residual, s.reconciled.base(), s.unrecognized),
+            (5, 30, 5)
+        );
+        let r = store.reward(rid).await.unwrap().unwrap();
+        assert_eq!(
+            (r.reward.kind, r.reward.amount.base()),
+            (RewardKind::Reconciled, 30)
+        );
+        assert_eq!(
+            (r.reward.period.start().unix(), r.reward.period.end().unix()),
+            (t(5), t(6))
+        );
+        // The reconciled reward is not booked again as a reward flow.
+        let s = book(&store, t(7), liquid(1_000_135), &[]).await;
+        assert_eq!(
+            (
+                s.booked.rewards.base(),
+                s.residual,
+                s.reconciled.base(),
+                s.unrecognized
+            ),
+            (0, 0, 5, 0)
+        );
+
+        // A spike above the bound (1% of holdings a day) is held until
+        // an operator confirms it.
+        let e = store
+            .confirm_residual(C, "checked", Timestamp::from_unix(t(7)))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("no income awaiting confirmation"),
+            "{e}"
+        );
+        book(&store, t(8), liquid(1_500_135), &[]).await;
+        let s = book(&store, t(9), liquid(1_500_135), &[]).await;
+        assert_eq!(
+            (s.held.base(), s.unrecognized, s.reconciled_reward_id),
+            (500_000, 500_000, None)
+        );
+        let s = book(&store, t(10), liquid(1_500_135), &[]).await;
+        assert_eq!(
+            (s.held.base(), s.reconciled_reward_id),
+            (500_000, None),
+            "still held"
+        );
+        let (snap, amount) = store
+            .confirm_residual(
+                C,
+                "a builder paid MEV: tx 0xabc",
+                Timestamp::from_unix(t(10)),
+            )
+            .await
+            .unwrap();
+        assert_eq!((snap, amount.base()), (s.id, 500_000));
+        let s = book(&store, t(11), liquid(1_500_135), &[]).await;
+        assert_eq!(
+            (s.held.base(), s.reconciled.base(), s.unrecognized),
+            (0, 500_000, 0)
+        );
+
+        // Every residual booked exactly once: the sum of residuals is what
+        // became income plus what is still carried.
+        let mut snaps = store.snapshots(C, None, 100).await.unwrap();
+        snaps.reverse();
+        let residuals: i128 = snaps.iter().map(|s| s.residual).sum();
+        let recognised: i128 = snaps
+            .iter()
+            .map(|s| i128::try_from(s.reconciled.base()).unwrap())
+            .sum();
+        assert_eq!(residuals, recognised + snaps.last().unwrap().unrecognized);
+        assert_eq!(recognised, 500_035);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_flows_are_refused_and_change_nothing() {
+    on_both(|store| async move {
+        book(&store, T0, liquid(10), &[]).await;
+        let input = SnapshotInput {
+            chain: C,
+            as_of: Timestamp::from_unix(T0 + 60),
+            holdings: liquid(10),
+            flows: &[flow(FlowKind::TransferIn, "zero", 0, T0)],
+            complete: true,
+            flow_cursor: Some("next".into()),
+            losses: Amount::ZERO,
+            rewards_current: true,
+            now: Timestamp::from_unix(T0 + 60),
+        };
+        let e = store.book_snapshot(&input, &policy()).await.unwrap_err();
+        assert!(e.to_string().contains("amount above 0"), "{e}");
+        assert_eq!(store.snapshots(C, None, 10).await.unwrap().len(), 1);
+        assert_eq!(
+            store.flow_cursor(C).await.unwrap().as_deref(),
+            Some("c1767225600")
+        );
+    })
+    .await;
+}
