@@ -12,7 +12,7 @@ use proptest::strategy::ValueTree;
 use reqwest::Client;
 use serde_json::{Value, json};
 use softstake_core::adapter::RewardKind;
-use softstake_core::{Amount, ChainId, Period, Rate, Timestamp};
+use softstake_core::{Amount, ChainId, Clock, Period, Rate, Timestamp};
 use softstake_store::{DistributeOptions, NewReward, Store};
 use softstake_tests::TestStore;
 use softstake_tests::daemon::{ADMIN_TOKEN, EXCHANGE_TOKEN, start};
@@ -65,6 +65,10 @@ async fn table_counts(store: &Store) -> Vec<i64> {
         "withdrawals",
         "operations",
         "chain_state",
+        "transfer_declarations",
+        "pool_flows",
+        "pool_snapshots",
+        "residual_confirmations",
     ] {
         let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {t}"));
         let n: i64 = if let Some(p) = store.pg_pool() {
@@ -390,6 +394,9 @@ const WRITE_ENDPOINTS: &[(&str, &str)] = &[
     ("/v1/chains/cosmos/pause", ADMIN_TOKEN),
     ("/v1/chains/cosmos/resume", ADMIN_TOKEN),
     ("/v1/chains/cosmos/plan", ADMIN_TOKEN),
+    ("/v1/chains/cosmos/transfers", EXCHANGE_TOKEN),
+    ("/v1/chains/cosmos/flows/1/resolve", ADMIN_TOKEN),
+    ("/v1/chains/cosmos/books/confirm", ADMIN_TOKEN),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,4 +513,205 @@ async fn documented_bounds_hold_past_int64_and_on_large_acknowledgements() {
             .is_some()
     );
     d.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_books_over_http_declarations_suspense_and_backing() {
+    both(|ts| async move {
+        let clock = softstake_core::ManualClock::new(Timestamp::from_unix(1_767_225_600));
+        let sim = softstake_testkit::SimChain::new(
+            3,
+            softstake_testkit::SimParams::hub_like(&["val0"], 1),
+            clock.clone(),
+            Amount::from_base(1_000_000),
+        );
+        let d = start(
+            &ts.store,
+            &ts.url,
+            Some((sim.clone(), clock.clone())),
+            1_000,
+        )
+        .await;
+        let c = Client::new();
+        let url = |p: &str| format!("{}{p}", d.base);
+        let wait_for = |cond: &'static str| {
+            let c = c.clone();
+            let u = url("/v1/chains/cosmos/flows?open=true");
+            async move {
+                for _ in 0..200 {
+                    let (s, b) = get(&c, &u, Some(ADMIN_TOKEN)).await;
+                    assert_eq!(s, StatusCode::OK, "{b}");
+                    let v: Value = serde_json::from_str(&b).unwrap();
+                    let open = v.as_array().unwrap().len();
+                    if (cond == "open" && open > 0) || (cond == "none" && open == 0) {
+                        return v;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                panic!("flows never became {cond}");
+            }
+        };
+        // The books are open once a cycle ran.
+        let mut books = Value::Null;
+        for _ in 0..200 {
+            let (s, b) = get(&c, &url("/v1/chains/cosmos/books"), None).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            books = serde_json::from_str(&b).unwrap();
+            if !books["snapshot"].is_null() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(books["holdings"], "1000000", "{books}");
+        assert_eq!(books["snapshot"]["complete"], true);
+        assert_eq!(books["owed"]["fee_bearer"], "platform");
+        let (s, _) = get(&c, &url("/v1/chains/ethereum/books"), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+
+        // A top-up declared before it lands: principal, no suspense.
+        let decl = json!({"tx_id": "will-be-replaced", "direction": "in", "amount": "500"});
+        for (t, want) in [
+            (None, StatusCode::UNAUTHORIZED),
+            (Some(ADMIN_TOKEN), StatusCode::UNAUTHORIZED),
+        ] {
+            let (s, b) = post(&c, &url("/v1/chains/cosmos/transfers"), t, decl.clone()).await;
+            assert_eq!(s, want, "{b}");
+        }
+        for (body, field) in [
+            (
+                json!({"tx_id": "a", "direction": "sideways", "amount": "5"}),
+                "direction",
+            ),
+            (
+                json!({"tx_id": "a", "direction": "in", "amount": "0"}),
+                "amount",
+            ),
+            (
+                json!({"tx_id": "", "direction": "in", "amount": "5"}),
+                "tx_id",
+            ),
+            (
+                json!({"tx_id": "a", "direction": "in", "amount": "5", "purpose": "gift"}),
+                "purpose",
+            ),
+            (
+                json!({"tx_id": "a", "direction": "in", "amount": "5", "note": "\u{7}"}),
+                "note",
+            ),
+        ] {
+            let (s, b) = post(
+                &c,
+                &url("/v1/chains/cosmos/transfers"),
+                Some(EXCHANGE_TOKEN),
+                body,
+            )
+            .await;
+            assert_eq!(
+                (s, b["error"]["field"].clone()),
+                (StatusCode::BAD_REQUEST, json!(field)),
+                "{b}"
+            );
+        }
+        // Undeclared: a stranger's coins land, and the books put them in suspense.
+        let tx = sim.deposit(Amount::from_base(777));
+        clock.set(clock.now().plus_secs(60));
+        let open = wait_for("open").await;
+        assert_eq!(open[0]["class"], "suspense", "{open}");
+        assert_eq!(open[0]["amount"], "777");
+        let id = open[0]["id"].as_i64().unwrap();
+        let (s, b) = get(&c, &url("/v1/chains/cosmos/books"), None).await;
+        let v: Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(
+            (s, v["suspense"].clone(), v["owed"]["suspense"].clone()),
+            (StatusCode::OK, json!("777"), json!("777"))
+        );
+        // Operators only; a suspense cannot be a loss; it can be income.
+        let resolve = url(&format!("/v1/chains/cosmos/flows/{id}/resolve"));
+        let (s, _) = post(
+            &c,
+            &resolve,
+            Some(EXCHANGE_TOKEN),
+            json!({"resolution": "income", "note": "tip"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, b) = post(
+            &c,
+            &resolve,
+            Some(ADMIN_TOKEN),
+            json!({"resolution": "loss", "note": "no"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        let (s, b) = post(
+            &c,
+            &resolve,
+            Some(ADMIN_TOKEN),
+            json!({"resolution": "shrug", "note": "no"}),
+        )
+        .await;
+        assert_eq!(
+            (s, b["error"]["field"].clone()),
+            (StatusCode::BAD_REQUEST, json!("resolution"))
+        );
+        // Declaring it after the fact resolves it as principal.
+        let late =
+            json!({"tx_id": tx, "direction": "in", "amount": "777", "note": "deposit batch 3"});
+        let (s, b) = post(
+            &c,
+            &url("/v1/chains/cosmos/transfers"),
+            Some(EXCHANGE_TOKEN),
+            late.clone(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!(b["resolved_flow"], id);
+        let (s, b) = post(
+            &c,
+            &url("/v1/chains/cosmos/transfers"),
+            Some(EXCHANGE_TOKEN),
+            late,
+        )
+        .await;
+        assert_eq!(
+            (s, b["created"].clone()),
+            (StatusCode::OK, json!(false)),
+            "{b}"
+        );
+        let conflict = json!({"tx_id": tx, "direction": "in", "amount": "778"});
+        let (s, b) = post(
+            &c,
+            &url("/v1/chains/cosmos/transfers"),
+            Some(EXCHANGE_TOKEN),
+            conflict,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{b}");
+        wait_for("none").await;
+        // Nothing is held, so there is nothing to confirm.
+        let (s, b) = post(
+            &c,
+            &url("/v1/chains/cosmos/books/confirm"),
+            Some(ADMIN_TOKEN),
+            json!({"note": "ok"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        // The gauges say it too.
+        let text = c
+            .get(&d.metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("softstake_pool_books_complete{chain=\"cosmos\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("softstake_pool_backing_ratio{chain=\"cosmos\"}"));
+        d.handle.shutdown().await;
+    })
+    .await;
 }

@@ -391,3 +391,53 @@ async fn a_failing_reward_read_leaves_withdrawal_grants_and_planning_working() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_undeclared_outflow_holds_signing_until_an_operator_books_it() {
+    on_both(|store| async move {
+        users(&store).await;
+        let (s, c) = sim();
+        let e = engine(&store, &s, &c, cfg());
+        // The first cycle opens the books and delegates.
+        let r = e.cycle().await.unwrap();
+        assert!(r.books.is_some() && r.incidents_open == 0);
+        assert!(r.ops.iter().any(|o| o.event == "journaled"), "{:?}", r.ops);
+        s.advance(600);
+        e.cycle().await.unwrap();
+        // Coins leave the custody account and nobody declared them.
+        let tx = s.pay_out(Amount::from_base(50_000)).unwrap();
+        s.advance(600);
+        let r = e.cycle().await.unwrap();
+        assert_eq!(r.incidents_open, 1);
+        assert_eq!(r.books.as_ref().unwrap().booked.incident.base(), 50_000);
+        let why = r.plan_skipped.unwrap();
+        assert!(why.contains("incident"), "{why}");
+        assert!(r.plan.is_none() && r.ops.iter().all(|o| o.event != "journaled"));
+        // Still held a cycle later (the liquid buffer now wants topping up).
+        s.advance(600);
+        let r = e.cycle().await.unwrap();
+        assert!(r.plan_skipped.unwrap().contains("incident"));
+        // The exchange declares it after the fact: booked as its payout,
+        // and the chain plans again.
+        let d = store
+            .declare_transfer(
+                &softstake_store::Declaration {
+                    chain: ChainId::Cosmos,
+                    tx_id: tx,
+                    direction: softstake_store::Direction::Out,
+                    amount: Amount::from_base(50_000),
+                    purpose: softstake_store::Purpose::Principal,
+                    note: Some("payout batch 12, declared late".into()),
+                },
+                c.now(),
+            )
+            .await
+            .unwrap();
+        assert!(d.resolved_flow.is_some());
+        s.advance(600);
+        let r = e.cycle().await.unwrap();
+        assert_eq!(r.incidents_open, 0);
+        assert!(r.plan.is_some(), "{:?}", r.plan_skipped);
+    })
+    .await;
+}

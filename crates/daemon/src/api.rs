@@ -1364,9 +1364,9 @@ struct TransferIn {
     direction: String,
     amount: String,
     #[serde(default)]
-    purpose: Option<String>,
+    purpose: Given<String>,
     #[serde(default)]
-    note: Option<String>,
+    note: Given<String>,
 }
 
 async fn declare_transfer(
@@ -1385,7 +1385,7 @@ async fn declare_transfer(
         "out" => Direction::Out,
         _ => return Err(ApiError::bad("direction", "must be \"in\" or \"out\"")),
     };
-    let purpose = match t.purpose.as_deref() {
+    let purpose = match t.purpose.0.as_deref() {
         None | Some("principal") => Purpose::Principal,
         Some("commission") => Purpose::Commission,
         Some(_) => {
@@ -1402,7 +1402,7 @@ async fn declare_transfer(
             "must be greater than 0 (pattern ^[1-9][0-9]*$)",
         ));
     }
-    if let Some(n) = &t.note {
+    if let Some(n) = &t.note.0 {
         check_note("note", n)?;
     }
     runtime(&st.sh, chain)?;
@@ -1416,7 +1416,7 @@ async fn declare_transfer(
                 direction,
                 amount,
                 purpose,
-                note: t.note,
+                note: t.note.0,
             },
             st.sh.clock.now(),
         )
