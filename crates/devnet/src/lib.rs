@@ -98,6 +98,27 @@ pub struct ChainSummary {
     pub large_withdrawal: LargeWithdrawal,
     /// Operations confirmed on chain, by kind.
     pub confirmed_ops: BTreeMap<String, usize>,
+    /// The pool's books at the end: holdings / what is owed (six
+    /// decimals), whether the adapter proves every flow (otherwise the
+    /// books only observe), and the residual not yet explained.
+    pub books: BooksSummary,
+}
+
+/// The pool's books in the summary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BooksSummary {
+    /// Holdings / owed.
+    pub backing: Option<String>,
+    /// Holdings, base units.
+    pub holdings: u128,
+    /// Owed, base units (signed).
+    pub owed: i128,
+    /// Fees booked.
+    pub fees: u128,
+    /// Whether the adapter proves every transfer and fee.
+    pub flows_proven: bool,
+    /// Residual carried, not yet recognised (signed, base units).
+    pub unrecognized: i128,
 }
 
 /// The withdrawal larger than the buffer.
@@ -670,8 +691,27 @@ async fn summarize(
     {
         *confirmed.entry(o.kind.name().to_owned()).or_insert(0) += 1;
     }
+    let fees = daemon
+        .shared
+        .chains
+        .get(&chain)
+        .map(|rt| rt.config.books.fees)
+        .unwrap_or_default();
+    let b = store
+        .books(chain, fees, daemon.shared.clock.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let books = BooksSummary {
+        backing: b.backing_ratio.clone(),
+        holdings: b.holdings.base(),
+        owed: b.owed.total,
+        fees: b.owed.fees.base(),
+        flows_proven: b.snapshot.as_ref().is_some_and(|s| s.complete),
+        unrecognized: b.snapshot.as_ref().map_or(0, |s| s.unrecognized),
+    };
     Ok(ChainSummary {
         chain,
+        books,
         node: node.to_owned(),
         staked,
         liquid,
@@ -695,7 +735,7 @@ pub fn render(summary: &[ChainSummary]) -> String {
         let d = s.chain.decimals();
         let f = |v: u128| softstake_core::Amount::from_base(v).format_units(d);
         out.push_str(&format!(
-            "{} ({})\n  node: {}\n  staked {} | buffer {} | rewards {} collected ({}), {} distributions: {} to users, {} commission\n  users credited (largest distribution): {} | conservation: {}\n  withdrawals: small {}; large {} -> {} (ETA {}, granted {})\n  confirmed on chain: {:?}\n",
+            "{} ({})\n  node: {}\n  staked {} | buffer {} | rewards {} collected ({}), {} distributions: {} to users, {} commission\n  users credited (largest distribution): {} | conservation: {}\n  withdrawals: small {}; large {} -> {} (ETA {}, granted {})\n  confirmed on chain: {:?}\n  books: backing {} (holdings {}, owed {}), fees {}, residual unexplained {}, {}\n",
             s.chain,
             s.chain.asset(),
             s.node,
@@ -714,9 +754,24 @@ pub fn render(summary: &[ChainSummary]) -> String {
             s.large_withdrawal.eta.map_or("-".into(), |t| t.to_string()),
             s.large_withdrawal.granted_at.map_or("-".into(), |t| t.to_string()),
             s.confirmed_ops,
+            s.books.backing.as_deref().unwrap_or("n/a"),
+            f(s.books.holdings),
+            signed(s.books.owed, d),
+            f(s.books.fees),
+            signed(s.books.unrecognized, d),
+            if s.books.flows_proven {
+                "every transfer and fee proven"
+            } else {
+                "transfers and fees not proven by this adapter yet: observing only"
+            },
         ));
     }
     out
+}
+
+fn signed(v: i128, decimals: u32) -> String {
+    let a = softstake_core::Amount::from_base(v.unsigned_abs()).format_units(decimals);
+    if v < 0 { format!("-{a}") } else { a }
 }
 
 /// One balance update as the exchange posts it.
