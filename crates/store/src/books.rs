@@ -1210,6 +1210,7 @@ mod tests {
             fees: FeeBearer::Platform,
             max_unannounced_per_day: softstake_core::Rate::new(rust_decimal::Decimal::new(1, 3))
                 .unwrap(),
+            settle_secs: 0,
         };
         let t = Amount::from_base(1_000_000);
         assert_eq!(bound(&p, t, 60), Amount::from_base(1_000));
