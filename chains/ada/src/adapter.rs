@@ -496,19 +496,31 @@ impl ChainAdapter for AdaAdapter {
     }
 
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
-        let after: Option<u64> = match req.cursor.as_deref() {
-            Some(c) => Some(
-                c.strip_prefix("epoch:")
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| {
-                        AdapterError::Config(format!("cardano reward cursor {c:?} is not epoch:N"))
-                    })?,
-            ),
-            None => None,
+        // Cursor `epoch:N:seen:M`: rewards up to epoch N are recorded and
+        // the history's first M rows were read, so the next read starts at
+        // the page holding row M+1 instead of page 1 (the history only
+        // grows, in epoch order). `epoch:N` (older cursors) reads from page 1.
+        let (after, seen_before): (Option<u64>, u64) = match req.cursor.as_deref() {
+            Some(c) => {
+                let bad_cursor = || {
+                    AdapterError::Config(format!(
+                        "cardano reward cursor {c:?} is not epoch:N or epoch:N:seen:M"
+                    ))
+                };
+                let rest = c.strip_prefix("epoch:").ok_or_else(bad_cursor)?;
+                let (epoch, seen) = match rest.split_once(":seen:") {
+                    Some((e, m)) => (e, m.parse::<u64>().map_err(|_| bad_cursor())?),
+                    None => (rest, 0),
+                };
+                (Some(epoch.parse().map_err(|_| bad_cursor())?), seen)
+            }
+            None => (None, 0),
         };
+        let first_page = seen_before / 100 + 1;
+        let mut seen = (first_page - 1) * 100;
         let mut rewards = Vec::new();
         let mut last = after;
-        let mut page = 1;
+        let mut page = first_page;
         loop {
             let Some(list) = self
                 .get(&format!(
@@ -520,6 +532,7 @@ impl ChainAdapter for AdaAdapter {
                 break;
             };
             let items = list.as_array().ok_or_else(|| bad("rewards", &list))?;
+            seen += u64::try_from(items.len()).unwrap_or(0);
             for r in items {
                 let epoch = r
                     .get("epoch")
@@ -571,7 +584,7 @@ impl ChainAdapter for AdaAdapter {
         }
         Ok(RewardsResponse {
             rewards,
-            next_cursor: last.map(|e| format!("epoch:{e}")),
+            next_cursor: last.map(|e| format!("epoch:{e}:seen:{seen}")),
         })
     }
 

@@ -544,16 +544,43 @@ async fn account(State(n): State<TestNode>, Path(s): Path<String>) -> Reply {
     })))
 }
 
-async fn rewards(State(n): State<TestNode>, Path(s): Path<String>) -> Reply {
+/// Blockfrost's paging: `count` rows (1..=100, default 100) of page `page`
+/// (from 1), in `order` asc (default) or desc.
+#[derive(Debug, serde::Deserialize)]
+struct Paging {
+    count: Option<usize>,
+    page: Option<usize>,
+    order: Option<String>,
+}
+
+async fn rewards(
+    State(n): State<TestNode>,
+    Path(s): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<Paging>,
+) -> Reply {
     let k = stake_key(&s)?;
-    let h = n.with(|l| {
+    let count = q.count.unwrap_or(100);
+    let page = q.page.unwrap_or(1);
+    if !(1..=100).contains(&count) || page == 0 {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            "count must be 1..=100 and page at least 1",
+        ));
+    }
+    let mut h = n.with(|l| {
         l.accounts
             .get(&k)
             .map(|a| a.history.clone())
             .unwrap_or_default()
     });
+    if q.order.as_deref() == Some("desc") {
+        h.reverse();
+    }
     Ok(Json(Value::Array(
         h.into_iter()
+            .skip((page - 1).saturating_mul(count))
+            .take(count)
             .map(|(e, amount, pool)| json!({"epoch": e, "amount": amount.to_string(), "pool_id": pool_bech32(&pool), "type": "member"}))
             .collect(),
     )))

@@ -369,3 +369,71 @@ async fn node_first_utxo(node: &TestNode, bound: &std::net::SocketAddr) -> [u8; 
         .try_into()
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_reward_history_is_read_from_the_cursor_page_not_from_page_one() {
+    let node = TestNode::new(cfg());
+    node.add_pool(POOL1);
+    let payment = Arc::new(LocalKey::from_seed([0x11; 32]));
+    let stake = Arc::new(LocalKey::from_seed([0x22; 32]));
+    let address = tx::base_address(0, &payment.key_hash(), &stake.key_hash());
+    node.fund(&address, 1_000 * ADA);
+    let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let a = AdaAdapter::new(settings(&format!("http://{bound}"), 42), payment, stake).unwrap();
+    send(
+        &node,
+        &a,
+        build(
+            &a,
+            OperationKind::Delegate {
+                validator: pool_bech32(&POOL1),
+                amount: Amount::from_base(1),
+            },
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    // 250 epochs: three pages of 100 rows.
+    node.advance_slots(250 * 100);
+    let all = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+    let n = all.rewards.len();
+    assert!(n >= 249, "{n}");
+    let cursor = all.next_cursor.clone().unwrap();
+    assert!(cursor.ends_with(&format!(":seen:{n}")), "{cursor}");
+    // Ten more epochs: exactly those, from the third page on.
+    node.advance_slots(10 * 100);
+    let more = a
+        .rewards_since(RewardsRequest {
+            cursor: Some(cursor.clone()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(more.rewards.len(), 10);
+    let last_epoch = all.rewards.last().unwrap().epoch.unwrap();
+    assert_eq!(more.rewards[0].epoch, Some(last_epoch + 1));
+    assert!(
+        more.next_cursor
+            .as_deref()
+            .unwrap()
+            .ends_with(&format!(":seen:{}", n + 10))
+    );
+    // A cursor written before `seen` existed reads from page one and
+    // still returns only what is new.
+    let old = cursor.split(":seen:").next().unwrap().to_owned();
+    let again = a
+        .rewards_since(RewardsRequest { cursor: Some(old) })
+        .await
+        .unwrap();
+    assert_eq!(again.rewards, more.rewards);
+    assert!(
+        a.rewards_since(RewardsRequest {
+            cursor: Some("epoch:3:seen:x".into())
+        })
+        .await
+        .is_err()
+    );
+}

@@ -42,7 +42,14 @@ pub struct ChainView {
     /// iteration): the API reads this instead of scanning every user's
     /// balance on each request.
     pub liabilities: Option<Amount>,
+    /// When the books gauges were last computed (they read the chain's
+    /// unacknowledged credits and fees: at most every
+    /// [`BOOKS_REFRESH_SECS`]).
+    pub books_refreshed_at: Option<Timestamp>,
 }
+
+/// Least seconds between two computations of a chain's books gauges.
+pub const BOOKS_REFRESH_SECS: i64 = 30;
 
 /// Longest wait between retries after failures.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -446,8 +453,18 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
         }
         rt.update_view(|v| v.health = Some(h));
     }
-    match store.books(chain, rt.config.books.fees, now).await {
-        Ok(b) => {
+    let due = view
+        .books_refreshed_at
+        .is_none_or(|t| now.unix() - t.unix() >= BOOKS_REFRESH_SECS);
+    let books = if due {
+        rt.update_view(|v| v.books_refreshed_at = Some(now));
+        Some(store.books(chain, rt.config.books.fees, now).await)
+    } else {
+        None
+    };
+    match books {
+        None => {}
+        Some(Ok(b)) => {
             let ratio = b
                 .backing_ratio
                 .as_deref()
@@ -476,7 +493,9 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
                     .set(i64::from(s.complete));
             }
         }
-        Err(e) => tracing::warn!(chain = %chain, error = %e, "books unavailable for the gauges"),
+        Some(Err(e)) => {
+            tracing::warn!(chain = %chain, error = %e, "books unavailable for the gauges");
+        }
     }
     let since = view.last_success_at.unwrap_or(sh.started_at);
     m.seconds_since_last_success

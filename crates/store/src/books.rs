@@ -113,6 +113,26 @@ impl Booked {
     }
 }
 
+/// Sums a column of amounts (text) the query streams, in Rust, checked:
+/// `(sum, rows)`, holding one row at a time.
+macro_rules! stream_sum {
+    ($pool:expr, $col:expr, $sql:expr, $bind:expr) => {{
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe($sql))
+            .bind($bind)
+            .fetch($pool);
+        let mut total = Amount::ZERO;
+        let mut n = 0u64;
+        while let Some(v) = rows.try_next().await? {
+            total = total
+                .checked_add(parse_amount($col, &v)?)
+                .ok_or_else(overflow)?;
+            n += 1;
+        }
+        (total, n)
+    }};
+}
+
 /// Signed amounts go out as decimal text, like every amount (JSON numbers
 /// lose precision past 2^53 in most readers).
 fn signed_text<S: serde::Serializer>(v: &i128, s: S) -> Result<S::Ok, S::Error> {
@@ -1084,54 +1104,41 @@ impl crate::Store {
                 .await?
         });
         let snapshot = self.with_reconciled(row).await?;
-        type Sums = (
-            Vec<String>,
-            Vec<String>,
-            Vec<String>,
-            Vec<String>,
-            Vec<String>,
-            Vec<String>,
-        );
         let open = |class: &'static str| {
             format!(
                 "SELECT amount FROM pool_flows WHERE chain = $1 AND class = '{class}' AND resolved_at IS NULL"
             )
         };
-        let (suspense, incidents, fees_rows, comm_in, comm_out, commission): Sums = on_pool!(self, pool => {
-            let q = |sql: String| sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(c);
+        // Each sum streams its rows (memory stays flat however long the
+        // history): SQL never adds money, Rust does, checked.
+        let (
+            suspense,
+            incidents,
+            fees_sum,
+            comm_in,
+            comm_out,
+            commission,
+            credits_unacked,
+            undistributed,
+        ) = on_pool!(self, pool => {
             (
-                q(open("suspense")).fetch_all(pool).await?,
-                q(open("incident")).fetch_all(pool).await?,
-                q("SELECT amount FROM pool_flows WHERE chain = $1 AND class = 'fee'".into()).fetch_all(pool).await?,
-                q("SELECT amount FROM pool_flows WHERE chain = $1 AND kind = 'transfer_in' AND (class = 'commission' OR resolution = 'commission')".into()).fetch_all(pool).await?,
-                q("SELECT amount FROM pool_flows WHERE chain = $1 AND kind = 'transfer_out' AND (class = 'commission' OR resolution = 'commission')".into()).fetch_all(pool).await?,
-                q("SELECT d.commission FROM distributions d JOIN rewards r ON r.id = d.reward_id WHERE r.chain = $1".into()).fetch_all(pool).await?,
+                stream_sum!(pool, "pool_flows.amount", open("suspense"), c),
+                stream_sum!(pool, "pool_flows.amount", open("incident"), c),
+                stream_sum!(pool, "pool_flows.amount", "SELECT amount FROM pool_flows WHERE chain = $1 AND class = 'fee'".to_owned(), c).0,
+                stream_sum!(pool, "pool_flows.amount", "SELECT amount FROM pool_flows WHERE chain = $1 AND kind = 'transfer_in' AND (class = 'commission' OR resolution = 'commission')".to_owned(), c).0,
+                stream_sum!(pool, "pool_flows.amount", "SELECT amount FROM pool_flows WHERE chain = $1 AND kind = 'transfer_out' AND (class = 'commission' OR resolution = 'commission')".to_owned(), c).0,
+                stream_sum!(pool, "distributions.commission", "SELECT d.commission FROM distributions d JOIN rewards r ON r.id = d.reward_id WHERE r.chain = $1".to_owned(), c).0,
+                stream_sum!(pool, "credits.amount", "SELECT c.amount FROM credits c JOIN distributions d ON d.id = c.distribution_id JOIN rewards r ON r.id = d.reward_id \
+                     WHERE r.chain = $1 AND c.acked_at IS NULL AND c.amount <> '0'".to_owned(), c).0,
+                stream_sum!(pool, "rewards.amount", "SELECT r.amount FROM rewards r LEFT JOIN distributions d ON d.reward_id = r.id WHERE r.chain = $1 AND d.id IS NULL AND r.voided_at IS NULL".to_owned(), c).0,
             )
         });
-        let (unacked, undistributed): (Vec<String>, Vec<String>) = on_pool!(self, pool => {
-            (
-                sqlx::query_scalar(
-                    "SELECT c.amount FROM credits c JOIN distributions d ON d.id = c.distribution_id JOIN rewards r ON r.id = d.reward_id \
-                     WHERE r.chain = $1 AND c.acked_at IS NULL AND c.amount <> '0'",
-                )
-                .bind(c)
-                .fetch_all(pool)
-                .await?,
-                sqlx::query_scalar(
-                    "SELECT r.amount FROM rewards r LEFT JOIN distributions d ON d.reward_id = r.id WHERE r.chain = $1 AND d.id IS NULL AND r.voided_at IS NULL",
-                )
-                .bind(c)
-                .fetch_all(pool)
-                .await?,
-            )
-        });
-        let sum = crate::sum_amounts;
-        let suspense_sum = sum("pool_flows.amount", &suspense)?;
-        let fees_sum = sum("pool_flows.amount", &fees_rows)?;
-        let mut commission_owed = signed(sum("distributions.commission", &commission)?)?
-            .checked_add(signed(sum("pool_flows.amount", &comm_in)?)?)
+        let (suspense_sum, suspense_n) = suspense;
+        let (incidents_sum, incidents_n) = incidents;
+        let mut commission_owed = signed(commission)?
+            .checked_add(signed(comm_in)?)
             .ok_or_else(overflow)?
-            .checked_sub(signed(sum("pool_flows.amount", &comm_out)?)?)
+            .checked_sub(signed(comm_out)?)
             .ok_or_else(overflow)?;
         if fees == FeeBearer::Platform {
             commission_owed = commission_owed
@@ -1139,8 +1146,6 @@ impl crate::Store {
                 .ok_or_else(overflow)?;
         }
         let users = self.liabilities(chain.asset(), now).await?;
-        let credits_unacked = sum("credits.amount", &unacked)?;
-        let undistributed = sum("rewards.amount", &undistributed)?;
         let withdrawals = self.withdrawals_owed(chain).await?;
         let mut total = commission_owed;
         for a in [
@@ -1158,10 +1163,10 @@ impl crate::Store {
         Ok(Books {
             chain,
             snapshot,
-            suspense_open: u64::try_from(suspense.len()).unwrap_or_default(),
+            suspense_open: suspense_n,
             suspense: suspense_sum,
-            incidents_open: u64::try_from(incidents.len()).unwrap_or_default(),
-            incidents: sum("pool_flows.amount", &incidents)?,
+            incidents_open: incidents_n,
+            incidents: incidents_sum,
             owed: Owed {
                 users,
                 credits_unacked,
