@@ -38,9 +38,9 @@ fn seeds() -> Vec<u64> {
     if let Ok(s) = std::env::var("SOFTSTAKE_SIM_SEED") {
         return vec![s.parse().expect("SOFTSTAKE_SIM_SEED is a number")];
     }
-    let n: u64 = std::env::var("SOFTSTAKE_SIM_SEEDS").ok().map_or(500, |v| {
-        v.parse().expect("SOFTSTAKE_SIM_SEEDS is a number")
-    });
+    let n: u64 = std::env::var("SOFTSTAKE_SIM_SEEDS")
+        .ok()
+        .map_or(500, |v| v.parse().expect("SOFTSTAKE_SIM_SEEDS is a number"));
     (0..n).collect()
 }
 
