@@ -51,6 +51,10 @@ async fn get(c: &Client, url: &str, token: Option<&str>) -> (StatusCode, String)
     (status, resp.text().await.unwrap_or_default())
 }
 
+async fn scrape(c: &Client, url: &str) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 fn upd(event: &str, user: &str, balance: &str, at: &str) -> Value {
     json!({"event_id": event, "user_id": user, "asset": "atom", "balance": balance, "effective_at": at})
 }
@@ -334,14 +338,7 @@ async fn public_reads_are_rate_limited_per_client() {
             .as_u16(),
         200
     );
-    let m = c
-        .get(&d.metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = scrape(&c, &d.metrics_url).await;
     assert!(m.contains("softstake_api_rate_limited_total 2"), "{m}");
     d.handle.shutdown().await;
 }
@@ -698,14 +695,7 @@ async fn the_books_over_http_declarations_suspense_and_backing() {
         .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
         // The gauges say it too.
-        let text = c
-            .get(&d.metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = scrape(&c, &d.metrics_url).await;
         assert!(
             text.contains("softstake_pool_books_complete{chain=\"cosmos\"} 1"),
             "{text}"

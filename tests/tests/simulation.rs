@@ -677,12 +677,7 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
             .books(CHAIN, w.cfg.books.fees, w.clock.now())
             .await
             .map_err(|e| e.to_string())?;
-        let mut snaps = w
-            .store
-            .snapshots(CHAIN, None, u32::MAX)
-            .await
-            .map_err(|e| e.to_string())?;
-        snaps.reverse();
+        let snaps = snapshots(&w.store).await?;
         let trail: Vec<String> = snaps
             .iter()
             .filter(|s| s.residual != 0 || !s.reconciled.is_zero() || !s.held.is_zero())
@@ -827,18 +822,23 @@ async fn all_rewards(store: &Store) -> Result<Vec<softstake_store::RewardRecord>
         .map_err(|e| e.to_string())
 }
 
+/// Every holdings snapshot of the chain, oldest first.
+async fn snapshots(store: &Store) -> Result<Vec<softstake_store::Snapshot>, Fail> {
+    let mut snaps = store
+        .snapshots(CHAIN, None, u32::MAX)
+        .await
+        .map_err(|e| e.to_string())?;
+    snaps.reverse();
+    Ok(snaps)
+}
+
 /// The books' identities over every snapshot: each holds the previous
 /// total plus what it booked plus its residual, and every residual is
 /// carried until recognised, once (`unrecognized` moves by exactly the
 /// residual less what became income). Fees, principal, suspense and
 /// incidents match what the chain did.
 async fn check_books(w: &World) -> Result<(), Fail> {
-    let mut snaps = w
-        .store
-        .snapshots(CHAIN, None, u32::MAX)
-        .await
-        .map_err(|e| e.to_string())?;
-    snaps.reverse();
+    let snaps = snapshots(&w.store).await?;
     for pair in snaps.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         let k = &b.booked;

@@ -586,14 +586,20 @@ fn runtime(sh: &Shared, chain: ChainId) -> ApiResult<&Arc<crate::ChainRuntime>> 
 }
 
 fn check_id(field: &str, v: &str) -> ApiResult<()> {
+    check_text(field, v, MAX_ID_LEN)
+}
+
+/// Text as the document's `Id` and `Note` say: not only white space, at
+/// most `max` characters, no control characters.
+fn check_text(field: &str, v: &str, max: usize) -> ApiResult<()> {
     if v.trim().is_empty() {
         return Err(ApiError::bad(field, "must not be empty"));
     }
     // Characters (code points), as the document's maxLength counts them.
-    if v.chars().count() > MAX_ID_LEN {
+    if v.chars().count() > max {
         return Err(ApiError::bad(
             field,
-            format!("longer than {MAX_ID_LEN} characters"),
+            format!("longer than {max} characters"),
         ));
     }
     if v.chars().any(char::is_control) {
@@ -1342,19 +1348,7 @@ async fn books(State(st): State<AppState>, Path(chain): Path<String>) -> ApiResu
 const MAX_NOTE: usize = 1024;
 
 fn check_note(field: &str, v: &str) -> ApiResult<()> {
-    if v.trim().is_empty() {
-        return Err(ApiError::bad(field, "must not be empty"));
-    }
-    if v.chars().count() > MAX_NOTE {
-        return Err(ApiError::bad(
-            field,
-            format!("longer than {MAX_NOTE} characters"),
-        ));
-    }
-    if v.chars().any(char::is_control) {
-        return Err(ApiError::bad(field, "contains control characters"));
-    }
-    Ok(())
+    check_text(field, v, MAX_NOTE)
 }
 
 #[derive(Deserialize)]

@@ -170,6 +170,17 @@ fn add(a: u128, b: u128) -> u128 {
     a.checked_add(b).expect("simulated amounts overflow u128")
 }
 
+/// Where a cursor into one of the sim's logs (rewards, flows) points: the
+/// number of entries already read.
+fn log_position(cursor: Option<String>) -> Result<usize, AdapterError> {
+    match cursor {
+        None => Ok(0),
+        Some(c) => c
+            .parse::<usize>()
+            .map_err(|_| AdapterError::InvalidRequest(format!("bad cursor {c:?}"))),
+    }
+}
+
 fn tx_id(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -568,12 +579,7 @@ impl ChainAdapter for SimChain {
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
         self.maybe_rpc_error()?;
         let st = self.st();
-        let from = match req.cursor {
-            None => 0,
-            Some(c) => c
-                .parse::<usize>()
-                .map_err(|_| AdapterError::InvalidRequest(format!("bad cursor {c:?}")))?,
-        };
+        let from = log_position(req.cursor)?;
         Ok(RewardsResponse {
             rewards: st.rewards.get(from..).unwrap_or_default().to_vec(),
             next_cursor: Some(st.rewards.len().to_string()),
@@ -583,12 +589,7 @@ impl ChainAdapter for SimChain {
     async fn flows_since(&self, req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
         self.maybe_rpc_error()?;
         let st = self.st();
-        let from = match req.cursor {
-            None => 0,
-            Some(c) => c
-                .parse::<usize>()
-                .map_err(|_| AdapterError::InvalidRequest(format!("bad cursor {c:?}")))?,
-        };
+        let from = log_position(req.cursor)?;
         Ok(FlowsResponse {
             flows: st.flows.get(from..).unwrap_or_default().to_vec(),
             next_cursor: Some(st.flows.len().to_string()),
