@@ -42,14 +42,17 @@ pub struct ChainView {
     /// iteration): the API reads this instead of scanning every user's
     /// balance on each request.
     pub liabilities: Option<Amount>,
-    /// When the books gauges were last computed (they read the chain's
-    /// unacknowledged credits and fees: at most every
-    /// [`BOOKS_REFRESH_SECS`]).
-    pub books_refreshed_at: Option<Timestamp>,
+    /// When (wall clock) the books gauges were last computed: they read
+    /// every unacknowledged credit and fee of the chain, so at most every
+    /// [`BOOKS_REFRESH`] of real time, whatever the daemon's clock does (the
+    /// devnet's jumps hours a step).
+    #[serde(skip)]
+    pub books_refreshed_at: Option<Instant>,
 }
 
-/// Least seconds between two computations of a chain's books gauges.
-pub const BOOKS_REFRESH_SECS: i64 = 30;
+/// Least wall-clock time between two computations of a chain's books
+/// gauges.
+pub const BOOKS_REFRESH: Duration = Duration::from_secs(30);
 
 /// Longest wait between retries after failures.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -455,9 +458,9 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
     }
     let due = view
         .books_refreshed_at
-        .is_none_or(|t| now.unix() - t.unix() >= BOOKS_REFRESH_SECS);
+        .is_none_or(|t| t.elapsed() >= BOOKS_REFRESH);
     let books = if due {
-        rt.update_view(|v| v.books_refreshed_at = Some(now));
+        rt.update_view(|v| v.books_refreshed_at = Some(Instant::now()));
         Some(store.books(chain, rt.config.books.fees, now).await)
     } else {
         None
