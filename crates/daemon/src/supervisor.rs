@@ -460,8 +460,12 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
         .books_refreshed_at
         .is_none_or(|t| t.elapsed() >= BOOKS_REFRESH);
     let books = if due {
-        rt.update_view(|v| v.books_refreshed_at = Some(Instant::now()));
-        Some(store.books(chain, rt.config.books.fees, now).await)
+        let b = store.books(chain, rt.config.books.fees, now).await;
+        // Until the first snapshot is booked, try again every iteration.
+        if b.as_ref().is_ok_and(|b| b.snapshot.is_some()) {
+            rt.update_view(|v| v.books_refreshed_at = Some(Instant::now()));
+        }
+        Some(b)
     } else {
         None
     };
