@@ -873,3 +873,68 @@ fn devnet_stops_within_five_seconds_of_ctrl_c_saying_what_it_stops() {
         "exited {took:?} after Ctrl-C"
     );
 }
+
+#[test]
+fn books_declare_show_and_refusals_without_a_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("b.db").display());
+    let cli = |args: &[&str]| {
+        let o = run(bin().args(["--database-url", &url]).args(args));
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr(&o),
+        )
+    };
+    assert!(cli(&["migrate"]).0);
+    // Before any cycle: no snapshot, nothing owed.
+    let (ok, out, err) = cli(&["books", "show", "--chain", "cosmos"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("no holdings snapshot yet"), "{out}");
+    // A declaration in display units is stored in base units; a replay
+    // is not new; the same tx id with another amount is refused.
+    let declare = |amount: &str| {
+        cli(&[
+            "books",
+            "declare",
+            "--chain",
+            "cosmos",
+            "--tx-id",
+            "ABC",
+            "--direction",
+            "in",
+            "--amount",
+            amount,
+            "--note",
+            "deposit sweep",
+        ])
+    };
+    let (ok, out, err) = declare("1.5");
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["created"], true);
+    let (ok, out, _) = declare("1.5");
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["created"],
+        false
+    );
+    let (ok, _, err) = declare("2");
+    assert!(!ok && err.contains("different content"), "{err}");
+    let (ok, _, err) = declare("0.0000001");
+    assert!(!ok && err.contains("--amount"), "{err}");
+    // Nothing to resolve or confirm yet.
+    let (ok, _, err) = cli(&[
+        "books", "resolve", "--chain", "cosmos", "--flow", "1", "--as", "income", "--note", "x",
+    ]);
+    assert!(!ok && err.contains("no flow 1"), "{err}");
+    let (ok, _, err) = cli(&["books", "confirm", "--chain", "cosmos", "--note", "x"]);
+    assert!(!ok && err.contains("no books yet"), "{err}");
+    let (ok, out, _) = cli(&["books", "show", "--chain", "cosmos", "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["holdings"], "0");
+    assert_eq!(v["owed"]["fee_bearer"], "platform");
+    let (ok, out, _) = cli(&["books", "flows", "--chain", "cosmos", "--open"]);
+    assert!(ok && out.trim() == "[]", "{out}");
+}
