@@ -499,8 +499,11 @@ pub fn render_books(b: &softstake_store::Books) -> String {
     let c = b.chain;
     let u = |a: Amount| format!("{} {}", a.format_units(c.decimals()), c.asset());
     let s = |v: i128| {
-        let a = Amount::from_base(v.unsigned_abs()).format_units(c.decimals());
-        format!("{}{a} {}", if v < 0 { "-" } else { "" }, c.asset())
+        format!(
+            "{} {}",
+            Amount::format_signed_units(v, c.decimals()),
+            c.asset()
+        )
     };
     let mut out = format!("{c} books\n");
     match &b.snapshot {

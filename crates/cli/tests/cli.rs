@@ -24,6 +24,16 @@ fn run(c: &mut Command) -> Output {
     c.output().expect("run softstake")
 }
 
+/// Runs the binary against `url`: (success, stdout, stderr).
+fn ledger_cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let o = run(bin().args(["--database-url", url]).args(args));
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr(&o),
+    )
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -356,14 +366,7 @@ fn ledger_commands_end_to_end_on_sqlite() {
 fn operators_pause_resume_and_approval_errors() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("o.db").display());
-    let cli = |args: &[&str]| {
-        let o = run(bin().args(["--database-url", &url]).args(args));
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr(&o),
-        )
-    };
+    let cli = |args: &[&str]| ledger_cli(&url, args);
     assert!(cli(&["migrate"]).0);
     assert!(cli(&["pause", "--chain", "cosmos"]).0);
     let (_, out, _) = cli(&["status"]);
@@ -878,14 +881,7 @@ fn devnet_stops_within_five_seconds_of_ctrl_c_saying_what_it_stops() {
 fn books_declare_show_and_refusals_without_a_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("b.db").display());
-    let cli = |args: &[&str]| {
-        let o = run(bin().args(["--database-url", &url]).args(args));
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr(&o),
-        )
-    };
+    let cli = |args: &[&str]| ledger_cli(&url, args);
     assert!(cli(&["migrate"]).0);
     // Before any cycle: no snapshot, nothing owed.
     let (ok, out, err) = cli(&["books", "show", "--chain", "cosmos"]);

@@ -170,6 +170,13 @@ impl Amount {
             .ok_or_else(overflow)
     }
 
+    /// [`Amount::format_units`] for a signed count of base units (a
+    /// residual, a surplus): `-` before the digits when negative.
+    pub fn format_signed_units(v: i128, decimals: u32) -> String {
+        let a = Amount(v.unsigned_abs()).format_units(decimals);
+        if v < 0 { format!("-{a}") } else { a }
+    }
+
     /// Formats base units as a decimal string in display units with no
     /// trailing fractional zeros (`1500000000000000000` wei -> `"1.5"`).
     pub fn format_units(self, decimals: u32) -> String {
@@ -302,6 +309,17 @@ impl fmt::Display for Rate {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn signed_amounts_format_with_a_sign_only_when_negative() {
+        assert_eq!(Amount::format_signed_units(-1_500_000, 6), "-1.5");
+        assert_eq!(Amount::format_signed_units(1_500_000, 6), "1.5");
+        assert_eq!(Amount::format_signed_units(0, 6), "0");
+        assert_eq!(
+            Amount::format_signed_units(i128::MIN, 0),
+            "-170141183460469231731687303715884105728"
+        );
+    }
 
     #[test]
     fn parses_display_units_exactly() {

@@ -512,9 +512,9 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
 
 /// A signed base-unit amount in coins, for gauges (display only).
 fn signed_coins(chain: ChainId, v: i128) -> f64 {
-    let text = Amount::from_base(v.unsigned_abs()).format_units(chain.decimals());
-    let text = if v < 0 { format!("-{text}") } else { text };
-    text.parse().unwrap_or(0.0)
+    Amount::format_signed_units(v, chain.decimals())
+        .parse()
+        .unwrap_or(0.0)
 }
 
 /// `a / b` as a float for gauges (0 when `b` is 0).

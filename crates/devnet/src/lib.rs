@@ -756,9 +756,9 @@ pub fn render(summary: &[ChainSummary]) -> String {
             s.confirmed_ops,
             s.books.backing.as_deref().unwrap_or("n/a"),
             f(s.books.holdings),
-            signed(s.books.owed, d),
+            softstake_core::Amount::format_signed_units(s.books.owed, d),
             f(s.books.fees),
-            signed(s.books.unrecognized, d),
+            softstake_core::Amount::format_signed_units(s.books.unrecognized, d),
             if s.books.flows_proven {
                 "every transfer and fee proven"
             } else {
@@ -767,11 +767,6 @@ pub fn render(summary: &[ChainSummary]) -> String {
         ));
     }
     out
-}
-
-fn signed(v: i128, decimals: u32) -> String {
-    let a = softstake_core::Amount::from_base(v.unsigned_abs()).format_units(decimals);
-    if v < 0 { format!("-{a}") } else { a }
 }
 
 /// One balance update as the exchange posts it.
