@@ -24,6 +24,7 @@
 //!   transaction took its nonce; it can never land).
 
 use crate::deposit::{self, DepositEntry, VerifiedDeposit};
+use crate::flows;
 use crate::keys::LocalKey;
 use crate::tx::{self, Action, TxParams};
 use alloy::providers::{Provider, RootProvider};
@@ -33,7 +34,7 @@ use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
     Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, LookupRequest,
-    LookupResponse, Maintenance, ObservedReward, OperationKind, PoolStateRequest,
+    LookupResponse, Maintenance, ObservedReward, OperationKind, PoolFlow, PoolStateRequest,
     PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus,
     UnbondingEntry,
 };
@@ -99,6 +100,13 @@ pub struct EthAdapter {
     sent_exits: Mutex<BTreeSet<String>>,
     /// Of those, the full exits (unbonding until the beacon chain shows them).
     sent_full_exits: Mutex<BTreeSet<String>>,
+    /// The deposit transactions this process sent, by pubkey: a deposit
+    /// counts as activating from the block that included it.
+    deposit_txs: Mutex<BTreeMap<String, String>>,
+    /// The execution block the last observing pool read was taken at: the
+    /// books' flows are scanned to that block, so holdings and flows
+    /// describe the same moment.
+    observed_block: Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for EthAdapter {
@@ -217,6 +225,8 @@ impl EthAdapter {
             sent_deposits: Mutex::new(BTreeSet::new()),
             sent_exits: Mutex::new(BTreeSet::new()),
             sent_full_exits: Mutex::new(BTreeSet::new()),
+            deposit_txs: Mutex::new(BTreeMap::new()),
+            observed_block: Mutex::new(None),
         })
     }
 
@@ -573,6 +583,113 @@ impl EthAdapter {
         hex_u64(&v).ok_or_else(|| bad("withdrawal request fee (over 18 ETH?)", &v))
     }
 
+    /// The newest execution block with the configured confirmations: the
+    /// block an operation counts as confirmed at (see `lookup`), so the
+    /// pool read and the journal agree about what happened.
+    async fn settled_block(&self) -> Result<u64, AdapterError> {
+        let latest = self.el("eth_blockNumber", json!([])).await?;
+        let latest = hex_u64(&latest).ok_or_else(|| bad("eth_blockNumber", &latest))?;
+        Ok(latest.saturating_sub(self.s.confirmations.max(1) - 1))
+    }
+
+    /// The flows of execution block `n` (see [`crate::flows`]), and whether
+    /// the node traced it (without traces, a contract's internal transfer
+    /// to the custody account is not seen).
+    async fn block_flows(&self, n: u64) -> Result<(Vec<PoolFlow>, bool), AdapterError> {
+        let custody = self.custody().to_lowercase();
+        let b = self
+            .el("eth_getBlockByNumber", json!([format!("0x{n:x}"), true]))
+            .await?;
+        if b.is_null() {
+            return Err(bad(
+                "eth_getBlockByNumber (a block below the head is missing)",
+                &b,
+            ));
+        }
+        let at = Timestamp::from_unix(
+            b.get("timestamp")
+                .and_then(hex_u64)
+                .and_then(|t| i64::try_from(t).ok())
+                .ok_or_else(|| bad("block timestamp", &b))?,
+        );
+        let miner = b
+            .get("miner")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_lowercase();
+        let base = b.get("baseFeePerGas").and_then(hex_u128).unwrap_or(0);
+        let txs: Vec<Value> = b
+            .get("transactions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let lower = |t: &Value, f: &str| {
+            t.get(f)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_lowercase()
+        };
+        // Receipts of the transactions that touch the custody account at
+        // the top level: fees of our own, success of the others.
+        let mut own = Vec::new();
+        let mut ok = vec![false; txs.len()];
+        for (i, t) in txs.iter().enumerate() {
+            let (from, to) = (lower(t, "from"), lower(t, "to"));
+            if from != custody && to != custody {
+                continue;
+            }
+            let r = self
+                .el("eth_getTransactionReceipt", json!([t.get("hash")]))
+                .await?;
+            ok[i] = r.get("status").and_then(hex_u64) == Some(1);
+            if from == custody {
+                let used = r.get("gasUsed").and_then(hex_u128).unwrap_or(0);
+                let price = r.get("effectiveGasPrice").and_then(hex_u128).unwrap_or(0);
+                let blob = r
+                    .get("blobGasUsed")
+                    .and_then(hex_u128)
+                    .unwrap_or(0)
+                    .saturating_mul(r.get("blobGasPrice").and_then(hex_u128).unwrap_or(0));
+                let mut fee = used.saturating_mul(price).saturating_add(blob);
+                if miner == custody {
+                    // The tip came back to us as the block's fee recipient.
+                    fee = fee.saturating_sub(used.saturating_mul(price.saturating_sub(base)));
+                }
+                own.push(flows::OwnTx {
+                    hash: lower(t, "hash"),
+                    fee,
+                });
+            }
+        }
+        let (moves, traced) = match self.el("trace_block", json!([format!("0x{n:x}")])).await {
+            Ok(v) => (
+                flows::moves_from_traces(&v).ok_or_else(|| bad("trace_block", &v))?,
+                true,
+            ),
+            // No trace API on this node: the transactions' own values.
+            Err(AdapterError::Rejected(_)) => (flows::moves_from_transactions(&b, &ok), false),
+            Err(e) => return Err(e),
+        };
+        let recipient = self.fee_recipient();
+        let builder = match flows::builder_payment(&b, &recipient) {
+            Some((h, _)) => {
+                let i = txs.len().saturating_sub(1);
+                // Its success was read above when the recipient is custody.
+                (ok.get(i).copied().unwrap_or(false) || recipient != custody).then_some(h)
+            }
+            None => None,
+        };
+        let parties = flows::Parties {
+            custody,
+            deposit_contract: self.s.deposit_contract.to_lowercase(),
+            request_contract: self.s.withdrawal_request_contract.to_lowercase(),
+        };
+        Ok((
+            flows::classify(&parties, &moves, &own, builder.as_deref(), at),
+            traced,
+        ))
+    }
+
     async fn block_time(&self, genesis: u64, sps: u64, slot: u64) -> Timestamp {
         Timestamp::from_unix(i64::try_from(genesis + slot * sps).unwrap_or(i64::MAX))
     }
@@ -584,12 +701,23 @@ impl ChainAdapter for EthAdapter {
         ChainId::Ethereum
     }
 
-    async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+    async fn pool_state(&self, req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
         let (genesis, sps, spe) = self.spec().await?;
         let slot = self.head_slot().await?;
         let as_of = self.block_time(genesis, sps, slot).await;
+        // The custody balance at the newest block with the configured
+        // confirmations (the block an operation counts as confirmed at).
+        let at = self.settled_block().await?;
+        if req.observe {
+            if let Ok(mut o) = self.observed_block.lock() {
+                *o = Some(at);
+            }
+        }
         let bal = self
-            .el("eth_getBalance", json!([self.custody(), "latest"]))
+            .el(
+                "eth_getBalance",
+                json!([self.custody(), format!("0x{at:x}")]),
+            )
             .await?;
         let liquid = Amount::from_base(hex_u128(&bal).ok_or_else(|| bad("eth_getBalance", &bal))?);
         let pubkeys: Vec<String> = self
@@ -649,14 +777,21 @@ impl ChainAdapter for EthAdapter {
                 ));
             }
         }
-        // Deposits sent but not yet seen by the consensus layer.
+        // Deposits sent but not yet seen by the consensus layer, from the
+        // block that included them (before it, the balance read above
+        // still holds the ether).
         let sent = self
-            .sent_deposits
+            .deposit_txs
             .lock()
             .map(|s| s.clone())
             .unwrap_or_default();
         let entries = self.entries()?;
-        for pk in sent.iter().filter(|p| !seen.contains(p.as_str())) {
+        for (pk, hash) in sent.iter().filter(|(p, _)| !seen.contains(p.as_str())) {
+            let r = self.el("eth_getTransactionReceipt", json!([hash])).await?;
+            let included = r.get("blockNumber").and_then(hex_u64);
+            if r.get("status").and_then(hex_u64) != Some(1) || included.is_none_or(|b| b > at) {
+                continue;
+            }
             if let Some(e) = entries
                 .iter()
                 .find(|e| format!("0x{}", e.pubkey.to_lowercase()) == *pk)
@@ -692,10 +827,46 @@ impl ChainAdapter for EthAdapter {
         })
     }
 
-    async fn flows_since(&self, _req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
-        // Transfers and fees of the custody accounts are not proven by
-        // this adapter yet (issue 30): the books observe and act on nothing.
-        Ok(FlowsResponse::unsupported())
+    async fn flows_since(&self, req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
+        // Scanned to the block the observing pool read was taken at, so
+        // the books compare holdings and flows of one moment.
+        let settled = self.settled_block().await?;
+        let target = self
+            .observed_block
+            .lock()
+            .ok()
+            .and_then(|o| *o)
+            .map_or(settled, |b| b.min(settled));
+        // Builder payments to another fee recipient never reach the pool.
+        let recipient_ok = self.fee_recipient() == self.custody().to_lowercase();
+        let from = match req.cursor.as_deref() {
+            None => {
+                return Ok(FlowsResponse {
+                    flows: Vec::new(),
+                    next_cursor: Some(format!("el:{target}")),
+                    complete: recipient_ok,
+                });
+            }
+            Some(c) => c
+                .strip_prefix("el:")
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| AdapterError::Config(format!("ethereum flow cursor {c:?}")))?,
+        };
+        let to = target.min(from.saturating_add(self.s.max_scan_blocks));
+        let mut out = Vec::new();
+        let mut traced = true;
+        for n in from.saturating_add(1)..=to {
+            let (flows, t) = self.block_flows(n).await?;
+            out.extend(flows);
+            traced &= t;
+        }
+        Ok(FlowsResponse {
+            flows: out,
+            next_cursor: Some(format!("el:{}", to.max(from))),
+            // Complete only when every block up to the pool read was
+            // traced, and builders pay into the pool.
+            complete: recipient_ok && traced && to >= target,
+        })
     }
 
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
@@ -771,7 +942,11 @@ impl ChainAdapter for EthAdapter {
             }
             c.slot = Some(end);
         }
-        // Execution layer: blocks whose fee recipient is ours.
+        // Execution layer: priority fees of the blocks whose fee recipient
+        // is ours, and builders' payments (MEV-boost: the builder is the
+        // block's fee recipient and pays ours in the block's last
+        // transaction). Any other transfer into the custody account is
+        // not income: the pool's books see it as a transfer.
         let latest = self.el("eth_blockNumber", json!([])).await?;
         let latest = hex_u64(&latest).ok_or_else(|| bad("eth_blockNumber", &latest))?;
         let from = c.block.map_or(latest, |b| b + 1);
@@ -782,22 +957,28 @@ impl ChainAdapter for EthAdapter {
                 let b = self
                     .el("eth_getBlockByNumber", json!([format!("0x{n:x}"), true]))
                     .await?;
-                if b.get("miner")
+                let miner = b
+                    .get("miner")
                     .and_then(Value::as_str)
                     .map(str::to_lowercase)
-                    .as_deref()
-                    != Some(recipient.as_str())
-                {
-                    continue;
-                }
+                    .unwrap_or_default();
                 let base = b.get("baseFeePerGas").and_then(hex_u128).unwrap_or(0);
                 let mut priority: u128 = 0;
                 let mut mev: u128 = 0;
+                if miner != recipient {
+                    if let Some((h, value)) = flows::builder_payment(&b, &recipient) {
+                        let r = self.el("eth_getTransactionReceipt", json!([h])).await?;
+                        if r.get("status").and_then(hex_u64) == Some(1) {
+                            mev = value;
+                        }
+                    }
+                }
                 for t in b
                     .get("transactions")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
+                    .filter(|_| miner == recipient)
                 {
                     let from_addr = t.get("from").and_then(Value::as_str).map(str::to_lowercase);
                     if from_addr.as_deref() == Some(recipient.as_str()) {
@@ -811,10 +992,6 @@ impl ChainAdapter for EthAdapter {
                     let price = r.get("effectiveGasPrice").and_then(hex_u128).unwrap_or(0);
                     priority =
                         priority.saturating_add(used.saturating_mul(price.saturating_sub(base)));
-                    let to_addr = t.get("to").and_then(Value::as_str).map(str::to_lowercase);
-                    if to_addr.as_deref() == Some(recipient.as_str()) {
-                        mev = mev.saturating_add(t.get("value").and_then(hex_u128).unwrap_or(0));
-                    }
                 }
                 let total = priority.saturating_add(mev);
                 if total == 0 {
@@ -900,6 +1077,11 @@ impl ChainAdapter for EthAdapter {
             .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
         if let Ok(mut n) = self.next_nonce.lock() {
             *n = Some(nonce + 1);
+        }
+        if matches!(action, Action::Deposit { .. }) {
+            if let Ok(mut d) = self.deposit_txs.lock() {
+                d.insert(pubkey.clone(), signed.hash.clone());
+            }
         }
         let sets: &[&Mutex<BTreeSet<String>>] = match action {
             Action::Deposit { .. } => &[&self.sent_deposits],

@@ -8,6 +8,8 @@
 //!   signed with alloy; equal byte for byte to viem's (tests/vectors/eth).
 //! - [`request`]: the offline signing request (`softstake tx sign --chain
 //!   eth`), documented in docs/tx-requests.md.
+//! - [`flows`]: what moved ether into or out of the custody account, from
+//!   call traces and receipts, for the pool's books.
 //! - [`testnode`]: starts anvil (npm @foundry-rs/anvil) for tests.
 //!
 //! - [`adapter`]: [`EthAdapter`], the `ChainAdapter` (execution JSON-RPC
@@ -19,6 +21,7 @@ pub mod adapter;
 pub mod deposit;
 #[cfg(feature = "testnode")]
 pub mod devnet;
+pub mod flows;
 pub mod keys;
 pub mod plugin;
 pub mod request;

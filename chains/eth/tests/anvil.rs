@@ -18,8 +18,9 @@ use softstake_chain_eth::tx::{self, Action, TxParams};
 use softstake_chain_eth::{EthAdapter, EthSettings};
 use softstake_core::Amount;
 use softstake_core::adapter::{
-    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind,
-    PoolStateRequest, RewardKind, RewardsRequest, SignedOperation, TxStatus,
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, FlowKind, FlowsRequest,
+    LookupRequest, OperationKind, PoolStateRequest, RewardKind, RewardsRequest, SignedOperation,
+    TxStatus,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,7 +138,7 @@ async fn build(w: &World, kind: OperationKind) -> Result<SignedOperation, Adapte
         .await
 }
 
-async fn send(w: &World, s: SignedOperation) {
+async fn send_op(w: &World, s: SignedOperation) {
     let r = w
         .adapter
         .broadcast(BroadcastRequest { signed: s.clone() })
@@ -197,7 +198,7 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
     assert_eq!(p.limits.stake_chunk, Some(Amount::from_base(32 * ETH)));
 
     // A verified 32 ETH deposit: the contract's event and root agree.
-    send(&w, build(&w, delegate(32 * ETH)).await.unwrap()).await;
+    send_op(&w, build(&w, delegate(32 * ETH)).await.unwrap()).await;
     let logs = w
         .anvil
         .call(
@@ -231,7 +232,7 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
         "{e:?}"
     );
     // The 64 ETH 0x02 entry.
-    send(&w, build(&w, delegate(64 * ETH)).await.unwrap()).await;
+    send_op(&w, build(&w, delegate(64 * ETH)).await.unwrap()).await;
     let root = w
         .anvil
         .call(
@@ -305,8 +306,10 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
     w.beacon.advance_slots(8);
     w.beacon.withdraw(v0, &w.custody, 6_000_000);
     w.beacon.advance_slots(8);
-    // Execution rewards: blocks with our fee recipient, a priority fee and
-    // a builder's payment.
+    // Execution rewards: a priority fee in a block with our fee recipient
+    // and a builder's payment (MEV-boost: the builder is the block's fee
+    // recipient and pays ours in its last transaction). A stranger's
+    // transfer into custody in a block we received is not income.
     w.anvil.set_coinbase(&w.custody).await.unwrap();
     let dev = w.anvil.dev_account().await.unwrap();
     let tip_tx = w
@@ -317,7 +320,15 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
         )
         .await
         .unwrap();
+    w.anvil
+        .call(
+            "eth_sendTransaction",
+            json!([{"from": dev, "to": w.custody, "value": format!("0x{:x}", ETH / 100), "maxPriorityFeePerGas": "0x0", "maxFeePerGas": "0x174876e800"}]),
+        )
+        .await
+        .unwrap();
     let mev = ETH / 20;
+    w.anvil.set_coinbase(&dev).await.unwrap();
     w.anvil
         .call(
             "eth_sendTransaction",
@@ -391,14 +402,14 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
     // Undelegate 32 ETH: a partial withdrawal from the 0x02 validator
     // (it keeps 32 ETH), paying the contract's fee.
     let before = w.anvil.balance(REQUESTS).await.unwrap();
-    send(&w, build(&w, undelegate(32 * ETH)).await.unwrap()).await;
+    send_op(&w, build(&w, undelegate(32 * ETH)).await.unwrap()).await;
     assert_eq!(
         w.anvil.balance(REQUESTS).await.unwrap(),
         before + 1,
         "fee paid (1 wei with no excess)"
     );
     // Another 32 ETH: the 0x01 validator exits in full.
-    send(&w, build(&w, undelegate(32 * ETH)).await.unwrap()).await;
+    send_op(&w, build(&w, undelegate(32 * ETH)).await.unwrap()).await;
     // The queue holds both, as the system call dequeues them:
     // source (20) ++ pubkey (48) ++ amount (8, big endian).
     let out = w
@@ -578,4 +589,183 @@ async fn an_endpoint_on_another_chain_is_refused() {
     let e = a.request_fee().await.unwrap_err();
     assert!(matches!(e, AdapterError::WrongNetwork { .. }), "{e:?}");
     assert!(!e.is_retryable());
+}
+
+/// Sends `tx` from an unlocked account; its hash, once mined.
+async fn send_tx(anvil: &Anvil, tx: Value) -> String {
+    let h = anvil
+        .call("eth_sendTransaction", json!([tx]))
+        .await
+        .unwrap();
+    anvil.receipt(&h).await.unwrap();
+    h.as_str().unwrap().to_lowercase()
+}
+
+fn sum(flows: &[softstake_core::adapter::PoolFlow], kind: FlowKind) -> u128 {
+    flows
+        .iter()
+        .filter(|f| f.kind == kind)
+        .map(|f| f.amount.base())
+        .sum()
+}
+
+/// The pool's books on a real node: every wei that moved between two
+/// observing pool reads is a flow (a top-up, a contract wallet's internal
+/// transfer, a payout, gas of our own and of a reverted transaction) or
+/// evidenced income (a builder's payment), and a deposit only moves ether
+/// from liquid to activating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_wei_between_two_pool_reads_is_a_flow_or_evidenced_income() {
+    let entries = all_entries();
+    let w = world(vec![entries[0].clone()]).await;
+    let dev = w.anvil.dev_account().await.unwrap();
+    let custody = w.custody.to_lowercase();
+    let opening = w
+        .adapter
+        .pool_state(PoolStateRequest::observing())
+        .await
+        .unwrap()
+        .holdings()
+        .unwrap();
+    let first = w
+        .adapter
+        .flows_since(FlowsRequest { cursor: None })
+        .await
+        .unwrap();
+    assert!(first.flows.is_empty() && first.complete, "{first:?}");
+    let rewards = w
+        .adapter
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+
+    // A top-up from the exchange's wallet.
+    let top_up = send_tx(
+        &w.anvil,
+        json!({"from": dev, "to": w.custody, "value": format!("0x{:x}", 5 * ETH)}),
+    )
+    .await;
+    // A contract wallet that forwards what it receives to custody (an
+    // internal transfer: only the call trace shows it).
+    // PUSH1 0 x4, CALLVALUE, PUSH20 custody, GAS, CALL, STOP.
+    let wallet = "0x000000000000000000000000000000000000abcd";
+    w.anvil
+        .set_code(
+            wallet,
+            &format!("600060006000600034 73{}5af100", &custody[2..]).replace(' ', ""),
+        )
+        .await
+        .unwrap();
+    let forwarded = send_tx(
+        &w.anvil,
+        json!({"from": dev, "to": wallet, "value": format!("0x{:x}", 3 * ETH), "gas": "0x30000"}),
+    )
+    .await;
+    // A stake deposit by the adapter: gas is a fee, the 32 ETH stays ours.
+    let s = build(&w, delegate(32 * ETH)).await.unwrap();
+    let deposit = s.tx_id.to_lowercase();
+    send_op(&w, s).await;
+    // A payout signed with the custody key, and one that reverts (gas only).
+    w.anvil
+        .call("anvil_impersonateAccount", json!([w.custody]))
+        .await
+        .unwrap();
+    let payout = send_tx(
+        &w.anvil,
+        json!({"from": w.custody, "to": dev, "value": format!("0x{:x}", 2 * ETH)}),
+    )
+    .await;
+    w.anvil
+        .set_code("0x000000000000000000000000000000000000dead", "fe")
+        .await
+        .unwrap();
+    let reverted = send_tx(&w.anvil, json!({"from": w.custody, "to": "0x000000000000000000000000000000000000dead", "value": format!("0x{:x}", ETH), "gas": "0x10000"})).await;
+    // A builder's payment: income, evidenced by the rewards, not a flow.
+    let builder = "0x00000000000000000000000000000000000b1d00";
+    w.anvil.set_balance(builder, ETH).await.unwrap();
+    w.anvil
+        .call("anvil_impersonateAccount", json!([builder]))
+        .await
+        .unwrap();
+    w.anvil.set_coinbase(builder).await.unwrap();
+    let mev = ETH / 50;
+    send_tx(&w.anvil, json!({"from": builder, "to": w.custody, "value": format!("0x{mev:x}"), "maxPriorityFeePerGas": "0x0"})).await;
+
+    let state = w
+        .adapter
+        .pool_state(PoolStateRequest::observing())
+        .await
+        .unwrap();
+    assert_eq!(
+        state.delegations[0].activating.base(),
+        32 * ETH,
+        "the deposit is in flight, still ours"
+    );
+    let closing = state.holdings().unwrap();
+    let f = w
+        .adapter
+        .flows_since(FlowsRequest {
+            cursor: first.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(f.complete, "anvil traces every block");
+    let by_key = |k: &str| {
+        f.flows
+            .iter()
+            .find(|x| x.key == k)
+            .unwrap_or_else(|| panic!("no {k} in {:?}", f.flows))
+    };
+    assert_eq!(by_key(&format!("in:{top_up}:")).amount.base(), 5 * ETH);
+    assert_eq!(
+        by_key(&format!("in:{top_up}:")).counterparty.as_deref(),
+        Some(dev.to_lowercase().as_str())
+    );
+    let fwd = by_key(&format!("in:{forwarded}:0"));
+    assert_eq!(
+        (fwd.amount.base(), fwd.counterparty.as_deref()),
+        (3 * ETH, Some(wallet))
+    );
+    assert_eq!(by_key(&format!("out:{payout}:")).amount.base(), 2 * ETH);
+    for h in [&deposit, &payout, &reverted] {
+        assert!(by_key(&format!("fee:{h}")).amount.base() > 0);
+    }
+    assert_eq!(f.flows.len(), 6, "{:?}", f.flows);
+    let rewards = w
+        .adapter
+        .rewards_since(RewardsRequest {
+            cursor: rewards.next_cursor,
+        })
+        .await
+        .unwrap();
+    let income: u128 = rewards
+        .rewards
+        .iter()
+        .filter(|r| r.kind == RewardKind::Execution)
+        .map(|r| r.amount.base())
+        .sum();
+    assert_eq!(income, mev, "{:?}", rewards.rewards);
+    // The books balance to the wei on the node's own numbers.
+    let explained = opening.booked().unwrap().base() + sum(&f.flows, FlowKind::TransferIn) + income
+        - sum(&f.flows, FlowKind::TransferOut)
+        - sum(&f.flows, FlowKind::Fee);
+    assert_eq!(closing.booked().unwrap().base(), explained);
+    // A replay from the same cursor reports the same flows (the books key
+    // them, so they are booked once); the next call has nothing new.
+    let again = w
+        .adapter
+        .flows_since(FlowsRequest {
+            cursor: first.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.flows, f.flows);
+    let next = w
+        .adapter
+        .flows_since(FlowsRequest {
+            cursor: f.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(next.flows.is_empty(), "{:?}", next.flows);
 }
