@@ -61,7 +61,26 @@ async fn the_devnet_stakes_earns_distributes_and_serves_withdrawals_on_six_chain
             assert!(at <= eta, "{name}: granted at {at}, after its ETA {eta}");
         }
         assert_eq!(w.status, "granted", "{name}");
+        if c.books.flows_proven {
+            // Every flow proven (Ethereum, from the node's traces): the
+            // pool holds exactly what it owes, with its fees booked (paid
+            // from the platform's declared float).
+            let b = &c.books;
+            assert!(b.fees > 0, "{name}: no fee booked");
+            assert_eq!(
+                i128::try_from(b.holdings).unwrap(),
+                b.owed,
+                "{name}: backing {:?}",
+                b.backing
+            );
+            assert_eq!(b.unrecognized, 0, "{name}");
+        }
     }
+    assert!(
+        s.iter()
+            .any(|c| c.chain == ChainId::Ethereum && c.books.flows_proven),
+        "Ethereum proves its flows"
+    );
     // The API and metrics are up.
     let body = reqwest::get(format!("http://{}/v1/chains", devnet.daemon.api_addr))
         .await

@@ -10,6 +10,8 @@ use std::path::Path;
 /// Beacon slot length on the devnet: one epoch (32 slots) is one step.
 const ETH_SLOT_SECS: u64 = 675;
 const ETH_REQUESTS: &str = "0x00000961Ef480Eb55e80D19ad83579A64c007002";
+/// The platform's float for gas, paid in once the pool's books are open.
+const FEE_FLOAT: u128 = 100_000_000_000_000_000;
 const ETH_VECTORS: &str = include_str!("../../../tests/vectors/eth/vectors.json");
 
 struct Eth {
@@ -26,6 +28,19 @@ impl Driver for Eth {
     }
     fn node(&self) -> &'static str {
         "a real execution node (anvil from npm) with the deposit and EIP-7002 contracts, and softstake's Beacon API test server for the consensus layer (no beacon node installs from the registries)"
+    }
+    async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
+        let dev = self.anvil.dev_account().await?;
+        let h = self
+            .anvil
+            .call(
+                "eth_sendTransaction",
+                serde_json::json!([{"from": dev, "to": self.custody, "value": format!("0x{FEE_FLOAT:x}")}]),
+            )
+            .await?;
+        self.anvil.receipt(&h).await?;
+        let h = h.as_str().ok_or("eth_sendTransaction: no hash")?;
+        Ok(Some((h.to_lowercase(), FEE_FLOAT)))
     }
     async fn advance_to(&self, t: i64) -> Result<(), String> {
         let t = u64::try_from(t).unwrap_or(0);
@@ -64,7 +79,9 @@ async fn ethereum(dir: &Path, t0: i64) -> Result<Started, String> {
         .await?;
     let key_hex = v["custody_key_hex"].as_str().unwrap_or("").to_owned();
     let custody = v["custody_address"].as_str().unwrap_or("").to_owned();
-    anvil.set_balance(&custody, liabilities + unit / 10).await?;
+    // Exactly what users hold: the platform's gas float comes later, as a
+    // declared transfer (Driver::fund_fees).
+    anvil.set_balance(&custody, liabilities).await?;
     let beacon = BeaconServer::new(
         u64::try_from(t0).unwrap_or(0),
         ETH_SLOT_SECS,

@@ -531,10 +531,11 @@ pub fn render_books(b: &softstake_store::Books) -> String {
     }
     let o = &b.owed;
     out.push_str(&format!(
-        "  owed {}: users {}, credits not yet acknowledged {}, undistributed rewards {}, withdrawals {}, suspense {}, commission {} (fees {} borne by the {})\n",
+        "  owed {}: users {}, credits not yet acknowledged {}, carried remainders {}, undistributed rewards {}, withdrawals {}, suspense {}, commission {} (fees {} borne by the {})\n",
         s(o.total),
         u(o.users),
         u(o.credits_unacked),
+        u(o.carried),
         u(o.undistributed),
         u(o.withdrawals),
         u(o.suspense),

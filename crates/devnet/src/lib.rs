@@ -407,6 +407,24 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
     for step in 1..=opts.steps {
         settle(&store, &started, &clock, opts.settle_ms).await?;
         let now = clock.now().unix();
+        if step == 1 {
+            // The books are open: the platform pays in its float for fees,
+            // in a real transaction, and declares it as its own money.
+            for s in &started {
+                if let Some((tx_id, amount)) = s.driver.fund_fees().await? {
+                    api.post(
+                        &format!("/v1/chains/{}/transfers", s.driver.chain()),
+                        json!({"tx_id": tx_id, "direction": "in", "amount": amount.to_string(),
+                               "purpose": "commission", "note": "devnet: the platform's float for fees"}),
+                    )
+                    .await?;
+                    progress(format!(
+                        "{}: the platform paid in and declared its fee float ({tx_id})",
+                        s.driver.chain()
+                    ));
+                }
+            }
+        }
         for (s, book) in started.iter().zip(books.iter_mut()) {
             let chain = s.driver.chain();
             // Trades: balance moves between users (the sum stays).

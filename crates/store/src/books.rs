@@ -370,6 +370,9 @@ pub struct Owed {
     pub users: Amount,
     /// Credits published but not acknowledged (not yet in balances).
     pub credits_unacked: Amount,
+    /// Users' share of distributed rewards not yet credited: remainders
+    /// below a unit, carried into later distributions.
+    pub carried: Amount,
     /// Rewards recorded, not yet distributed (gross).
     pub undistributed: Amount,
     /// Withdrawals queued or granted, not yet paid.
@@ -1120,6 +1123,8 @@ impl crate::Store {
             commission,
             credits_unacked,
             undistributed,
+            users_pool,
+            credited,
         ) = on_pool!(self, pool => {
             (
                 stream_sum!(pool, "pool_flows.amount", open("suspense"), c),
@@ -1131,6 +1136,8 @@ impl crate::Store {
                 stream_sum!(pool, "credits.amount", "SELECT c.amount FROM credits c JOIN distributions d ON d.id = c.distribution_id JOIN rewards r ON r.id = d.reward_id \
                      WHERE r.chain = $1 AND c.acked_at IS NULL AND c.amount <> '0'".to_owned(), c).0,
                 stream_sum!(pool, "rewards.amount", "SELECT r.amount FROM rewards r LEFT JOIN distributions d ON d.reward_id = r.id WHERE r.chain = $1 AND d.id IS NULL AND r.voided_at IS NULL".to_owned(), c).0,
+                stream_sum!(pool, "distributions.users_pool", "SELECT d.users_pool FROM distributions d JOIN rewards r ON r.id = d.reward_id WHERE r.chain = $1".to_owned(), c).0,
+                stream_sum!(pool, "distributions.credited", "SELECT d.credited FROM distributions d JOIN rewards r ON r.id = d.reward_id WHERE r.chain = $1".to_owned(), c).0,
             )
         });
         let (suspense_sum, suspense_n) = suspense;
@@ -1145,12 +1152,20 @@ impl crate::Store {
                 .checked_sub(signed(fees_sum)?)
                 .ok_or_else(overflow)?;
         }
+        // The users' share not yet credited (remainders smaller than a
+        // unit, carried to later distributions): theirs all the same.
+        let carried = users_pool.checked_sub(credited).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "{chain}: distributions credited {credited}, more than their users' pools ({users_pool})"
+            ))
+        })?;
         let users = self.liabilities(chain.asset(), now).await?;
         let withdrawals = self.withdrawals_owed(chain).await?;
         let mut total = commission_owed;
         for a in [
             users,
             credits_unacked,
+            carried,
             undistributed,
             withdrawals,
             suspense_sum,
@@ -1170,6 +1185,7 @@ impl crate::Store {
             owed: Owed {
                 users,
                 credits_unacked,
+                carried,
                 undistributed,
                 withdrawals,
                 suspense: suspense_sum,

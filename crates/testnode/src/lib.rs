@@ -259,6 +259,15 @@ pub trait Driver: Send + Sync {
     async fn nudge(&self) -> Result<bool, String> {
         Ok(false)
     }
+    /// Pays the platform's own float for fees into the custody account in
+    /// a real transaction; its tx id and amount, which the devnet declares
+    /// as the platform's money (`purpose: commission`), so fees are paid
+    /// from it and the pool's backing stays 1. `None` on chains whose
+    /// adapter does not book fees yet (their custody is funded with a
+    /// float at start instead).
+    async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
+        Ok(None)
+    }
 }
 
 /// Starts a devnet chain's node at devnet time `t0`, funds a throwaway
