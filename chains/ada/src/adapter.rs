@@ -477,6 +477,7 @@ impl ChainAdapter for AdaAdapter {
             unbonding: Vec::new(),
             withdrawable: Amount::ZERO,
             claimable_rewards: lovelace(v.rewards),
+            reserved: Amount::ZERO,
             limits: ChainLimits {
                 min_delegation: Amount::ZERO,
                 max_unbonding_entries: None,

@@ -564,6 +564,7 @@ impl ChainAdapter for AtomAdapter {
             unbonding: self.unbonding().await?,
             withdrawable: Amount::ZERO,
             claimable_rewards: Amount::from_base(claimable),
+            reserved: Amount::ZERO,
             limits: ChainLimits {
                 min_delegation: Amount::from_base(1),
                 max_unbonding_entries: Some(max_entries),

@@ -994,6 +994,7 @@ impl ChainAdapter for DotAdapter {
             unbonding,
             withdrawable: amount(withdrawable),
             claimable_rewards: Amount::ZERO,
+            reserved: Amount::ZERO,
             limits: ChainLimits {
                 min_delegation: amount(if ledger.is_some() {
                     ed

@@ -708,10 +708,10 @@ impl ChainAdapter for EthAdapter {
         // The custody balance at the newest block with the configured
         // confirmations (the block an operation counts as confirmed at).
         let at = self.settled_block().await?;
-        if req.observe {
-            if let Ok(mut o) = self.observed_block.lock() {
-                *o = Some(at);
-            }
+        if req.observe
+            && let Ok(mut o) = self.observed_block.lock()
+        {
+            *o = Some(at);
         }
         let bal = self
             .el(
@@ -813,6 +813,7 @@ impl ChainAdapter for EthAdapter {
             unbonding,
             withdrawable: Amount::ZERO,
             claimable_rewards: Amount::ZERO,
+            reserved: Amount::ZERO,
             limits: ChainLimits {
                 min_delegation: wei(deposit::STAKE_0X01_GWEI),
                 max_unbonding_entries: None,
@@ -965,12 +966,12 @@ impl ChainAdapter for EthAdapter {
                 let base = b.get("baseFeePerGas").and_then(hex_u128).unwrap_or(0);
                 let mut priority: u128 = 0;
                 let mut mev: u128 = 0;
-                if miner != recipient {
-                    if let Some((h, value)) = flows::builder_payment(&b, &recipient) {
-                        let r = self.el("eth_getTransactionReceipt", json!([h])).await?;
-                        if r.get("status").and_then(hex_u64) == Some(1) {
-                            mev = value;
-                        }
+                if miner != recipient
+                    && let Some((h, value)) = flows::builder_payment(&b, &recipient)
+                {
+                    let r = self.el("eth_getTransactionReceipt", json!([h])).await?;
+                    if r.get("status").and_then(hex_u64) == Some(1) {
+                        mev = value;
                     }
                 }
                 for t in b
@@ -1078,10 +1079,10 @@ impl ChainAdapter for EthAdapter {
         if let Ok(mut n) = self.next_nonce.lock() {
             *n = Some(nonce + 1);
         }
-        if matches!(action, Action::Deposit { .. }) {
-            if let Ok(mut d) = self.deposit_txs.lock() {
-                d.insert(pubkey.clone(), signed.hash.clone());
-            }
+        if matches!(action, Action::Deposit { .. })
+            && let Ok(mut d) = self.deposit_txs.lock()
+        {
+            d.insert(pubkey.clone(), signed.hash.clone());
         }
         let sets: &[&Mutex<BTreeSet<String>>] = match action {
             Action::Deposit { .. } => &[&self.sent_deposits],

@@ -79,6 +79,9 @@ pub struct SolAdapter {
     /// (so rewards of an account closed since are still looked up).
     last_view: Mutex<Option<ChainView>>,
     seen: Mutex<BTreeSet<String>>,
+    /// The slot of the custody balance the last observing pool read saw:
+    /// the books' flows stop there, so holdings and flows agree.
+    observed_slot: Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for SolAdapter {
@@ -124,6 +127,8 @@ fn unb64(s: &str) -> Option<Vec<u8>> {
 struct EpochFacts {
     epoch: u64,
     slot: u64,
+    /// The slot the custody balance was read at (`read_view`).
+    balance_slot: u64,
     slot_index: u64,
     slots_in_epoch: u64,
 }
@@ -156,6 +161,7 @@ impl SolAdapter {
             rpc,
             last_view: Mutex::new(None),
             seen: Mutex::new(BTreeSet::new()),
+            observed_slot: Mutex::new(None),
         })
     }
 
@@ -198,6 +204,7 @@ impl SolAdapter {
         Ok(EpochFacts {
             epoch: u64_at(&v, "/epoch", "getEpochInfo")?,
             slot: u64_at(&v, "/absoluteSlot", "getEpochInfo")?,
+            balance_slot: 0,
             slot_index: u64_at(&v, "/slotIndex", "getEpochInfo")?,
             slots_in_epoch: u64_at(&v, "/slotsInEpoch", "getEpochInfo")?,
         })
@@ -246,7 +253,7 @@ impl SolAdapter {
 
     /// Reads everything the adapter decides from.
     async fn read_view(&self) -> Result<(ChainView, EpochFacts, StakeHistory), AdapterError> {
-        let facts = self.epoch_facts().await?;
+        let mut facts = self.epoch_facts().await?;
         let history = match self.account_data(&STAKE_HISTORY).await? {
             Some((_, data)) => stake::decode_history(&data)
                 .map_err(|e| bad_answer("StakeHistory", &json!(e.to_string())))?,
@@ -299,6 +306,7 @@ impl SolAdapter {
             )
             .await?;
         let liquid = u64_at(&balance, "/value", "getBalance")?;
+        facts.balance_slot = u64_at(&balance, "/context/slot", "getBalance")?;
         let rent = self
             .call(
                 RpcRequest::GetMinimumBalanceForRentExemption,
@@ -437,8 +445,13 @@ impl ChainAdapter for SolAdapter {
         ChainId::Solana
     }
 
-    async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+    async fn pool_state(&self, req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
         let (view, facts, history) = self.read_view().await?;
+        if req.observe
+            && let Ok(mut o) = self.observed_slot.lock()
+        {
+            *o = Some(facts.balance_slot);
+        }
         let as_of = self
             .block_time(facts.slot)
             .await
@@ -452,6 +465,9 @@ impl ChainAdapter for SolAdapter {
         let mut by_vote: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut unbonding = Vec::new();
         let mut withdrawable = 0u64;
+        // Lamports in delegated accounts beyond their stake: the rent
+        // reserve and anything paid into them (tips).
+        let mut reserved = 0u64;
         let mut alerts = Vec::new();
         let custody = self.key.address();
         let cooldown = stake::cooldown_epochs(&history, 0).max(1);
@@ -469,6 +485,10 @@ impl ChainAdapter for SolAdapter {
                         .or_default();
                     e.0 = e.0.saturating_add(a.effective);
                     e.1 = e.1.saturating_add(a.activating);
+                    reserved = reserved.saturating_add(
+                        a.lamports
+                            .saturating_sub(a.effective.saturating_add(a.activating)),
+                    );
                 }
                 Phase::Deactivating => {
                     let secs = to_boundary
@@ -518,6 +538,7 @@ impl ChainAdapter for SolAdapter {
             unbonding,
             withdrawable: amount(withdrawable),
             claimable_rewards: Amount::ZERO,
+            reserved: amount(reserved),
             limits: ChainLimits {
                 min_delegation: amount(view.min_delegation),
                 max_unbonding_entries: None,
@@ -532,10 +553,110 @@ impl ChainAdapter for SolAdapter {
         })
     }
 
-    async fn flows_since(&self, _req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
-        // Transfers and fees of the custody accounts are not proven by
-        // this adapter yet (issue 30): the books observe and act on nothing.
-        Ok(FlowsResponse::unsupported())
+    async fn flows_since(&self, req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
+        // Every transaction that touched the custody wallet (its own, and
+        // anyone's transfer to it), newest first from the node, up to the
+        // slot of the observing pool read. Lamports paid into a stake
+        // account by others (MEV tips) are not listed under the wallet:
+        // they show in the stake account's balance, as the books' residual,
+        // and become income by the books' rules.
+        let custody = self.custody();
+        let upto = self.observed_slot.lock().ok().and_then(|o| *o);
+        let until = match req.cursor.as_deref() {
+            None => None,
+            Some("start") => None,
+            Some(c) => Some(
+                c.strip_prefix("sig:")
+                    .ok_or_else(|| AdapterError::Config(format!("solana flow cursor {c:?}")))?
+                    .to_owned(),
+            ),
+        };
+        const PAGE: usize = 1000;
+        let mut sigs: Vec<(String, u64)> = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let mut cfg = json!({"limit": PAGE, "commitment": "confirmed"});
+            if let Some(u) = &until {
+                cfg["until"] = json!(u);
+            }
+            if let Some(b) = &before {
+                cfg["before"] = json!(b);
+            }
+            let page = self
+                .call(RpcRequest::GetSignaturesForAddress, json!([custody, cfg]))
+                .await?;
+            let page = page
+                .as_array()
+                .ok_or_else(|| bad_answer("getSignaturesForAddress", &page))?;
+            for e in page {
+                let sig = e
+                    .get("signature")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad_answer("getSignaturesForAddress", e))?;
+                sigs.push((
+                    sig.to_owned(),
+                    u64_at(e, "/slot", "getSignaturesForAddress")?,
+                ));
+            }
+            if page.len() < PAGE || (req.cursor.is_none() && !sigs.is_empty()) {
+                break;
+            }
+            before = sigs.last().map(|(s, _)| s.clone());
+        }
+        sigs.reverse();
+        let upto = upto.unwrap_or(u64::MAX);
+        if req.cursor.is_none() {
+            // The books open here: what happened before is in the opening
+            // holdings.
+            let last = sigs.iter().rev().find(|(_, slot)| *slot <= upto);
+            // (No signature at all yet: every later one is a flow. Only
+            // newer ones than the read: open again next time.)
+            let next = match last {
+                Some((s, _)) => Some(format!("sig:{s}")),
+                None if sigs.is_empty() => Some("start".to_owned()),
+                None => None,
+            };
+            return Ok(FlowsResponse {
+                flows: Vec::new(),
+                next_cursor: next,
+                complete: true,
+            });
+        }
+        let view = self.last_view.lock().ok().and_then(|v| v.clone());
+        let derived: BTreeSet<String> = (0..view
+            .as_ref()
+            .map_or(0, |v| v.free_seed_index)
+            .saturating_add(32))
+            .map(|i| tx::stake_address(&self.key.pubkey(), i).to_string())
+            .collect();
+        let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
+        let ours = |a: &str| a == custody || seen.contains(a) || derived.contains(a);
+        let mut flows = Vec::new();
+        let mut cursor = req.cursor.clone();
+        for (sig, slot) in sigs {
+            if slot > upto {
+                break; // after the pool read: the next call books it
+            }
+            let t = self
+                .call(
+                    RpcRequest::GetTransaction,
+                    json!([sig, {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}]),
+                )
+                .await?;
+            if t.is_null() {
+                break; // listed but not served yet: retried next time
+            }
+            flows.extend(
+                crate::flows::classify(&sig, &t, &custody, ours)
+                    .map_err(|e| bad_answer("getTransaction", &json!(e.to_string())))?,
+            );
+            cursor = Some(format!("sig:{sig}"));
+        }
+        Ok(FlowsResponse {
+            flows,
+            next_cursor: cursor,
+            complete: true,
+        })
     }
 
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {

@@ -13,7 +13,10 @@ use std::path::Path;
 /// Solana slot length on the devnet (chain time per slot).
 const SOL_SLOT_MS: u64 = 60_000;
 
-struct Sol(crate::testnode::SvmNode);
+struct Sol(crate::testnode::SvmNode, String);
+
+/// The platform's float for fees, paid in once the pool's books are open.
+const FEE_FLOAT: u64 = 1_000_000_000;
 
 impl Sol {
     async fn time(&self) -> Result<i64, String> {
@@ -30,6 +33,10 @@ impl Driver for Sol {
     }
     fn node(&self) -> &'static str {
         "the real SVM (LiteSVM from PyPI solders) executing the real system, vote and stake programs, behind softstake's JSON-RPC front (no validator in the registries)"
+    }
+    async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
+        let sig = self.0.transfer(&self.1, FEE_FLOAT).await?;
+        Ok(Some((sig, u128::from(FEE_FLOAT))))
     }
     async fn advance_to(&self, t: i64) -> Result<(), String> {
         let now = self.time().await?;
@@ -59,7 +66,9 @@ async fn solana(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
     let key = LocalKey::from_seed(rng.bytes32());
     let unit = 1_000_000_000u128;
     let liabilities = 1_000 * unit;
-    node.airdrop(&key.address(), u128_to_u64(liabilities + unit)?)
+    // Exactly what users hold: the platform's fee float comes later, as a
+    // declared transfer (Driver::fund_fees).
+    node.airdrop(&key.address(), u128_to_u64(liabilities)?)
         .await?;
     let vote = node.create_vote(5).await?;
     node.advance_slots(1).await?;
@@ -70,7 +79,7 @@ async fn solana(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
         node.genesis_hash
     ));
     Ok(Started {
-        driver: Box::new(Sol(node)),
+        driver: Box::new(Sol(node, key.address())),
         section,
         liabilities,
         unit,

@@ -7,6 +7,8 @@
 //!   equal to @solana/web3.js's (tests/vectors/sol).
 //! - [`stake`]: stake account data and its activation state per epoch from
 //!   the StakeHistory sysvar.
+//! - [`flows`]: what a transaction moved into or out of the pool, for the
+//!   pool's books.
 //! - [`ops`]: which action each softstake operation becomes, checked
 //!   against the chain's state before anything is signed.
 //! - [`adapter`]: [`SolAdapter`], the `ChainAdapter` over JSON-RPC with
@@ -23,6 +25,7 @@
 pub mod adapter;
 #[cfg(feature = "testnode")]
 pub mod devnet;
+pub mod flows;
 pub mod keys;
 pub mod ops;
 pub mod plugin;

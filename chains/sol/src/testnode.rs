@@ -161,6 +161,18 @@ impl SvmNode {
             .map(|_| ())
     }
 
+    /// A system transfer of `lamports` from the node's faucet (the
+    /// exchange's wallet, or a stranger) in a recorded transaction: its
+    /// signature.
+    pub async fn transfer(&self, address: &str, lamports: u64) -> Result<String, String> {
+        let v = self
+            .call("test_transfer", json!([address, lamports]))
+            .await?;
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("bad signature {v}"))
+    }
+
     /// The next `n` sendTransaction calls answer with the signature but
     /// the transaction is lost.
     pub async fn drop_sends(&self, n: u64) -> Result<(), String> {

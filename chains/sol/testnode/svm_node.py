@@ -178,6 +178,10 @@ class Node:
         self.block_height = self.slot
         self.blockhashes = []  # (hash, block height), newest last
         self.sigs = {}  # signature -> {"slot", "err"}
+        # Executed transactions as getTransaction reports them, and each
+        # account's signatures, oldest first (getSignaturesForAddress).
+        self.txs = {}
+        self.by_address = {}
         self.rewards = {}  # (epoch, address) -> reward dict
         self.votes = {}  # vote pubkey str -> {"node", "commission", "delinquent"}
         self.drop_sends = 0
@@ -295,8 +299,35 @@ class Node:
             "space": len(bytes(acct.data)),
         }
 
-    def send_raw(self, tx, payer):
+    def execute(self, tx):
+        """Runs `tx` in LiteSVM and, when it lands, records it with the
+        balances of its accounts before and after and the fee LiteSVM
+        charged, as a node's getTransaction reports them."""
+        keys = list(tx.message.account_keys)
+        pre = [self.svm.get_balance(k) or 0 for k in keys]
         r = self.svm.send_transaction(tx)
+        if isinstance(r, FailedTransactionMetadata):
+            return r
+        sig = str(tx.signatures[0])
+        post = [self.svm.get_balance(k) or 0 for k in keys]
+        self.txs[sig] = {
+            "slot": self.slot,
+            "blockTime": self.time_of(self.slot),
+            "transaction": {
+                "signatures": [str(s) for s in tx.signatures],
+                "message": {"accountKeys": [str(k) for k in keys],
+                            "recentBlockhash": str(tx.message.recent_blockhash)},
+            },
+            "meta": {"err": None, "status": {"Ok": None}, "fee": r.fee(),
+                     "preBalances": pre, "postBalances": post},
+            "version": "legacy",
+        }
+        for k in dict.fromkeys(str(k) for k in keys):
+            self.by_address.setdefault(k, []).append(sig)
+        return r
+
+    def send_raw(self, tx, payer):
+        r = self.execute(tx)
         if isinstance(r, FailedTransactionMetadata):
             raise RpcError(-32002, f"setup transaction failed: {r.err()}", {"logs": r.meta().logs})
         return r
@@ -415,7 +446,7 @@ class Node:
         if self.drop_sends > 0:
             self.drop_sends -= 1
             return sig
-        r = self.svm.send_transaction(tx)
+        r = self.execute(tx)
         if isinstance(r, FailedTransactionMetadata):
             raise RpcError(-32002, f"Transaction simulation failed: {r.err()}",
                            {"err": str(r.err()), "logs": list(r.meta().logs)})
@@ -434,6 +465,28 @@ class Node:
                         "status": {"Ok": None}, "confirmationStatus": "finalized" if final else "confirmed"})
         return self.ctx(out)
 
+    def rpc_getSignaturesForAddress(self, addr, cfg=None):
+        # Newest first; `before` and `until` exclusive; `limit` at most 1000.
+        cfg = cfg or {}
+        limit = cfg.get("limit", 1000)
+        if not 1 <= limit <= 1000:
+            raise RpcError(-32602, "Invalid limit; max 1000")
+        sigs = list(reversed(self.by_address.get(addr, [])))
+        if cfg.get("before") is not None:
+            sigs = sigs[sigs.index(cfg["before"]) + 1:] if cfg["before"] in sigs else []
+        if cfg.get("until") is not None and cfg["until"] in sigs:
+            sigs = sigs[:sigs.index(cfg["until"])]
+        out = []
+        for sg in sigs[:limit]:
+            t = self.txs[sg]
+            out.append({"signature": sg, "slot": t["slot"], "err": None, "memo": None,
+                        "blockTime": t["blockTime"], "confirmationStatus": "confirmed"})
+        return out
+
+    def rpc_getTransaction(self, sig, cfg=None):
+        t = self.txs.get(sig)
+        return None if t is None else dict(t)
+
     def rpc_getInflationReward(self, addrs, cfg=None):
         cfg = cfg or {}
         e = cfg.get("epoch", self.epoch() - 1)
@@ -450,11 +503,17 @@ class Node:
         self.advance_epochs(n)
         return self.epoch()
 
-    def rpc_test_airdrop(self, addr, lamports):
+    def rpc_test_transfer(self, addr, lamports):
+        """A system transfer from the faucet (a stranger, or the exchange's
+        wallet): its signature."""
         tx = Transaction([self.faucet], Message([sp.transfer(sp.TransferParams(
             from_pubkey=self.faucet.pubkey(), to_pubkey=Pubkey.from_string(addr), lamports=lamports))],
             self.faucet.pubkey()), self.svm.latest_blockhash())
         self.send_raw(tx, self.faucet)
+        return str(tx.signatures[0])
+
+    def rpc_test_airdrop(self, addr, lamports):
+        self.rpc_test_transfer(addr, lamports)
         return self.svm.get_balance(Pubkey.from_string(addr))
 
     def rpc_test_createVote(self, commission):

@@ -11,8 +11,9 @@ use softstake_chain_sol::tx::{self, Action, TxParams};
 use softstake_chain_sol::{SolAdapter, SolSettings};
 use softstake_core::Amount;
 use softstake_core::adapter::{
-    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind,
-    PoolStateRequest, PoolStateResponse, RewardsRequest, SignedOperation, TxStatus,
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, FlowKind, FlowsRequest,
+    LookupRequest, OperationKind, PoolFlow, PoolStateRequest, PoolStateResponse, RewardsRequest,
+    SignedOperation, TxStatus,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -394,4 +395,178 @@ async fn an_endpoint_on_another_network_is_refused() {
     let err = a.pool_state(PoolStateRequest::default()).await.unwrap_err();
     assert!(matches!(err, AdapterError::WrongNetwork { .. }), "{err:?}");
     assert!(!err.is_retryable());
+}
+
+/// One observing pool read and the books' flows and rewards since the
+/// previous one: the change in holdings each explains.
+struct Books<'a> {
+    a: &'a SolAdapter,
+    held: u128,
+    flows: Option<String>,
+    rewards: Option<String>,
+}
+
+impl Books<'_> {
+    /// Reads again; returns (Δ holdings, flows since, rewards since).
+    async fn step(&mut self) -> (i128, Vec<PoolFlow>, u128) {
+        let p = self
+            .a
+            .pool_state(PoolStateRequest::observing())
+            .await
+            .unwrap();
+        let held = p.holdings().unwrap().booked().unwrap().base();
+        let f = self
+            .a
+            .flows_since(FlowsRequest {
+                cursor: self.flows.clone(),
+            })
+            .await
+            .unwrap();
+        assert!(f.complete);
+        let r = self
+            .a
+            .rewards_since(RewardsRequest {
+                cursor: self.rewards.clone(),
+            })
+            .await
+            .unwrap();
+        self.flows = f.next_cursor;
+        self.rewards = r.next_cursor;
+        let delta = i128::try_from(held).unwrap() - i128::try_from(self.held).unwrap();
+        self.held = held;
+        (
+            delta,
+            f.flows,
+            r.rewards.iter().map(|x| x.amount.base()).sum(),
+        )
+    }
+}
+
+/// What the flows explain: transfers in, less transfers out and fees.
+fn explained(flows: &[PoolFlow]) -> i128 {
+    flows
+        .iter()
+        .map(|f| {
+            let a = i128::try_from(f.amount.base()).unwrap();
+            match f.kind {
+                FlowKind::TransferIn => a,
+                FlowKind::TransferOut | FlowKind::Fee => -a,
+            }
+        })
+        .sum()
+}
+
+/// The pool's books against the real stake program: over a stake
+/// account's whole life (created, warmed up, earning, deactivated, cooled
+/// down, withdrawn) every lamport of change in the holdings is a flow the
+/// adapter proves or a reward it evidences; a top-up to the wallet is a
+/// transfer with its signature; lamports someone pays into a stake account
+/// (a tip) are the only residual, exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lamport_over_a_stake_accounts_life_is_a_flow_a_reward_or_the_tip() {
+    let node = SvmNode::start(SvmOptions {
+        cluster_stake: 20 * SOL,
+        reward_bps: 10,
+        ..SvmOptions::default()
+    })
+    .await
+    .unwrap();
+    let key = Arc::new(LocalKey::from_seed([43; 32]));
+    node.airdrop(&key.address(), 50 * SOL).await.unwrap();
+    let v1 = node.create_vote(5).await.unwrap();
+    node.advance_slots(1).await.unwrap();
+    let a = SolAdapter::new(settings(&node, vec![node.url.clone()]), key.clone()).unwrap();
+    let mut b = Books {
+        a: &a,
+        held: 0,
+        flows: None,
+        rewards: None,
+    };
+    let (_, opening, _) = b.step().await;
+    assert!(
+        opening.is_empty(),
+        "what came before is the opening balance"
+    );
+
+    // A top-up from the exchange's wallet, a stake delegation, and a tip
+    // paid into the new stake account.
+    let top_up = node.transfer(&key.address(), 5 * SOL).await.unwrap();
+    let signed = build(&a, delegate(&v1, 10 * SOL)).await.unwrap();
+    let deleg = signed.tx_id.clone();
+    send_and_confirm(&node, &a, signed).await;
+    let stake_account = tx::stake_address(&key.pubkey(), 0).to_string();
+    let tip = SOL / 3;
+    node.transfer(&stake_account, tip).await.unwrap();
+    node.advance_slots(1).await.unwrap();
+    let (delta, flows, rewards) = b.step().await;
+    let keys: Vec<(&str, FlowKind)> = flows.iter().map(|f| (f.key.as_str(), f.kind)).collect();
+    assert_eq!(
+        keys,
+        vec![
+            (format!("in:{top_up}").as_str(), FlowKind::TransferIn),
+            (format!("fee:{deleg}").as_str(), FlowKind::Fee),
+        ],
+        "the tip went to the stake account, not the wallet"
+    );
+    assert_eq!(flows[0].amount.base(), u128::from(5 * SOL));
+    assert!(flows[1].amount.base() > 0);
+    assert_eq!(rewards, 0);
+    assert_eq!(
+        delta - explained(&flows),
+        i128::from(tip),
+        "the residual is the tip, to the lamport (the rent reserve is still ours)"
+    );
+
+    // Warm-up and rewards: the holdings grow by exactly the evidenced rewards.
+    let mut earned = 0u128;
+    for _ in 0..4 {
+        node.advance_epochs(1).await.unwrap();
+        let (delta, flows, rewards) = b.step().await;
+        assert!(flows.is_empty(), "{flows:?}");
+        assert_eq!(delta, i128::try_from(rewards).unwrap());
+        earned += rewards;
+    }
+    assert!(earned > 0);
+
+    // Deactivate everything, cool down, withdraw: lamports move between
+    // the pool's own accounts; only fees (and last rewards) change the total.
+    let p = pool(&a).await;
+    let all = on(&p, &v1);
+    let signed = build(
+        &a,
+        OperationKind::Undelegate {
+            validator: v1.clone(),
+            amount: Amount::from_base(all.0 + all.1),
+        },
+    )
+    .await
+    .unwrap();
+    send_and_confirm(&node, &a, signed).await;
+    let mut n = 0;
+    loop {
+        let (delta, flows, rewards) = b.step().await;
+        assert!(flows.iter().all(|f| f.kind == FlowKind::Fee), "{flows:?}");
+        assert_eq!(delta - explained(&flows), i128::try_from(rewards).unwrap());
+        if pool(&a).await.withdrawable.base() > 0 {
+            break;
+        }
+        node.advance_epochs(1).await.unwrap();
+        n += 1;
+        assert!(n < 30, "never cooled down");
+    }
+    let w = pool(&a).await.withdrawable;
+    assert!(
+        w.base() > u128::from(10 * SOL + tip),
+        "the tip and rent come back: {w}"
+    );
+    let signed = build(&a, OperationKind::WithdrawUnbonded { amount: w })
+        .await
+        .unwrap();
+    let withdraw = signed.tx_id.clone();
+    send_and_confirm(&node, &a, signed).await;
+    let (delta, flows, rewards) = b.step().await;
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    assert_eq!(flows[0].key, format!("fee:{withdraw}"));
+    assert_eq!(delta - explained(&flows), i128::try_from(rewards).unwrap());
+    assert!(pool(&a).await.delegations.is_empty());
 }

@@ -395,6 +395,7 @@ impl ChainAdapter for XtzAdapter {
             unbonding,
             withdrawable: Amount::from_base(finalizable),
             claimable_rewards: Amount::ZERO,
+            reserved: Amount::ZERO,
             limits: ChainLimits {
                 min_delegation: Amount::from_base(1),
                 max_unbonding_entries: None,

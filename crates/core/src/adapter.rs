@@ -180,6 +180,13 @@ pub struct PoolStateResponse {
     pub withdrawable: Amount,
     /// Rewards accrued and claimable (not yet in `liquid`).
     pub claimable_rewards: Amount,
+    /// What the pool's accounts hold beyond all of the above: neither
+    /// delegated, unbonding, withdrawable nor spendable (Solana: a stake
+    /// account's rent reserve and any lamports paid into it above its
+    /// delegation, such as MEV tips). The books count it (as staked); the
+    /// planner does not.
+    #[serde(default)]
+    pub reserved: Amount,
     /// Chain parameters.
     pub limits: ChainLimits,
     /// Losses detected since the adapter's previous reading (slashing).
@@ -346,7 +353,8 @@ impl FlowsResponse {
 pub struct Holdings {
     /// Spendable, unstaked.
     pub liquid: Amount,
-    /// Delegated: active and activating.
+    /// Delegated (active and activating), plus what the pool's accounts
+    /// hold beside it ([`PoolStateResponse::reserved`]).
     pub staked: Amount,
     /// Unbonding in flight.
     pub unbonding: Amount,
@@ -372,7 +380,7 @@ impl Holdings {
 impl PoolStateResponse {
     /// The reading as holdings (`None` when a sum overflows).
     pub fn holdings(&self) -> Option<Holdings> {
-        let mut staked = Amount::ZERO;
+        let mut staked = self.reserved;
         for d in &self.delegations {
             staked = staked.checked_add(d.active)?.checked_add(d.activating)?;
         }

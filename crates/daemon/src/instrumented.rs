@@ -168,6 +168,7 @@ mod tests {
             unbonding: vec![],
             withdrawable: Amount::ZERO,
             claimable_rewards: Amount::ZERO,
+            reserved: Amount::ZERO,
             limits: ChainLimits {
                 min_delegation: Amount::ZERO,
                 max_unbonding_entries: None,

@@ -45,6 +45,7 @@ fn state(
             .collect(),
         withdrawable: Amount::ZERO,
         claimable_rewards: Amount::ZERO,
+        reserved: Amount::ZERO,
         limits,
         losses: Vec::new(),
         alerts: Vec::new(),

@@ -563,6 +563,7 @@ impl ChainAdapter for SimChain {
             unbonding: st.unbonding.clone(),
             withdrawable: Amount::from_base(st.withdrawable),
             claimable_rewards: Amount::from_base(st.claimable),
+            reserved: Amount::ZERO,
             limits: ChainLimits {
                 min_delegation: st.params.min_delegation,
                 max_unbonding_entries: st.params.max_unbonding_entries,
