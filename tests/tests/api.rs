@@ -562,6 +562,15 @@ async fn the_books_over_http_declarations_suspense_and_backing() {
         assert_eq!(books["holdings"], "1000000", "{books}");
         assert_eq!(books["snapshot"]["complete"], true);
         assert_eq!(books["owed"]["fee_bearer"], "platform");
+        assert_eq!(
+            (
+                &books["owed"]["loss_bearer"],
+                &books["owed"]["losses"],
+                &books["owed"]["shortfall"]
+            ),
+            (&json!("platform"), &json!("0"), &json!("0")),
+            "{books}"
+        );
         let (s, _) = get(&c, &url("/v1/chains/ethereum/books"), None).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
 
@@ -701,6 +710,14 @@ async fn the_books_over_http_declarations_suspense_and_backing() {
             "{text}"
         );
         assert!(text.contains("softstake_pool_backing_ratio{chain=\"cosmos\"}"));
+        assert!(
+            text.contains("softstake_pool_losses_coins{chain=\"cosmos\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("softstake_pool_shortfall_coins{chain=\"cosmos\"}"),
+            "{text}"
+        );
         d.handle.shutdown().await;
     })
     .await;

@@ -7,7 +7,7 @@
 
 use rust_decimal::Decimal;
 use softstake_core::adapter::{FlowKind, Holdings, PoolFlow, RewardKind};
-use softstake_core::config::{BooksSettings, FeeBearer};
+use softstake_core::config::{BooksSettings, FeeBearer, LossBearer};
 use softstake_core::{Amount, ChainId, Period, Rate, Timestamp};
 use softstake_store::{
     Declaration, Direction, NewReward, Purpose, Resolution, Snapshot, SnapshotInput, Store,
@@ -17,12 +17,20 @@ use softstake_tests::on_both;
 const T0: i64 = 1_767_225_600;
 const C: ChainId = ChainId::Cosmos;
 
+fn with_fees(fees: FeeBearer) -> BooksSettings {
+    BooksSettings {
+        fees,
+        ..BooksSettings::default()
+    }
+}
+
 fn policy() -> BooksSettings {
     BooksSettings {
         fees: FeeBearer::Platform,
         // 1% a day: 10,000 on a pool of 1,000,000.
         max_unannounced_per_day: Rate::new(Decimal::new(1, 2)).unwrap(),
         settle_secs: 0,
+        ..BooksSettings::default()
     }
 }
 
@@ -167,7 +175,11 @@ async fn declared_transfers_are_principal_and_undeclared_ones_are_suspense_or_in
 
         // Books say what is open and what is owed.
         let b = store
-            .books(C, FeeBearer::Platform, Timestamp::from_unix(t(5)))
+            .books(
+                C,
+                &with_fees(FeeBearer::Platform),
+                Timestamp::from_unix(t(5)),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -184,7 +196,7 @@ async fn declared_transfers_are_principal_and_undeclared_ones_are_suspense_or_in
         assert_eq!(b.owed.commission, -3, "the platform bears the fee");
         assert_eq!(b.holdings.base(), 1_000_274);
         let pool = store
-            .books(C, FeeBearer::Pool, Timestamp::from_unix(t(5)))
+            .books(C, &with_fees(FeeBearer::Pool), Timestamp::from_unix(t(5)))
             .await
             .unwrap();
         assert_eq!(pool.owed.commission, 0, "the pool bears the fee");
@@ -340,7 +352,11 @@ async fn a_declaration_after_the_transfer_landed_resolves_its_suspense_or_incide
                 .is_err()
         );
         let b = store
-            .books(C, FeeBearer::Platform, Timestamp::from_unix(t(3)))
+            .books(
+                C,
+                &with_fees(FeeBearer::Platform),
+                Timestamp::from_unix(t(3)),
+            )
             .await
             .unwrap();
         assert_eq!((b.suspense_open, b.incidents_open), (1, 0));
@@ -482,6 +498,100 @@ async fn bad_flows_are_refused_and_change_nothing() {
             store.flow_cursor(C).await.unwrap().as_deref(),
             Some("c1767225600")
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_persistent_fall_is_a_loss_the_platform_bears_until_it_pays_in() {
+    on_both(|store| async move {
+        let t = |n: i64| T0 + n * 600;
+        let books = |bearer: LossBearer, at: i64| {
+            let store = store.clone();
+            async move {
+                let p = BooksSettings {
+                    losses: bearer,
+                    ..BooksSettings::default()
+                };
+                store.books(C, &p, Timestamp::from_unix(at)).await.unwrap()
+            }
+        };
+        book(&store, t(0), liquid(1_000_000), &[]).await;
+        // A fall seen once is not yet a loss (it may be a timing
+        // difference); nor is one the adapter cannot fully explain.
+        let s = book(&store, t(1), liquid(999_900), &[]).await;
+        assert_eq!((s.residual, s.unrecognized), (-100, -100));
+        assert!(s.booked.loss_recognized.is_zero());
+        let s = book_with(&store, t(2), liquid(999_900), &[], false, true).await;
+        assert!(s.booked.loss_recognized.is_zero());
+        // It persisted, with every flow proven: a loss, once.
+        let s = book(&store, t(3), liquid(999_900), &[]).await;
+        assert_eq!((s.booked.loss_recognized.base(), s.unrecognized), (100, 0));
+        let s = book(&store, t(4), liquid(999_900), &[]).await;
+        assert!(s.booked.loss_recognized.is_zero(), "recognised once");
+        assert_eq!(s.booked.losses_to_date.base(), 100);
+        // The platform bears it: its account goes below zero, a shortfall
+        // it owes the pool; under the pool rule the backing carries it.
+        let b = books(LossBearer::Platform, t(4)).await;
+        assert_eq!(
+            (b.owed.losses.base(), b.owed.loss_bearer),
+            (100, "platform")
+        );
+        assert_eq!((b.owed.commission, b.owed.shortfall.base()), (-100, 100));
+        let b = books(LossBearer::Pool, t(4)).await;
+        assert_eq!((b.owed.commission, b.owed.shortfall.base()), (0, 0));
+        assert_eq!(b.owed.losses.base(), 100);
+        // The platform pays in, declared as its own money: no shortfall.
+        store
+            .declare_transfer(
+                &Declaration {
+                    purpose: Purpose::Commission,
+                    ..declaration("cover", Direction::In, 100)
+                },
+                Timestamp::from_unix(t(5)),
+            )
+            .await
+            .unwrap();
+        book(
+            &store,
+            t(5),
+            liquid(1_000_000),
+            &[flow(FlowKind::TransferIn, "cover", 100, t(5))],
+        )
+        .await;
+        let b = books(LossBearer::Platform, t(5)).await;
+        assert_eq!((b.owed.commission, b.owed.shortfall.base()), (0, 0));
+
+        // A dip that comes back is no loss.
+        let s = book(&store, t(6), liquid(999_950), &[]).await;
+        assert_eq!(s.residual, -50);
+        let s = book(&store, t(7), liquid(1_000_000), &[]).await;
+        assert_eq!((s.unrecognized, s.booked.loss_recognized.base()), (0, 0));
+        assert_eq!(s.reconciled_reward_id, None);
+
+        // A loss recognised, then the coins come back (a late reward, a
+        // refunded penalty): the rise reverses the recognised losses (both:
+        // the platform bore them) before anything is income.
+        book(&store, t(8), liquid(999_000), &[]).await;
+        let s = book(&store, t(9), liquid(999_000), &[]).await;
+        assert_eq!(s.booked.loss_recognized.base(), 1_000);
+        assert_eq!(s.booked.losses_to_date.base(), 1_100);
+        book(&store, t(10), liquid(1_000_300), &[]).await;
+        let s = book(&store, t(11), liquid(1_000_300), &[]).await;
+        assert_eq!(s.booked.loss_recovered.base(), 1_100);
+        assert_eq!(s.reconciled.base(), 200, "only the rest is income");
+        assert_eq!(
+            (
+                s.booked.losses_to_date.base(),
+                s.booked.recoverable_to_date.base(),
+                s.unrecognized
+            ),
+            (0, 0, 0)
+        );
+        // The platform is made whole: its pay-in is its own money again.
+        let b = books(LossBearer::Platform, t(11)).await;
+        assert_eq!(b.owed.losses.base(), 0);
+        assert_eq!((b.owed.commission, b.owed.shortfall.base()), (100, 0));
     })
     .await;
 }

@@ -60,6 +60,7 @@ struct Stats {
     incidents: u64,
     held: u64,
     reconciled: u64,
+    losses_recognized: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -72,6 +73,7 @@ impl std::ops::AddAssign for Stats {
         self.expired += o.expired;
         self.queued += o.queued;
         self.granted_at_once += o.granted_at_once;
+        self.losses_recognized += o.losses_recognized;
         self.distributions += o.distributions;
         self.suspense += o.suspense;
         self.incidents += o.incidents;
@@ -589,6 +591,12 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
         if opened && rng.chance(50_000) {
             w.sim.miss_reward_events(1);
         }
+        if opened && rng.chance(40_000) {
+            // A loss nobody reports (a slashing the adapter misses): the
+            // books recognise it from the fall once it persists.
+            w.sim
+                .lose_silently(Amount::from_base(u128::from(rng.range(1, 5_000))));
+        }
         if rng.chance(300_000) {
             let u = users[rng.index(users.len())].clone();
             let bal = u64::try_from(w.balances[&u]).unwrap_or(u64::MAX);
@@ -649,7 +657,7 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
         let moved = w.sim.flows().len() != booked;
         let books = w
             .store
-            .books(CHAIN, w.cfg.books.fees, w.clock.now())
+            .books(CHAIN, &w.cfg.books, w.clock.now())
             .await
             .map_err(|e| e.to_string())?;
         let pending = w
@@ -674,7 +682,7 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
     if !quiet {
         let books = w
             .store
-            .books(CHAIN, w.cfg.books.fees, w.clock.now())
+            .books(CHAIN, &w.cfg.books, w.clock.now())
             .await
             .map_err(|e| e.to_string())?;
         let snaps = snapshots(&w.store).await?;
@@ -740,8 +748,10 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
             audit.deposited, audit.paid_out, w.deposited, w.paid_out
         ));
     }
-    let expected =
-        audit.deposited + audit.rewards_accrued + audit.unannounced - audit.paid_out - audit.fees;
+    let expected = audit.deposited + audit.rewards_accrued + audit.unannounced
+        - audit.paid_out
+        - audit.fees
+        - audit.silent_losses;
     if w.sim.total() != expected {
         return Err(format!(
             "funds created or lost: pool holds {}, expected {expected} (in {} + rewards {} - out {} - fees {})",
@@ -797,10 +807,35 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
         .map(|r| r.reward.amount.base())
         .sum();
     let unannounced = audit.unannounced + audit.unevidenced + w.income_classified;
-    if reconciled != unannounced {
+    // Losses nobody reported were recognised from the falls, less what a
+    // later rise reversed. A loss and a tip in the same span net out, so
+    // with losses the books match the chain on the net.
+    let snaps = snapshots(&w.store).await?;
+    let recognised_losses: u128 = snaps.iter().map(|s| s.booked.loss_recognized.base()).sum();
+    let recovered: u128 = snaps.iter().map(|s| s.booked.loss_recovered.base()).sum();
+    if audit.silent_losses == 0 && (reconciled != unannounced || recognised_losses != 0) {
         return Err(format!(
-            "income nobody announced was {unannounced} (tips {}, missed events {}, classified {}), the books recognised {reconciled}",
+            "income nobody announced was {unannounced} (tips {}, missed events {}, classified {}), the books recognised {reconciled} and losses {recognised_losses}",
             audit.unannounced, audit.unevidenced, w.income_classified
+        ));
+    }
+    let net_books = i128::try_from(reconciled + recovered).expect("fits")
+        - i128::try_from(recognised_losses).expect("fits");
+    let net_chain = i128::try_from(unannounced).expect("fits")
+        - i128::try_from(audit.silent_losses).expect("fits");
+    if net_books != net_chain {
+        return Err(format!(
+            "the chain's unannounced income less its silent losses was {net_chain}, the books recognised {net_books} (income {reconciled}, losses {recognised_losses}, reversed {recovered})"
+        ));
+    }
+    // The platform bore the losses: what the books say is lost is what the
+    // recognitions left, and no user's credit paid for it.
+    if let Some(last) = snaps.last()
+        && last.booked.losses_to_date.base() + recovered != recognised_losses
+    {
+        return Err(format!(
+            "losses to date {} != recognised {recognised_losses} - reversed {recovered}",
+            last.booked.losses_to_date
         ));
     }
     if distributed != observed + reconciled {
@@ -809,6 +844,10 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
         ));
     }
     w.stats.distributions = all.len() as u64;
+    w.stats.losses_recognized = snaps
+        .iter()
+        .filter(|s| !s.booked.loss_recognized.is_zero())
+        .count() as u64;
     w.stats.rpc_errors = audit.rpc_errors;
     w.stats.dropped = audit.dropped;
     w.stats.lost = audit.lost_responses;
@@ -853,7 +892,10 @@ async fn check_books(w: &World) -> Result<(), Fail> {
         if sig(a.total) + explained + b.residual != sig(b.total) {
             return Err(format!("snapshot {} does not balance", b.id));
         }
-        if a.unrecognized + b.residual - sig(b.reconciled) != b.unrecognized {
+        if a.unrecognized + b.residual - sig(b.reconciled) + sig(k.loss_recognized)
+            - sig(k.loss_recovered)
+            != b.unrecognized
+        {
             return Err(format!(
                 "snapshot {}: residual {} not carried once (before {}, recognised {}, after {})",
                 b.id, b.residual, a.unrecognized, b.reconciled, b.unrecognized

@@ -948,8 +948,10 @@ impl ChainAdapter for EthAdapter {
         // block's fee recipient and pays ours in the block's last
         // transaction). Any other transfer into the custody account is
         // not income: the pool's books see it as a transfer.
-        let latest = self.el("eth_blockNumber", json!([])).await?;
-        let latest = hex_u64(&latest).ok_or_else(|| bad("eth_blockNumber", &latest))?;
+        // Up to the block the pool is read at: income is never evidenced
+        // before the holdings show it (the books would see a fall, then a
+        // rise).
+        let latest = self.settled_block().await?;
         let from = c.block.map_or(latest, |b| b + 1);
         let to = latest.min(from.saturating_add(self.s.max_scan_blocks));
         let recipient = self.fee_recipient();

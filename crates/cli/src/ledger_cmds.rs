@@ -409,10 +409,10 @@ pub enum BooksCommand {
 
 pub async fn books(store: &Store, cfg: &Config, cmd: BooksCommand) -> Result<()> {
     use softstake_store::{Declaration, Direction, Purpose, Resolution};
-    let fees = |chain: ChainId| cfg.chain(chain).map(|c| c.books.fees).unwrap_or_default();
+    let policy = |chain: ChainId| cfg.chain(chain).map(|c| c.books).unwrap_or_default();
     match cmd {
         BooksCommand::Show { chain, json } => {
-            let b = store.books(chain, fees(chain), Timestamp::now()).await?;
+            let b = store.books(chain, &policy(chain), Timestamp::now()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&b)?);
             } else {
@@ -531,7 +531,7 @@ pub fn render_books(b: &softstake_store::Books) -> String {
     }
     let o = &b.owed;
     out.push_str(&format!(
-        "  owed {}: users {}, credits not yet acknowledged {}, carried remainders {}, undistributed rewards {}, withdrawals {}, suspense {}, commission {} (fees {} borne by the {})\n",
+        "  owed {}: users {}, credits not yet acknowledged {}, carried remainders {}, undistributed rewards {}, withdrawals {}, suspense {}, commission {} (fees {} borne by the {}; losses {} borne by the {}; shortfall the platform owes the pool {})\n",
         s(o.total),
         u(o.users),
         u(o.credits_unacked),
@@ -542,6 +542,9 @@ pub fn render_books(b: &softstake_store::Books) -> String {
         s(o.commission),
         u(o.fees),
         o.fee_bearer,
+        u(o.losses),
+        o.loss_bearer,
+        u(o.shortfall),
     ));
     out.push_str(&format!(
         "  backing {} (surplus {}); open: {} suspense ({}), {} incident(s) ({})",

@@ -329,6 +329,12 @@ pub struct BooksSection {
     /// credit) or `pool`.
     #[serde(default)]
     pub fees: softstake_core::config::FeeBearer,
+    /// Who bears losses: `platform` (default: charged to the commission
+    /// owed to the platform; below zero, a shortfall it owes the pool) or
+    /// `pool` (they lower the backing). `users` (allocating a loss over
+    /// the users who held) is refused: not built.
+    #[serde(default)]
+    pub losses: Option<String>,
     /// Unannounced income above this fraction of holdings per day is held
     /// until an operator confirms it (default "0.001").
     #[serde(default, deserialize_with = "opt_decimal_str")]

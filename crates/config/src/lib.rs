@@ -16,8 +16,8 @@ mod validate;
 
 pub use file::*;
 pub use softstake_core::config::{
-    BooksSettings, BufferPolicy, ChainConfig, ConfigIssue, FeeBearer, NetworkTable, SafetyLimits,
-    ValidatorConfig,
+    BooksSettings, BufferPolicy, ChainConfig, ConfigIssue, FeeBearer, LossBearer, NetworkTable,
+    SafetyLimits, ValidatorConfig,
 };
 pub use softstake_core::{SecretRef, SecretRefError};
 pub use validate::*;

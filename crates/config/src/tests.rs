@@ -267,3 +267,24 @@ fn a_missing_config_file_says_why_once() {
     assert!(chain.contains("/nonexistent/softstake.toml"), "{chain}");
     assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
 }
+
+#[test]
+fn the_loss_rule_is_platform_pool_or_refused_naming_the_key() {
+    let cfg = load(Some(&example_path()), Vec::new())
+        .unwrap()
+        .validate()
+        .unwrap();
+    let eth = cfg.chain(softstake_core::ChainId::Ethereum).unwrap();
+    assert_eq!(eth.books.losses, LossBearer::Platform);
+    let pool = example_text().replacen("losses = \"platform\"", "losses = \"pool\"", 1);
+    let cfg = load_str(&pool, vec![]).unwrap().validate().unwrap();
+    assert_eq!(cfg.chains[0].books.losses, LossBearer::Pool);
+    for (rule, says) in [("users", "not built yet"), ("nobody", "not a loss rule")] {
+        let text =
+            example_text().replacen("losses = \"platform\"", &format!("losses = \"{rule}\""), 1);
+        let found = issues(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].key, "chains[0].books.losses");
+        assert!(found[0].message.contains(says), "{}", found[0].message);
+    }
+}

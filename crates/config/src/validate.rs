@@ -1,8 +1,8 @@
 //! Semantic validation: [`ConfigFile`] -> typed [`Config`].
 
 use crate::{
-    BooksSettings, BufferPolicy, ChainConfig, ChainSection, ConfigFile, ConfigIssue, NetworkTable,
-    SafetyLimits, SecretRef, ValidatorConfig,
+    BooksSettings, BufferPolicy, ChainConfig, ChainSection, ConfigFile, ConfigIssue, LossBearer,
+    NetworkTable, SafetyLimits, SecretRef, ValidatorConfig,
 };
 use rust_decimal::Decimal;
 use softstake_core::{Amount, ChainId, Rate};
@@ -392,6 +392,24 @@ fn validate_chain(
         },
         books: BooksSettings {
             fees: s.books.fees,
+            losses: match s.books.losses.as_deref() {
+                None | Some("platform") => LossBearer::Platform,
+                Some("pool") => LossBearer::Pool,
+                Some("users") => {
+                    c.push(
+                        k("books.losses"),
+                        "\"users\" (allocating a loss over the users who held) is not built yet; use \"platform\" or \"pool\"",
+                    );
+                    LossBearer::Platform
+                }
+                Some(other) => {
+                    c.push(
+                        k("books.losses"),
+                        format!("{other:?} is not a loss rule: use \"platform\" or \"pool\""),
+                    );
+                    LossBearer::Platform
+                }
+            },
             max_unannounced_per_day: match s.books.max_unannounced_per_day {
                 Some(d) => c.rate(k("books.max_unannounced_per_day"), d),
                 None => BooksSettings::default().max_unannounced_per_day,

@@ -91,12 +91,39 @@ impl FeeBearer {
     }
 }
 
-/// Validated `[chains.books]`: how the pool's books treat fees and
+/// Who bears the pool's losses (slashing, penalties, unexplained falls in
+/// holdings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossBearer {
+    /// The platform (the default): a loss is charged to the commission owed
+    /// to it; below zero that is a shortfall the platform owes the pool,
+    /// shown and alerted until it pays in (a declared `commission`
+    /// transfer). Users' balances and credits are untouched.
+    #[default]
+    Platform,
+    /// Nobody by rule: the loss lowers the pool's backing.
+    Pool,
+}
+
+impl LossBearer {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossBearer::Platform => "platform",
+            LossBearer::Pool => "pool",
+        }
+    }
+}
+
+/// Validated `[chains.books]`: how the pool's books treat fees, losses and
 /// unannounced income.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BooksSettings {
     /// Who bears fees.
     pub fees: FeeBearer,
+    /// Who bears losses.
+    pub losses: LossBearer,
     /// Sanity bound on unannounced income found by the books, as a
     /// fraction of holdings per day: more is held until an operator
     /// confirms it (`softstake books confirm`).
@@ -111,6 +138,7 @@ impl Default for BooksSettings {
     fn default() -> Self {
         BooksSettings {
             fees: FeeBearer::Platform,
+            losses: LossBearer::Platform,
             // 0.1% of holdings a day (~44% a year): far above any chain's
             // staking yield, so only a spike or a mistake is held.
             max_unannounced_per_day: Rate::new(rust_decimal::Decimal::new(1, 3))

@@ -1339,7 +1339,7 @@ async fn books(State(st): State<AppState>, Path(chain): Path<String>) -> ApiResu
     let b = st
         .sh
         .store
-        .books(rt.config.chain, rt.config.books.fees, st.sh.clock.now())
+        .books(rt.config.chain, &rt.config.books, st.sh.clock.now())
         .await?;
     Ok(axum::Json(b).into_response())
 }

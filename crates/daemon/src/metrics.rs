@@ -200,6 +200,12 @@ pub struct ChainMetrics {
     pub income_held_coins: Family<ChainLabels, FGauge>,
     /// Undeclared inflows in suspense (never distributed), in coins.
     pub suspense_coins: Family<ChainLabels, FGauge>,
+    /// Losses booked so far (slashing, penalties, a persistent unexplained
+    /// fall, outflows booked as losses), in coins.
+    pub losses_coins: Family<ChainLabels, FGauge>,
+    /// What the platform owes the pool (fees and losses it bears beyond
+    /// its commission) until it pays in, in coins.
+    pub shortfall_coins: Family<ChainLabels, FGauge>,
     /// Open incidents (undeclared outflows; nothing is signed while any).
     pub incidents_open: Family<ChainLabels, Gauge>,
     /// 1 when the adapter proves every transfer and fee (the books act);
@@ -299,6 +305,8 @@ impl Metrics {
             residual_unrecognized_coins: Family::default(),
             income_held_coins: Family::default(),
             suspense_coins: Family::default(),
+            losses_coins: Family::default(),
+            shortfall_coins: Family::default(),
             incidents_open: Family::default(),
             books_complete: Family::default(),
         };
@@ -547,6 +555,20 @@ impl Metrics {
             "pool_suspense_coins",
             "Undeclared inflows in suspense, never distributed until classified, in coins",
             c.suspense_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_losses_coins",
+            "Losses booked so far (slashing, penalties, a persistent unexplained fall), in coins",
+            c.losses_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_shortfall_coins",
+            "What the platform owes the pool (fees and losses it bears beyond its commission) until it pays in, in coins",
+            c.shortfall_coins.clone(),
         );
         reg(
             &mut r,

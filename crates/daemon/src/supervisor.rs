@@ -460,7 +460,7 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
         .books_refreshed_at
         .is_none_or(|t| t.elapsed() >= BOOKS_REFRESH);
     let books = if due {
-        let b = store.books(chain, rt.config.books.fees, now).await;
+        let b = store.books(chain, &rt.config.books, now).await;
         // Until the first snapshot is booked, try again every iteration.
         if b.as_ref().is_ok_and(|b| b.snapshot.is_some()) {
             rt.update_view(|v| v.books_refreshed_at = Some(Instant::now()));
@@ -485,6 +485,12 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
             m.suspense_coins
                 .get_or_create(&l)
                 .set(coins(chain, b.suspense));
+            m.losses_coins
+                .get_or_create(&l)
+                .set(coins(chain, b.owed.losses));
+            m.shortfall_coins
+                .get_or_create(&l)
+                .set(coins(chain, b.owed.shortfall));
             m.incidents_open
                 .get_or_create(&l)
                 .set(i64::try_from(b.incidents_open).unwrap_or(i64::MAX));

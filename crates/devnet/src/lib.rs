@@ -709,14 +709,14 @@ async fn summarize(
     {
         *confirmed.entry(o.kind.name().to_owned()).or_insert(0) += 1;
     }
-    let fees = daemon
+    let policy = daemon
         .shared
         .chains
         .get(&chain)
-        .map(|rt| rt.config.books.fees)
+        .map(|rt| rt.config.books)
         .unwrap_or_default();
     let b = store
-        .books(chain, fees, daemon.shared.clock.now())
+        .books(chain, &policy, daemon.shared.clock.now())
         .await
         .map_err(|e| e.to_string())?;
     let books = BooksSummary {

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use softstake_core::adapter::{FlowKind, Holdings, PoolFlow};
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 
-pub use softstake_core::config::{BooksSettings as BooksPolicy, FeeBearer};
+pub use softstake_core::config::{BooksSettings as BooksPolicy, FeeBearer, LossBearer};
 
 /// One holdings reading to book.
 #[derive(Debug, Clone)]
@@ -84,6 +84,23 @@ pub struct Booked {
     pub losses: Amount,
     /// Transfers that happened before the books opened (first snapshot).
     pub opening: Amount,
+    /// A negative residual that persisted, recognised as a loss this
+    /// snapshot (it moves `unrecognized` toward zero, like income the
+    /// other way; not a flow).
+    #[serde(default)]
+    pub loss_recognized: Amount,
+    /// Of a positive residual that persisted, what reversed losses
+    /// recognised earlier (before anything is income).
+    #[serde(default)]
+    pub loss_recovered: Amount,
+    /// Recognised losses not reversed yet, up to this snapshot.
+    #[serde(default)]
+    pub recoverable_to_date: Amount,
+    /// Every loss booked on the chain up to this snapshot (reported losses
+    /// and recognised ones; losses resolved from incidents are counted
+    /// from their flows).
+    #[serde(default)]
+    pub losses_to_date: Amount,
 }
 
 impl Booked {
@@ -387,6 +404,15 @@ pub struct Owed {
     pub fees: Amount,
     /// `platform` or `pool`.
     pub fee_bearer: &'static str,
+    /// Losses booked so far (slashing and penalties the chain reported, a
+    /// persistent unexplained fall, undeclared outflows booked as losses).
+    pub losses: Amount,
+    /// Who bore them: `platform` (charged to its commission) or `pool`.
+    pub loss_bearer: &'static str,
+    /// What the platform owes the pool: its commission account below zero
+    /// (fees and losses it bears beyond what it earned), until it pays in
+    /// with a declared `commission` transfer.
+    pub shortfall: Amount,
     /// Everything.
     #[serde(serialize_with = "signed_text")]
     pub total: i128,
@@ -543,12 +569,21 @@ impl crate::Store {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
             crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             <Self as crate::AssetLock<_>>::lock(&mut tx, input.chain).await?;
-            let prev: Option<(i64, i64, String, String)> = sqlx::query_as(
-                "SELECT id, as_of, total, unrecognized FROM pool_snapshots WHERE chain = $1 ORDER BY id DESC LIMIT 1",
+            let prev: Option<(i64, i64, String, String, String)> = sqlx::query_as(
+                "SELECT id, as_of, total, unrecognized, booked FROM pool_snapshots WHERE chain = $1 ORDER BY id DESC LIMIT 1",
             )
             .bind(chain)
             .fetch_optional(&mut *tx)
             .await?;
+            let (losses_before, recoverable_before) = match &prev {
+                Some((.., b)) => {
+                    let b = serde_json::from_str::<Booked>(b)
+                        .map_err(|e| StoreError::Corrupt(format!("pool_snapshots.booked: {e}")))?;
+                    (b.losses_to_date, b.recoverable_to_date)
+                }
+                None => (Amount::ZERO, Amount::ZERO),
+            };
+            let prev = prev.map(|(a, b, c, d, _)| (a, b, c, d));
             let h = &input.holdings;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO pool_snapshots (chain, as_of, taken_at, complete, liquid, staked, unbonding, withdrawable, claimable, total, booked, delta, residual, unrecognized, held, flow_cursor) \
@@ -672,11 +707,32 @@ impl crate::Store {
                     .fetch_all(&mut *tx)
                     .await?;
                     let mut persisted = before.min(after);
+                    // A fall persisted: the smallest shortfall over the same span.
+                    let mut fallen = before.max(after);
                     for w in &window {
-                        persisted = persisted.min(parse_signed("pool_snapshots.unrecognized", w)?);
+                        let w = parse_signed("pool_snapshots.unrecognized", w)?;
+                        persisted = persisted.min(w);
+                        fallen = fallen.max(w);
                     }
-                    if input.complete && input.rewards_current && persisted > 0 {
-                        let x = persisted;
+                    if input.complete && input.rewards_current && fallen < 0 {
+                        // Every flow is proven and rewards are current, yet
+                        // the holdings stayed below what the books explain:
+                        // a loss (slashing, a penalty), borne by the rule.
+                        booked.loss_recognized = Amount::from_base(fallen.unsigned_abs());
+                        unrec = after - fallen;
+                    }
+                    let mut x = persisted;
+                    if input.complete && input.rewards_current && x > 0 && !recoverable_before.is_zero() {
+                        // A rise after a recognised loss first reverses it
+                        // (a late reward, a penalty refunded): the platform
+                        // is made whole before anything is income.
+                        let r = recoverable_before.min(Amount::from_base(x.unsigned_abs()));
+                        booked.loss_recovered = r;
+                        x -= signed(r)?;
+                        unrec = after - signed(r)?;
+                    }
+                    if input.complete && input.rewards_current && x > 0 {
+                        let base_unrec = unrec;
                         let amount = Amount::from_base(u128::try_from(x).map_err(|_| overflow())?);
                         let confirmed: Option<String> = sqlx::query_scalar(
                             "SELECT amount FROM residual_confirmations WHERE snapshot_id = $1",
@@ -711,7 +767,7 @@ impl crate::Store {
                                 .fetch_one(&mut *tx)
                                 .await?;
                                 reconciled = Some((rid, amount));
-                                unrec = after - x;
+                                unrec = base_unrec - x;
                             }
                             Ok(_) if amount > limit => held = amount,
                             // An empty interval or a chain clock ahead of
@@ -736,6 +792,15 @@ impl crate::Store {
                     )));
                 }
             }
+            booked.losses_to_date = losses_before
+                .checked_add(booked.losses)
+                .and_then(|v| v.checked_add(booked.loss_recognized))
+                .and_then(|v| v.checked_sub(booked.loss_recovered))
+                .ok_or_else(overflow)?;
+            booked.recoverable_to_date = recoverable_before
+                .checked_add(booked.loss_recognized)
+                .and_then(|v| v.checked_sub(booked.loss_recovered))
+                .ok_or_else(overflow)?;
             let booked_json = serde_json::to_string(&booked)
                 .map_err(|e| StoreError::Corrupt(format!("booked: {e}")))?;
             sqlx::query(
@@ -1096,9 +1161,10 @@ impl crate::Store {
     pub async fn books(
         &self,
         chain: ChainId,
-        fees: FeeBearer,
+        policy: &BooksPolicy,
         now: Timestamp,
     ) -> Result<Books, StoreError> {
+        let fees = policy.fees;
         let c = chain.as_str();
         let row: Option<SnapRow> = on_pool!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_SNAPSHOT} WHERE s.chain = $1 ORDER BY s.id DESC LIMIT 1")))
@@ -1125,6 +1191,7 @@ impl crate::Store {
             undistributed,
             users_pool,
             credited,
+            resolved_losses,
         ) = on_pool!(self, pool => {
             (
                 stream_sum!(pool, "pool_flows.amount", open("suspense"), c),
@@ -1138,6 +1205,7 @@ impl crate::Store {
                 stream_sum!(pool, "rewards.amount", "SELECT r.amount FROM rewards r LEFT JOIN distributions d ON d.reward_id = r.id WHERE r.chain = $1 AND d.id IS NULL AND r.voided_at IS NULL".to_owned(), c).0,
                 stream_sum!(pool, "distributions.users_pool", "SELECT d.users_pool FROM distributions d JOIN rewards r ON r.id = d.reward_id WHERE r.chain = $1".to_owned(), c).0,
                 stream_sum!(pool, "distributions.credited", "SELECT d.credited FROM distributions d JOIN rewards r ON r.id = d.reward_id WHERE r.chain = $1".to_owned(), c).0,
+                stream_sum!(pool, "pool_flows.amount", "SELECT amount FROM pool_flows WHERE chain = $1 AND resolution = 'loss'".to_owned(), c).0,
             )
         });
         let (suspense_sum, suspense_n) = suspense;
@@ -1152,6 +1220,21 @@ impl crate::Store {
                 .checked_sub(signed(fees_sum)?)
                 .ok_or_else(overflow)?;
         }
+        // Losses: reported by the chain, recognised from a persistent
+        // fall, or an undeclared outflow an operator booked as a loss.
+        let losses = snapshot
+            .as_ref()
+            .map_or(Amount::ZERO, |s| s.booked.losses_to_date)
+            .checked_add(resolved_losses)
+            .ok_or_else(overflow)?;
+        if policy.losses == LossBearer::Platform {
+            commission_owed = commission_owed
+                .checked_sub(signed(losses)?)
+                .ok_or_else(overflow)?;
+        }
+        // What the platform owes the pool (its account below zero).
+        let shortfall =
+            Amount::from_base(u128::try_from(-commission_owed.min(0)).map_err(|_| overflow())?);
         // The users' share not yet credited (remainders smaller than a
         // unit, carried to later distributions): theirs all the same.
         let carried = users_pool.checked_sub(credited).ok_or_else(|| {
@@ -1192,6 +1275,9 @@ impl crate::Store {
                 commission: commission_owed,
                 fees: fees_sum,
                 fee_bearer: fees.as_str(),
+                losses,
+                loss_bearer: policy.losses.as_str(),
+                shortfall,
                 total,
             },
             holdings,
@@ -1232,6 +1318,7 @@ mod tests {
             max_unannounced_per_day: softstake_core::Rate::new(rust_decimal::Decimal::new(1, 3))
                 .unwrap(),
             settle_secs: 0,
+            ..BooksPolicy::default()
         };
         let t = Amount::from_base(1_000_000);
         assert_eq!(bound(&p, t, 60), Amount::from_base(1_000));
@@ -1253,6 +1340,11 @@ mod tests {
             commission_out: Amount::from_base(4),
             commission_in: Amount::from_base(6),
             opening: Amount::from_base(1_000),
+            // Recognitions and running totals are not flows.
+            loss_recognized: Amount::from_base(7),
+            loss_recovered: Amount::from_base(2),
+            recoverable_to_date: Amount::from_base(5),
+            losses_to_date: Amount::from_base(70),
         };
         assert_eq!(
             b.explained().unwrap(),

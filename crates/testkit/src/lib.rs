@@ -145,6 +145,8 @@ pub struct Audit {
     pub unannounced: u128,
     /// Rewards claimed without a reward event (a missed event).
     pub unevidenced: u128,
+    /// Losses nobody reported (a slashing the adapter misses).
+    pub silent_losses: u128,
     /// Distinct tx ids broadcast per operation id.
     pub broadcasts: BTreeMap<String, BTreeSet<String>>,
     /// Successful inclusions per operation id.
@@ -287,6 +289,17 @@ impl SimChain {
         let mut st = self.st();
         st.liquid = add(st.liquid, amount.base());
         st.audit.unannounced = add(st.audit.unannounced, amount.base());
+    }
+
+    /// A loss nobody reports (a slashing the adapter misses): up to
+    /// `amount` of the liquid balance leaves the pool with no flow and no
+    /// loss event. Returns what was lost.
+    pub fn lose_silently(&self, amount: Amount) -> Amount {
+        let mut st = self.st();
+        let x = amount.base().min(st.liquid);
+        st.liquid -= x;
+        st.audit.silent_losses = add(st.audit.silent_losses, x);
+        Amount::from_base(x)
     }
 
     /// The next `n` reward claims pay without a reward event (the adapter
