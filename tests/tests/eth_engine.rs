@@ -15,7 +15,7 @@ use softstake_chain_eth::keys::LocalKey;
 use softstake_chain_eth::testnode::{Anvil, BeaconServer};
 use softstake_chain_eth::{EthAdapter, EthSettings};
 use softstake_core::adapter::ChainAdapter;
-use softstake_core::{Amount, ChainId, ManualClock, Timestamp};
+use softstake_core::{Amount, ChainId, Clock, ManualClock, Timestamp};
 use softstake_store::OpState;
 use softstake_tests::on_both;
 use std::sync::Arc;
@@ -162,6 +162,78 @@ async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal
             "{ops:?}"
         );
         assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
+
+        // The books: every flow proven on the node's traces, the journal's
+        // own transactions' gas booked as fees, nothing open.
+        let b = store
+            .books(ChainId::Ethereum, &Default::default(), clock.now())
+            .await
+            .unwrap();
+        assert!(b.snapshot.as_ref().unwrap().complete);
+        assert!(!b.owed.fees.is_zero(), "{b:?}");
+        assert_eq!((b.incidents_open, b.suspense_open), (0, 0), "{b:?}");
+
+        // The custody key signs a transaction outside softstake (used
+        // elsewhere, or the ledger was restored from an older backup): the
+        // chain may be ahead of the journal, so nothing is planned until an
+        // operator has looked, and its fee is only ever a loss.
+        anvil
+            .call("anvil_impersonateAccount", serde_json::json!([custody]))
+            .await
+            .unwrap();
+        let h = anvil
+            .call(
+                "eth_sendTransaction",
+                serde_json::json!([{"from": custody, "to": custody, "value": "0x0"}]),
+            )
+            .await
+            .unwrap();
+        anvil.receipt(&h).await.unwrap();
+        let r = step().await;
+        assert_eq!(r.incidents_open, 1, "{:?}", r.books);
+        assert!(r.plan_skipped.unwrap().contains("incident"));
+        let open = store
+            .flows(ChainId::Ethereum, true, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].flow.tx_id, h.as_str().unwrap());
+        assert_eq!(open[0].flow.kind, softstake_core::adapter::FlowKind::Fee);
+        let e = store
+            .resolve_flow(
+                ChainId::Ethereum,
+                open[0].id,
+                softstake_store::Resolution::Principal,
+                "ours",
+                clock.now(),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("only be booked as a loss"), "{e}");
+        store
+            .resolve_flow(
+                ChainId::Ethereum,
+                open[0].id,
+                softstake_store::Resolution::Loss,
+                "checked: a manual self-transfer by the treasury, nothing moved",
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        let r = step().await;
+        assert_eq!(r.incidents_open, 0);
+        assert!(
+            r.plan_skipped
+                .as_deref()
+                .is_none_or(|w| !w.contains("incident")),
+            "{:?}",
+            r.plan_skipped
+        );
+        let b = store
+            .books(ChainId::Ethereum, &Default::default(), clock.now())
+            .await
+            .unwrap();
+        assert_eq!(b.owed.losses, open[0].flow.amount, "the platform bears it");
     })
     .await;
 }

@@ -643,8 +643,32 @@ impl crate::Store {
                 let matches = declared
                     .as_ref()
                     .is_some_and(|(a, _)| *a == f.amount.to_string());
+                // A fee is ours when the journal signed its transaction (or
+                // the exchange declared it). Otherwise the custody key signed
+                // something softstake does not know: used elsewhere, or the
+                // database was restored from a backup older than it. The
+                // chain may be ahead of the journal: nothing is planned
+                // until an operator has looked.
+                let foreign_fee = f.kind == FlowKind::Fee && prev.is_some() && {
+                    let op: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM operations WHERE chain = $1 AND tx_id = $2",
+                    )
+                    .bind(chain)
+                    .bind(&f.tx_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let declared_tx: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM transfer_declarations WHERE chain = $1 AND tx_id = $2",
+                    )
+                    .bind(chain)
+                    .bind(&f.tx_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    op == 0 && declared_tx == 0
+                };
                 let purpose = declared.as_ref().map_or("", |(_, p)| p.as_str());
                 let class = match (f.kind, prev.is_some(), matches, purpose) {
+                    (FlowKind::Fee, ..) if foreign_fee => "incident",
                     (FlowKind::Fee, ..) => "fee",
                     (_, false, ..) => "principal",
                     (_, true, true, "commission") => "commission",
@@ -1017,14 +1041,14 @@ impl crate::Store {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
             crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             <Self as crate::AssetLock<_>>::lock(&mut tx, chain).await?;
-            let row: Option<(String, Option<String>, String, i64, i64)> = sqlx::query_as(
-                "SELECT class, resolution, amount, snapshot_id, at FROM pool_flows WHERE id = $1 AND chain = $2",
+            let row: Option<(String, Option<String>, String, i64, i64, String)> = sqlx::query_as(
+                "SELECT class, resolution, amount, snapshot_id, at, kind FROM pool_flows WHERE id = $1 AND chain = $2",
             )
             .bind(flow_id)
             .bind(c)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((class, resolution, amount, snapshot_id, _at)) = row else {
+            let Some((class, resolution, amount, snapshot_id, _at, kind)) = row else {
                 return Err(StoreError::Invalid(format!("no flow {flow_id} on {c}")));
             };
             if let Some(r) = resolution {
@@ -1038,6 +1062,11 @@ impl crate::Store {
             }
             let allowed = match class.as_str() {
                 "suspense" => matches!(how, Resolution::Principal | Resolution::Income | Resolution::Returned | Resolution::Commission),
+                // The fee of a transaction the journal does not know: the
+                // coins are gone either way; it is written off as a loss
+                // (borne by the loss rule) once an operator has checked what
+                // the transaction did.
+                "incident" if kind == "fee" => matches!(how, Resolution::Loss),
                 "incident" => matches!(how, Resolution::Principal | Resolution::Loss | Resolution::Commission),
                 other => {
                     return Err(StoreError::Invalid(format!(
@@ -1046,10 +1075,14 @@ impl crate::Store {
                 }
             };
             if !allowed {
-                return Err(StoreError::Invalid(format!(
-                    "a {class} cannot be resolved as {}",
-                    how.as_str()
-                )));
+                return Err(StoreError::Invalid(if class == "incident" && kind == "fee" {
+                    format!(
+                        "flow {flow_id} is the fee of a transaction softstake did not sign: it can only be booked as a loss, not {}",
+                        how.as_str()
+                    )
+                } else {
+                    format!("a {class} cannot be resolved as {}", how.as_str())
+                }));
             }
             let mut reward_id = None;
             if how == Resolution::Income {
