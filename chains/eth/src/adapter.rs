@@ -777,16 +777,48 @@ impl ChainAdapter for EthAdapter {
                 ));
             }
         }
-        // Deposits sent but not yet seen by the consensus layer, from the
-        // block that included them (before it, the balance read above
-        // still holds the ether).
+        // Deposits the consensus layer holds in its queue (Electra's
+        // `pending_deposits`: no validator yet), read from the chain, so a
+        // restart loses none of them. A node before Electra answers 404.
+        let entries = self.entries()?;
+        let ours: BTreeSet<String> = pubkeys.iter().cloned().collect();
+        let mut queued: BTreeSet<String> = BTreeSet::new();
+        let pending = self
+            .beacon_get("/eth/v1/beacon/states/head/pending_deposits")
+            .await?
+            .unwrap_or(json!({"data": []}));
+        for d in pending
+            .get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let pk = d
+                .get("pubkey")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_lowercase();
+            if ours.contains(&pk) && !seen.contains(pk.as_str()) {
+                let gwei = d
+                    .get("amount")
+                    .and_then(num_str)
+                    .ok_or_else(|| bad("pending_deposits", d))?;
+                activating = add(activating, wei(gwei));
+                queued.insert(pk);
+            }
+        }
+        // Deposits this process sent that the consensus layer has not
+        // taken in yet, from the block that included them (before it, the
+        // balance read above still holds the ether).
         let sent = self
             .deposit_txs
             .lock()
             .map(|s| s.clone())
             .unwrap_or_default();
-        let entries = self.entries()?;
-        for (pk, hash) in sent.iter().filter(|(p, _)| !seen.contains(p.as_str())) {
+        for (pk, hash) in sent
+            .iter()
+            .filter(|(p, _)| !seen.contains(p.as_str()) && !queued.contains(p.as_str()))
+        {
             let r = self.el("eth_getTransactionReceipt", json!([hash])).await?;
             let included = r.get("blockNumber").and_then(hex_u64);
             if r.get("status").and_then(hex_u64) != Some(1) || included.is_none_or(|b| b > at) {

@@ -187,6 +187,10 @@ struct BeaconState {
     /// Withdrawals per slot: (validator index, address, gwei).
     withdrawals: BTreeMap<u64, Vec<(u64, String, u64)>>,
     withdrawal_index: u64,
+    /// Deposits in the state's `pending_deposits` queue (Electra): seen by
+    /// the consensus layer, no validator yet. (pubkey, credentials, gwei,
+    /// slot)
+    pending_deposits: Vec<(String, String, u64, u64)>,
 }
 
 impl BeaconState {
@@ -264,6 +268,24 @@ impl BeaconServer {
         });
     }
 
+    /// A deposit the consensus layer has taken in but not processed yet
+    /// (Electra: in the state's `pending_deposits`, no validator yet).
+    pub fn add_pending_deposit(&self, pubkey: &str, withdrawal_credentials: &str, gwei: u64) {
+        self.with(|s| {
+            let slot = s.head_slot;
+            s.pending_deposits
+                .push((pubkey.into(), withdrawal_credentials.into(), gwei, slot));
+        });
+    }
+
+    /// Processes the pending deposits queue: each becomes a pending
+    /// validator.
+    pub fn process_pending_deposits(&self) {
+        for (pk, wc, gwei, _) in self.with(|s| std::mem::take(&mut s.pending_deposits)) {
+            self.add_deposit(&pk, &wc, gwei);
+        }
+    }
+
     /// A deposit the consensus layer has processed: a pending validator.
     pub fn add_deposit(&self, pubkey: &str, withdrawal_credentials: &str, gwei: u64) -> u64 {
         let mut index = 0;
@@ -309,9 +331,31 @@ impl BeaconServer {
             .route("/eth/v1/beacon/headers/head", get(head))
             .route("/eth/v1/beacon/states/{state}/validators", post(validators))
             .route("/eth/v2/beacon/blocks/{slot}", get(block))
+            .route(
+                "/eth/v1/beacon/states/{state}/pending_deposits",
+                get(pending_deposits),
+            )
             .with_state(self.clone());
         softstake_testnode::serve(app, addr).await
     }
+}
+
+/// The head state's `pending_deposits` (any state id is served the head).
+async fn pending_deposits(
+    State(b): State<BeaconServer>,
+    Path(_state): Path<String>,
+) -> Json<Value> {
+    b.with(|s| {
+        let data: Vec<Value> = s
+            .pending_deposits
+            .iter()
+            .map(|(pk, wc, gwei, slot)| {
+                json!({"pubkey": pk, "withdrawal_credentials": wc, "amount": gwei.to_string(),
+                       "signature": format!("0x{}", "00".repeat(96)), "slot": slot.to_string()})
+            })
+            .collect();
+        Json(json!({"version": "electra", "execution_optimistic": false, "finalized": false, "data": data}))
+    })
 }
 
 async fn genesis(State(b): State<BeaconServer>) -> Json<Value> {

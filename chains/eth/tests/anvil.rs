@@ -60,6 +60,7 @@ fn deposit_root(leaves: &[[u8; 32]]) -> [u8; 32] {
 }
 
 struct World {
+    settings: EthSettings,
     anvil: Anvil,
     beacon: BeaconServer,
     adapter: EthAdapter,
@@ -91,30 +92,28 @@ async fn world(entries: Vec<DepositEntry>) -> World {
     .unwrap();
     let beacon = BeaconServer::new(1_700_000_000, 12, 32, "0x10000038");
     let bound = beacon.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let adapter = EthAdapter::new(
-        EthSettings {
-            endpoints: vec!["http://127.0.0.1:9".into(), anvil.url.clone()],
-            beacon_endpoints: vec![format!("http://{bound}")],
-            chain_id: 31337,
-            fork_version: [0x10, 0, 0, 0x38],
-            deposit_contract: deposit_contract.clone(),
-            withdrawal_request_contract: REQUESTS.into(),
-            deposit_data_dir: dir.path().to_path_buf(),
-            operator: "op-a".into(),
-            fee_recipient: None,
-            max_fee_per_gas: 500_000_000_000,
-            max_gas: 1_000_000,
-            deposit_log_from_block: 0,
-            confirmations: 1,
-            sweep_delay_secs: 86_400,
-            max_scan_slots: 1_000,
-            max_scan_blocks: 1_000,
-            request_timeout: Duration::from_secs(10),
-        },
-        key,
-    )
-    .unwrap();
+    let settings = EthSettings {
+        endpoints: vec!["http://127.0.0.1:9".into(), anvil.url.clone()],
+        beacon_endpoints: vec![format!("http://{bound}")],
+        chain_id: 31337,
+        fork_version: [0x10, 0, 0, 0x38],
+        deposit_contract: deposit_contract.clone(),
+        withdrawal_request_contract: REQUESTS.into(),
+        deposit_data_dir: dir.path().to_path_buf(),
+        operator: "op-a".into(),
+        fee_recipient: None,
+        max_fee_per_gas: 500_000_000_000,
+        max_gas: 1_000_000,
+        deposit_log_from_block: 0,
+        confirmations: 1,
+        sweep_delay_secs: 86_400,
+        max_scan_slots: 1_000,
+        max_scan_blocks: 1_000,
+        request_timeout: Duration::from_secs(10),
+    };
+    let adapter = EthAdapter::new(settings.clone(), key).unwrap();
     World {
+        settings,
         anvil,
         beacon,
         adapter,
@@ -768,4 +767,54 @@ async fn every_wei_between_two_pool_reads_is_a_flow_or_evidenced_income() {
         .await
         .unwrap();
     assert!(next.flows.is_empty(), "{:?}", next.flows);
+}
+
+/// A deposit in flight is read from the chain, not remembered: after a
+/// restart (a new adapter) the consensus layer's `pending_deposits` queue
+/// still shows it as activating, and once it becomes a validator it is
+/// counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_deposit_survives_a_restart_and_counts_once() {
+    let entries = all_entries();
+    let w = world(vec![entries[0].clone()]).await;
+    send_op(&w, build(&w, delegate(32 * ETH)).await.unwrap()).await;
+    let before = w
+        .adapter
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(before.delegations[0].activating.base(), 32 * ETH);
+    // The consensus layer takes it into its queue; the adapter restarts.
+    let pk = format!("0x{}", w.entries[0].pubkey);
+    w.beacon.add_pending_deposit(
+        &pk,
+        &format!("0x{}", w.entries[0].withdrawal_credentials),
+        32 * GWEI,
+    );
+    let v = vectors();
+    let key = Arc::new(LocalKey::parse(v["custody_key_hex"].as_str().unwrap(), None).unwrap());
+    let restarted = EthAdapter::new(w.settings.clone(), key).unwrap();
+    let after = restarted
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        after.delegations[0].activating.base(),
+        32 * ETH,
+        "{after:?}"
+    );
+    assert_eq!(after.holdings(), before.holdings(), "nothing vanished");
+    // The original process sees it once too (memory and queue agree).
+    let again = w
+        .adapter
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(again.delegations[0].activating.base(), 32 * ETH);
+    // Processed into a pending validator: still once.
+    w.beacon.process_pending_deposits();
+    for a in [&w.adapter, &restarted] {
+        let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
+        assert_eq!(p.delegations[0].activating.base(), 32 * ETH, "{p:?}");
+    }
 }
