@@ -10,7 +10,7 @@ use softstake_chain_atom::keys::{LocalKey, Signer};
 use softstake_chain_atom::testnode::{TestNode, TestNodeConfig};
 use softstake_chain_atom::{AtomAdapter, AtomSettings};
 use softstake_core::adapter::ChainAdapter;
-use softstake_core::{Amount, ChainId, ManualClock, Rate, Secret, Timestamp};
+use softstake_core::{Amount, ChainId, Clock, ManualClock, Rate, Secret, Timestamp};
 use softstake_engine::{Engine, EngineConfig};
 use softstake_planner::{Policy, ValidatorTarget};
 use softstake_store::OpState;
@@ -172,6 +172,51 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
                 .any(|o| o.kind.name() == "undelegate" && o.state == OpState::Confirmed)
         );
         assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
+
+        // V1 is slashed 1%: the adapter reports the loss once, the books
+        // book it, and the platform bears it (users' balances untouched).
+        let before = store
+            .books(ChainId::Cosmos, &Default::default(), clock.now())
+            .await
+            .unwrap();
+        assert!(before.owed.losses.is_zero());
+        node.slash(V1, 10_000);
+        let r = step(600).await;
+        let lost: u128 = r
+            .pool
+            .as_ref()
+            .unwrap()
+            .losses
+            .iter()
+            .map(|l| l.amount.base())
+            .sum();
+        assert!(lost > 0, "{:?}", r.pool);
+        assert_eq!(r.books.as_ref().unwrap().booked.losses.base(), lost);
+        step(600).await;
+        let after = store
+            .books(ChainId::Cosmos, &Default::default(), clock.now())
+            .await
+            .unwrap();
+        assert_eq!(after.owed.losses.base(), lost, "booked once");
+        assert_eq!(after.owed.loss_bearer, "platform");
+        // Charged to the platform: its account is lower by the loss than
+        // under the pool rule, where the backing carries it.
+        let pool_rule = store
+            .books(
+                ChainId::Cosmos,
+                &softstake_config::BooksSettings {
+                    losses: softstake_config::LossBearer::Pool,
+                    ..Default::default()
+                },
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            pool_rule.owed.commission - after.owed.commission,
+            i128::try_from(lost).unwrap()
+        );
+        assert_eq!(after.owed.users, before.owed.users, "users untouched");
     })
     .await;
 }

@@ -10,16 +10,15 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
+use softstake_chain_eth::EthAdapter;
 use softstake_chain_eth::deposit::DepositEntry;
 use softstake_chain_eth::keys::LocalKey;
 use softstake_chain_eth::testnode::{Anvil, BeaconServer};
-use softstake_chain_eth::{EthAdapter, EthSettings};
 use softstake_core::adapter::ChainAdapter;
 use softstake_core::{Amount, ChainId, Clock, ManualClock, Timestamp};
 use softstake_store::OpState;
 use softstake_tests::on_both;
 use std::sync::Arc;
-use std::time::Duration;
 
 const ETH: u128 = 1_000_000_000_000_000_000;
 const REQUESTS: &str = "0x00000961Ef480Eb55e80D19ad83579A64c007002";
@@ -69,25 +68,13 @@ async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal
         let bound = beacon.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let adapter: Arc<dyn ChainAdapter> = Arc::new(
             EthAdapter::new(
-                EthSettings {
-                    endpoints: vec![anvil.url.clone()],
-                    beacon_endpoints: vec![format!("http://{bound}")],
-                    chain_id: 31337,
-                    fork_version: [0x10, 0, 0, 0x38],
-                    deposit_contract: deposit_contract.clone(),
-                    withdrawal_request_contract: REQUESTS.into(),
-                    deposit_data_dir: dir.path().to_path_buf(),
-                    operator: "op-a".into(),
-                    fee_recipient: None,
-                    max_fee_per_gas: 500_000_000_000,
-                    max_gas: 1_000_000,
-                    deposit_log_from_block: 0,
-                    confirmations: 1,
-                    sweep_delay_secs: 3_600,
-                    max_scan_slots: 1_000,
-                    max_scan_blocks: 1_000,
-                    request_timeout: Duration::from_secs(10),
-                },
+                softstake_chain_eth::testnode::settings(
+                    vec![anvil.url.clone()],
+                    bound,
+                    &deposit_contract,
+                    dir.path().to_path_buf(),
+                    3_600,
+                ),
                 key,
             )
             .unwrap(),
@@ -234,6 +221,50 @@ async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal
             .await
             .unwrap();
         assert_eq!(b.owed.losses, open[0].flow.amount, "the platform bears it");
+
+        // The remaining validator is slashed (Electra's initial penalty,
+        // 1/4096 of 32 ETH). No event says so on the execution layer: the
+        // books see the holdings fall with every flow proven, and once the
+        // fall persists they book it as a loss the platform bears.
+        let penalty_gwei = 32_000_000_000u64 / 4096;
+        beacon.update(|vs| {
+            let v = vs
+                .iter_mut()
+                .find(|v| v.status == "active_ongoing")
+                .unwrap();
+            v.slashed = true;
+            v.status = "active_slashed".into();
+            v.balance -= penalty_gwei;
+        });
+        let r = step().await;
+        assert!(r.pool.as_ref().unwrap().delegations[0].impaired);
+        assert!(
+            r.pool
+                .as_ref()
+                .unwrap()
+                .alerts
+                .iter()
+                .any(|a| a.contains("slashed")),
+            "{:?}",
+            r.pool
+        );
+        step().await;
+        step().await;
+        let after = store
+            .books(ChainId::Ethereum, &Default::default(), clock.now())
+            .await
+            .unwrap();
+        // The validator's last skim (one step's 2,000,000 gwei of reward)
+        // reached the custody account but was never recorded as a reward:
+        // the high-water mark nets it against the penalty. So the books'
+        // loss is the penalty less that reward: the pool's value fell by
+        // exactly that much, and it is booked once.
+        assert_eq!(
+            after.owed.losses.base() - b.owed.losses.base(),
+            u128::from(penalty_gwei - 2_000_000) * 1_000_000_000,
+            "the net fall, recognised once"
+        );
+        assert_eq!(after.snapshot.unwrap().unrecognized, 0);
     })
     .await;
 }

@@ -255,6 +255,12 @@ mod tests {
         }
     }
 
+    fn summary(f: &[PoolFlow]) -> Vec<(String, FlowKind, u128)> {
+        f.iter()
+            .map(|f| (f.key.clone(), f.kind, f.amount.base()))
+            .collect()
+    }
+
     fn call(tx: &str, pos: u64, at: &[u64], from: &str, to: &str, value: u128) -> Value {
         json!({"action": {"from": from, "to": to, "callType": "call", "value": format!("0x{value:x}"), "input": "0x", "gas": "0x0"},
                "transactionHash": tx, "transactionPosition": pos, "traceAddress": at, "type": "call", "subtraces": 0})
@@ -281,12 +287,8 @@ mod tests {
         ]);
         let m = moves_from_traces(&traces).unwrap();
         let f = classify(&parties(), &m, &[], None, Timestamp::from_unix(1));
-        let got: Vec<(String, FlowKind, u128)> = f
-            .iter()
-            .map(|f| (f.key.clone(), f.kind, f.amount.base()))
-            .collect();
         assert_eq!(
-            got,
+            summary(&f),
             vec![
                 ("in:0x01:0".into(), FlowKind::TransferIn, 7),
                 ("in:0x04:0".into(), FlowKind::TransferIn, 3),
@@ -317,12 +319,8 @@ mod tests {
         ];
         // 0x13 is the builder's payment: income the rewards evidence.
         let f = classify(&p, &m, &own, Some("0x13"), Timestamp::from_unix(1));
-        let got: Vec<(String, FlowKind, u128)> = f
-            .iter()
-            .map(|f| (f.key.clone(), f.kind, f.amount.base()))
-            .collect();
         assert_eq!(
-            got,
+            summary(&f),
             vec![
                 ("fee:0x10".into(), FlowKind::Fee, 100),
                 ("request_fee:0x11:".into(), FlowKind::Fee, 1),

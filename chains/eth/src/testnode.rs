@@ -37,6 +37,38 @@ impl std::fmt::Debug for Anvil {
     }
 }
 
+/// The adapter's settings for a test world: anvil (or any endpoints) with
+/// the contracts at `deposit_contract` and the EIP-7002 address, the Beacon
+/// API test server at `beacon`, operator `op-a`, chain id 31337, one
+/// confirmation.
+pub fn settings(
+    endpoints: Vec<String>,
+    beacon: std::net::SocketAddr,
+    deposit_contract: &str,
+    deposit_data_dir: PathBuf,
+    sweep_delay_secs: u64,
+) -> crate::EthSettings {
+    crate::EthSettings {
+        endpoints,
+        beacon_endpoints: vec![format!("http://{beacon}")],
+        chain_id: 31337,
+        fork_version: [0x10, 0, 0, 0x38],
+        deposit_contract: deposit_contract.into(),
+        withdrawal_request_contract: "0x00000961Ef480Eb55e80D19ad83579A64c007002".into(),
+        deposit_data_dir,
+        operator: "op-a".into(),
+        fee_recipient: None,
+        max_fee_per_gas: 500_000_000_000,
+        max_gas: 1_000_000,
+        deposit_log_from_block: 0,
+        confirmations: 1,
+        sweep_delay_secs,
+        max_scan_slots: 1_000,
+        max_scan_blocks: 1_000,
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
 /// anvil's path: `SOFTSTAKE_ANVIL`, else the npm package's binary.
 pub fn anvil_path() -> Result<PathBuf, String> {
     if let Ok(p) = std::env::var("SOFTSTAKE_ANVIL") {

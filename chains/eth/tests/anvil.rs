@@ -92,25 +92,14 @@ async fn world(entries: Vec<DepositEntry>) -> World {
     .unwrap();
     let beacon = BeaconServer::new(1_700_000_000, 12, 32, "0x10000038");
     let bound = beacon.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let settings = EthSettings {
-        endpoints: vec!["http://127.0.0.1:9".into(), anvil.url.clone()],
-        beacon_endpoints: vec![format!("http://{bound}")],
-        chain_id: 31337,
-        fork_version: [0x10, 0, 0, 0x38],
-        deposit_contract: deposit_contract.clone(),
-        withdrawal_request_contract: REQUESTS.into(),
-        deposit_data_dir: dir.path().to_path_buf(),
-        operator: "op-a".into(),
-        fee_recipient: None,
-        max_fee_per_gas: 500_000_000_000,
-        max_gas: 1_000_000,
-        deposit_log_from_block: 0,
-        confirmations: 1,
-        sweep_delay_secs: 86_400,
-        max_scan_slots: 1_000,
-        max_scan_blocks: 1_000,
-        request_timeout: Duration::from_secs(10),
-    };
+    // A dead endpoint first: the adapter falls back to anvil.
+    let settings = softstake_chain_eth::testnode::settings(
+        vec!["http://127.0.0.1:9".into(), anvil.url.clone()],
+        bound,
+        &deposit_contract,
+        dir.path().to_path_buf(),
+        86_400,
+    );
     let adapter = EthAdapter::new(settings.clone(), key).unwrap();
     World {
         settings,

@@ -66,6 +66,18 @@ async fn send_and_confirm(node: &SvmNode, a: &SolAdapter, signed: SignedOperatio
     ));
 }
 
+/// A node whose other validators hold 20 SOL effective: 9% of it (1.8 SOL)
+/// warms up per epoch, so 10 SOL takes several epochs.
+async fn small_cluster() -> SvmNode {
+    SvmNode::start(SvmOptions {
+        cluster_stake: 20 * SOL,
+        reward_bps: 10,
+        ..SvmOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
 async fn pool(a: &SolAdapter) -> PoolStateResponse {
     a.pool_state(PoolStateRequest::default()).await.unwrap()
 }
@@ -87,15 +99,7 @@ fn on(p: &PoolStateResponse, v: &str) -> (u128, u128) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stake_accounts_live_from_creation_to_withdrawal_on_the_real_stake_program() {
-    // Other validators hold 20 SOL effective: 9% of it (1.8 SOL) warms up
-    // per epoch, so our 10 SOL takes several epochs.
-    let node = SvmNode::start(SvmOptions {
-        cluster_stake: 20 * SOL,
-        reward_bps: 10,
-        ..SvmOptions::default()
-    })
-    .await
-    .unwrap();
+    let node = small_cluster().await;
     let key = Arc::new(LocalKey::from_seed([42; 32]));
     node.airdrop(&key.address(), 100 * SOL).await.unwrap();
     let v1 = node.create_vote(5).await.unwrap();
@@ -464,13 +468,7 @@ fn explained(flows: &[PoolFlow]) -> i128 {
 /// (a tip) are the only residual, exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_lamport_over_a_stake_accounts_life_is_a_flow_a_reward_or_the_tip() {
-    let node = SvmNode::start(SvmOptions {
-        cluster_stake: 20 * SOL,
-        reward_bps: 10,
-        ..SvmOptions::default()
-    })
-    .await
-    .unwrap();
+    let node = small_cluster().await;
     let key = Arc::new(LocalKey::from_seed([43; 32]));
     node.airdrop(&key.address(), 50 * SOL).await.unwrap();
     let v1 = node.create_vote(5).await.unwrap();
