@@ -235,6 +235,20 @@ pub fn plan(
     }
 
     let min_move = policy.min_operation.max(limits.min_delegation);
+    // New stake never goes to a validator the chain shows impaired
+    // (slashed, jailed, delinquent): the rest share it by weight.
+    let impaired: std::collections::BTreeSet<&str> = state
+        .delegations
+        .iter()
+        .filter(|d| d.impaired)
+        .map(|d| d.validator.as_str())
+        .collect();
+    let eligible: Vec<ValidatorTarget> = policy
+        .validators
+        .iter()
+        .filter(|v| !impaired.contains(v.address.as_str()))
+        .cloned()
+        .collect();
     let cap = |a: Amount, budget: Amount| a.min(policy.max_per_operation).min(budget);
 
     if liquid > ceiling {
@@ -247,13 +261,17 @@ pub fn plan(
                     "would stake {excess} but the per-operation or daily cap leaves {amount}"
                 ));
             }
+        } else if eligible.is_empty() {
+            blocked.push(format!(
+                "would stake {amount} but every configured validator is impaired (slashed, jailed or delinquent)"
+            ));
         } else {
             let total_after = staked.checked_add(amount).ok_or(PlanError::Overflow)?;
             for (validator, a) in spread(
                 amount,
                 total_after,
                 &staked_by,
-                policy,
+                &eligible,
                 limits.stake_chunk,
                 limits.min_delegation,
             ) {
@@ -436,19 +454,18 @@ fn spread(
     amount: Amount,
     total_after: Amount,
     staked_by: &BTreeMap<&str, Amount>,
-    policy: &Policy,
+    validators: &[ValidatorTarget],
     chunk: Option<Amount>,
     min_delegation: Amount,
 ) -> Vec<(ValidatorId, Amount)> {
-    let total_w: u128 = policy
-        .validators
+    let total_w: u128 = validators
         .iter()
         .map(|t| u128::from(t.weight))
         .sum::<u128>()
         .max(1);
     let mut pieces: Vec<(ValidatorId, Amount)> = Vec::new();
     let mut left = amount;
-    for v in &policy.validators {
+    for v in validators {
         let have = staked_by
             .get(v.address.as_str())
             .copied()
@@ -467,7 +484,7 @@ fn spread(
     // Whatever rounding left over goes to the validator with the most room
     // under its cap (or the first one).
     if !left.is_zero() {
-        let first = policy.validators[0].address.clone();
+        let first = validators[0].address.clone();
         match pieces.iter_mut().find(|p| p.0 == first) {
             Some(p) => p.1 = p.1.checked_add(left).unwrap_or(p.1),
             None => pieces.push((first, left)),

@@ -122,6 +122,30 @@ fn stakes_only_the_excess_over_the_aim_spread_by_weight() {
 }
 
 #[test]
+fn new_stake_never_goes_to_an_impaired_validator() {
+    // "a" was slashed (or is jailed, delinquent): "b" takes all new stake.
+    let mut s = state(1000, &[("a", 0)], &[], limits(None, Some(7), false));
+    s.delegations[0].impaired = true;
+    let p = run(&s, 1000, 0, &policy(&[("a", 1), ("b", 1)], 100, 20));
+    assert_eq!(moves(&p), [("delegate".to_string(), "b", 900)]);
+    // Every target impaired: nothing is staked, and the plan says why.
+    let mut s = state(
+        1000,
+        &[("a", 0), ("b", 0)],
+        &[],
+        limits(None, Some(7), false),
+    );
+    s.delegations.iter_mut().for_each(|d| d.impaired = true);
+    let p = run(&s, 1000, 0, &policy(&[("a", 1), ("b", 1)], 100, 20));
+    assert!(moves(&p).is_empty());
+    assert!(
+        p.blocked.iter().any(|b| b.contains("impaired")),
+        "{:?}",
+        p.blocked
+    );
+}
+
+#[test]
 fn within_the_band_nothing_moves() {
     let s = state(110, &[("a", 890)], &[], limits(None, Some(7), false));
     let p = run(&s, 1000, 0, &policy(&[("a", 1)], 100, 20));
