@@ -583,13 +583,25 @@ impl EthAdapter {
         hex_u64(&v).ok_or_else(|| bad("withdrawal request fee (over 18 ETH?)", &v))
     }
 
-    /// The newest execution block with the configured confirmations: the
-    /// block an operation counts as confirmed at (see `lookup`), so the
-    /// pool read and the journal agree about what happened.
-    async fn settled_block(&self) -> Result<u64, AdapterError> {
+    /// Where a pool read is taken: the beacon head's slot and the execution
+    /// block its payload carries, so validator balances and the custody
+    /// balance describe one moment (a skim leaves the one in the block
+    /// that credits the other). A consensus layer whose blocks carry no
+    /// payload number (the test server) pairs the head with the newest
+    /// execution block.
+    async fn reading_point(&self) -> Result<(u64, u64), AdapterError> {
+        let slot = self.head_slot().await?;
         let latest = self.el("eth_blockNumber", json!([])).await?;
         let latest = hex_u64(&latest).ok_or_else(|| bad("eth_blockNumber", &latest))?;
-        Ok(latest.saturating_sub(self.s.confirmations.max(1) - 1))
+        let payload = self
+            .beacon_get(&format!("/eth/v2/beacon/blocks/{slot}"))
+            .await?
+            .and_then(|b| {
+                b.pointer("/data/message/body/execution_payload/block_number")
+                    .and_then(num_str)
+            });
+        // An execution node behind the consensus layer: its newest block.
+        Ok((slot, payload.map_or(latest, |n| n.min(latest))))
     }
 
     /// The flows of execution block `n` (see [`crate::flows`]), and whether
@@ -703,11 +715,10 @@ impl ChainAdapter for EthAdapter {
 
     async fn pool_state(&self, req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
         let (genesis, sps, spe) = self.spec().await?;
-        let slot = self.head_slot().await?;
+        // Validators at the head slot, the custody balance at the block its
+        // payload carries (at least as new as any confirmed operation).
+        let (slot, at) = self.reading_point().await?;
         let as_of = self.block_time(genesis, sps, slot).await;
-        // The custody balance at the newest block with the configured
-        // confirmations (the block an operation counts as confirmed at).
-        let at = self.settled_block().await?;
         if req.observe
             && let Ok(mut o) = self.observed_block.lock()
         {
@@ -725,7 +736,7 @@ impl ChainAdapter for EthAdapter {
             .iter()
             .map(|e| format!("0x{}", e.pubkey.to_lowercase()))
             .collect();
-        let vals = self.validators_at("head", &pubkeys).await?;
+        let vals = self.validators_at(&slot.to_string(), &pubkeys).await?;
         let seen: BTreeSet<&str> = vals.iter().map(|v| v.pubkey.as_str()).collect();
         let mut active = Amount::ZERO;
         let mut activating = Amount::ZERO;
@@ -784,7 +795,7 @@ impl ChainAdapter for EthAdapter {
         let ours: BTreeSet<String> = pubkeys.iter().cloned().collect();
         let mut queued: BTreeSet<String> = BTreeSet::new();
         let pending = self
-            .beacon_get("/eth/v1/beacon/states/head/pending_deposits")
+            .beacon_get(&format!("/eth/v1/beacon/states/{slot}/pending_deposits"))
             .await?
             .unwrap_or(json!({"data": []}));
         for d in pending
@@ -863,7 +874,7 @@ impl ChainAdapter for EthAdapter {
     async fn flows_since(&self, req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
         // Scanned to the block the observing pool read was taken at, so
         // the books compare holdings and flows of one moment.
-        let settled = self.settled_block().await?;
+        let (_, settled) = self.reading_point().await?;
         let target = self
             .observed_block
             .lock()
@@ -983,7 +994,7 @@ impl ChainAdapter for EthAdapter {
         // Up to the block the pool is read at: income is never evidenced
         // before the holdings show it (the books would see a fall, then a
         // rise).
-        let latest = self.settled_block().await?;
+        let (_, latest) = self.reading_point().await?;
         let from = c.block.map_or(latest, |b| b + 1);
         let to = latest.min(from.saturating_add(self.s.max_scan_blocks));
         let recipient = self.fee_recipient();

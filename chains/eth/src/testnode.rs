@@ -223,6 +223,9 @@ struct BeaconState {
     /// the consensus layer, no validator yet. (pubkey, credentials, gwei,
     /// slot)
     pending_deposits: Vec<(String, String, u64, u64)>,
+    /// Execution block numbers the blocks' payloads carry, by slot (unset:
+    /// the block shows none).
+    payload_blocks: BTreeMap<u64, u64>,
 }
 
 impl BeaconState {
@@ -307,6 +310,14 @@ impl BeaconServer {
             let slot = s.head_slot;
             s.pending_deposits
                 .push((pubkey.into(), withdrawal_credentials.into(), gwei, slot));
+        });
+    }
+
+    /// The head block's execution payload carries block `number`.
+    pub fn set_head_payload_block(&self, number: u64) {
+        self.with(|s| {
+            let slot = s.head_slot;
+            s.payload_blocks.insert(slot, number);
         });
     }
 
@@ -490,9 +501,13 @@ async fn block(
                 json!({"index": i.to_string(), "validator_index": index.to_string(), "address": address, "amount": amount.to_string()})
             })
             .collect();
+        let mut payload = json!({"withdrawals": ws});
+        if let Some(n) = s.payload_blocks.get(&slot) {
+            payload["block_number"] = json!(n.to_string());
+        }
         Ok(Json(json!({"version": "electra", "data": {"message": {
             "slot": slot.to_string(),
-            "body": {"execution_payload": {"withdrawals": ws}}
+            "body": {"execution_payload": payload}
         }}})))
     })
 }

@@ -807,3 +807,65 @@ async fn a_queued_deposit_survives_a_restart_and_counts_once() {
         assert_eq!(p.delegations[0].activating.base(), 32 * ETH, "{p:?}");
     }
 }
+
+/// The custody balance is read at the execution block the beacon head's
+/// payload carries, so validator balances and the custody balance describe
+/// one moment even when the execution node is a block ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_is_read_at_the_beacon_heads_execution_block() {
+    let w = world(vec![all_entries()[0].clone()]).await;
+    let n0 = u64::from_str_radix(
+        w.anvil
+            .call("eth_blockNumber", json!([]))
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let dev = w.anvil.dev_account().await.unwrap();
+    send_tx(
+        &w.anvil,
+        json!({"from": dev, "to": w.custody, "value": format!("0x{ETH:x}")}),
+    )
+    .await;
+    w.beacon.set_head_payload_block(n0);
+    let p = w
+        .adapter
+        .pool_state(PoolStateRequest::observing())
+        .await
+        .unwrap();
+    assert_eq!(
+        p.liquid.base(),
+        200 * ETH,
+        "as of the head's block, before the transfer"
+    );
+    // The books' flows stop there too.
+    let first = w
+        .adapter
+        .flows_since(FlowsRequest { cursor: None })
+        .await
+        .unwrap();
+    assert_eq!(
+        first.next_cursor.as_deref(),
+        Some(format!("el:{n0}").as_str())
+    );
+    w.beacon.set_head_payload_block(n0 + 1);
+    let p = w
+        .adapter
+        .pool_state(PoolStateRequest::observing())
+        .await
+        .unwrap();
+    assert_eq!(p.liquid.base(), 201 * ETH);
+    let f = w
+        .adapter
+        .flows_since(FlowsRequest {
+            cursor: first.next_cursor,
+        })
+        .await
+        .unwrap();
+    assert_eq!(f.flows.len(), 1, "{:?}", f.flows);
+    assert_eq!(f.flows[0].amount.base(), ETH);
+}
