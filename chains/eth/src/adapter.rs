@@ -412,6 +412,38 @@ impl EthAdapter {
         Ok(out)
     }
 
+    /// The state's queued partial withdrawals (Electra's
+    /// `pending_partial_withdrawals`) by validator index: (gwei,
+    /// withdrawable epoch) each. A node before Electra answers 404: none.
+    async fn pending_partials(
+        &self,
+        state: &str,
+    ) -> Result<BTreeMap<u64, Vec<(u64, u64)>>, AdapterError> {
+        let v = self
+            .beacon_get(&format!(
+                "/eth/v1/beacon/states/{state}/pending_partial_withdrawals"
+            ))
+            .await?
+            .unwrap_or(json!({"data": []}));
+        let mut out: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+        for w in v
+            .get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let field = |k: &str| {
+                w.get(k)
+                    .and_then(num_str)
+                    .ok_or_else(|| bad("pending_partial_withdrawals", w))
+            };
+            out.entry(field("validator_index")?)
+                .or_default()
+                .push((field("amount")?, field("withdrawable_epoch")?));
+        }
+        Ok(out)
+    }
+
     /// Pubkeys the deposit contract has seen (its DepositEvent logs).
     async fn deposited_pubkeys(&self) -> Result<BTreeSet<String>, AdapterError> {
         let logs = self
@@ -530,11 +562,20 @@ impl EthAdapter {
                 }
                 let pubkeys: Vec<String> = self.entries()?.iter().map(|e| format!("0x{}", e.pubkey.to_lowercase())).collect();
                 let exits = self.sent_exits.lock().map(|s| s.clone()).unwrap_or_default();
+                // What a queued partial withdrawal will take is not
+                // available again (read from the chain: a restart forgets
+                // nothing).
+                let queued = self.pending_partials("head").await?;
                 let active: Vec<BeaconValidator> = self
                     .validators_at("head", &pubkeys)
                     .await?
                     .into_iter()
                     .filter(|v| v.status == "active_ongoing" && !exits.contains(&v.pubkey))
+                    .map(|mut v| {
+                        let out: u64 = queued.get(&v.index).into_iter().flatten().map(|(g, _)| *g).sum();
+                        v.balance_gwei = v.balance_gwei.saturating_sub(out);
+                        v
+                    })
                     .collect();
                 let want_gwei = u64::try_from(amount.base() / WEI_PER_GWEI)
                     .map_err(|_| AdapterError::InvalidRequest("amount too large".into()))?;
@@ -738,6 +779,9 @@ impl ChainAdapter for EthAdapter {
             .collect();
         let vals = self.validators_at(&slot.to_string(), &pubkeys).await?;
         let seen: BTreeSet<&str> = vals.iter().map(|v| v.pubkey.as_str()).collect();
+        // Partial withdrawals the consensus layer has queued: unbonding, no
+        // longer active, from the chain's own queue.
+        let partials = self.pending_partials(&slot.to_string()).await?;
         let mut active = Amount::ZERO;
         let mut activating = Amount::ZERO;
         let mut unbonding = Vec::new();
@@ -761,7 +805,22 @@ impl ChainAdapter for EthAdapter {
             };
             match status {
                 "pending_initialized" | "pending_queued" => activating = add(activating, b),
-                "active_ongoing" => active = add(active, b),
+                "active_ongoing" => {
+                    let mut left = v.balance_gwei;
+                    for (gwei, epoch) in partials.get(&v.index).into_iter().flatten() {
+                        let out = (*gwei).min(left);
+                        left -= out;
+                        let t = genesis + epoch * epoch_secs + self.s.sweep_delay_secs;
+                        unbonding.push(UnbondingEntry {
+                            validator: self.s.operator.clone(),
+                            amount: wei(out),
+                            completes_at: Timestamp::from_unix(
+                                i64::try_from(t).unwrap_or(i64::MAX),
+                            ),
+                        });
+                    }
+                    active = add(active, wei(left));
+                }
                 "active_exiting"
                 | "active_slashed"
                 | "exited_unslashed"

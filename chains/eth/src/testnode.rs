@@ -226,6 +226,9 @@ struct BeaconState {
     /// Execution block numbers the blocks' payloads carry, by slot (unset:
     /// the block shows none).
     payload_blocks: BTreeMap<u64, u64>,
+    /// The state's `pending_partial_withdrawals` (Electra): (validator
+    /// index, gwei, withdrawable epoch).
+    pending_partials: Vec<(u64, u64, u64)>,
 }
 
 impl BeaconState {
@@ -313,6 +316,11 @@ impl BeaconServer {
         });
     }
 
+    /// Partial withdrawals queued by EIP-7002 requests, not yet swept.
+    pub fn pending_partials(&self) -> Vec<(u64, u64, u64)> {
+        self.with(|s| s.pending_partials.clone())
+    }
+
     /// The head block's execution payload carries block `number`.
     pub fn set_head_payload_block(&self, number: u64) {
         self.with(|s| {
@@ -378,6 +386,10 @@ impl BeaconServer {
                 "/eth/v1/beacon/states/{state}/pending_deposits",
                 get(pending_deposits),
             )
+            .route(
+                "/eth/v1/beacon/states/{state}/pending_partial_withdrawals",
+                get(pending_partial_withdrawals),
+            )
             .with_state(self.clone());
         softstake_testnode::serve(app, addr).await
     }
@@ -395,6 +407,24 @@ async fn pending_deposits(
             .map(|(pk, wc, gwei, slot)| {
                 json!({"pubkey": pk, "withdrawal_credentials": wc, "amount": gwei.to_string(),
                        "signature": format!("0x{}", "00".repeat(96)), "slot": slot.to_string()})
+            })
+            .collect();
+        Json(json!({"version": "electra", "execution_optimistic": false, "finalized": false, "data": data}))
+    })
+}
+
+/// The head state's `pending_partial_withdrawals`.
+async fn pending_partial_withdrawals(
+    State(b): State<BeaconServer>,
+    Path(_state): Path<String>,
+) -> Json<Value> {
+    b.with(|s| {
+        let data: Vec<Value> = s
+            .pending_partials
+            .iter()
+            .map(|(index, gwei, epoch)| {
+                json!({"validator_index": index.to_string(), "amount": gwei.to_string(),
+                       "withdrawable_epoch": epoch.to_string()})
             })
             .collect();
         Json(json!({"version": "electra", "execution_optimistic": false, "finalized": false, "data": data}))
@@ -586,13 +616,35 @@ pub async fn consensus_step(
             .await?;
         anvil.receipt(&h).await?;
     }
-    let exits: Vec<String> = out
+    // Requests: source (20) ++ pubkey (48) ++ amount (8, big endian); an
+    // amount of 0 is a full exit, any other a partial withdrawal.
+    let requests: Vec<(String, u64)> = out
         .chunks(76)
-        .map(|r| format!("0x{}", hex::encode(&r[20..68])))
+        .map(|r| {
+            let amount = r[68..76].try_into().map(u64::from_be_bytes).unwrap_or(0);
+            (format!("0x{}", hex::encode(&r[20..68])), amount)
+        })
+        .collect();
+    let exits: Vec<String> = requests
+        .iter()
+        .filter(|(_, a)| *a == 0)
+        .map(|(p, _)| p.clone())
         .collect();
     let mut swept: u64 = 0;
     beacon.advance_slots(32);
     let head_epoch = beacon.head() / 32;
+    // A partial withdrawal from a compounding (0x02) validator waits in the
+    // state's queue until its withdrawable epoch (here: the next step).
+    for (pk, gwei) in requests.iter().filter(|(_, a)| *a > 0) {
+        if let Some(v) = beacon.validators().iter().find(|v| {
+            v.pubkey == *pk
+                && v.status == "active_ongoing"
+                && v.withdrawal_credentials.starts_with("0x02")
+        }) {
+            let index = v.index;
+            beacon.with(|s| s.pending_partials.push((index, *gwei, head_epoch + 1)));
+        }
+    }
     beacon.update(|vs| {
         for v in vs.iter_mut() {
             match v.status.as_str() {
@@ -611,11 +663,34 @@ pub async fn consensus_step(
             }
         }
     });
-    // The sweep: exited balances in full, 0x01 balances above 32 ETH.
+    // The sweep: due partial withdrawals first (never below 32 ETH), then
+    // exited balances in full and balances above the maximum effective
+    // balance (0x01: 32 ETH; 0x02: 2048 ETH).
+    let due: Vec<(u64, u64, u64)> = beacon.with(|s| {
+        let (due, wait) = std::mem::take(&mut s.pending_partials)
+            .into_iter()
+            .partition(|(_, _, e)| *e <= head_epoch);
+        s.pending_partials = wait;
+        due
+    });
+    for (index, gwei, _) in due {
+        if let Some(v) = beacon.validators().iter().find(|v| v.index == index) {
+            let amount = gwei.min(v.balance.saturating_sub(32 * GWEI));
+            if amount > 0 {
+                beacon.withdraw(index, custody, amount);
+                swept += amount;
+            }
+        }
+    }
     for v in beacon.validators() {
+        let max = if v.withdrawal_credentials.starts_with("0x02") {
+            2048 * GWEI
+        } else {
+            32 * GWEI
+        };
         let amount = match v.status.as_str() {
             "withdrawal_possible" => v.balance,
-            "active_ongoing" if v.balance > 32 * GWEI => v.balance - 32 * GWEI,
+            "active_ongoing" if v.balance > max => v.balance - max,
             _ => 0,
         };
         if amount > 0 {

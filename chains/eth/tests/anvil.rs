@@ -869,3 +869,60 @@ async fn the_pool_is_read_at_the_beacon_heads_execution_block() {
     assert_eq!(f.flows.len(), 1, "{:?}", f.flows);
     assert_eq!(f.flows[0].amount.base(), ETH);
 }
+
+/// A partial withdrawal from a compounding (0x02) validator, through the
+/// EIP-7002 contract and the consensus layer's queue: once queued it is
+/// unbonding, not active, read from the chain (a restarted adapter sees
+/// it too), so no plan asks for the same ether again; the sweep pays it
+/// and never takes the validator below 32 ETH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_withdrawal_is_unbonding_from_the_chains_queue_until_swept() {
+    let w = world(vec![all_entries()[1].clone()]).await;
+    let step = || {
+        softstake_chain_eth::testnode::consensus_step(
+            &w.anvil,
+            &w.beacon,
+            &w.deposit_contract,
+            &w.custody,
+            REQUESTS,
+        )
+    };
+    send_op(&w, build(&w, delegate(64 * ETH)).await.unwrap()).await;
+    step().await.unwrap(); // deposit seen: pending
+    step().await.unwrap(); // active
+    let p = w
+        .adapter
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap();
+    let active = p.delegations[0].active.base();
+    assert!(active >= 64 * ETH, "{p:?}");
+    send_op(&w, build(&w, undelegate(32 * ETH)).await.unwrap()).await;
+    step().await.unwrap(); // the request is dequeued into the state's queue
+    assert_eq!(w.beacon.pending_partials().len(), 1);
+    let v = vectors();
+    let key = Arc::new(LocalKey::parse(v["custody_key_hex"].as_str().unwrap(), None).unwrap());
+    let restarted = EthAdapter::new(w.settings.clone(), key).unwrap();
+    for a in [&w.adapter, &restarted] {
+        let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
+        assert_eq!(p.unbonding.len(), 1, "{p:?}");
+        assert_eq!(p.unbonding[0].amount.base(), 32 * ETH);
+        let balance = p.delegations[0].active.base() + 32 * ETH;
+        assert!(balance >= 64 * ETH, "the validator still holds it: {p:?}");
+    }
+    // The sweep pays it: liquid up by exactly 32 ETH, nothing unbonding.
+    let before = w
+        .adapter
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap();
+    step().await.unwrap();
+    assert!(w.beacon.pending_partials().is_empty());
+    let after = restarted
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap();
+    assert!(after.unbonding.is_empty(), "{after:?}");
+    assert_eq!(after.liquid.base() - before.liquid.base(), 32 * ETH);
+    assert!(after.delegations[0].active.base() >= 32 * ETH);
+}
