@@ -167,6 +167,13 @@ struct Cursor {
     high_water: BTreeMap<u64, u64>,
     /// Last execution block accounted for.
     block: Option<u64>,
+    /// End of the last execution reward's period (unix seconds): the next
+    /// one is attributed from there, so execution income is shared by
+    /// everyone who held since, not by whoever held in its 12-second slot
+    /// (proposals are known an epoch ahead: a period that short is
+    /// gameable).
+    #[serde(default)]
+    el_since: Option<i64>,
 }
 
 impl EthAdapter {
@@ -1104,9 +1111,11 @@ impl ChainAdapter for EthAdapter {
                 }
                 let ts = b.get("timestamp").and_then(hex_u64).unwrap_or(0);
                 let ts = i64::try_from(ts).unwrap_or(i64::MAX);
+                let start = c.el_since.filter(|s| *s < ts).unwrap_or(ts - 12);
+                c.el_since = Some(ts);
                 rewards.push(ObservedReward {
                     key: format!("el:{n}"),
-                    period: Period::new(Timestamp::from_unix(ts - 12), Timestamp::from_unix(ts))
+                    period: Period::new(Timestamp::from_unix(start), Timestamp::from_unix(ts))
                         .map_err(|e| bad("period", &json!(e.to_string())))?,
                     amount: Amount::from_base(total),
                     validator: self.s.operator.clone(),
@@ -1122,6 +1131,20 @@ impl ChainAdapter for EthAdapter {
         c.block = Some(to.max(from.saturating_sub(1)));
         if c.block.is_none() || from > to {
             c.block = Some(latest);
+        }
+        if c.el_since.is_none() {
+            // Income from now on is shared from now on (the execution
+            // layer's own clock: the periods are its blocks' times).
+            let b = self
+                .el(
+                    "eth_getBlockByNumber",
+                    json!([format!("0x{latest:x}"), false]),
+                )
+                .await?;
+            c.el_since = b
+                .get("timestamp")
+                .and_then(hex_u64)
+                .and_then(|t| i64::try_from(t).ok());
         }
         let next = serde_json::to_string(&c).map_err(|e| AdapterError::Config(e.to_string()))?;
         Ok(RewardsResponse {

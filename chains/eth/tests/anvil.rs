@@ -300,6 +300,11 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
     // transfer into custody in a block we received is not income.
     w.anvil.set_coinbase(&w.custody).await.unwrap();
     let dev = w.anvil.dev_account().await.unwrap();
+    // Ten minutes pass between the proposals (anvil's clock).
+    w.anvil
+        .call("evm_increaseTime", json!([600]))
+        .await
+        .unwrap();
     let tip_tx = w
         .anvil
         .call(
@@ -317,6 +322,10 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
         .unwrap();
     let mev = ETH / 20;
     w.anvil.set_coinbase(&dev).await.unwrap();
+    w.anvil
+        .call("evm_increaseTime", json!([600]))
+        .await
+        .unwrap();
     w.anvil
         .call(
             "eth_sendTransaction",
@@ -363,6 +372,16 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
     assert_eq!(by(v1), u128::from(20_000_000u64) * 1_000_000_000);
     let el_total: u128 = el.iter().map(|x| x.amount.base()).sum();
     assert_eq!(el_total, gas_used * 2_000_000_000 + mev, "{el:?}");
+    // Each execution reward is shared over the time since the previous one
+    // (not its 12-second slot): the periods follow one another.
+    assert_eq!(el.len(), 2, "{el:?}");
+    assert_eq!(el[1].period.start(), el[0].period.end());
+    for x in &el {
+        assert!(
+            x.period.end().unix() - x.period.start().unix() >= 600,
+            "{x:?}"
+        );
+    }
     // A penalty, then a partial recovery: nothing until the high-water
     // mark is passed, then only the excess.
     w.beacon.update(|vs| vs[0].balance -= 1_000_000);
