@@ -266,15 +266,50 @@ pub fn plan(
                 "would stake {amount} but every configured validator is impaired (slashed, jailed or delinquent)"
             ));
         } else {
-            let total_after = staked.checked_add(amount).ok_or(PlanError::Overflow)?;
-            for (validator, a) in spread(
-                amount,
-                total_after,
-                &staked_by,
-                &eligible,
-                limits.stake_chunk,
-                limits.min_delegation,
-            ) {
+            // Caps are shares of the stake after the plan, so what cannot
+            // be placed shrinks that total and the room under every cap:
+            // place less until everything placed fits (it only shrinks).
+            // On chunked chains a plan sends at most MAX_CHUNK_OPS chunks:
+            // spread only those, so the caps hold for what is sent.
+            let amount = match limits.stake_chunk {
+                Some(c) if !c.is_zero() => {
+                    let most = c.checked_mul(MAX_CHUNK_OPS as u128).unwrap_or(amount);
+                    if amount > most {
+                        blocked.push(format!(
+                            "{} more of the stake must wait for the next plan (at most {MAX_CHUNK_OPS} operations of {c} per plan)",
+                            amount.saturating_sub(most)
+                        ));
+                    }
+                    amount.min(most)
+                }
+                _ => amount,
+            };
+            let mut placing = amount;
+            let mut pieces = Vec::new();
+            for _ in 0..64 {
+                let total_after = staked.checked_add(placing).ok_or(PlanError::Overflow)?;
+                let (p, unplaced) = spread(
+                    placing,
+                    total_after,
+                    &staked_by,
+                    &eligible,
+                    limits.stake_chunk,
+                    limits.min_delegation,
+                );
+                pieces = p;
+                if unplaced.is_zero() {
+                    break;
+                }
+                placing = round_down(placing.saturating_sub(unplaced), limits.stake_chunk);
+                pieces.clear();
+            }
+            let unplaced = amount.saturating_sub(sum(pieces.iter().map(|p| p.1))?);
+            if !unplaced.is_zero() {
+                blocked.push(format!(
+                    "{unplaced} of the stake was not placed: no validator has room for it under its cap (or it is below the chain's minimum delegation)"
+                ));
+            }
+            for (validator, a) in pieces {
                 ops.push(PlannedOp {
                     reason: format!(
                         "liquid {liquid} is above the band's ceiling {ceiling}; staking the excess over the aim {aim}"
@@ -448,8 +483,11 @@ fn best_validator(vs: &[ValidatorTarget]) -> &ValidatorTarget {
 }
 
 /// Splits `amount` of new stake over validators toward their weighted
-/// targets of `total_after`, within caps, in chunks, each piece at least the
-/// chain minimum (small pieces merge into the largest).
+/// targets of `total_after`, never above a validator's cap, in chunks,
+/// each piece at least the chain minimum. What rounding leaves goes to the
+/// validator with the most room under its cap; what no validator has room
+/// for (or a piece below the minimum that fits nowhere) is not placed and
+/// returned as the second value.
 fn spread(
     amount: Amount,
     total_after: Amount,
@@ -457,50 +495,79 @@ fn spread(
     validators: &[ValidatorTarget],
     chunk: Option<Amount>,
     min_delegation: Amount,
-) -> Vec<(ValidatorId, Amount)> {
+) -> (Vec<(ValidatorId, Amount)>, Amount) {
     let total_w: u128 = validators
         .iter()
         .map(|t| u128::from(t.weight))
         .sum::<u128>()
         .max(1);
-    let mut pieces: Vec<(ValidatorId, Amount)> = Vec::new();
-    let mut left = amount;
-    for v in validators {
-        let have = staked_by
+    let have = |v: &ValidatorTarget| {
+        staked_by
             .get(v.address.as_str())
             .copied()
-            .unwrap_or(Amount::ZERO);
+            .unwrap_or(Amount::ZERO)
+    };
+    // Room under each cap, after what this plan gives.
+    let mut room: Vec<Amount> = validators
+        .iter()
+        .map(|v| v.cap.apply_floor(total_after).saturating_sub(have(v)))
+        .collect();
+    let mut given: Vec<Amount> = vec![Amount::ZERO; validators.len()];
+    let mut left = amount;
+    for (i, v) in validators.iter().enumerate() {
         let target = total_after
             .mul_div_floor(u128::from(v.weight), total_w)
             .map_or(Amount::ZERO, |(a, _)| a);
-        let cap = v.cap.apply_floor(total_after);
-        let room = target.min(cap).saturating_sub(have);
-        let take = round_down(room.min(left), chunk);
-        if !take.is_zero() {
-            pieces.push((v.address.clone(), take));
-            left = left.saturating_sub(take);
+        let want = target.saturating_sub(have(v)).min(room[i]);
+        let take = round_down(want.min(left), chunk);
+        given[i] = take;
+        room[i] = room[i].saturating_sub(take);
+        left = left.saturating_sub(take);
+    }
+    // What rounding left: to the most room first, within caps.
+    while !left.is_zero() {
+        let Some(i) = (0..validators.len())
+            .filter(|i| !round_down(room[*i].min(left), chunk).is_zero())
+            .max_by(|a, b| room[*a].cmp(&room[*b]).then(b.cmp(a)))
+        else {
+            break;
+        };
+        let take = round_down(room[i].min(left), chunk);
+        given[i] = given[i].checked_add(take).unwrap_or(given[i]);
+        room[i] = room[i].saturating_sub(take);
+        left = left.saturating_sub(take);
+    }
+    // Pieces below the chain minimum join the largest piece that has room
+    // for them, or are not placed.
+    let mut order: Vec<usize> = (0..validators.len())
+        .filter(|i| !given[*i].is_zero())
+        .collect();
+    order.sort_by(|a, b| {
+        given[*b]
+            .cmp(&given[*a])
+            .then(validators[*a].address.cmp(&validators[*b].address))
+    });
+    let mut out: Vec<(usize, Amount)> = Vec::new();
+    for i in order {
+        let a = given[i];
+        if a >= min_delegation {
+            out.push((i, a));
+            continue;
+        }
+        match out.first_mut() {
+            Some((j, big)) if room[*j] >= a => {
+                room[*j] = room[*j].saturating_sub(a);
+                *big = big.checked_add(a).unwrap_or(*big);
+            }
+            _ => left = left.checked_add(a).unwrap_or(left),
         }
     }
-    // Whatever rounding left over goes to the validator with the most room
-    // under its cap (or the first one).
-    if !left.is_zero() {
-        let first = validators[0].address.clone();
-        match pieces.iter_mut().find(|p| p.0 == first) {
-            Some(p) => p.1 = p.1.checked_add(left).unwrap_or(p.1),
-            None => pieces.push((first, left)),
-        }
-    }
-    // Merge pieces below the chain minimum into the largest one.
-    pieces.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut out: Vec<(ValidatorId, Amount)> = Vec::new();
-    for (v, a) in pieces {
-        if a < min_delegation && !out.is_empty() {
-            out[0].1 = out[0].1.checked_add(a).unwrap_or(out[0].1);
-        } else {
-            out.push((v, a));
-        }
-    }
-    out
+    (
+        out.into_iter()
+            .map(|(i, a)| (validators[i].address.clone(), a))
+            .collect(),
+        left,
+    )
 }
 
 #[cfg(test)]

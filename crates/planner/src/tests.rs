@@ -146,6 +146,46 @@ fn new_stake_never_goes_to_an_impaired_validator() {
 }
 
 #[test]
+fn caps_hold_and_the_rest_goes_where_there_is_room() {
+    // The example config's Cosmos validators: weights 2:1, caps 60% / 50%.
+    // 1000 to stake from nothing: "a" wants 666 but stops at its cap.
+    let s = state(1000, &[], &[], limits(None, Some(7), false));
+    let mut pol = policy(&[("a", 2), ("b", 1)], 0, 0);
+    pol.validators[0].cap = rate(600);
+    pol.validators[1].cap = rate(500);
+    let p = run(&s, 0, 0, &pol);
+    assert_eq!(
+        moves(&p),
+        [
+            ("delegate".to_string(), "a", 600),
+            ("delegate".to_string(), "b", 400)
+        ]
+    );
+    // Caps are shares of the stake after the plan. With 1000 staked
+    // elsewhere and caps of 20% each, staking x more needs a and b to hold
+    // it within 40% of 1000 + x: at most 666 fits (333 each); the rest
+    // stays liquid, and the plan says so.
+    let s = state(1000, &[("z", 1000)], &[], limits(None, Some(7), false));
+    pol.validators[0].cap = rate(200);
+    pol.validators[1].cap = rate(200);
+    let p = run(&s, 0, 0, &pol);
+    assert_eq!(
+        moves(&p),
+        [
+            ("delegate".to_string(), "a", 333),
+            ("delegate".to_string(), "b", 333)
+        ]
+    );
+    assert!(
+        p.blocked
+            .iter()
+            .any(|b| b.contains("334") && b.contains("cap")),
+        "{:?}",
+        p.blocked
+    );
+}
+
+#[test]
 fn within_the_band_nothing_moves() {
     let s = state(110, &[("a", 890)], &[], limits(None, Some(7), false));
     let p = run(&s, 1000, 0, &policy(&[("a", 1)], 100, 20));
@@ -331,6 +371,32 @@ proptest! {
         }
         // Never both directions at once.
         prop_assert!(!(ms.iter().any(|m| m.0 == "delegate") && ms.iter().any(|m| m.0 == "undelegate")));
+    }
+
+    #[test]
+    fn new_stake_never_takes_a_validator_over_its_cap(
+        (s, liab, queued, mut pol) in arb_case(),
+        caps in prop::collection::vec(100i64..=1000, 3),
+    ) {
+        for (v, c) in pol.validators.iter_mut().zip(&caps) {
+            v.cap = rate(*c);
+        }
+        let p = run(&s, liab, queued, &pol);
+        let ms = moves(&p);
+        let staked: u128 = s.delegations.iter().map(|d| d.active.base() + d.activating.base()).sum();
+        let added: u128 = ms.iter().filter(|m| m.0 == "delegate").map(|m| m.2).sum();
+        let total_after = staked + added;
+        for v in &pol.validators {
+            let got: u128 = ms.iter().filter(|m| m.0 == "delegate" && m.1 == v.address).map(|m| m.2).sum();
+            if got == 0 {
+                continue;
+            }
+            let have = s.delegations.iter().find(|d| d.validator == v.address).map_or(0, |d| d.active.base() + d.activating.base());
+            prop_assert!(
+                have + got <= v.cap.apply_floor(Amount::from_base(total_after)).base(),
+                "{} ends with {} of {} (cap {}): {:?}", v.address, have + got, total_after, v.cap, ms
+            );
+        }
     }
 
     #[test]
