@@ -158,6 +158,16 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// After restoring the database from a backup: what each chain did
+    /// since the ledger's last snapshot that the ledger does not know
+    /// (transactions the custody key signed that the journal did not,
+    /// transfers nobody declared). Books nothing; fails when a chain is
+    /// ahead of the ledger. Keep such a chain paused until it is explained.
+    VerifyRestore {
+        /// Only this chain (default: every enabled chain).
+        #[arg(long)]
+        chain: Option<softstake_core::ChainId>,
+    },
     /// Offline transactions (air-gapped signing).
     Tx {
         #[command(subcommand)]
@@ -318,6 +328,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         | Command::Pause { .. }
         | Command::Resume { .. }
         | Command::Plan { .. }
+        | Command::VerifyRestore { .. }
         | Command::Operations { .. } => {
             let cfg = load_config(cli.config.as_ref(), cli.database_url.as_deref())?;
             init_logging(&cfg, cli.log_json);
@@ -448,6 +459,7 @@ async fn ledger(store: &Store, cfg: &Config, cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Plan { chain, state } => plan(store, cfg, chain, state.as_deref()).await,
+        Command::VerifyRestore { chain } => verify_restore(store, cfg, chain).await,
         _ => Ok(()),
     }
 }
@@ -503,6 +515,50 @@ async fn plan(
         "note": "nothing was journaled, signed or sent",
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+async fn verify_restore(
+    store: &Store,
+    cfg: &Config,
+    only: Option<softstake_core::ChainId>,
+) -> Result<()> {
+    let chains: Vec<&softstake_config::ChainConfig> = match only {
+        Some(c) => vec![
+            cfg.chain(c)
+                .with_context(|| format!("{c} is not configured (add a [[chains]] section)"))?,
+        ],
+        None => cfg.chains.iter().filter(|c| c.enabled).collect(),
+    };
+    let mut ahead = Vec::new();
+    let mut report = Vec::new();
+    for cc in chains {
+        let adapter = softstake_adapters::build_adapter(cc)?;
+        let r = softstake_engine::verify_restore(store, adapter.as_ref())
+            .await
+            .with_context(|| format!("{}: reading what the chain did", cc.chain))?;
+        let verdict = if !r.complete {
+            "cannot tell: this chain's adapter does not prove every transfer and fee; keep it paused and compare it with `softstake plan`"
+        } else if r.unknown.is_empty() {
+            "the ledger knows everything the chain did since its last snapshot"
+        } else {
+            ahead.push(cc.chain);
+            "the chain is ahead of the ledger: keep it paused until each of these is explained (declare the transfers; `softstake books resolve` the fees once booked)"
+        };
+        report.push(serde_json::json!({"check": r, "verdict": verdict}));
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if !ahead.is_empty() {
+        anyhow::bail!(
+            "{} chain(s) did what the ledger does not know: {}",
+            ahead.len(),
+            ahead
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(())
 }
 

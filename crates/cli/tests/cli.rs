@@ -934,3 +934,41 @@ fn books_declare_show_and_refusals_without_a_daemon() {
     let (ok, out, _) = cli(&["books", "flows", "--chain", "cosmos", "--open"]);
     assert!(ok && out.trim() == "[]", "{out}");
 }
+
+#[test]
+fn verify_restore_says_what_it_cannot_tell_and_books_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("v.db").display());
+    let cli = |args: &[&str]| {
+        let o = run(bin()
+            .arg("--config")
+            .arg(example())
+            .args(["--database-url", &url])
+            .env(
+                "SOFTSTAKE_COSMOS_KEY_HEX",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            )
+            .args(args));
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr(&o),
+        )
+    };
+    assert!(cli(&["migrate"]).0);
+    // The Cosmos adapter does not prove its flows yet: nothing can be
+    // said, and the command says so (the real-node case, where it names
+    // what the restored ledger does not know, is tests/tests/restore_eth.rs).
+    let (ok, out, err) = cli(&["verify-restore", "--chain", "cosmos"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["check"]["complete"], false, "{out}");
+    assert!(
+        v[0]["verdict"].as_str().unwrap().contains("cannot tell"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&["verify-restore", "--chain", "polkadot"]);
+    assert!(!ok && err.contains("polkadot is not configured"), "{err}");
+    let (_, out, _) = cli(&["books", "snapshots", "--chain", "cosmos"]);
+    assert_eq!(out.trim(), "[]", "booked nothing");
+}

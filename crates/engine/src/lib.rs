@@ -965,6 +965,40 @@ impl Engine {
     }
 }
 
+/// What a chain did after the ledger's last snapshot that the ledger cannot
+/// explain (`softstake verify-restore`): asks the adapter for its flows
+/// after the stored cursor and books nothing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RestoreCheck {
+    /// Chain.
+    pub chain: softstake_core::ChainId,
+    /// Whether the adapter proves every flow (otherwise nothing can be
+    /// said: compare the chain with `softstake plan`).
+    pub complete: bool,
+    /// Flows since the cursor.
+    pub flows: usize,
+    /// Of them, what the ledger does not know: fees of transactions the
+    /// journal did not sign and transfers nobody declared.
+    pub unknown: Vec<softstake_core::adapter::PoolFlow>,
+}
+
+/// Runs the check for one chain (see [`RestoreCheck`]).
+pub async fn verify_restore(
+    store: &Store,
+    adapter: &dyn ChainAdapter,
+) -> Result<RestoreCheck, EngineError> {
+    let chain = adapter.chain();
+    let cursor = store.flow_cursor(chain).await?;
+    let flows = adapter.flows_since(FlowsRequest { cursor }).await?;
+    let unknown = store.unknown_activity(chain, &flows.flows).await?;
+    Ok(RestoreCheck {
+        chain,
+        complete: flows.complete,
+        flows: flows.flows.len(),
+        unknown,
+    })
+}
+
 /// The plan for `state` under `cfg`, with liabilities, withdrawals owed and
 /// the day's remaining cap read from the store. Journals nothing (also used
 /// by `softstake plan --state FILE`, which needs no adapter).

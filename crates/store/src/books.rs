@@ -1190,6 +1190,46 @@ impl crate::Store {
         })
     }
 
+    /// Of `flows` the chain proves after the stored cursor, those the
+    /// ledger cannot explain, without booking anything: fees of
+    /// transactions the journal did not sign (nobody declared them either)
+    /// and transfers nobody declared. After a restore from a backup these
+    /// are what the chains did that the restored ledger does not know.
+    pub async fn unknown_activity(
+        &self,
+        chain: ChainId,
+        flows: &[PoolFlow],
+    ) -> Result<Vec<PoolFlow>, StoreError> {
+        let c = chain.as_str();
+        let mut out = Vec::new();
+        for f in flows {
+            let (booked, journaled, declared): (i64, i64, i64) = on_pool!(self, pool => {
+                sqlx::query_as(
+                    "SELECT (SELECT COUNT(*) FROM pool_flows WHERE chain = $1 AND flow_key = $2),                             (SELECT COUNT(*) FROM operations WHERE chain = $1 AND tx_id = $3),                             (SELECT COUNT(*) FROM transfer_declarations WHERE chain = $1 AND tx_id = $3 AND ($4 = '' OR direction = $4))",
+                )
+                .bind(c)
+                .bind(&f.key)
+                .bind(&f.tx_id)
+                .bind(match f.kind {
+                    FlowKind::TransferIn => "in",
+                    FlowKind::TransferOut => "out",
+                    FlowKind::Fee => "",
+                })
+                .fetch_one(pool)
+                .await?
+            });
+            let known = booked > 0
+                || match f.kind {
+                    FlowKind::Fee => journaled > 0 || declared > 0,
+                    _ => declared > 0,
+                };
+            if !known {
+                out.push(f.clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// A chain's books and backing now.
     pub async fn books(
         &self,
