@@ -115,6 +115,10 @@ pub struct BooksSummary {
     pub owed: i128,
     /// Fees booked.
     pub fees: u128,
+    /// Losses booked (borne by the configured rule).
+    pub losses: u128,
+    /// What the platform owes the pool.
+    pub shortfall: u128,
     /// Whether the adapter proves every transfer and fee.
     pub flows_proven: bool,
     /// Residual carried, not yet recognised (signed, base units).
@@ -724,6 +728,8 @@ async fn summarize(
         holdings: b.holdings.base(),
         owed: b.owed.total,
         fees: b.owed.fees.base(),
+        losses: b.owed.losses.base(),
+        shortfall: b.owed.shortfall.base(),
         flows_proven: b.snapshot.as_ref().is_some_and(|s| s.complete),
         unrecognized: b.snapshot.as_ref().map_or(0, |s| s.unrecognized),
     };
@@ -753,7 +759,7 @@ pub fn render(summary: &[ChainSummary]) -> String {
         let d = s.chain.decimals();
         let f = |v: u128| softstake_core::Amount::from_base(v).format_units(d);
         out.push_str(&format!(
-            "{} ({})\n  node: {}\n  staked {} | buffer {} | rewards {} collected ({}), {} distributions: {} to users, {} commission\n  users credited (largest distribution): {} | conservation: {}\n  withdrawals: small {}; large {} -> {} (ETA {}, granted {})\n  confirmed on chain: {:?}\n  books: backing {} (holdings {}, owed {}), fees {}, residual unexplained {}, {}\n",
+            "{} ({})\n  node: {}\n  staked {} | buffer {} | rewards {} collected ({}), {} distributions: {} to users, {} commission\n  users credited (largest distribution): {} | conservation: {}\n  withdrawals: small {}; large {} -> {} (ETA {}, granted {})\n  confirmed on chain: {:?}\n  books: backing {} (holdings {}, owed {}), fees {}, losses {}, platform shortfall {}, residual unexplained {}, {}\n",
             s.chain,
             s.chain.asset(),
             s.node,
@@ -776,6 +782,8 @@ pub fn render(summary: &[ChainSummary]) -> String {
             f(s.books.holdings),
             softstake_core::Amount::format_signed_units(s.books.owed, d),
             f(s.books.fees),
+            f(s.books.losses),
+            f(s.books.shortfall),
             softstake_core::Amount::format_signed_units(s.books.unrecognized, d),
             if s.books.flows_proven {
                 "every transfer and fee proven"
