@@ -9,11 +9,8 @@
 //! by an exit request, and granted once the sweep pays out.
 #![allow(clippy::unwrap_used)]
 
-use serde_json::Value;
 use softstake_chain_eth::EthAdapter;
-use softstake_chain_eth::deposit::DepositEntry;
-use softstake_chain_eth::keys::LocalKey;
-use softstake_chain_eth::testnode::{Anvil, BeaconServer};
+use softstake_chain_eth::testnode::EthWorld;
 use softstake_core::adapter::ChainAdapter;
 use softstake_core::{Amount, ChainId, Clock, ManualClock, Timestamp};
 use softstake_store::OpState;
@@ -21,64 +18,21 @@ use softstake_tests::on_both;
 use std::sync::Arc;
 
 const ETH: u128 = 1_000_000_000_000_000_000;
-const REQUESTS: &str = "0x00000961Ef480Eb55e80D19ad83579A64c007002";
-
-fn vectors() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/vectors/eth/vectors.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap()
-}
 
 /// The consensus layer's side of one step.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal() {
     on_both(|store| async move {
-        let v = vectors();
-        let entries: Vec<DepositEntry> = serde_json::from_value(v["deposit_data"].clone()).unwrap();
-        let anvil = Anvil::start().await.unwrap();
-        let deposit_contract = anvil
-            .deploy(v["deposit_contract_bytecode"].as_str().unwrap())
-            .await
-            .unwrap();
-        anvil
-            .set_code(REQUESTS, v["withdrawal_request_runtime"].as_str().unwrap())
-            .await
-            .unwrap();
-        let key = Arc::new(LocalKey::parse(v["custody_key_hex"].as_str().unwrap(), None).unwrap());
-        let custody = key.address().to_checksum(None);
-        // 100 ETH owed to users, plus a little for gas.
-        anvil
-            .set_balance(&custody, 100 * ETH + ETH / 10)
-            .await
-            .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        // Two 0x01 validators' deposit data (32 ETH each).
-        std::fs::write(
-            dir.path().join("deposit_data-1.json"),
-            serde_json::to_string(&[entries[0].clone(), entries[2].clone()]).unwrap(),
-        )
-        .unwrap();
-        let beacon = BeaconServer::new(1_700_000_000, 12, 32, "0x10000038");
-        let bound = beacon.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let adapter: Arc<dyn ChainAdapter> = Arc::new(
-            EthAdapter::new(
-                softstake_chain_eth::testnode::settings(
-                    vec![anvil.url.clone()],
-                    bound,
-                    &deposit_contract,
-                    dir.path().to_path_buf(),
-                    3_600,
-                ),
-                key,
-            )
-            .unwrap(),
-        );
+        // 100 ETH owed to users, plus a little for gas; two 0x01
+        // validators' deposit data (32 ETH each).
+        let w = EthWorld::start(100 * ETH + ETH / 10, &[0, 2], dir.path())
+            .await
+            .unwrap();
+        let (anvil, beacon, custody) = (&w.anvil, &w.beacon, w.custody.clone());
+        let adapter: Arc<dyn ChainAdapter> =
+            Arc::new(EthAdapter::new(w.settings(3_600), EthWorld::key().unwrap()).unwrap());
         let clock = ManualClock::new(Timestamp::from_unix(1_700_000_000));
         let engine =
             softstake_tests::adapter_engine(&store, adapter, &[("op-a", 1)], ETH, 384, &clock);
@@ -90,15 +44,10 @@ async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal
         )
         .await;
         let step = || {
-            let (engine, anvil, beacon, clock) = (engine.clone(), &anvil, &beacon, clock.clone());
-            let (dc, custody) = (deposit_contract.clone(), custody.clone());
+            let (engine, w, beacon, clock) = (engine.clone(), &w, beacon, clock.clone());
             async move {
                 let r = engine.cycle().await.unwrap();
-                softstake_chain_eth::testnode::consensus_step(
-                    anvil, beacon, &dc, &custody, REQUESTS,
-                )
-                .await
-                .unwrap();
+                w.step().await.unwrap();
                 clock.set(Timestamp::from_unix(
                     i64::try_from(beacon.slot_time(beacon.head())).unwrap(),
                 ));

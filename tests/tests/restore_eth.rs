@@ -9,28 +9,15 @@
 //! chain holds: no third deposit.
 #![allow(clippy::unwrap_used)]
 
-use serde_json::{Value, json};
+use serde_json::json;
 use softstake_chain_eth::EthAdapter;
-use softstake_chain_eth::keys::LocalKey;
-use softstake_chain_eth::testnode::{Anvil, BeaconServer};
+use softstake_chain_eth::testnode::{Anvil, EthWorld};
 use softstake_core::adapter::{ChainAdapter, FlowKind};
 use softstake_core::{ChainId, Clock, ManualClock, Timestamp};
 use softstake_tests::TestStore;
 use std::sync::Arc;
 
 const ETH: u128 = 1_000_000_000_000_000_000;
-const REQUESTS: &str = "0x00000961Ef480Eb55e80D19ad83579A64c007002";
-
-fn vectors() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/vectors/eth/vectors.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap()
-}
 
 async fn deposits_on_chain(anvil: &Anvil, contract: &str) -> usize {
     anvil
@@ -46,37 +33,16 @@ async fn deposits_on_chain(anvil: &Anvil, contract: &str) -> usize {
 }
 
 async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
-    let v = vectors();
-    let anvil = Anvil::start().await.unwrap();
-    let contract = anvil
-        .deploy(v["deposit_contract_bytecode"].as_str().unwrap())
-        .await
-        .unwrap();
-    anvil
-        .set_code(REQUESTS, v["withdrawal_request_runtime"].as_str().unwrap())
-        .await
-        .unwrap();
-    let key = || Arc::new(LocalKey::parse(v["custody_key_hex"].as_str().unwrap(), None).unwrap());
-    let custody = key().address().to_checksum(None);
-    anvil.set_balance(&custody, 100 * ETH).await.unwrap();
-    let entries: Vec<Value> = v["deposit_data"].as_array().unwrap().clone();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("deposit_data-1.json"),
-        serde_json::to_string(&[entries[0].clone(), entries[2].clone()]).unwrap(),
-    )
-    .unwrap();
-    let beacon = BeaconServer::new(1_700_000_000, 12, 32, "0x10000038");
-    let bound = beacon.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let settings = softstake_chain_eth::testnode::settings(
-        vec![anvil.url.clone()],
-        bound,
-        &contract,
-        dir.path().to_path_buf(),
-        3_600,
-    );
-    let adapter =
-        || -> Arc<dyn ChainAdapter> { Arc::new(EthAdapter::new(settings.clone(), key()).unwrap()) };
+    // Two 0x01 validators' deposit data (32 ETH each); 100 ETH owed.
+    let w = EthWorld::start(100 * ETH, &[0, 2], dir.path())
+        .await
+        .unwrap();
+    let (anvil, contract) = (&w.anvil, w.deposit_contract.clone());
+    let settings = w.settings(3_600);
+    let adapter = || -> Arc<dyn ChainAdapter> {
+        Arc::new(EthAdapter::new(settings.clone(), EthWorld::key().unwrap()).unwrap())
+    };
     let clock = ManualClock::new(Timestamp::from_unix(1_700_000_000));
     let engine =
         softstake_tests::adapter_engine(&ts.store, adapter(), &[("op-a", 1)], ETH, 384, &clock);
@@ -101,7 +67,7 @@ async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
         "{:?}",
         r.ops
     );
-    assert_eq!(deposits_on_chain(&anvil, &contract).await, 2);
+    assert_eq!(deposits_on_chain(anvil, &contract).await, 2);
 
     // The disk is lost; the backup is restored; softstake restarts with a
     // fresh adapter (nothing in memory).
@@ -148,7 +114,7 @@ async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
     let r = engine.cycle().await.unwrap();
     assert!(r.plan_skipped.as_deref().unwrap().contains("incident"));
     assert_eq!(
-        deposits_on_chain(&anvil, &contract).await,
+        deposits_on_chain(anvil, &contract).await,
         2,
         "nothing signed twice"
     );
@@ -156,9 +122,7 @@ async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
     // The operator checks the chain: they are the deposits the lost disk
     // had journaled. Their fees are booked; the engine plans again, from
     // what the chain holds (the consensus layer has taken the deposits in).
-    softstake_chain_eth::testnode::consensus_step(&anvil, &beacon, &contract, &custody, REQUESTS)
-        .await
-        .unwrap();
+    w.step().await.unwrap();
     for f in store
         .flows(ChainId::Ethereum, true, None, 10)
         .await
@@ -185,7 +149,7 @@ async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
     );
     assert!(r.ops.iter().all(|o| o.event != "broadcast"), "{:?}", r.ops);
     assert_eq!(
-        deposits_on_chain(&anvil, &contract).await,
+        deposits_on_chain(anvil, &contract).await,
         2,
         "no third deposit"
     );

@@ -37,6 +37,125 @@ impl std::fmt::Debug for Anvil {
     }
 }
 
+/// The EIP-7002 withdrawal request contract's address.
+pub const REQUESTS: &str = "0x00000961Ef480Eb55e80D19ad83579A64c007002";
+
+/// The public test vectors (tests/vectors/eth/vectors.json): the custody
+/// key, deposit data signed for it, the contracts' bytecode.
+pub fn vectors() -> Value {
+    serde_json::from_str(include_str!("../../../tests/vectors/eth/vectors.json"))
+        .unwrap_or(Value::Null)
+}
+
+/// A test chain: anvil with the deposit contract and the request contract
+/// at its address, the vectors' custody key funded, the vectors' deposit
+/// data entries chosen by index written to a directory, and the Beacon API
+/// test server.
+pub struct EthWorld {
+    /// The execution node.
+    pub anvil: Anvil,
+    /// The consensus layer.
+    pub beacon: BeaconServer,
+    /// Where it serves.
+    pub beacon_addr: std::net::SocketAddr,
+    /// The deposit contract's address.
+    pub deposit_contract: String,
+    /// The custody address (checksummed).
+    pub custody: String,
+    /// Where the deposit data file is.
+    pub deposit_dir: PathBuf,
+}
+
+impl EthWorld {
+    /// Starts it with `balance` wei in custody and the deposit data entries
+    /// `entries` (indices into the vectors' list) in `dir`; the beacon chain
+    /// started in 2023 with 12-second slots.
+    pub async fn start(
+        balance: u128,
+        entries: &[usize],
+        dir: &std::path::Path,
+    ) -> Result<EthWorld, String> {
+        Self::start_at(balance, entries, dir, 1_700_000_000, 12).await
+    }
+
+    /// [`EthWorld::start`] with the beacon chain's genesis time and slot
+    /// length (the devnet stretches slots).
+    pub async fn start_at(
+        balance: u128,
+        entries: &[usize],
+        dir: &std::path::Path,
+        genesis_time: u64,
+        slot_secs: u64,
+    ) -> Result<EthWorld, String> {
+        let v = vectors();
+        let anvil = Anvil::start().await?;
+        let deposit_contract = anvil
+            .deploy(v["deposit_contract_bytecode"].as_str().unwrap_or(""))
+            .await?;
+        anvil
+            .set_code(
+                REQUESTS,
+                v["withdrawal_request_runtime"].as_str().unwrap_or(""),
+            )
+            .await?;
+        let custody = Self::key()?.address().to_checksum(None);
+        anvil.set_balance(&custody, balance).await?;
+        let all = v["deposit_data"].as_array().cloned().unwrap_or_default();
+        let pick: Vec<Value> = entries
+            .iter()
+            .filter_map(|i| all.get(*i).cloned())
+            .collect();
+        std::fs::write(
+            dir.join("deposit_data-1.json"),
+            serde_json::to_string(&pick).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let beacon = BeaconServer::new(genesis_time, slot_secs, 32, "0x10000038");
+        let beacon_addr = beacon
+            .serve("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(EthWorld {
+            anvil,
+            beacon,
+            beacon_addr,
+            deposit_contract,
+            custody,
+            deposit_dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The vectors' custody key.
+    pub fn key() -> Result<std::sync::Arc<crate::keys::LocalKey>, String> {
+        crate::keys::LocalKey::parse(vectors()["custody_key_hex"].as_str().unwrap_or(""), None)
+            .map(std::sync::Arc::new)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The adapter's settings against this world.
+    pub fn settings(&self, sweep_delay_secs: u64) -> crate::EthSettings {
+        settings(
+            vec![self.anvil.url.clone()],
+            self.beacon_addr,
+            &self.deposit_contract,
+            self.deposit_dir.clone(),
+            sweep_delay_secs,
+        )
+    }
+
+    /// One epoch of the consensus layer ([`consensus_step`]).
+    pub async fn step(&self) -> Result<(), String> {
+        consensus_step(
+            &self.anvil,
+            &self.beacon,
+            &self.deposit_contract,
+            &self.custody,
+            REQUESTS,
+        )
+        .await
+    }
+}
+
 /// The adapter's settings for a test world: anvil (or any endpoints) with
 /// the contracts at `deposit_contract` and the EIP-7002 address, the Beacon
 /// API test server at `beacon`, operator `op-a`, chain id 31337, one
@@ -54,7 +173,7 @@ pub fn settings(
         chain_id: 31337,
         fork_version: [0x10, 0, 0, 0x38],
         deposit_contract: deposit_contract.into(),
-        withdrawal_request_contract: "0x00000961Ef480Eb55e80D19ad83579A64c007002".into(),
+        withdrawal_request_contract: REQUESTS.into(),
         deposit_data_dir,
         operator: "op-a".into(),
         fee_recipient: None,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use softstake_chain_eth::deposit::DepositEntry;
 use softstake_chain_eth::keys::LocalKey;
 use softstake_chain_eth::ssz::hash2;
-use softstake_chain_eth::testnode::{Anvil, BeaconServer, FAR_FUTURE};
+use softstake_chain_eth::testnode::{Anvil, BeaconServer, FAR_FUTURE, REQUESTS, vectors};
 use softstake_chain_eth::tx::{self, Action, TxParams};
 use softstake_chain_eth::{EthAdapter, EthSettings};
 use softstake_core::Amount;
@@ -27,18 +27,6 @@ use std::time::Duration;
 
 const ETH: u128 = 1_000_000_000_000_000_000;
 const GWEI: u64 = 1_000_000_000;
-const REQUESTS: &str = "0x00000961Ef480Eb55e80D19ad83579A64c007002";
-
-fn vectors() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/vectors/eth/vectors.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap()
-}
 
 /// The deposit tree root after `leaves` (consensus spec: depth 32, count
 /// mixed in).
@@ -113,6 +101,13 @@ async fn world(entries: Vec<DepositEntry>) -> World {
     }
 }
 
+async fn pool(w: &World) -> softstake_core::adapter::PoolStateResponse {
+    w.adapter
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap()
+}
+
 fn all_entries() -> Vec<DepositEntry> {
     serde_json::from_value(vectors()["deposit_data"].clone()).unwrap()
 }
@@ -177,11 +172,7 @@ fn root_of(e: &DepositEntry) -> [u8; 32] {
 async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
     let entries = all_entries();
     let w = world(vec![entries[0].clone(), entries[1].clone()]).await;
-    let p = w
-        .adapter
-        .pool_state(PoolStateRequest::default())
-        .await
-        .unwrap();
+    let p = pool(&w).await;
     assert_eq!(p.liquid.base(), 200 * ETH);
     assert_eq!(p.limits.stake_chunk, Some(Amount::from_base(32 * ETH)));
 
@@ -239,11 +230,7 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
             ]))
         )
     );
-    let p = w
-        .adapter
-        .pool_state(PoolStateRequest::default())
-        .await
-        .unwrap();
+    let p = pool(&w).await;
     assert_eq!(
         p.delegations[0].activating.base(),
         96 * ETH,
@@ -270,11 +257,7 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
             v.activation_epoch = 1;
         }
     });
-    let p = w
-        .adapter
-        .pool_state(PoolStateRequest::default())
-        .await
-        .unwrap();
+    let p = pool(&w).await;
     assert_eq!(p.delegations[0].active.base(), 96 * ETH);
     assert!(p.delegations[0].activating.is_zero());
 
@@ -448,11 +431,7 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
     // already counts as unbonding (not active), so the planner does not
     // ask for the same liquidity again; the partial request's validator
     // stays active.
-    let p = w
-        .adapter
-        .pool_state(PoolStateRequest::default())
-        .await
-        .unwrap();
+    let p = pool(&w).await;
     assert_eq!(p.unbonding.len(), 1, "{p:?}");
     assert!(
         !p.delegations[0].active.is_zero(),
@@ -465,11 +444,7 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
         v.exit_epoch = 10;
         v.withdrawable_epoch = 266;
     });
-    let p = w
-        .adapter
-        .pool_state(PoolStateRequest::default())
-        .await
-        .unwrap();
+    let p = pool(&w).await;
     assert_eq!(p.unbonding.len(), 1);
     assert_eq!(
         p.unbonding[0].completes_at.unix(),
@@ -786,11 +761,7 @@ async fn a_queued_deposit_survives_a_restart_and_counts_once() {
     let entries = all_entries();
     let w = world(vec![entries[0].clone()]).await;
     send_op(&w, build(&w, delegate(32 * ETH)).await.unwrap()).await;
-    let before = w
-        .adapter
-        .pool_state(PoolStateRequest::default())
-        .await
-        .unwrap();
+    let before = pool(&w).await;
     assert_eq!(before.delegations[0].activating.base(), 32 * ETH);
     // The consensus layer takes it into its queue; the adapter restarts.
     let pk = format!("0x{}", w.entries[0].pubkey);
@@ -813,11 +784,7 @@ async fn a_queued_deposit_survives_a_restart_and_counts_once() {
     );
     assert_eq!(after.holdings(), before.holdings(), "nothing vanished");
     // The original process sees it once too (memory and queue agree).
-    let again = w
-        .adapter
-        .pool_state(PoolStateRequest::default())
-        .await
-        .unwrap();
+    let again = pool(&w).await;
     assert_eq!(again.delegations[0].activating.base(), 32 * ETH);
     // Processed into a pending validator: still once.
     w.beacon.process_pending_deposits();
@@ -909,11 +876,7 @@ async fn a_partial_withdrawal_is_unbonding_from_the_chains_queue_until_swept() {
     send_op(&w, build(&w, delegate(64 * ETH)).await.unwrap()).await;
     step().await.unwrap(); // deposit seen: pending
     step().await.unwrap(); // active
-    let p = w
-        .adapter
-        .pool_state(PoolStateRequest::default())
-        .await
-        .unwrap();
+    let p = pool(&w).await;
     let active = p.delegations[0].active.base();
     assert!(active >= 64 * ETH, "{p:?}");
     send_op(&w, build(&w, undelegate(32 * ETH)).await.unwrap()).await;
@@ -930,11 +893,7 @@ async fn a_partial_withdrawal_is_unbonding_from_the_chains_queue_until_swept() {
         assert!(balance >= 64 * ETH, "the validator still holds it: {p:?}");
     }
     // The sweep pays it: liquid up by exactly 32 ETH, nothing unbonding.
-    let before = w
-        .adapter
-        .pool_state(PoolStateRequest::default())
-        .await
-        .unwrap();
+    let before = pool(&w).await;
     step().await.unwrap();
     assert!(w.beacon.pending_partials().is_empty());
     let after = restarted
