@@ -101,6 +101,26 @@ async fn world(entries: Vec<DepositEntry>) -> World {
     }
 }
 
+/// A JSON-RPC call whose answer is a 0x-hex number.
+async fn hex_number(anvil: &Anvil, method: &str, params: Value) -> u64 {
+    let v = anvil.call(method, params).await.unwrap();
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+async fn flows(w: &World, cursor: Option<String>) -> softstake_core::adapter::FlowsResponse {
+    w.adapter
+        .flows_since(FlowsRequest { cursor })
+        .await
+        .unwrap()
+}
+
+async fn rewards(w: &World, cursor: Option<String>) -> softstake_core::adapter::RewardsResponse {
+    w.adapter
+        .rewards_since(RewardsRequest { cursor })
+        .await
+        .unwrap()
+}
+
 async fn pool(w: &World) -> softstake_core::adapter::PoolStateResponse {
     w.adapter
         .pool_state(PoolStateRequest::default())
@@ -262,11 +282,7 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
     assert!(p.delegations[0].activating.is_zero());
 
     // Rewards: the first call sets the baseline.
-    let r = w
-        .adapter
-        .rewards_since(RewardsRequest { cursor: None })
-        .await
-        .unwrap();
+    let r = rewards(&w, None).await;
     assert!(r.rewards.is_empty(), "{:?}", r.rewards);
     // An epoch of attestation rewards; v0 (0x01) is skimmed by the sweep.
     w.beacon.advance_slots(16);
@@ -325,13 +341,7 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
         16,
     )
     .unwrap();
-    let r = w
-        .adapter
-        .rewards_since(RewardsRequest {
-            cursor: r.next_cursor.clone(),
-        })
-        .await
-        .unwrap();
+    let r = rewards(&w, r.next_cursor.clone()).await;
     let cl: Vec<_> = r
         .rewards
         .iter()
@@ -369,23 +379,11 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
     // mark is passed, then only the excess.
     w.beacon.update(|vs| vs[0].balance -= 1_000_000);
     w.beacon.advance_slots(32);
-    let r2 = w
-        .adapter
-        .rewards_since(RewardsRequest {
-            cursor: r.next_cursor.clone(),
-        })
-        .await
-        .unwrap();
+    let r2 = rewards(&w, r.next_cursor.clone()).await;
     assert!(r2.rewards.is_empty(), "{:?}", r2.rewards);
     w.beacon.update(|vs| vs[0].balance += 3_000_000);
     w.beacon.advance_slots(32);
-    let r3 = w
-        .adapter
-        .rewards_since(RewardsRequest {
-            cursor: r2.next_cursor.clone(),
-        })
-        .await
-        .unwrap();
+    let r3 = rewards(&w, r2.next_cursor.clone()).await;
     assert_eq!(r3.rewards.len(), 1);
     assert_eq!(r3.rewards[0].amount.base(), 2_000_000u128 * 1_000_000_000);
 
@@ -466,17 +464,12 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
     }
 
     // Expiry: bytes signed for a nonce another transaction then used.
-    let nonce = u64::from_str_radix(
-        w.anvil
-            .call("eth_getTransactionCount", json!([w.custody, "latest"]))
-            .await
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-        16,
+    let nonce = hex_number(
+        &w.anvil,
+        "eth_getTransactionCount",
+        json!([w.custody, "latest"]),
     )
-    .unwrap();
+    .await;
     let key = LocalKey::parse(vectors()["custody_key_hex"].as_str().unwrap(), None).unwrap();
     let params = || TxParams {
         chain_id: 31337,
@@ -609,17 +602,9 @@ async fn every_wei_between_two_pool_reads_is_a_flow_or_evidenced_income() {
         .unwrap()
         .holdings()
         .unwrap();
-    let first = w
-        .adapter
-        .flows_since(FlowsRequest { cursor: None })
-        .await
-        .unwrap();
+    let first = flows(&w, None).await;
     assert!(first.flows.is_empty() && first.complete, "{first:?}");
-    let rewards = w
-        .adapter
-        .rewards_since(RewardsRequest { cursor: None })
-        .await
-        .unwrap();
+    let baseline = rewards(&w, None).await;
 
     // A top-up from the exchange's wallet.
     let top_up = send_tx(
@@ -684,13 +669,7 @@ async fn every_wei_between_two_pool_reads_is_a_flow_or_evidenced_income() {
         "the deposit is in flight, still ours"
     );
     let closing = state.holdings().unwrap();
-    let f = w
-        .adapter
-        .flows_since(FlowsRequest {
-            cursor: first.next_cursor.clone(),
-        })
-        .await
-        .unwrap();
+    let f = flows(&w, first.next_cursor.clone()).await;
     assert!(f.complete, "anvil traces every block");
     let by_key = |k: &str| {
         f.flows
@@ -713,20 +692,14 @@ async fn every_wei_between_two_pool_reads_is_a_flow_or_evidenced_income() {
         assert!(by_key(&format!("fee:{h}")).amount.base() > 0);
     }
     assert_eq!(f.flows.len(), 6, "{:?}", f.flows);
-    let rewards = w
-        .adapter
-        .rewards_since(RewardsRequest {
-            cursor: rewards.next_cursor,
-        })
-        .await
-        .unwrap();
-    let income: u128 = rewards
+    let earned = rewards(&w, baseline.next_cursor).await;
+    let income: u128 = earned
         .rewards
         .iter()
         .filter(|r| r.kind == RewardKind::Execution)
         .map(|r| r.amount.base())
         .sum();
-    assert_eq!(income, mev, "{:?}", rewards.rewards);
+    assert_eq!(income, mev, "{:?}", earned.rewards);
     // The books balance to the wei on the node's own numbers.
     let explained = opening.booked().unwrap().base() + sum(&f.flows, FlowKind::TransferIn) + income
         - sum(&f.flows, FlowKind::TransferOut)
@@ -734,21 +707,9 @@ async fn every_wei_between_two_pool_reads_is_a_flow_or_evidenced_income() {
     assert_eq!(closing.booked().unwrap().base(), explained);
     // A replay from the same cursor reports the same flows (the books key
     // them, so they are booked once); the next call has nothing new.
-    let again = w
-        .adapter
-        .flows_since(FlowsRequest {
-            cursor: first.next_cursor.clone(),
-        })
-        .await
-        .unwrap();
+    let again = flows(&w, first.next_cursor.clone()).await;
     assert_eq!(again.flows, f.flows);
-    let next = w
-        .adapter
-        .flows_since(FlowsRequest {
-            cursor: f.next_cursor.clone(),
-        })
-        .await
-        .unwrap();
+    let next = flows(&w, f.next_cursor.clone()).await;
     assert!(next.flows.is_empty(), "{:?}", next.flows);
 }
 
@@ -800,17 +761,7 @@ async fn a_queued_deposit_survives_a_restart_and_counts_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_is_read_at_the_beacon_heads_execution_block() {
     let w = world(vec![all_entries()[0].clone()]).await;
-    let n0 = u64::from_str_radix(
-        w.anvil
-            .call("eth_blockNumber", json!([]))
-            .await
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-        16,
-    )
-    .unwrap();
+    let n0 = hex_number(&w.anvil, "eth_blockNumber", json!([])).await;
     let dev = w.anvil.dev_account().await.unwrap();
     send_tx(
         &w.anvil,
@@ -829,11 +780,7 @@ async fn the_pool_is_read_at_the_beacon_heads_execution_block() {
         "as of the head's block, before the transfer"
     );
     // The books' flows stop there too.
-    let first = w
-        .adapter
-        .flows_since(FlowsRequest { cursor: None })
-        .await
-        .unwrap();
+    let first = flows(&w, None).await;
     assert_eq!(
         first.next_cursor.as_deref(),
         Some(format!("el:{n0}").as_str())
@@ -845,13 +792,7 @@ async fn the_pool_is_read_at_the_beacon_heads_execution_block() {
         .await
         .unwrap();
     assert_eq!(p.liquid.base(), 201 * ETH);
-    let f = w
-        .adapter
-        .flows_since(FlowsRequest {
-            cursor: first.next_cursor,
-        })
-        .await
-        .unwrap();
+    let f = flows(&w, first.next_cursor).await;
     assert_eq!(f.flows.len(), 1, "{:?}", f.flows);
     assert_eq!(f.flows[0].amount.base(), ETH);
 }
