@@ -249,7 +249,8 @@ async fn declared_transfers_are_principal_and_undeclared_ones_are_suspense_or_in
         );
 
         // The stranger's coins classified as income: a reconciled reward
-        // over the interval that booked them, distributed like any other.
+        // for the second they arrived, keyed by the chain's flow (the same
+        // reward after any restore), distributed like any other.
         let f = store
             .resolve_flow(
                 C,
@@ -265,8 +266,9 @@ async fn declared_transfers_are_principal_and_undeclared_ones_are_suspense_or_in
             (r.reward.kind, r.reward.amount.base()),
             (RewardKind::Reconciled, 77)
         );
-        assert_eq!(r.reward.period.start().unix(), t(0));
-        assert_eq!(r.reward.period.end().unix(), t(2));
+        assert_eq!(r.reward.period.start().unix(), t(1) - 1);
+        assert_eq!(r.reward.period.end().unix(), t(1));
+        assert_eq!(r.reward.key, "reconciled:suspense:transfer_in:gift");
         // Not counted again as a reward flow by the next snapshot.
         let s = book(&store, t(7), liquid(1_000_274), &[]).await;
         assert_eq!((s.booked.rewards.base(), s.residual), (0, 0));
@@ -411,6 +413,12 @@ async fn a_residual_that_persists_is_income_once_and_a_timing_difference_is_not(
         assert_eq!(
             (r.reward.period.start().unix(), r.reward.period.end().unix()),
             (t(5), t(6))
+        );
+        // Keyed by its interval in chain time, never by a row id (which a
+        // restored database hands out again).
+        assert_eq!(
+            r.reward.key,
+            format!("reconciled:snapshot:{}-{}", t(5), t(6))
         );
         // The reconciled reward is not booked again as a reward flow.
         let s = book(&store, t(7), liquid(1_000_135), &[]).await;

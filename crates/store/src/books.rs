@@ -532,9 +532,26 @@ fn bound(policy: &BooksPolicy, total: Amount, secs: i64) -> Amount {
         .unwrap_or(Amount::MAX)
 }
 
-/// Key of the reward made from a snapshot's recognised residual.
-pub fn reconciled_key(snapshot_id: i64) -> String {
-    format!("reconciled:snapshot:{snapshot_id}")
+/// A flow being resolved: class, resolution, amount, snapshot id, time,
+/// kind and the chain's key.
+type FlowToResolve = (String, Option<String>, String, i64, i64, String, String);
+
+/// Key of the reward made from a snapshot's recognised residual: its
+/// interval in chain time (`reconciled:snapshot:FROM-TO`, Unix seconds),
+/// never a row id, which a restored database hands out again.
+pub fn reconciled_key(period: &Period) -> String {
+    format!(
+        "reconciled:snapshot:{}-{}",
+        period.start().unix(),
+        period.end().unix()
+    )
+}
+
+/// Key of the reward made from a stranger's transfer booked as income:
+/// the chain's own key of the flow (`reconciled:suspense:FLOW_KEY`), the
+/// same after any restore.
+pub fn suspense_income_key(flow_key: &str) -> String {
+    format!("reconciled:suspense:{flow_key}")
 }
 
 /// What the reconciled reward's validator column says.
@@ -780,7 +797,7 @@ impl crate::Store {
                                      VALUES ($1, $2, $3, $4, $5, $6, $7, 'reconciled', NULL, NULL, $8, $9) RETURNING id",
                                 )
                                 .bind(chain)
-                                .bind(reconciled_key(id))
+                                .bind(reconciled_key(&period))
                                 .bind(input.chain.asset())
                                 .bind(period.start().unix())
                                 .bind(period.end().unix())
@@ -1041,14 +1058,14 @@ impl crate::Store {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
             crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             <Self as crate::AssetLock<_>>::lock(&mut tx, chain).await?;
-            let row: Option<(String, Option<String>, String, i64, i64, String)> = sqlx::query_as(
-                "SELECT class, resolution, amount, snapshot_id, at, kind FROM pool_flows WHERE id = $1 AND chain = $2",
+            let row: Option<FlowToResolve> = sqlx::query_as(
+                "SELECT class, resolution, amount, snapshot_id, at, kind, flow_key FROM pool_flows WHERE id = $1 AND chain = $2",
             )
             .bind(flow_id)
             .bind(c)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((class, resolution, amount, snapshot_id, _at, kind)) = row else {
+            let Some((class, resolution, amount, snapshot_id, at, kind, flow_key)) = row else {
                 return Err(StoreError::Invalid(format!("no flow {flow_id} on {c}")));
             };
             if let Some(r) = resolution {
@@ -1086,25 +1103,18 @@ impl crate::Store {
             }
             let mut reward_id = None;
             if how == Resolution::Income {
-                // The interval of the snapshot that booked it.
-                let span: (i64, Option<i64>) = sqlx::query_as(
-                    "SELECT s.as_of, (SELECT p.as_of FROM pool_snapshots p WHERE p.chain = s.chain AND p.id < s.id ORDER BY p.id DESC LIMIT 1) \
-                     FROM pool_snapshots s WHERE s.id = $1",
-                )
-                .bind(snapshot_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let end = Timestamp::from_unix(span.0);
-                let start = Timestamp::from_unix(span.1.unwrap_or(span.0 - 1).min(span.0 - 1));
-                let period = Period::new(start, end)
-                    .map_err(|e| StoreError::Corrupt(format!("snapshot interval: {e}")))?;
+                // The second the coins arrived, in chain time: it goes to
+                // whoever held then, and the reward (key, period, amount)
+                // is the same after any restore or replay.
+                let period = Period::new(Timestamp::from_unix(at - 1), Timestamp::from_unix(at))
+                    .map_err(|e| StoreError::Corrupt(format!("flow time: {e}")))?;
                 crate::rewards::not_from_the_future(period.end(), now)?;
                 let rid: i64 = sqlx::query_scalar(
                     "INSERT INTO rewards (chain, reward_key, asset, period_start, period_end, amount, validator, kind, tx_hash, epoch, recorded_at, booked_snapshot_id) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, 'reconciled', NULL, NULL, $8, $9) RETURNING id",
                 )
                 .bind(c)
-                .bind(format!("reconciled:suspense:{flow_id}"))
+                .bind(suspense_income_key(&flow_key))
                 .bind(chain.asset())
                 .bind(period.start().unix())
                 .bind(period.end().unix())

@@ -26,6 +26,7 @@ pub use balances::{BalanceUpdate, IngestReport, MAX_BATCH, MAX_FILE};
 pub use books::{
     Booked, Books, BooksPolicy, Declaration, Declared, Direction, FeeBearer, FlowRecord, Owed,
     Purpose, RECONCILED_VALIDATOR, Resolution, Snapshot, SnapshotInput, reconciled_key,
+    suspense_income_key,
 };
 pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary, VerifyReport};
 pub use error::StoreError;
