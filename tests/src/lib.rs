@@ -334,6 +334,7 @@ where
                 user_id: user.into(),
                 chain,
                 amount,
+                requested_at: None,
             },
             &liq,
             clock.now(),

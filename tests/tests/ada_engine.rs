@@ -108,6 +108,7 @@ async fn the_engine_delegates_earns_withdraws_rewards_and_distributes_on_the_car
                     user_id: "bob".into(),
                     chain: ChainId::Cardano,
                     amount: Amount::from_base(400 * ADA),
+                    requested_at: None,
                 },
                 &liq,
                 clock.now(),

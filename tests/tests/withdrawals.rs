@@ -15,6 +15,7 @@ fn req(id: &str, user: &str, amount: u128) -> WithdrawalRequest {
         user_id: user.into(),
         chain: ChainId::Ethereum,
         amount: Amount::from_base(amount),
+        requested_at: None,
     }
 }
 
@@ -179,6 +180,78 @@ async fn a_request_counts_only_the_balance_in_effect_now_less_open_requests() {
         assert_eq!(
             store.queued_withdrawals(ChainId::Ethereum).await.unwrap(),
             Amount::from_base(1_000)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_request_sent_again_after_a_restore_is_checked_and_queued_as_first_taken() {
+    on_both(|store| async move {
+        let l = liq(0, &[]);
+        let at = |id: &str, user: &str, amount: u128, when: i64| WithdrawalRequest {
+            requested_at: Some(Timestamp::from_unix(when)),
+            ..req(id, user, amount)
+        };
+        // The restored ledger knows alice's and bob's 1,000 from two hours
+        // ago. Since, bob asked for 100 (now); the exchange sends again
+        // what the ledger lost, in the order it first sent it: alice's
+        // request of 600 taken an hour ago, then her reduced balance.
+        store
+            .ingest_balance_updates(
+                &[
+                    eth_update("a", "alice", 1_000, T0 - 7_200),
+                    eth_update("b", "bob", 1_000, T0 - 7_200),
+                ],
+                now(),
+            )
+            .await
+            .unwrap();
+        store
+            .request_withdrawal(&req("b1", "bob", 100), &l, now())
+            .await
+            .unwrap();
+        let d = store
+            .request_withdrawal(&at("a1", "alice", 600, T0 - 3_600), &l, now())
+            .await
+            .unwrap();
+        assert_eq!(d.status, "queued");
+        store
+            .ingest_balance_updates(&[eth_update("a2", "alice", 400, T0 - 3_600)], now())
+            .await
+            .unwrap();
+        // Her posted 400 reflects the request: 400 is what she can still ask for.
+        let err = store
+            .request_withdrawal(&req("a3", "alice", 401), &l, now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("(400 available)"), "{err}");
+        // Her request keeps its place ahead of bob's.
+        let granted = store
+            .promote_withdrawals(ChainId::Ethereum, Amount::from_base(600), now())
+            .await
+            .unwrap();
+        assert_eq!(granted, vec!["a1".to_owned()]);
+        // Checked against the balance as it stood when taken: carol's only
+        // balance took effect after it.
+        store
+            .ingest_balance_updates(&[eth_update("c", "carol", 100, T0 - 60)], now())
+            .await
+            .unwrap();
+        let err = store
+            .request_withdrawal(&at("c1", "carol", 100, T0 - 600), &l, now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("liquid balance of 0"), "{err}");
+        // A time in the future is refused; neither changed anything.
+        let err = store
+            .request_withdrawal(&at("c2", "carol", 1, T0 + DAY), &l, now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("in the future"), "{err}");
+        assert_eq!(
+            store.queued_withdrawals(ChainId::Ethereum).await.unwrap(),
+            Amount::from_base(100)
         );
     })
     .await;

@@ -1041,6 +1041,9 @@ struct WithdrawalIn {
     user_id: String,
     asset: String,
     amount: String,
+    /// When the exchange took the request (sent again after a restore).
+    #[serde(default)]
+    requested_at: Option<String>,
 }
 
 async fn withdrawal(
@@ -1062,6 +1065,10 @@ async fn withdrawal(
             "must be greater than 0 (pattern ^[1-9][0-9]*$)",
         ));
     }
+    let requested_at = match &w.requested_at {
+        Some(t) => Some(time("requested_at", t)?),
+        None => None,
+    };
     let rt = runtime(&st.sh, chain)?;
     let liq = rt.engine.liquidity().await?;
     let d = st
@@ -1073,6 +1080,7 @@ async fn withdrawal(
                 user_id: w.user_id,
                 chain,
                 amount,
+                requested_at,
             },
             &liq,
             st.sh.clock.now(),

@@ -26,6 +26,13 @@ pub struct WithdrawalRequest {
     pub chain: ChainId,
     /// Amount in base units.
     pub amount: Amount,
+    /// When the exchange took the request (default: now). An exchange
+    /// sending its open requests again after a database restore sends the
+    /// time each was first taken, so the user's balance is checked as it
+    /// stood then and the request keeps its place in the queue. Refused
+    /// in the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<Timestamp>,
 }
 
 /// Liquidity as the chain reports it now.
@@ -77,6 +84,12 @@ impl crate::Store {
             ));
         }
         let asset = req.chain.asset();
+        let at = req.requested_at.unwrap_or(now);
+        if at.unix() > now.unix().saturating_add(crate::FUTURE_TOLERANCE_SECS) {
+            return Err(StoreError::Invalid(format!(
+                "requested_at {at} is in the future (now {now})"
+            )));
+        }
         on_pool!(self, pool => {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
             crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
@@ -96,8 +109,8 @@ impl crate::Store {
                 }
                 return Ok(WithdrawalDecision { request_id: id, status, eta: eta.map(Timestamp::from_unix), replay: true });
             }
-            // The balance in effect now (an update dated in the future is
-            // not money the user has yet), less the user's open requests
+            // The balance in effect when the request was taken (an update
+            // dated later is not money the user had), less the user's open requests
             // that balance does not reflect yet: the exchange posts a
             // user's reduced balance after a request, so requests made
             // after the balance took effect (a later second) still claim
@@ -107,7 +120,7 @@ impl crate::Store {
             )
             .bind(&req.user_id)
             .bind(asset)
-            .bind(now.unix())
+            .bind(at.unix())
             .fetch_all(&mut *tx)
             .await?;
             let (balance, since) = match balance.first() {
@@ -132,7 +145,7 @@ impl crate::Store {
             if req.amount > available {
                 return Err(StoreError::Invalid(format!(
                     "withdrawal of {} exceeds user {}'s liquid balance of {} {} at {} less {} in open withdrawals ({} available)",
-                    req.amount, req.user_id, balance, asset, now, claimed, available
+                    req.amount, req.user_id, balance, asset, at, claimed, available
                 )));
             }
             let open: Vec<(String, String)> = sqlx::query_as(
@@ -167,7 +180,7 @@ impl crate::Store {
             .bind(req.amount.to_string())
             .bind(status)
             .bind(eta.map(Timestamp::unix))
-            .bind(now.unix())
+            .bind(at.unix())
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -189,7 +202,7 @@ impl crate::Store {
             crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             <Self as crate::AssetLock<_>>::lock(&mut tx, chain).await?;
             let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-                "SELECT id, request_id, status, amount FROM withdrawals WHERE asset = $1 AND status IN ('granted', 'queued') ORDER BY id",
+                "SELECT id, request_id, status, amount FROM withdrawals WHERE asset = $1 AND status IN ('granted', 'queued') ORDER BY created_at, id",
             )
             .bind(asset)
             .fetch_all(&mut *tx)
