@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use softstake_core::ChainId;
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, FlowsRequest,
-    FlowsResponse, HealthRequest, HealthResponse, LookupRequest, LookupResponse, PoolStateRequest,
-    PoolStateResponse, RewardsRequest, RewardsResponse, SignedOperation,
+    FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest, IdentifyResponse, LookupRequest,
+    LookupResponse, PoolStateRequest, PoolStateResponse, RewardsRequest, RewardsResponse,
+    SignedOperation,
 };
 use softstake_store::{ConnectOptions, OpState, Store};
 use softstake_testkit::SimChain;
@@ -433,6 +434,9 @@ impl ChainAdapter for Panicky {
     }
     async fn lookup(&self, _: LookupRequest) -> Result<LookupResponse, AdapterError> {
         Err(AdapterError::Config("unused".into()))
+    }
+    async fn identify(&self, _: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        Ok(IdentifyResponse::unsupported())
     }
     async fn health(&self, _: HealthRequest) -> Result<HealthResponse, AdapterError> {
         Ok(HealthResponse { endpoints: vec![] })

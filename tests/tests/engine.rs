@@ -7,9 +7,9 @@
 use rust_decimal::Decimal;
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, FlowsRequest,
-    FlowsResponse, HealthRequest, HealthResponse, LookupRequest, LookupResponse, Maintenance,
-    OperationKind, PoolStateRequest, PoolStateResponse, RewardsRequest, RewardsResponse,
-    SignedOperation,
+    FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest, IdentifyResponse, LookupRequest,
+    LookupResponse, Maintenance, OperationKind, PoolStateRequest, PoolStateResponse,
+    RewardsRequest, RewardsResponse, SignedOperation,
 };
 use softstake_core::{Amount, ChainId, Clock, ManualClock, Rate, Timestamp};
 use softstake_engine::{CrashPoint, Engine, EngineConfig, EngineError, Faults, Step};
@@ -290,6 +290,9 @@ impl ChainAdapter for RewardsFail {
     async fn lookup(&self, r: LookupRequest) -> Result<LookupResponse, AdapterError> {
         self.sim.lookup(r).await
     }
+    async fn identify(&self, r: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        self.sim.identify(r).await
+    }
     async fn health(&self, r: HealthRequest) -> Result<HealthResponse, AdapterError> {
         self.sim.health(r).await
     }
@@ -328,6 +331,7 @@ async fn a_failing_reward_read_leaves_withdrawal_grants_and_planning_working() {
                     user_id: "alice".into(),
                     chain: ChainId::Cosmos,
                     amount: Amount::from_base(50_000),
+                    requested_at: None,
                 },
                 &nothing,
                 c.now(),

@@ -205,3 +205,86 @@ async fn chains_pause_and_resume() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_operation_found_on_chain_is_journaled_as_the_chain_shows_it_once() {
+    on_both(|store| async move {
+        use softstake_core::adapter::TxStatus;
+        let kind = delegate("x", 10, false).kind;
+        let confirmed = TxStatus::Confirmed { height: 7 };
+        // Adopted with its tx id, confirmed, no bytes; again: a no-op.
+        assert!(
+            store
+                .journal_adopt(ChainId::Cosmos, "TX1", &kind, &confirmed, t(0))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .journal_adopt(ChainId::Cosmos, "TX1", &kind, &confirmed, t(1))
+                .await
+                .unwrap()
+        );
+        let op = store
+            .journal_get("found:cosmos:TX1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (op.state, op.tx_id.as_deref(), op.signed_bytes.is_none()),
+            (OpState::Confirmed, Some("TX1"), true)
+        );
+        assert!(op.reason.starts_with("found on chain"), "{}", op.reason);
+        // Pending: broadcast (the reconciler follows it); a transaction the
+        // chain does not hold, or one the journal signed, is refused.
+        store
+            .journal_adopt(ChainId::Cosmos, "TX2", &kind, &TxStatus::Pending, t(2))
+            .await
+            .unwrap();
+        assert_eq!(state(&store, "found:cosmos:TX2").await, OpState::Broadcast);
+        let e = store
+            .journal_adopt(ChainId::Cosmos, "TX3", &kind, &TxStatus::NotFound, t(2))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not on chain"), "{e}");
+        store
+            .journal_insert(&delegate("mine", 10, false), t(3))
+            .await
+            .unwrap();
+        store
+            .journal_signed("mine", b"bytes", "TX4", None, t(3))
+            .await
+            .unwrap();
+        let e = store
+            .journal_adopt(ChainId::Cosmos, "TX4", &kind, &confirmed, t(4))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("journaled already"), "{e}");
+
+        // A planned operation the chain shows as sent (its memo names it):
+        // it takes the chain's tx id and state, and no bytes.
+        store
+            .journal_insert(&delegate("planned", 10, false), t(5))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .journal_found("planned", "TX5", &confirmed, t(6))
+                .await
+                .unwrap()
+        );
+        let op = store.journal_get("planned").await.unwrap().unwrap();
+        assert_eq!(
+            (op.state, op.tx_id.as_deref(), op.signed_bytes.is_none()),
+            (OpState::Confirmed, Some("TX5"), true)
+        );
+        // Final now: nothing changes it again.
+        assert!(
+            !store
+                .journal_found("planned", "TX6", &confirmed, t(7))
+                .await
+                .unwrap()
+        );
+    })
+    .await;
+}

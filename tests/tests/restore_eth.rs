@@ -2,18 +2,20 @@
 //! real execution node (anvil) with the Beacon API test server, on SQLite
 //! and PostgreSQL: two deposits are signed and broadcast after the backup;
 //! the restored ledger does not know them. `verify_restore` (what
-//! `softstake verify-restore` prints) names them without booking anything;
-//! the engine, restarted on the restored ledger with a fresh adapter, finds
-//! their fees among the chain's flows, holds planning (nothing is signed
-//! twice) until an operator has booked them, and then plans from what the
-//! chain holds: no third deposit.
+//! `softstake verify-restore` prints) names them, recognised from the chain
+//! as the deposits they are, without booking anything; the engine,
+//! restarted on the restored ledger with a fresh adapter, finds their fees
+//! among the chain's flows, journals the deposits as the chain shows them
+//! before it plans, and plans from what the chain holds: no third deposit.
+//! A transaction the custody account sent that is not softstake's is not
+//! adopted: it holds signing as an incident.
 #![allow(clippy::unwrap_used)]
 
 use serde_json::json;
 use softstake_chain_eth::EthAdapter;
 use softstake_chain_eth::testnode::{Anvil, EthWorld};
-use softstake_core::adapter::{ChainAdapter, FlowKind};
-use softstake_core::{ChainId, Clock, ManualClock, Timestamp};
+use softstake_core::adapter::{ChainAdapter, FlowKind, OperationKind, TxStatus};
+use softstake_core::{Amount, ChainId, ManualClock, Timestamp};
 use softstake_tests::TestStore;
 use std::sync::Arc;
 
@@ -87,7 +89,20 @@ async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
     assert!(check.complete);
     assert_eq!(check.unknown.len(), 2, "{check:?}");
     assert!(check.unknown.iter().all(|f| f.kind == FlowKind::Fee));
-    // It booked nothing.
+    // Both are recognised from the chain as the deposits they are.
+    assert!(check.unexplained.is_empty(), "{check:?}");
+    assert_eq!(check.adoptable.len(), 2, "{check:?}");
+    for a in &check.adoptable {
+        assert_eq!(
+            a.operation.kind,
+            OperationKind::Delegate {
+                validator: "op-a".into(),
+                amount: Amount::from_base(32 * ETH)
+            }
+        );
+        assert!(matches!(a.operation.status, TxStatus::Confirmed { .. }));
+    }
+    // It booked and journaled nothing.
     assert_eq!(
         store
             .snapshots(ChainId::Ethereum, None, 10)
@@ -96,51 +111,61 @@ async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
             .len(),
         1
     );
+    assert!(
+        store
+            .journal_list(ChainId::Ethereum, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The backup was taken while the chain was paused; an operator resumes
-    // it without checking: the books still hold it.
+    // it. The engine journals the two deposits as the chain shows them
+    // before planning, books their fees as its own, and plans from what
+    // the chain holds: no third deposit.
     store.set_paused(ChainId::Ethereum, false).await.unwrap();
     let engine =
         softstake_tests::adapter_engine(&store, adapter(), &[("op-a", 1)], ETH, 384, &clock);
     let r = engine.cycle().await.unwrap();
-    assert_eq!(r.incidents_open, 2, "{:?}", r.books);
-    assert!(
-        r.plan_skipped.as_deref().unwrap().contains("incident"),
-        "{:?}",
-        r.plan_skipped
-    );
+    let adopted: Vec<_> = r.ops.iter().filter(|o| o.event == "adopted").collect();
+    assert_eq!(adopted.len(), 2, "{:?}", r.ops);
+    assert_eq!(r.incidents_open, 0, "{:?}", r.books);
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
     assert!(r.ops.iter().all(|o| o.event != "broadcast"), "{:?}", r.ops);
-    // Still held a cycle later.
-    let r = engine.cycle().await.unwrap();
-    assert!(r.plan_skipped.as_deref().unwrap().contains("incident"));
+    let journal = store
+        .journal_list(ChainId::Ethereum, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(journal.len(), 2);
+    for op in &journal {
+        assert!(op.id.starts_with("found:ethereum:0x"), "{op:?}");
+        assert_eq!(op.state, softstake_store::OpState::Confirmed);
+        assert!(op.signed_bytes.is_none());
+        assert!(
+            check
+                .adoptable
+                .iter()
+                .any(|a| Some(&a.tx_id) == op.tx_id.as_ref())
+        );
+    }
+    // Their fees are the operations' fees, not incidents.
+    assert!(
+        store
+            .flows(ChainId::Ethereum, true, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         deposits_on_chain(anvil, &contract).await,
         2,
         "nothing signed twice"
     );
-
-    // The operator checks the chain: they are the deposits the lost disk
-    // had journaled. Their fees are booked; the engine plans again, from
-    // what the chain holds (the consensus layer has taken the deposits in).
-    w.step().await.unwrap();
-    for f in store
-        .flows(ChainId::Ethereum, true, None, 10)
-        .await
-        .unwrap()
-    {
-        store
-            .resolve_flow(
-                ChainId::Ethereum,
-                f.id,
-                softstake_store::Resolution::Loss,
-                "a deposit broadcast after the backup; its validator is pending on the beacon chain",
-                clock.now(),
-            )
-            .await
-            .unwrap();
-    }
+    // Adopting again is a no-op.
     let r = engine.cycle().await.unwrap();
-    assert_eq!(r.incidents_open, 0);
+    assert!(r.ops.iter().all(|o| o.event != "adopted"), "{:?}", r.ops);
+    w.step().await.unwrap();
+    let r = engine.cycle().await.unwrap();
     let pool = r.pool.as_ref().unwrap();
     assert_eq!(
         pool.delegations[0].active.base() + pool.delegations[0].activating.base(),
@@ -153,10 +178,48 @@ async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
         2,
         "no third deposit"
     );
+
+    // A transaction the custody account sent that is not softstake's (a
+    // plain transfer signed elsewhere) is not adopted: it is an incident,
+    // and nothing is signed until an operator books it.
+    let custody = w.custody.clone();
+    anvil
+        .call("anvil_impersonateAccount", json!([custody]))
+        .await
+        .unwrap();
+    anvil
+        .call(
+            "eth_sendTransaction",
+            json!([{"from": custody, "to": "0x000000000000000000000000000000000000dEaD", "value": format!("{:#x}", ETH)}]),
+        )
+        .await
+        .unwrap();
+    w.step().await.unwrap();
     let check = softstake_engine::verify_restore(&store, adapter().as_ref())
         .await
         .unwrap();
-    assert!(check.unknown.is_empty(), "{check:?}");
+    assert!(check.adoptable.is_empty(), "{check:?}");
+    assert_eq!(
+        check.unexplained.len(),
+        2,
+        "the transfer and its fee: {check:?}"
+    );
+    let r = engine.cycle().await.unwrap();
+    assert!(r.ops.iter().all(|o| o.event != "adopted"), "{:?}", r.ops);
+    assert_eq!(r.incidents_open, 2, "{:?}", r.books);
+    assert!(
+        r.plan_skipped.as_deref().unwrap().contains("incident"),
+        "{:?}",
+        r.plan_skipped
+    );
+    assert_eq!(
+        store
+            .journal_list(ChainId::Ethereum, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

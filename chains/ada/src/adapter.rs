@@ -26,8 +26,9 @@ use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
     Delegation, EndpointHealth, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse,
-    LookupRequest, LookupResponse, Maintenance, ObservedReward, OperationKind, PoolStateRequest,
-    PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus,
+    IdentifyRequest, IdentifyResponse, LookupRequest, LookupResponse, Maintenance, ObservedReward,
+    OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
+    RewardsResponse, SignedOperation, TxStatus,
 };
 use softstake_core::{Amount, ChainId, Period, Secret, Timestamp};
 use softstake_rpc::{Endpoints, Head, Options, ServerErrors};
@@ -676,6 +677,12 @@ impl ChainAdapter for AdaAdapter {
             status: TxStatus::NotFound,
             head_time,
         })
+    }
+
+    async fn identify(&self, _req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        // Cardano: the flows are not proven yet, so nothing unexplained
+        // reaches this call.
+        Ok(IdentifyResponse::unsupported())
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {

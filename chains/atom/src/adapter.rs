@@ -31,10 +31,10 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, LookupRequest,
-    LookupResponse, LossEvent, Maintenance, ObservedReward, OperationKind, PoolStateRequest,
-    PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus,
-    UnbondingEntry,
+    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest,
+    IdentifyResponse, LookupRequest, LookupResponse, LossEvent, Maintenance, ObservedReward,
+    OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
+    RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 use softstake_rpc::{Endpoints, Head, Options};
@@ -793,6 +793,13 @@ impl ChainAdapter for AtomAdapter {
             status,
             head_time: st.time,
         })
+    }
+
+    async fn identify(&self, _req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        // Cosmos: the flows are not proven yet (no bank or fee events), so
+        // nothing unexplained reaches this call; decoding our own MsgDelegate
+        // and friends from `tx` comes with them.
+        Ok(IdentifyResponse::unsupported())
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {

@@ -38,10 +38,10 @@ use async_trait::async_trait;
 use serde_json::json;
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, LookupRequest,
-    LookupResponse, LossEvent, Maintenance, ObservedReward, OperationKind, PoolStateRequest,
-    PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus,
-    UnbondingEntry,
+    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest,
+    IdentifyResponse, LookupRequest, LookupResponse, LossEvent, Maintenance, ObservedReward,
+    OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
+    RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
@@ -1289,6 +1289,12 @@ impl ChainAdapter for DotAdapter {
             status,
             head_time: head.time,
         })
+    }
+
+    async fn identify(&self, _req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        // Polkadot: the flows are not proven yet, so nothing unexplained
+        // reaches this call.
+        Ok(IdentifyResponse::unsupported())
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {

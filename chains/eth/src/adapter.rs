@@ -33,10 +33,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, LookupRequest,
-    LookupResponse, Maintenance, ObservedReward, OperationKind, PoolFlow, PoolStateRequest,
-    PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus,
-    UnbondingEntry,
+    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest,
+    IdentifyResponse, LookupRequest, LookupResponse, Maintenance, ObservedReward, OperationKind,
+    PoolFlow, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse,
+    SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::secret::redact_endpoint;
 use softstake_core::{Amount, ChainId, Period, Timestamp};
@@ -1314,6 +1314,85 @@ impl ChainAdapter for EthAdapter {
         Ok(LookupResponse {
             status: TxStatus::NotFound,
             head_time,
+        })
+    }
+
+    async fn identify(&self, req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        let none = IdentifyResponse {
+            found: None,
+            supported: true,
+        };
+        let t = self
+            .el("eth_getTransactionByHash", json!([req.tx_id]))
+            .await?;
+        if t.is_null() {
+            return Ok(none);
+        }
+        let field = |k: &str| {
+            t.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_lowercase()
+        };
+        if field("from") != self.custody().to_lowercase() {
+            return Ok(none);
+        }
+        let to = field("to");
+        let input = hex::decode(field("input").trim_start_matches("0x"))
+            .map_err(|_| bad("eth_getTransactionByHash", &t))?;
+        let kind = if to == self.s.deposit_contract.to_lowercase() {
+            // deposit(pubkey, withdrawal_credentials, signature, root): the
+            // value is the stake.
+            let value = t
+                .get("value")
+                .and_then(hex_u128)
+                .ok_or_else(|| bad("eth_getTransactionByHash", &t))?;
+            OperationKind::Delegate {
+                validator: self.s.operator.clone(),
+                amount: Amount::from_base(value),
+            }
+        } else if to == self.s.withdrawal_request_contract.to_lowercase() {
+            // EIP-7002 calldata: pubkey (48 bytes) ++ amount in gwei (8
+            // bytes, big-endian); 0 is a full exit of the validator's
+            // balance.
+            let (Some(pubkey), Some(amount)) = (input.get(..48), input.get(48..56)) else {
+                return Ok(none);
+            };
+            let mut be = [0u8; 8];
+            be.copy_from_slice(amount);
+            let mut gwei = u64::from_be_bytes(be);
+            if gwei == 0 {
+                let pk = format!("0x{}", hex::encode(pubkey));
+                gwei = self
+                    .validators_at("head", &[pk])
+                    .await?
+                    .first()
+                    .map_or(deposit::STAKE_0X01_GWEI, |v| v.balance_gwei);
+            }
+            OperationKind::Undelegate {
+                validator: self.s.operator.clone(),
+                amount: wei(gwei),
+            }
+        } else {
+            // A plain transfer or another contract: not a staking
+            // operation this adapter signs.
+            return Ok(none);
+        };
+        let status = self
+            .lookup(LookupRequest {
+                tx_id: req.tx_id,
+                signed_bytes: None,
+            })
+            .await?
+            .status;
+        Ok(IdentifyResponse {
+            found: Some(softstake_core::adapter::FoundOperation {
+                kind,
+                status,
+                // An Ethereum transaction carries no journal id.
+                operation_id: None,
+            }),
+            supported: true,
         })
     }
 

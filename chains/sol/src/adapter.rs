@@ -23,10 +23,10 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, LookupRequest,
-    LookupResponse, Maintenance, ObservedReward, OperationKind, PoolStateRequest,
-    PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus,
-    UnbondingEntry,
+    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest,
+    IdentifyResponse, LookupRequest, LookupResponse, Maintenance, ObservedReward, OperationKind,
+    PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse,
+    SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 use softstake_rpc::{Endpoints, Head, Options, sdk_error};
@@ -869,6 +869,12 @@ impl ChainAdapter for SolAdapter {
             None => TxStatus::Expired,
         };
         Ok(LookupResponse { status, head_time })
+    }
+
+    async fn identify(&self, _req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        // Not yet: a stake transaction of ours that the journal does not
+        // know stays an incident (planning held) until an operator books it.
+        Ok(IdentifyResponse::unsupported())
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {

@@ -25,9 +25,10 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, LookupRequest,
-    LookupResponse, Maintenance, ObservedReward, PoolStateRequest, PoolStateResponse, RewardKind,
-    RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest,
+    IdentifyResponse, LookupRequest, LookupResponse, Maintenance, ObservedReward, PoolStateRequest,
+    PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus,
+    UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 use softstake_rpc::{Endpoint, Endpoints, Head as RpcHead, Options, ServerErrors};
@@ -668,6 +669,12 @@ impl ChainAdapter for XtzAdapter {
             status,
             head_time: head.time,
         })
+    }
+
+    async fn identify(&self, _req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        // Tezos: the flows are not proven yet, so nothing unexplained
+        // reaches this call.
+        Ok(IdentifyResponse::unsupported())
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {

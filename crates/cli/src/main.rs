@@ -541,9 +541,11 @@ async fn verify_restore(
             "cannot tell: this chain's adapter does not prove every transfer and fee; keep it paused and compare it with `softstake plan`"
         } else if r.unknown.is_empty() {
             "the ledger knows everything the chain did since its last snapshot"
+        } else if r.unexplained.is_empty() {
+            "the chain is ahead of the ledger by operations softstake signed (listed in adoptable): the daemon journals them as the chain shows them at its next cycle, before planning anything"
         } else {
             ahead.push(cc.chain);
-            "the chain is ahead of the ledger: keep it paused until each of these is explained (declare the transfers; `softstake books resolve` the fees once booked)"
+            "the chain is ahead of the ledger by what softstake did not sign (listed in unexplained): keep it paused until each is explained (declare the transfers; `softstake books resolve` the fees once booked)"
         };
         report.push(serde_json::json!({"check": r, "verdict": verdict}));
     }

@@ -476,6 +476,49 @@ pub struct LookupResponse {
     pub head_time: Timestamp,
 }
 
+/// Request for [`ChainAdapter::identify`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentifyRequest {
+    /// A transaction the custody account paid a fee for that the journal
+    /// does not know.
+    pub tx_id: String,
+}
+
+/// A staking operation the custody account sent that the journal does not
+/// know (a restored database, or a second signer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundOperation {
+    /// What it did, as the planner would have asked for it.
+    pub kind: OperationKind,
+    /// Where it stands on chain.
+    pub status: TxStatus,
+    /// The journal id the transaction carries, on chains whose
+    /// transactions carry one (a memo): the engine then completes that
+    /// journaled operation instead of adopting a new one.
+    #[serde(default)]
+    pub operation_id: Option<String>,
+}
+
+/// Response of [`ChainAdapter::identify`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentifyResponse {
+    /// The operation, when the transaction is one of the staking
+    /// operations this adapter signs, sent by the custody account. `None`
+    /// when it is something else (a plain transfer), unknown to the chain,
+    /// or when the adapter cannot tell (`supported` is then false).
+    pub found: Option<FoundOperation>,
+    /// Whether this adapter can recognise its own operations on chain.
+    pub supported: bool,
+}
+
+impl IdentifyResponse {
+    /// What an adapter that cannot recognise its operations on chain yet
+    /// answers: the engine then treats the transaction as unexplained.
+    pub fn unsupported() -> IdentifyResponse {
+        IdentifyResponse::default()
+    }
+}
+
 /// Request for [`ChainAdapter::health`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthRequest {}
@@ -608,6 +651,13 @@ pub trait ChainAdapter: Send + Sync {
 
     /// Finds a transaction by id.
     async fn lookup(&self, req: LookupRequest) -> Result<LookupResponse, AdapterError>;
+
+    /// Recognises a transaction the custody account sent that the journal
+    /// does not know (after a database restore): one of this adapter's own
+    /// staking operations, decoded from the chain, or not. No default body:
+    /// a chain that cannot tell says so with
+    /// [`IdentifyResponse::unsupported`].
+    async fn identify(&self, req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError>;
 
     /// Endpoint health.
     async fn health(&self, req: HealthRequest) -> Result<HealthResponse, AdapterError>;

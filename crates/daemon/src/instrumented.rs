@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use softstake_core::ChainId;
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, FlowsRequest,
-    FlowsResponse, HealthRequest, HealthResponse, LookupRequest, LookupResponse, Maintenance,
-    PoolStateRequest, PoolStateResponse, RewardsRequest, RewardsResponse, SignedOperation,
+    FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest, IdentifyResponse, LookupRequest,
+    LookupResponse, Maintenance, PoolStateRequest, PoolStateResponse, RewardsRequest,
+    RewardsResponse, SignedOperation,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -102,6 +103,10 @@ impl ChainAdapter for Instrumented {
         self.call("lookup", self.inner.lookup(req)).await
     }
 
+    async fn identify(&self, req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        self.call("identify", self.inner.identify(req)).await
+    }
+
     async fn health(&self, req: HealthRequest) -> Result<HealthResponse, AdapterError> {
         self.call("health", self.inner.health(req)).await
     }
@@ -142,6 +147,9 @@ mod tests {
             Err(AdapterError::Config("unused".into()))
         }
         async fn lookup(&self, _: LookupRequest) -> Result<LookupResponse, AdapterError> {
+            Err(AdapterError::Config("unused".into()))
+        }
+        async fn identify(&self, _: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
             Err(AdapterError::Config("unused".into()))
         }
         async fn health(&self, _: HealthRequest) -> Result<HealthResponse, AdapterError> {

@@ -30,8 +30,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use softstake_config::ChainConfig;
 use softstake_core::adapter::{
-    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, FlowsRequest, LookupRequest,
-    PoolStateRequest, PoolStateResponse, RewardsRequest, SignedOperation,
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, FlowKind, FlowsRequest,
+    IdentifyRequest, LookupRequest, PoolFlow, PoolStateRequest, PoolStateResponse, RewardsRequest,
+    SignedOperation, TxStatus,
 };
 use softstake_core::{Amount, ChainId, Clock, Timestamp};
 use softstake_planner::{Plan, PlanError, Policy, ValidatorTarget};
@@ -202,6 +203,9 @@ pub enum OpEventKind {
     Failed,
     /// Can never be included.
     Expired,
+    /// Found on chain, sent by the custody account, not in the journal
+    /// (a restored database): journaled as what the chain shows.
+    Adopted,
 }
 
 impl OpEventKind {
@@ -218,6 +222,7 @@ impl OpEventKind {
             OpEventKind::Confirmed => "confirmed",
             OpEventKind::Failed => "failed",
             OpEventKind::Expired => "expired",
+            OpEventKind::Adopted => "adopted",
         }
     }
 }
@@ -366,6 +371,11 @@ pub struct Engine {
     /// Per step: failures in a row and cycles left to sit out (scheduling
     /// only: nothing about money is decided from it).
     backoff: Arc<Backoffs>,
+    /// Whether the books have compared the chain with the journal since
+    /// this engine started (and adopted what the journal did not know):
+    /// until then nothing is signed for the first time, since a restored
+    /// database may hold as planned what the chain already has.
+    compared: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -403,6 +413,7 @@ impl Engine {
             faults: Arc::new(NoFaults),
             quiet: Arc::default(),
             backoff: Arc::default(),
+            compared: Arc::default(),
         })
     }
 
@@ -453,6 +464,7 @@ impl Engine {
         // Without knowing whether the chain is paused nothing may act.
         report.paused = self.store.is_paused(self.cfg.chain).await?;
         // 3. The journal against the chain.
+        let compared_before = self.compared.load(std::sync::atomic::Ordering::SeqCst);
         if !report.paused
             && let Some(ops) = self
                 .step(Step::Reconcile, &mut report, self.reconcile())
@@ -475,17 +487,34 @@ impl Engine {
             return Ok(report);
         };
         // The books: holdings and the flows that explain them.
-        if let Some(s) = self
+        if let Some((s, adopted)) = self
             .step(Step::Books, &mut report, self.book(&state, rewards_current))
             .await?
         {
             report.books = Some(s);
+            report.ops.extend(adopted);
+        }
+        // The first comparison since the start has run: what reconcile
+        // held back (planned operations not signed yet) is signed now,
+        // unless the comparison found the journal behind and dropped it.
+        if !compared_before
+            && !report.paused
+            && self.compared.load(std::sync::atomic::Ordering::SeqCst)
+            && let Some(ops) = self
+                .step(Step::Reconcile, &mut report, self.reconcile())
+                .await?
+        {
+            report
+                .ops
+                .extend(ops.into_iter().filter(|o| o.event != OpEventKind::Pending));
         }
         // An undeclared outflow holds signing until an operator books it.
         report.incidents_open = self.store.open_incidents(self.cfg.chain).await?;
         // 5. Plan and execute.
         let hold = if report.paused {
             Some("chain is paused: nothing is signed or sent".to_owned())
+        } else if !self.compared.load(std::sync::atomic::Ordering::SeqCst) {
+            Some("the chain has not been compared with the journal since the start (the books step has not run): nothing is signed".to_owned())
         } else if report.incidents_open > 0 {
             Some(format!(
                 "{} open incident(s): an outflow nobody declared; nothing is signed until an operator books it (softstake books resolve)",
@@ -565,12 +594,13 @@ impl Engine {
     }
 
     /// Books the observing read's holdings with the flows the adapter
-    /// proves since the books' cursor (crates/store/src/books.rs).
+    /// proves since the books' cursor (crates/store/src/books.rs), after
+    /// adopting into the journal the operations among them it did not know.
     async fn book(
         &self,
         state: &PoolStateResponse,
         rewards_current: bool,
-    ) -> Result<softstake_store::Snapshot, EngineError> {
+    ) -> Result<(softstake_store::Snapshot, Vec<OpEvent>), EngineError> {
         let holdings = state
             .holdings()
             .ok_or_else(|| EngineError::Inconsistent("pool holdings overflow".into()))?;
@@ -578,6 +608,7 @@ impl Engine {
             .ok_or_else(|| EngineError::Inconsistent("losses overflow".into()))?;
         let cursor = self.store.flow_cursor(self.cfg.chain).await?;
         let flows = self.adapter.flows_since(FlowsRequest { cursor }).await?;
+        let adopted = self.adopt(&flows.flows).await?;
         self.faults.check(CrashPoint::BeforeBooks)?;
         let input = softstake_store::SnapshotInput {
             chain: self.cfg.chain,
@@ -590,7 +621,107 @@ impl Engine {
             rewards_current,
             now: self.clock.now(),
         };
-        Ok(self.store.book_snapshot(&input, &self.cfg.books).await?)
+        let snapshot = self.store.book_snapshot(&input, &self.cfg.books).await?;
+        self.compared
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok((snapshot, adopted))
+    }
+
+    /// The chain shows the custody account paid fees for transactions the
+    /// journal never signed: after a database restore, operations sent
+    /// after the backup. Each one the adapter recognises as its own
+    /// staking operation is journaled as the chain shows it (confirmed,
+    /// failed, or broadcast while pending, which holds planning until it
+    /// settles), so nothing is planned twice and its fee books as the
+    /// operation's. What it does not recognise stays unexplained: the
+    /// books make it an incident and planning waits for an operator.
+    async fn adopt(&self, flows: &[PoolFlow]) -> Result<Vec<OpEvent>, EngineError> {
+        let chain = self.cfg.chain;
+        let mut out = Vec::new();
+        if !flows.iter().any(|f| f.kind == FlowKind::Fee) {
+            return Ok(out);
+        }
+        let unknown = self.store.unknown_activity(chain, flows).await?;
+        let mut seen = std::collections::BTreeSet::new();
+        for f in unknown.iter().filter(|f| f.kind == FlowKind::Fee) {
+            if !seen.insert(f.tx_id.as_str()) {
+                continue;
+            }
+            let r = self
+                .adapter
+                .identify(IdentifyRequest {
+                    tx_id: f.tx_id.clone(),
+                })
+                .await?;
+            let Some(found) = r.found else { continue };
+            if matches!(found.status, TxStatus::NotFound | TxStatus::Expired) {
+                continue;
+            }
+            let now = self.clock.now();
+            // The transaction names the journaled operation it carries out:
+            // complete that one.
+            if let Some(id) = &found.operation_id
+                && self.store.journal_get(id).await?.is_some()
+            {
+                if self
+                    .store
+                    .journal_found(id, &f.tx_id, &found.status, now)
+                    .await?
+                {
+                    tracing::warn!(
+                        %chain,
+                        op = %id,
+                        tx = %f.tx_id,
+                        "found on chain an operation the journal held as not sent (a restored database?)"
+                    );
+                    out.push(event(
+                        id,
+                        found.kind.name(),
+                        OpEventKind::Adopted,
+                        Some(f.tx_id.clone()),
+                    ));
+                }
+                continue;
+            }
+            if self
+                .store
+                .journal_adopt(chain, &f.tx_id, &found.kind, &found.status, now)
+                .await?
+            {
+                tracing::warn!(
+                    %chain,
+                    tx = %f.tx_id,
+                    kind = found.kind.name(),
+                    "adopted an operation found on chain that the journal did not know (a restored database?)"
+                );
+                out.push(event(
+                    &format!("found:{}:{}", chain.as_str(), f.tx_id),
+                    found.kind.name(),
+                    OpEventKind::Adopted,
+                    Some(f.tx_id.clone()),
+                ));
+            }
+        }
+        if !out.is_empty() {
+            // The journal was behind the chain: what it still holds as
+            // planned was decided from that outdated view (and may be what
+            // a lost signing already did). It is dropped; the planner plans
+            // again from what the chain holds.
+            for op in self.store.journal_open(chain).await? {
+                if op.state == OpState::Planned {
+                    self.store
+                        .journal_finish(
+                            &op.id,
+                            OpState::Failed,
+                            Some("superseded: the journal was behind the chain (operations found on chain were adopted); planned again from the chain"),
+                            self.clock.now(),
+                        )
+                        .await?;
+                    out.push(event(&op.id, op.kind.name(), OpEventKind::Failed, None));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Plans from `state` and journals and sends the plan's operations,
@@ -909,6 +1040,14 @@ impl Engine {
                         events.push(event(&op.id, name, OpEventKind::Pending, None));
                     }
                 }
+                Recovery::Sign if !self.compared.load(std::sync::atomic::Ordering::SeqCst) => {
+                    events.push(event(
+                        &op.id,
+                        name,
+                        OpEventKind::Pending,
+                        Some("not signed until the chain has been compared with the journal since the start".into()),
+                    ));
+                }
                 Recovery::Sign => events.push(self.sign_and_send(&op).await?),
                 Recovery::Confirm => {
                     self.store
@@ -940,6 +1079,20 @@ impl Engine {
                     events.push(event(&op.id, name, OpEventKind::Expired, None));
                 }
                 Recovery::Rebroadcast => {
+                    if op.signed_bytes.is_none() && op.id.starts_with("found:") {
+                        // Adopted while pending, gone since (dropped or
+                        // reorged out): nothing of ours to send again.
+                        self.store
+                            .journal_finish(
+                                &op.id,
+                                OpState::Expired,
+                                Some("found on chain while pending, gone since; softstake never held its bytes"),
+                                now,
+                            )
+                            .await?;
+                        events.push(event(&op.id, name, OpEventKind::Expired, None));
+                        continue;
+                    }
                     let (Some(bytes), Some(tx_id)) = (op.signed_bytes.clone(), op.tx_id.clone())
                     else {
                         return Err(EngineError::Inconsistent(format!(
@@ -980,6 +1133,21 @@ pub struct RestoreCheck {
     /// Of them, what the ledger does not know: fees of transactions the
     /// journal did not sign and transfers nobody declared.
     pub unknown: Vec<softstake_core::adapter::PoolFlow>,
+    /// Of the unknown transactions, the adapter's own staking operations:
+    /// the daemon adopts them into the journal at its next cycle.
+    pub adoptable: Vec<FoundTx>,
+    /// The unknown flows that are not an adoptable operation's: what an
+    /// operator must explain (declare, or book once the books hold them).
+    pub unexplained: Vec<softstake_core::adapter::PoolFlow>,
+}
+
+/// An operation found on chain (see [`RestoreCheck::adoptable`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FoundTx {
+    /// Its transaction.
+    pub tx_id: String,
+    /// What the chain shows it did, and where it stands.
+    pub operation: softstake_core::adapter::FoundOperation,
 }
 
 /// Runs the check for one chain (see [`RestoreCheck`]).
@@ -991,11 +1159,37 @@ pub async fn verify_restore(
     let cursor = store.flow_cursor(chain).await?;
     let flows = adapter.flows_since(FlowsRequest { cursor }).await?;
     let unknown = store.unknown_activity(chain, &flows.flows).await?;
+    let mut adoptable: Vec<FoundTx> = Vec::new();
+    for f in unknown.iter().filter(|f| f.kind == FlowKind::Fee) {
+        if adoptable.iter().any(|a| a.tx_id == f.tx_id) {
+            continue;
+        }
+        let r = adapter
+            .identify(IdentifyRequest {
+                tx_id: f.tx_id.clone(),
+            })
+            .await?;
+        if let Some(operation) = r.found
+            && !matches!(operation.status, TxStatus::NotFound | TxStatus::Expired)
+        {
+            adoptable.push(FoundTx {
+                tx_id: f.tx_id.clone(),
+                operation,
+            });
+        }
+    }
+    let unexplained = unknown
+        .iter()
+        .filter(|f| !adoptable.iter().any(|a| a.tx_id == f.tx_id))
+        .cloned()
+        .collect();
     Ok(RestoreCheck {
         chain,
         complete: flows.complete,
         flows: flows.flows.len(),
         unknown,
+        adoptable,
+        unexplained,
     })
 }
 

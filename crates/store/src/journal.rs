@@ -264,6 +264,123 @@ impl crate::Store {
         Ok(false)
     }
 
+    /// Journals an operation the custody account sent that the journal did
+    /// not know (found on chain after a database restore, with its tx id),
+    /// in the state the chain shows: `confirmed` or `failed` when included,
+    /// `broadcast` while pending (the reconciler follows it; it has no
+    /// bytes to send again). Its id is `found:CHAIN:TX_ID`, so adopting it
+    /// twice is a no-op (`false`). A tx id the journal already holds is
+    /// refused: that operation is known.
+    pub async fn journal_adopt(
+        &self,
+        chain: ChainId,
+        tx_id: &str,
+        kind: &OperationKind,
+        status: &TxStatus,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let tx_id = tx_id.trim();
+        if tx_id.is_empty() || tx_id.len() > 256 {
+            return Err(StoreError::Invalid(
+                "tx_id must be 1 to 256 characters".into(),
+            ));
+        }
+        let (state, error) = match status {
+            TxStatus::Confirmed { .. } => (OpState::Confirmed, None),
+            TxStatus::Failed { reason } => (OpState::Failed, Some(reason.clone())),
+            TxStatus::Pending => (OpState::Broadcast, None),
+            TxStatus::NotFound | TxStatus::Expired => {
+                return Err(StoreError::Invalid(format!(
+                    "transaction {tx_id:?} is not on chain: there is nothing to adopt"
+                )));
+            }
+        };
+        let params = serde_json::to_string(kind)
+            .map_err(|e| StoreError::Invalid(format!("operation params: {e}")))?;
+        let id = format!("found:{}:{tx_id}", chain.as_str());
+        let n = on_pool!(self, pool => {
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
+            let other: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM operations WHERE chain = $1 AND tx_id = $2 AND id <> $3",
+            )
+            .bind(chain.as_str())
+            .bind(tx_id)
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if other > 0 {
+                return Err(StoreError::Invalid(format!(
+                    "transaction {tx_id:?} is journaled already"
+                )));
+            }
+            let n = sqlx::query(
+                "INSERT INTO operations (id, chain, kind, params, reason, value, state, tx_id, error, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(chain.as_str())
+            .bind(kind.name())
+            .bind(&params)
+            .bind("found on chain: sent by the custody account but not in the journal (a restored database?)")
+            .bind(kind.value_moved().to_string())
+            .bind(state.as_str())
+            .bind(tx_id)
+            .bind(error)
+            .bind(now.unix())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(n == 1)
+    }
+
+    /// Completes a journaled operation that the chain shows was sent as
+    /// `tx_id` although the journal never recorded it (a restored database
+    /// that lost the signing): the chain's transaction, its state, and no
+    /// bytes (what the journal may hold is not what landed). Only an open
+    /// operation without that tx id changes (`false` otherwise).
+    pub async fn journal_found(
+        &self,
+        id: &str,
+        tx_id: &str,
+        status: &TxStatus,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (state, error) = match status {
+            TxStatus::Confirmed { .. } => (OpState::Confirmed, None),
+            TxStatus::Failed { reason } => (OpState::Failed, Some(reason.clone())),
+            TxStatus::Pending => (OpState::Broadcast, None),
+            TxStatus::NotFound | TxStatus::Expired => {
+                return Err(StoreError::Invalid(format!(
+                    "transaction {tx_id:?} is not on chain: there is nothing to record"
+                )));
+            }
+        };
+        let n = on_pool!(self, pool => {
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
+            let n = sqlx::query(
+                "UPDATE operations SET state = $1, tx_id = $2, signed_bytes = NULL, valid_until = NULL, \
+                 error = COALESCE($3, 'found on chain as sent, though the journal never recorded the sending (a restored database?)'), updated_at = $4 \
+                 WHERE id = $5 AND state IN ('awaiting_approval', 'planned', 'signed', 'broadcast') AND (tx_id IS NULL OR tx_id <> $2)",
+            )
+            .bind(state.as_str())
+            .bind(tx_id)
+            .bind(error)
+            .bind(now.unix())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(n == 1)
+    }
+
     /// One operation.
     pub async fn journal_get(&self, id: &str) -> Result<Option<JournalOp>, StoreError> {
         let sql = format!("{SELECT_OP} WHERE id = $1");
