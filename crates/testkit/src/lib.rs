@@ -23,10 +23,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, EndpointHealth, FlowKind, FlowsRequest, FlowsResponse, HealthRequest,
-    HealthResponse, LookupRequest, LookupResponse, ObservedReward, OperationKind, PoolFlow,
-    PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse,
-    SignedOperation, TxStatus, UnbondingEntry,
+    Delegation, EndpointHealth, FlowKind, FlowsRequest, FlowsResponse, FoundOperation,
+    HealthRequest, HealthResponse, IdentifyRequest, IdentifyResponse, LookupRequest,
+    LookupResponse, ObservedReward, OperationKind, PoolFlow, PoolStateRequest, PoolStateResponse,
+    RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Clock, ManualClock, Period, Timestamp};
 use softstake_engine::{CrashPoint, EngineError, Faults};
@@ -127,6 +127,9 @@ struct State {
     flows: Vec<PoolFlow>,
     transfers: u64,
     missed_reward_events: u32,
+    /// Whether `identify` names the journal id a transaction carries (a
+    /// memo, as Cosmos can), or not (as Ethereum cannot).
+    memo: bool,
     audit: Audit,
 }
 
@@ -213,6 +216,7 @@ impl SimChain {
             flows: Vec::new(),
             transfers: 0,
             missed_reward_events: 0,
+            memo: true,
             audit: Audit {
                 deposited: initial.base(),
                 ..Audit::default()
@@ -306,6 +310,12 @@ impl SimChain {
     /// misses them).
     pub fn miss_reward_events(&self, n: u32) {
         self.st().missed_reward_events = n;
+    }
+
+    /// Whether `identify` names the journal id a transaction carries
+    /// (default) or, like a chain without memos, only what it did.
+    pub fn set_memo(&self, memo: bool) {
+        self.st().memo = memo;
     }
 
     /// Transfers and fees so far, in order.
@@ -688,6 +698,29 @@ impl ChainAdapter for SimChain {
         Ok(LookupResponse {
             status,
             head_time: Timestamp::from_unix(st.last_block_at),
+        })
+    }
+
+    async fn identify(&self, req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        self.maybe_rpc_error()?;
+        let st = self.st();
+        let memo = |tx: &SimTx| st.memo.then(|| tx.op_id.clone());
+        let found = if let Some((status, tx)) = st.included.get(&req.tx_id) {
+            Some(FoundOperation {
+                kind: tx.kind.clone(),
+                status: status.clone(),
+                operation_id: memo(tx),
+            })
+        } else {
+            st.mempool.get(&req.tx_id).map(|tx| FoundOperation {
+                kind: tx.kind.clone(),
+                status: TxStatus::Pending,
+                operation_id: memo(tx),
+            })
+        };
+        Ok(IdentifyResponse {
+            found,
+            supported: true,
         })
     }
 
