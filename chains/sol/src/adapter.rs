@@ -871,10 +871,74 @@ impl ChainAdapter for SolAdapter {
         Ok(LookupResponse { status, head_time })
     }
 
-    async fn identify(&self, _req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
-        // Not yet: a stake transaction of ours that the journal does not
-        // know stays an incident (planning held) until an operator books it.
-        Ok(IdentifyResponse::unsupported())
+    async fn identify(&self, req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        let none = IdentifyResponse {
+            found: None,
+            supported: true,
+        };
+        let t = self
+            .call(
+                RpcRequest::GetTransaction,
+                json!([req.tx_id, {"encoding": "base64", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}]),
+            )
+            .await?;
+        if t.is_null() {
+            return Ok(none);
+        }
+        let bytes = t
+            .pointer("/transaction/0")
+            .and_then(Value::as_str)
+            .and_then(unb64)
+            .ok_or_else(|| bad_answer("getTransaction", &t))?;
+        let post: Vec<u64> = t
+            .pointer("/meta/postBalances")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad_answer("getTransaction", &t))?
+            .iter()
+            .map(Value::as_u64)
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad_answer("getTransaction", &t))?;
+        // Delegations as the chain shows them now (the cycle's observing
+        // read has just taken the view).
+        let view = match self.last_view.lock().ok().and_then(|v| v.clone()) {
+            Some(v) => v,
+            None => self.read_view().await?.0,
+        };
+        let vote_of = |a: &str| {
+            view.accounts
+                .iter()
+                .find(|s| s.address == a)
+                .and_then(|s| s.voter.clone())
+        };
+        let custody = self.key.pubkey();
+        let Some(kind) = crate::found::operation_of(
+            &bytes,
+            &crate::found::Context {
+                custody: &custody,
+                post_balances: &post,
+                rent_exempt_reserve: view.rent_exempt_reserve,
+                vote_of: &vote_of,
+            },
+        ) else {
+            return Ok(none);
+        };
+        let status = match t.pointer("/meta/err") {
+            None | Some(Value::Null) => TxStatus::Confirmed {
+                height: t.get("slot").and_then(Value::as_u64).unwrap_or(0),
+            },
+            Some(e) => TxStatus::Failed {
+                reason: e.to_string(),
+            },
+        };
+        Ok(IdentifyResponse {
+            found: Some(softstake_core::adapter::FoundOperation {
+                kind,
+                status,
+                // A transaction of ours carries no journal id.
+                operation_id: None,
+            }),
+            supported: true,
+        })
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {

@@ -26,6 +26,7 @@ pub mod adapter;
 #[cfg(feature = "testnode")]
 pub mod devnet;
 pub mod flows;
+pub mod found;
 pub mod keys;
 pub mod ops;
 pub mod plugin;

@@ -321,6 +321,8 @@ class Node:
             "meta": {"err": None, "status": {"Ok": None}, "fee": r.fee(),
                      "preBalances": pre, "postBalances": post},
             "version": "legacy",
+            # The wire bytes, for encoding base64.
+            "raw": base64.b64encode(bytes(tx)).decode(),
         }
         for k in dict.fromkeys(str(k) for k in keys):
             self.by_address.setdefault(k, []).append(sig)
@@ -485,7 +487,14 @@ class Node:
 
     def rpc_getTransaction(self, sig, cfg=None):
         t = self.txs.get(sig)
-        return None if t is None else dict(t)
+        if t is None:
+            return None
+        t = dict(t)
+        raw = t.pop("raw")
+        if (cfg or {}).get("encoding") == "base64":
+            # As a node answers: the transaction's wire bytes, and the same meta.
+            t["transaction"] = [raw, "base64"]
+        return t
 
     def rpc_getInflationReward(self, addrs, cfg=None):
         cfg = cfg or {}
