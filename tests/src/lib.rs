@@ -371,6 +371,33 @@ where
     panic!("the queued withdrawal was never granted");
 }
 
+/// The disk is lost: `ts` is closed and its database put back from
+/// `backup` (an operator's restore); returns the restored store, whose
+/// journal is checked to know nothing of `adapter`'s chain, and what
+/// `softstake verify-restore` finds that chain did since.
+pub async fn restore_and_verify(
+    ts: &TestStore,
+    backup: &std::path::Path,
+    adapter: &dyn softstake_core::adapter::ChainAdapter,
+) -> (TestStore, softstake_engine::RestoreCheck) {
+    let restored = ts.restore(backup).await;
+    ts.store.close().await;
+    let lost = restored
+        .store
+        .journal_list(adapter.chain(), None, 10)
+        .await
+        .expect("journal");
+    assert!(
+        lost.is_empty(),
+        "the backup predates the operations: {lost:?}"
+    );
+    let check = softstake_engine::verify_restore(&restored.store, adapter)
+        .await
+        .expect("verify-restore");
+    assert!(check.complete, "{check:?}");
+    (restored, check)
+}
+
 /// The engine the chain-adapter engine tests run: 10% commission, a 20%
 /// buffer with a 5% band, the given validators (weight, no cap), operations
 /// of at least one `unit`, caps far above the tests' amounts (10^7 units per

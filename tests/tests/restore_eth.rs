@@ -73,20 +73,9 @@ async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
 
     // The disk is lost; the backup is restored; softstake restarts with a
     // fresh adapter (nothing in memory).
-    let restored = ts.restore(&backup).await;
-    ts.store.close().await;
+    let (restored, check) =
+        softstake_tests::restore_and_verify(&ts, &backup, adapter().as_ref()).await;
     let store = restored.store.clone();
-    assert!(
-        store
-            .journal_list(ChainId::Ethereum, None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let check = softstake_engine::verify_restore(&store, adapter().as_ref())
-        .await
-        .unwrap();
-    assert!(check.complete);
     assert_eq!(check.unknown.len(), 2, "{check:?}");
     assert!(check.unknown.iter().all(|f| f.kind == FlowKind::Fee));
     // Both are recognised from the chain as the deposits they are.

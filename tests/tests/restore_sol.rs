@@ -8,26 +8,16 @@
 //! delegation.
 #![allow(clippy::unwrap_used)]
 
+use softstake_chain_sol::SolAdapter;
 use softstake_chain_sol::keys::LocalKey;
 use softstake_chain_sol::testnode::{SvmNode, SvmOptions};
-use softstake_chain_sol::{SolAdapter, SolSettings};
 use softstake_core::adapter::{ChainAdapter, OperationKind, TxStatus};
-use softstake_core::{ChainId, Clock, ManualClock, Timestamp};
+use softstake_core::{ChainId, Clock, ManualClock};
 use softstake_store::OpState;
 use softstake_tests::TestStore;
 use std::sync::Arc;
-use std::time::Duration;
 
 const SOL: u128 = 1_000_000_000;
-
-async fn node_time(node: &SvmNode) -> Timestamp {
-    let slot = node.call("getSlot", serde_json::json!([])).await.unwrap();
-    let t = node
-        .call("getBlockTime", serde_json::json!([slot]))
-        .await
-        .unwrap();
-    Timestamp::from_unix(t.as_i64().unwrap())
-}
 
 async fn restore_after_a_delegation_signs_nothing_twice(ts: TestStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -44,21 +34,11 @@ async fn restore_after_a_delegation_signs_nothing_twice(ts: TestStore) {
         .unwrap();
     let vote = node.create_vote(5).await.unwrap();
     node.advance_slots(1).await.unwrap();
-    let settings = SolSettings {
-        endpoints: vec![node.url.clone()],
-        genesis_hash: node.genesis_hash.clone(),
-        withdrawer: None,
-        compute_unit_price: 0,
-        compute_unit_limit: 200_000,
-        fee_reserve: 10_000_000,
-        slot_ms: 400,
-        max_reward_epochs: 10,
-        request_timeout: Duration::from_secs(10),
-    };
+    let settings = node.settings();
     let adapter = || -> Arc<dyn ChainAdapter> {
         Arc::new(SolAdapter::new(settings.clone(), key.clone()).unwrap())
     };
-    let clock = ManualClock::new(node_time(&node).await);
+    let clock = ManualClock::new(node.time().await.unwrap());
     let engine =
         softstake_tests::adapter_engine(&ts.store, adapter(), &[(&vote, 1)], SOL, 7, &clock);
     softstake_tests::opening_balances(
@@ -70,7 +50,7 @@ async fn restore_after_a_delegation_signs_nothing_twice(ts: TestStore) {
     .await;
     let advance = || async {
         node.advance_slots(16).await.unwrap();
-        clock.set(node_time(&node).await);
+        clock.set(node.time().await.unwrap());
     };
 
     // The books open while the chain is paused; the backup is taken.
@@ -99,20 +79,9 @@ async fn restore_after_a_delegation_signs_nothing_twice(ts: TestStore) {
 
     // The disk is lost; the backup is restored; softstake restarts with a
     // fresh adapter (nothing in memory).
-    let restored = ts.restore(&backup).await;
-    ts.store.close().await;
+    let (restored, check) =
+        softstake_tests::restore_and_verify(&ts, &backup, adapter().as_ref()).await;
     let store = restored.store.clone();
-    assert!(
-        store
-            .journal_list(ChainId::Solana, None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let check = softstake_engine::verify_restore(&store, adapter().as_ref())
-        .await
-        .unwrap();
-    assert!(check.complete);
     assert!(check.unexplained.is_empty(), "{check:?}");
     assert_eq!(check.adoptable.len(), 1, "{check:?}");
     assert_eq!(check.adoptable[0].tx_id, tx);

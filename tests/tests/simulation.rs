@@ -714,19 +714,7 @@ async fn distribution_digests(store: &Store) -> Result<BTreeMap<String, String>,
 }
 
 async fn reset(store: &Store) {
-    for t in [
-        "credits",
-        "distributions",
-        "residual_confirmations",
-        "pool_flows",
-        "pool_snapshots",
-        "transfer_declarations",
-        "rewards",
-        "balance_updates",
-        "withdrawals",
-        "operations",
-        "chain_state",
-    ] {
+    for t in TABLES {
         raw_exec_fast(store, &format!("DELETE FROM {t}")).await;
     }
 }

@@ -6,26 +6,16 @@
 //! cool-down and granted by its ETA.
 #![allow(clippy::unwrap_used)]
 
+use softstake_chain_sol::SolAdapter;
 use softstake_chain_sol::keys::LocalKey;
 use softstake_chain_sol::testnode::{SvmNode, SvmOptions};
-use softstake_chain_sol::{SolAdapter, SolSettings};
 use softstake_core::adapter::ChainAdapter;
-use softstake_core::{Amount, ChainId, ManualClock, Timestamp};
+use softstake_core::{Amount, ChainId, ManualClock};
 use softstake_store::OpState;
 use softstake_tests::on_both;
 use std::sync::Arc;
-use std::time::Duration;
 
 const SOL: u128 = 1_000_000_000;
-
-async fn node_time(node: &SvmNode) -> Timestamp {
-    let slot = node.call("getSlot", serde_json::json!([])).await.unwrap();
-    let t = node
-        .call("getBlockTime", serde_json::json!([slot]))
-        .await
-        .unwrap();
-    Timestamp::from_unix(t.as_i64().unwrap())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_the_real_svm() {
@@ -43,24 +33,9 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
             .unwrap();
         let vote = node.create_vote(5).await.unwrap();
         node.advance_slots(1).await.unwrap();
-        let adapter: Arc<dyn ChainAdapter> = Arc::new(
-            SolAdapter::new(
-                SolSettings {
-                    endpoints: vec![node.url.clone()],
-                    genesis_hash: node.genesis_hash.clone(),
-                    withdrawer: None,
-                    compute_unit_price: 0,
-                    compute_unit_limit: 200_000,
-                    fee_reserve: 10_000_000,
-                    slot_ms: 400,
-                    max_reward_epochs: 10,
-                    request_timeout: Duration::from_secs(10),
-                },
-                key,
-            )
-            .unwrap(),
-        );
-        let clock = ManualClock::new(node_time(&node).await);
+        let adapter: Arc<dyn ChainAdapter> =
+            Arc::new(SolAdapter::new(node.settings(), key).unwrap());
+        let clock = ManualClock::new(node.time().await.unwrap());
         let engine =
             softstake_tests::adapter_engine(&store, adapter, &[(&vote, 1)], SOL, 7, &clock);
         softstake_tests::opening_balances(
@@ -76,7 +51,7 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
             async move {
                 let r = engine.cycle().await.unwrap();
                 node.advance_slots(16).await.unwrap();
-                clock.set(node_time(node).await);
+                clock.set(node.time().await.unwrap());
                 r
             }
         };

@@ -1318,15 +1318,11 @@ impl ChainAdapter for EthAdapter {
     }
 
     async fn identify(&self, req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
-        let none = IdentifyResponse {
-            found: None,
-            supported: true,
-        };
         let t = self
             .el("eth_getTransactionByHash", json!([req.tx_id]))
             .await?;
         if t.is_null() {
-            return Ok(none);
+            return Ok(IdentifyResponse::not_ours());
         }
         let field = |k: &str| {
             t.get(k)
@@ -1335,7 +1331,7 @@ impl ChainAdapter for EthAdapter {
                 .to_lowercase()
         };
         if field("from") != self.custody().to_lowercase() {
-            return Ok(none);
+            return Ok(IdentifyResponse::not_ours());
         }
         let to = field("to");
         let input = hex::decode(field("input").trim_start_matches("0x"))
@@ -1356,7 +1352,7 @@ impl ChainAdapter for EthAdapter {
             // bytes, big-endian); 0 is a full exit of the validator's
             // balance.
             let (Some(pubkey), Some(amount)) = (input.get(..48), input.get(48..56)) else {
-                return Ok(none);
+                return Ok(IdentifyResponse::not_ours());
             };
             let mut be = [0u8; 8];
             be.copy_from_slice(amount);
@@ -1376,7 +1372,7 @@ impl ChainAdapter for EthAdapter {
         } else {
             // A plain transfer or another contract: not a staking
             // operation this adapter signs.
-            return Ok(none);
+            return Ok(IdentifyResponse::not_ours());
         };
         let status = self
             .lookup(LookupRequest {
@@ -1385,15 +1381,7 @@ impl ChainAdapter for EthAdapter {
             })
             .await?
             .status;
-        Ok(IdentifyResponse {
-            found: Some(softstake_core::adapter::FoundOperation {
-                kind,
-                status,
-                // An Ethereum transaction carries no journal id.
-                operation_id: None,
-            }),
-            supported: true,
-        })
+        Ok(IdentifyResponse::operation(kind, status))
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {

@@ -872,10 +872,6 @@ impl ChainAdapter for SolAdapter {
     }
 
     async fn identify(&self, req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
-        let none = IdentifyResponse {
-            found: None,
-            supported: true,
-        };
         let t = self
             .call(
                 RpcRequest::GetTransaction,
@@ -883,7 +879,7 @@ impl ChainAdapter for SolAdapter {
             )
             .await?;
         if t.is_null() {
-            return Ok(none);
+            return Ok(IdentifyResponse::not_ours());
         }
         let bytes = t
             .pointer("/transaction/0")
@@ -920,7 +916,7 @@ impl ChainAdapter for SolAdapter {
                 vote_of: &vote_of,
             },
         ) else {
-            return Ok(none);
+            return Ok(IdentifyResponse::not_ours());
         };
         let status = match t.pointer("/meta/err") {
             None | Some(Value::Null) => TxStatus::Confirmed {
@@ -930,15 +926,7 @@ impl ChainAdapter for SolAdapter {
                 reason: e.to_string(),
             },
         };
-        Ok(IdentifyResponse {
-            found: Some(softstake_core::adapter::FoundOperation {
-                kind,
-                status,
-                // A transaction of ours carries no journal id.
-                operation_id: None,
-            }),
-            supported: true,
-        })
+        Ok(IdentifyResponse::operation(kind, status))
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {

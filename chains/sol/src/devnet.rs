@@ -3,7 +3,6 @@
 //! the chain's config section, and moves the chain's time with the devnet
 //! clock.
 
-use serde_json::json;
 use softstake_core::ChainId;
 use softstake_testnode::{
     DevnetChain, Driver, Rng, Started, common_section, u128_to_u64, write_key,
@@ -20,9 +19,7 @@ const FEE_FLOAT: u64 = 1_000_000_000;
 
 impl Sol {
     async fn time(&self) -> Result<i64, String> {
-        let slot = self.0.call("getSlot", json!([])).await?;
-        let t = self.0.call("getBlockTime", json!([slot])).await?;
-        t.as_i64().ok_or_else(|| "bad block time".into())
+        self.0.time().await.map(|t| t.unix())
     }
 }
 

@@ -119,6 +119,31 @@ impl SvmNode {
         })
     }
 
+    /// The chain's time at its current slot (the block time of the slot).
+    pub async fn time(&self) -> Result<softstake_core::Timestamp, String> {
+        let slot = self.call("getSlot", json!([])).await?;
+        let t = self.call("getBlockTime", json!([slot])).await?;
+        t.as_i64()
+            .map(softstake_core::Timestamp::from_unix)
+            .ok_or_else(|| format!("bad block time {t}"))
+    }
+
+    /// Adapter settings for this node: no priority fee, 0.01 SOL kept for
+    /// fees, ten reward epochs a call.
+    pub fn settings(&self) -> crate::SolSettings {
+        crate::SolSettings {
+            endpoints: vec![self.url.clone()],
+            genesis_hash: self.genesis_hash.clone(),
+            withdrawer: None,
+            compute_unit_price: 0,
+            compute_unit_limit: 200_000,
+            fee_reserve: 10_000_000,
+            slot_ms: 400,
+            max_reward_epochs: 10,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
     /// Calls a JSON-RPC method (including the `test_*` controls).
     pub async fn call(&self, method: &'static str, params: Value) -> Result<Value, String> {
         self.rpc

@@ -517,6 +517,27 @@ impl IdentifyResponse {
     pub fn unsupported() -> IdentifyResponse {
         IdentifyResponse::default()
     }
+
+    /// Not one of the adapter's operations (or unknown to the chain).
+    pub fn not_ours() -> IdentifyResponse {
+        IdentifyResponse {
+            found: None,
+            supported: true,
+        }
+    }
+
+    /// One of the adapter's operations, on a chain whose transactions
+    /// carry no journal id.
+    pub fn operation(kind: OperationKind, status: TxStatus) -> IdentifyResponse {
+        IdentifyResponse {
+            found: Some(FoundOperation {
+                kind,
+                status,
+                operation_id: None,
+            }),
+            supported: true,
+        }
+    }
 }
 
 /// Request for [`ChainAdapter::health`].

@@ -1034,7 +1034,18 @@ impl Engine {
             self.faults.check(CrashPoint::AfterLookup)?;
             let now = self.clock.now();
             let name = op.kind.name();
-            match recovery_action(&op, status.as_ref(), head) {
+            let mut action = recovery_action(&op, status.as_ref(), head);
+            let mut expiry = "not included before it expired";
+            if action == Recovery::Rebroadcast
+                && op.signed_bytes.is_none()
+                && op.id.starts_with("found:")
+            {
+                // Adopted while pending, gone since (dropped or reorged
+                // out): nothing of ours to send again.
+                action = Recovery::Expire;
+                expiry = "found on chain while pending, gone since; softstake never held its bytes";
+            }
+            match action {
                 Recovery::AwaitApproval | Recovery::Wait => {
                     if op.state != OpState::AwaitingApproval {
                         events.push(event(&op.id, name, OpEventKind::Pending, None));
@@ -1069,30 +1080,11 @@ impl Engine {
                 }
                 Recovery::Expire => {
                     self.store
-                        .journal_finish(
-                            &op.id,
-                            OpState::Expired,
-                            Some("not included before it expired"),
-                            now,
-                        )
+                        .journal_finish(&op.id, OpState::Expired, Some(expiry), now)
                         .await?;
                     events.push(event(&op.id, name, OpEventKind::Expired, None));
                 }
                 Recovery::Rebroadcast => {
-                    if op.signed_bytes.is_none() && op.id.starts_with("found:") {
-                        // Adopted while pending, gone since (dropped or
-                        // reorged out): nothing of ours to send again.
-                        self.store
-                            .journal_finish(
-                                &op.id,
-                                OpState::Expired,
-                                Some("found on chain while pending, gone since; softstake never held its bytes"),
-                                now,
-                            )
-                            .await?;
-                        events.push(event(&op.id, name, OpEventKind::Expired, None));
-                        continue;
-                    }
                     let (Some(bytes), Some(tx_id)) = (op.signed_bytes.clone(), op.tx_id.clone())
                     else {
                         return Err(EngineError::Inconsistent(format!(

@@ -161,6 +161,20 @@ pub fn recovery_action(
     }
 }
 
+/// The journal state of a transaction found on chain: `confirmed` or
+/// `failed` (with the chain's reason) when included, `broadcast` while
+/// pending; one the chain does not hold is nothing to record.
+fn found_state(tx_id: &str, status: &TxStatus) -> Result<(OpState, Option<String>), StoreError> {
+    match status {
+        TxStatus::Confirmed { .. } => Ok((OpState::Confirmed, None)),
+        TxStatus::Failed { reason } => Ok((OpState::Failed, Some(reason.clone()))),
+        TxStatus::Pending => Ok((OpState::Broadcast, None)),
+        TxStatus::NotFound | TxStatus::Expired => Err(StoreError::Invalid(format!(
+            "transaction {tx_id:?} is not on chain: there is nothing to record"
+        ))),
+    }
+}
+
 /// A new operation for the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOp {
@@ -285,16 +299,7 @@ impl crate::Store {
                 "tx_id must be 1 to 256 characters".into(),
             ));
         }
-        let (state, error) = match status {
-            TxStatus::Confirmed { .. } => (OpState::Confirmed, None),
-            TxStatus::Failed { reason } => (OpState::Failed, Some(reason.clone())),
-            TxStatus::Pending => (OpState::Broadcast, None),
-            TxStatus::NotFound | TxStatus::Expired => {
-                return Err(StoreError::Invalid(format!(
-                    "transaction {tx_id:?} is not on chain: there is nothing to adopt"
-                )));
-            }
-        };
+        let (state, error) = found_state(tx_id, status)?;
         let params = serde_json::to_string(kind)
             .map_err(|e| StoreError::Invalid(format!("operation params: {e}")))?;
         let id = format!("found:{}:{tx_id}", chain.as_str());
@@ -349,16 +354,7 @@ impl crate::Store {
         status: &TxStatus,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let (state, error) = match status {
-            TxStatus::Confirmed { .. } => (OpState::Confirmed, None),
-            TxStatus::Failed { reason } => (OpState::Failed, Some(reason.clone())),
-            TxStatus::Pending => (OpState::Broadcast, None),
-            TxStatus::NotFound | TxStatus::Expired => {
-                return Err(StoreError::Invalid(format!(
-                    "transaction {tx_id:?} is not on chain: there is nothing to record"
-                )));
-            }
-        };
+        let (state, error) = found_state(tx_id, status)?;
         let n = on_pool!(self, pool => {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
             crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
