@@ -551,6 +551,22 @@ impl World {
         }
         self.ingest_again(&mut batch).await?;
         self.outside.log = log;
+        // What the lost database had granted and the exchange paid, the
+        // restored one may still hold queued: the exchange completes it.
+        for id in &self.outside.paid {
+            let open = self
+                .store
+                .withdrawal_status(id)
+                .await
+                .map_err(|e| format!("status {id}: {e}"))?
+                .is_some_and(|(s, _)| s == "queued" || s == "granted");
+            if open {
+                self.store
+                    .complete_withdrawal(id, now)
+                    .await
+                    .map_err(|e| format!("complete {id} again after the restore: {e}"))?;
+            }
+        }
         Ok(())
     }
 
@@ -862,10 +878,17 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
     // 12 epochs of activity.
     for step in 0..48 {
         if let Some((backup, restore)) = restore_at {
+            let trace = std::env::var("SOFTSTAKE_SIM_TRACE").is_ok();
             if step == backup {
+                if trace {
+                    eprintln!("--- backup at {}", w.clock.now());
+                }
                 backup_tables(&w.store).await;
             }
             if step == restore {
+                if trace {
+                    eprintln!("--- restore at {}", w.clock.now());
+                }
                 w.restore().await?;
             }
         }

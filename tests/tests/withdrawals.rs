@@ -253,6 +253,14 @@ async fn a_request_sent_again_after_a_restore_is_checked_and_queued_as_first_tak
             store.queued_withdrawals(ChainId::Ethereum).await.unwrap(),
             Amount::from_base(100)
         );
+        // A queued request the exchange paid another way (the lost database
+        // had granted it) is completed and waits no more; only once.
+        store.complete_withdrawal("b1", now()).await.unwrap();
+        assert!(store.complete_withdrawal("b1", now()).await.is_err());
+        assert_eq!(
+            store.queued_withdrawals(ChainId::Ethereum).await.unwrap(),
+            Amount::ZERO
+        );
     })
     .await;
 }

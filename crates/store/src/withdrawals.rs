@@ -238,14 +238,18 @@ impl crate::Store {
         })
     }
 
-    /// `granted -> completed`: the exchange paid the user out.
+    /// `granted -> completed`: the exchange paid the user out. A `queued`
+    /// request can be completed too: the exchange paid it another way
+    /// (after a database restore: a request the lost database had granted
+    /// and the exchange paid, which the restored one still holds queued);
+    /// it then no longer waits for liquidity.
     pub async fn complete_withdrawal(
         &self,
         request_id: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let n = on_pool!(self, pool => {
-            sqlx::query("UPDATE withdrawals SET status = 'completed', updated_at = $1 WHERE request_id = $2 AND status = 'granted'")
+            sqlx::query("UPDATE withdrawals SET status = 'completed', updated_at = $1 WHERE request_id = $2 AND status IN ('granted', 'queued')")
                 .bind(now.unix())
                 .bind(request_id)
                 .execute(pool)
@@ -256,7 +260,7 @@ impl crate::Store {
             Ok(())
         } else {
             Err(StoreError::Invalid(format!(
-                "withdrawal {request_id:?} is not granted (unknown, queued or already completed)"
+                "withdrawal {request_id:?} is not open (unknown, or already completed or cancelled)"
             )))
         }
     }
