@@ -638,25 +638,20 @@ impl Engine {
     async fn adopt(&self, flows: &[PoolFlow]) -> Result<Vec<OpEvent>, EngineError> {
         let chain = self.cfg.chain;
         let mut out = Vec::new();
-        if !flows.iter().any(|f| f.kind == FlowKind::Fee) {
+        let fees: Vec<PoolFlow> = flows
+            .iter()
+            .filter(|f| f.kind == FlowKind::Fee)
+            .cloned()
+            .collect();
+        if fees.is_empty() {
             return Ok(out);
         }
-        let unknown = self.store.unknown_activity(chain, flows).await?;
-        let mut seen = std::collections::BTreeSet::new();
-        for f in unknown.iter().filter(|f| f.kind == FlowKind::Fee) {
-            if !seen.insert(f.tx_id.as_str()) {
-                continue;
-            }
-            let r = self
-                .adapter
-                .identify(IdentifyRequest {
-                    tx_id: f.tx_id.clone(),
-                })
-                .await?;
-            let Some(found) = r.found else { continue };
-            if matches!(found.status, TxStatus::NotFound | TxStatus::Expired) {
-                continue;
-            }
+        let unknown = self.store.unknown_activity(chain, &fees).await?;
+        for FoundTx {
+            tx_id,
+            operation: found,
+        } in identify_unknown(self.adapter.as_ref(), &unknown).await?
+        {
             let now = self.clock.now();
             // The transaction names the journaled operation it carries out:
             // complete that one.
@@ -665,40 +660,40 @@ impl Engine {
             {
                 if self
                     .store
-                    .journal_found(id, &f.tx_id, &found.status, now)
+                    .journal_found(id, &tx_id, &found.status, now)
                     .await?
                 {
                     tracing::warn!(
                         %chain,
                         op = %id,
-                        tx = %f.tx_id,
+                        tx = %tx_id,
                         "found on chain an operation the journal held as not sent (a restored database?)"
                     );
                     out.push(event(
                         id,
                         found.kind.name(),
                         OpEventKind::Adopted,
-                        Some(f.tx_id.clone()),
+                        Some(tx_id.clone()),
                     ));
                 }
                 continue;
             }
             if self
                 .store
-                .journal_adopt(chain, &f.tx_id, &found.kind, &found.status, now)
+                .journal_adopt(chain, &tx_id, &found.kind, &found.status, now)
                 .await?
             {
                 tracing::warn!(
                     %chain,
-                    tx = %f.tx_id,
+                    tx = %tx_id,
                     kind = found.kind.name(),
                     "adopted an operation found on chain that the journal did not know (a restored database?)"
                 );
                 out.push(event(
-                    &format!("found:{}:{}", chain.as_str(), f.tx_id),
+                    &format!("found:{}:{}", chain.as_str(), tx_id),
                     found.kind.name(),
                     OpEventKind::Adopted,
-                    Some(f.tx_id.clone()),
+                    Some(tx_id.clone()),
                 ));
             }
         }
@@ -1151,25 +1146,7 @@ pub async fn verify_restore(
     let cursor = store.flow_cursor(chain).await?;
     let flows = adapter.flows_since(FlowsRequest { cursor }).await?;
     let unknown = store.unknown_activity(chain, &flows.flows).await?;
-    let mut adoptable: Vec<FoundTx> = Vec::new();
-    for f in unknown.iter().filter(|f| f.kind == FlowKind::Fee) {
-        if adoptable.iter().any(|a| a.tx_id == f.tx_id) {
-            continue;
-        }
-        let r = adapter
-            .identify(IdentifyRequest {
-                tx_id: f.tx_id.clone(),
-            })
-            .await?;
-        if let Some(operation) = r.found
-            && !matches!(operation.status, TxStatus::NotFound | TxStatus::Expired)
-        {
-            adoptable.push(FoundTx {
-                tx_id: f.tx_id.clone(),
-                operation,
-            });
-        }
-    }
+    let adoptable = identify_unknown(adapter, &unknown).await?;
     let unexplained = unknown
         .iter()
         .filter(|f| !adoptable.iter().any(|a| a.tx_id == f.tx_id))
@@ -1183,6 +1160,36 @@ pub async fn verify_restore(
         adoptable,
         unexplained,
     })
+}
+
+/// Of the flows the ledger does not know, the transactions whose fee the
+/// custody account paid that the adapter recognises as its own operations,
+/// still on chain: each once.
+async fn identify_unknown(
+    adapter: &dyn ChainAdapter,
+    unknown: &[PoolFlow],
+) -> Result<Vec<FoundTx>, EngineError> {
+    let mut found: Vec<FoundTx> = Vec::new();
+    let mut asked = std::collections::BTreeSet::new();
+    for f in unknown.iter().filter(|f| f.kind == FlowKind::Fee) {
+        if !asked.insert(f.tx_id.as_str()) {
+            continue;
+        }
+        let r = adapter
+            .identify(IdentifyRequest {
+                tx_id: f.tx_id.clone(),
+            })
+            .await?;
+        if let Some(operation) = r.found
+            && !matches!(operation.status, TxStatus::NotFound | TxStatus::Expired)
+        {
+            found.push(FoundTx {
+                tx_id: f.tx_id.clone(),
+                operation,
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// The plan for `state` under `cfg`, with liabilities, withdrawals owed and
