@@ -7,7 +7,10 @@
 //!   (ed25519 over blake2b-256 of 0x03 || forged bytes).
 //! - [`ops`]: which manager operations each softstake operation becomes.
 //! - [`adapter`]: [`XtzAdapter`], the `ChainAdapter` over the Octez RPC.
-//! - [`testnode`]: a protocol-faithful test node (no octez installs here).
+//! - [`rpc`]: what the adapter reads out of Octez answers, as pure
+//!   functions checked against outputs recorded from octez and Taquito
+//!   (tests/fixtures/xtz).
+//! - [`testnode`]: a test node in octez's shapes (no octez installs here).
 //! - [`request`]: the offline signing request (`softstake tx sign --chain
 //!   xtz`), documented in docs/tx-requests.md.
 //!
@@ -21,6 +24,7 @@ pub mod keys;
 pub mod ops;
 pub mod plugin;
 pub mod request;
+pub mod rpc;
 #[cfg(feature = "testnode")]
 pub mod testnode;
 
