@@ -10,7 +10,7 @@ use softstake_chain_xtz::ops::Mode;
 use softstake_chain_xtz::testnode::{TestNode, TestNodeConfig};
 use softstake_chain_xtz::{XtzAdapter, XtzSettings};
 use softstake_core::adapter::ChainAdapter;
-use softstake_core::{Amount, ChainId, ManualClock, Secret, Timestamp};
+use softstake_core::{Amount, ChainId, Clock, ManualClock, Secret, Timestamp};
 use softstake_store::OpState;
 use softstake_tests::on_both;
 use std::sync::Arc;
@@ -35,6 +35,7 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
             reward_ppm_per_cycle: 200,
             bakers: vec![(BAKER.into(), true, 10_000 * TEZ)],
             accounts: vec![(key.address(), 1_000 * TEZ)],
+            protocol_change: None,
         });
         let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let adapter: Arc<dyn ChainAdapter> = Arc::new(
@@ -48,6 +49,7 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
                     max_scan: 10_000,
                     expected_payout_cycles: None,
                     request_timeout: Duration::from_secs(5),
+                    start_level: Some(1),
                 },
                 Arc::new(key),
             )
@@ -117,6 +119,53 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
             );
         }
         assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
+
+        // Every staking reward carries its evidence: the staked balance at
+        // both boundary blocks and the pool's credit.
+        let rewards = store
+            .list_rewards(Some(ChainId::Tezos), None, 100)
+            .await
+            .unwrap();
+        let staking: Vec<_> = rewards
+            .iter()
+            .filter(|r| r.reward.key.starts_with("staking:"))
+            .collect();
+        assert!(staking.len() >= 2, "{rewards:?}");
+        for r in &staking {
+            let e = r.reward.tx_hash.as_deref().unwrap_or("");
+            assert!(
+                e.starts_with("staked_balance ")
+                    && e.contains(&format!("pool of {BAKER} credited")),
+                "{e}"
+            );
+        }
+
+        // The baker is slashed 10%: the staked balance falls, the adapter
+        // reports the fall once as a loss, and the books book it once.
+        let key = LocalKey::parse(&Secret::new(EDSK.into())).unwrap();
+        let staked = node.staked(&key.address());
+        node.slash(BAKER, 100_000);
+        let mut lost = 0u128;
+        let mut booked = 0u128;
+        for _ in 0..4 {
+            let r = step(8).await;
+            lost += r
+                .pool
+                .as_ref()
+                .map_or(0, |p| p.losses.iter().map(|l| l.amount.base()).sum());
+            booked += r.books.as_ref().map_or(0, |b| b.booked.losses.base());
+        }
+        // 10% of the stake, less the cycle's reward on it.
+        assert!(
+            lost < staked / 10 && lost > staked / 11,
+            "{lost} of {staked}"
+        );
+        assert_eq!(booked, lost);
+        let after = store
+            .books(ChainId::Tezos, &Default::default(), clock.now())
+            .await
+            .unwrap();
+        assert_eq!(after.owed.losses.base(), lost, "booked once");
     })
     .await;
 }

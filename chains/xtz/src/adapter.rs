@@ -9,31 +9,53 @@
 //! - Expiry is proven by the chain: an operation whose branch is more than
 //!   `max_operations_time_to_live` levels behind the head can never be
 //!   included, so `lookup` reports `Expired`.
-//! - Staking mode: stake (frozen, earning on-chain), unstake requests with
-//!   their finalizable cycle, finalize_unstake. Delegation mode: the whole
-//!   balance is delegated and stays spendable.
-//! - Rewards with evidence, scanning blocks from the cursor (a level):
-//!   staking rewards from the cycle-end `balance_updates` (deposits credited
-//!   to our staker), and delegation payouts from the baker's configured
-//!   payout addresses, attributed to the cycle `payout_delay_cycles` before
-//!   the one they arrived in.
+//! - Staking mode: stake (frozen with the account's own delegate, earning
+//!   on-chain), unstake requests finalizable from cycle n +
+//!   `unstake_finalization_delay` + 1, finalize_unstake. Delegation mode:
+//!   the whole balance is delegated and stays spendable.
+//! - Staking rewards, as the protocol pays them since adaptive issuance: a
+//!   staker's reward is never itemised (blocks credit the baker's stakers'
+//!   pool, `{"staker":{"delegate":..}}`); it shows as growth of the
+//!   account's `staked_balance` (pseudotokens over the pool). Per cycle, the
+//!   reward is `staked_balance` at the cycle's last block minus at the
+//!   previous cycle's last block, net of the account's own stake, unstake
+//!   and delegate changes (their receipts' `deposits` updates, found by
+//!   bisecting the account's counter, so no block is scanned). A fall is a
+//!   loss (slashing), reported by the next observing `pool_state`.
+//!   Evidence: both boundary blocks and the pool's credit in the cycle's
+//!   last block.
+//! - Delegation payouts from the baker's configured payout addresses,
+//!   found by scanning blocks, attributed to the cycle
+//!   `payout_delay_cycles` before the one they arrived in.
+//! - Cycles and periods come from the node (`helpers/current_level`,
+//!   `helpers/levels_in_current_cycle`, block timestamps), so a protocol
+//!   change of cycle length or block time moves nothing. Only final blocks
+//!   (two behind the head, Tenderbake) are read; nothing older than
+//!   `start_level`; a block the node cannot serve stops the scan before it,
+//!   keeping what was found, and is asked again next time.
 
 use crate::forge::{self, Content, Kind, check_tz1};
 use crate::keys::Signer;
 use crate::ops::{AccountView, Mode, kinds_for};
+use crate::rpc::{self, Constants, mutez as num};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
     Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest,
-    IdentifyResponse, LookupRequest, LookupResponse, Maintenance, ObservedReward, PoolStateRequest,
-    PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus,
-    UnbondingEntry,
+    IdentifyResponse, LookupRequest, LookupResponse, LossEvent, Maintenance, ObservedReward,
+    PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse,
+    SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 use softstake_rpc::{Endpoint, Endpoints, Head as RpcHead, Options, ServerErrors};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Blocks behind the head before a block is final (Tenderbake).
+const FINALITY: i64 = 2;
+/// Most cycles accounted per rewards call.
+const MAX_WINDOWS: usize = 16;
 
 /// Settings from `[chains.network]` (type = "tezos").
 #[derive(Debug, Clone)]
@@ -54,6 +76,9 @@ pub struct XtzSettings {
     pub expected_payout_cycles: Option<i64>,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// The level whose state is the baseline of the rewards scan: nothing
+    /// older is read. `None`: the final block at the first scan.
+    pub start_level: Option<i64>,
 }
 
 /// The adapter.
@@ -63,7 +88,11 @@ pub struct XtzAdapter {
     rpc: Endpoints,
     /// Cycle of the last payout seen (or of the first reading): for the
     /// expected-payout check.
-    last_payout_cycle: std::sync::Mutex<Option<i64>>,
+    last_payout_cycle: Mutex<Option<i64>>,
+    /// Falls of the staked balance found by the rewards scan, reported by
+    /// the next observing `pool_state`; and the cycles already reported
+    /// (a scan repeated from an older cursor reports nothing twice).
+    losses: Mutex<(Vec<LossEvent>, std::collections::BTreeSet<i64>)>,
 }
 
 impl std::fmt::Debug for XtzAdapter {
@@ -75,14 +104,19 @@ impl std::fmt::Debug for XtzAdapter {
     }
 }
 
-fn num(v: &Value) -> Option<u128> {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| v.as_u64().map(u128::from))
-}
-
 fn inv(m: impl Into<String>) -> AdapterError {
     AdapterError::InvalidRequest(m.into())
+}
+
+fn bad(message: impl Into<String>) -> AdapterError {
+    AdapterError::BadResponse {
+        endpoint: "tezos RPC".into(),
+        message: message.into(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct Head {
@@ -91,11 +125,11 @@ struct Head {
     time: Timestamp,
 }
 
-struct Constants {
-    blocks_per_cycle: i64,
-    block_secs: i64,
-    unstake_delay: i64,
-    ttl: i64,
+/// One cycle's staking result.
+enum Window {
+    Reward(ObservedReward),
+    Loss(i64, LossEvent),
+    Nothing,
 }
 
 impl XtzAdapter {
@@ -103,6 +137,11 @@ impl XtzAdapter {
     pub fn new(s: XtzSettings, signer: Arc<dyn Signer>) -> Result<XtzAdapter, AdapterError> {
         for p in &s.payout_addresses {
             check_tz1("payout address", p).map_err(|e| AdapterError::Config(e.to_string()))?;
+        }
+        if s.start_level.is_some_and(|l| l < 1) {
+            return Err(AdapterError::Config(
+                "start_level must be at least 1".into(),
+            ));
         }
         let rpc = Endpoints::http(
             "tezos RPC",
@@ -123,10 +162,10 @@ impl XtzAdapter {
             s,
             signer,
             rpc,
-            last_payout_cycle: std::sync::Mutex::new(None),
+            last_payout_cycle: Mutex::new(None),
+            losses: Mutex::new((Vec::new(), std::collections::BTreeSet::new())),
         })
     }
-
     /// The custody address.
     pub fn address(&self) -> String {
         self.signer.address()
@@ -196,19 +235,27 @@ impl XtzAdapter {
         self.header("head").await
     }
 
+    /// A block's header; a block the node does not have (pruned, or not
+    /// yet baked) is named in the error.
     async fn header(&self, block: &str) -> Result<Head, AdapterError> {
         let h = self
-            .get(&format!("/chains/main/blocks/{block}/header"))
-            .await?;
+            .req(&format!("/chains/main/blocks/{block}/header"), None)
+            .await?
+            .ok_or_else(|| {
+                AdapterError::TryLater(format!(
+                    "block {block} is not available on the node (pruned by its history mode, or not baked yet)"
+                ))
+            })?;
         Ok(Head {
             hash: h["hash"].as_str().unwrap_or("").to_owned(),
-            level: h["level"].as_i64().unwrap_or(0),
-            time: h["timestamp"].as_str().unwrap_or("").parse().map_err(|e| {
-                AdapterError::BadResponse {
-                    endpoint: "tezos RPC".into(),
-                    message: format!("block time: {e}"),
-                }
-            })?,
+            level: h["level"]
+                .as_i64()
+                .ok_or_else(|| bad(format!("header of {block}: no level")))?,
+            time: h["timestamp"]
+                .as_str()
+                .unwrap_or("")
+                .parse()
+                .map_err(|e| bad(format!("block time: {e}")))?,
         })
     }
 
@@ -216,32 +263,48 @@ impl XtzAdapter {
         let c = self
             .get("/chains/main/blocks/head/context/constants")
             .await?;
-        let i = |k: &str| {
-            c[k].as_i64()
-                .or_else(|| c[k].as_str().and_then(|s| s.parse().ok()))
-                .unwrap_or(0)
-        };
-        Ok(Constants {
-            blocks_per_cycle: i("blocks_per_cycle").max(1),
-            block_secs: i("minimal_block_delay").max(1),
-            unstake_delay: i("unstake_finalization_delay"),
-            ttl: i("max_operations_time_to_live").max(1),
-        })
+        rpc::constants(&c).map_err(bad)
     }
 
-    async fn cycle(&self) -> Result<i64, AdapterError> {
-        Ok(self
-            .get("/chains/main/blocks/head/helpers/current_level")
-            .await?["cycle"]
-            .as_i64()
-            .unwrap_or(0))
+    /// The level, cycle and position of a block, from the node.
+    async fn level_info(&self, block: &str) -> Result<rpc::LevelInfo, AdapterError> {
+        let v = self
+            .get(&format!(
+                "/chains/main/blocks/{block}/helpers/current_level"
+            ))
+            .await?;
+        rpc::level_info(&v).map_err(bad)
+    }
+
+    /// First and last level of the cycle `offset` cycles after the one of
+    /// `block`, by the protocol's own cycle eras.
+    async fn cycle_levels(&self, block: &str, offset: i64) -> Result<(i64, i64), AdapterError> {
+        let v = self
+            .get(&format!(
+                "/chains/main/blocks/{block}/helpers/levels_in_current_cycle?offset={offset}"
+            ))
+            .await?;
+        rpc::cycle_levels(&v).map_err(bad)
     }
 
     fn contract(&self, field: &str) -> String {
+        self.contract_at("head", field)
+    }
+
+    fn contract_at(&self, block: &str, field: &str) -> String {
         format!(
-            "/chains/main/blocks/head/context/contracts/{}/{field}",
+            "/chains/main/blocks/{block}/context/contracts/{}/{field}",
             self.address()
         )
+    }
+
+    /// A mutez value of the custody account at a block (0 when the account
+    /// does not exist there).
+    async fn mutez_at(&self, level: i64, field: &str) -> Result<u128, AdapterError> {
+        let v = self
+            .req(&self.contract_at(&level.to_string(), field), None)
+            .await?;
+        Ok(v.as_ref().and_then(num).unwrap_or(0))
     }
 
     async fn account(&self) -> Result<(AccountView, u128, u128), AdapterError> {
@@ -258,31 +321,32 @@ impl XtzAdapter {
         Ok((AccountView { revealed, delegate }, counter, balance))
     }
 
-    /// The baker exists, and (staking) accepts stakers with room for `amount`.
+    /// The baker exists, is active, and (staking) accepts stakers with room
+    /// for `stake`.
     async fn check_baker(&self, baker: &str, stake: u128) -> Result<(), AdapterError> {
-        let base = format!("/chains/main/blocks/head/context/delegates/{baker}");
-        let Some(params) = self
-            .req(&format!("{base}/active_staking_parameters"), None)
+        let Some(v) = self
+            .req(
+                &format!("/chains/main/blocks/head/context/delegates/{baker}"),
+                None,
+            )
             .await?
         else {
             return Err(inv(format!("{baker} is not a registered baker")));
         };
+        let b = rpc::baker(&v).map_err(bad)?;
+        if b.deactivated {
+            return Err(inv(format!("baker {baker} is deactivated")));
+        }
         if stake == 0 {
             return Ok(());
         }
-        let limit = num(&params["limit_of_staking_over_baking_millionth"]).unwrap_or(0);
-        if limit == 0 {
+        if b.limit_millionth == 0 {
             return Err(inv(format!("baker {baker} does not accept stakers")));
         }
-        let own = num(&self.get(&format!("{base}/own_staked")).await?).unwrap_or(0);
-        let external = num(&self.get(&format!("{base}/external_staked")).await?).unwrap_or(0);
-        let capacity = Amount::from_base(own)
-            .mul_div_floor(limit, 1_000_000)
-            .map_or(0, |x| x.0.base())
-            .saturating_sub(external);
-        if stake > capacity {
+        let room = b.room();
+        if stake > room {
             return Err(inv(format!(
-                "baker {baker} can take {capacity} mutez more stake, not {stake}"
+                "baker {baker} can take {room} mutez more stake, not {stake}"
             )));
         }
         Ok(())
@@ -313,13 +377,174 @@ impl XtzAdapter {
         v
     }
 
+    /// The manager operations of a block (pass 3); a block the node cannot
+    /// serve is an error naming it.
     async fn scan_ops(&self, level: i64) -> Result<Vec<Value>, AdapterError> {
         Ok(self
-            .get(&format!("/chains/main/blocks/{level}/operations/3"))
+            .req(&format!("/chains/main/blocks/{level}/operations/3"), None)
             .await?
+            .ok_or_else(|| {
+                AdapterError::TryLater(format!(
+                    "the operations of block {level} are not available on the node (pruned by its history mode?)"
+                ))
+            })?
             .as_array()
             .cloned()
             .unwrap_or_default())
+    }
+
+    /// The period of the cycle `offset` cycles after the one of block
+    /// `at`: from the timestamp of the block before its first to the one of
+    /// its last. A boundary block the node no longer (or not yet) has is
+    /// placed by the current block time from `at`.
+    async fn cycle_period(&self, at: i64, offset: i64) -> Result<Period, AdapterError> {
+        let (first, last) = self.cycle_levels(&at.to_string(), offset).await?;
+        let here = self.header(&at.to_string()).await?;
+        let mut block_secs = None;
+        let mut time_of = async |level: i64| -> Result<Timestamp, AdapterError> {
+            if level <= at
+                && let Ok(h) = self.header(&level.max(1).to_string()).await
+            {
+                return Ok(h.time);
+            }
+            let secs = match block_secs {
+                Some(s) => s,
+                None => {
+                    let s = self.constants().await?.block_secs;
+                    block_secs = Some(s);
+                    s
+                }
+            };
+            Ok(here.time.plus_secs((level - at) * secs))
+        };
+        let start = time_of(first - 1).await?;
+        let end = time_of(last).await?;
+        Period::new(start, end).map_err(|e| bad(format!("cycle period: {e}")))
+    }
+
+    /// How the account's own operations in levels (b0, b1] changed its
+    /// staked deposits. Each manager operation moves the account's counter,
+    /// so the blocks holding them are found by bisecting the counter: no
+    /// block is scanned, however long the window.
+    async fn own_deposit_changes(&self, b0: i64, b1: i64) -> Result<(i128, usize), AdapterError> {
+        let me = self.address();
+        let counter = async |level: i64| self.mutez_at(level, "counter").await;
+        let end = counter(b1).await?;
+        let mut c = counter(b0).await?;
+        let mut lo = b0;
+        let (mut total, mut ops) = (0i128, 0usize);
+        while c < end {
+            // counter(lo) <= c < counter(hi)
+            let mut hi = b1;
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if counter(mid).await? > c {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            for op in self.scan_ops(hi).await? {
+                if rpc::is_source(&op, &me) {
+                    total += rpc::own_deposit_change(&op, &me);
+                    ops += 1;
+                }
+            }
+            c = counter(hi).await?;
+            lo = hi;
+        }
+        Ok((total, ops))
+    }
+
+    /// The staking result of one cycle: levels (b0, b1], b1 the cycle's
+    /// last block.
+    async fn staking_window(&self, b0: i64, b1: i64) -> Result<Window, AdapterError> {
+        let s0 = self.mutez_at(b0, "staked_balance").await?;
+        let s1 = self.mutez_at(b1, "staked_balance").await?;
+        let (own, ops) = self.own_deposit_changes(b0, b1).await?;
+        if s0 == 0 && s1 == 0 && own == 0 {
+            return Ok(Window::Nothing);
+        }
+        let net = i128::try_from(s1).map_err(|_| bad("staked balance overflows"))?
+            - i128::try_from(s0).map_err(|_| bad("staked balance overflows"))?
+            - own;
+        let (h0, h1) = (
+            self.header(&b0.to_string()).await?,
+            self.header(&b1.to_string()).await?,
+        );
+        let cycle = self.level_info(&b1.to_string()).await?.cycle;
+        let baker = self
+            .req(&self.contract_at(&b1.to_string(), "delegate"), None)
+            .await?
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let md = self
+            .get(&format!("/chains/main/blocks/{b1}/metadata"))
+            .await?;
+        let pool = rpc::pool_credits(&md, &baker);
+        let evidence = format!(
+            "staked_balance {s0} at {b0} ({}) to {s1} at {b1} ({}); own stake/unstake {own} in {ops} operation(s); pool of {baker} credited {} in block {b1}",
+            h0.hash, h1.hash, pool.stakers
+        );
+        tracing::debug!(cycle, %evidence, net, "staking window");
+        if net < 0 {
+            let lost = Amount::from_base(net.unsigned_abs());
+            tracing::error!(cycle, %baker, %lost, %evidence, "the staked balance fell: slashing");
+            return Ok(Window::Loss(
+                cycle,
+                LossEvent {
+                    validator: baker,
+                    amount: lost,
+                    reason: format!(
+                        "staked balance fell in cycle {cycle} (slashing; pool slashed {} in block {b1}): {evidence}",
+                        pool.slashed
+                    ),
+                },
+            ));
+        }
+        if net == 0 {
+            return Ok(Window::Nothing);
+        }
+        Ok(Window::Reward(ObservedReward {
+            key: format!("staking:{cycle}"),
+            period: Period::new(h0.time, h1.time).map_err(|e| bad(format!("{e}")))?,
+            amount: Amount::from_base(net.unsigned_abs()),
+            validator: baker,
+            kind: RewardKind::Consensus,
+            tx_hash: Some(evidence),
+            epoch: u64::try_from(cycle).ok(),
+        }))
+    }
+
+    /// Delegation payouts in one block.
+    async fn payouts_in(&self, level: i64) -> Result<Vec<ObservedReward>, AdapterError> {
+        let ops = self.scan_ops(level).await?;
+        let me = self.address();
+        let found: Vec<(String, String, u128)> = rpc::payouts(&ops, &me, &self.s.payout_addresses)
+            .into_iter()
+            .map(|(h, p, a)| (h.to_owned(), p.to_owned(), a))
+            .collect();
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cycle = self.level_info(&level.to_string()).await?.cycle;
+        let paid_for = cycle - self.s.payout_delay_cycles;
+        let period = self
+            .cycle_period(level, -self.s.payout_delay_cycles)
+            .await?;
+        *lock(&self.last_payout_cycle) = Some(cycle);
+        Ok(found
+            .into_iter()
+            .map(|(hash, payer, amount)| ObservedReward {
+                key: format!("payout:{hash}"),
+                period,
+                amount: Amount::from_base(amount),
+                validator: payer,
+                kind: RewardKind::DelegationPayout,
+                tx_hash: Some(hash),
+                epoch: u64::try_from(paid_for).ok(),
+            })
+            .collect())
     }
 }
 
@@ -329,45 +554,42 @@ impl ChainAdapter for XtzAdapter {
         ChainId::Tezos
     }
 
-    async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+    async fn pool_state(&self, req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
         self.check_chain().await?;
         let head = self.head().await?;
         let k = self.constants().await?;
-        let cycle = self.cycle().await?;
+        let cycle = self.level_info("head").await?.cycle;
         let (acct, _, balance) = self.account().await?;
         let staked = num(&self.get(&self.contract("staked_balance")).await?).unwrap_or(0);
-        let reqs = self
-            .req(&self.contract("unstake_requests"), None)
-            .await?
-            .unwrap_or(Value::Null);
-        let finalizable: u128 = reqs["finalizable"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|r| num(&r["amount"])).sum())
-            .unwrap_or(0);
-        let cycle_secs = k.blocks_per_cycle * k.block_secs;
-        let unbonding: Vec<UnbondingEntry> = reqs["unfinalizable"]["requests"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|r| {
-                        let c = r["cycle"].as_i64().unwrap_or(cycle);
-                        let cycles_left = (c + k.unstake_delay + 1 - cycle).max(0);
-                        UnbondingEntry {
-                            validator: acct.delegate.clone().unwrap_or_default(),
-                            amount: Amount::from_base(num(&r["amount"]).unwrap_or(0)),
-                            completes_at: head.time.plus_secs(cycles_left * cycle_secs),
-                        }
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let reqs = rpc::unstake_requests(
+            &self
+                .req(&self.contract("unstake_requests"), None)
+                .await?
+                .unwrap_or(Value::Null),
+        );
+        // A request of cycle n is finalizable from the first block of cycle
+        // n + delay + 1: placed by the protocol's cycle eras, timed at the
+        // current block time.
+        let mut unbonding = Vec::new();
+        for (c, amount) in &reqs.unfinalizable {
+            let target = c + k.unstake_delay + 1;
+            let first = self.cycle_levels("head", target - cycle).await?.0;
+            unbonding.push(UnbondingEntry {
+                validator: reqs
+                    .delegate
+                    .clone()
+                    .or(acct.delegate.clone())
+                    .unwrap_or_default(),
+                amount: Amount::from_base(*amount),
+                completes_at: head
+                    .time
+                    .plus_secs((first - head.level).max(0) * k.block_secs),
+            });
+        }
         let liquid_delegation = self.s.mode == Mode::Delegation;
         let mut alerts = Vec::new();
         if let Some(expected) = self.s.expected_payout_cycles {
-            let mut last = self
-                .last_payout_cycle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut last = lock(&self.last_payout_cycle);
             let since = *last.get_or_insert(cycle);
             if acct.delegate.is_some() && cycle - since > expected {
                 alerts.push(format!(
@@ -388,24 +610,33 @@ impl ChainAdapter for XtzAdapter {
                 commission: None,
             })
             .collect();
+        let losses = if req.observe {
+            std::mem::take(&mut lock(&self.losses).0)
+        } else {
+            Vec::new()
+        };
+        // The unstake delay in seconds: its cycles at the current cycle length.
+        let delay_cycles = k.unstake_delay + 1;
         Ok(PoolStateResponse {
             chain: ChainId::Tezos,
             as_of: head.time,
             liquid: Amount::from_base(balance),
             delegations,
             unbonding,
-            withdrawable: Amount::from_base(finalizable),
+            withdrawable: Amount::from_base(reqs.finalizable),
             claimable_rewards: Amount::ZERO,
             reserved: Amount::ZERO,
             limits: ChainLimits {
                 min_delegation: Amount::from_base(1),
                 max_unbonding_entries: None,
-                unbonding_delay_secs: u64::try_from((k.unstake_delay + 1) * cycle_secs)
-                    .unwrap_or(0),
+                unbonding_delay_secs: u64::try_from(
+                    delay_cycles * k.blocks_per_cycle * k.block_secs,
+                )
+                .unwrap_or(0),
                 delegation_keeps_funds_liquid: liquid_delegation,
                 stake_chunk: None,
             },
-            losses: Vec::new(),
+            losses,
             alerts,
         })
     }
@@ -418,93 +649,103 @@ impl ChainAdapter for XtzAdapter {
 
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
         let head = self.head().await?;
-        let k = self.constants().await?;
-        let me = self.address();
-        let from = match &req.cursor {
-            Some(c) => {
+        let final_level = (head.level - FINALITY).max(1);
+        let floor = self.s.start_level.unwrap_or(1);
+        let from = match (&req.cursor, self.s.start_level) {
+            (Some(c), _) => {
                 c.parse::<i64>()
                     .map_err(|_| inv(format!("bad cursor {c}")))?
                     + 1
             }
-            None => 2,
-        };
-        let to = head.level.min(from + self.s.max_scan - 1);
-        let cycle_secs = k.blocks_per_cycle * k.block_secs;
-        let genesis = self.header("1").await?.time;
-        let cycle_period = |c: i64| {
-            let start = genesis.plus_secs(c.max(0) * cycle_secs);
-            Period::new(start, start.plus_secs(cycle_secs))
-                .map_err(|e| AdapterError::Rejected(e.to_string()))
-        };
-        let mut rewards = Vec::new();
-        for level in from..=to {
-            let cycle = (level - 1) / k.blocks_per_cycle;
-            if level % k.blocks_per_cycle == 0 {
-                let md = self
-                    .get(&format!("/chains/main/blocks/{level}/metadata"))
-                    .await?;
-                let mut amount = 0u128;
-                let mut baker = String::new();
-                for u in md["balance_updates"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                {
-                    if u["kind"] == "freezer"
-                        && u["category"] == "deposits"
-                        && u["staker"]["contract"] == me.as_str()
-                    {
-                        amount += num(&u["change"]).unwrap_or(0);
-                        baker = u["staker"]["delegate"].as_str().unwrap_or("").to_owned();
-                    }
-                }
-                if amount > 0 {
-                    rewards.push(ObservedReward {
-                        key: format!("staking:{cycle}"),
-                        period: cycle_period(cycle)?,
-                        amount: Amount::from_base(amount),
-                        validator: baker,
-                        kind: RewardKind::Consensus,
-                        tx_hash: None,
-                        epoch: u64::try_from(cycle).ok(),
-                    });
-                }
+            (None, Some(start)) => start,
+            // No start level: the account's history before the first scan
+            // is not read; the baseline is the final block now.
+            (None, None) => {
+                return Ok(RewardsResponse {
+                    rewards: Vec::new(),
+                    next_cursor: Some(final_level.to_string()),
+                });
             }
-            if self.s.payout_addresses.is_empty() {
-                continue;
-            }
-            for op in self.scan_ops(level).await? {
-                for c in op["contents"].as_array().cloned().unwrap_or_default() {
-                    let from_payer = c["source"]
-                        .as_str()
-                        .is_some_and(|s| self.s.payout_addresses.iter().any(|p| p == s));
-                    if c["kind"] == "transaction"
-                        && c["destination"] == me.as_str()
-                        && from_payer
-                        && c["metadata"]["operation_result"]["status"] == "applied"
-                    {
-                        let paid_for = cycle - self.s.payout_delay_cycles;
-                        *self
-                            .last_payout_cycle
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner()) = Some(cycle);
-                        let hash = op["hash"].as_str().unwrap_or("").to_owned();
-                        rewards.push(ObservedReward {
-                            key: format!("payout:{hash}"),
-                            period: cycle_period(paid_for)?,
-                            amount: Amount::from_base(num(&c["amount"]).unwrap_or(0)),
-                            validator: c["source"].as_str().unwrap_or("").to_owned(),
-                            kind: RewardKind::DelegationPayout,
-                            tx_hash: Some(hash),
-                            epoch: u64::try_from(paid_for).ok(),
-                        });
+        };
+        let mut to = final_level;
+        if !self.s.payout_addresses.is_empty() {
+            to = to.min(from + self.s.max_scan - 1);
+        }
+        if to < from {
+            return Ok(RewardsResponse {
+                rewards: Vec::new(),
+                next_cursor: Some((from - 1).to_string()),
+            });
+        }
+        // (level, reward): anything past a failure is dropped and asked
+        // again next time, so the cursor never passes what was not read.
+        let mut found: Vec<(i64, ObservedReward)> = Vec::new();
+        let mut done = to;
+        let mut failure = None;
+        if !self.s.payout_addresses.is_empty() {
+            for level in from..=to {
+                match self.payouts_in(level).await {
+                    Ok(r) => found.extend(r.into_iter().map(|x| (level, x))),
+                    Err(e) => {
+                        done = level - 1;
+                        failure = Some(e);
+                        break;
                     }
                 }
             }
         }
+        let mut losses = Vec::new();
+        if self.s.mode == Mode::Staking {
+            let mut level = from;
+            let mut windows = 0;
+            while level <= done {
+                let step = async {
+                    let (first, last) = self.cycle_levels(&level.to_string(), 0).await?;
+                    if last > done {
+                        return Ok(None);
+                    }
+                    let b0 = (first - 1).max(floor).max(1);
+                    Ok::<_, AdapterError>(Some((last, self.staking_window(b0, last).await?)))
+                };
+                match step.await {
+                    Ok(None) => break,
+                    Ok(Some((last, w))) => {
+                        match w {
+                            Window::Reward(r) => found.push((last, r)),
+                            Window::Loss(c, l) => losses.push((c, l)),
+                            Window::Nothing => {}
+                        }
+                        level = last + 1;
+                        windows += 1;
+                        if windows == MAX_WINDOWS {
+                            done = last;
+                        }
+                    }
+                    Err(e) => {
+                        done = level - 1;
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = failure {
+            if done < from {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, through = done, "tezos rewards scan stopped early; the rest is read next time");
+        }
+        found.retain(|(l, _)| *l <= done);
+        let mut pending = lock(&self.losses);
+        for (c, l) in losses {
+            if pending.1.insert(c) {
+                pending.0.push(l);
+            }
+        }
+        drop(pending);
         Ok(RewardsResponse {
-            rewards,
-            next_cursor: Some(to.max(from - 1).to_string()),
+            rewards: found.into_iter().map(|(_, r)| r).collect(),
+            next_cursor: Some(done.to_string()),
         })
     }
 

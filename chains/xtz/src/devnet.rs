@@ -17,7 +17,7 @@ impl Driver for Xtz {
         ChainId::Tezos
     }
     fn node(&self) -> &'static str {
-        "softstake's protocol-faithful Tezos test node (no octez binaries in the registries)"
+        "softstake's octez-shaped Tezos test node (no octez binaries in the registries; its answers checked against recorded octez and Taquito outputs)"
     }
     async fn advance_to(&self, t: i64) -> Result<(), String> {
         let now = self.0.head().1;
@@ -35,7 +35,7 @@ impl Driver for Xtz {
     }
 }
 
-/// Tezos (staking mode) on the protocol-faithful test node.
+/// Tezos (staking mode) on the octez-shaped test node.
 async fn tezos(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
     use crate::keys::{LocalKey, Signer};
     use crate::testnode::{TestNode, TestNodeConfig};
@@ -54,6 +54,7 @@ async fn tezos(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
         reward_ppm_per_cycle: 200,
         bakers: vec![(BAKER.into(), true, 10_000_000 * unit)],
         accounts: vec![(key.address(), liabilities + 5 * unit)],
+        protocol_change: None,
     });
     let bound = node
         .serve("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
@@ -68,7 +69,7 @@ async fn tezos(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
         "100000",
     );
     section.push_str(
-        "[chains.network]\ntype = \"tezos\"\nchain_id = \"NetXsoftstake1\"\nmode = \"staking\"\n",
+        "[chains.network]\ntype = \"tezos\"\nchain_id = \"NetXsoftstake1\"\nmode = \"staking\"\nstart_level = 1\n",
     );
     Ok(Started {
         driver: Box::new(Xtz(node, block_secs)),

@@ -31,6 +31,13 @@ pub struct TezosNetwork {
     /// Alert when no payout arrived for this many cycles (delegation mode).
     #[serde(default)]
     pub expected_payout_cycles: Option<u32>,
+    /// The level whose state is the baseline of the rewards scan: rewards
+    /// after it count, and no older block is read (no archive node is
+    /// needed). Set it to a level before the account's first staking
+    /// operation when the ledger starts after the account does. Unset: the
+    /// final block when the daemon first scans.
+    #[serde(default)]
+    pub start_level: Option<u32>,
 }
 
 fn default_mode() -> String {
@@ -58,6 +65,22 @@ pub fn settings(cfg: &ChainConfig) -> Result<XtzSettings, Vec<ConfigIssue>> {
             Mode::Staking
         }
     };
+    if n.start_level == Some(0) {
+        c.push("network.start_level", "must be at least 1");
+    }
+    // An account has one delegate and stakes only with it: a second baker
+    // would mean switching the delegate back and forth (which, staking,
+    // unstakes everything each time).
+    if cfg.validators.len() > 1 {
+        c.push(
+            "validators",
+            format!(
+                "the custody key {} has one delegate, so it can stake with or delegate to one baker only (a change of delegate unstakes everything), but {} are configured; name one, or use one chain section (and key) per baker",
+                cfg.key.describe(),
+                cfg.validators.len()
+            ),
+        );
+    }
     if n.expected_payout_cycles == Some(0) {
         c.push("network.expected_payout_cycles", "must be at least 1");
     }
@@ -70,6 +93,7 @@ pub fn settings(cfg: &ChainConfig) -> Result<XtzSettings, Vec<ConfigIssue>> {
         max_scan: 2_000,
         expected_payout_cycles: n.expected_payout_cycles.map(i64::from),
         request_timeout: Duration::from_secs(20),
+        start_level: n.start_level.map(i64::from),
     })
 }
 

@@ -1,33 +1,62 @@
-//! A protocol-faithful Tezos test node (no octez binaries install here).
+//! A Tezos test node in octez's shapes (no octez binaries install here).
 //!
-//! It serves the Octez RPC paths the adapter calls with the same JSON
-//! shapes, and processes injected operations like the protocol does, with
-//! its own binary decoder (not the adapter's forger):
+//! It serves the Octez RPC paths the adapter calls with the JSON shapes
+//! octez produces (checked against octez's RPC regression outputs and
+//! Taquito's recorded responses in tests/fixtures/xtz), and processes
+//! injected operations like the protocol does, with its own binary decoder
+//! (not the adapter's forger):
 //! - the branch must be a block of the last `max_operations_time_to_live`
 //!   levels; the signature must verify (ed25519, blake2b-256 of 0x03 ||
 //!   forged) against the manager key, revealed before or earlier in the same
 //!   group; each manager operation's counter must be the account's next one;
 //!   the fees must be covered by the spendable balance;
-//! - reveal, delegation (set/remove; the baker must be registered), and the
-//!   staking pseudo-operations: `stake` (needs a delegate that accepts
-//!   stakers, within its capacity), `unstake` (a request for the current
-//!   cycle, finalizable after `unstake_delay_cycles`), `finalize_unstake`;
+//! - reveal, delegation (set/remove; the baker must be registered; a change
+//!   of delegate unstakes everything), and the staking pseudo-operations:
+//!   `stake` (needs a delegate that accepts stakers, within its limit),
+//!   `unstake` (a request for the current cycle, finalizable from cycle n +
+//!   `unstake_delay_cycles` + 1), `finalize_unstake`; stake and unstake
+//!   finalize what is finalizable first, as the protocol does;
+//! - external stake is held as pseudotokens over each baker's stakers'
+//!   pool: `staked_balance` is the account's share of the pool, so a reward
+//!   credited to the pool shows only as growth of it, never per staker;
+//! - receipts carry octez's balance updates: fees, `deposits` with
+//!   `{"staker":{"contract","delegate"}}`, `unstaked_deposits` with a cycle;
 //! - operations are included at the next block ([`TestNode::bake`]); at each
-//!   cycle end, staked funds earn rewards, which are auto-staked and shown
-//!   in the block's `balance_updates` as the protocol does;
+//!   cycle end the baker's rewards are credited to its stakers' pool
+//!   (`{"staker":{"delegate"}}`), its own stake (`baker_own_stake`) and its
+//!   edge (`baker_edge`), and a pending slash ([`TestNode::slash`]) takes
+//!   its share of the pool (origin `delayed_operation`);
+//! - cycles follow eras: [`TestNodeConfig::protocol_change`] changes the
+//!   cycle length and block time from a cycle on, as a protocol upgrade
+//!   does; `helpers/current_level` and `levels_in_current_cycle` answer by
+//!   the eras;
+//! - every block keeps the state after it, so context RPCs answer at any
+//!   block; [`TestNode::prune_before`] drops old blocks as a rolling node
+//!   does;
 //! - a baker's payout address can pay delegators ([`TestNode::payout`]),
 //!   a plain transaction found by scanning blocks.
 
 use crate::forge::{self, prefix};
 use crate::keys::verify_operation;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A protocol upgrade's new cycle length and block time.
+#[derive(Debug, Clone, Copy)]
+pub struct ProtocolChange {
+    /// First cycle of the new protocol.
+    pub at_cycle: i64,
+    /// Blocks per cycle from then on.
+    pub blocks_per_cycle: i64,
+    /// Seconds per block from then on.
+    pub block_secs: i64,
+}
 
 /// How the node starts.
 #[derive(Debug, Clone)]
@@ -40,17 +69,25 @@ pub struct TestNodeConfig {
     pub block_secs: i64,
     /// Blocks per cycle.
     pub blocks_per_cycle: i64,
-    /// Cycles from unstake to finalizable.
+    /// `unstake_finalization_delay`: a request of cycle n is finalizable
+    /// from cycle n + this + 1.
     pub unstake_delay_cycles: i64,
-    /// Staking reward per cycle, parts per million of staked.
+    /// Rewards per cycle, parts per million of what is staked (the
+    /// stakers' pool and the baker's own stake).
     pub reward_ppm_per_cycle: u128,
-    /// Bakers: (tz1, accepts stakers, capacity in mutez).
+    /// Bakers: (tz1, accepts stakers, most external stake in mutez).
     pub bakers: Vec<(String, bool, u128)>,
     /// Funded implicit accounts (tz1, mutez).
     pub accounts: Vec<(String, u128)>,
+    /// A protocol upgrade changing cycle length and block time.
+    pub protocol_change: Option<ProtocolChange>,
 }
 
 const TTL: i64 = 240;
+/// Bakers' edge on their stakers' rewards, in billionths (10%).
+const EDGE_BILLIONTH: u128 = 100_000_000;
+/// External stake a baker accepts, in millionths of its own (5x).
+const LIMIT_MILLIONTH: u128 = 5_000_000;
 
 #[derive(Debug, Clone, Default)]
 struct Account {
@@ -58,7 +95,8 @@ struct Account {
     counter: u128,
     manager_key: Option<[u8; 32]>,
     delegate: Option<String>,
-    staked: u128,
+    /// Share of the delegate's stakers' pool.
+    pseudotokens: u128,
     /// (cycle requested, amount).
     unstake: Vec<(i64, u128)>,
 }
@@ -66,13 +104,32 @@ struct Account {
 #[derive(Debug, Clone)]
 struct Baker {
     accepts: bool,
-    capacity: u128,
+    /// Its own staked funds.
+    own: u128,
+    /// Its stakers' pool: tez and the pseudotokens issued over it.
+    frozen: u128,
+    denominator: u128,
+}
+
+impl Baker {
+    fn value_of(&self, pt: u128) -> u128 {
+        (pt * self.frozen)
+            .checked_div(self.denominator)
+            .unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Included {
     hash: String,
     contents: Vec<Value>,
+}
+
+/// What context RPCs read at a block.
+#[derive(Debug, Clone)]
+struct Context {
+    accounts: BTreeMap<String, Account>,
+    bakers: BTreeMap<String, Baker>,
 }
 
 #[derive(Debug)]
@@ -82,9 +139,13 @@ struct Node {
     blocks: BTreeMap<i64, (String, i64)>,
     accounts: BTreeMap<String, Account>,
     bakers: BTreeMap<String, Baker>,
+    history: BTreeMap<i64, Context>,
+    pruned_before: i64,
     mempool: Vec<(String, Vec<u8>)>,
     ops: BTreeMap<i64, Vec<Included>>,
     balance_updates: BTreeMap<i64, Vec<Value>>,
+    /// Slashes applied at the next cycle end: (baker, parts per million).
+    slashes: Vec<(String, u128)>,
 }
 
 /// The node. Clones share state.
@@ -239,8 +300,62 @@ fn decode(forged: &[u8]) -> Result<(String, Vec<Manager>), String> {
     Ok((branch, out))
 }
 
+/// Cycle eras: (first level, first cycle, blocks per cycle, block secs).
+fn eras(cfg: &TestNodeConfig) -> Vec<(i64, i64, i64, i64)> {
+    let mut e = vec![(1, 0, cfg.blocks_per_cycle, cfg.block_secs)];
+    if let Some(p) = cfg.protocol_change {
+        e.push((
+            1 + p.at_cycle * cfg.blocks_per_cycle,
+            p.at_cycle,
+            p.blocks_per_cycle,
+            p.block_secs,
+        ));
+    }
+    e
+}
+
+fn era_of_level(cfg: &TestNodeConfig, level: i64) -> (i64, i64, i64, i64) {
+    eras(cfg)
+        .into_iter()
+        .rev()
+        .find(|e| level >= e.0)
+        .unwrap_or((1, 0, cfg.blocks_per_cycle, cfg.block_secs))
+}
+
 fn cycle_of(cfg: &TestNodeConfig, level: i64) -> i64 {
-    (level - 1) / cfg.blocks_per_cycle
+    let (first, c0, bpc, _) = era_of_level(cfg, level);
+    c0 + (level - first) / bpc
+}
+
+/// First and last level of a cycle.
+fn cycle_levels(cfg: &TestNodeConfig, cycle: i64) -> (i64, i64) {
+    let (first, c0, bpc, _) = eras(cfg)
+        .into_iter()
+        .rev()
+        .find(|e| cycle >= e.1)
+        .unwrap_or((1, 0, cfg.blocks_per_cycle, cfg.block_secs));
+    let f = first + (cycle - c0) * bpc;
+    (f, f + bpc - 1)
+}
+
+fn level_info(cfg: &TestNodeConfig, level: i64) -> Value {
+    let c = cycle_of(cfg, level);
+    json!({"level": level, "level_position": level - 1, "cycle": c,
+        "cycle_position": level - cycle_levels(cfg, c).0, "expected_commitment": false})
+}
+
+fn bu(kind: &str, extra: Value, change: i128) -> Value {
+    let mut v = json!({"kind": kind, "change": change.to_string(), "origin": "block"});
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, x) in e {
+            o.insert(k.clone(), x.clone());
+        }
+    }
+    v
+}
+
+fn signed(x: u128) -> i128 {
+    i128::try_from(x).unwrap_or(i128::MAX)
 }
 
 impl TestNode {
@@ -259,7 +374,7 @@ impl TestNode {
                 )
             })
             .collect();
-        let bakers = cfg
+        let bakers: BTreeMap<String, Baker> = cfg
             .bakers
             .iter()
             .map(|(b, accepts, capacity)| {
@@ -268,22 +383,35 @@ impl TestNode {
                     b.clone(),
                     Baker {
                         accepts: *accepts,
-                        capacity: *capacity,
+                        own: capacity * 1_000_000 / LIMIT_MILLIONTH,
+                        frozen: 0,
+                        denominator: 0,
                     },
                 )
             })
             .collect();
         let mut blocks = BTreeMap::new();
         blocks.insert(1, (block_hash(1), cfg.genesis_time));
+        let mut history = BTreeMap::new();
+        history.insert(
+            1,
+            Context {
+                accounts: accounts.clone(),
+                bakers: bakers.clone(),
+            },
+        );
         TestNode {
             inner: Arc::new(Mutex::new(Node {
                 level: 1,
                 blocks,
                 accounts,
                 bakers,
+                history,
+                pruned_before: 1,
                 mempool: Vec::new(),
                 ops: BTreeMap::new(),
                 balance_updates: BTreeMap::new(),
+                slashes: Vec::new(),
                 cfg,
             })),
         }
@@ -303,6 +431,10 @@ impl TestNode {
                 get(current_level),
             )
             .route(
+                "/chains/main/blocks/{block}/helpers/levels_in_current_cycle",
+                get(levels_in_current_cycle),
+            )
+            .route(
                 "/chains/main/blocks/{block}/context/constants",
                 get(constants),
             )
@@ -311,8 +443,8 @@ impl TestNode {
                 get(contract),
             )
             .route(
-                "/chains/main/blocks/{block}/context/delegates/{pkh}/{field}",
-                get(delegate),
+                "/chains/main/blocks/{block}/context/delegates/{pkh}",
+                get(delegate_info),
             )
             .route(
                 "/chains/main/blocks/{block}/operations/{pass}",
@@ -336,10 +468,36 @@ impl TestNode {
         }
     }
 
+    /// Bakes up to and including the last block of the current cycle.
+    pub fn bake_to_cycle_end(&self) {
+        let (level, last) = {
+            let s = self.st();
+            let c = cycle_of(&s.cfg, s.level);
+            (s.level, cycle_levels(&s.cfg, c).1)
+        };
+        self.bake((last - level).max(0));
+    }
+
     /// Head level and time.
     pub fn head(&self) -> (i64, i64) {
         let s = self.st();
         (s.level, s.blocks[&s.level].1)
+    }
+
+    /// The timestamp of a block.
+    pub fn block_time(&self, level: i64) -> Option<i64> {
+        self.st().blocks.get(&level).map(|b| b.1)
+    }
+
+    /// First and last level of a cycle, by the node's eras.
+    pub fn cycle_levels(&self, cycle: i64) -> (i64, i64) {
+        cycle_levels(&self.st().cfg, cycle)
+    }
+
+    /// The cycle of the head.
+    pub fn cycle(&self) -> i64 {
+        let s = self.st();
+        cycle_of(&s.cfg, s.level)
     }
 
     /// A plain transfer of `amount` from `from` to `to`, included next block
@@ -355,10 +513,12 @@ impl TestNode {
             prefix::OPERATION,
             &forge::blake2b_256(format!("payout{level}{from}{to}{amount}").as_bytes()),
         );
+        let x = signed(amount);
         s.ops.entry(level).or_default().push(Included {
             hash,
             contents: vec![json!({"kind": "transaction", "source": from, "destination": to, "amount": amount.to_string(),
-                "metadata": {"operation_result": {"status": "applied"}}})],
+                "metadata": {"balance_updates": [], "operation_result": {"status": "applied", "balance_updates": [
+                    bu("contract", json!({"contract": from}), -x), bu("contract", json!({"contract": to}), x)]}}})],
         });
         s.bake_one();
     }
@@ -370,15 +530,38 @@ impl TestNode {
         }
     }
 
+    /// Slashes `ppm` parts per million of a baker's stake (own and its
+    /// stakers' pool) at the next cycle end, as a denunciation does.
+    pub fn slash(&self, baker: &str, ppm: u128) {
+        self.st().slashes.push((baker.to_owned(), ppm));
+    }
+
+    /// Drops every block before `level` (headers, operations, metadata and
+    /// context), as a node in rolling history mode does.
+    pub fn prune_before(&self, level: i64) {
+        let mut s = self.st();
+        s.pruned_before = level;
+        s.history.retain(|l, _| *l >= level);
+    }
+
     /// Spendable balance.
     pub fn balance(&self, pkh: &str) -> u128 {
         self.st().accounts.get(pkh).map_or(0, |a| a.balance)
     }
 
+    /// The account's staked balance (its share of its delegate's pool).
+    pub fn staked(&self, pkh: &str) -> u128 {
+        let s = self.st();
+        s.staked_of(&s.accounts, &s.bakers, pkh)
+    }
+
     /// Everything held: spendable + staked + unstake requests.
     pub fn holdings(&self, pkh: &str) -> u128 {
-        self.st().accounts.get(pkh).map_or(0, |a| {
-            a.balance + a.staked + a.unstake.iter().map(|(_, x)| x).sum::<u128>()
+        let s = self.st();
+        s.accounts.get(pkh).map_or(0, |a| {
+            a.balance
+                + s.staked_of(&s.accounts, &s.bakers, pkh)
+                + a.unstake.iter().map(|(_, x)| x).sum::<u128>()
         })
     }
 
@@ -398,9 +581,25 @@ impl TestNode {
 }
 
 impl Node {
+    fn staked_of(
+        &self,
+        accounts: &BTreeMap<String, Account>,
+        bakers: &BTreeMap<String, Baker>,
+        pkh: &str,
+    ) -> u128 {
+        let Some(a) = accounts.get(pkh) else {
+            return 0;
+        };
+        a.delegate
+            .as_ref()
+            .and_then(|d| bakers.get(d))
+            .map_or(0, |b| b.value_of(a.pseudotokens))
+    }
+
     fn bake_one(&mut self) {
         let level = self.level + 1;
-        let t = self.blocks[&self.level].1 + self.cfg.block_secs;
+        let secs = era_of_level(&self.cfg, level).3;
+        let t = self.blocks[&self.level].1 + secs;
         self.level = level;
         self.blocks.insert(level, (block_hash(level), t));
         let pool = std::mem::take(&mut self.mempool);
@@ -411,23 +610,78 @@ impl Node {
                 .or_default()
                 .push(Included { hash, contents });
         }
-        // Cycle end: staking rewards, auto-staked, with balance updates.
-        if level % self.cfg.blocks_per_cycle == 0 {
-            let mut updates = Vec::new();
-            let ppm = self.cfg.reward_ppm_per_cycle;
-            for (pkh, a) in &mut self.accounts {
-                if a.staked > 0 {
-                    let r = a.staked * ppm / 1_000_000;
-                    if r > 0 {
-                        a.staked += r;
-                        let d = a.delegate.clone().unwrap_or_default();
-                        updates.push(json!({"kind": "minted", "category": "baking rewards", "change": format!("-{r}"), "origin": "block"}));
-                        updates.push(json!({"kind": "freezer", "category": "deposits", "staker": {"contract": pkh, "delegate": d}, "change": r.to_string(), "origin": "block"}));
-                    }
-                }
-            }
+        let cycle = cycle_of(&self.cfg, level);
+        if level == cycle_levels(&self.cfg, cycle).1 {
+            let updates = self.cycle_end();
             self.balance_updates.insert(level, updates);
         }
+        self.history.insert(
+            level,
+            Context {
+                accounts: self.accounts.clone(),
+                bakers: self.bakers.clone(),
+            },
+        );
+    }
+
+    /// Rewards and slashes at a cycle's last block, in octez's shapes.
+    fn cycle_end(&mut self) -> Vec<Value> {
+        let mut updates = Vec::new();
+        let ppm = self.cfg.reward_ppm_per_cycle;
+        let slashes = std::mem::take(&mut self.slashes);
+        for (pkh, b) in &mut self.bakers {
+            let pool = b.frozen * ppm / 1_000_000;
+            let edge = pool * EDGE_BILLIONTH / 1_000_000_000;
+            let own = b.own * ppm / 1_000_000;
+            for (x, staker) in [
+                (own, json!({"baker_own_stake": pkh})),
+                (pool - edge, json!({"delegate": pkh})),
+                (edge, json!({"baker_edge": pkh})),
+            ] {
+                if x > 0 {
+                    updates.push(bu(
+                        "minted",
+                        json!({"category": "attesting rewards"}),
+                        -signed(x),
+                    ));
+                    updates.push(bu(
+                        "freezer",
+                        json!({"category": "deposits", "staker": staker}),
+                        signed(x),
+                    ));
+                }
+            }
+            b.own += own + edge;
+            b.frozen += pool - edge;
+            for (who, sppm) in slashes.iter().filter(|(w, _)| w == pkh) {
+                let hash = forge::b58(
+                    prefix::OPERATION,
+                    &forge::blake2b_256(format!("denunciation{who}{sppm}").as_bytes()),
+                );
+                for (x, staker) in [
+                    (b.own * sppm / 1_000_000, json!({"baker_own_stake": pkh})),
+                    (b.frozen * sppm / 1_000_000, json!({"delegate": pkh})),
+                ] {
+                    if x > 0 {
+                        let mut d = bu(
+                            "freezer",
+                            json!({"category": "deposits", "staker": staker}),
+                            -signed(x),
+                        );
+                        let mut p = bu("burned", json!({"category": "punishments"}), signed(x));
+                        for v in [&mut d, &mut p] {
+                            v["origin"] = json!("delayed_operation");
+                            v["delayed_operation_hash"] = json!(hash);
+                        }
+                        updates.push(d);
+                        updates.push(p);
+                    }
+                }
+                b.own -= b.own * sppm / 1_000_000;
+                b.frozen -= b.frozen * sppm / 1_000_000;
+            }
+        }
+        updates
     }
 
     fn cycle(&self) -> i64 {
@@ -440,7 +694,7 @@ impl Node {
         let Ok((_, ms)) = decode(&bytes[..bytes.len() - 64]) else {
             return vec![];
         };
-        let snapshot = self.accounts.clone();
+        let snapshot = (self.accounts.clone(), self.bakers.clone());
         let mut out = Vec::new();
         let mut failed = false;
         for m in &ms {
@@ -449,20 +703,31 @@ impl Node {
                 a.balance -= m.fee;
                 a.counter = m.counter;
             }
-            let status = if failed {
-                "skipped".to_owned()
+            let fee = signed(m.fee);
+            let fees = vec![
+                bu("contract", json!({"contract": m.source}), -fee),
+                bu("accumulator", json!({"category": "block fees"}), fee),
+            ];
+            let (status, updates) = if failed {
+                ("skipped", Vec::new())
             } else {
                 match self.apply_one(m) {
-                    Ok(()) => "applied".to_owned(),
+                    Ok(u) => ("applied", u),
                     Err(e) => {
                         failed = true;
                         tracing::debug!(error = %e, "operation failed");
-                        "failed".to_owned()
+                        ("failed", Vec::new())
                     }
                 }
             };
-            out.push(json!({"kind": kind_name(&m.op), "source": m.source, "counter": m.counter.to_string(),
-                "metadata": {"operation_result": {"status": status, "consumed_milligas": "1000000"}}}));
+            let mut c = json!({"kind": kind_name(&m.op), "source": m.source, "fee": m.fee.to_string(),
+                "counter": m.counter.to_string(),
+                "metadata": {"balance_updates": fees,
+                    "operation_result": {"status": status, "consumed_milligas": "1000000"}}});
+            if !updates.is_empty() {
+                c["metadata"]["operation_result"]["balance_updates"] = json!(updates);
+            }
+            out.push(c);
         }
         if failed {
             // Backtrack the effects (not the fees and counters).
@@ -470,7 +735,7 @@ impl Node {
                 .iter()
                 .map(|m| (m.source.clone(), m.fee, m.counter))
                 .collect();
-            self.accounts = snapshot;
+            (self.accounts, self.bakers) = snapshot;
             for (s, fee, counter) in fees {
                 if let Some(a) = self.accounts.get_mut(&s) {
                     a.balance -= fee;
@@ -478,16 +743,94 @@ impl Node {
                 }
             }
             for c in &mut out {
-                if c["metadata"]["operation_result"]["status"] == "applied" {
-                    c["metadata"]["operation_result"]["status"] = json!("backtracked");
+                let r = &mut c["metadata"]["operation_result"];
+                if r["status"] == "applied" {
+                    r["status"] = json!("backtracked");
+                    if let Some(o) = r.as_object_mut() {
+                        o.remove("balance_updates");
+                    }
                 }
             }
         }
         out
     }
 
-    fn apply_one(&mut self, m: &Manager) -> Result<(), String> {
+    /// Moves what is finalizable back to the spendable balance.
+    fn finalize(&mut self, who: &str, updates: &mut Vec<Value>) {
+        let (cycle, delay) = (self.cycle(), self.cfg.unstake_delay_cycles);
+        let Some(a) = self.accounts.get_mut(who) else {
+            return;
+        };
+        let d = a.delegate.clone().unwrap_or_default();
+        let (done, rest): (Vec<_>, Vec<_>) = a.unstake.iter().partition(|(c, _)| c + delay < cycle);
+        for (c, x) in &done {
+            a.balance += x;
+            updates.push(bu(
+                "freezer",
+                json!({"category": "unstaked_deposits", "staker": {"contract": who, "delegate": d}, "cycle": c}),
+                -signed(*x),
+            ));
+            updates.push(bu("contract", json!({"contract": who}), signed(*x)));
+        }
+        a.unstake = rest;
+    }
+
+    /// Takes `tez` (at most the whole share) out of `who`'s pool share into
+    /// an unstake request of the current cycle.
+    fn unstake(&mut self, who: &str, tez: u128, updates: &mut Vec<Value>) {
         let cycle = self.cycle();
+        let Some(a) = self.accounts.get(who).cloned() else {
+            return;
+        };
+        let Some(d) = a.delegate.clone() else {
+            return;
+        };
+        let Some(b) = self.bakers.get_mut(&d) else {
+            return;
+        };
+        let held = b.value_of(a.pseudotokens);
+        let (pt, x) = if tez >= held {
+            (a.pseudotokens, held)
+        } else {
+            let pt = tez * b.denominator / b.frozen.max(1);
+            (pt, b.value_of(pt))
+        };
+        if x == 0 {
+            return;
+        }
+        b.frozen -= x;
+        b.denominator -= pt;
+        if let Some(a) = self.accounts.get_mut(who) {
+            a.pseudotokens -= pt;
+            match a.unstake.iter_mut().find(|(c, _)| *c == cycle) {
+                Some(r) => r.1 += x,
+                None => a.unstake.push((cycle, x)),
+            }
+        }
+        updates.push(bu(
+            "staking",
+            json!({"category": "delegate_denominator", "delegate": d}),
+            -signed(pt),
+        ));
+        updates.push(bu(
+            "staking",
+            json!({"category": "delegator_numerator", "delegator": who}),
+            -signed(pt),
+        ));
+        updates.push(bu(
+            "freezer",
+            json!({"category": "deposits", "staker": {"contract": who, "delegate": d}}),
+            -signed(x),
+        ));
+        updates.push(bu(
+            "freezer",
+            json!({"category": "unstaked_deposits", "staker": {"contract": who, "delegate": d}, "cycle": cycle}),
+            signed(x),
+        ));
+    }
+
+    fn apply_one(&mut self, m: &Manager) -> Result<Vec<Value>, String> {
+        let mut updates = Vec::new();
         match &m.op {
             Op::Reveal { pk } => {
                 let a = self.accounts.get_mut(&m.source).ok_or("no account")?;
@@ -499,12 +842,12 @@ impl Node {
                 {
                     return Err(format!("{d} is not a registered delegate"));
                 }
-                let a = self.accounts.get_mut(&m.source).ok_or("no account")?;
-                if a.delegate != *delegate && a.staked > 0 {
+                let a = self.accounts.get(&m.source).ok_or("no account")?;
+                if a.delegate != *delegate && a.pseudotokens > 0 {
                     // Changing delegate unstakes everything.
-                    let s = std::mem::take(&mut a.staked);
-                    a.unstake.push((cycle, s));
+                    self.unstake(&m.source, u128::MAX, &mut updates);
                 }
+                let a = self.accounts.get_mut(&m.source).ok_or("no account")?;
                 a.delegate.clone_from(delegate);
             }
             Op::Transaction {
@@ -515,41 +858,59 @@ impl Node {
                 if *destination != m.source {
                     return Err("only staking calls to self are supported".into());
                 }
-                let staked_total: u128 = self.accounts.values().map(|a| a.staked).sum();
-                let a = self.accounts.get_mut(&m.source).ok_or("no account")?;
                 match entrypoint {
                     Some(0x06) => {
+                        self.finalize(&m.source, &mut updates);
+                        let a = self.accounts.get(&m.source).ok_or("no account")?.clone();
                         let d = a.delegate.clone().ok_or("staking needs a delegate")?;
-                        let b = self.bakers.get(&d).ok_or("delegate is not a baker")?;
+                        let b = self.bakers.get_mut(&d).ok_or("delegate is not a baker")?;
                         if !b.accepts {
                             return Err(format!("{d} does not accept external stakers"));
                         }
-                        if staked_total + amount > b.capacity {
-                            return Err(format!("{d} is over its staking capacity"));
+                        if b.frozen + amount > b.own * LIMIT_MILLIONTH / 1_000_000 {
+                            return Err(format!("{d} is over its staking limit"));
                         }
                         if a.balance < *amount {
                             return Err("balance too low".into());
                         }
+                        let pt = if b.denominator == 0 {
+                            *amount
+                        } else {
+                            amount * b.denominator / b.frozen
+                        };
+                        b.frozen += amount;
+                        b.denominator += pt;
+                        let a = self.accounts.get_mut(&m.source).ok_or("no account")?;
                         a.balance -= amount;
-                        a.staked += amount;
+                        a.pseudotokens += pt;
+                        let x = signed(*amount);
+                        updates.push(bu("contract", json!({"contract": m.source}), -x));
+                        updates.push(bu(
+                            "freezer",
+                            json!({"category": "deposits", "staker": {"contract": m.source, "delegate": d}}),
+                            x,
+                        ));
+                        updates.push(bu(
+                            "staking",
+                            json!({"category": "delegator_numerator", "delegator": m.source}),
+                            signed(pt),
+                        ));
+                        updates.push(bu(
+                            "staking",
+                            json!({"category": "delegate_denominator", "delegate": d}),
+                            signed(pt),
+                        ));
                     }
                     Some(0x07) => {
-                        let x = (*amount).min(a.staked);
-                        a.staked -= x;
-                        a.unstake.push((cycle, x));
+                        self.finalize(&m.source, &mut updates);
+                        self.unstake(&m.source, *amount, &mut updates);
                     }
-                    Some(0x08) => {
-                        let delay = self.cfg.unstake_delay_cycles;
-                        let (done, rest): (Vec<_>, Vec<_>) =
-                            a.unstake.iter().partition(|(c, _)| c + delay < cycle + 1);
-                        a.balance += done.iter().map(|(_, x)| x).sum::<u128>();
-                        a.unstake = rest;
-                    }
+                    Some(0x08) => self.finalize(&m.source, &mut updates),
                     _ => return Err("unsupported entrypoint".into()),
                 }
             }
         }
-        Ok(())
+        Ok(updates)
     }
 
     /// What the prevalidator checks before accepting an operation.
@@ -629,16 +990,14 @@ fn kind_name(op: &Op) -> &'static str {
 }
 
 fn level_of(s: &Node, block: &str) -> Option<i64> {
-    if block == "head" {
-        return Some(s.level);
-    }
-    if let Ok(l) = block.parse::<i64>() {
-        return (l >= 1 && l <= s.level).then_some(l);
-    }
-    s.blocks
-        .iter()
-        .find(|(_, (h, _))| h == block)
-        .map(|(l, _)| *l)
+    let l = if block == "head" {
+        s.level
+    } else if let Ok(l) = block.parse::<i64>() {
+        l
+    } else {
+        *s.blocks.iter().find(|(_, (h, _))| h == block)?.0
+    };
+    (l >= s.pruned_before.max(1) && l <= s.level).then_some(l)
 }
 
 fn not_found() -> Response {
@@ -651,6 +1010,12 @@ fn not_found() -> Response {
 
 fn rfc3339(t: i64) -> String {
     softstake_core::Timestamp::from_unix(t).to_string()
+}
+
+#[derive(serde::Deserialize)]
+struct Offset {
+    #[serde(default)]
+    offset: i64,
 }
 
 async fn chain_id(State(n): State<TestNode>) -> Json<Value> {
@@ -667,37 +1032,83 @@ async fn header(State(n): State<TestNode>, Path(block): Path<String>) -> Respons
         .into_response()
 }
 
-async fn current_level(State(n): State<TestNode>) -> Json<Value> {
+async fn current_level(
+    State(n): State<TestNode>,
+    Path(block): Path<String>,
+    Query(q): Query<Offset>,
+) -> Response {
     let s = n.st();
-    Json(
-        json!({"level": s.level, "cycle": s.cycle(), "cycle_position": (s.level - 1) % s.cfg.blocks_per_cycle}),
-    )
+    let Some(l) = level_of(&s, &block) else {
+        return not_found();
+    };
+    Json(level_info(&s.cfg, (l + q.offset).max(1))).into_response()
 }
 
-async fn constants(State(n): State<TestNode>) -> Json<Value> {
+async fn levels_in_current_cycle(
+    State(n): State<TestNode>,
+    Path(block): Path<String>,
+    Query(q): Query<Offset>,
+) -> Response {
     let s = n.st();
+    let Some(l) = level_of(&s, &block) else {
+        return not_found();
+    };
+    let c = cycle_of(&s.cfg, l) + q.offset;
+    if c < 0 {
+        return not_found();
+    }
+    let (first, last) = cycle_levels(&s.cfg, c);
+    Json(json!({"first": first, "last": last})).into_response()
+}
+
+async fn constants(State(n): State<TestNode>, Path(block): Path<String>) -> Response {
+    let s = n.st();
+    let Some(l) = level_of(&s, &block) else {
+        return not_found();
+    };
+    let (_, _, bpc, secs) = era_of_level(&s.cfg, l);
     Json(json!({
-        "blocks_per_cycle": s.cfg.blocks_per_cycle,
-        "minimal_block_delay": s.cfg.block_secs.to_string(),
+        "blocks_per_cycle": bpc,
+        "minimal_block_delay": secs.to_string(),
         "unstake_finalization_delay": s.cfg.unstake_delay_cycles,
         "max_operations_time_to_live": TTL,
         "hard_gas_limit_per_operation": "1040000",
         "cost_per_byte": "250",
     }))
+    .into_response()
+}
+
+fn context_at<'a>(s: &'a Node, block: &str) -> Option<&'a Context> {
+    s.history.get(&level_of(s, block)?)
 }
 
 async fn contract(
     State(n): State<TestNode>,
-    Path((_b, pkh, field)): Path<(String, String, String)>,
+    Path((block, pkh, field)): Path<(String, String, String)>,
 ) -> Response {
     let s = n.st();
-    let a = s.accounts.get(&pkh).cloned().unwrap_or_default();
+    let Some(ctx) = context_at(&s, &block) else {
+        return not_found();
+    };
+    let at = level_of(&s, &block).unwrap_or(s.level);
+    let Some(a) = ctx.accounts.get(&pkh).cloned() else {
+        // An unallocated implicit account: octez answers its balance and
+        // counter with 0 and has no delegate.
+        return match field.as_str() {
+            "balance" | "counter" | "staked_balance" => Json(json!("0")).into_response(),
+            "manager_key" | "unstake_requests" => Json(Value::Null).into_response(),
+            _ => not_found(),
+        };
+    };
     let delay = s.cfg.unstake_delay_cycles;
-    let cycle = s.cycle();
+    let cycle = cycle_of(&s.cfg, at);
     match field.as_str() {
         "balance" => Json(json!(a.balance.to_string())).into_response(),
         "counter" => Json(json!(a.counter.to_string())).into_response(),
-        "staked_balance" => Json(json!(a.staked.to_string())).into_response(),
+        "staked_balance" => Json(json!(
+            s.staked_of(&ctx.accounts, &ctx.bakers, &pkh).to_string()
+        ))
+        .into_response(),
         "manager_key" => Json(
             a.manager_key
                 .map_or(Value::Null, |k| json!(forge::b58(prefix::EDPK, &k))),
@@ -713,7 +1124,7 @@ async fn contract(
             }
             let d = a.delegate.clone().unwrap_or_default();
             let (fin, unfin): (Vec<_>, Vec<_>) =
-                a.unstake.iter().partition(|(c, _)| c + delay < cycle + 1);
+                a.unstake.iter().partition(|(c, _)| c + delay < cycle);
             Json(json!({
                 "finalizable": fin.iter().map(|(c, x)| json!({"delegate": d, "cycle": c, "amount": x.to_string()})).collect::<Vec<_>>(),
                 "unfinalizable": {"delegate": d, "requests": unfin.iter().map(|(c, x)| json!({"cycle": c, "amount": x.to_string()})).collect::<Vec<_>>()},
@@ -724,27 +1135,40 @@ async fn contract(
     }
 }
 
-async fn delegate(
+/// The full delegate object, in the fields and shapes of octez's (see
+/// tests/fixtures/xtz/octez/delegates.out).
+async fn delegate_info(
     State(n): State<TestNode>,
-    Path((_b, pkh, field)): Path<(String, String, String)>,
+    Path((block, pkh)): Path<(String, String)>,
 ) -> Response {
     let s = n.st();
-    let Some(b) = s.bakers.get(&pkh) else {
+    let Some(ctx) = context_at(&s, &block) else {
         return not_found();
     };
-    let staked: u128 = s.accounts.values().map(|a| a.staked).sum();
-    match field.as_str() {
-        "active_staking_parameters" => Json(json!({
-            "limit_of_staking_over_baking_millionth": if b.accepts { 5_000_000 } else { 0 },
-            "edge_of_baking_over_staking_billionth": 100_000_000,
-        }))
-        .into_response(),
-        // The baker's own stake: capacity / 5 at the 5x limit above.
-        "own_staked" => Json(json!((b.capacity / 5).to_string())).into_response(),
-        "external_staked" => Json(json!(staked.to_string())).into_response(),
-        "deactivated" => Json(json!(false)).into_response(),
-        _ => not_found(),
-    }
+    let Some(b) = ctx.bakers.get(&pkh) else {
+        return not_found();
+    };
+    let stakers: Vec<Value> = ctx
+        .accounts
+        .iter()
+        .filter(|(_, a)| a.delegate.as_deref() == Some(pkh.as_str()) && a.pseudotokens > 0)
+        .map(|(k, a)| json!({"staker": k, "frozen_deposits": b.value_of(a.pseudotokens).to_string()}))
+        .collect();
+    Json(json!({
+        "deactivated": false,
+        "is_forbidden": false,
+        "active_staking_parameters": {
+            "limit_of_staking_over_baking_millionth": if b.accepts { LIMIT_MILLIONTH } else { 0 },
+            "edge_of_baking_over_staking_billionth": EDGE_BILLIONTH,
+        },
+        "pending_staking_parameters": [],
+        "total_staked": (b.own + b.frozen).to_string(),
+        "own_staked": b.own.to_string(),
+        "external_staked": b.frozen.to_string(),
+        "staking_denominator": b.denominator.to_string(),
+        "stakers": stakers,
+    }))
+    .into_response()
 }
 
 async fn operations(
@@ -771,9 +1195,8 @@ async fn metadata(State(n): State<TestNode>, Path(block): Path<String>) -> Respo
     let Some(l) = level_of(&s, &block) else {
         return not_found();
     };
-    let c = cycle_of(&s.cfg, l);
     Json(json!({
-        "level_info": {"level": l, "cycle": c, "cycle_position": (l - 1) % s.cfg.blocks_per_cycle},
+        "level_info": level_info(&s.cfg, l),
         "balance_updates": s.balance_updates.get(&l).cloned().unwrap_or_default(),
     }))
     .into_response()

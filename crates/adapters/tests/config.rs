@@ -124,3 +124,45 @@ fn polkadot_settings_are_checked() {
         assert!(keys.contains(&k.to_owned()), "{k} missing from {keys:?}");
     }
 }
+
+fn tezos_section(validators: usize, network: &str) -> String {
+    let mut t = example_text();
+    t.push_str("\n[[chains]]\nenabled = true\nendpoints = [\"https://rpc.tzkt.example\"]\n");
+    t.push_str("key = { env = \"XTZ_KEY\" }\ncommission = \"0.1\"\n");
+    for i in 0..validators {
+        t.push_str(&format!(
+            "[[chains.validators]]\naddress = \"tz1baker{i}\"\nweight = 1\ncap = \"1\"\n"
+        ));
+    }
+    t.push_str("[chains.buffer]\ntarget = \"0.2\"\nband = \"0.05\"\nmin_operation = \"1\"\n");
+    t.push_str("[chains.safety]\nmax_per_operation = \"1000\"\nmax_per_day = \"5000\"\napproval_threshold = \"1000\"\n");
+    t.push_str("[chains.network]\ntype = \"tezos\"\nchain_id = \"NetXdQprcVkpaWU\"\n");
+    t.push_str(network);
+    t
+}
+
+#[test]
+fn tezos_staking_takes_one_baker_per_key_and_a_start_level() {
+    let cfg = check(&tezos_section(1, "start_level = 11000000\n")).unwrap();
+    let xtz = cfg.chain(softstake_core::ChainId::Tezos).unwrap();
+    let s = softstake_chain_xtz::plugin::settings(xtz).unwrap();
+    assert_eq!(s.start_level, Some(11_000_000));
+    // An account has one delegate and stakes only with it: two bakers are
+    // refused in either mode, naming the key.
+    for mode in ["", "mode = \"delegation\"\n"] {
+        let found = check(&tezos_section(2, mode)).unwrap_err();
+        let v = found
+            .iter()
+            .find(|i| i.key == "chains[3].validators")
+            .unwrap_or_else(|| panic!("{found:?}"));
+        assert!(
+            v.to_string().contains("XTZ_KEY") && v.to_string().contains("one baker"),
+            "{v}"
+        );
+    }
+    let keys = keys(&tezos_section(1, "start_level = 0\n"));
+    assert!(
+        keys.contains(&"chains[3].network.start_level".to_owned()),
+        "{keys:?}"
+    );
+}
