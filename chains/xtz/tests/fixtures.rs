@@ -31,22 +31,71 @@ fn json_fixture(name: &str) -> Value {
 }
 
 /// The JSON octez-client printed for `rpc get <path>` in a tezt regression
-/// output (the first time that command appears).
+/// output.
 fn octez_output(file: &str, path: &str) -> Value {
-    let text = fixture(file);
-    let wanted = [
-        format!("./octez-client rpc get {path}"),
-        format!("./octez-client rpc get '{path}'"),
-    ];
-    let mut lines = text.lines();
-    while let Some(l) = lines.next() {
-        if wanted.iter().any(|w| w == l) {
-            let body: Vec<&str> = lines.by_ref().take_while(|l| !l.is_empty()).collect();
-            return serde_json::from_str(&body.join("\n"))
-                .unwrap_or_else(|e| panic!("{path} in {file}: {e}"));
-        }
+    softstake_chain_xtz::testnode::octez_recorded(&fixture(file), path)
+        .unwrap_or_else(|| panic!("no `rpc get {path}` in {file}"))
+}
+
+/// octez's published OpenAPI documents, pinned by sha256 (SOURCES.md).
+const OPENAPI: [(&str, &str); 2] = [
+    (
+        "octez/ushuaia-openapi.json",
+        "7e9d983c06472ffe802c604e1a4b93267a5d40d5f1ea688b8ec4504441ed517c",
+    ),
+    (
+        "octez/rpc-openapi.json",
+        "85df5ce1d21e4cf7c402b08a40290e2e7814a472402155bc13d4cbd8f6df1f25",
+    ),
+];
+
+#[test]
+fn the_pinned_openapi_documents_are_octezs_and_its_own_outputs_conform() {
+    use sha2::Digest;
+    for (f, sha) in OPENAPI {
+        assert_eq!(hex::encode(sha2::Sha256::digest(fixture(f))), sha, "{f}");
     }
-    panic!("no `rpc get {path}` in {file}");
+    // The test node's own checker, on what octez itself printed (protocol
+    // U025, Ushuaia): the checker reads the documents as octez writes data.
+    let api = softstake_chain_xtz::testnode::octez_api();
+    for (file, path) in [
+        (
+            "octez/misc_protocol.out",
+            "/chains/main/blocks/head/context/constants",
+        ),
+        (
+            "octez/misc_protocol.out",
+            "/chains/main/blocks/head/helpers/levels_in_current_cycle",
+        ),
+        (
+            "octez/delegates.out",
+            "/chains/main/blocks/head/context/delegates/[PUBLIC_KEY_HASH]",
+        ),
+    ] {
+        let v = octez_output(file, path);
+        api.check("GET", path, &v)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+    let v = octez_output(
+        "octez/misc_protocol.out",
+        "/chains/main/blocks/head/helpers/current_level?offset=0",
+    );
+    api.check("GET", "/chains/main/blocks/head/helpers/current_level", &v)
+        .unwrap();
+    // And it refuses what octez would never send.
+    let mut bad = octez_output(
+        "octez/misc_protocol.out",
+        "/chains/main/blocks/head/helpers/levels_in_current_cycle",
+    );
+    bad["first"] = json!("1");
+    let e = api
+        .check(
+            "GET",
+            "/chains/main/blocks/head/helpers/levels_in_current_cycle",
+            &bad,
+        )
+        .unwrap_err();
+    assert!(e.contains("expected integer"), "{e}");
 }
 
 #[test]

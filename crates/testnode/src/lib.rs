@@ -12,7 +12,11 @@
 //! - [`DevnetChain`], [`Driver`], [`Started`]: what a chain gives
 //!   `softstake devnet` (start its node, fund a throwaway key, write its
 //!   config section, move its time).
+//! - [`openapi`]: holds a test node to the real node's published OpenAPI
+//!   documents (every answer checked; one that does not conform becomes a
+//!   500 naming the endpoint and the schema path).
 
+pub mod openapi;
 use serde_json::{Value, json};
 use softstake_core::ChainId;
 use softstake_core::adapter::{

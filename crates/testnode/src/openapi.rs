@@ -1,0 +1,450 @@
+//! Holds a test node to the real node's published API: every JSON answer it
+//! serves is checked against the OpenAPI 3 documents the real node
+//! publishes (pinned in the repo with their source), and an answer that
+//! does not conform is replaced by a 500 naming the endpoint, the schema
+//! path and what is wrong, so the test that caused it fails.
+//!
+//! The schema language checked is the subset those documents use (octez's:
+//! `type`, `nullable`, `properties`, `required`, `additionalProperties`,
+//! `items`, `enum`, `minimum`, `maximum`, `oneOf`, `$ref` into
+//! `#/components/schemas`, and the one `pattern` octez writes, hex bytes).
+//! A keyword outside it is reported, never ignored. `oneOf` is taken as
+//! "at least one": the documents describe tagged unions whose branches can
+//! overlap on partial objects, and the tags are checked by `enum`.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// One OpenAPI document, serving paths under `prefix` (octez's protocol
+/// document describes paths relative to `/chains/{chain_id}/blocks/{block_id}`).
+#[derive(Debug)]
+pub struct Document {
+    prefix: Vec<String>,
+    doc: Value,
+    name: String,
+    /// Paths whose published response schema is known not to describe
+    /// what the node sends, with the schema that does (built from the
+    /// document's own components) and the reason.
+    retargeted: Vec<(String, Value, String)>,
+}
+
+impl Document {
+    /// A document named `name` (for messages), for paths under `prefix`
+    /// (`""` for none; `{x}` segments match anything).
+    pub fn new(name: &str, prefix: &str, json: &str) -> Result<Document, String> {
+        let doc: Value = serde_json::from_str(json).map_err(|e| format!("{name}: {e}"))?;
+        if doc["openapi"].as_str().is_none_or(|v| !v.starts_with("3.")) {
+            return Err(format!("{name}: not an OpenAPI 3 document"));
+        }
+        Ok(Document {
+            prefix: segments(prefix),
+            doc,
+            name: name.to_owned(),
+            retargeted: Vec::new(),
+        })
+    }
+
+    /// Checks answers at `template` (a path of the document) against the
+    /// schema `make` builds from the document (its `$ref`s resolve in it),
+    /// not the published one: only where the published schema is known
+    /// not to describe what the node sends, for `reason`.
+    pub fn retarget(
+        mut self,
+        template: &str,
+        reason: &str,
+        make: impl FnOnce(&Value) -> Value,
+    ) -> Document {
+        let schema = make(&self.doc);
+        self.retargeted
+            .push((template.to_owned(), schema, reason.to_owned()));
+        self
+    }
+}
+
+fn segments(p: &str) -> Vec<String> {
+    p.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn matches(template: &[String], path: &[&str]) -> bool {
+    template.len() == path.len()
+        && template
+            .iter()
+            .zip(path)
+            .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
+}
+
+/// The documents a test node answers by.
+#[derive(Debug, Clone)]
+pub struct Api {
+    docs: Arc<Vec<Document>>,
+}
+
+impl Api {
+    /// The documents, searched in order.
+    pub fn new(docs: Vec<Document>) -> Api {
+        Api {
+            docs: Arc::new(docs),
+        }
+    }
+
+    /// Checks a 200 answer to `method path` (no query). `Err` says what
+    /// does not conform, with the document and the schema path.
+    pub fn check(&self, method: &str, path: &str, body: &Value) -> Result<(), String> {
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let method = method.to_ascii_lowercase();
+        for d in self.docs.iter() {
+            if parts.len() < d.prefix.len() || !matches(&d.prefix, &parts[..d.prefix.len()]) {
+                continue;
+            }
+            let rest = &parts[d.prefix.len()..];
+            let Some(paths) = d.doc["paths"].as_object() else {
+                continue;
+            };
+            // A literal segment wins over a parameter (`/context/delegates`
+            // before `/context/{x}`): try templates with fewer parameters
+            // first.
+            let mut found: Vec<(&String, &Value)> = paths
+                .iter()
+                .filter(|(t, _)| matches(&segments(t), rest))
+                .collect();
+            found.sort_by_key(|(t, _)| t.matches('{').count());
+            let Some((template, op)) = found.first() else {
+                continue;
+            };
+            let retargeted = d.retargeted.iter().find(|(t, _, _)| t == *template);
+            let Some(schema) = op
+                .get(method.as_str())
+                .map(|o| &o["responses"]["200"]["content"]["application/json"]["schema"])
+                .map(|s| retargeted.map_or(s, |r| &r.1))
+            else {
+                return Err(format!("{} has no {method} at {template}", d.name));
+            };
+            let at = match retargeted {
+                Some((_, _, why)) => format!("{}: paths.{template} (retargeted: {why})", d.name),
+                None => format!("{}: paths.{template}.{method}.responses.200", d.name),
+            };
+            return Checker { doc: &d.doc }
+                .check(schema, body, &at, 0)
+                .map_err(|m| m.to_string());
+        }
+        Err(format!("no published document serves {method} {path}"))
+    }
+
+    /// An axum middleware (`axum::middleware::from_fn`) that checks every
+    /// 200 JSON answer and turns one that does not conform into a 500
+    /// naming the endpoint and the schema path.
+    pub async fn conform(self, req: Request, next: Next) -> Response {
+        let method = req.method().as_str().to_owned();
+        let path = req.uri().path().to_owned();
+        let res = next.run(req).await;
+        if res.status() != StatusCode::OK {
+            return res;
+        }
+        let (parts, body) = res.into_parts();
+        let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(b) => b,
+            Err(e) => return fail(&method, &path, &format!("unreadable body: {e}")),
+        };
+        let value: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => return fail(&method, &path, &format!("not JSON: {e}")),
+        };
+        if let Err(e) = self.check(&method, &path, &value) {
+            return fail(&method, &path, &e);
+        }
+        Response::from_parts(parts, Body::from(bytes))
+    }
+}
+
+fn fail(method: &str, path: &str, why: &str) -> Response {
+    let msg =
+        format!("test node answer to {method} {path} does not conform to the published API: {why}");
+    // Printed too: an adapter may turn the 500 into a retry and hide it.
+    eprintln!("{msg}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(serde_json::json!([{"kind": "permanent", "id": "softstake.test_node.nonconforming", "msg": msg}])),
+    )
+        .into_response()
+}
+
+/// Where a value departs from its schema.
+#[derive(Debug)]
+struct Miss {
+    at: String,
+    why: String,
+    depth: usize,
+    /// Failed on an `enum`: in a union, the branch for another tag.
+    tag: bool,
+}
+
+impl std::fmt::Display for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.why)
+    }
+}
+
+struct Checker<'a> {
+    doc: &'a Value,
+}
+
+const KEYWORDS: [&str; 13] = [
+    "type",
+    "nullable",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "enum",
+    "minimum",
+    "maximum",
+    "oneOf",
+    "pattern",
+    "title",
+    "description",
+];
+
+fn int(x: &Value) -> Option<i128> {
+    x.as_i64()
+        .map(i128::from)
+        .or_else(|| x.as_u64().map(i128::from))
+}
+
+impl Checker<'_> {
+    fn check(&self, s: &Value, v: &Value, at: &str, depth: usize) -> Result<(), Miss> {
+        let miss = |why: String| Miss {
+            at: at.to_owned(),
+            why,
+            depth,
+            tag: false,
+        };
+        if depth > 64 {
+            return Err(miss("schema nests too deep".into()));
+        }
+        let Some(obj) = s.as_object() else {
+            return Err(miss("schema is not an object".into()));
+        };
+        if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
+            let target = r
+                .strip_prefix("#/components/schemas/")
+                .map(|name| &self.doc["components"]["schemas"][name])
+                .filter(|t| !t.is_null())
+                .ok_or_else(|| miss(format!("$ref {r} is not in the document")))?;
+            return self.check(target, v, &format!("{at} > {r}"), depth + 1);
+        }
+        if let Some(k) = obj.keys().find(|k| !KEYWORDS.contains(&k.as_str())) {
+            return Err(miss(format!("schema keyword {k} is not checked here")));
+        }
+        if v.is_null() && obj.get("nullable") == Some(&Value::Bool(true)) {
+            return Ok(());
+        }
+        if let Some(alts) = obj.get("oneOf").and_then(Value::as_array) {
+            let mut misses = Vec::new();
+            for (i, a) in alts.iter().enumerate() {
+                match self.check(a, v, &format!("{at}.oneOf[{i}]"), depth + 1) {
+                    Ok(()) => {
+                        misses.clear();
+                        break;
+                    }
+                    Err(m) => misses.push(m),
+                }
+            }
+            // The closest branch: one whose tags match, then the one that
+            // got deepest into the value.
+            if let Some(best) = misses.into_iter().max_by_key(|m| (!m.tag, m.depth)) {
+                return Err(Miss {
+                    why: format!(
+                        "matches none of {} alternatives; closest: {best}",
+                        alts.len()
+                    ),
+                    at: at.to_owned(),
+                    depth: best.depth,
+                    tag: best.tag,
+                });
+            }
+        }
+        if let Some(t) = obj.get("type").and_then(Value::as_str) {
+            let ok = match t {
+                "object" => v.is_object(),
+                "array" => v.is_array(),
+                "string" => v.is_string(),
+                "boolean" => v.is_boolean(),
+                "integer" => v.is_i64() || v.is_u64(),
+                "number" => v.is_number(),
+                "null" => v.is_null(),
+                other => return Err(miss(format!("unknown type {other}"))),
+            };
+            if !ok {
+                return Err(miss(format!("expected {t}, got {}", short(v))));
+            }
+        }
+        if let Some(e) = obj.get("enum").and_then(Value::as_array)
+            && !e.contains(v)
+        {
+            return Err(Miss {
+                tag: true,
+                ..miss(format!(
+                    "{} is not one of {}",
+                    short(v),
+                    short(&Value::Array(e.clone()))
+                ))
+            });
+        }
+        if let Some(n) = int(v) {
+            if let Some(min) = obj.get("minimum").and_then(int)
+                && n < min
+            {
+                return Err(miss(format!("{n} is below the minimum {min}")));
+            }
+            if let Some(max) = obj.get("maximum").and_then(int)
+                && n > max
+            {
+                return Err(miss(format!("{n} is above the maximum {max}")));
+            }
+        }
+        if let (Some(p), Some(x)) = (obj.get("pattern").and_then(Value::as_str), v.as_str()) {
+            if p != "^([a-zA-Z0-9][a-zA-Z0-9])*$" {
+                return Err(miss(format!("pattern {p} is not checked here")));
+            }
+            if x.len() % 2 != 0 || !x.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(miss(format!("{} is not hex bytes", short(v))));
+            }
+        }
+        if let Some(o) = v.as_object() {
+            let props = obj.get("properties").and_then(Value::as_object);
+            let required = obj
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str);
+            for r in required {
+                if !o.contains_key(r) {
+                    return Err(miss(format!("required field {r} is missing")));
+                }
+            }
+            for (k, x) in o {
+                match (
+                    props.and_then(|p| p.get(k)),
+                    obj.get("additionalProperties"),
+                ) {
+                    (Some(ps), _) => self.check(ps, x, &format!("{at}.{k}"), depth + 1)?,
+                    (None, Some(ap @ Value::Object(_))) => {
+                        self.check(ap, x, &format!("{at}.{k}"), depth + 1)?;
+                    }
+                    // Octez's objects are closed: a field its document does
+                    // not name is one octez never sends.
+                    (None, Some(Value::Bool(false))) => {
+                        return Err(miss(format!("field {k} is not in the schema")));
+                    }
+                    (None, _) if props.is_some() => {
+                        return Err(miss(format!("field {k} is not in the schema")));
+                    }
+                    (None, _) => {}
+                }
+            }
+        }
+        if let (Some(items), Some(a)) = (obj.get("items"), v.as_array()) {
+            for (i, x) in a.iter().enumerate() {
+                self.check(items, x, &format!("{at}[{i}]"), depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 80 {
+        format!(
+            "{}...",
+            &s[..s.char_indices().nth(77).map_or(s.len(), |(i, _)| i)]
+        )
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn api() -> Api {
+        let doc = json!({
+            "openapi": "3.0.0",
+            "paths": {
+                "/x/{id}/balance": {"get": {"responses": {"200": {"content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/mutez"}}}}}}},
+                "/x/list": {"get": {"responses": {"200": {"content": {"application/json": {
+                    "schema": {"type": "array", "items": {"oneOf": [
+                        {"type": "object", "properties": {"kind": {"type": "string", "enum": ["a"]}, "n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["kind", "n"]},
+                        {"type": "object", "properties": {"kind": {"type": "string", "enum": ["b"]}, "bytes": {"type": "string", "pattern": "^([a-zA-Z0-9][a-zA-Z0-9])*$"}}, "required": ["kind"]}
+                    ]}}}}}}}},
+            },
+            "components": {"schemas": {"mutez": {"type": "string", "nullable": true}}}
+        });
+        Api::new(vec![
+            Document::new("t", "/chains/{c}", &doc.to_string()).unwrap(),
+        ])
+    }
+
+    #[test]
+    fn conforming_answers_pass_and_every_departure_is_named() {
+        let a = api();
+        a.check("GET", "/chains/main/x/tz1/balance", &json!("12"))
+            .unwrap();
+        a.check("GET", "/chains/main/x/tz1/balance", &Value::Null)
+            .unwrap();
+        let e = a
+            .check("GET", "/chains/main/x/tz1/balance", &json!(12))
+            .unwrap_err();
+        assert!(
+            e.contains("#/components/schemas/mutez: expected string"),
+            "{e}"
+        );
+        a.check(
+            "GET",
+            "/chains/main/x/list",
+            &json!([{"kind": "a", "n": 3}, {"kind": "b", "bytes": "0aff"}]),
+        )
+        .unwrap();
+        for (bad, why) in [
+            (json!([{"kind": "a"}]), "required field n"),
+            (json!([{"kind": "a", "n": 10}]), "above the maximum"),
+            (json!([{"kind": "c", "n": 1}]), "not one of"),
+            (json!([{"kind": "b", "bytes": "0af"}]), "not hex bytes"),
+            (
+                json!([{"kind": "a", "n": 1, "extra": true}]),
+                "field extra is not in the schema",
+            ),
+        ] {
+            let e = a.check("GET", "/chains/main/x/list", &bad).unwrap_err();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+        let e = a.check("GET", "/chains/main/nope", &json!(1)).unwrap_err();
+        assert!(e.contains("no published document"), "{e}");
+        let doc = Document::new("t", "", &json!({"openapi": "3.0.0", "paths": {"/h": {"get": {"responses": {"200": {"content": {"application/json": {"schema": {"type": "string"}}}}}}}}, "components": {"schemas": {"n": {"type": "integer"}}}}).to_string())
+            .unwrap()
+            .retarget("/h", "published wrong", |_| json!({"$ref": "#/components/schemas/n"}));
+        let h = Api::new(vec![doc]);
+        h.check("GET", "/h", &json!(1)).unwrap();
+        let e = h.check("GET", "/h", &json!("1")).unwrap_err();
+        assert!(e.contains("retargeted: published wrong"), "{e}");
+        let e = a.check("GET", "/chains/main/nope", &json!(1)).unwrap_err();
+        assert!(e.contains("no published document"), "{e}");
+        let e = a
+            .check("POST", "/chains/main/x/list", &json!([]))
+            .unwrap_err();
+        assert!(e.contains("has no post"), "{e}");
+    }
+}
