@@ -86,6 +86,35 @@ fn err(status: StatusCode, error: &str, message: impl Into<String>) -> (StatusCo
 
 type Reply = Result<Json<Value>, (StatusCode, Json<Value>)>;
 
+/// Blockfrost's published API (npm `@blockfrost/openapi` 0.1.93,
+/// tests/fixtures/ada/SOURCES.md). Every answer the test node serves is
+/// checked against it; answers start from its documented examples, with
+/// what the node models set.
+pub fn blockfrost_api() -> softstake_testnode::openapi::Api {
+    use softstake_testnode::openapi::{Api, Document};
+    static API: std::sync::OnceLock<Api> = std::sync::OnceLock::new();
+    API.get_or_init(|| {
+        Api::new(vec![
+            Document::from_yaml(
+                "Blockfrost openapi.yaml",
+                "",
+                include_str!("../../../tests/fixtures/ada/blockfrost-openapi.yaml"),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+        ])
+    })
+    .clone()
+}
+
+/// Blockfrost's documented example answer to `GET path`, with `set` applied.
+fn example(path: &str, set: &[(&str, Value)]) -> Value {
+    let mut v = blockfrost_api().example("GET", path).unwrap_or(Value::Null);
+    for (k, x) in set {
+        v[*k] = x.clone();
+    }
+    v
+}
+
 pub use crate::tx::pool_bech32;
 
 impl TestNode {
@@ -204,7 +233,10 @@ impl TestNode {
             .route("/pools/{pool}", get(pool))
             .route("/txs/{hash}", get(tx))
             .route("/tx/submit", post(submit))
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .layer(axum::middleware::from_fn(|req, next| {
+                blockfrost_api().conform(req, next)
+            }));
         softstake_testnode::serve(app, addr).await
     }
 
@@ -469,31 +501,64 @@ fn decode_addr(s: &str) -> Result<Vec<u8>, (StatusCode, Json<Value>)> {
 }
 
 async fn genesis(State(n): State<TestNode>) -> Json<Value> {
-    Json(
-        json!({"network_magic": 42, "system_start": n.cfg.system_start, "epoch_length": n.cfg.epoch_length, "slot_length": 1}),
-    )
+    Json(example(
+        "/genesis",
+        &[
+            ("network_magic", json!(42)),
+            ("system_start", json!(n.cfg.system_start)),
+            ("epoch_length", json!(n.cfg.epoch_length)),
+            ("slot_length", json!(1)),
+        ],
+    ))
 }
 
 async fn parameters(State(n): State<TestNode>) -> Json<Value> {
     let epoch = n.slot() / n.cfg.epoch_length;
-    Json(
-        json!({"epoch": epoch, "min_fee_a": n.cfg.min_fee_a, "min_fee_b": n.cfg.min_fee_b,
-        "key_deposit": n.cfg.key_deposit.to_string(), "max_tx_size": 16384, "coins_per_utxo_size": "4310"}),
-    )
+    Json(example(
+        "/epochs/latest/parameters",
+        &[
+            ("epoch", json!(epoch)),
+            ("min_fee_a", json!(n.cfg.min_fee_a)),
+            ("min_fee_b", json!(n.cfg.min_fee_b)),
+            ("key_deposit", json!(n.cfg.key_deposit.to_string())),
+            ("max_tx_size", json!(16384)),
+            ("coins_per_utxo_size", json!("4310")),
+        ],
+    ))
 }
 
 async fn epoch(State(n): State<TestNode>, Path(e): Path<u64>) -> Json<Value> {
     let start = n.cfg.system_start + i64::try_from(e * n.cfg.epoch_length).unwrap_or(i64::MAX);
-    Json(
-        json!({"epoch": e, "start_time": start, "end_time": start + i64::try_from(n.cfg.epoch_length).unwrap_or(0)}),
-    )
+    let end = start + i64::try_from(n.cfg.epoch_length).unwrap_or(0);
+    Json(example(
+        "/epochs/{number}",
+        &[
+            ("epoch", json!(e)),
+            ("start_time", json!(start)),
+            ("end_time", json!(end)),
+            ("first_block_time", json!(start)),
+            ("last_block_time", json!(end - 1)),
+        ],
+    ))
 }
 
 async fn latest(State(n): State<TestNode>) -> Json<Value> {
     let (slot, height) = n.with(|l| (l.slot, l.height));
-    Json(
-        json!({"slot": slot, "height": height, "epoch": slot / n.cfg.epoch_length, "time": n.cfg.system_start + i64::try_from(slot).unwrap_or(0)}),
-    )
+    Json(example(
+        "/blocks/latest",
+        &[
+            ("slot", json!(slot)),
+            ("height", json!(height)),
+            ("epoch", json!(slot / n.cfg.epoch_length)),
+            ("epoch_slot", json!(slot % n.cfg.epoch_length)),
+            (
+                "time",
+                json!(n.cfg.system_start + i64::try_from(slot).unwrap_or(0)),
+            ),
+            ("next_block", Value::Null),
+            ("confirmations", json!(0)),
+        ],
+    ))
 }
 
 async fn utxos(State(n): State<TestNode>, Path(a): Path<String>) -> Reply {
@@ -502,7 +567,24 @@ async fn utxos(State(n): State<TestNode>, Path(a): Path<String>) -> Reply {
         l.utxos
             .iter()
             .filter(|(_, (x, _))| *x == addr)
-            .map(|((h, i), (_, v))| json!({"tx_hash": hex::encode(h), "output_index": i, "amount": [{"unit": "lovelace", "quantity": v.to_string()}]}))
+            .map(|((h, i), (_, v))| {
+                let mut u = example("/addresses/{address}/utxos", &[])[0].clone();
+                for (k, x) in [
+                    ("address", json!(a)),
+                    ("tx_hash", json!(hex::encode(h))),
+                    ("output_index", json!(i)),
+                    (
+                        "amount",
+                        json!([{"unit": "lovelace", "quantity": v.to_string()}]),
+                    ),
+                    ("data_hash", Value::Null),
+                    ("inline_datum", Value::Null),
+                    ("reference_script_hash", Value::Null),
+                ] {
+                    u[k] = x;
+                }
+                u
+            })
             .collect()
     });
     if list.is_empty() {
@@ -536,12 +618,18 @@ async fn account(State(n): State<TestNode>, Path(s): Path<String>) -> Reply {
             "The requested component has not been found.",
         ));
     };
-    Ok(Json(json!({
-        "stake_address": s, "active": a.registered,
-        "rewards_sum": a.rewards_sum.to_string(), "withdrawals_sum": a.withdrawals_sum.to_string(),
-        "withdrawable_amount": a.rewards.to_string(),
-        "pool_id": a.pool.map(|p| pool_bech32(&p)), "drep_id": a.drep,
-    })))
+    Ok(Json(example(
+        "/accounts/{stake_address}",
+        &[
+            ("stake_address", json!(s)),
+            ("active", json!(a.registered)),
+            ("rewards_sum", json!(a.rewards_sum.to_string())),
+            ("withdrawals_sum", json!(a.withdrawals_sum.to_string())),
+            ("withdrawable_amount", json!(a.rewards.to_string())),
+            ("pool_id", json!(a.pool.map(|p| pool_bech32(&p)))),
+            ("drep_id", json!(a.drep)),
+        ],
+    )))
 }
 
 /// Blockfrost's paging: `count` rows (1..=100, default 100) of page `page`
@@ -591,9 +679,14 @@ async fn pool(State(n): State<TestNode>, Path(p): Path<String>) -> Reply {
         .map_err(|_| err(StatusCode::BAD_REQUEST, "Bad Request", "invalid pool id"))?;
     let known = data.len() == 28 && n.with(|l| l.pools.iter().any(|x| x[..] == data[..]));
     if known {
-        Ok(Json(
-            json!({"pool_id": p, "hex": hex::encode(&data), "retirement": []}),
-        ))
+        Ok(Json(example(
+            "/pools/{pool_id}",
+            &[
+                ("pool_id", json!(p)),
+                ("hex", json!(hex::encode(&data))),
+                ("retirement", json!([])),
+            ],
+        )))
     } else {
         Err(err(
             StatusCode::NOT_FOUND,
@@ -605,9 +698,15 @@ async fn pool(State(n): State<TestNode>, Path(p): Path<String>) -> Reply {
 
 async fn tx(State(n): State<TestNode>, Path(h): Path<String>) -> Reply {
     match n.with(|l| l.txs.get(&h).copied()) {
-        Some((height, slot)) => Ok(Json(
-            json!({"hash": h, "block_height": height, "slot": slot, "valid_contract": true}),
-        )),
+        Some((height, slot)) => Ok(Json(example(
+            "/txs/{hash}",
+            &[
+                ("hash", json!(h)),
+                ("block_height", json!(height)),
+                ("slot", json!(slot)),
+                ("valid_contract", json!(true)),
+            ],
+        ))),
         None => Err(err(
             StatusCode::NOT_FOUND,
             "Not Found",

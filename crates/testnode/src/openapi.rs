@@ -34,10 +34,20 @@ pub struct Document {
 }
 
 impl Document {
-    /// A document named `name` (for messages), for paths under `prefix`
-    /// (`""` for none; `{x}` segments match anything).
+    /// A document (JSON) named `name` (for messages), for paths under
+    /// `prefix` (`""` for none; `{x}` segments match anything).
     pub fn new(name: &str, prefix: &str, json: &str) -> Result<Document, String> {
         let doc: Value = serde_json::from_str(json).map_err(|e| format!("{name}: {e}"))?;
+        Document::from_value(name, prefix, doc)
+    }
+
+    /// [`Document::new`] for a document written in YAML.
+    pub fn from_yaml(name: &str, prefix: &str, yaml: &str) -> Result<Document, String> {
+        let doc: Value = serde_yaml::from_str(yaml).map_err(|e| format!("{name}: {e}"))?;
+        Document::from_value(name, prefix, doc)
+    }
+
+    fn from_value(name: &str, prefix: &str, doc: Value) -> Result<Document, String> {
         if doc["openapi"].as_str().is_none_or(|v| !v.starts_with("3.")) {
             return Err(format!("{name}: not an OpenAPI 3 document"));
         }
@@ -138,6 +148,33 @@ impl Api {
         Err(format!("no published document serves {method} {path}"))
     }
 
+    /// An answer to `method path` built from the document's own examples
+    /// (a leaf's `example`, else the simplest value of its type; every
+    /// listed property present; arrays with one element): a test node starts
+    /// from it and sets what it knows, so that what it does not model is
+    /// still what the real API documents.
+    pub fn example(&self, method: &str, path: &str) -> Option<Value> {
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let method = method.to_ascii_lowercase();
+        for d in self.docs.iter() {
+            if parts.len() < d.prefix.len() || !matches(&d.prefix, &parts[..d.prefix.len()]) {
+                continue;
+            }
+            let rest = &parts[d.prefix.len()..];
+            let paths = d.doc["paths"].as_object()?;
+            let mut found: Vec<(&String, &Value)> = paths
+                .iter()
+                .filter(|(t, _)| matches(&segments(t), rest))
+                .collect();
+            found.sort_by_key(|(t, _)| t.matches('{').count());
+            let (_, op) = found.first()?;
+            let schema = &op.get(method.as_str())?["responses"]["200"]["content"]["application/json"]
+                ["schema"];
+            return Some(Checker { doc: &d.doc }.example(schema, 0));
+        }
+        None
+    }
+
     /// An axum middleware (`axum::middleware::from_fn`) that checks every
     /// 200 JSON answer and turns one that does not conform into a 500
     /// naming the endpoint and the schema path.
@@ -196,7 +233,8 @@ struct Checker<'a> {
     doc: &'a Value,
 }
 
-const KEYWORDS: [&str; 13] = [
+/// Keywords checked.
+const KEYWORDS: [&str; 17] = [
     "type",
     "nullable",
     "properties",
@@ -207,9 +245,24 @@ const KEYWORDS: [&str; 13] = [
     "minimum",
     "maximum",
     "oneOf",
+    "anyOf",
+    "allOf",
     "pattern",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+];
+
+/// Keywords that only annotate (`format` included: the documents use it
+/// for documentation, e.g. `int64` on strings).
+const ANNOTATIONS: [&str; 6] = [
     "title",
     "description",
+    "example",
+    "default",
+    "format",
+    "deprecated",
 ];
 
 fn int(x: &Value) -> Option<i128> {
@@ -219,6 +272,79 @@ fn int(x: &Value) -> Option<i128> {
 }
 
 impl Checker<'_> {
+    /// A schema with its `$ref`s followed.
+    fn resolve<'s>(&'s self, mut s: &'s Value) -> &'s Value {
+        for _ in 0..16 {
+            match s
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                Some(name) => s = &self.doc["components"]["schemas"][name],
+                None => break,
+            }
+        }
+        s
+    }
+
+    /// See [`Api::example`].
+    fn example(&self, s: &Value, depth: usize) -> Value {
+        let s = self.resolve(s);
+        if depth > 32 {
+            return Value::Null;
+        }
+        // Objects and arrays are built from their parts: a whole-object
+        // example may leave out a field the schema requires.
+        let composite = matches!(
+            s.get("type").and_then(Value::as_str),
+            Some("object" | "array")
+        );
+        if let Some(x) = s.get("example")
+            && !composite
+        {
+            return x.clone();
+        }
+        if let Some(all) = s.get("allOf").and_then(Value::as_array) {
+            let mut out = serde_json::Map::new();
+            for part in all {
+                if let Value::Object(o) = self.example(part, depth + 1) {
+                    out.extend(o);
+                }
+            }
+            return Value::Object(out);
+        }
+        if let Some(first) = s
+            .get("oneOf")
+            .or_else(|| s.get("anyOf"))
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+        {
+            return self.example(first, depth + 1);
+        }
+        if let Some(first) = s
+            .get("enum")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+        {
+            return first.clone();
+        }
+        match s.get("type").and_then(Value::as_str) {
+            Some("object") => Value::Object(
+                s["properties"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, p)| (k.clone(), self.example(p, depth + 1)))
+                    .collect(),
+            ),
+            Some("array") => Value::Array(vec![self.example(&s["items"], depth + 1)]),
+            Some("string") => Value::String(String::new()),
+            Some("integer") | Some("number") => serde_json::json!(0),
+            Some("boolean") => Value::Bool(false),
+            _ => Value::Null,
+        }
+    }
+
     fn check(&self, s: &Value, v: &Value, at: &str, depth: usize) -> Result<(), Miss> {
         let miss = |why: String| Miss {
             at: at.to_owned(),
@@ -240,13 +366,50 @@ impl Checker<'_> {
                 .ok_or_else(|| miss(format!("$ref {r} is not in the document")))?;
             return self.check(target, v, &format!("{at} > {r}"), depth + 1);
         }
-        if let Some(k) = obj.keys().find(|k| !KEYWORDS.contains(&k.as_str())) {
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !KEYWORDS.contains(&k.as_str()) && !ANNOTATIONS.contains(&k.as_str()))
+        {
             return Err(miss(format!("schema keyword {k} is not checked here")));
+        }
+        if let Some(all) = obj.get("allOf").and_then(Value::as_array) {
+            // One object made of all the parts (each part alone would
+            // refuse the others' fields), then the rest of this schema.
+            let mut merged = serde_json::Map::new();
+            let (mut props, mut required) = (serde_json::Map::new(), Vec::new());
+            for part in all {
+                let part = self.resolve(part);
+                for (k, x) in part.as_object().into_iter().flatten() {
+                    match k.as_str() {
+                        "properties" => {
+                            props.extend(x.as_object().cloned().unwrap_or_default());
+                        }
+                        "required" => required.extend(x.as_array().cloned().unwrap_or_default()),
+                        _ => {
+                            merged.insert(k.clone(), x.clone());
+                        }
+                    }
+                }
+            }
+            for (k, x) in obj.iter().filter(|(k, _)| *k != "allOf") {
+                merged.insert(k.clone(), x.clone());
+            }
+            if !props.is_empty() {
+                merged.insert("properties".into(), Value::Object(props));
+            }
+            if !required.is_empty() {
+                merged.insert("required".into(), Value::Array(required));
+            }
+            return self.check(&Value::Object(merged), v, &format!("{at}.allOf"), depth + 1);
         }
         if v.is_null() && obj.get("nullable") == Some(&Value::Bool(true)) {
             return Ok(());
         }
-        if let Some(alts) = obj.get("oneOf").and_then(Value::as_array) {
+        if let Some(alts) = obj
+            .get("oneOf")
+            .or_else(|| obj.get("anyOf"))
+            .and_then(Value::as_array)
+        {
             let mut misses = Vec::new();
             for (i, a) in alts.iter().enumerate() {
                 match self.check(a, v, &format!("{at}.oneOf[{i}]"), depth + 1) {
@@ -352,6 +515,32 @@ impl Checker<'_> {
                 }
             }
         }
+        if let Some(x) = v.as_str() {
+            let n = x.chars().count();
+            if let Some(min) = obj.get("minLength").and_then(Value::as_u64)
+                && (n as u64) < min
+            {
+                return Err(miss(format!("{} is shorter than {min}", short(v))));
+            }
+            if let Some(max) = obj.get("maxLength").and_then(Value::as_u64)
+                && (n as u64) > max
+            {
+                return Err(miss(format!("{} is longer than {max}", short(v))));
+            }
+        }
+        if let Some(a) = v.as_array() {
+            let n = a.len() as u64;
+            if let Some(min) = obj.get("minItems").and_then(Value::as_u64)
+                && n < min
+            {
+                return Err(miss(format!("{n} items, fewer than {min}")));
+            }
+            if let Some(max) = obj.get("maxItems").and_then(Value::as_u64)
+                && n > max
+            {
+                return Err(miss(format!("{n} items, more than {max}")));
+            }
+        }
         if let (Some(items), Some(a)) = (obj.get("items"), v.as_array()) {
             for (i, x) in a.iter().enumerate() {
                 self.check(items, x, &format!("{at}[{i}]"), depth + 1)?;
@@ -433,6 +622,42 @@ mod tests {
         }
         let e = a.check("GET", "/chains/main/nope", &json!(1)).unwrap_err();
         assert!(e.contains("no published document"), "{e}");
+        // allOf makes one object of its parts; anyOf takes any branch.
+        let doc = json!({"openapi": "3.0.3", "paths": {"/a": {"get": {"responses": {"200": {"content": {"application/json": {"schema": {
+            "allOf": [{"$ref": "#/components/schemas/base"},
+                      {"type": "object", "properties": {"extra": {"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 2}]}},
+                       "required": ["extra"]}]}}}}}}}},
+            "components": {"schemas": {"base": {"type": "object", "properties": {"id": {"type": "string", "format": "hash", "example": "ab"},
+                "tags": {"type": "array", "maxItems": 1, "items": {"type": "string"}}}, "required": ["id"]}}}});
+        let b = Api::new(vec![Document::new("b", "", &doc.to_string()).unwrap()]);
+        b.check("GET", "/a", &json!({"id": "x", "extra": 1}))
+            .unwrap();
+        // An answer made from the document's examples conforms.
+        let ex = b.example("GET", "/a").unwrap();
+        assert_eq!(ex, json!({"id": "ab", "tags": [""], "extra": 0}));
+        b.check("GET", "/a", &ex).unwrap();
+        b.check(
+            "GET",
+            "/a",
+            &json!({"id": "x", "extra": "xy", "tags": ["t"]}),
+        )
+        .unwrap();
+        for (bad, why) in [
+            (json!({"extra": 1}), "required field id"),
+            (json!({"id": "x"}), "required field extra"),
+            (json!({"id": "x", "extra": "y"}), "shorter than 2"),
+            (
+                json!({"id": "x", "extra": 1, "tags": ["a", "b"]}),
+                "more than 1",
+            ),
+            (
+                json!({"id": "x", "extra": 1, "other": 0}),
+                "field other is not in the schema",
+            ),
+        ] {
+            let e = b.check("GET", "/a", &bad).unwrap_err();
+            assert!(e.contains(why), "{why}: {e}");
+        }
         let doc = Document::new("t", "", &json!({"openapi": "3.0.0", "paths": {"/h": {"get": {"responses": {"200": {"content": {"application/json": {"schema": {"type": "string"}}}}}}}}, "components": {"schemas": {"n": {"type": "integer"}}}}).to_string())
             .unwrap()
             .retarget("/h", "published wrong", |_| json!({"$ref": "#/components/schemas/n"}));
