@@ -233,13 +233,23 @@ impl AdaAdapter {
         if s.endpoints.is_empty() {
             return Err(AdapterError::Config("cardano: no endpoints".into()));
         }
-        tx::DRep::parse(&s.drep).map_err(|e| AdapterError::Config(e.to_string()))?;
         let api = Box::new(Blockfrost::new(
             &s.endpoints,
             s.project_id.clone(),
             s.network_magic,
             s.request_timeout,
         )?);
+        AdaAdapter::with_api(s, payment, stake, api)
+    }
+
+    /// An adapter over another backend of the same calls.
+    pub fn with_api(
+        s: AdaSettings,
+        payment: Arc<LocalKey>,
+        stake: Arc<LocalKey>,
+        api: Box<dyn ChainApi>,
+    ) -> Result<Self, AdapterError> {
+        tx::DRep::parse(&s.drep).map_err(|e| AdapterError::Config(e.to_string()))?;
         Ok(AdaAdapter {
             s,
             payment,
@@ -553,6 +563,19 @@ impl ChainAdapter for AdaAdapter {
                     .unwrap_or_default()
                     .to_owned();
                 let kind = r.get("type").and_then(Value::as_str).unwrap_or("member");
+                match kind {
+                    "member" | "leader" => {}
+                    // A retiring pool's deposit returned to its reward
+                    // account: principal coming back, never income.
+                    "pool_deposit_refund" => {
+                        tracing::warn!(epoch, amount, %pool, "a pool deposit refund arrived in the reward account: principal, not distributed; declare it as a transfer in");
+                        last = Some(last.map_or(epoch, |l| l.max(epoch)));
+                        continue;
+                    }
+                    other => {
+                        return Err(bad(&format!("reward of unknown type {other:?}"), r));
+                    }
+                }
                 let e = self
                     .get(&format!("/epochs/{epoch}"))
                     .await?

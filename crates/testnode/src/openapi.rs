@@ -175,6 +175,34 @@ impl Api {
         None
     }
 
+    /// The answer to `method path` the document itself shows: the response
+    /// schema's own `example` where it has one (a recorded-looking whole
+    /// answer), else [`Api::example`].
+    pub fn documented(&self, method: &str, path: &str) -> Option<Value> {
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let method = method.to_ascii_lowercase();
+        for d in self.docs.iter() {
+            let paths = d.doc["paths"].as_object()?;
+            let mut found: Vec<(&String, &Value)> = paths
+                .iter()
+                .filter(|(t, _)| matches(&segments(t), &parts))
+                .collect();
+            found.sort_by_key(|(t, _)| t.matches('{').count());
+            let Some((_, op)) = found.first() else {
+                continue;
+            };
+            let c = Checker { doc: &d.doc };
+            let schema = c.resolve(
+                &op.get(method.as_str())?["responses"]["200"]["content"]["application/json"]
+                    ["schema"],
+            );
+            if let Some(x) = schema.get("example") {
+                return Some(x.clone());
+            }
+        }
+        self.example(&method, path)
+    }
+
     /// An axum middleware (`axum::middleware::from_fn`) that checks every
     /// 200 JSON answer and turns one that does not conform into a 500
     /// naming the endpoint and the schema path.
