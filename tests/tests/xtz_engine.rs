@@ -1,8 +1,10 @@
 //! The engine's loop with the real Tezos adapter (staking mode) against the
 //! Tezos test node over HTTP, on SQLite and PostgreSQL: the planner's stake
 //! goes out as one reveal + delegation + stake group, staking rewards are
-//! recorded and distributed per cycle, and a withdrawal bigger than the
-//! buffer is queued, unstaked for, finalized and granted.
+//! recorded with their evidence and distributed per cycle, a withdrawal
+//! bigger than the buffer is queued, unstaked for, finalized and granted, a
+//! slashing is booked once as a loss, and the pool's books balance with
+//! every fee proven (backing exactly 1).
 #![allow(clippy::unwrap_used)]
 
 use softstake_chain_xtz::keys::{LocalKey, Signer};
@@ -166,6 +168,15 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
             .await
             .unwrap();
         assert_eq!(after.owed.losses.base(), lost, "booked once");
+        // The books balance by construction: every fee proven, every
+        // reward evidenced, the loss booked, nothing unexplained.
+        let snap = after.snapshot.as_ref().unwrap();
+        assert!(snap.complete, "{snap:?}");
+        assert_eq!(snap.unrecognized, 0, "{snap:?}");
+        assert!(after.owed.fees.base() > 0);
+        assert_eq!((after.suspense_open, after.incidents_open), (0, 0));
+        assert_eq!(after.backing_ratio.as_deref(), Some("1.000000"));
+        assert_eq!(after.surplus, 0);
     })
     .await;
 }

@@ -42,10 +42,10 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest,
-    IdentifyResponse, LookupRequest, LookupResponse, LossEvent, Maintenance, ObservedReward,
-    PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse,
-    SignedOperation, TxStatus, UnbondingEntry,
+    Delegation, FlowKind, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse,
+    IdentifyRequest, IdentifyResponse, LookupRequest, LookupResponse, LossEvent, Maintenance,
+    ObservedReward, PoolFlow, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
+    RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 use softstake_rpc::{Endpoint, Endpoints, Head as RpcHead, Options, ServerErrors};
@@ -93,6 +93,12 @@ pub struct XtzAdapter {
     /// the next observing `pool_state`; and the cycles already reported
     /// (a scan repeated from an older cursor reports nothing twice).
     losses: Mutex<(Vec<LossEvent>, std::collections::BTreeSet<i64>)>,
+    /// The level the last observing pool read was taken at: the flows are
+    /// scanned to it.
+    observed_level: Mutex<Option<i64>>,
+    /// The level of each operation of ours the flows scan met, for
+    /// `identify` (asked about the flows just returned).
+    seen_ops: Mutex<std::collections::BTreeMap<String, i64>>,
 }
 
 impl std::fmt::Debug for XtzAdapter {
@@ -164,6 +170,8 @@ impl XtzAdapter {
             rpc,
             last_payout_cycle: Mutex::new(None),
             losses: Mutex::new((Vec::new(), std::collections::BTreeSet::new())),
+            observed_level: Mutex::new(None),
+            seen_ops: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
     /// The custody address.
@@ -556,24 +564,40 @@ impl ChainAdapter for XtzAdapter {
 
     async fn pool_state(&self, req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
         self.check_chain().await?;
+        // Read at one block, named by its level (the head when read), the
+        // block the flows are then scanned to: the books compare one moment.
+        // The head, not a final block: what `lookup` confirms at the head
+        // must show here, or a plan could repeat it.
         let head = self.head().await?;
+        let at = head.level.to_string();
         let k = self.constants().await?;
-        let cycle = self.level_info("head").await?.cycle;
-        let (acct, _, balance) = self.account().await?;
-        let staked = num(&self.get(&self.contract("staked_balance")).await?).unwrap_or(0);
+        let cycle = self.level_info(&at).await?.cycle;
+        let delegate = self
+            .req(&self.contract_at(&at, "delegate"), None)
+            .await?
+            .and_then(|v| v.as_str().map(str::to_owned));
+        let acct = AccountView {
+            revealed: true,
+            delegate,
+        };
+        let balance = self.mutez_at(head.level, "balance").await?;
+        let staked = self.mutez_at(head.level, "staked_balance").await?;
         let reqs = rpc::unstake_requests(
             &self
-                .req(&self.contract("unstake_requests"), None)
+                .req(&self.contract_at(&at, "unstake_requests"), None)
                 .await?
                 .unwrap_or(Value::Null),
         );
+        if req.observe {
+            *lock(&self.observed_level) = Some(head.level);
+        }
         // A request of cycle n is finalizable from the first block of cycle
         // n + delay + 1: placed by the protocol's cycle eras, timed at the
         // current block time.
         let mut unbonding = Vec::new();
         for (c, amount) in &reqs.unfinalizable {
             let target = c + k.unstake_delay + 1;
-            let first = self.cycle_levels("head", target - cycle).await?.0;
+            let first = self.cycle_levels(&at, target - cycle).await?.0;
             unbonding.push(UnbondingEntry {
                 validator: reqs
                     .delegate
@@ -641,10 +665,70 @@ impl ChainAdapter for XtzAdapter {
         })
     }
 
-    async fn flows_since(&self, _req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
-        // Transfers and fees of the custody accounts are not proven by
-        // this adapter yet (issue 30): the books observe and act on nothing.
-        Ok(FlowsResponse::unsupported())
+    async fn flows_since(&self, req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
+        // Scanned to the block the observing pool read was taken at.
+        let tip = self.head().await?.level;
+        let target = lock(&self.observed_level).map_or(tip, |o| o.min(tip));
+        let from = match req.cursor.as_deref() {
+            None => {
+                return Ok(FlowsResponse {
+                    flows: Vec::new(),
+                    next_cursor: Some(target.to_string()),
+                    complete: true,
+                });
+            }
+            Some(c) => {
+                c.parse::<i64>()
+                    .map_err(|_| AdapterError::Config(format!("tezos flow cursor {c:?}")))?
+                    + 1
+            }
+        };
+        let to = target.min(from + self.s.max_scan - 1);
+        let me = self.address();
+        let mut flows = Vec::new();
+        let mut done = to;
+        for level in from..=to {
+            let found = async {
+                let ops = self.scan_ops(level).await?;
+                let f = rpc::block_flows(&ops, &me, &self.s.payout_addresses);
+                let time = if f.is_empty() {
+                    None
+                } else {
+                    Some(self.header(&level.to_string()).await?.time)
+                };
+                Ok::<_, AdapterError>((f, time))
+            };
+            match found.await {
+                Ok((f, Some(at))) => {
+                    let mut seen = lock(&self.seen_ops);
+                    for x in f {
+                        if x.kind == FlowKind::Fee {
+                            seen.insert(x.op.clone(), level);
+                        }
+                        flows.push(PoolFlow {
+                            key: x.key,
+                            kind: x.kind,
+                            amount: Amount::from_base(x.amount),
+                            tx_id: x.op,
+                            counterparty: x.counterparty,
+                            at,
+                        });
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if level == from => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, through = level - 1, "tezos flows scan stopped early; the rest is read next time");
+                    done = level - 1;
+                    break;
+                }
+            }
+        }
+        Ok(FlowsResponse {
+            flows,
+            next_cursor: Some(done.max(from - 1).to_string()),
+            complete: done >= target,
+        })
     }
 
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
@@ -912,10 +996,34 @@ impl ChainAdapter for XtzAdapter {
         })
     }
 
-    async fn identify(&self, _req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
-        // Tezos: the flows are not proven yet, so nothing unexplained
-        // reaches this call.
-        Ok(IdentifyResponse::unsupported())
+    async fn identify(&self, req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        // Asked about the fee flows the scan just returned: their blocks
+        // are known. An operation the scan did not meet cannot be placed
+        // without scanning blocks (octez has no index by hash).
+        let Some(level) = lock(&self.seen_ops).get(&req.tx_id).copied() else {
+            return Ok(IdentifyResponse::unsupported());
+        };
+        let ops = self.scan_ops(level).await?;
+        let Some(op) = ops.iter().find(|o| o["hash"] == req.tx_id.as_str()) else {
+            return Ok(IdentifyResponse::not_ours());
+        };
+        let me = self.address();
+        let delegate = self
+            .req(&self.contract_at(&level.to_string(), "delegate"), None)
+            .await?
+            .and_then(|v| v.as_str().map(str::to_owned));
+        Ok(match rpc::found_operation(op, &me, delegate.as_deref()) {
+            Ok((kind, None)) => IdentifyResponse::operation(
+                kind,
+                TxStatus::Confirmed {
+                    height: u64::try_from(level).unwrap_or(0),
+                },
+            ),
+            Ok((kind, Some(reason))) => {
+                IdentifyResponse::operation(kind, TxStatus::Failed { reason })
+            }
+            Err(_) => IdentifyResponse::not_ours(),
+        })
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {

@@ -289,3 +289,182 @@ pub fn payouts<'a>(ops: &'a [Value], to: &str, payers: &[String]) -> Vec<(&'a st
     }
     out
 }
+
+/// One movement of tez into or out of the custody account in a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// Unique per chain: `fee:OP:i`, `in:OP:i:j`, `out:OP:i:j`,
+    /// `burn:OP:i:j` (`i` the content, `j` the update, internal results as
+    /// `i.k`).
+    pub key: String,
+    /// In, out, or a fee (fees and storage burns).
+    pub kind: softstake_core::adapter::FlowKind,
+    /// Mutez, positive.
+    pub amount: u128,
+    /// The operation hash.
+    pub op: String,
+    /// The other side.
+    pub counterparty: Option<String>,
+}
+
+const STAKING_ENTRYPOINTS: [&str; 3] = ["stake", "unstake", "finalize_unstake"];
+
+/// The flows of `me` in one block's manager operations (pass 3), from
+/// their receipts: fees paid, tez received or sent (internal operations
+/// included), storage burned. Not flows: the account's staking calls
+/// (stake, unstake, finalize, whoever sends them: tez only moves between
+/// its spendable and frozen balances), payouts from `payers` (rewards, which
+/// the rewards scan evidences), and a transfer to itself.
+pub fn block_flows(ops: &[Value], me: &str, payers: &[String]) -> Vec<Flow> {
+    use softstake_core::adapter::FlowKind;
+    let mut out = Vec::new();
+    for op in ops {
+        let hash = op["hash"].as_str().unwrap_or("");
+        for (i, c) in op["contents"].as_array().into_iter().flatten().enumerate() {
+            let md = &c["metadata"];
+            for u in md["balance_updates"].as_array().into_iter().flatten() {
+                if u["kind"] == "contract"
+                    && u["contract"] == me
+                    && let Some(x) = change(&u["change"]).filter(|x| *x < 0)
+                {
+                    out.push(Flow {
+                        key: format!("fee:{hash}:{i}"),
+                        kind: FlowKind::Fee,
+                        amount: x.unsigned_abs(),
+                        op: hash.to_owned(),
+                        counterparty: None,
+                    });
+                }
+            }
+            let internal = md["internal_operation_results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(k, r)| (format!("{i}.{k}"), r, &r["result"]));
+            let top = std::iter::once((i.to_string(), c, &md["operation_result"]));
+            for (at, content, result) in top.chain(internal) {
+                let staking = content["kind"] == "transaction"
+                    && content["destination"] == me
+                    && content["parameters"]["entrypoint"]
+                        .as_str()
+                        .is_some_and(|e| STAKING_ENTRYPOINTS.contains(&e));
+                let payout = content["destination"] == me
+                    && content["source"]
+                        .as_str()
+                        .is_some_and(|s| payers.iter().any(|p| p == s));
+                let to_self = content["source"] == me && content["destination"] == me;
+                if staking || payout || to_self || result["status"] != "applied" {
+                    continue;
+                }
+                let updates: Vec<&Value> = result["balance_updates"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                for (j, u) in updates.iter().enumerate() {
+                    if u["kind"] != "contract" || u["contract"] != me {
+                        continue;
+                    }
+                    let Some(x) = change(&u["change"]).filter(|x| *x != 0) else {
+                        continue;
+                    };
+                    let burned = updates.get(j + 1).is_some_and(|n| n["kind"] == "burned");
+                    let (prefix, kind, other) = match (x > 0, burned) {
+                        (true, _) => ("in", FlowKind::TransferIn, &content["source"]),
+                        (false, true) => ("burn", FlowKind::Fee, &Value::Null),
+                        (false, false) => ("out", FlowKind::TransferOut, &content["destination"]),
+                    };
+                    out.push(Flow {
+                        key: format!("{prefix}:{hash}:{at}:{j}"),
+                        kind,
+                        amount: x.unsigned_abs(),
+                        op: hash.to_owned(),
+                        counterparty: other.as_str().map(str::to_owned),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The staking operation softstake signs that an operation of `me` is, if
+/// it is one: decoded from its contents and receipts. `Err` names what it
+/// is instead (a plain transfer, another account's operation).
+pub fn found_operation(
+    op: &Value,
+    me: &str,
+    delegate: Option<&str>,
+) -> Result<(softstake_core::adapter::OperationKind, Option<String>), String> {
+    use softstake_core::Amount;
+    use softstake_core::adapter::OperationKind;
+    let contents: Vec<&Value> = op["contents"].as_array().into_iter().flatten().collect();
+    if contents.is_empty() || contents.iter().any(|c| c["source"] != me) {
+        return Err("not an operation of the custody account".into());
+    }
+    let failed = contents
+        .iter()
+        .map(|c| {
+            c["metadata"]["operation_result"]["status"]
+                .as_str()
+                .unwrap_or("")
+        })
+        .find(|s| *s != "applied")
+        .map(|s| format!("operation {s}"));
+    let set_delegate = contents
+        .iter()
+        .find(|c| c["kind"] == "delegation")
+        .map(|c| c["delegate"].as_str().map(str::to_owned));
+    let baker = set_delegate
+        .clone()
+        .flatten()
+        .or(delegate.map(str::to_owned))
+        .unwrap_or_default();
+    let mut kind = None;
+    for c in &contents {
+        match c["kind"].as_str().unwrap_or("") {
+            "reveal" | "delegation" => {}
+            "transaction" if c["destination"] == me => {
+                let amount = Amount::from_base(mutez(&c["amount"]).unwrap_or(0));
+                kind = Some(match c["parameters"]["entrypoint"].as_str() {
+                    Some("stake") => OperationKind::Delegate {
+                        validator: baker.clone(),
+                        amount,
+                    },
+                    Some("unstake") => OperationKind::Undelegate {
+                        validator: baker.clone(),
+                        amount,
+                    },
+                    Some("finalize_unstake") => {
+                        let got: i128 = operation_updates(op)
+                            .into_iter()
+                            .filter(|u| u["kind"] == "contract" && u["contract"] == me)
+                            .filter_map(|u| change(&u["change"]))
+                            .filter(|x| *x > 0)
+                            .sum();
+                        OperationKind::WithdrawUnbonded {
+                            amount: Amount::from_base(got.unsigned_abs()),
+                        }
+                    }
+                    _ => return Err("a transfer to itself".into()),
+                });
+            }
+            other => return Err(format!("a {other} to another account")),
+        }
+    }
+    let kind = match (kind, set_delegate) {
+        (Some(k), _) => k,
+        (None, Some(Some(d))) => OperationKind::Delegate {
+            validator: d,
+            amount: Amount::ZERO,
+        },
+        (None, Some(None)) => OperationKind::Setup {
+            step: "remove_delegate".into(),
+        },
+        (None, None) => OperationKind::Setup {
+            step: "reveal".into(),
+        },
+    };
+    Ok((kind, failed))
+}

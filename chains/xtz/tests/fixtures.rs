@@ -250,6 +250,56 @@ fn receipts_of_stake_unstake_and_finalize_move_the_stakers_own_deposits() {
     assert_eq!(rpc::own_deposit_change(&fin, staker), 0);
 }
 
+#[test]
+fn flows_from_recorded_receipts_fees_only_staking_moves_nothing() {
+    use softstake_core::adapter::FlowKind;
+    let with_hash = |f: &str| {
+        let mut v = json_fixture(f);
+        v["hash"] = json!("opRecorded");
+        v
+    };
+    // An unstake: the staker paid its fee; tez moved only between its own
+    // staked and unstaked balances.
+    let unstake = with_hash("taquito-receipt-unstakeNoReveal.json");
+    let staker = "tz1eDDguimfor6kkt96Ri4pBeEZXEzvuyjQX";
+    let f = rpc::block_flows(std::slice::from_ref(&unstake), staker, &[]);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].kind, f[0].amount, f[0].key.as_str()),
+        (FlowKind::Fee, 689, "fee:opRecorded:0")
+    );
+    // A finalize sent by another account: a staking move of the owner (no
+    // flow), the sender's fee.
+    let fin = with_hash("taquito-receipt-finalizeUnstakeNoRevealDiffSourceDestination.json");
+    let owner = "tz1NFvwejbSCLBBuzCrZQgod3GkaMQJ9HoMf";
+    assert!(rpc::block_flows(std::slice::from_ref(&fin), owner, &[]).is_empty());
+    let sender = "tz2RqxsYQyFuP9amsmrr25x9bUcBMWXGvjuD";
+    let f = rpc::block_flows(std::slice::from_ref(&fin), sender, &[]);
+    assert_eq!(
+        f.iter().map(|x| (x.kind, x.amount)).collect::<Vec<_>>(),
+        [(FlowKind::Fee, 429)]
+    );
+    // The recorded unstake is an operation softstake signs: found as one.
+    let (kind, failed) = rpc::found_operation(
+        &unstake,
+        staker,
+        Some("tz1X1TKpLiZuPEo2YVvDiqQ47Zp9a797ejkp"),
+    )
+    .unwrap();
+    assert_eq!(failed, None);
+    assert_eq!(
+        kind,
+        softstake_core::adapter::OperationKind::Undelegate {
+            validator: "tz1X1TKpLiZuPEo2YVvDiqQ47Zp9a797ejkp".into(),
+            amount: Amount::from_base(99_999_999_999_000_000),
+        }
+    );
+    assert!(
+        rpc::found_operation(&fin, owner, None).is_err(),
+        "not the owner's operation"
+    );
+}
+
 /// How a balance update names its account: kind, category and the keys of
 /// `staker` (values are addresses and amounts, not shape).
 fn shape(u: &Value) -> String {

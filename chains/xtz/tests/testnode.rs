@@ -572,3 +572,79 @@ async fn a_start_level_needs_no_older_block_and_a_pruned_block_is_named() {
     assert_eq!(r2.rewards[0].key, "staking:5");
     assert_eq!(r2.rewards[0].period.start().unix(), time_of(40));
 }
+
+#[tokio::test]
+async fn flows_prove_fees_and_transfers_and_identify_finds_our_staking_operations() {
+    use softstake_core::adapter::{FlowKind, FlowsRequest, IdentifyRequest};
+    let (node, a, me) = setup("NetXsoftstake1", Mode::Staking).await;
+    let _ = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    let first = a.flows_since(FlowsRequest { cursor: None }).await.unwrap();
+    assert!(first.flows.is_empty() && first.complete);
+    // Our stake (fees), the exchange's top-up from a stranger, the baker's
+    // payout (a reward, not a flow), and a transfer out.
+    let staked = send(&node, &a, delegate(500)).await;
+    node.payout(&tz1(5), &me, 7 * TEZ);
+    node.payout(&tz1(7), &me, 1_234);
+    node.payout(&me, &tz1(6), 3 * TEZ);
+    let _ = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    let r = a
+        .flows_since(FlowsRequest {
+            cursor: first.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(r.complete);
+    let by = |k: FlowKind| -> Vec<(u128, Option<String>)> {
+        r.flows
+            .iter()
+            .filter(|f| f.kind == k)
+            .map(|f| (f.amount.base(), f.counterparty.clone()))
+            .collect()
+    };
+    let fees: u128 = by(FlowKind::Fee).iter().map(|x| x.0).sum();
+    // Everything the spendable balance lost beyond the stake and transfers.
+    assert_eq!(
+        fees,
+        1_000 * TEZ + 7 * TEZ + 1_234 - 3 * TEZ - 500 * TEZ - node.balance(&me)
+    );
+    assert_eq!(by(FlowKind::TransferIn), [(7 * TEZ, Some(tz1(5)))]);
+    assert_eq!(by(FlowKind::TransferOut), [(3 * TEZ, Some(tz1(6)))]);
+    assert!(
+        r.flows
+            .iter()
+            .filter(|f| f.kind == FlowKind::Fee)
+            .all(|f| f.tx_id == staked.tx_id)
+    );
+    // Nothing twice.
+    let again = a
+        .flows_since(FlowsRequest {
+            cursor: r.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(again.flows.is_empty());
+    // The stake is recognised as the operation softstake signs.
+    let found = a
+        .identify(IdentifyRequest {
+            tx_id: staked.tx_id.clone(),
+        })
+        .await
+        .unwrap();
+    let op = found.found.unwrap();
+    assert_eq!(
+        op.kind,
+        OperationKind::Delegate {
+            validator: BAKER.into(),
+            amount: Amount::from_base(500 * TEZ)
+        }
+    );
+    assert!(matches!(op.status, TxStatus::Confirmed { .. }), "{op:?}");
+    // An operation the scan never met cannot be placed: said, not guessed.
+    let unknown = a
+        .identify(IdentifyRequest {
+            tx_id: "opNotSeen".into(),
+        })
+        .await
+        .unwrap();
+    assert!(!unknown.supported && unknown.found.is_none());
+}
