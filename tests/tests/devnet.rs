@@ -62,7 +62,7 @@ async fn the_devnet_stakes_earns_distributes_and_serves_withdrawals_on_six_chain
         }
         assert_eq!(w.status, "granted", "{name}");
         if c.books.flows_proven {
-            // Every flow proven (Ethereum, from the node's traces): the
+            // Every flow proven (Ethereum, Solana, Tezos): the
             // pool holds exactly what it owes, with its fees booked (paid
             // from the platform's declared float).
             let b = &c.books;
@@ -76,11 +76,12 @@ async fn the_devnet_stakes_earns_distributes_and_serves_withdrawals_on_six_chain
             assert_eq!(b.unrecognized, 0, "{name}");
         }
     }
-    assert!(
-        s.iter()
-            .any(|c| c.chain == ChainId::Ethereum && c.books.flows_proven),
-        "Ethereum proves its flows"
-    );
+    for chain in [ChainId::Ethereum, ChainId::Solana, ChainId::Tezos] {
+        assert!(
+            s.iter().any(|c| c.chain == chain && c.books.flows_proven),
+            "{chain} proves its flows"
+        );
+    }
     // The API and metrics are up.
     let body = reqwest::get(format!("http://{}/v1/chains", devnet.daemon.api_addr))
         .await

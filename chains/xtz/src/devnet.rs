@@ -9,7 +9,14 @@ use std::path::Path;
 
 const BAKER: &str = "tz1gjaF81ZRRvdzjobyfVNsAeSC6PScjfQwN";
 
-struct Xtz(crate::testnode::TestNode, i64);
+/// The platform's account, which pays the fee float in.
+fn platform() -> String {
+    crate::forge::b58(crate::forge::prefix::TZ1, &[0x50; 20])
+}
+/// What the platform pays in for fees, mutez.
+const FEE_FLOAT: u128 = 5_000_000;
+
+struct Xtz(crate::testnode::TestNode, i64, String);
 
 #[async_trait::async_trait]
 impl Driver for Xtz {
@@ -25,6 +32,10 @@ impl Driver for Xtz {
             self.0.bake((t - now) / self.1);
         }
         Ok(())
+    }
+    async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
+        let hash = self.0.payout(&platform(), &self.2, FEE_FLOAT);
+        Ok(Some((hash, FEE_FLOAT)))
     }
     // One block (a minute) ahead of the clock at most: the devnet stops at
     // whole hours, which are cycle boundaries here, so no cycle's rewards
@@ -53,7 +64,9 @@ async fn tezos(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
         unstake_delay_cycles: 2,
         reward_ppm_per_cycle: 200,
         bakers: vec![(BAKER.into(), true, 10_000_000 * unit)],
-        accounts: vec![(key.address(), liabilities + 5 * unit)],
+        // Exactly the liabilities: the platform pays its fee float in with
+        // a real transfer once the books are open (`fund_fees`).
+        accounts: vec![(key.address(), liabilities), (platform(), 100 * unit)],
         protocol_change: None,
     });
     let bound = node
@@ -72,7 +85,7 @@ async fn tezos(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
         "[chains.network]\ntype = \"tezos\"\nchain_id = \"NetXsoftstake1\"\nmode = \"staking\"\nstart_level = 1\n",
     );
     Ok(Started {
-        driver: Box::new(Xtz(node, block_secs)),
+        driver: Box::new(Xtz(node, block_secs, key.address())),
         section,
         liabilities,
         unit,

@@ -642,8 +642,8 @@ impl TestNode {
     }
 
     /// A plain transfer of `amount` from `from` to `to`, included next block
-    /// (a baker's payout, or funding).
-    pub fn payout(&self, from: &str, to: &str, amount: u128) {
+    /// (a baker's payout, or funding); its operation hash.
+    pub fn payout(&self, from: &str, to: &str, amount: u128) -> String {
         let mut s = self.st();
         let level = s.level + 1;
         if let Some(a) = s.accounts.get_mut(from) {
@@ -656,13 +656,14 @@ impl TestNode {
         );
         let x = signed(amount);
         s.ops.entry(level).or_default().push(Included {
-            hash,
+            hash: hash.clone(),
             contents: vec![json!({"kind": "transaction", "source": from, "fee": "0", "counter": "1",
                 "gas_limit": "169", "storage_limit": "0", "destination": to, "amount": amount.to_string(),
                 "metadata": {"balance_updates": [], "operation_result": {"status": "applied", "consumed_milligas": "168512", "balance_updates": [
                     bu("contract", json!({"contract": from}), -x), bu("contract", json!({"contract": to}), x)]}}})],
         });
         s.bake_one();
+        hash
     }
 
     /// Sets whether a baker accepts stakers.
