@@ -28,17 +28,10 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
 {
     on_both(|store| async move {
         let key = LocalKey::parse(&Secret::new(EDSK.into())).unwrap();
-        let node = TestNode::new(TestNodeConfig {
-            chain_id: "NetXsoftstake1".into(),
-            genesis_time: T0,
-            block_secs: 8,
-            blocks_per_cycle: 8,
-            unstake_delay_cycles: 2,
-            reward_ppm_per_cycle: 200,
-            bakers: vec![(BAKER.into(), true, 10_000 * TEZ)],
-            accounts: vec![(key.address(), 1_000 * TEZ)],
-            protocol_change: None,
-        });
+        let node = TestNode::new(TestNodeConfig::small(
+            vec![(BAKER.into(), true, 10_000 * TEZ)],
+            vec![(key.address(), 1_000 * TEZ)],
+        ));
         let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let adapter: Arc<dyn ChainAdapter> = Arc::new(
             XtzAdapter::new(

@@ -961,22 +961,12 @@ impl ChainAdapter for XtzAdapter {
         for level in (branch_level + 1)..=last {
             for op in self.scan_ops(level).await? {
                 if op["hash"].as_str() == Some(req.tx_id.as_str()) {
-                    let contents = op["contents"].as_array().cloned().unwrap_or_default();
-                    let failed = contents
-                        .iter()
-                        .map(|c| {
-                            c["metadata"]["operation_result"]["status"]
-                                .as_str()
-                                .unwrap_or("")
-                        })
-                        .find(|s| *s != "applied");
+                    let failed = rpc::failure(&op);
                     let status = match failed {
                         None => TxStatus::Confirmed {
                             height: u64::try_from(level).unwrap_or(0),
                         },
-                        Some(s) => TxStatus::Failed {
-                            reason: format!("operation {s}"),
-                        },
+                        Some(reason) => TxStatus::Failed { reason },
                     };
                     return Ok(LookupResponse {
                         status,

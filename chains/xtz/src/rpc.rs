@@ -389,6 +389,22 @@ pub fn block_flows(ops: &[Value], me: &str, payers: &[String]) -> Vec<Flow> {
     out
 }
 
+/// Why an included operation did not apply (`operation failed`,
+/// `operation backtracked`, ...), or `None` when every content applied.
+pub fn failure(op: &Value) -> Option<String> {
+    op["contents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            c["metadata"]["operation_result"]["status"]
+                .as_str()
+                .unwrap_or("")
+        })
+        .find(|s| *s != "applied")
+        .map(|s| format!("operation {s}"))
+}
+
 /// The staking operation softstake signs that an operation of `me` is, if
 /// it is one: decoded from its contents and receipts. `Err` names what it
 /// is instead (a plain transfer, another account's operation).
@@ -403,15 +419,7 @@ pub fn found_operation(
     if contents.is_empty() || contents.iter().any(|c| c["source"] != me) {
         return Err("not an operation of the custody account".into());
     }
-    let failed = contents
-        .iter()
-        .map(|c| {
-            c["metadata"]["operation_result"]["status"]
-                .as_str()
-                .unwrap_or("")
-        })
-        .find(|s| *s != "applied")
-        .map(|s| format!("operation {s}"));
+    let failed = failure(op);
     let set_delegate = contents
         .iter()
         .find(|c| c["kind"] == "delegation")

@@ -83,6 +83,24 @@ pub struct TestNodeConfig {
     pub protocol_change: Option<ProtocolChange>,
 }
 
+impl TestNodeConfig {
+    /// The small chain the tests run: 8 blocks of 8 s per cycle from
+    /// 2026-01-01, unstake delay 2, 200 ppm a cycle, no protocol change.
+    pub fn small(bakers: Vec<(String, bool, u128)>, accounts: Vec<(String, u128)>) -> Self {
+        TestNodeConfig {
+            chain_id: "NetXsoftstake1".into(),
+            genesis_time: 1_767_225_600,
+            block_secs: 8,
+            blocks_per_cycle: 8,
+            unstake_delay_cycles: 2,
+            reward_ppm_per_cycle: 200,
+            bakers,
+            accounts,
+            protocol_change: None,
+        }
+    }
+}
+
 const TTL: i64 = 240;
 /// Bakers' edge on their stakers' rewards, in billionths (10%).
 const EDGE_BILLIONTH: u128 = 100_000_000;

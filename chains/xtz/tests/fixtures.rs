@@ -357,17 +357,10 @@ async fn the_test_node_answers_in_the_recorded_shapes() {
     const BAKER: &str = "tz1gjaF81ZRRvdzjobyfVNsAeSC6PScjfQwN";
     let key = LocalKey::parse(&Secret::new(EDSK.into())).unwrap();
     let me = key.address();
-    let node = TestNode::new(TestNodeConfig {
-        chain_id: "NetXsoftstake1".into(),
-        genesis_time: 1_767_225_600,
-        block_secs: 8,
-        blocks_per_cycle: 8,
-        unstake_delay_cycles: 2,
-        reward_ppm_per_cycle: 200,
-        bakers: vec![(BAKER.into(), true, 10_000_000_000)],
-        accounts: vec![(me.clone(), 1_000_000_000)],
-        protocol_change: None,
-    });
+    let node = TestNode::new(TestNodeConfig::small(
+        vec![(BAKER.into(), true, 10_000_000_000)],
+        vec![(me.clone(), 1_000_000_000)],
+    ));
     let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let a = XtzAdapter::new(
         XtzSettings {

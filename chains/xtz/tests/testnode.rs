@@ -40,18 +40,14 @@ async fn setup_with(
     let key = LocalKey::parse(&Secret::new(EDSK.into())).unwrap();
     let me = key.address();
     let node = TestNode::new(TestNodeConfig {
-        chain_id: "NetXsoftstake1".into(),
-        genesis_time: 1_767_225_600,
-        block_secs: 8,
-        blocks_per_cycle: 8,
-        unstake_delay_cycles: 2,
-        reward_ppm_per_cycle: 200,
-        bakers: vec![
-            (BAKER.into(), true, 10_000 * TEZ),
-            (tz1(9), false, 10_000 * TEZ),
-        ],
-        accounts: vec![(me.clone(), 1_000 * TEZ), (tz1(7), 100 * TEZ)],
         protocol_change,
+        ..TestNodeConfig::small(
+            vec![
+                (BAKER.into(), true, 10_000 * TEZ),
+                (tz1(9), false, 10_000 * TEZ),
+            ],
+            vec![(me.clone(), 1_000 * TEZ), (tz1(7), 100 * TEZ)],
+        )
     });
     let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let a = XtzAdapter::new(
@@ -87,6 +83,13 @@ const T0: i64 = 1_767_225_600;
 /// Unix time of a level on the test chain (8-second blocks from T0).
 fn time_of(level: i64) -> i64 {
     T0 + (level - 1) * 8
+}
+
+fn unstake(mutez: u128) -> OperationKind {
+    OperationKind::Undelegate {
+        validator: BAKER.into(),
+        amount: Amount::from_base(mutez),
+    }
 }
 
 fn delegate(tez: u128) -> OperationKind {
@@ -195,15 +198,7 @@ async fn reveal_delegate_stake_earn_unstake_finalize() {
     // Unstake 100 tez: an unbonding entry until the first block of cycle
     // n + unstake_finalization_delay + 1.
     let cycle = node.cycle();
-    send(
-        &node,
-        &a,
-        OperationKind::Undelegate {
-            validator: BAKER.into(),
-            amount: Amount::from_base(100 * TEZ),
-        },
-    )
-    .await;
+    send(&node, &a, unstake(100 * TEZ)).await;
     let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     assert_eq!(p.unbonding.len(), 1);
     let unstaked = p.unbonding[0].amount.base();
@@ -503,15 +498,7 @@ async fn cycles_and_periods_follow_a_protocol_change_of_cycle_length_and_block_t
     // An unstake is due at the first block of cycle n + 3, timed at the
     // new block time.
     let cycle = node.cycle();
-    send(
-        &node,
-        &a,
-        OperationKind::Undelegate {
-            validator: BAKER.into(),
-            amount: Amount::from_base(TEZ),
-        },
-    )
-    .await;
+    send(&node, &a, unstake(TEZ)).await;
     let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
     let due = node.cycle_levels(cycle + 3).0;
     let (level, now) = node.head();

@@ -91,6 +91,11 @@ fn matches(template: &[String], path: &[&str]) -> bool {
             .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
 }
 
+/// The operation of `method` at `path` in the first document that serves
+/// it: the document, the path template and the operation (`None` when a
+/// document serves the path but not the method: `Some((d, t, None))`).
+type Found<'a> = (&'a Document, &'a str, Option<&'a Value>);
+
 /// The documents a test node answers by.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -105,11 +110,10 @@ impl Api {
         }
     }
 
-    /// Checks a 200 answer to `method path` (no query). `Err` says what
-    /// does not conform, with the document and the schema path.
-    pub fn check(&self, method: &str, path: &str, body: &Value) -> Result<(), String> {
+    /// See [`Found`]: a literal segment wins over a parameter
+    /// (`/context/delegates` before `/context/{x}`).
+    fn find(&self, method: &str, path: &str) -> Option<Found<'_>> {
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let method = method.to_ascii_lowercase();
         for d in self.docs.iter() {
             if parts.len() < d.prefix.len() || !matches(&d.prefix, &parts[..d.prefix.len()]) {
                 continue;
@@ -118,34 +122,44 @@ impl Api {
             let Some(paths) = d.doc["paths"].as_object() else {
                 continue;
             };
-            // A literal segment wins over a parameter (`/context/delegates`
-            // before `/context/{x}`): try templates with fewer parameters
-            // first.
             let mut found: Vec<(&String, &Value)> = paths
                 .iter()
                 .filter(|(t, _)| matches(&segments(t), rest))
                 .collect();
             found.sort_by_key(|(t, _)| t.matches('{').count());
-            let Some((template, op)) = found.first() else {
-                continue;
-            };
-            let retargeted = d.retargeted.iter().find(|(t, _, _)| t == *template);
-            let Some(schema) = op
-                .get(method.as_str())
-                .map(|o| &o["responses"]["200"]["content"]["application/json"]["schema"])
-                .map(|s| retargeted.map_or(s, |r| &r.1))
-            else {
-                return Err(format!("{} has no {method} at {template}", d.name));
-            };
-            let at = match retargeted {
-                Some((_, _, why)) => format!("{}: paths.{template} (retargeted: {why})", d.name),
-                None => format!("{}: paths.{template}.{method}.responses.200", d.name),
-            };
-            return Checker { doc: &d.doc }
-                .check(schema, body, &at, 0)
-                .map_err(|m| m.to_string());
+            if let Some((template, item)) = found.first() {
+                return Some((d, template.as_str(), item.get(method)));
+            }
         }
-        Err(format!("no published document serves {method} {path}"))
+        None
+    }
+
+    /// The schema of an operation's 200 answer.
+    fn answer_schema(op: &Value) -> &Value {
+        &op["responses"]["200"]["content"]["application/json"]["schema"]
+    }
+
+    /// Checks a 200 answer to `method path` (no query). `Err` says what
+    /// does not conform, with the document and the schema path.
+    pub fn check(&self, method: &str, path: &str, body: &Value) -> Result<(), String> {
+        let method = method.to_ascii_lowercase();
+        let Some((d, template, op)) = self.find(&method, path) else {
+            return Err(format!("no published document serves {method} {path}"));
+        };
+        let retargeted = d.retargeted.iter().find(|(t, _, _)| t == template);
+        let Some(schema) = op
+            .map(Api::answer_schema)
+            .map(|s| retargeted.map_or(s, |r| &r.1))
+        else {
+            return Err(format!("{} has no {method} at {template}", d.name));
+        };
+        let at = match retargeted {
+            Some((_, _, why)) => format!("{}: paths.{template} (retargeted: {why})", d.name),
+            None => format!("{}: paths.{template}.{method}.responses.200", d.name),
+        };
+        Checker { doc: &d.doc }
+            .check(schema, body, &at, 0)
+            .map_err(|m| m.to_string())
     }
 
     /// An answer to `method path` built from the document's own examples
@@ -154,53 +168,23 @@ impl Api {
     /// from it and sets what it knows, so that what it does not model is
     /// still what the real API documents.
     pub fn example(&self, method: &str, path: &str) -> Option<Value> {
-        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let method = method.to_ascii_lowercase();
-        for d in self.docs.iter() {
-            if parts.len() < d.prefix.len() || !matches(&d.prefix, &parts[..d.prefix.len()]) {
-                continue;
-            }
-            let rest = &parts[d.prefix.len()..];
-            let paths = d.doc["paths"].as_object()?;
-            let mut found: Vec<(&String, &Value)> = paths
-                .iter()
-                .filter(|(t, _)| matches(&segments(t), rest))
-                .collect();
-            found.sort_by_key(|(t, _)| t.matches('{').count());
-            let (_, op) = found.first()?;
-            let schema = &op.get(method.as_str())?["responses"]["200"]["content"]["application/json"]
-                ["schema"];
-            return Some(Checker { doc: &d.doc }.example(schema, 0));
-        }
-        None
+        let (d, _, op) = self.find(&method.to_ascii_lowercase(), path)?;
+        Some(Checker { doc: &d.doc }.example(Api::answer_schema(op?), 0))
     }
 
     /// The answer to `method path` the document itself shows: the response
     /// schema's own `example` where it has one (a recorded-looking whole
     /// answer), else [`Api::example`].
     pub fn documented(&self, method: &str, path: &str) -> Option<Value> {
-        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let method = method.to_ascii_lowercase();
-        for d in self.docs.iter() {
-            let paths = d.doc["paths"].as_object()?;
-            let mut found: Vec<(&String, &Value)> = paths
-                .iter()
-                .filter(|(t, _)| matches(&segments(t), &parts))
-                .collect();
-            found.sort_by_key(|(t, _)| t.matches('{').count());
-            let Some((_, op)) = found.first() else {
-                continue;
-            };
-            let c = Checker { doc: &d.doc };
-            let schema = c.resolve(
-                &op.get(method.as_str())?["responses"]["200"]["content"]["application/json"]
-                    ["schema"],
-            );
-            if let Some(x) = schema.get("example") {
-                return Some(x.clone());
-            }
-        }
-        self.example(&method, path)
+        let (d, _, op) = self.find(&method.to_ascii_lowercase(), path)?;
+        let c = Checker { doc: &d.doc };
+        let schema = c.resolve(Api::answer_schema(op?));
+        Some(
+            schema
+                .get("example")
+                .cloned()
+                .unwrap_or_else(|| c.example(schema, 0)),
+        )
     }
 
     /// An axum middleware (`axum::middleware::from_fn`) that checks every
