@@ -50,6 +50,7 @@ async fn the_engine_delegates_earns_withdraws_rewards_and_distributes_on_the_car
                     drep: "always_abstain".into(),
                     min_withdrawal: 1_000_000,
                     ttl_slots: 300,
+                    confirmations: 15,
                     min_change: 1_000_000,
                     request_timeout: Duration::from_secs(5),
                 },

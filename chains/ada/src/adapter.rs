@@ -53,6 +53,9 @@ pub struct AdaSettings {
     pub min_withdrawal: u64,
     /// Transactions are valid for this many slots.
     pub ttl_slots: u64,
+    /// Blocks deep (the including block counted) before a transaction is
+    /// confirmed; until then it is pending (it can still be rolled back).
+    pub confirmations: u64,
     /// Smallest change output, lovelace.
     pub min_change: u64,
     /// Per-request timeout.
@@ -678,11 +681,24 @@ impl ChainAdapter for AdaAdapter {
         let (slot, time) = self.tip().await?;
         let head_time = Timestamp::from_unix(time);
         if let Some(t) = self.get(&format!("/txs/{}", req.tx_id)).await? {
-            let height = t.get("block_height").and_then(num).unwrap_or(0);
-            return Ok(LookupResponse {
-                status: TxStatus::Confirmed { height },
-                head_time,
-            });
+            let height = t
+                .get("block_height")
+                .and_then(num)
+                .ok_or_else(|| bad("transaction's block height", &t))?;
+            let tip = self
+                .get("/blocks/latest")
+                .await?
+                .and_then(|b| b.get("height").and_then(num))
+                .ok_or_else(|| bad("tip height", &Value::Null))?;
+            // Included in a block that is still shallow: a rollback can
+            // take it out again, so nothing may act on it yet.
+            let depth = (tip + 1).saturating_sub(height);
+            let status = if depth >= self.s.confirmations {
+                TxStatus::Confirmed { height }
+            } else {
+                TxStatus::Pending
+            };
+            return Ok(LookupResponse { status, head_time });
         }
         if let Some(bytes) = req.signed_bytes {
             let ttl = ttl_of(&bytes)?;

@@ -68,7 +68,7 @@ async fn cardano(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> 
     );
     section.push_str(&format!(
         "[chains.network]\ntype = \"cardano\"\nnetwork_magic = 42\nstake_key = {{ file = \"{stake_file}\" }}\n\
-         drep = \"always_abstain\"\nmin_withdrawal_lovelace = 1000000\nttl_slots = 7200\n"
+         drep = \"always_abstain\"\nmin_withdrawal_lovelace = 1000000\nttl_slots = 7200\nconfirmations = 15\n"
     ));
     Ok(Started {
         driver: Box::new(Ada(node)),

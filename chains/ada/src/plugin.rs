@@ -32,6 +32,10 @@ pub struct CardanoNetwork {
     /// Transactions are valid for this many slots (seconds).
     #[serde(default = "default_ttl_slots")]
     pub ttl_slots: u64,
+    /// Blocks deep (the including block counted) before a transaction is
+    /// treated as confirmed: a shallower one can still be rolled back.
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
 }
 
 fn default_drep() -> String {
@@ -42,6 +46,9 @@ fn default_min_withdrawal() -> u64 {
 }
 fn default_ttl_slots() -> u64 {
     7_200
+}
+fn default_confirmations() -> u64 {
+    15
 }
 
 /// The checked network section, its secrets still references.
@@ -71,6 +78,13 @@ fn network(cfg: &ChainConfig) -> Result<CardanoNetwork, Vec<ConfigIssue>> {
     }
     if n.ttl_slots == 0 {
         c.push("network.ttl_slots", "must be at least 1");
+    }
+    // k = 2160 blocks is where Ouroboros makes a block immutable.
+    if !(1..=2160).contains(&n.confirmations) {
+        c.push(
+            "network.confirmations",
+            "must be between 1 and 2160 (the security parameter k)",
+        );
     }
     c.into_result(n)
 }
@@ -127,6 +141,7 @@ impl ChainPlugin for Plugin {
                 drep: n.drep,
                 min_withdrawal: n.min_withdrawal_lovelace,
                 ttl_slots: n.ttl_slots,
+                confirmations: n.confirmations,
                 min_change: 1_000_000,
                 request_timeout: Duration::from_secs(20),
             },

@@ -70,6 +70,7 @@ async fn the_adapter_reads_blockfrosts_documented_reward_history() {
             drep: "always_abstain".into(),
             min_withdrawal: 1,
             ttl_slots: 50,
+            confirmations: 2,
             min_change: 1_000_000,
             request_timeout: Duration::from_secs(5),
         },

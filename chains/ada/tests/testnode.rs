@@ -42,6 +42,8 @@ fn settings(url: &str, magic: u64) -> AdaSettings {
         drep: "always_abstain".into(),
         min_withdrawal: 1,
         ttl_slots: 50,
+        // The including block and one more (each test step adds a block).
+        confirmations: 2,
         min_change: ADA,
         request_timeout: Duration::from_secs(5),
     }
@@ -435,5 +437,56 @@ async fn a_long_reward_history_is_read_from_the_cursor_page_not_from_page_one() 
         })
         .await
         .is_err()
+    );
+}
+
+#[tokio::test]
+async fn an_included_transaction_is_pending_until_it_is_deep_enough() {
+    let node = TestNode::new(cfg());
+    node.add_pool(POOL1);
+    let payment = Arc::new(LocalKey::from_seed([0x11; 32]));
+    let stake = Arc::new(LocalKey::from_seed([0x22; 32]));
+    let address = tx::base_address(0, &payment.key_hash(), &stake.key_hash());
+    node.fund(&address, 100 * ADA);
+    let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let a = AdaAdapter::new(
+        AdaSettings {
+            confirmations: 3,
+            ..settings(&format!("http://{bound}"), 42)
+        },
+        payment,
+        stake,
+    )
+    .unwrap();
+    let s = build(
+        &a,
+        OperationKind::Delegate {
+            validator: pool_bech32(&POOL1),
+            amount: Amount::from_base(u128::from(50 * ADA)),
+        },
+    )
+    .await
+    .unwrap();
+    a.broadcast(BroadcastRequest { signed: s.clone() })
+        .await
+        .unwrap();
+    let look = || async {
+        a.lookup(LookupRequest {
+            tx_id: s.tx_id.clone(),
+            signed_bytes: Some(s.bytes.clone()),
+        })
+        .await
+        .unwrap()
+        .status
+    };
+    // In a block, then one more: two deep, not yet three.
+    assert_eq!(look().await, TxStatus::Pending);
+    node.advance_slots(1);
+    assert_eq!(look().await, TxStatus::Pending);
+    node.advance_slots(1);
+    assert!(
+        matches!(look().await, TxStatus::Confirmed { .. }),
+        "{:?}",
+        look().await
     );
 }
