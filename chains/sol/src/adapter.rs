@@ -185,10 +185,16 @@ impl SolAdapter {
             .call(|ep| {
                 let params = params.clone();
                 async move {
-                    ep.client()
+                    let v = ep
+                        .client()
                         .send::<Value>(req, params)
                         .await
-                        .map_err(|e| classify(ep.shown(), &e))
+                        .map_err(|e| classify(ep.shown(), &e))?;
+                    crate::shape::check(req, &v).map_err(|message| AdapterError::BadResponse {
+                        endpoint: ep.shown().to_owned(),
+                        message,
+                    })?;
+                    Ok(v)
                 }
             })
             .await

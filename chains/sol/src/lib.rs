@@ -31,6 +31,7 @@ pub mod keys;
 pub mod ops;
 pub mod plugin;
 pub mod request;
+pub mod shape;
 pub mod stake;
 #[cfg(feature = "testnode")]
 pub mod testnode;

@@ -313,10 +313,25 @@ class Node:
         self.txs[sig] = {
             "slot": self.slot,
             "blockTime": self.time_of(self.slot),
+            # getTransaction's default (json) form, as Agave's
+            # UiTransaction: the raw message with its header and compiled
+            # instructions (data in base58).
             "transaction": {
                 "signatures": [str(s) for s in tx.signatures],
-                "message": {"accountKeys": [str(k) for k in keys],
-                            "recentBlockhash": str(tx.message.recent_blockhash)},
+                "message": {
+                    "header": {
+                        "numRequiredSignatures": tx.message.header.num_required_signatures,
+                        "numReadonlySignedAccounts": tx.message.header.num_readonly_signed_accounts,
+                        "numReadonlyUnsignedAccounts": tx.message.header.num_readonly_unsigned_accounts,
+                    },
+                    "accountKeys": [str(k) for k in keys],
+                    "recentBlockhash": str(tx.message.recent_blockhash),
+                    "instructions": [
+                        {"programIdIndex": ix.program_id_index, "accounts": list(bytes(ix.accounts)),
+                         "data": b58.encode(bytes(ix.data)), "stackHeight": None}
+                        for ix in tx.message.instructions
+                    ],
+                },
             },
             "meta": {"err": None, "status": {"Ok": None}, "fee": r.fee(),
                      "preBalances": pre, "postBalances": post},
