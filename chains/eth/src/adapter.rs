@@ -635,7 +635,7 @@ impl EthAdapter {
     /// block its payload carries, so validator balances and the custody
     /// balance describe one moment (a skim leaves the one in the block
     /// that credits the other). A consensus layer whose blocks carry no
-    /// payload number (the test server) pairs the head with the newest
+    /// payload number pairs the head with the newest
     /// execution block.
     async fn reading_point(&self) -> Result<(u64, u64), AdapterError> {
         let slot = self.head_slot().await?;

@@ -111,6 +111,7 @@ impl EthWorld {
         )
         .map_err(|e| e.to_string())?;
         let beacon = BeaconServer::new(genesis_time, slot_secs, 32, "0x10000038");
+        beacon.follow_execution(&anvil.url);
         let beacon_addr = beacon
             .serve("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
             .await
@@ -343,8 +344,10 @@ struct BeaconState {
     /// slot)
     pending_deposits: Vec<(String, String, u64, u64)>,
     /// Execution block numbers the blocks' payloads carry, by slot (unset:
-    /// the block shows none).
+    /// the execution node's newest block when the block is read).
     payload_blocks: BTreeMap<u64, u64>,
+    /// The execution node the payloads follow (its JSON-RPC URL).
+    execution: Option<String>,
     /// The state's `pending_partial_withdrawals` (Electra): (validator
     /// index, gwei, withdrawable epoch).
     pending_partials: Vec<(u64, u64, u64)>,
@@ -440,6 +443,13 @@ impl BeaconServer {
         self.with(|s| s.pending_partials.clone())
     }
 
+    /// Blocks whose payload number was not pinned carry the execution
+    /// node's newest block, read from `url` when the block is asked for (a
+    /// real beacon node always knows its payload's number).
+    pub fn follow_execution(&self, url: &str) {
+        self.with(|s| s.execution = Some(url.to_owned()));
+    }
+
     /// The head block's execution payload carries block `number`.
     pub fn set_head_payload_block(&self, number: u64) {
         self.with(|s| {
@@ -509,9 +519,31 @@ impl BeaconServer {
                 "/eth/v1/beacon/states/{state}/pending_partial_withdrawals",
                 get(pending_partial_withdrawals),
             )
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .layer(axum::middleware::from_fn(|req, next| {
+                beacon_api().conform(req, next)
+            }));
         softstake_testnode::serve(app, addr).await
     }
+}
+
+/// The Beacon API as ethereum/beacon-APIs v4.0.0 publishes it, bundled
+/// into one document (tests/fixtures/eth/SOURCES.md). Every answer the
+/// Beacon test server serves is checked against it.
+pub fn beacon_api() -> softstake_testnode::openapi::Api {
+    use softstake_testnode::openapi::{Api, Document};
+    static API: std::sync::OnceLock<Api> = std::sync::OnceLock::new();
+    API.get_or_init(|| {
+        Api::new(vec![
+            Document::new(
+                "beacon-APIs v4.0.0",
+                "",
+                include_str!("../../../tests/fixtures/eth/beacon-node-oapi.json"),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+        ])
+    })
+    .clone()
 }
 
 /// The head state's `pending_deposits` (any state id is served the head).
@@ -550,29 +582,61 @@ async fn pending_partial_withdrawals(
     })
 }
 
+/// The newest block number of the execution node at `url`.
+async fn newest_execution_block(url: &str) -> Result<u64, String> {
+    let v: Value = reqwest::Client::new()
+        .post(url)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    v["result"]
+        .as_str()
+        .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
+        .ok_or_else(|| format!("eth_blockNumber answered {v}"))
+}
+
+/// The Beacon API's documented example answer to `method path`: the
+/// server sets what it models, the rest stays as the API documents it.
+fn example(method: &str, path: &str) -> Value {
+    beacon_api().example(method, path).unwrap_or(Value::Null)
+}
+
 async fn genesis(State(b): State<BeaconServer>) -> Json<Value> {
     b.with(|s| {
-        Json(json!({"data": {
-            "genesis_time": s.genesis_time.to_string(),
-            "genesis_validators_root": format!("0x{}", "00".repeat(32)),
-            "genesis_fork_version": s.fork_version,
-        }}))
+        let mut v = example("GET", "/eth/v1/beacon/genesis");
+        v["data"]["genesis_time"] = json!(s.genesis_time.to_string());
+        v["data"]["genesis_validators_root"] = json!(format!("0x{}", "00".repeat(32)));
+        v["data"]["genesis_fork_version"] = json!(s.fork_version);
+        Json(v)
     })
 }
 
 async fn spec(State(b): State<BeaconServer>) -> Json<Value> {
     b.with(|s| {
-        Json(json!({"data": {
-            "SECONDS_PER_SLOT": s.seconds_per_slot.to_string(),
-            "SLOTS_PER_EPOCH": s.slots_per_epoch.to_string(),
-            "MIN_VALIDATOR_WITHDRAWABILITY_DELAY": "256",
-            "GENESIS_FORK_VERSION": s.fork_version,
-        }}))
+        // The documented (mainnet) configuration, with this chain's values.
+        let mut v = example("GET", "/eth/v1/config/spec");
+        for (k, x) in [
+            ("SECONDS_PER_SLOT", s.seconds_per_slot.to_string()),
+            ("SLOTS_PER_EPOCH", s.slots_per_epoch.to_string()),
+            ("MIN_VALIDATOR_WITHDRAWABILITY_DELAY", "256".into()),
+            ("GENESIS_FORK_VERSION", s.fork_version.clone()),
+        ] {
+            v["data"][k] = json!(x);
+        }
+        Json(v)
     })
 }
 
 async fn head(State(b): State<BeaconServer>) -> Json<Value> {
-    b.with(|s| Json(json!({"data": {"header": {"message": {"slot": s.head_slot.to_string()}}}})))
+    b.with(|s| {
+        let mut v = example("GET", "/eth/v1/beacon/headers/head");
+        v["data"]["header"]["message"]["slot"] = json!(s.head_slot.to_string());
+        Json(v)
+    })
 }
 
 fn epoch_str(e: u64) -> String {
@@ -593,6 +657,7 @@ async fn validators(
                 .collect()
         })
         .unwrap_or_default();
+    let template = example("POST", "/eth/v1/beacon/states/head/validators");
     b.with(|s| {
         let slot = match state.as_str() {
             "head" | "finalized" | "justified" => s.head_slot,
@@ -608,21 +673,21 @@ async fn validators(
             .into_iter()
             .filter(|v| ids.is_empty() || ids.contains(&v.pubkey.to_lowercase()) || ids.contains(&v.index.to_string()))
             .map(|v| {
-                json!({
-                    "index": v.index.to_string(),
-                    "balance": v.balance.to_string(),
-                    "status": v.status,
-                    "validator": {
-                        "pubkey": v.pubkey,
-                        "withdrawal_credentials": v.withdrawal_credentials,
-                        "effective_balance": (v.balance.min(32_000_000_000) / 1_000_000_000 * 1_000_000_000).to_string(),
-                        "slashed": v.slashed,
-                        "activation_eligibility_epoch": "0",
-                        "activation_epoch": epoch_str(v.activation_epoch),
-                        "exit_epoch": epoch_str(v.exit_epoch),
-                        "withdrawable_epoch": epoch_str(v.withdrawable_epoch),
-                    }
-                })
+                let mut x = template["data"][0].clone();
+                x["index"] = json!(v.index.to_string());
+                x["balance"] = json!(v.balance.to_string());
+                x["status"] = json!(v.status);
+                x["validator"] = json!({
+                    "pubkey": v.pubkey,
+                    "withdrawal_credentials": v.withdrawal_credentials,
+                    "effective_balance": (v.balance.min(32_000_000_000) / 1_000_000_000 * 1_000_000_000).to_string(),
+                    "slashed": v.slashed,
+                    "activation_eligibility_epoch": "0",
+                    "activation_epoch": epoch_str(v.activation_epoch),
+                    "exit_epoch": epoch_str(v.exit_epoch),
+                    "withdrawable_epoch": epoch_str(v.withdrawable_epoch),
+                });
+                x
             })
             .collect();
         Ok(Json(json!({"execution_optimistic": false, "finalized": true, "data": data})))
@@ -636,6 +701,22 @@ async fn block(
     let slot: u64 = slot
         .parse()
         .map_err(|_| (axum::http::StatusCode::BAD_REQUEST, "bad slot".to_string()))?;
+    let (pinned, execution) =
+        b.with(|s| (s.payload_blocks.get(&slot).copied(), s.execution.clone()));
+    let number = match (pinned, execution) {
+        (Some(n), _) => n,
+        (None, Some(url)) => newest_execution_block(&url)
+            .await
+            .map_err(|e| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e))?,
+        (None, None) => {
+            return Err((
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "no execution block known for slot {slot}: pin one or follow an execution node"
+                ),
+            ));
+        }
+    };
     b.with(|s| {
         if slot > s.head_slot {
             return Err((axum::http::StatusCode::NOT_FOUND, "block not found".into()));
@@ -650,14 +731,33 @@ async fn block(
                 json!({"index": i.to_string(), "validator_index": index.to_string(), "address": address, "amount": amount.to_string()})
             })
             .collect();
-        let mut payload = json!({"withdrawals": ws});
-        if let Some(n) = s.payload_blocks.get(&slot) {
-            payload["block_number"] = json!(n.to_string());
+        // An Electra block as the API documents it, with this slot, its
+        // withdrawals and its execution block number.
+        let mut v = example("GET", "/eth/v2/beacon/blocks/head");
+        v["version"] = json!("electra");
+        let m = &mut v["data"]["message"];
+        m["slot"] = json!(slot.to_string());
+        // What the server does not model did not happen: no operations,
+        // no requests, no transactions, no blobs.
+        let body = &mut m["body"];
+        for k in [
+            "proposer_slashings",
+            "attester_slashings",
+            "attestations",
+            "deposits",
+            "voluntary_exits",
+            "bls_to_execution_changes",
+            "blob_kzg_commitments",
+        ] {
+            body[k] = json!([]);
         }
-        Ok(Json(json!({"version": "electra", "data": {"message": {
-            "slot": slot.to_string(),
-            "body": {"execution_payload": payload}
-        }}})))
+        body["execution_requests"] =
+            json!({"deposits": [], "withdrawals": [], "consolidations": []});
+        body["execution_payload"]["transactions"] = json!([]);
+        let payload = &mut body["execution_payload"];
+        payload["withdrawals"] = json!(ws);
+        payload["block_number"] = json!(number.to_string());
+        Ok(Json(v))
     })
 }
 

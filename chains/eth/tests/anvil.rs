@@ -79,6 +79,7 @@ async fn world(entries: Vec<DepositEntry>) -> World {
     )
     .unwrap();
     let beacon = BeaconServer::new(1_700_000_000, 12, 32, "0x10000038");
+    beacon.follow_execution(&anvil.url);
     let bound = beacon.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     // A dead endpoint first: the adapter falls back to anvil.
     let settings = softstake_chain_eth::testnode::settings(

@@ -7,7 +7,8 @@
 //! The schema language checked is the subset those documents use (octez's:
 //! `type`, `nullable`, `properties`, `required`, `additionalProperties`,
 //! `items`, `enum`, `minimum`, `maximum`, `oneOf`, `$ref` into
-//! `#/components/schemas`, and the one `pattern` octez writes, hex bytes).
+//! `#/components/schemas`, `pattern`) and Blockfrost's and the Beacon API's
+//! (`allOf`, `anyOf`, length and item bounds, `uniqueItems`).
 //! A keyword outside it is reported, never ignored. `oneOf` is taken as
 //! "at least one": the documents describe tagged unions whose branches can
 //! overlap on partial objects, and the tags are checked by `enum`.
@@ -164,7 +165,8 @@ impl Api {
 
     /// An answer to `method path` built from the document's own examples
     /// (a leaf's `example`, else the simplest value of its type; every
-    /// listed property present; arrays with one element): a test node starts
+    /// listed property present; arrays with one element, or `minItems`):
+    /// a test node starts
     /// from it and sets what it knows, so that what it does not model is
     /// still what the real API documents.
     pub fn example(&self, method: &str, path: &str) -> Option<Value> {
@@ -246,7 +248,7 @@ struct Checker<'a> {
 }
 
 /// Keywords checked.
-const KEYWORDS: [&str; 17] = [
+const KEYWORDS: [&str; 18] = [
     "type",
     "nullable",
     "properties",
@@ -264,6 +266,7 @@ const KEYWORDS: [&str; 17] = [
     "maxLength",
     "minItems",
     "maxItems",
+    "uniqueItems",
 ];
 
 /// Keywords that only annotate (`format` included: the documents use it
@@ -276,6 +279,29 @@ const ANNOTATIONS: [&str; 6] = [
     "format",
     "deprecated",
 ];
+
+/// A schema's `pattern`, compiled once.
+fn pattern(p: &str) -> Result<regex::Regex, String> {
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, regex::Regex>>,
+    > = std::sync::OnceLock::new();
+    let mut c = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(re) = c.get(p) {
+        return Ok(re.clone());
+    }
+    // Counted repetitions as long as a byte list's limit (`{0,2147483648}`)
+    // would make an automaton larger than any answer: unbounded instead.
+    static BIG: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let big = BIG
+        .get_or_init(|| regex::Regex::new(r"\{(\d+),(\d{5,})\}").unwrap_or_else(|e| panic!("{e}")));
+    let bounded = big.replace_all(p, "{$1,}");
+    let re = regex::Regex::new(&bounded).map_err(|e| e.to_string())?;
+    c.insert(p.to_owned(), re.clone());
+    Ok(re)
+}
 
 fn int(x: &Value) -> Option<i128> {
     x.as_i64()
@@ -317,13 +343,23 @@ impl Checker<'_> {
             return x.clone();
         }
         if let Some(all) = s.get("allOf").and_then(Value::as_array) {
+            // Objects merge; a scalar (a `$ref` to a string type beside a
+            // description) is the first part's.
             let mut out = serde_json::Map::new();
+            let mut scalar = None;
             for part in all {
-                if let Value::Object(o) = self.example(part, depth + 1) {
-                    out.extend(o);
+                match self.example(part, depth + 1) {
+                    Value::Object(o) => out.extend(o),
+                    Value::Null => {}
+                    x => {
+                        scalar.get_or_insert(x);
+                    }
                 }
             }
-            return Value::Object(out);
+            return match scalar {
+                Some(x) if out.is_empty() => x,
+                _ => Value::Object(out),
+            };
         }
         if let Some(first) = s
             .get("oneOf")
@@ -349,7 +385,16 @@ impl Checker<'_> {
                     .map(|(k, p)| (k.clone(), self.example(p, depth + 1)))
                     .collect(),
             ),
-            Some("array") => Value::Array(vec![self.example(&s["items"], depth + 1)]),
+            // One element (a template to copy), or as many as required.
+            Some("array") => {
+                let n = s
+                    .get("minItems")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1)
+                    .max(1);
+                let item = self.example(&s["items"], depth + 1);
+                Value::Array(vec![item; usize::try_from(n).unwrap_or(1)])
+            }
             Some("string") => Value::String(String::new()),
             Some("integer") | Some("number") => serde_json::json!(0),
             Some("boolean") => Value::Bool(false),
@@ -432,6 +477,15 @@ impl Checker<'_> {
                     Err(m) => misses.push(m),
                 }
             }
+            // Every branch's reason, when asked (SOFTSTAKE_OPENAPI_DEBUG=1).
+            if std::env::var_os("SOFTSTAKE_OPENAPI_DEBUG").is_some() {
+                for m in &misses {
+                    eprintln!(
+                        "openapi: branch miss (depth {}, tag {}): {m}",
+                        m.depth, m.tag
+                    );
+                }
+            }
             // The closest branch: one whose tags match, then the one that
             // got deepest into the value.
             if let Some(best) = misses.into_iter().max_by_key(|m| (!m.tag, m.depth)) {
@@ -486,11 +540,10 @@ impl Checker<'_> {
             }
         }
         if let (Some(p), Some(x)) = (obj.get("pattern").and_then(Value::as_str), v.as_str()) {
-            if p != "^([a-zA-Z0-9][a-zA-Z0-9])*$" {
-                return Err(miss(format!("pattern {p} is not checked here")));
-            }
-            if x.len() % 2 != 0 || !x.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(miss(format!("{} is not hex bytes", short(v))));
+            match pattern(p) {
+                Ok(re) if re.is_match(x) => {}
+                Ok(_) => return Err(miss(format!("{} does not match {p}", short(v)))),
+                Err(e) => return Err(miss(format!("pattern {p} is not checked here: {e}"))),
             }
         }
         if let Some(o) = v.as_object() {
@@ -551,6 +604,11 @@ impl Checker<'_> {
                 && n > max
             {
                 return Err(miss(format!("{n} items, more than {max}")));
+            }
+            if obj.get("uniqueItems") == Some(&Value::Bool(true))
+                && a.iter().enumerate().any(|(i, x)| a[..i].contains(x))
+            {
+                return Err(miss("items repeat where they must be unique".into()));
             }
         }
         if let (Some(items), Some(a)) = (obj.get("items"), v.as_array()) {
@@ -623,7 +681,7 @@ mod tests {
             (json!([{"kind": "a"}]), "required field n"),
             (json!([{"kind": "a", "n": 10}]), "above the maximum"),
             (json!([{"kind": "c", "n": 1}]), "not one of"),
-            (json!([{"kind": "b", "bytes": "0af"}]), "not hex bytes"),
+            (json!([{"kind": "b", "bytes": "0af"}]), "does not match"),
             (
                 json!([{"kind": "a", "n": 1, "extra": true}]),
                 "field extra is not in the schema",
