@@ -93,17 +93,13 @@ type Reply = Result<Json<Value>, (StatusCode, Json<Value>)>;
 pub fn blockfrost_api() -> softstake_testnode::openapi::Api {
     use softstake_testnode::openapi::{Api, Document};
     static API: std::sync::OnceLock<Api> = std::sync::OnceLock::new();
-    API.get_or_init(|| {
-        Api::new(vec![
-            Document::from_yaml(
-                "Blockfrost openapi.yaml",
-                "",
-                include_str!("../../../tests/fixtures/ada/blockfrost-openapi.yaml"),
-            )
-            .unwrap_or_else(|e| panic!("{e}")),
-        ])
+    Api::pinned(&API, || {
+        Ok(vec![Document::from_yaml(
+            "Blockfrost openapi.yaml",
+            "",
+            include_str!("../../../tests/fixtures/ada/blockfrost-openapi.yaml"),
+        )?])
     })
-    .clone()
 }
 
 /// Blockfrost's documented example answer to `GET path`, with `set` applied.

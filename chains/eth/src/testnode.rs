@@ -533,17 +533,13 @@ impl BeaconServer {
 pub fn beacon_api() -> softstake_testnode::openapi::Api {
     use softstake_testnode::openapi::{Api, Document};
     static API: std::sync::OnceLock<Api> = std::sync::OnceLock::new();
-    API.get_or_init(|| {
-        Api::new(vec![
-            Document::new(
-                "beacon-APIs v4.0.0",
-                "",
-                include_str!("../../../tests/fixtures/eth/beacon-node-oapi.json"),
-            )
-            .unwrap_or_else(|e| panic!("{e}")),
-        ])
+    Api::pinned(&API, || {
+        Ok(vec![Document::new(
+            "beacon-APIs v4.0.0",
+            "",
+            include_str!("../../../tests/fixtures/eth/beacon-node-oapi.json"),
+        )?])
     })
-    .clone()
 }
 
 /// The head state's `pending_deposits` (any state id is served the head).
@@ -584,17 +580,10 @@ async fn pending_partial_withdrawals(
 
 /// The newest block number of the execution node at `url`.
 async fn newest_execution_block(url: &str) -> Result<u64, String> {
-    let v: Value = reqwest::Client::new()
-        .post(url)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    v["result"]
-        .as_str()
+    let v = softstake_testnode::JsonRpc::new(url)
+        .call("eth_blockNumber", json!([]))
+        .await?;
+    v.as_str()
         .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
         .ok_or_else(|| format!("eth_blockNumber answered {v}"))
 }

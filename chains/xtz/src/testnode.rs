@@ -325,16 +325,13 @@ fn decode(forged: &[u8]) -> Result<(String, Vec<Manager>), String> {
 pub fn octez_api() -> softstake_testnode::openapi::Api {
     use softstake_testnode::openapi::{Api, Document};
     static API: std::sync::OnceLock<Api> = std::sync::OnceLock::new();
-    API.get_or_init(|| {
-        let doc = |name, prefix, json| {
-            Document::new(name, prefix, json).unwrap_or_else(|e| panic!("{e}"))
-        };
-        Api::new(vec![
-            doc(
+    Api::pinned(&API, || {
+        Ok(vec![
+            Document::new(
                 "octez ushuaia-openapi.json",
                 "/chains/{chain_id}/blocks/{block_id}",
                 include_str!("../../../tests/fixtures/xtz/octez/ushuaia-openapi.json"),
-            )
+            )?
             // octez's generator writes the shell wrappers of `/header` and
             // `/operations` with the genesis protocol's types (`"protocol":
             // ProtoGenesis`, a genesis `content`, operations open to any
@@ -357,14 +354,13 @@ pub fn octez_api() -> softstake_testnode::openapi::Api {
                 "the published schema is the genesis protocol's operation",
                 |_| json!({"type": "array", "items": operation_schema()}),
             ),
-            doc(
+            Document::new(
                 "octez rpc-openapi.json",
                 "",
                 include_str!("../../../tests/fixtures/xtz/octez/rpc-openapi.json"),
-            ),
+            )?,
         ])
     })
-    .clone()
 }
 
 /// The protocol mainnet runs (as of late 2026), named in answers.

@@ -111,6 +111,16 @@ impl Api {
         }
     }
 
+    /// A test node's pinned documents, parsed once into `cell` (a pinned
+    /// document that does not parse is a broken checkout: panic).
+    pub fn pinned(
+        cell: &'static std::sync::OnceLock<Api>,
+        docs: impl FnOnce() -> Result<Vec<Document>, String>,
+    ) -> Api {
+        cell.get_or_init(|| Api::new(docs().unwrap_or_else(|e| panic!("{e}"))))
+            .clone()
+    }
+
     /// See [`Found`]: a literal segment wins over a parameter
     /// (`/context/delegates` before `/context/{x}`).
     fn find(&self, method: &str, path: &str) -> Option<Found<'_>> {
