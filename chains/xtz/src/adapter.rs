@@ -473,9 +473,13 @@ impl XtzAdapter {
         if s0 == 0 && s1 == 0 && own == 0 {
             return Ok(Window::Nothing);
         }
-        let net = i128::try_from(s1).map_err(|_| bad("staked balance overflows"))?
-            - i128::try_from(s0).map_err(|_| bad("staked balance overflows"))?
-            - own;
+        let overflow = || bad("staked balance overflows");
+        let net = i128::try_from(s1)
+            .ok()
+            .zip(i128::try_from(s0).ok())
+            .and_then(|(a, b)| a.checked_sub(b))
+            .and_then(|d| d.checked_sub(own))
+            .ok_or_else(overflow)?;
         let (h0, h1) = (
             self.header(&b0.to_string()).await?,
             self.header(&b1.to_string()).await?,

@@ -12,18 +12,23 @@
 
 use serde_json::Value;
 
-/// A mutez amount sent as a string (or a small JSON number).
+/// A mutez amount sent as a string (or a small JSON number). The protocol
+/// keeps tez in 64 bits, so anything wider is refused: sums of these in
+/// `u128` cannot overflow.
 pub fn mutez(v: &Value) -> Option<u128> {
     v.as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| v.as_u64().map(u128::from))
+        .and_then(|s| s.parse::<u64>().ok())
+        .or_else(|| v.as_u64())
+        .map(u128::from)
 }
 
-/// A signed balance-update change.
+/// A signed balance-update change (64 bits in the protocol, so sums in
+/// `i128` cannot overflow).
 pub fn change(v: &Value) -> Option<i128> {
     v.as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| v.as_i64().map(i128::from))
+        .and_then(|s| s.parse::<i64>().ok())
+        .or_else(|| v.as_i64())
+        .map(i128::from)
 }
 
 fn int(v: &Value) -> Option<i64> {

@@ -481,3 +481,17 @@ async fn the_test_node_answers_in_the_recorded_shapes() {
     let lc = get("/chains/main/blocks/head/helpers/levels_in_current_cycle".into()).await;
     assert_eq!(rpc::cycle_levels(&lc).unwrap(), (1, 8));
 }
+
+#[test]
+fn amounts_wider_than_the_protocols_64_bits_are_refused() {
+    assert_eq!(
+        rpc::mutez(&json!("18446744073709551615")),
+        Some(u128::from(u64::MAX))
+    );
+    assert_eq!(rpc::mutez(&json!("18446744073709551616")), None);
+    assert_eq!(
+        rpc::change(&json!("-9223372036854775808")),
+        Some(i128::from(i64::MIN))
+    );
+    assert_eq!(rpc::change(&json!("99999999999999999999")), None);
+}
