@@ -435,6 +435,7 @@ pub fn adapter_engine(
                     .collect(),
                 max_per_operation: Amount::from_base(unit * 10_000_000),
                 remaining_today: Amount::ZERO,
+                marked: Default::default(),
             },
             max_per_day: Amount::from_base(unit * 100_000_000),
             approval_threshold: Amount::ZERO,

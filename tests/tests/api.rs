@@ -73,6 +73,8 @@ async fn table_counts(store: &Store) -> Vec<i64> {
         "pool_flows",
         "pool_snapshots",
         "residual_confirmations",
+        "bunker_actions",
+        "validator_marks",
     ] {
         let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {t}"));
         let n: i64 = if let Some(p) = store.pg_pool() {
@@ -394,6 +396,8 @@ const WRITE_ENDPOINTS: &[(&str, &str)] = &[
     ("/v1/chains/cosmos/transfers", EXCHANGE_TOKEN),
     ("/v1/chains/cosmos/flows/1/resolve", ADMIN_TOKEN),
     ("/v1/chains/cosmos/books/confirm", ADMIN_TOKEN),
+    ("/v1/chains/cosmos/books/bunker", ADMIN_TOKEN),
+    ("/v1/chains/cosmos/validators/val0/unmark", ADMIN_TOKEN),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -698,6 +702,75 @@ async fn the_books_over_http_declarations_suspense_and_backing() {
         let (s, b) = post(
             &c,
             &url("/v1/chains/cosmos/books/confirm"),
+            Some(ADMIN_TOKEN),
+            json!({"note": "ok"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        // Bunker mode: not in it, so nothing to exit; an operator holds
+        // the chain, the books say so, and an exit ends it.
+        assert_eq!(books["bunker"], json!({"active": false}), "{books}");
+        assert_eq!(books["marked_validators"], json!([]));
+        let bunker = url("/v1/chains/cosmos/books/bunker");
+        let (s, b) = post(
+            &c,
+            &bunker,
+            Some(ADMIN_TOKEN),
+            json!({"action": "exit", "note": "ok"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        let (s, b) = post(
+            &c,
+            &bunker,
+            Some(ADMIN_TOKEN),
+            json!({"action": "sideways", "note": "ok"}),
+        )
+        .await;
+        assert_eq!(
+            (s, b["error"]["field"].clone()),
+            (StatusCode::BAD_REQUEST, json!("action"))
+        );
+        let (s, _) = post(
+            &c,
+            &bunker,
+            Some(EXCHANGE_TOKEN),
+            json!({"action": "enter", "note": "no"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, b) = post(
+            &c,
+            &bunker,
+            Some(ADMIN_TOKEN),
+            json!({"action": "enter", "note": "validator announced a double sign"}),
+        )
+        .await;
+        assert_eq!(
+            (s, b["active"].clone()),
+            (StatusCode::OK, json!(true)),
+            "{b}"
+        );
+        assert_eq!(b["cause"]["cause"], "operator", "{b}");
+        let (_, v) = get(&c, &url("/v1/chains/cosmos/books"), None).await;
+        let v: Value = serde_json::from_str(&v).unwrap();
+        assert_eq!(v["bunker"]["active"], true, "{v}");
+        let (s, b) = post(
+            &c,
+            &bunker,
+            Some(ADMIN_TOKEN),
+            json!({"action": "exit", "note": "checked: not ours"}),
+        )
+        .await;
+        assert_eq!(
+            (s, b["active"].clone()),
+            (StatusCode::OK, json!(false)),
+            "{b}"
+        );
+        // No mark to clear.
+        let (s, b) = post(
+            &c,
+            &url("/v1/chains/cosmos/validators/val0/unmark"),
             Some(ADMIN_TOKEN),
             json!({"note": "ok"}),
         )

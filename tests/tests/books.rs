@@ -6,11 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 use rust_decimal::Decimal;
-use softstake_core::adapter::{FlowKind, Holdings, PoolFlow, RewardKind};
+use softstake_core::adapter::{FlowKind, Holdings, LossEvent, PoolFlow, RewardKind};
 use softstake_core::config::{BooksSettings, FeeBearer, LossBearer};
 use softstake_core::{Amount, ChainId, Period, Rate, Timestamp};
 use softstake_store::{
-    Declaration, Direction, NewReward, Purpose, Resolution, Snapshot, SnapshotInput, Store,
+    BunkerAction, BunkerCause, Declaration, Direction, NewReward, Purpose, Resolution, Snapshot,
+    SnapshotInput, Store,
 };
 use softstake_tests::on_both;
 
@@ -71,7 +72,7 @@ async fn book_with(
         flows,
         complete,
         flow_cursor: Some(format!("c{at}")),
-        losses: Amount::ZERO,
+        losses: &[],
         rewards_current,
         now: Timestamp::from_unix(at),
     };
@@ -495,7 +496,7 @@ async fn bad_flows_are_refused_and_change_nothing() {
             flows: &[flow(FlowKind::TransferIn, "zero", 0, T0)],
             complete: true,
             flow_cursor: Some("next".into()),
-            losses: Amount::ZERO,
+            losses: &[],
             rewards_current: true,
             now: Timestamp::from_unix(T0 + 60),
         };
@@ -600,6 +601,215 @@ async fn a_persistent_fall_is_a_loss_the_platform_bears_until_it_pays_in() {
         let b = books(LossBearer::Platform, t(11)).await;
         assert_eq!(b.owed.losses.base(), 0);
         assert_eq!((b.owed.commission, b.owed.shortfall.base()), (100, 0));
+    })
+    .await;
+}
+
+async fn book_losses(store: &Store, at: i64, holdings: Holdings, losses: &[LossEvent]) -> Snapshot {
+    let input = SnapshotInput {
+        chain: C,
+        as_of: Timestamp::from_unix(at),
+        holdings,
+        flows: &[],
+        complete: true,
+        flow_cursor: Some(format!("c{at}")),
+        losses,
+        rewards_current: true,
+        now: Timestamp::from_unix(at),
+    };
+    store.book_snapshot(&input, &policy()).await.unwrap()
+}
+
+#[tokio::test]
+async fn bunker_mode_holds_while_a_fall_is_unexplained_and_ends_when_it_is_booked() {
+    on_both(|store| async move {
+        let t = |n: i64| T0 + n * 600;
+        let now = Timestamp::from_unix(t(0));
+        assert!(!store.bunker(C).await.unwrap().active, "no books yet");
+        book(&store, t(0), liquid(1_000_000), &[]).await;
+        assert!(!store.bunker(C).await.unwrap().active);
+        // A fall the books cannot explain: bunker mode, naming where it
+        // began and how far below.
+        let s1 = book(&store, t(1), liquid(999_900), &[]).await;
+        let b = store.bunker(C).await.unwrap();
+        assert!(b.active);
+        assert_eq!(
+            b.cause,
+            Some(BunkerCause::UnexplainedFall {
+                since_snapshot: s1.id,
+                since: Timestamp::from_unix(t(1)),
+                shortfall: Amount::from_base(100),
+            })
+        );
+        assert!(
+            b.describe().contains("100 base units below"),
+            "{}",
+            b.describe()
+        );
+        // The books show it, with the same state.
+        let books = store.books(C, &policy(), now).await.unwrap();
+        assert_eq!(books.bunker, b);
+        // It persisted: booked as a loss, and bunker mode ends by itself.
+        let s = book(&store, t(2), liquid(999_900), &[]).await;
+        assert_eq!(s.booked.loss_recognized.base(), 100);
+        assert_eq!(store.bunker(C).await.unwrap().cause, None);
+
+        // An operator ends it for a fall (e.g. a known timing difference):
+        // not while the same fall lasts, but a new fall enters again.
+        book(&store, t(3), liquid(999_800), &[]).await;
+        assert!(store.bunker(C).await.unwrap().active);
+        let b = store
+            .bunker_action(
+                C,
+                BunkerAction::Exit,
+                "known: fee paid from another wallet",
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(!b.active);
+        assert!(b.overridden.unwrap().contains("100 base units"));
+        // Without complete flows the books act on nothing: no bunker.
+        let s = book_with(&store, t(4), liquid(999_700), &[], false, true).await;
+        assert_eq!(s.unrecognized, -200);
+        assert!(!store.bunker(C).await.unwrap().active);
+        // Back to what the books explain (the loss of 100 booked before):
+        // no fall, nothing overridden.
+        let s = book(&store, t(5), liquid(999_900), &[]).await;
+        assert_eq!(s.unrecognized, 0);
+        let b = store.bunker(C).await.unwrap();
+        assert_eq!((b.active, b.overridden), (false, None));
+        book(&store, t(6), liquid(999_890), &[]).await;
+        assert!(
+            store.bunker(C).await.unwrap().active,
+            "a new fall enters again"
+        );
+        book(&store, t(7), liquid(999_900), &[]).await;
+        assert!(
+            !store.bunker(C).await.unwrap().active,
+            "a dip that came back"
+        );
+
+        // An operator holds the chain (a slashing the adapter cannot see)
+        // until they exit, whatever the books show.
+        let e = store
+            .bunker_action(C, BunkerAction::Exit, "nothing to end", now)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not in bunker mode"), "{e}");
+        let b = store
+            .bunker_action(
+                C,
+                BunkerAction::Enter,
+                "validator announced a double sign",
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(b.cause, Some(BunkerCause::Operator { .. })));
+        book(&store, t(8), liquid(999_900), &[]).await;
+        assert!(store.bunker(C).await.unwrap().active);
+        let e = store
+            .bunker_action(C, BunkerAction::Enter, "again", now)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("already held"), "{e}");
+        let e = store
+            .bunker_action(C, BunkerAction::Exit, "  ", now)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("note is required"), "{e}");
+        assert!(
+            store.bunker(C).await.unwrap().active,
+            "a refused action changes nothing"
+        );
+        store
+            .bunker_action(C, BunkerAction::Exit, "checked: no slashing of ours", now)
+            .await
+            .unwrap();
+        assert!(!store.bunker(C).await.unwrap().active);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reported_loss_marks_its_validator_once_until_an_operator_clears_it() {
+    on_both(|store| async move {
+        let t = |n: i64| T0 + n * 600;
+        let slash = |v: &str, amount: u128| LossEvent {
+            validator: v.into(),
+            amount: Amount::from_base(amount),
+            reason: "validator slashed".into(),
+        };
+        let staked = |v: u128| Holdings {
+            staked: Amount::from_base(v),
+            ..Holdings::default()
+        };
+        book(&store, t(0), staked(1_000_000), &[]).await;
+        let s = book_losses(&store, t(1), staked(990_000), &[slash("valA", 10_000)]).await;
+        // Booked as a loss (no residual, so no bunker), and marked.
+        assert_eq!((s.booked.losses.base(), s.residual), (10_000, 0));
+        assert!(!store.bunker(C).await.unwrap().active);
+        let marks = store.validator_marks(C, true).await.unwrap();
+        assert_eq!(marks.len(), 1);
+        assert_eq!(
+            (
+                marks[0].validator.as_str(),
+                marks[0].amount.base(),
+                marks[0].snapshot_id
+            ),
+            ("valA", 10_000, s.id)
+        );
+        // A second loss on the same validator keeps the one open mark.
+        book_losses(
+            &store,
+            t(2),
+            staked(989_000),
+            &[slash("valA", 1_000), slash("valB", 0)],
+        )
+        .await;
+        let marks = store.validator_marks(C, true).await.unwrap();
+        assert_eq!(
+            marks
+                .iter()
+                .map(|m| m.validator.as_str())
+                .collect::<Vec<_>>(),
+            ["valB", "valA"]
+        );
+        let books = store
+            .books(C, &policy(), Timestamp::from_unix(t(2)))
+            .await
+            .unwrap();
+        assert_eq!(books.marked_validators.len(), 2);
+        assert_eq!(books.owed.losses.base(), 11_000);
+
+        // Cleared after checking; clearing twice, or without a note, is refused.
+        let e = store
+            .clear_validator_mark(C, "valA", "", Timestamp::from_unix(t(3)))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("note is required"), "{e}");
+        let m = store
+            .clear_validator_mark(
+                C,
+                "valA",
+                "slashing was a one-off; operator rotated keys",
+                Timestamp::from_unix(t(3)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(m.cleared_at, Some(Timestamp::from_unix(t(3))));
+        let e = store
+            .clear_validator_mark(C, "valA", "again", Timestamp::from_unix(t(3)))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no open mark"), "{e}");
+        assert_eq!(store.validator_marks(C, true).await.unwrap().len(), 1);
+        assert_eq!(store.validator_marks(C, false).await.unwrap().len(), 2);
+        // A later loss marks it again.
+        book_losses(&store, t(4), staked(988_000), &[slash("valA", 1_000)]).await;
+        assert_eq!(store.validator_marks(C, true).await.unwrap().len(), 2);
+        assert_eq!(store.validator_marks(C, false).await.unwrap().len(), 3);
     })
     .await;
 }

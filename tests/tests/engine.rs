@@ -49,6 +49,7 @@ fn cfg() -> EngineConfig {
             }],
             max_per_operation: Amount::from_base(10_000_000),
             remaining_today: Amount::ZERO,
+            marked: Default::default(),
         },
         max_per_day: Amount::from_base(10_000_000),
         approval_threshold: Amount::ZERO,
@@ -444,4 +445,172 @@ async fn an_undeclared_outflow_holds_signing_until_an_operator_books_it() {
         assert!(r.plan.is_some(), "{:?}", r.plan_skipped);
     })
     .await;
+}
+
+fn delegate_targets(r: &softstake_engine::CycleReport) -> Vec<String> {
+    r.plan
+        .iter()
+        .flat_map(|p| &p.ops)
+        .filter_map(|o| match &o.kind {
+            OperationKind::Delegate { validator, .. } => Some(validator.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_slashed_validator_gets_no_new_stake_and_an_unexplained_fall_holds_distributions() {
+    on_both(|store| async move {
+        use softstake_core::Period;
+        use softstake_core::adapter::RewardKind;
+        users(&store).await;
+        let c = ManualClock::new(Timestamp::from_unix(T0));
+        let s = SimChain::new(
+            1,
+            SimParams::hub_like(&["val0", "val1"], 1),
+            c.clone(),
+            Amount::from_base(1_000_000),
+        );
+        let mut k = cfg();
+        k.policy.validators = ["val0", "val1"]
+            .map(|v| ValidatorTarget {
+                address: v.into(),
+                weight: 1,
+                cap: Rate::ONE,
+            })
+            .to_vec();
+        let e = engine(&store, &s, &c, k);
+        let r = e.cycle().await.unwrap();
+        assert_eq!(delegate_targets(&r), ["val0", "val1"]);
+        // Included, then active after the epoch.
+        s.advance(600);
+        e.cycle().await.unwrap();
+
+        // The chain slashes val0 and reports it: booked as a loss (the
+        // platform bears it) and val0 is marked.
+        let lost = s.slash("val0", Amount::from_base(4_000));
+        assert_eq!(lost.base(), 4_000);
+        s.advance(60);
+        let r = e.cycle().await.unwrap();
+        let snap = r.books.as_ref().unwrap();
+        assert_eq!((snap.booked.losses.base(), snap.residual), (4_000, 0));
+        let marks = store.validator_marks(ChainId::Cosmos, true).await.unwrap();
+        assert_eq!(marks.len(), 1);
+        assert_eq!(marks[0].validator, "val0");
+        assert!(
+            r.bunker.is_none(),
+            "a reported, booked loss needs no bunker"
+        );
+
+        // Users deposit; the exchange tops the pool up and declares it:
+        // the new stake goes to val1 only.
+        top_up(&store, &s, &c, 2_000_000, 1_000_000).await;
+        s.advance(60);
+        let r = e.cycle().await.unwrap();
+        assert_eq!(delegate_targets(&r), ["val1"], "{:?}", r.plan_skipped);
+        s.advance(60);
+        e.cycle().await.unwrap();
+
+        // A fall nobody reports: bunker mode from the next cycle, so a
+        // reward recorded then waits instead of being distributed.
+        s.lose_silently(Amount::from_base(30_000));
+        s.advance(60);
+        let r = e.cycle().await.unwrap();
+        assert_eq!(r.books.as_ref().unwrap().unrecognized, -30_000);
+        assert!(store.bunker(ChainId::Cosmos).await.unwrap().active);
+        let reward = softstake_store::NewReward {
+            chain: ChainId::Cosmos,
+            key: "tip-1".into(),
+            period: Period::new(c.now().plus_secs(-60), c.now()).unwrap(),
+            amount: Amount::from_base(500),
+            validator: "val1".into(),
+            kind: RewardKind::Consensus,
+            tx_hash: None,
+            epoch: None,
+        };
+        store.record_reward(&reward, c.now()).await.unwrap();
+        s.pay_unannounced(Amount::from_base(500));
+        s.advance(60);
+        let r = e.cycle().await.unwrap();
+        let why = r.bunker.clone().unwrap();
+        assert!(why.contains("30000 base units below"), "{why}");
+        assert!(r.distributions.is_empty());
+        assert_eq!(
+            store
+                .undistributed_rewards(Some(ChainId::Cosmos))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // The fall persisted with every flow proven: booked as a loss in
+        // the same cycle, so the next cycle distributes what waited.
+        assert_eq!(
+            r.books.as_ref().unwrap().booked.loss_recognized.base(),
+            30_000
+        );
+        s.advance(60);
+        let r = e.cycle().await.unwrap();
+        assert!(r.bunker.is_none());
+        assert_eq!(r.distributions.len(), 1);
+        assert_eq!(r.distributions[0].gross.base(), 500);
+
+        // The operator checks val0 and clears it: the next new stake goes
+        // to it (it is furthest below its weight).
+        store
+            .clear_validator_mark(
+                ChainId::Cosmos,
+                "val0",
+                "double sign was a one-off",
+                c.now(),
+            )
+            .await
+            .unwrap();
+        let tx = top_up(&store, &s, &c, 3_000_000, 1_000_000).await;
+        assert!(!tx.is_empty());
+        s.advance(60);
+        let r = e.cycle().await.unwrap();
+        assert_eq!(delegate_targets(&r), ["val0"], "{:?}", r.plan_skipped);
+    })
+    .await;
+}
+
+/// Alice's balance becomes `balance`; the exchange pays `amount` into
+/// custody and declares it as principal. Returns the transfer's tx id.
+async fn top_up(
+    store: &Store,
+    s: &SimChain,
+    c: &ManualClock,
+    balance: u128,
+    amount: u128,
+) -> String {
+    store
+        .ingest_balance_updates(
+            &[BalanceUpdate {
+                event_id: format!("alice-{balance}"),
+                user_id: "alice".into(),
+                asset: "ATOM".into(),
+                balance: Amount::from_base(balance),
+                effective_at: c.now(),
+            }],
+            c.now(),
+        )
+        .await
+        .unwrap();
+    let tx = s.deposit(Amount::from_base(amount));
+    store
+        .declare_transfer(
+            &softstake_store::Declaration {
+                chain: ChainId::Cosmos,
+                tx_id: tx.clone(),
+                direction: softstake_store::Direction::In,
+                amount: Amount::from_base(amount),
+                purpose: softstake_store::Purpose::Principal,
+                note: None,
+            },
+            c.now(),
+        )
+        .await
+        .unwrap();
+    tx
 }

@@ -632,10 +632,12 @@ impl World {
 }
 
 /// The ledger's tables, those that refer to others first.
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 13] = [
     "credits",
     "distributions",
     "residual_confirmations",
+    "bunker_actions",
+    "validator_marks",
     "pool_flows",
     "pool_snapshots",
     "transfer_declarations",
@@ -647,7 +649,9 @@ const TABLES: [&str; 11] = [
 ];
 
 /// Tables whose `id` a sequence hands out.
-const WITH_IDS: [&str; 8] = [
+const WITH_IDS: [&str; 10] = [
+    "bunker_actions",
+    "validator_marks",
     "credits",
     "distributions",
     "pool_flows",
@@ -827,6 +831,7 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
                 .collect(),
             max_per_operation: Amount::from_base(u128::from(u64::MAX)),
             remaining_today: Amount::ZERO,
+            marked: Default::default(),
         },
         max_per_day: Amount::from_base(u128::from(u64::MAX)),
         approval_threshold: Amount::ZERO,

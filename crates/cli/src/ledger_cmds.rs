@@ -247,13 +247,18 @@ pub async fn distribute(store: &Store, cfg: &Config, reward: Option<i64>) -> Res
             None => Err(anyhow::anyhow!(
                 "{chain} has no [[chains]] section: its commission is unknown"
             )),
-            Some(c) => {
-                let opts = DistributeOptions::with_min_balance(c.min_eligible_balance);
-                store
-                    .distribute(id, c.commission, &opts, Timestamp::now())
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
+            Some(c) => match store.bunker(chain).await {
+                // The daemon waits too: a loss is not accounted yet.
+                Ok(b) if b.active => Err(anyhow::anyhow!("{chain} is in {}", b.describe())),
+                Ok(_) => {
+                    let opts = DistributeOptions::with_min_balance(c.min_eligible_balance);
+                    store
+                        .distribute(id, c.commission, &opts, Timestamp::now())
+                        .await
+                        .map_err(anyhow::Error::from)
+                }
+                Err(e) => Err(e.into()),
+            },
         };
         match out {
             Ok(out) => {
@@ -405,6 +410,46 @@ pub enum BooksCommand {
         #[arg(long)]
         note: String,
     },
+    /// Bunker mode: `--enter` holds the chain's distributions until an
+    /// `--exit`; `--exit` ends it for the current fall (a later fall
+    /// enters again). Without either, shows the state.
+    Bunker {
+        /// Chain.
+        #[arg(long)]
+        chain: ChainId,
+        /// Hold the chain in bunker mode.
+        #[arg(long, conflicts_with = "exit", requires = "note")]
+        enter: bool,
+        /// End bunker mode.
+        #[arg(long, requires = "note")]
+        exit: bool,
+        /// What was checked (kept with the action).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Validators marked by a loss (no new stake goes to them), open ones
+    /// or `--all`.
+    Marks {
+        /// Chain.
+        #[arg(long)]
+        chain: ChainId,
+        /// Cleared marks too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Clear a validator's loss mark after checking it: new stake may go
+    /// to it again.
+    Unmark {
+        /// Chain.
+        #[arg(long)]
+        chain: ChainId,
+        /// Validator.
+        #[arg(long)]
+        validator: String,
+        /// What was checked (kept with the mark).
+        #[arg(long)]
+        note: String,
+    },
 }
 
 pub async fn books(store: &Store, cfg: &Config, cmd: BooksCommand) -> Result<()> {
@@ -490,6 +535,42 @@ pub async fn books(store: &Store, cfg: &Config, cmd: BooksCommand) -> Result<()>
                 })
             );
         }
+        BooksCommand::Bunker {
+            chain,
+            enter,
+            exit,
+            note,
+        } => {
+            use softstake_store::BunkerAction;
+            let state = match (enter, exit, note) {
+                (true, _, Some(n)) => {
+                    store
+                        .bunker_action(chain, BunkerAction::Enter, &n, Timestamp::now())
+                        .await?
+                }
+                (_, true, Some(n)) => {
+                    store
+                        .bunker_action(chain, BunkerAction::Exit, &n, Timestamp::now())
+                        .await?
+                }
+                _ => store.bunker(chain).await?,
+            };
+            println!("{}", serde_json::to_string_pretty(&state)?);
+        }
+        BooksCommand::Marks { chain, all } => {
+            let m = store.validator_marks(chain, !all).await?;
+            println!("{}", serde_json::to_string_pretty(&m)?);
+        }
+        BooksCommand::Unmark {
+            chain,
+            validator,
+            note,
+        } => {
+            let m = store
+                .clear_validator_mark(chain, &validator, &note, Timestamp::now())
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&m)?);
+        }
     }
     Ok(())
 }
@@ -546,6 +627,24 @@ pub fn render_books(b: &softstake_store::Books) -> String {
         o.loss_bearer,
         u(o.shortfall),
     ));
+    if b.bunker.active || b.bunker.overridden.is_some() {
+        out.push_str(&format!(
+            "  {}\n",
+            b.bunker
+                .overridden
+                .clone()
+                .unwrap_or_else(|| b.bunker.describe())
+        ));
+    }
+    for m in &b.marked_validators {
+        out.push_str(&format!(
+            "  validator {} marked by a loss of {} at {} ({}): no new stake until `softstake books unmark`\n",
+            m.validator,
+            u(m.amount),
+            m.marked_at,
+            m.reason
+        ));
+    }
     out.push_str(&format!(
         "  backing {} (surplus {}); open: {} suspense ({}), {} incident(s) ({})",
         b.backing_ratio.as_deref().unwrap_or("n/a (nothing owed)"),

@@ -399,6 +399,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/chains/{chain}/flows"),
     ("post", "/v1/chains/{chain}/flows/{id}/resolve"),
     ("post", "/v1/chains/{chain}/books/confirm"),
+    ("post", "/v1/chains/{chain}/books/bunker"),
+    ("post", "/v1/chains/{chain}/validators/{validator}/unmark"),
 ];
 
 /// The API router.
@@ -437,6 +439,11 @@ pub fn router(sh: Arc<Shared>) -> Router {
         .route("/v1/chains/{chain}/flows", get(flows))
         .route("/v1/chains/{chain}/flows/{id}/resolve", post(resolve_flow))
         .route("/v1/chains/{chain}/books/confirm", post(confirm_residual))
+        .route("/v1/chains/{chain}/books/bunker", post(bunker_action))
+        .route(
+            "/v1/chains/{chain}/validators/{validator}/unmark",
+            post(unmark_validator),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
     Router::new()
         .route("/healthz", get(healthz))
@@ -1530,6 +1537,56 @@ async fn confirm_residual(
         "note": "the next snapshot recognises it as income",
     }))
     .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BunkerIn {
+    action: String,
+    note: String,
+}
+
+async fn bunker_action(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(chain): Path<String>,
+    body: Result<JsonBody<BunkerIn>, ApiError>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Admin)?;
+    require_leader(&st.sh)?;
+    let chain = parse_chain(&chain)?;
+    let JsonBody(b) = body?;
+    let action = softstake_store::BunkerAction::parse(&b.action)
+        .ok_or_else(|| ApiError::bad("action", "action must be `enter` or `exit`"))?;
+    check_note("note", &b.note)?;
+    let state = st
+        .sh
+        .store
+        .bunker_action(chain, action, &b.note, st.sh.clock.now())
+        .await?;
+    tracing::warn!(chain = %chain, action = action.as_str(), active = state.active, "bunker mode changed by an operator over the API");
+    Ok(axum::Json(state).into_response())
+}
+
+async fn unmark_validator(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((chain, validator)): Path<(String, String)>,
+    body: Result<JsonBody<ConfirmIn>, ApiError>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Admin)?;
+    require_leader(&st.sh)?;
+    let chain = parse_chain(&chain)?;
+    check_id("validator", &validator)?;
+    let JsonBody(c) = body?;
+    check_note("note", &c.note)?;
+    let mark = st
+        .sh
+        .store
+        .clear_validator_mark(chain, &validator, &c.note, st.sh.clock.now())
+        .await?;
+    tracing::info!(chain = %chain, validator = %mark.validator, "validator mark cleared over the API");
+    Ok(axum::Json(mark).into_response())
 }
 
 #[cfg(test)]

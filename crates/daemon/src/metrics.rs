@@ -211,6 +211,11 @@ pub struct ChainMetrics {
     /// 1 when the adapter proves every transfer and fee (the books act);
     /// 0 when they only observe.
     pub books_complete: Family<ChainLabels, Gauge>,
+    /// 1 while the chain is in bunker mode (its rewards wait for a loss
+    /// to be accounted).
+    pub bunker: Family<ChainLabels, Gauge>,
+    /// Validators marked by a loss (no new stake until an operator clears).
+    pub validators_marked: Family<ChainLabels, Gauge>,
 }
 
 /// Daemon-wide metrics.
@@ -309,6 +314,8 @@ impl Metrics {
             shortfall_coins: Family::default(),
             incidents_open: Family::default(),
             books_complete: Family::default(),
+            bunker: Family::default(),
+            validators_marked: Family::default(),
         };
         let c = &chain;
         reg(
@@ -583,6 +590,20 @@ impl Metrics {
             "pool_books_complete",
             "1 when the adapter proves every transfer and fee, so the books act; 0 when they only observe",
             c.books_complete.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_bunker",
+            "1 while the chain is in bunker mode: holdings fell below what the books explain and its rewards are not distributed until the loss is accounted",
+            c.bunker.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "validators_marked",
+            "Validators marked by a loss: no new stake goes to them until an operator clears the mark",
+            c.validators_marked.clone(),
         );
         let daemon = DaemonMetrics {
             leader: Gauge::default(),

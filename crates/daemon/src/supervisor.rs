@@ -494,6 +494,10 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
             m.incidents_open
                 .get_or_create(&l)
                 .set(i64::try_from(b.incidents_open).unwrap_or(i64::MAX));
+            m.bunker.get_or_create(&l).set(i64::from(b.bunker.active));
+            m.validators_marked
+                .get_or_create(&l)
+                .set(i64::try_from(b.marked_validators.len()).unwrap_or(i64::MAX));
             if let Some(s) = &b.snapshot {
                 m.residual_unrecognized_coins
                     .get_or_create(&l)

@@ -155,6 +155,7 @@ impl EngineConfig {
                     .collect(),
                 max_per_operation: c.safety.max_per_operation,
                 remaining_today: c.safety.max_per_day,
+                marked: Default::default(),
             },
             max_per_day: c.safety.max_per_day,
             approval_threshold: c.safety.approval_threshold,
@@ -350,6 +351,8 @@ pub struct CycleReport {
     pub books: Option<softstake_store::Snapshot>,
     /// Open incidents (undeclared outflows): nothing is signed while any.
     pub incidents_open: u64,
+    /// Why the chain's rewards waited (bunker mode), when they did.
+    pub bunker: Option<String>,
     /// Steps that failed (the others ran).
     pub failures: Vec<StepFailure>,
     /// Steps sat out this cycle because they are backing off.
@@ -455,11 +458,12 @@ impl Engine {
             report.rewards_recorded = n;
             report.rewards_amount = total;
         }
-        if let Some(d) = self
+        if let Some((d, bunker)) = self
             .step(Step::Distribute, &mut report, self.distribute_pending())
             .await?
         {
             report.distributions = d;
+            report.bunker = bunker;
         }
         // Without knowing whether the chain is paused nothing may act.
         report.paused = self.store.is_paused(self.cfg.chain).await?;
@@ -604,8 +608,6 @@ impl Engine {
         let holdings = state
             .holdings()
             .ok_or_else(|| EngineError::Inconsistent("pool holdings overflow".into()))?;
-        let losses = Amount::checked_sum(state.losses.iter().map(|l| l.amount))
-            .ok_or_else(|| EngineError::Inconsistent("losses overflow".into()))?;
         let cursor = self.store.flow_cursor(self.cfg.chain).await?;
         let flows = self.adapter.flows_since(FlowsRequest { cursor }).await?;
         let adopted = self.adopt(&flows.flows).await?;
@@ -617,7 +619,7 @@ impl Engine {
             flows: &flows.flows,
             complete: flows.complete,
             flow_cursor: flows.next_cursor,
-            losses,
+            losses: &state.losses,
             rewards_current,
             now: self.clock.now(),
         };
@@ -807,9 +809,17 @@ impl Engine {
         Ok((new, total))
     }
 
-    /// Distributes every undistributed reward of the chain, oldest first.
-    pub async fn distribute_pending(&self) -> Result<Vec<DistributionSummary>, EngineError> {
+    /// Distributes every undistributed reward of the chain, oldest first,
+    /// unless the chain is in bunker mode (crates/store/src/losses.rs):
+    /// then nothing, and why.
+    pub async fn distribute_pending(
+        &self,
+    ) -> Result<(Vec<DistributionSummary>, Option<String>), EngineError> {
         let mut out = Vec::new();
+        let bunker = self.store.bunker(self.cfg.chain).await?;
+        if bunker.active {
+            return Ok((out, Some(bunker.describe())));
+        }
         for r in self
             .store
             .undistributed_rewards(Some(self.cfg.chain))
@@ -825,7 +835,7 @@ impl Engine {
                 DistributeOutcome::AlreadyDistributed(_) => {}
             }
         }
-        Ok(out)
+        Ok((out, None))
     }
 
     /// Computes the plan from fresh pool state without journaling anything
@@ -1213,6 +1223,12 @@ pub async fn plan_for(
     let moved = store.journal_moved_since(cfg.chain, day_start).await?;
     let mut policy = cfg.policy.clone();
     policy.remaining_today = cfg.max_per_day.saturating_sub(moved);
+    policy.marked = store
+        .validator_marks(cfg.chain, true)
+        .await?
+        .into_iter()
+        .map(|m| m.validator)
+        .collect();
     Ok(softstake_planner::plan(
         state,
         liabilities,

@@ -58,6 +58,10 @@ pub struct Policy {
     pub max_per_operation: Amount,
     /// What the daily cap still allows today.
     pub remaining_today: Amount,
+    /// Validators the pool lost stake with (the store's loss marks): no
+    /// new stake goes to them, like validators the chain shows impaired,
+    /// until an operator clears the mark.
+    pub marked: std::collections::BTreeSet<String>,
 }
 
 /// What the planner saw and aimed for, for `softstake plan` and metrics.
@@ -197,8 +201,18 @@ pub fn plan(
             .iter()
             .any(|d| policy.validators.iter().any(|v| v.address == d.validator));
         let balance = liquid.checked_add(staked).ok_or(PlanError::Overflow)?;
-        if !on_configured && !balance.is_zero() {
-            let best = best_validator(&policy.validators);
+        let unmarked: Vec<ValidatorTarget> = policy
+            .validators
+            .iter()
+            .filter(|v| !policy.marked.contains(&v.address))
+            .cloned()
+            .collect();
+        if !on_configured && !balance.is_zero() && unmarked.is_empty() {
+            blocked.push(format!(
+                "would delegate the whole balance {balance} but every configured validator is marked by a loss (softstake books marks)"
+            ));
+        } else if !on_configured && !balance.is_zero() {
+            let best = best_validator(&unmarked);
             ops.push(PlannedOp {
                 kind: OperationKind::Delegate {
                     validator: best.address.clone(),
@@ -236,12 +250,14 @@ pub fn plan(
 
     let min_move = policy.min_operation.max(limits.min_delegation);
     // New stake never goes to a validator the chain shows impaired
-    // (slashed, jailed, delinquent): the rest share it by weight.
+    // (slashed, jailed, delinquent) or a loss marked: the rest share it by
+    // weight.
     let impaired: std::collections::BTreeSet<&str> = state
         .delegations
         .iter()
         .filter(|d| d.impaired)
         .map(|d| d.validator.as_str())
+        .chain(policy.marked.iter().map(String::as_str))
         .collect();
     let eligible: Vec<ValidatorTarget> = policy
         .validators

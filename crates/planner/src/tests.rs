@@ -71,6 +71,7 @@ fn policy(vals: &[(&str, u32)], target: i64, band: i64) -> Policy {
             .collect(),
         max_per_operation: Amount::from_base(u128::MAX),
         remaining_today: Amount::from_base(u128::MAX),
+        marked: Default::default(),
     }
 }
 

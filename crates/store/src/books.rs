@@ -31,7 +31,7 @@
 
 use crate::{StoreError, on_pool, parse_amount};
 use serde::{Deserialize, Serialize};
-use softstake_core::adapter::{FlowKind, Holdings, PoolFlow};
+use softstake_core::adapter::{FlowKind, Holdings, LossEvent, PoolFlow};
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 
 pub use softstake_core::config::{BooksSettings as BooksPolicy, FeeBearer, LossBearer};
@@ -51,8 +51,10 @@ pub struct SnapshotInput<'a> {
     pub complete: bool,
     /// The adapter's cursor after them.
     pub flow_cursor: Option<String>,
-    /// Losses the observing pool read reported (slashing).
-    pub losses: Amount,
+    /// Losses the observing pool read reported (slashing), each against
+    /// a validator: booked as losses, and the validator is marked (no new
+    /// stake until an operator clears it; crates/store/src/losses.rs).
+    pub losses: &'a [LossEvent],
     /// Whether this cycle's reward collection succeeded before the
     /// holdings were read. Without it a reward already in holdings may not
     /// be recorded yet, so nothing is recognised as income.
@@ -378,6 +380,11 @@ pub struct Books {
     /// `holdings - owed.total`.
     #[serde(serialize_with = "signed_text")]
     pub surplus: i128,
+    /// Bunker mode: whether the chain's distributions wait for a loss to
+    /// be accounted (crates/store/src/losses.rs).
+    pub bunker: crate::Bunker,
+    /// Validators marked by a loss (no new stake until cleared).
+    pub marked_validators: Vec<crate::ValidatorMark>,
 }
 
 /// What the pool owes (base units).
@@ -619,10 +626,36 @@ impl crate::Store {
             .bind(&input.flow_cursor)
             .fetch_one(&mut *tx)
             .await?;
+            let reported = Amount::checked_sum(input.losses.iter().map(|l| l.amount))
+                .ok_or_else(overflow)?;
             let mut booked = Booked {
-                losses: input.losses,
+                losses: reported,
                 ..Booked::default()
             };
+            // Each validator a loss was reported against is marked, once
+            // while its mark is open: no new stake goes to it.
+            for l in input.losses {
+                let open: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM validator_marks WHERE chain = $1 AND validator = $2 AND cleared_at IS NULL",
+                )
+                .bind(chain)
+                .bind(&l.validator)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if open.is_none() {
+                    sqlx::query(
+                        "INSERT INTO validator_marks (chain, validator, reason, amount, snapshot_id, marked_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(chain)
+                    .bind(&l.validator)
+                    .bind(&l.reason)
+                    .bind(l.amount.to_string())
+                    .bind(id)
+                    .bind(input.now.unix())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
             // Rewards recorded since: income the pool received.
             let rewards: Vec<String> = sqlx::query_scalar(
                 "UPDATE rewards SET booked_snapshot_id = $1 WHERE chain = $2 AND booked_snapshot_id IS NULL \
@@ -1341,7 +1374,11 @@ impl crate::Store {
         let holdings = snapshot.as_ref().map_or(Amount::ZERO, |s| s.total);
         let surplus = signed(holdings)?.checked_sub(total).ok_or_else(overflow)?;
         let backing_ratio = (total > 0).then(|| ratio(holdings, total));
+        let bunker = self.bunker(chain).await?;
+        let marked_validators = self.validator_marks(chain, true).await?;
         Ok(Books {
+            bunker,
+            marked_validators,
             chain,
             snapshot,
             suspense_open: suspense_n,

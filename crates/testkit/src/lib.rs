@@ -25,8 +25,9 @@ use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
     Delegation, EndpointHealth, FlowKind, FlowsRequest, FlowsResponse, FoundOperation,
     HealthRequest, HealthResponse, IdentifyRequest, IdentifyResponse, LookupRequest,
-    LookupResponse, ObservedReward, OperationKind, PoolFlow, PoolStateRequest, PoolStateResponse,
-    RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+    LookupResponse, LossEvent, ObservedReward, OperationKind, PoolFlow, PoolStateRequest,
+    PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus,
+    UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Clock, ManualClock, Period, Timestamp};
 use softstake_engine::{CrashPoint, EngineError, Faults};
@@ -127,6 +128,8 @@ struct State {
     flows: Vec<PoolFlow>,
     transfers: u64,
     missed_reward_events: u32,
+    /// Slashings not yet reported by an observing pool read.
+    pending_losses: Vec<LossEvent>,
     /// Whether `identify` names the journal id a transaction carries (a
     /// memo, as Cosmos can), or not (as Ethereum cannot).
     memo: bool,
@@ -150,6 +153,8 @@ pub struct Audit {
     pub unevidenced: u128,
     /// Losses nobody reported (a slashing the adapter misses).
     pub silent_losses: u128,
+    /// Losses the chain reported (slashings).
+    pub reported_losses: u128,
     /// Distinct tx ids broadcast per operation id.
     pub broadcasts: BTreeMap<String, BTreeSet<String>>,
     /// Successful inclusions per operation id.
@@ -216,6 +221,7 @@ impl SimChain {
             flows: Vec::new(),
             transfers: 0,
             missed_reward_events: 0,
+            pending_losses: Vec::new(),
             memo: true,
             audit: Audit {
                 deposited: initial.base(),
@@ -303,6 +309,23 @@ impl SimChain {
         let x = amount.base().min(st.liquid);
         st.liquid -= x;
         st.audit.silent_losses = add(st.audit.silent_losses, x);
+        Amount::from_base(x)
+    }
+
+    /// A slashing the chain reports: `amount` of `validator`'s active
+    /// stake is gone, and the next observing pool read reports it as a
+    /// loss event against the validator. Returns what was slashed.
+    pub fn slash(&self, validator: &str, amount: Amount) -> Amount {
+        let mut st = self.st();
+        let active = st.active.get(validator).copied().unwrap_or(0);
+        let x = amount.base().min(active);
+        st.active.insert(validator.to_owned(), active - x);
+        st.audit.reported_losses = add(st.audit.reported_losses, x);
+        st.pending_losses.push(LossEvent {
+            validator: validator.to_owned(),
+            amount: Amount::from_base(x),
+            reason: "validator slashed".into(),
+        });
         Amount::from_base(x)
     }
 
@@ -562,9 +585,14 @@ impl ChainAdapter for SimChain {
         self.st().params.chain
     }
 
-    async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+    async fn pool_state(&self, req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
         self.maybe_rpc_error()?;
-        let st = self.st();
+        let mut st = self.st();
+        let losses = if req.observe {
+            std::mem::take(&mut st.pending_losses)
+        } else {
+            Vec::new()
+        };
         let delegations = st
             .params
             .validators
@@ -595,7 +623,7 @@ impl ChainAdapter for SimChain {
                 delegation_keeps_funds_liquid: false,
                 stake_chunk: None,
             },
-            losses: Vec::new(),
+            losses,
             alerts: Vec::new(),
         })
     }
