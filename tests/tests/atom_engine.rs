@@ -218,6 +218,31 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
             i128::try_from(lost).unwrap()
         );
         assert_eq!(after.owed.users, before.owed.users, "users untouched");
+        // The adapter proves every transfer and fee, so every snapshot's
+        // change in holdings is explained to the uatom (fees, rewards,
+        // the slashing): nothing unrecognised, no bunker mode.
+        let snaps = store.snapshots(ChainId::Cosmos, None, 1_000).await.unwrap();
+        assert!(snaps.len() > 10);
+        for s in &snaps {
+            assert!(s.complete, "snapshot {}", s.id);
+            assert_eq!(
+                (s.residual, s.unrecognized),
+                (0, 0),
+                "snapshot {}: {s:?}",
+                s.id
+            );
+        }
+        assert!(after.owed.fees.base() > 0, "fees are booked");
+        assert!(!after.bunker.active);
+        // The slashed validator is marked: no new stake goes to it.
+        assert_eq!(
+            after
+                .marked_validators
+                .iter()
+                .map(|m| m.validator.as_str())
+                .collect::<Vec<_>>(),
+            [V1]
+        );
     })
     .await;
 }

@@ -33,13 +33,20 @@ use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
     Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest,
     IdentifyResponse, LookupRequest, LookupResponse, LossEvent, Maintenance, ObservedReward,
-    OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
+    OperationKind, PoolFlow, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
     RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 use softstake_rpc::{Endpoints, Head, Options};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+tokio::task_local! {
+    /// The height every ABCI query of a pool read is answered at, so the
+    /// balance, delegations, unbonding and rewards are one state of the
+    /// chain, the one the flows are read up to.
+    static PINNED: u64;
+}
 
 /// Settings from `[chains.network]` (type = "cosmos") and the chain section.
 #[derive(Debug, Clone)]
@@ -72,6 +79,10 @@ pub struct AtomAdapter {
     /// Last seen exchange rate per validator: (tokens, delegator shares x
     /// 10^18), to detect slashing.
     rates: Mutex<std::collections::HashMap<String, (u128, u128)>>,
+    /// Height of the last observing pool read: flows are read up to it.
+    observed: Mutex<Option<u64>>,
+    /// The SDK's module accounts (staking moves, not flows).
+    internal: Vec<String>,
 }
 
 impl std::fmt::Debug for AtomAdapter {
@@ -121,6 +132,15 @@ impl AtomAdapter {
         )?
         .with_identity(s.chain_id.clone(), |ep| async move {
             let v = ep.json_rpc("status", json!({})).await?;
+            // Rewards, flows and our own transactions are found with
+            // `tx_search`: a node that does not index transactions answers
+            // it with nothing, which would read as "nothing happened".
+            if v["node_info"]["other"]["tx_index"].as_str() == Some("off") {
+                return Err(AdapterError::Config(format!(
+                    "cosmos RPC endpoint {} does not index transactions (tx_index: off): softstake finds rewards, transfers, fees and its own transactions with tx_search; set `[tx_index] indexer = \"kv\"` in the node's config.toml, or use another endpoint",
+                    ep.shown()
+                )));
+            }
             v["node_info"]["network"]
                 .as_str()
                 .map(str::to_owned)
@@ -132,6 +152,8 @@ impl AtomAdapter {
             rpc,
             pending: Mutex::new(Vec::new()),
             rates: Mutex::new(std::collections::HashMap::new()),
+            observed: Mutex::new(None),
+            internal: crate::flows::internal_addresses(),
         })
     }
 
@@ -158,7 +180,7 @@ impl AtomAdapter {
         let r = self
             .call(
                 "abci_query",
-                json!({"path": path, "data": hex::encode(p::encode(q)), "height": "0", "prove": false}),
+                json!({"path": path, "data": hex::encode(p::encode(q)), "height": PINNED.try_with(|h| *h).unwrap_or(0).to_string(), "prove": false}),
             )
             .await?;
         let resp = &r["response"];
@@ -483,6 +505,20 @@ impl AtomAdapter {
         parse_time(b["block"]["header"]["time"].as_str().unwrap_or(""))
     }
 
+    /// Every page of a `tx_search`, oldest first.
+    async fn tx_search_all(&self, query: &str) -> Result<Vec<Value>, AdapterError> {
+        let mut out = Vec::new();
+        for page in 1.. {
+            let txs = self.tx_search(query.to_owned(), page).await?;
+            let n = txs.len();
+            out.extend(txs);
+            if n < 100 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     async fn tx_search(&self, query: String, page: u32) -> Result<Vec<Value>, AdapterError> {
         let r = self
             .call(
@@ -510,77 +546,120 @@ impl ChainAdapter for AtomAdapter {
 
     async fn pool_state(&self, req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
         let st = self.status().await?;
-        let addr = self.address();
-        let liquid = self.balance(&addr).await?;
-        let (unbonding_secs, max_entries) = self.params().await?;
-        let mut delegations = Vec::new();
-        let mut losses = Vec::new();
-        for (v, bal, shares) in self.delegations().await? {
-            let val = self.validator(&v).await?;
-            let impaired = val.as_ref().is_none_or(|x| x.jailed || x.status != 3);
-            let commission = val
-                .as_ref()
-                .and_then(|x| x.commission.as_ref())
-                .and_then(|c| c.commission_rates.as_ref())
-                .and_then(|r| r.rate.parse::<i128>().ok())
-                .map(|r| Decimal::from_i128_with_scale(r, 18).normalize().to_string());
-            if let Some(l) = val
-                .as_ref()
-                .and_then(|val| self.slashing_loss(&v, val, shares, bal, req.observe))
-            {
-                // Reported once, by the observing read.
-                if req.observe {
-                    tracing::error!(validator = %v, lost = %l.amount, "delegation lost value: the validator was slashed");
-                    losses.push(l);
+        let height = st.height;
+        let observe = req.observe;
+        let state = PINNED.scope(height, self.pool_state_at(st, req)).await?;
+        if observe {
+            *self.observed.lock().unwrap_or_else(|e| e.into_inner()) = Some(height);
+        }
+        Ok(state)
+    }
+
+    async fn flows_since(&self, req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
+        let observed = *self.observed.lock().unwrap_or_else(|e| e.into_inner());
+        let to = match observed {
+            Some(h) => h,
+            None => self.status().await?.height,
+        };
+        let from = match req.cursor.as_deref() {
+            // The first scan opens the books at the read: what came
+            // before is the opening balance.
+            None => to,
+            Some(c) => c
+                .parse::<u64>()
+                .map_err(|_| AdapterError::InvalidRequest(format!("bad flow cursor {c:?}")))?,
+        };
+        let mut flows = Vec::new();
+        if from < to {
+            let addr = self.address();
+            let mut txs: std::collections::BTreeMap<(u64, u64), Value> = Default::default();
+            for q in [
+                format!("transfer.recipient='{addr}'"),
+                format!("transfer.sender='{addr}'"),
+                format!("tx.fee_payer='{addr}'"),
+            ] {
+                for t in self
+                    .tx_search_all(&format!("{q} AND tx.height>{from} AND tx.height<={to}"))
+                    .await?
+                {
+                    let h = t["height"]
+                        .as_str()
+                        .and_then(|h| h.parse().ok())
+                        .unwrap_or(0);
+                    let i = t["index"].as_u64().unwrap_or(0);
+                    txs.insert((h, i), t);
                 }
             }
-            delegations.push(Delegation {
-                validator: v,
-                active: bal,
-                activating: Amount::ZERO,
-                impaired,
-                commission,
-            });
-        }
-        let rewards: Option<distribution::v1beta1::QueryDelegationTotalRewardsResponse> = self
-            .abci(
-                p::TOTAL_REWARDS,
-                &distribution::v1beta1::QueryDelegationTotalRewardsRequest {
-                    delegator_address: addr,
-                },
-            )
-            .await?;
-        let mut claimable = 0u128;
-        for r in rewards.map(|r| r.rewards).unwrap_or_default() {
-            for c in r.reward.iter().filter(|c| c.denom == crate::DENOM) {
-                claimable += p::dec_floor(&c.amount).map_err(AdapterError::Rejected)?;
+            let mut times = std::collections::HashMap::new();
+            for ((height, _), t) in txs {
+                let hash = t["hash"].as_str().unwrap_or("").to_owned();
+                let found = crate::flows::tx_flows(&t, &addr, &self.internal)
+                    .map_err(|e| bad_response(format!("tx {hash}: {e}")))?;
+                if found.is_empty() {
+                    continue;
+                }
+                let at = match times.get(&height) {
+                    Some(t) => *t,
+                    None => {
+                        let t = self.tx_block_time(&height.to_string()).await?;
+                        times.insert(height, t);
+                        t
+                    }
+                };
+                for f in found {
+                    flows.push(PoolFlow {
+                        key: format!("{}:{hash}:{}", f.kind.as_str(), f.event),
+                        kind: f.kind,
+                        amount: Amount::from_base(f.amount),
+                        tx_id: hash.clone(),
+                        counterparty: f.counterparty,
+                        at,
+                    });
+                }
             }
         }
-        Ok(PoolStateResponse {
-            chain: ChainId::Cosmos,
-            as_of: st.time,
-            liquid,
-            delegations,
-            unbonding: self.unbonding().await?,
-            withdrawable: Amount::ZERO,
-            claimable_rewards: Amount::from_base(claimable),
-            reserved: Amount::ZERO,
-            limits: ChainLimits {
-                min_delegation: Amount::from_base(1),
-                max_unbonding_entries: Some(max_entries),
-                unbonding_delay_secs: unbonding_secs,
-                delegation_keeps_funds_liquid: false,
-                stake_chunk: None,
-            },
-            losses,
-            alerts: Vec::new(),
+        Ok(FlowsResponse {
+            flows,
+            next_cursor: Some(to.max(from).to_string()),
+            complete: true,
         })
     }
 
-    async fn flows_since(&self, _req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
-        // Transfers and fees of the custody accounts are not proven by
-        // this adapter yet (issue 30): the books observe and act on nothing.
-        Ok(FlowsResponse::unsupported())
+    async fn identify(&self, req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        let hash_b64 = hex::decode(&req.tx_id)
+            .map(|b| B64.encode(b))
+            .map_err(|_| AdapterError::InvalidRequest(format!("bad tx id {}", req.tx_id)))?;
+        let v = match self
+            .call("tx", json!({"hash": hash_b64, "prove": false}))
+            .await
+        {
+            Ok(v) => v,
+            Err(AdapterError::Rejected(m)) if m.contains("not found") => {
+                return Ok(IdentifyResponse::not_ours());
+            }
+            Err(e) => return Err(e),
+        };
+        let bytes = B64
+            .decode(v["tx"].as_str().unwrap_or(""))
+            .map_err(|e| bad_response(format!("tx {}: {e}", req.tx_id)))?;
+        let Some(kind) = crate::tx::operation_of(&bytes, &self.address()) else {
+            return Ok(IdentifyResponse::not_ours());
+        };
+        let status = match v["tx_result"]["code"].as_u64() {
+            Some(0) => TxStatus::Confirmed {
+                height: v["height"]
+                    .as_str()
+                    .and_then(|h| h.parse().ok())
+                    .unwrap_or(0),
+            },
+            _ => TxStatus::Failed {
+                reason: v["tx_result"]["log"]
+                    .as_str()
+                    .unwrap_or("failed")
+                    .to_owned(),
+            },
+        };
+        Ok(IdentifyResponse::operation(kind, status))
     }
 
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
@@ -795,13 +874,6 @@ impl ChainAdapter for AtomAdapter {
         })
     }
 
-    async fn identify(&self, _req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
-        // Cosmos: the flows are not proven yet (no bank or fee events), so
-        // nothing unexplained reaches this call; decoding our own MsgDelegate
-        // and friends from `tx` comes with them.
-        Ok(IdentifyResponse::unsupported())
-    }
-
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {
         let endpoints = self
             .rpc
@@ -831,5 +903,79 @@ pub fn operation(kind: OperationKind) -> BuildRequest {
     BuildRequest {
         operation_id: "manual".into(),
         kind,
+    }
+}
+
+impl AtomAdapter {
+    async fn pool_state_at(
+        &self,
+        st: Status,
+        req: PoolStateRequest,
+    ) -> Result<PoolStateResponse, AdapterError> {
+        let addr = self.address();
+        let liquid = self.balance(&addr).await?;
+        let (unbonding_secs, max_entries) = self.params().await?;
+        let mut delegations = Vec::new();
+        let mut losses = Vec::new();
+        for (v, bal, shares) in self.delegations().await? {
+            let val = self.validator(&v).await?;
+            let impaired = val.as_ref().is_none_or(|x| x.jailed || x.status != 3);
+            let commission = val
+                .as_ref()
+                .and_then(|x| x.commission.as_ref())
+                .and_then(|c| c.commission_rates.as_ref())
+                .and_then(|r| r.rate.parse::<i128>().ok())
+                .map(|r| Decimal::from_i128_with_scale(r, 18).normalize().to_string());
+            if let Some(l) = val
+                .as_ref()
+                .and_then(|val| self.slashing_loss(&v, val, shares, bal, req.observe))
+            {
+                // Reported once, by the observing read.
+                if req.observe {
+                    tracing::error!(validator = %v, lost = %l.amount, "delegation lost value: the validator was slashed");
+                    losses.push(l);
+                }
+            }
+            delegations.push(Delegation {
+                validator: v,
+                active: bal,
+                activating: Amount::ZERO,
+                impaired,
+                commission,
+            });
+        }
+        let rewards: Option<distribution::v1beta1::QueryDelegationTotalRewardsResponse> = self
+            .abci(
+                p::TOTAL_REWARDS,
+                &distribution::v1beta1::QueryDelegationTotalRewardsRequest {
+                    delegator_address: addr,
+                },
+            )
+            .await?;
+        let mut claimable = 0u128;
+        for r in rewards.map(|r| r.rewards).unwrap_or_default() {
+            for c in r.reward.iter().filter(|c| c.denom == crate::DENOM) {
+                claimable += p::dec_floor(&c.amount).map_err(AdapterError::Rejected)?;
+            }
+        }
+        Ok(PoolStateResponse {
+            chain: ChainId::Cosmos,
+            as_of: st.time,
+            liquid,
+            delegations,
+            unbonding: self.unbonding().await?,
+            withdrawable: Amount::ZERO,
+            claimable_rewards: Amount::from_base(claimable),
+            reserved: Amount::ZERO,
+            limits: ChainLimits {
+                min_delegation: Amount::from_base(1),
+                max_unbonding_entries: Some(max_entries),
+                unbonding_delay_secs: unbonding_secs,
+                delegation_keeps_funds_liquid: false,
+                stake_chunk: None,
+            },
+            losses,
+            alerts: Vec::new(),
+        })
     }
 }

@@ -10,7 +10,16 @@ use std::path::Path;
 const ATOM_V1: &str = "cosmosvaloper1sjllsnramtg3ewxqwwrwjxfgc4n4ef9u2lcnj0";
 const ATOM_V2: &str = "cosmosvaloper156gqf9837u7d4c4678yt3rl4ls9c5vuursrrzf";
 
-struct Atom(crate::testnode::TestNode);
+/// The platform's float for fees (5 ATOM), paid in once the books are open.
+const FEE_FLOAT: u128 = 5_000_000;
+
+/// The platform's own wallet on the devnet.
+fn platform() -> String {
+    crate::flows::module_address("softstake-devnet-platform", crate::ACCOUNT_PREFIX)
+}
+
+/// The node and the custody address.
+struct Atom(crate::testnode::TestNode, String);
 
 #[async_trait::async_trait]
 impl Driver for Atom {
@@ -26,6 +35,12 @@ impl Driver for Atom {
             self.0.advance(t - now);
         }
         Ok(())
+    }
+    async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
+        // A bank send from the platform's wallet, included with the next
+        // block (the devnet moves time before the next cycle).
+        let hash = self.0.bank_send(&platform(), &self.1, FEE_FLOAT, 5_000);
+        Ok(Some((hash, FEE_FLOAT)))
     }
 }
 
@@ -49,7 +64,9 @@ async fn cosmos(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
         reward_per_token_per_sec: 3_200_000_000,
         min_gas_price: 5_000_000_000_000_000,
         validators: vec![ATOM_V1.into(), ATOM_V2.into()],
-        accounts: vec![(key.address(), liabilities + 5 * unit)],
+        // Exactly the liabilities: the platform pays its fee float in with
+        // a real transfer once the books are open (`fund_fees`).
+        accounts: vec![(key.address(), liabilities), (platform(), 100 * unit)],
     });
     let bound = node
         .serve("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
@@ -68,7 +85,7 @@ async fn cosmos(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
          gas_multiplier = \"1.3\"\nmax_gas = 1000000\ntimeout_blocks = 20\n",
     );
     Ok(Started {
-        driver: Box::new(Atom(node)),
+        driver: Box::new(Atom(node, key.address())),
         section,
         liabilities,
         unit,

@@ -17,6 +17,7 @@
 pub mod adapter;
 #[cfg(feature = "testnode")]
 pub mod devnet;
+pub mod flows;
 pub mod keys;
 pub mod plugin;
 pub mod proto;

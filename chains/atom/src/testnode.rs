@@ -112,8 +112,13 @@ struct Node {
     redelegations: BTreeMap<(String, String, String), Vec<i64>>,
     withdraw_addr: BTreeMap<String, String>,
     mempool: Vec<(String, Vec<u8>)>,
+    /// Bank sends signed elsewhere (`TestNode::bank_send`), included with
+    /// the next block: (hash, from, to, amount, fee, bytes).
+    sends: Vec<(String, String, String, u128, u128, Vec<u8>)>,
     txs: BTreeMap<String, TxRecord>,
     next_account_number: u64,
+    /// `[tx_index] indexer = "null"`: `status` says `tx_index: off`.
+    tx_index_off: bool,
 }
 
 /// The node. Clones share state.
@@ -123,6 +128,57 @@ pub struct TestNode {
 }
 
 type Events = Vec<(String, Vec<(String, String)>)>;
+
+/// What the bank module emits for a send: `coin_spent`, `coin_received`,
+/// `transfer`.
+fn transfer_event(to: &str, from: &str, amount: u128) -> (String, Vec<(String, String)>) {
+    ev(
+        "transfer",
+        &[
+            ("recipient", to.to_owned()),
+            ("sender", from.to_owned()),
+            ("amount", format!("{amount}uatom")),
+        ],
+    )
+}
+
+fn send_events(to: &str, from: &str, amount: u128) -> Events {
+    vec![
+        ev(
+            "coin_spent",
+            &[
+                ("spender", from.to_owned()),
+                ("amount", format!("{amount}uatom")),
+            ],
+        ),
+        ev(
+            "coin_received",
+            &[
+                ("receiver", to.to_owned()),
+                ("amount", format!("{amount}uatom")),
+            ],
+        ),
+        transfer_event(to, from, amount),
+    ]
+}
+
+/// The ante handler's fee deduction: a send to the fee collector and
+/// `tx {fee, fee_payer}` (cosmos-sdk x/auth/ante/fee.go).
+fn fee_events(payer: &str, fee: u128) -> Events {
+    let mut e = send_events(
+        &crate::flows::module_address("fee_collector", crate::ACCOUNT_PREFIX),
+        payer,
+        fee,
+    );
+    e.push(ev(
+        "tx",
+        &[
+            ("fee", format!("{fee}uatom")),
+            ("fee_payer", payer.to_owned()),
+        ],
+    ));
+    e
+}
 
 fn ev(kind: &str, attrs: &[(&str, String)]) -> (String, Vec<(String, String)>) {
     (
@@ -181,8 +237,10 @@ impl TestNode {
                 redelegations: BTreeMap::new(),
                 withdraw_addr: BTreeMap::new(),
                 mempool: Vec::new(),
+                sends: Vec::new(),
                 txs: BTreeMap::new(),
                 next_account_number: n,
+                tx_index_off: false,
                 cfg,
             })),
         }
@@ -217,6 +275,67 @@ impl TestNode {
         if let Some(v) = n.validators.get_mut(validator) {
             v.tokens -= v.tokens / 1_000_000 * u128::from(ppm);
         }
+    }
+
+    /// A bank send signed elsewhere (an exchange wallet topping the pool
+    /// up, a payout or a theft with the custody key), included with the
+    /// next block with the SDK's events; `from` pays `fee`. An account the
+    /// node does not know starts with `amount + fee` (an outside wallet).
+    /// Returns the transaction hash.
+    pub fn bank_send(&self, from: &str, to: &str, amount: u128, fee: u128) -> String {
+        use cosmrs::proto::cosmos::{
+            bank::v1beta1::MsgSend, base::v1beta1::Coin, tx::v1beta1 as t,
+        };
+        let mut n = self.st();
+        if !n.accounts.contains_key(from) {
+            let number = n.next_account_number;
+            n.next_account_number += 1;
+            n.accounts.insert(
+                from.to_owned(),
+                Account {
+                    number,
+                    sequence: 0,
+                    balance: amount + fee,
+                },
+            );
+        }
+        let seq = n.accounts.get(from).map_or(0, |a| a.sequence) + n.sends.len() as u64;
+        let msg = MsgSend {
+            from_address: from.to_owned(),
+            to_address: to.to_owned(),
+            amount: vec![Coin {
+                denom: crate::DENOM.into(),
+                amount: amount.to_string(),
+            }],
+        };
+        let body = t::TxBody {
+            messages: vec![cosmrs::Any {
+                type_url: "/cosmos.bank.v1beta1.MsgSend".into(),
+                value: p::encode(&msg),
+            }],
+            memo: format!("send {seq}"),
+            ..Default::default()
+        };
+        let bytes = p::encode(&t::TxRaw {
+            body_bytes: p::encode(&body),
+            auth_info_bytes: Vec::new(),
+            signatures: vec![seq.to_be_bytes().to_vec()],
+        });
+        let hash = crate::tx::tx_hash(&bytes);
+        n.sends.push((
+            hash.clone(),
+            from.to_owned(),
+            to.to_owned(),
+            amount,
+            fee,
+            bytes,
+        ));
+        hash
+    }
+
+    /// Turns the transaction indexer off (as `indexer = "null"` does).
+    pub fn disable_tx_index(&self) {
+        self.st().tx_index_off = true;
     }
 
     /// Jails a validator.
@@ -313,9 +432,57 @@ impl Node {
         self.redelegations.retain(|_, es| !es.is_empty());
         // Deliver the mempool.
         let pool = std::mem::take(&mut self.mempool);
+        let n = pool.len();
         for (i, (hash, bytes)) in pool.into_iter().enumerate() {
             let rec = self.deliver(&bytes, u32::try_from(i).unwrap_or(0));
             self.txs.insert(hash, rec);
+        }
+        for (i, (hash, from, to, amount, fee, bytes)) in
+            std::mem::take(&mut self.sends).into_iter().enumerate()
+        {
+            let mut events = fee_events(&from, fee);
+            let have = self.accounts.get(&from).map_or(0, |a| a.balance);
+            let code = if have < amount + fee { 5 } else { 0 };
+            if code == 0 {
+                events.push(ev(
+                    "message",
+                    &[
+                        ("action", "/cosmos.bank.v1beta1.MsgSend".to_owned()),
+                        ("sender", from.clone()),
+                        ("module", "bank".to_owned()),
+                    ],
+                ));
+                events.extend(send_events(&to, &from, amount));
+            }
+            let spent = if code == 0 {
+                amount + fee
+            } else {
+                fee.min(have)
+            };
+            if let Some(a) = self.accounts.get_mut(&from) {
+                a.balance -= spent;
+                a.sequence += 1;
+            }
+            if code == 0 {
+                self.accounts.entry(to).or_default().balance += amount;
+            }
+            self.txs.insert(
+                hash,
+                TxRecord {
+                    height: self.height,
+                    index: u32::try_from(n + i).unwrap_or(0),
+                    code,
+                    log: if code == 0 {
+                        String::new()
+                    } else {
+                        "insufficient funds".into()
+                    },
+                    gas_wanted: GAS_BASE,
+                    gas_used: GAS_BASE,
+                    events,
+                    bytes,
+                },
+            );
         }
     }
 
@@ -410,12 +577,12 @@ impl Node {
             a.balance -= d.fee;
             a.sequence += 1;
         }
+        // The ante handler's events, kept even when the messages fail:
+        // the fee sent to the fee collector, then `tx {fee, fee_payer}`.
+        rec.events.extend(fee_events(&d.signer, d.fee));
         rec.events.push(ev(
             "tx",
-            &[
-                ("fee", format!("{}uatom", d.fee)),
-                ("acc_seq", format!("{}/{}", d.signer, d.sequence)),
-            ],
+            &[("acc_seq", format!("{}/{}", d.signer, d.sequence))],
         ));
         if rec.gas_used > d.gas_limit {
             rec.code = 11;
@@ -485,6 +652,13 @@ impl Node {
         }
         if let Some(a) = self.accounts.get_mut(&to) {
             a.balance += whole;
+        }
+        if whole > 0 {
+            events.push(transfer_event(
+                &to,
+                &crate::flows::module_address("distribution", crate::ACCOUNT_PREFIX),
+                whole,
+            ));
         }
         events.push(ev(
             "withdraw_rewards",
@@ -899,6 +1073,9 @@ fn tx_json(hash: &str, r: &TxRecord) -> Value {
 fn matches(q: &str, hash_rec: &TxRecord) -> bool {
     q.split(" AND ").all(|cond| {
         let cond = cond.trim();
+        if let Some(n) = cond.strip_prefix("tx.height<=") {
+            return n.trim().parse::<i64>().is_ok_and(|n| hash_rec.height <= n);
+        }
         if let Some(n) = cond.strip_prefix("tx.height>=") {
             return n.trim().parse::<i64>().is_ok_and(|n| hash_rec.height >= n);
         }
@@ -933,7 +1110,7 @@ async fn rpc(State(node): State<TestNode>, Json(req): Json<Value>) -> Json<Value
         "status" => ok(
             &id,
             json!({
-                "node_info": {"network": n.cfg.chain_id, "version": "0.38.17"},
+                "node_info": {"network": n.cfg.chain_id, "version": "0.38.17", "other": {"tx_index": if n.tx_index_off { "off" } else { "on" }, "rpc_address": "tcp://0.0.0.0:26657"}},
                 "sync_info": {"latest_block_height": n.height.to_string(), "latest_block_time": rfc3339(n.time), "catching_up": false},
             }),
         ),

@@ -194,6 +194,79 @@ pub fn msgs_for(kind: &OperationKind, delegated: &[String]) -> Result<Vec<Cosmos
     })
 }
 
+/// The operation a transaction performs, when it is one softstake signs
+/// for `delegator` (the inverse of [`msgs_for`]): one delegate, undelegate
+/// or redelegate, reward claims, or the withdraw-address setup. `None` for
+/// anything else (a bank send, another delegator, bytes that do not
+/// decode).
+pub fn operation_of(tx_bytes: &[u8], delegator: &str) -> Option<OperationKind> {
+    use cosmrs::proto::cosmos::{
+        distribution::v1beta1 as d, staking::v1beta1 as st, tx::v1beta1 as t,
+    };
+    use cosmrs::proto::prost::Message;
+    let raw = t::TxRaw::decode(tx_bytes).ok()?;
+    let body = t::TxBody::decode(raw.body_bytes.as_slice()).ok()?;
+    let amount = |c: Option<cosmrs::proto::cosmos::base::v1beta1::Coin>| -> Option<Amount> {
+        let c = c?;
+        (c.denom == crate::DENOM).then_some(())?;
+        c.amount.parse().ok().map(Amount::from_base)
+    };
+    let mut claims = Vec::new();
+    let mut single = None;
+    for m in &body.messages {
+        let v = m.value.as_slice();
+        let kind = match m.type_url.as_str() {
+            "/cosmos.staking.v1beta1.MsgDelegate" => {
+                let x = st::MsgDelegate::decode(v).ok()?;
+                (x.delegator_address == delegator).then_some(())?;
+                OperationKind::Delegate {
+                    validator: x.validator_address,
+                    amount: amount(x.amount)?,
+                }
+            }
+            "/cosmos.staking.v1beta1.MsgUndelegate" => {
+                let x = st::MsgUndelegate::decode(v).ok()?;
+                (x.delegator_address == delegator).then_some(())?;
+                OperationKind::Undelegate {
+                    validator: x.validator_address,
+                    amount: amount(x.amount)?,
+                }
+            }
+            "/cosmos.staking.v1beta1.MsgBeginRedelegate" => {
+                let x = st::MsgBeginRedelegate::decode(v).ok()?;
+                (x.delegator_address == delegator).then_some(())?;
+                OperationKind::Redelegate {
+                    from: x.validator_src_address,
+                    to: x.validator_dst_address,
+                    amount: amount(x.amount)?,
+                }
+            }
+            "/cosmos.distribution.v1beta1.MsgWithdrawDelegatorReward" => {
+                let x = d::MsgWithdrawDelegatorReward::decode(v).ok()?;
+                (x.delegator_address == delegator).then_some(())?;
+                claims.push(x.validator_address);
+                continue;
+            }
+            "/cosmos.distribution.v1beta1.MsgSetWithdrawAddress" => {
+                let x = d::MsgSetWithdrawAddress::decode(v).ok()?;
+                (x.delegator_address == delegator).then_some(())?;
+                OperationKind::Setup {
+                    step: format!("set_withdraw_address:{}", x.withdraw_address),
+                }
+            }
+            _ => return None,
+        };
+        if single.replace(kind).is_some() {
+            return None;
+        }
+    }
+    match (single, claims.is_empty()) {
+        (Some(k), true) => Some(k),
+        (None, false) => Some(OperationKind::ClaimRewards { validators: claims }),
+        _ => None,
+    }
+}
+
 fn to_any(m: &CosmosMsg, delegator: &AccountId) -> Result<cosmrs::Any, TxError> {
     use cosmrs::distribution::{MsgSetWithdrawAddress, MsgWithdrawDelegatorReward};
     use cosmrs::staking::{MsgBeginRedelegate, MsgDelegate, MsgUndelegate};

@@ -229,6 +229,21 @@ async fn bad_inputs_are_refused_before_anything_is_signed_or_sent() {
         .unwrap_err();
     assert!(matches!(err, AdapterError::WrongNetwork { .. }), "{err}");
     assert!(!err.is_retryable());
+
+    // A node that does not index transactions would answer every
+    // tx_search with nothing: refused, saying what to configure.
+    let (n3, unindexed, _) = setup("sim-hub-1").await;
+    n3.disable_tx_index();
+    let err = unindexed
+        .pool_state(PoolStateRequest::default())
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable());
+    assert!(
+        err.to_string().contains("does not index transactions")
+            && err.to_string().contains("indexer = \"kv\""),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -305,4 +320,124 @@ async fn slashing_shows_as_lost_delegation_value() {
             .is_empty()
     );
     assert!((47_499_999..50_000_000).contains(&active), "{active}");
+}
+
+#[tokio::test]
+async fn flows_prove_every_coin_in_and_out_and_our_operations_are_recognised() {
+    use softstake_core::adapter::{FlowKind, FlowsRequest, IdentifyRequest};
+    let (node, a, addr) = setup("sim-hub-1").await;
+    let holdings = |p: &softstake_core::adapter::PoolStateResponse| {
+        p.holdings().unwrap().booked().unwrap().base()
+    };
+    // The first observing read opens the books: nothing before it is a flow.
+    send(&node, &a, delegate(V1, 50_000_000)).await;
+    let p0 = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    let f = a.flows_since(FlowsRequest { cursor: None }).await.unwrap();
+    assert!(f.complete && f.flows.is_empty(), "{f:?}");
+    let rewards = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+
+    // Staking, rewards, a top-up from the exchange's wallet, a payout
+    // signed elsewhere with the custody key, and a stranger's payment in
+    // another denomination's transaction.
+    let delegated = send(&node, &a, delegate(V2, 20_000_000)).await;
+    node.advance(DAY);
+    let claim = send(
+        &node,
+        &a,
+        OperationKind::ClaimRewards { validators: vec![] },
+    )
+    .await;
+    let top_up = node.bank_send("cosmos1exchangehotwallet", &addr, 5_000_000, 3_000);
+    let payout = node.bank_send(&addr, "cosmos1someuser", 1_000_000, 2_500);
+    node.advance(6);
+    send(&node, &a, undelegate(V1, 10_000_000)).await;
+    let p1 = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    let f = a
+        .flows_since(FlowsRequest {
+            cursor: f.next_cursor,
+        })
+        .await
+        .unwrap();
+    assert!(f.complete);
+    let of = |tx: &str, kind: FlowKind| -> u128 {
+        f.flows
+            .iter()
+            .filter(|x| x.tx_id == tx && x.kind == kind)
+            .map(|x| x.amount.base())
+            .sum()
+    };
+    assert_eq!(of(&top_up, FlowKind::TransferIn), 5_000_000);
+    assert_eq!(of(&top_up, FlowKind::Fee), 0, "the sender paid it");
+    assert_eq!(of(&payout, FlowKind::TransferOut), 1_000_000);
+    assert_eq!(of(&payout, FlowKind::Fee), 2_500);
+    assert!(of(&delegated.tx_id, FlowKind::Fee) > 0);
+    assert_eq!(
+        of(&delegated.tx_id, FlowKind::TransferOut),
+        0,
+        "staking is no flow"
+    );
+    assert_eq!(
+        of(&claim.tx_id, FlowKind::TransferIn),
+        0,
+        "rewards are booked as rewards"
+    );
+    let top = f.flows.iter().find(|x| x.tx_id == top_up).unwrap();
+    assert_eq!(
+        top.counterparty.as_deref(),
+        Some("cosmos1exchangehotwallet")
+    );
+    // Keys are unique, so each is booked once.
+    let keys: std::collections::BTreeSet<_> = f.flows.iter().map(|x| &x.key).collect();
+    assert_eq!(keys.len(), f.flows.len());
+
+    // The books balance to the uatom: Δholdings = in − out − fees + rewards.
+    let r = a
+        .rewards_since(RewardsRequest {
+            cursor: rewards.next_cursor,
+        })
+        .await
+        .unwrap();
+    let withdrawn: u128 = r.rewards.iter().map(|x| x.amount.base()).sum();
+    assert!(withdrawn > 0);
+    let signed = |k: FlowKind| -> i128 {
+        f.flows
+            .iter()
+            .filter(|x| x.kind == k)
+            .map(|x| i128::try_from(x.amount.base()).unwrap())
+            .sum()
+    };
+    let explained =
+        signed(FlowKind::TransferIn) - signed(FlowKind::TransferOut) - signed(FlowKind::Fee)
+            + i128::try_from(withdrawn).unwrap();
+    let delta = i128::try_from(holdings(&p1)).unwrap() - i128::try_from(holdings(&p0)).unwrap();
+    assert_eq!(delta, explained);
+
+    // Nothing new: nothing reported again.
+    a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    let again = a
+        .flows_since(FlowsRequest {
+            cursor: f.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(again.flows.is_empty());
+
+    // After a restore: our own transactions are recognised, the payout is not.
+    let id = |tx: &str| {
+        let a = &a;
+        let tx = tx.to_owned();
+        async move { a.identify(IdentifyRequest { tx_id: tx }).await.unwrap() }
+    };
+    let found = id(&delegated.tx_id).await.found.unwrap();
+    assert_eq!(found.kind, delegate(V2, 20_000_000));
+    assert!(matches!(found.status, TxStatus::Confirmed { .. }));
+    assert!(matches!(
+        id(&claim.tx_id).await.found.unwrap().kind,
+        OperationKind::ClaimRewards { .. }
+    ));
+    let not = id(&payout).await;
+    assert!(not.supported && not.found.is_none());
 }

@@ -69,3 +69,25 @@ fn every_message_kind_matches_cosmjs_byte_for_byte() {
         );
     }
 }
+
+#[test]
+fn operations_are_recognised_in_cosmjs_bytes_and_nothing_else_is() {
+    // `identify` after a restore: the bytes cosmjs made for each operation
+    // decode back to that operation, for the custody address only.
+    use softstake_chain_atom::tx::operation_of;
+    let v = vectors();
+    let me = v["address"].as_str().unwrap();
+    for case in v["cases"].as_array().unwrap() {
+        let bytes = hex::decode(case["tx_hex"].as_str().unwrap()).unwrap();
+        let want: Option<OperationKind> = serde_json::from_value(case["operation"].clone()).ok();
+        // Claims plus a delegation is not one operation softstake sends.
+        assert_eq!(operation_of(&bytes, me), want, "case {}", case["name"]);
+        assert_eq!(
+            operation_of(&bytes, "cosmos1a0qwuze2h85zw7nqpsj3ga0z9geyrgwphl8j6w"),
+            None,
+            "another delegator's {}",
+            case["name"]
+        );
+    }
+    assert_eq!(operation_of(b"not a tx", me), None);
+}

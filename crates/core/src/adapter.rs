@@ -381,8 +381,13 @@ impl PoolStateResponse {
     /// The reading as holdings (`None` when a sum overflows).
     pub fn holdings(&self) -> Option<Holdings> {
         let mut staked = self.reserved;
-        for d in &self.delegations {
-            staked = staked.checked_add(d.active)?.checked_add(d.activating)?;
+        // Where delegating keeps the funds spendable (Cardano, Tezos in
+        // delegation mode) a delegation's amount *is* the liquid balance:
+        // counted once, as liquid.
+        if !self.limits.delegation_keeps_funds_liquid {
+            for d in &self.delegations {
+                staked = staked.checked_add(d.active)?.checked_add(d.activating)?;
+            }
         }
         let mut unbonding = Amount::ZERO;
         for u in &self.unbonding {
@@ -693,6 +698,45 @@ pub trait ChainAdapter: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delegation_that_keeps_funds_liquid_is_not_counted_twice() {
+        let mut p = PoolStateResponse {
+            chain: ChainId::Cardano,
+            as_of: Timestamp::from_unix(0),
+            liquid: Amount::from_base(1_000),
+            delegations: vec![Delegation {
+                validator: "pool1".into(),
+                active: Amount::from_base(1_000),
+                activating: Amount::ZERO,
+                impaired: false,
+                commission: None,
+            }],
+            unbonding: Vec::new(),
+            withdrawable: Amount::ZERO,
+            claimable_rewards: Amount::from_base(7),
+            reserved: Amount::from_base(2),
+            limits: ChainLimits {
+                min_delegation: Amount::ZERO,
+                max_unbonding_entries: None,
+                unbonding_delay_secs: 0,
+                delegation_keeps_funds_liquid: true,
+                stake_chunk: None,
+            },
+            losses: Vec::new(),
+            alerts: Vec::new(),
+        };
+        assert_eq!(
+            p.holdings().unwrap().booked(),
+            Some(Amount::from_base(1_002))
+        );
+        // Bonded stake (every other chain) is beside the liquid balance.
+        p.limits.delegation_keeps_funds_liquid = false;
+        assert_eq!(
+            p.holdings().unwrap().booked(),
+            Some(Amount::from_base(2_002))
+        );
+    }
 
     #[test]
     fn only_transport_and_rate_limits_are_retryable() {
