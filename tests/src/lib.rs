@@ -448,6 +448,37 @@ pub fn adapter_engine(
     .expect("engine")
 }
 
+/// Asserts the chain's books balance by construction: at least `min`
+/// snapshots, each with every flow proven and a residual of exactly 0 (its
+/// change in holdings explained to the base unit), and fees booked.
+pub async fn assert_every_snapshot_explained(
+    store: &Store,
+    chain: softstake_core::ChainId,
+    min: usize,
+) {
+    let snaps = store
+        .snapshots(chain, None, 1_000)
+        .await
+        .expect("snapshots");
+    assert!(snaps.len() >= min, "{chain}: {} snapshots", snaps.len());
+    for s in &snaps {
+        assert!(s.complete, "{chain} snapshot {}: flows not proven", s.id);
+        assert_eq!(
+            (s.residual, s.unrecognized),
+            (0, 0),
+            "{chain} snapshot {}: {s:?}",
+            s.id
+        );
+    }
+    let books = store
+        .books(chain, &Default::default(), softstake_core::Timestamp::now())
+        .await
+        .expect("books");
+    assert!(books.owed.fees.base() > 0, "{chain}: no fee booked");
+    assert_eq!(books.incidents_open, 0, "{chain}");
+    assert!(!books.bunker.active, "{chain}: {:?}", books.bunker);
+}
+
 /// Asserts that `asset` has at least `min` distributions and that every
 /// one of them verifies.
 pub async fn assert_distributions_verify(store: &Store, asset: &str, min: usize) {

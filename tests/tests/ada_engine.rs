@@ -100,6 +100,10 @@ async fn the_engine_delegates_earns_withdraws_rewards_and_distributes_on_the_car
         }
         assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
         softstake_tests::assert_distributions_verify(&store, "ADA", 2).await;
+        // The adapter proves every transfer and fee: through the deposit,
+        // the vote delegation, the epochs' rewards and their withdrawal,
+        // every snapshot's change in holdings is explained to the lovelace.
+        softstake_tests::assert_every_snapshot_explained(&store, ChainId::Cardano, 12).await;
         // Delegated ada is spendable: bob's withdrawal is granted at once.
         let liq = engine.liquidity().await.unwrap();
         let d = store

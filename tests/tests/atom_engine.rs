@@ -221,19 +221,7 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
         // The adapter proves every transfer and fee, so every snapshot's
         // change in holdings is explained to the uatom (fees, rewards,
         // the slashing): nothing unrecognised, no bunker mode.
-        let snaps = store.snapshots(ChainId::Cosmos, None, 1_000).await.unwrap();
-        assert!(snaps.len() > 10);
-        for s in &snaps {
-            assert!(s.complete, "snapshot {}", s.id);
-            assert_eq!(
-                (s.residual, s.unrecognized),
-                (0, 0),
-                "snapshot {}: {s:?}",
-                s.id
-            );
-        }
-        assert!(after.owed.fees.base() > 0, "fees are booked");
-        assert!(!after.bunker.active);
+        softstake_tests::assert_every_snapshot_explained(&store, ChainId::Cosmos, 10).await;
         // The slashed validator is marked: no new stake goes to it.
         assert_eq!(
             after

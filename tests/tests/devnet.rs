@@ -62,7 +62,7 @@ async fn the_devnet_stakes_earns_distributes_and_serves_withdrawals_on_six_chain
         }
         assert_eq!(w.status, "granted", "{name}");
         if c.books.flows_proven {
-            // Every flow proven (Ethereum, Solana, Tezos, Cosmos): the
+            // Every flow proven (Ethereum, Solana, Tezos, Cosmos, Cardano): the
             // pool holds exactly what it owes, with its fees booked (paid
             // from the platform's declared float).
             let b = &c.books;
@@ -81,6 +81,7 @@ async fn the_devnet_stakes_earns_distributes_and_serves_withdrawals_on_six_chain
         ChainId::Solana,
         ChainId::Tezos,
         ChainId::Cosmos,
+        ChainId::Cardano,
     ] {
         assert!(
             s.iter().any(|c| c.chain == chain && c.books.flows_proven),

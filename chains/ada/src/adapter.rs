@@ -4,8 +4,12 @@
 //! Ogmios or Koios backend can be added without touching the rest.
 //!
 //! - Delegation keeps funds spendable: the custody address's whole UTxO
-//!   balance counts as liquid and as delegated; the planner only asks for a
-//!   delegation when the stake key is not delegated to a configured pool.
+//!   balance counts as liquid and is shown delegated (the books count it
+//!   once); the planner only asks for a delegation when the stake key is
+//!   not delegated to a configured pool. The reward account, the key
+//!   deposit and lovelace beside native assets are `reserved` holdings.
+//! - Flows ([`crate::flows`]): fees and transfers of every transaction of
+//!   the custody address up to the block of the observing pool read.
 //! - Delegate: stake key registration + pool delegation in one transaction
 //!   (deposit from the protocol parameters) when the key is not registered,
 //!   re-delegation otherwise. The pool must exist.
@@ -27,7 +31,7 @@ use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
     Delegation, EndpointHealth, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse,
     IdentifyRequest, IdentifyResponse, LookupRequest, LookupResponse, Maintenance, ObservedReward,
-    OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
+    OperationKind, PoolFlow, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
     RewardsResponse, SignedOperation, TxStatus,
 };
 use softstake_core::{Amount, ChainId, Period, Secret, Timestamp};
@@ -182,6 +186,9 @@ struct View {
     pool: Option<String>,
     drep: Option<String>,
     rewards: u64,
+    /// Lovelace in outputs that also carry native assets (never spent by
+    /// softstake, still the custody's).
+    with_assets: u64,
 }
 
 /// The adapter.
@@ -191,6 +198,8 @@ pub struct AdaAdapter {
     stake: Arc<LocalKey>,
     api: Box<dyn ChainApi>,
     last: Mutex<Option<View>>,
+    /// Block height of the last observing pool read: flows are read up to it.
+    observed: Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for AdaAdapter {
@@ -259,6 +268,7 @@ impl AdaAdapter {
             stake,
             api,
             last: Mutex::new(None),
+            observed: Mutex::new(None),
         })
     }
 
@@ -285,6 +295,7 @@ impl AdaAdapter {
 
     async fn read(&self) -> Result<View, AdapterError> {
         let mut utxos = Vec::new();
+        let mut with_assets = 0u64;
         let mut page = 1;
         loop {
             let Some(list) = self
@@ -304,8 +315,14 @@ impl AdaAdapter {
                     .cloned()
                     .unwrap_or_default();
                 // Only ada-only outputs are spent: softstake never carries
-                // native assets along by accident.
+                // native assets along by accident. Their lovelace is the
+                // custody's all the same.
                 if amounts.len() != 1 {
+                    for a in &amounts {
+                        if a.get("unit").and_then(Value::as_str) == Some("lovelace") {
+                            with_assets += a.get("quantity").and_then(num).unwrap_or(0);
+                        }
+                    }
                     continue;
                 }
                 let lovelace = amounts[0]
@@ -329,6 +346,7 @@ impl AdaAdapter {
         }
         let mut v = View {
             utxos,
+            with_assets,
             ..View::default()
         };
         if let Some(a) = self
@@ -344,6 +362,23 @@ impl AdaAdapter {
             *l = Some(v.clone());
         }
         Ok(v)
+    }
+
+    /// The tip's block height and time.
+    async fn tip_block(&self) -> Result<(u64, i64), AdapterError> {
+        let b = self
+            .get("/blocks/latest")
+            .await?
+            .ok_or_else(|| bad("blocks/latest", &Value::Null))?;
+        let height = b
+            .get("height")
+            .and_then(num)
+            .ok_or_else(|| bad("blocks/latest", &b))?;
+        let time = b
+            .get("time")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| bad("blocks/latest", &b))?;
+        Ok((height, time))
     }
 
     async fn tip(&self) -> Result<(u64, i64), AdapterError> {
@@ -459,9 +494,43 @@ impl ChainAdapter for AdaAdapter {
         ChainId::Cardano
     }
 
-    async fn pool_state(&self, _req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
-        let v = self.read().await?;
-        let (_, time) = self.tip().await?;
+    async fn pool_state(&self, req: PoolStateRequest) -> Result<PoolStateResponse, AdapterError> {
+        // Blockfrost cannot answer at a height: read until the tip did not
+        // move during the read, so the holdings are those of one block,
+        // the one the flows are read up to.
+        let mut tries = 0;
+        let (v, height, time) = loop {
+            let (before, _) = self.tip_block().await?;
+            let v = self.read().await?;
+            let (after, time) = self.tip_block().await?;
+            if before == after {
+                break (v, after, time);
+            }
+            tries += 1;
+            if tries == 3 {
+                return Err(AdapterError::Transport {
+                    endpoint: "cardano API".into(),
+                    message: format!(
+                        "the tip moved during three pool reads (block {before} to {after}); retrying next cycle"
+                    ),
+                });
+            }
+        };
+        let key_deposit = if v.registered {
+            let params = self
+                .get("/epochs/latest/parameters")
+                .await?
+                .ok_or_else(|| bad("parameters", &Value::Null))?;
+            params
+                .get("key_deposit")
+                .and_then(num)
+                .ok_or_else(|| bad("parameters", &params))?
+        } else {
+            0
+        };
+        if req.observe {
+            *self.observed.lock().unwrap_or_else(|e| e.into_inner()) = Some(height);
+        }
         let balance: u64 = v.utxos.iter().map(|u| u.lovelace).sum();
         let mut alerts = Vec::new();
         let mut delegations = Vec::new();
@@ -491,7 +560,11 @@ impl ChainAdapter for AdaAdapter {
             unbonding: Vec::new(),
             withdrawable: Amount::ZERO,
             claimable_rewards: lovelace(v.rewards),
-            reserved: Amount::ZERO,
+            // The custody's beside its spendable outputs: the reward
+            // account (rewards are recorded when they land in it, so it
+            // is holdings, not a receivable), the stake key deposit, and
+            // lovelace in outputs with native assets.
+            reserved: lovelace(v.rewards + key_deposit + v.with_assets),
             limits: ChainLimits {
                 min_delegation: Amount::ZERO,
                 max_unbonding_entries: None,
@@ -504,10 +577,82 @@ impl ChainAdapter for AdaAdapter {
         })
     }
 
-    async fn flows_since(&self, _req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
-        // Transfers and fees of the custody accounts are not proven by
-        // this adapter yet (issue 30): the books observe and act on nothing.
-        Ok(FlowsResponse::unsupported())
+    async fn flows_since(&self, req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
+        let observed = *self.observed.lock().unwrap_or_else(|e| e.into_inner());
+        let to = match observed {
+            Some(h) => h,
+            None => self.tip_block().await?.0,
+        };
+        let from = req.after_height(to)?;
+        let mut flows = Vec::new();
+        if from < to {
+            let (addr, reward) = (self.address(), self.stake_address());
+            let mut page = 1;
+            loop {
+                let Some(list) = self
+                    .get(&format!(
+                        "/addresses/{addr}/transactions?page={page}&count=100&order=asc&from={}&to={to}",
+                        from + 1
+                    ))
+                    .await?
+                else {
+                    break;
+                };
+                let items = list
+                    .as_array()
+                    .ok_or_else(|| bad("address transactions", &list))?;
+                for t in items {
+                    let hash = t
+                        .get("tx_hash")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad("address transaction", t))?;
+                    let at = Timestamp::from_unix(
+                        t.get("block_time")
+                            .and_then(Value::as_i64)
+                            .ok_or_else(|| bad("address transaction", t))?,
+                    );
+                    let tx = self
+                        .get(&format!("/txs/{hash}"))
+                        .await?
+                        .ok_or_else(|| bad("tx", t))?;
+                    let utxos = self
+                        .get(&format!("/txs/{hash}/utxos"))
+                        .await?
+                        .ok_or_else(|| bad("tx utxos", t))?;
+                    let withdrawals = if tx.get("withdrawal_count").and_then(num).unwrap_or(0) > 0 {
+                        self.get(&format!("/txs/{hash}/withdrawals"))
+                            .await?
+                            .unwrap_or(Value::Array(Vec::new()))
+                    } else {
+                        Value::Array(Vec::new())
+                    };
+                    let found = crate::flows::tx_flows(&tx, &utxos, &withdrawals, &addr, &reward)
+                        .map_err(|e| AdapterError::BadResponse {
+                        endpoint: "cardano API".into(),
+                        message: format!("tx {hash}: {e}"),
+                    })?;
+                    for f in found {
+                        flows.push(PoolFlow {
+                            key: format!("{}:{hash}", f.kind.as_str()),
+                            kind: f.kind,
+                            amount: Amount::from_base(f.amount),
+                            tx_id: hash.to_owned(),
+                            counterparty: f.counterparty,
+                            at,
+                        });
+                    }
+                }
+                if items.len() < 100 {
+                    break;
+                }
+                page += 1;
+            }
+        }
+        Ok(FlowsResponse {
+            flows,
+            next_cursor: Some(to.max(from).to_string()),
+            complete: true,
+        })
     }
 
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
@@ -718,10 +863,38 @@ impl ChainAdapter for AdaAdapter {
         })
     }
 
-    async fn identify(&self, _req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
-        // Cardano: the flows are not proven yet, so nothing unexplained
-        // reaches this call.
-        Ok(IdentifyResponse::unsupported())
+    async fn identify(&self, req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        let hash = &req.tx_id;
+        if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(AdapterError::InvalidRequest(format!("bad tx id {hash:?}")));
+        }
+        let (Some(tx), Some(cbor)) = (
+            self.get(&format!("/txs/{hash}")).await?,
+            self.get(&format!("/txs/{hash}/cbor")).await?,
+        ) else {
+            return Ok(IdentifyResponse::not_ours());
+        };
+        let bytes = hex::decode(cbor.get("cbor").and_then(Value::as_str).unwrap_or(""))
+            .map_err(|_| bad("tx cbor", &cbor))?;
+        let address = tx::base_address(
+            self.s.network_id,
+            &self.payment.key_hash(),
+            &self.stake.key_hash(),
+        );
+        let Some(kind) = crate::flows::operation_of(&bytes, &self.stake.key_hash(), &address)
+        else {
+            return Ok(IdentifyResponse::not_ours());
+        };
+        let status = if tx.get("valid_contract").and_then(Value::as_bool) == Some(false) {
+            TxStatus::Failed {
+                reason: "scripts failed: only the collateral was taken".into(),
+            }
+        } else {
+            TxStatus::Confirmed {
+                height: tx.get("block_height").and_then(num).unwrap_or(0),
+            }
+        };
+        Ok(IdentifyResponse::operation(kind, status))
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {

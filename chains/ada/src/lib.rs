@@ -19,6 +19,7 @@ pub mod adapter;
 pub mod cbor;
 #[cfg(feature = "testnode")]
 pub mod devnet;
+pub mod flows;
 pub mod keys;
 pub mod plugin;
 pub mod request;

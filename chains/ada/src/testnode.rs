@@ -66,8 +66,75 @@ struct Ledger {
     utxos: BTreeMap<([u8; 32], u64), (Vec<u8>, u64)>,
     accounts: BTreeMap<[u8; 28], Account>,
     pools: BTreeSet<[u8; 28]>,
-    txs: BTreeMap<String, (u64, u64)>,
+    txs: BTreeMap<String, TxRec>,
     drop_next: u32,
+}
+
+/// What the node keeps of an applied transaction (Blockfrost's views of
+/// it: `/txs/{hash}`, `/utxos`, `/withdrawals`, the address history).
+#[derive(Debug, Clone, Default)]
+struct TxRec {
+    height: u64,
+    slot: u64,
+    /// Within its block.
+    index: u64,
+    inputs: Vec<(Vec<u8>, u64)>,
+    outputs: Vec<(Vec<u8>, u64)>,
+    fee: u64,
+    /// Deposits locked less refunds.
+    deposit: i64,
+    /// (reward address bytes, lovelace).
+    withdrawals: Vec<(Vec<u8>, u64)>,
+    /// The signed transaction (empty for the faucet's).
+    cbor: Vec<u8>,
+}
+
+impl Ledger {
+    /// One slot, one block; rewards at an epoch boundary.
+    fn next_block(&mut self, epoch_length: u64, bps: u64) {
+        let l = self;
+        let before = l.slot / epoch_length;
+        l.slot += 1;
+        l.height += 1;
+        if l.slot / epoch_length != before {
+            // Stake per key: its base addresses' outputs + rewards.
+            let mut stake: BTreeMap<[u8; 28], u64> = BTreeMap::new();
+            for (addr, v) in l.utxos.values() {
+                if addr.len() == 57 && addr[0] >> 4 == 0 {
+                    let mut k = [0u8; 28];
+                    k.copy_from_slice(&addr[29..57]);
+                    *stake.entry(k).or_default() += v;
+                }
+            }
+            for (k, a) in l.accounts.iter_mut() {
+                let Some(pool) = a.pool.filter(|_| a.registered) else {
+                    continue;
+                };
+                let s = stake.get(k).copied().unwrap_or(0) + a.rewards;
+                let r = s * bps / 10_000;
+                if r > 0 {
+                    a.rewards += r;
+                    a.rewards_sum += r;
+                    a.history.push((before, r, pool));
+                }
+            }
+        }
+    }
+
+    fn next_index(&self) -> u64 {
+        self.txs
+            .values()
+            .filter(|t| t.height == self.height)
+            .count() as u64
+    }
+}
+
+/// The faucet's address (enterprise, key hash 0xfa..): where `fund` pays
+/// from.
+fn faucet(network_id: u8) -> Vec<u8> {
+    let mut a = vec![0x60 | network_id];
+    a.extend([0xfa; 28]);
+    a
 }
 
 /// The node.
@@ -84,7 +151,10 @@ fn err(status: StatusCode, error: &str, message: impl Into<String>) -> (StatusCo
     )
 }
 
-type Reply = Result<Json<Value>, (StatusCode, Json<Value>)>;
+/// An error answer.
+type Refusal = (StatusCode, Json<Value>);
+
+type Reply = Result<Json<Value>, Refusal>;
 
 /// Blockfrost's published API (npm `@blockfrost/openapi` 0.1.93,
 /// tests/fixtures/ada/SOURCES.md). Every answer the test node serves is
@@ -130,16 +200,30 @@ impl TestNode {
         f(&mut l)
     }
 
-    /// Creates an output (a faucet transaction) paying `lovelace` to
-    /// `address` (bytes).
-    pub fn fund(&self, address: &[u8], lovelace: u64) {
+    /// A faucet transaction paying `lovelace` to `address` (bytes), in the
+    /// current block (the faucet pays its own fee); returns its hash.
+    pub fn fund(&self, address: &[u8], lovelace: u64) -> String {
+        let network_id = self.cfg.network_id;
+        let (epoch_length, bps) = (self.cfg.epoch_length, self.cfg.reward_bps);
         self.with(|l| {
-            let n = l.utxos.len() as u64;
+            l.next_block(epoch_length, bps);
+            let n = l.txs.len() as u64 + l.utxos.len() as u64;
             let h = Hasher::<256>::hash(&[address, &n.to_be_bytes()].concat());
             let mut id = [0u8; 32];
             id.copy_from_slice(h.as_ref());
             l.utxos.insert((id, 0), (address.to_vec(), lovelace));
-        });
+            let rec = TxRec {
+                height: l.height,
+                slot: l.slot,
+                index: l.next_index(),
+                inputs: vec![(faucet(network_id), lovelace + 170_000)],
+                outputs: vec![(address.to_vec(), lovelace)],
+                fee: 170_000,
+                ..TxRec::default()
+            };
+            l.txs.insert(hex::encode(id), rec);
+            hex::encode(id)
+        })
     }
 
     /// Registers a stake pool.
@@ -186,32 +270,7 @@ impl TestNode {
         let (epoch_length, bps) = (self.cfg.epoch_length, self.cfg.reward_bps);
         self.with(|l| {
             for _ in 0..n {
-                let before = l.slot / epoch_length;
-                l.slot += 1;
-                l.height += 1;
-                if l.slot / epoch_length != before {
-                    // Stake per key: its base addresses' outputs + rewards.
-                    let mut stake: BTreeMap<[u8; 28], u64> = BTreeMap::new();
-                    for (addr, v) in l.utxos.values() {
-                        if addr.len() == 57 && addr[0] >> 4 == 0 {
-                            let mut k = [0u8; 28];
-                            k.copy_from_slice(&addr[29..57]);
-                            *stake.entry(k).or_default() += v;
-                        }
-                    }
-                    for (k, a) in l.accounts.iter_mut() {
-                        let Some(pool) = a.pool.filter(|_| a.registered) else {
-                            continue;
-                        };
-                        let s = stake.get(k).copied().unwrap_or(0) + a.rewards;
-                        let r = s * bps / 10_000;
-                        if r > 0 {
-                            a.rewards += r;
-                            a.rewards_sum += r;
-                            a.history.push((before, r, pool));
-                        }
-                    }
-                }
+                l.next_block(epoch_length, bps);
             }
         });
     }
@@ -228,6 +287,10 @@ impl TestNode {
             .route("/accounts/{stake}/rewards", get(rewards))
             .route("/pools/{pool}", get(pool))
             .route("/txs/{hash}", get(tx))
+            .route("/txs/{hash}/utxos", get(tx_utxos))
+            .route("/txs/{hash}/withdrawals", get(tx_withdrawals))
+            .route("/txs/{hash}/cbor", get(tx_cbor))
+            .route("/addresses/{addr}/transactions", get(address_txs))
             .route("/tx/submit", post(submit))
             .with_state(self.clone())
             .layer(axum::middleware::from_fn(|req, next| {
@@ -247,8 +310,9 @@ impl TestNode {
             if l.txs.contains_key(&id) {
                 return Err("BadInputsUTxO (already applied)".into());
             }
+            // It lands in the next block (slot + 1).
             match body.ttl {
-                Some(ttl) if l.slot <= ttl => {}
+                Some(ttl) if l.slot < ttl => {}
                 _ => {
                     return Err(format!(
                         "OutsideValidityIntervalUTxO: slot {} ttl {:?}",
@@ -294,6 +358,7 @@ impl TestNode {
             // Inputs.
             let mut consumed = 0u64;
             let mut spent = Vec::new();
+            let mut recorded_inputs = Vec::new();
             for i in body.inputs.iter() {
                 let mut h = [0u8; 32];
                 h.copy_from_slice(i.transaction_id.as_ref());
@@ -308,6 +373,7 @@ impl TestNode {
                     need(&p, "payment key")?;
                 }
                 consumed += v;
+                recorded_inputs.push((addr.clone(), *v));
                 spent.push(key);
             }
             // Fee.
@@ -330,7 +396,9 @@ impl TestNode {
                 }
             };
             let mut withdrawn: Vec<([u8; 28], u64)> = Vec::new();
+            let mut recorded_withdrawals = Vec::new();
             for (acct, amount) in body.withdrawals.iter().flat_map(|w| w.iter()) {
+                recorded_withdrawals.push((acct.to_vec(), *amount));
                 let mut k = [0u8; 28];
                 k.copy_from_slice(acct.get(1..29).ok_or("bad reward address")?);
                 need(&k, "stake key")?;
@@ -469,16 +537,30 @@ impl TestNode {
                 l.drop_next -= 1;
                 return Ok(id);
             }
+            // A block of its own, after the tip the adapter may have read.
+            l.next_block(cfg.epoch_length, cfg.reward_bps);
             for k in spent {
                 l.utxos.remove(&k);
             }
             let mut h = [0u8; 32];
             h.copy_from_slice(body_hash.as_ref());
+            let rec = TxRec {
+                height: l.height,
+                slot: l.slot,
+                index: l.next_index(),
+                inputs: recorded_inputs,
+                outputs: outs.clone(),
+                fee: body.fee,
+                deposit: i64::try_from(deposits).unwrap_or(i64::MAX)
+                    - i64::try_from(refunds).unwrap_or(i64::MAX),
+                withdrawals: recorded_withdrawals,
+                cbor: bytes.to_vec(),
+            };
             for (i, (addr, coin)) in outs.into_iter().enumerate() {
                 l.utxos.insert((h, i as u64), (addr, coin));
             }
             l.accounts = accounts;
-            l.txs.insert(id.clone(), (l.height, l.slot));
+            l.txs.insert(id.clone(), rec);
             Ok(id)
         })
     }
@@ -629,12 +711,31 @@ async fn account(State(n): State<TestNode>, Path(s): Path<String>) -> Reply {
 }
 
 /// Blockfrost's paging: `count` rows (1..=100, default 100) of page `page`
-/// (from 1), in `order` asc (default) or desc.
+/// (from 1), in `order` asc (default) or desc; `from`/`to` block bounds
+/// where a list takes them.
 #[derive(Debug, serde::Deserialize)]
 struct Paging {
     count: Option<usize>,
     page: Option<usize>,
     order: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl Paging {
+    /// (count, page), or the 400 Blockfrost answers.
+    fn window(&self) -> Result<(usize, usize), Refusal> {
+        let count = self.count.unwrap_or(100);
+        let page = self.page.unwrap_or(1);
+        if !(1..=100).contains(&count) || page == 0 {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                "Bad Request",
+                "count must be 1..=100 and page at least 1",
+            ));
+        }
+        Ok((count, page))
+    }
 }
 
 async fn rewards(
@@ -643,15 +744,7 @@ async fn rewards(
     axum::extract::Query(q): axum::extract::Query<Paging>,
 ) -> Reply {
     let k = stake_key(&s)?;
-    let count = q.count.unwrap_or(100);
-    let page = q.page.unwrap_or(1);
-    if !(1..=100).contains(&count) || page == 0 {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            "Bad Request",
-            "count must be 1..=100 and page at least 1",
-        ));
-    }
+    let (count, page) = q.window()?;
     let mut h = n.with(|l| {
         l.accounts
             .get(&k)
@@ -692,23 +785,153 @@ async fn pool(State(n): State<TestNode>, Path(p): Path<String>) -> Reply {
     }
 }
 
-async fn tx(State(n): State<TestNode>, Path(h): Path<String>) -> Reply {
-    match n.with(|l| l.txs.get(&h).copied()) {
-        Some((height, slot)) => Ok(Json(example(
-            "/txs/{hash}",
-            &[
-                ("hash", json!(h)),
-                ("block_height", json!(height)),
-                ("slot", json!(slot)),
-                ("valid_contract", json!(true)),
-            ],
-        ))),
-        None => Err(err(
-            StatusCode::NOT_FOUND,
-            "Not Found",
-            "The requested component has not been found.",
-        )),
+fn not_found() -> (StatusCode, Json<Value>) {
+    err(
+        StatusCode::NOT_FOUND,
+        "Not Found",
+        "The requested component has not been found.",
+    )
+}
+
+fn bech(addr: &[u8]) -> String {
+    crate::tx::bech32(addr)
+}
+
+impl TestNode {
+    fn time_of(&self, slot: u64) -> i64 {
+        self.cfg.system_start + i64::try_from(slot).unwrap_or(i64::MAX)
     }
+}
+
+async fn tx(State(n): State<TestNode>, Path(h): Path<String>) -> Reply {
+    let rec = n.with(|l| l.txs.get(&h).cloned()).ok_or_else(not_found)?;
+    let out: u64 = rec.outputs.iter().map(|(_, v)| v).sum();
+    Ok(Json(example(
+        "/txs/{hash}",
+        &[
+            ("hash", json!(h)),
+            ("block_height", json!(rec.height)),
+            ("block_time", json!(n.time_of(rec.slot))),
+            ("slot", json!(rec.slot)),
+            ("index", json!(rec.index)),
+            (
+                "output_amount",
+                json!([{"unit": "lovelace", "quantity": out.to_string()}]),
+            ),
+            ("fees", json!(rec.fee.to_string())),
+            ("deposit", json!(rec.deposit.to_string())),
+            ("utxo_count", json!(rec.inputs.len() + rec.outputs.len())),
+            ("withdrawal_count", json!(rec.withdrawals.len())),
+            ("asset_mint_or_burn_count", json!(0)),
+            ("redeemer_count", json!(0)),
+            ("valid_contract", json!(true)),
+        ],
+    )))
+}
+
+async fn tx_utxos(State(n): State<TestNode>, Path(h): Path<String>) -> Reply {
+    let rec = n.with(|l| l.txs.get(&h).cloned()).ok_or_else(not_found)?;
+    let base = example("/txs/{hash}/utxos", &[]);
+    let one = |which: &str, addr: &[u8], v: u64, i: usize| {
+        let mut x = base[which][0].clone();
+        for (k, val) in [
+            ("address", json!(bech(addr))),
+            (
+                "amount",
+                json!([{"unit": "lovelace", "quantity": v.to_string()}]),
+            ),
+            ("output_index", json!(i)),
+            ("collateral", json!(false)),
+            ("data_hash", Value::Null),
+            ("inline_datum", Value::Null),
+            ("reference_script_hash", Value::Null),
+        ] {
+            x[k] = val;
+        }
+        if which == "inputs" {
+            x["reference"] = json!(false);
+        } else {
+            x["consumed_by_tx"] = Value::Null;
+        }
+        x
+    };
+    Ok(Json(json!({
+        "hash": h,
+        "inputs": rec.inputs.iter().enumerate().map(|(i, (a, v))| one("inputs", a, *v, i)).collect::<Vec<_>>(),
+        "outputs": rec.outputs.iter().enumerate().map(|(i, (a, v))| one("outputs", a, *v, i)).collect::<Vec<_>>(),
+    })))
+}
+
+async fn tx_cbor(State(n): State<TestNode>, Path(h): Path<String>) -> Reply {
+    let rec = n.with(|l| l.txs.get(&h).cloned()).ok_or_else(not_found)?;
+    Ok(Json(json!({"cbor": hex::encode(rec.cbor)})))
+}
+
+async fn tx_withdrawals(State(n): State<TestNode>, Path(h): Path<String>) -> Reply {
+    let rec = n.with(|l| l.txs.get(&h).cloned()).ok_or_else(not_found)?;
+    Ok(Json(Value::Array(
+        rec.withdrawals
+            .iter()
+            .map(|(a, v)| json!({"address": bech(a), "amount": v.to_string()}))
+            .collect(),
+    )))
+}
+
+/// `from`/`to` as Blockfrost takes them: `height` or `height:index`.
+fn bound(s: Option<&str>) -> Result<Option<(u64, u64)>, Refusal> {
+    let Some(s) = s else { return Ok(None) };
+    let bad = || {
+        err(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            format!("invalid block bound {s:?}"),
+        )
+    };
+    let (h, i) = match s.split_once(':') {
+        Some((h, i)) => (h, Some(i)),
+        None => (s, None),
+    };
+    let h = h.parse().map_err(|_| bad())?;
+    let i = i.map(|i| i.parse().map_err(|_| bad())).transpose()?;
+    Ok(Some((h, i.unwrap_or(0))))
+}
+
+async fn address_txs(
+    State(n): State<TestNode>,
+    Path(a): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<Paging>,
+) -> Reply {
+    let addr = decode_addr(&a)?;
+    let (count, page) = q.window()?;
+    let from = bound(q.from.as_deref())?;
+    // `to` is inclusive: a height alone covers its whole block.
+    let to = match q.to.as_deref() {
+        Some(t) if !t.contains(':') => bound(Some(t))?.map(|(h, _)| (h, u64::MAX)),
+        other => bound(other)?,
+    };
+    let mut list: Vec<(u64, u64, String, u64)> = n.with(|l| {
+        l.txs
+            .iter()
+            .filter(|(_, r)| r.inputs.iter().chain(&r.outputs).any(|(x, _)| *x == addr))
+            .map(|(h, r)| (r.height, r.index, h.clone(), r.slot))
+            .filter(|(h, i, ..)| {
+                from.is_none_or(|f| (*h, *i) >= f) && to.is_none_or(|t| (*h, *i) <= t)
+            })
+            .collect()
+    });
+    list.sort();
+    if q.order.as_deref() == Some("desc") {
+        list.reverse();
+    }
+    Ok(Json(Value::Array(
+        list.into_iter()
+            .skip((page - 1).saturating_mul(count))
+            .take(count)
+            .map(|(height, index, hash, slot)| {
+                json!({"tx_hash": hash, "tx_index": index, "block_height": height, "block_time": n.time_of(slot)})
+            })
+            .collect(),
+    )))
 }
 
 async fn submit(State(n): State<TestNode>, body: Bytes) -> Reply {

@@ -490,3 +490,139 @@ async fn an_included_transaction_is_pending_until_it_is_deep_enough() {
         look().await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_explain_every_lovelace_through_deposit_rewards_withdrawal_and_a_top_up() {
+    use softstake_core::adapter::{FlowKind, FlowsRequest};
+    let node = TestNode::new(cfg());
+    node.add_pool(POOL1);
+    let payment = Arc::new(LocalKey::from_seed([0x55; 32]));
+    let stake = Arc::new(LocalKey::from_seed([0x66; 32]));
+    let address = tx::base_address(0, &payment.key_hash(), &stake.key_hash());
+    node.fund(&address, 1_000 * ADA);
+    node.advance_slots(1);
+    let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let a = AdaAdapter::new(settings(&format!("http://{bound}"), 42), payment, stake).unwrap();
+    let total = |p: &softstake_core::adapter::PoolStateResponse| {
+        i128::try_from(p.holdings().unwrap().booked().unwrap().base()).unwrap()
+    };
+    // The books open here: the funding before is the opening balance.
+    let p0 = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    assert_eq!(total(&p0), i128::from(1_000 * ADA as i64));
+    let f0 = a.flows_since(FlowsRequest { cursor: None }).await.unwrap();
+    assert!(f0.complete && f0.flows.is_empty());
+
+    // Register and delegate (the deposit stays the custody's), earn two
+    // epochs, delegate the vote, withdraw the rewards, get a top-up, and
+    // deregister (the deposit comes back).
+    let delegate = OperationKind::Delegate {
+        validator: pool_bech32(&POOL1),
+        amount: Amount::from_base(1),
+    };
+    let mut ours = Vec::new();
+    let s = build(&a, delegate).await.unwrap();
+    ours.push(s.tx_id.clone());
+    send(&node, &a, s).await;
+    let p = a.pool_state(PoolStateRequest::default()).await.unwrap();
+    assert!(
+        total(&p) > i128::from(999 * ADA as i64),
+        "the deposit is still held"
+    );
+    node.advance_slots(200);
+    for kind in [
+        OperationKind::Setup {
+            step: "vote_delegation".into(),
+        },
+        OperationKind::ClaimRewards { validators: vec![] },
+    ] {
+        let s = build(&a, kind).await.unwrap();
+        ours.push(s.tx_id.clone());
+        send(&node, &a, s).await;
+    }
+    let top_up = node.fund(&address, 50 * ADA);
+    node.advance_slots(1);
+    let s = build(
+        &a,
+        OperationKind::Setup {
+            step: "deregister".into(),
+        },
+    )
+    .await
+    .unwrap();
+    ours.push(s.tx_id.clone());
+    send(&node, &a, s).await;
+
+    let p1 = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    let f = a
+        .flows_since(FlowsRequest {
+            cursor: f0.next_cursor,
+        })
+        .await
+        .unwrap();
+    assert!(f.complete);
+    let fees: Vec<&str> = f
+        .flows
+        .iter()
+        .filter(|x| x.kind == FlowKind::Fee)
+        .map(|x| x.tx_id.as_str())
+        .collect();
+    assert_eq!(fees, ours.iter().map(String::as_str).collect::<Vec<_>>());
+    let ins: Vec<_> = f
+        .flows
+        .iter()
+        .filter(|x| x.kind == FlowKind::TransferIn)
+        .collect();
+    assert_eq!(ins.len(), 1);
+    assert_eq!(
+        (ins[0].tx_id.as_str(), ins[0].amount.base()),
+        (top_up.as_str(), u128::from(50 * ADA))
+    );
+    assert!(f.flows.iter().all(|x| x.kind != FlowKind::TransferOut));
+    // Every lovelace explained: Δholdings = in − fees + rewards.
+    let r = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+    let rewards: i128 = r
+        .rewards
+        .iter()
+        .map(|x| i128::try_from(x.amount.base()).unwrap())
+        .sum();
+    assert!(rewards > 0);
+    let sum = |k: FlowKind| -> i128 {
+        f.flows
+            .iter()
+            .filter(|x| x.kind == k)
+            .map(|x| i128::try_from(x.amount.base()).unwrap())
+            .sum()
+    };
+    assert_eq!(
+        total(&p1) - total(&p0),
+        sum(FlowKind::TransferIn) - sum(FlowKind::Fee) + rewards
+    );
+    // After a restore: each of our transactions is recognised as the
+    // operation it was; the faucet's top-up is not ours.
+    use softstake_core::adapter::IdentifyRequest;
+    let mut kinds = Vec::new();
+    for t in &ours {
+        let r = a
+            .identify(IdentifyRequest { tx_id: t.clone() })
+            .await
+            .unwrap();
+        let found = r.found.unwrap();
+        assert!(matches!(found.status, TxStatus::Confirmed { .. }));
+        kinds.push(found.kind.name());
+    }
+    assert_eq!(kinds, ["delegate", "setup", "claim_rewards", "setup"]);
+    let r = a.identify(IdentifyRequest { tx_id: top_up }).await.unwrap();
+    assert!(r.supported && r.found.is_none());
+    // Read again: nothing new.
+    a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    let again = a
+        .flows_since(FlowsRequest {
+            cursor: f.next_cursor,
+        })
+        .await
+        .unwrap();
+    assert!(again.flows.is_empty());
+}

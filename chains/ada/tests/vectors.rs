@@ -8,6 +8,17 @@ use serde_json::Value;
 use softstake_chain_ada::keys::LocalKey;
 use softstake_chain_ada::tx::{self, Action, TxParams, Utxo};
 
+fn vectors() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/vectors/ada/vectors.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap()
+}
+
 fn seed(v: &Value, k: &str) -> [u8; 32] {
     hex::decode(v[k].as_str().unwrap())
         .unwrap()
@@ -17,14 +28,7 @@ fn seed(v: &Value, k: &str) -> [u8; 32] {
 
 #[test]
 fn every_staking_transaction_matches_cardano_serialization_lib() {
-    let v: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/vectors/ada/vectors.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let v = vectors();
     let payment = LocalKey::from_seed(seed(&v, "payment_seed_hex"));
     let stake = LocalKey::from_seed(seed(&v, "stake_seed_hex"));
     let network = u8::try_from(v["network_id"].as_u64().unwrap()).unwrap();
@@ -136,4 +140,67 @@ fn too_little_ada_is_refused_before_signing() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("insufficient UTxOs"), "{e}");
+}
+
+#[test]
+fn operations_are_recognised_in_cardano_serialization_libs_bytes() {
+    // `identify` after a restore: the transactions the reference SDK made
+    // decode back to the operations softstake signs, for its stake key only.
+    use softstake_chain_ada::flows::operation_of;
+    use softstake_core::adapter::OperationKind;
+    let v = vectors();
+    let payment = LocalKey::from_seed(seed(&v, "payment_seed_hex"));
+    let stake = LocalKey::from_seed(seed(&v, "stake_seed_hex"));
+    let network = u8::try_from(v["network_id"].as_u64().unwrap()).unwrap();
+    let address = tx::base_address(network, &payment.key_hash(), &stake.key_hash());
+    let kind = |name: &str| -> Option<OperationKind> {
+        let case = v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap();
+        let bytes = hex::decode(case["tx_cbor"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            operation_of(&bytes, &[0x77; 28], &address),
+            None,
+            "{name}: not another key's"
+        );
+        operation_of(&bytes, &stake.key_hash(), &address)
+    };
+    let pool = |b: u8| tx::pool_bech32(&[b; 28]);
+    assert!(matches!(
+        kind("register_and_delegate"),
+        Some(OperationKind::Delegate { validator, .. }) if validator == pool(0x33)
+    ));
+    assert!(matches!(
+        kind("redelegate"),
+        Some(OperationKind::Delegate { validator, .. }) if validator == pool(0x44)
+    ));
+    assert_eq!(
+        kind("vote_always_abstain"),
+        Some(OperationKind::Setup {
+            step: "vote_delegation:always_abstain".into()
+        })
+    );
+    assert!(matches!(
+        kind("vote_drep_key"),
+        Some(OperationKind::Setup { step }) if step.starts_with("vote_delegation:key:5555")
+    ));
+    assert_eq!(
+        kind("withdraw_rewards"),
+        Some(OperationKind::ClaimRewards { validators: vec![] })
+    );
+    assert_eq!(
+        kind("deregister"),
+        Some(OperationKind::Setup {
+            step: "deregister".into()
+        })
+    );
+    assert_eq!(
+        kind("two_inputs_plain"),
+        None,
+        "a plain payment is not an operation"
+    );
+    assert_eq!(operation_of(b"\x84", &stake.key_hash(), &address), None);
 }

@@ -530,13 +530,7 @@ impl AtomAdapter {
     }
 }
 
-fn attr<'a>(e: &'a Value, key: &str) -> Option<&'a str> {
-    e["attributes"]
-        .as_array()?
-        .iter()
-        .find(|a| a["key"].as_str() == Some(key))
-        .and_then(|a| a["value"].as_str())
-}
+use crate::flows::attr;
 
 #[async_trait]
 impl ChainAdapter for AtomAdapter {
@@ -561,14 +555,7 @@ impl ChainAdapter for AtomAdapter {
             Some(h) => h,
             None => self.status().await?.height,
         };
-        let from = match req.cursor.as_deref() {
-            // The first scan opens the books at the read: what came
-            // before is the opening balance.
-            None => to,
-            Some(c) => c
-                .parse::<u64>()
-                .map_err(|_| AdapterError::InvalidRequest(format!("bad flow cursor {c:?}")))?,
-        };
+        let from = req.after_height(to)?;
         let mut flows = Vec::new();
         if from < to {
             let addr = self.address();

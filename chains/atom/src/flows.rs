@@ -70,7 +70,8 @@ pub struct TxFlow {
     pub event: usize,
 }
 
-fn attr<'a>(e: &'a Value, key: &str) -> Option<&'a str> {
+/// An event attribute's value (CometBFT 0.37+: plain strings).
+pub(crate) fn attr<'a>(e: &'a Value, key: &str) -> Option<&'a str> {
     e["attributes"]
         .as_array()?
         .iter()

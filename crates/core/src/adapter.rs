@@ -325,6 +325,21 @@ pub struct FlowsRequest {
     pub cursor: Option<String>,
 }
 
+impl FlowsRequest {
+    /// The height after which an adapter whose cursor is a block height
+    /// scans, up to `to` (the block of its last observing pool read): the
+    /// cursor's, or `to` itself on the first call (the books open at that
+    /// read; what came before is the opening balance).
+    pub fn after_height(&self, to: u64) -> Result<u64, AdapterError> {
+        match self.cursor.as_deref() {
+            None => Ok(to),
+            Some(c) => c
+                .parse::<u64>()
+                .map_err(|_| AdapterError::InvalidRequest(format!("bad flow cursor {c:?}"))),
+        }
+    }
+}
+
 /// Response of [`ChainAdapter::flows_since`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowsResponse {
