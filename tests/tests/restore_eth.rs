@@ -220,3 +220,121 @@ async fn restoring_a_sqlite_ledger_after_a_broadcast_signs_nothing_twice() {
 async fn restoring_a_postgres_ledger_after_a_broadcast_signs_nothing_twice() {
     restore_after_a_broadcast_signs_nothing_twice(TestStore::postgres().await).await;
 }
+
+/// The same, but the deposits are still in the node's mempool when the
+/// backup is restored: the restarted engine plans from the chain as it
+/// was, and the plan must not be signed beside them (it would take the
+/// next nonce and deposit a second time). Nothing is signed while the node
+/// holds transactions this process did not send; once they are mined they
+/// are adopted and the plan made without them is dropped.
+async fn restore_while_deposits_are_pending_signs_nothing_twice(ts: TestStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let w = EthWorld::start(100 * ETH, &[0, 2], dir.path())
+        .await
+        .unwrap();
+    let (anvil, contract) = (&w.anvil, w.deposit_contract.clone());
+    let settings = w.settings(3_600);
+    let adapter = || -> Arc<dyn ChainAdapter> {
+        Arc::new(EthAdapter::new(settings.clone(), EthWorld::key().unwrap()).unwrap())
+    };
+    let clock = ManualClock::new(Timestamp::from_unix(1_700_000_000));
+    let engine =
+        softstake_tests::adapter_engine(&ts.store, adapter(), &[("op-a", 1)], ETH, 384, &clock);
+    softstake_tests::opening_balances(
+        &ts.store,
+        "ETH",
+        &[("alice", 60 * ETH), ("bob", 40 * ETH)],
+        Timestamp::from_unix(1_700_000_000),
+    )
+    .await;
+    ts.store.set_paused(ChainId::Ethereum, true).await.unwrap();
+    engine.cycle().await.unwrap();
+    let backup = ts.backup(dir.path()).await;
+    // The node stops mining: the two deposits wait in its mempool.
+    anvil.call("evm_setAutomine", json!([false])).await.unwrap();
+    ts.store.set_paused(ChainId::Ethereum, false).await.unwrap();
+    let r = engine.cycle().await.unwrap();
+    assert_eq!(
+        r.ops.iter().filter(|o| o.event == "broadcast").count(),
+        2,
+        "{:?}",
+        r.ops
+    );
+    assert_eq!(deposits_on_chain(anvil, &contract).await, 0);
+    let pending = || async {
+        let count = |tag: &'static str| {
+            let custody = w.custody.clone();
+            async move {
+                let v = anvil
+                    .call("eth_getTransactionCount", json!([custody, tag]))
+                    .await
+                    .unwrap();
+                u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+            }
+        };
+        count("pending").await - count("latest").await
+    };
+    assert_eq!(pending().await, 2);
+
+    // Restored; restarted with a fresh adapter. Nothing was mined, so the
+    // books find nothing to adopt and the planner wants the deposits again.
+    let (restored, check) =
+        softstake_tests::restore_and_verify(&ts, &backup, adapter().as_ref()).await;
+    assert!(check.unknown.is_empty(), "{check:?}");
+    let store = restored.store.clone();
+    store.set_paused(ChainId::Ethereum, false).await.unwrap();
+    let engine =
+        softstake_tests::adapter_engine(&store, adapter(), &[("op-a", 1)], ETH, 384, &clock);
+    for _ in 0..2 {
+        let r = engine.cycle().await.unwrap();
+        assert!(r.ops.iter().all(|o| o.event != "broadcast"), "{:?}", r.ops);
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.retryable && f.error.contains("mempool")),
+            "{:?} {:?}",
+            r.failures,
+            r.skipped
+        );
+        assert_eq!(pending().await, 2, "nothing sent beside them");
+    }
+
+    // Mined: adopted as the deposits they are, the plan made without them
+    // is dropped, and there is no third deposit.
+    anvil.call("evm_mine", json!([])).await.unwrap();
+    anvil.call("evm_setAutomine", json!([true])).await.unwrap();
+    let r = engine.cycle().await.unwrap();
+    let adopted = r.ops.iter().filter(|o| o.event == "adopted").count();
+    assert_eq!(adopted, 2, "{:?}", r.ops);
+    assert_eq!(deposits_on_chain(anvil, &contract).await, 2);
+    w.step().await.unwrap();
+    for _ in 0..2 {
+        let r = engine.cycle().await.unwrap();
+        assert!(r.ops.iter().all(|o| o.event != "broadcast"), "{:?}", r.ops);
+    }
+    assert_eq!(
+        deposits_on_chain(anvil, &contract).await,
+        2,
+        "no third deposit"
+    );
+    let journal = store
+        .journal_list(ChainId::Ethereum, None, 10)
+        .await
+        .unwrap();
+    assert!(
+        journal
+            .iter()
+            .all(|o| o.id.starts_with("found:") || o.state == softstake_store::OpState::Failed),
+        "{journal:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_a_sqlite_ledger_while_deposits_are_pending_signs_nothing_twice() {
+    restore_while_deposits_are_pending_signs_nothing_twice(TestStore::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_a_postgres_ledger_while_deposits_are_pending_signs_nothing_twice() {
+    restore_while_deposits_are_pending_signs_nothing_twice(TestStore::postgres().await).await;
+}

@@ -487,8 +487,27 @@ impl EthAdapter {
             )
             .await?;
         let chain = hex_u64(&v).ok_or_else(|| bad("eth_getTransactionCount", &v))?;
-        let mine = self.next_nonce.lock().ok().and_then(|n| *n).unwrap_or(0);
-        Ok(chain.max(mine))
+        let mine = self.next_nonce.lock().ok().and_then(|n| *n);
+        if mine.is_none() {
+            // This process has sent nothing yet, but the node holds
+            // transactions from the custody account it has not mined: sent
+            // before a restart, before the database was restored from a
+            // backup (the journal no longer knows them), or by another
+            // signer. Signing now would take the next nonce and send a
+            // second operation beside them; once they are mined the books
+            // find and adopt them, and planning sees what they did.
+            let l = self
+                .el("eth_getTransactionCount", json!([self.custody(), "latest"]))
+                .await?;
+            let latest = hex_u64(&l).ok_or_else(|| bad("eth_getTransactionCount", &l))?;
+            if chain > latest {
+                return Err(AdapterError::TryLater(format!(
+                    "{} transaction(s) from the custody account wait in the node's mempool that this process did not send (before a restart or a restore, or another signer): nothing is signed until they are mined",
+                    chain - latest
+                )));
+            }
+        }
+        Ok(chain.max(mine.unwrap_or(0)))
     }
 
     async fn fees(&self) -> Result<(u64, u64), AdapterError> {

@@ -313,13 +313,18 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
         )
         .await
         .unwrap();
-    w.anvil
+    let stranger = w
+        .anvil
         .call(
             "eth_sendTransaction",
             json!([{"from": dev, "to": w.custody, "value": format!("0x{:x}", ETH / 100), "maxPriorityFeePerGas": "0x0", "maxFeePerGas": "0x174876e800"}]),
         )
         .await
         .unwrap();
+    // Anvil mines in the background: both land with our fee recipient
+    // before the builder takes over.
+    w.anvil.receipt(&tip_tx).await.unwrap();
+    w.anvil.receipt(&stranger).await.unwrap();
     let mev = ETH / 20;
     w.anvil.set_coinbase(&dev).await.unwrap();
     w.anvil
