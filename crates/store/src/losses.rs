@@ -200,28 +200,36 @@ impl crate::Store {
                 overridden: None,
             });
         }
-        // The latest snapshots, newest first: where did the fall begin?
-        let rows: Vec<(i64, i64, bool, String)> = on_pool!(self, pool => {
-            sqlx::query_as("SELECT id, as_of, complete, unrecognized FROM pool_snapshots WHERE chain = $1 ORDER BY id DESC LIMIT $2")
-                .bind(c)
-                .bind(FALL_LOOKBACK)
-                .fetch_all(pool)
-                .await?
-        });
         let none = Bunker {
             active: false,
             cause: None,
             overridden: None,
         };
-        let Some((_, _, complete, latest)) = rows.first() else {
+        // The latest snapshot decides (one row in the usual case).
+        let latest: Option<(i64, i64, bool, String)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT id, as_of, complete, unrecognized FROM pool_snapshots WHERE chain = $1 ORDER BY id DESC LIMIT 1")
+                .bind(c)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some((latest_id, latest_as_of, complete, latest)) = latest else {
             return Ok(none);
         };
-        let latest = parse_signed(latest)?;
+        let latest = parse_signed(&latest)?;
         if !complete || latest >= 0 {
             return Ok(none);
         }
-        let mut start = (rows[0].0, rows[0].1);
-        for (id, as_of, _, u) in &rows[1..] {
+        // A fall: where did it begin? Walk back, newest first.
+        let rows: Vec<(i64, i64, String)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT id, as_of, unrecognized FROM pool_snapshots WHERE chain = $1 AND id < $2 ORDER BY id DESC LIMIT $3")
+                .bind(c)
+                .bind(latest_id)
+                .bind(FALL_LOOKBACK)
+                .fetch_all(pool)
+                .await?
+        });
+        let mut start = (latest_id, latest_as_of);
+        for (id, as_of, u) in &rows {
             if parse_signed(u)? >= 0 {
                 break;
             }
