@@ -306,6 +306,9 @@ fn on_success(rt: &ChainRuntime, sh: &Shared, r: CycleReport) {
             "cycle"
         );
     }
+    if let Some(why) = &r.bunker {
+        tracing::warn!(chain = %chain, reason = %why, "rewards are not distributed: bunker mode");
+    }
     if let Some(p) = &r.pool {
         for a in &p.alerts {
             tracing::warn!(chain = %chain, alert = %a, "chain alert");

@@ -4,7 +4,9 @@
 //! 1. **collect** rewards from the adapter since the stored cursor and record
 //!    them (idempotent by key, cursor stored after);
 //! 2. **distribute** every undistributed reward of the chain (exactly once,
-//!    conservation checked by the store before commit);
+//!    conservation checked by the store before commit), unless the chain is
+//!    in bunker mode (its books show a fall not yet accounted: the rewards
+//!    wait, crates/store/src/losses.rs);
 //! 3. **reconcile** every non-final journaled operation against the chain
 //!    with [`softstake_store::recovery_action`]: confirm, fail, expire, or
 //!    rebroadcast the *same* journaled bytes; sign operations still `planned`;
