@@ -34,47 +34,80 @@ async fn deposits_on_chain(anvil: &Anvil, contract: &str) -> usize {
         .len()
 }
 
-async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
-    let dir = tempfile::tempdir().unwrap();
-    // Two 0x01 validators' deposit data (32 ETH each); 100 ETH owed.
-    let w = EthWorld::start(100 * ETH, &[0, 2], dir.path())
-        .await
-        .unwrap();
-    let (anvil, contract) = (&w.anvil, w.deposit_contract.clone());
-    let settings = w.settings(3_600);
-    let adapter = || -> Arc<dyn ChainAdapter> {
-        Arc::new(EthAdapter::new(settings.clone(), EthWorld::key().unwrap()).unwrap())
-    };
-    let clock = ManualClock::new(Timestamp::from_unix(1_700_000_000));
-    let engine =
-        softstake_tests::adapter_engine(&ts.store, adapter(), &[("op-a", 1)], ETH, 384, &clock);
-    softstake_tests::opening_balances(
-        &ts.store,
-        "ETH",
-        &[("alice", 60 * ETH), ("bob", 40 * ETH)],
-        Timestamp::from_unix(1_700_000_000),
-    )
-    .await;
+/// Two 0x01 validators' deposit data (32 ETH each) and 100 ETH owed; the
+/// books opened while the chain was paused, and the backup taken then.
+struct Scene {
+    _dir: tempfile::TempDir,
+    w: EthWorld,
+    settings: softstake_chain_eth::EthSettings,
+    clock: ManualClock,
+    engine: softstake_engine::Engine,
+    backup: std::path::PathBuf,
+}
 
-    // The books open while the chain is paused; the backup is taken.
-    ts.store.set_paused(ChainId::Ethereum, true).await.unwrap();
-    engine.cycle().await.unwrap();
-    let backup = ts.backup(dir.path()).await;
+impl Scene {
+    async fn open(ts: &TestStore) -> Scene {
+        let dir = tempfile::tempdir().unwrap();
+        let w = EthWorld::start(100 * ETH, &[0, 2], dir.path())
+            .await
+            .unwrap();
+        let settings = w.settings(3_600);
+        let clock = ManualClock::new(Timestamp::from_unix(1_700_000_000));
+        let adapter: Arc<dyn ChainAdapter> =
+            Arc::new(EthAdapter::new(settings.clone(), EthWorld::key().unwrap()).unwrap());
+        let engine =
+            softstake_tests::adapter_engine(&ts.store, adapter, &[("op-a", 1)], ETH, 384, &clock);
+        softstake_tests::opening_balances(
+            &ts.store,
+            "ETH",
+            &[("alice", 60 * ETH), ("bob", 40 * ETH)],
+            Timestamp::from_unix(1_700_000_000),
+        )
+        .await;
+        ts.store.set_paused(ChainId::Ethereum, true).await.unwrap();
+        engine.cycle().await.unwrap();
+        let backup = ts.backup(dir.path()).await;
+        Scene {
+            _dir: dir,
+            w,
+            settings,
+            clock,
+            engine,
+            backup,
+        }
+    }
+
+    /// Resumed: the planner's two deposits are signed and broadcast.
+    async fn resume_and_send(&self, ts: &TestStore) {
+        ts.store.set_paused(ChainId::Ethereum, false).await.unwrap();
+        let r = self.engine.cycle().await.unwrap();
+        assert_eq!(
+            r.ops.iter().filter(|o| o.event == "broadcast").count(),
+            2,
+            "{:?}",
+            r.ops
+        );
+    }
+
+    /// A fresh adapter (nothing in memory), as after a restart.
+    fn adapter(&self) -> Arc<dyn ChainAdapter> {
+        Arc::new(EthAdapter::new(self.settings.clone(), EthWorld::key().unwrap()).unwrap())
+    }
+}
+
+async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
+    let scene = Scene::open(&ts).await;
+    let (w, clock, backup) = (&scene.w, &scene.clock, &scene.backup);
+    let (anvil, contract) = (&w.anvil, w.deposit_contract.clone());
+    let adapter = || scene.adapter();
     // Resumed: two deposits are signed and broadcast (anvil mines them).
-    ts.store.set_paused(ChainId::Ethereum, false).await.unwrap();
-    let r = engine.cycle().await.unwrap();
-    assert_eq!(
-        r.ops.iter().filter(|o| o.event == "broadcast").count(),
-        2,
-        "{:?}",
-        r.ops
-    );
+    scene.resume_and_send(&ts).await;
     assert_eq!(deposits_on_chain(anvil, &contract).await, 2);
 
     // The disk is lost; the backup is restored; softstake restarts with a
     // fresh adapter (nothing in memory).
     let (restored, check) =
-        softstake_tests::restore_and_verify(&ts, &backup, adapter().as_ref()).await;
+        softstake_tests::restore_and_verify(&ts, backup, adapter().as_ref()).await;
     let store = restored.store.clone();
     assert_eq!(check.unknown.len(), 2, "{check:?}");
     assert!(check.unknown.iter().all(|f| f.kind == FlowKind::Fee));
@@ -114,7 +147,7 @@ async fn restore_after_a_broadcast_signs_nothing_twice(ts: TestStore) {
     // the chain holds: no third deposit.
     store.set_paused(ChainId::Ethereum, false).await.unwrap();
     let engine =
-        softstake_tests::adapter_engine(&store, adapter(), &[("op-a", 1)], ETH, 384, &clock);
+        softstake_tests::adapter_engine(&store, adapter(), &[("op-a", 1)], ETH, 384, clock);
     let r = engine.cycle().await.unwrap();
     let adopted: Vec<_> = r.ops.iter().filter(|o| o.event == "adopted").collect();
     assert_eq!(adopted.len(), 2, "{:?}", r.ops);
@@ -228,38 +261,13 @@ async fn restoring_a_postgres_ledger_after_a_broadcast_signs_nothing_twice() {
 /// holds transactions this process did not send; once they are mined they
 /// are adopted and the plan made without them is dropped.
 async fn restore_while_deposits_are_pending_signs_nothing_twice(ts: TestStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let w = EthWorld::start(100 * ETH, &[0, 2], dir.path())
-        .await
-        .unwrap();
+    let scene = Scene::open(&ts).await;
+    let (w, clock, backup) = (&scene.w, &scene.clock, &scene.backup);
     let (anvil, contract) = (&w.anvil, w.deposit_contract.clone());
-    let settings = w.settings(3_600);
-    let adapter = || -> Arc<dyn ChainAdapter> {
-        Arc::new(EthAdapter::new(settings.clone(), EthWorld::key().unwrap()).unwrap())
-    };
-    let clock = ManualClock::new(Timestamp::from_unix(1_700_000_000));
-    let engine =
-        softstake_tests::adapter_engine(&ts.store, adapter(), &[("op-a", 1)], ETH, 384, &clock);
-    softstake_tests::opening_balances(
-        &ts.store,
-        "ETH",
-        &[("alice", 60 * ETH), ("bob", 40 * ETH)],
-        Timestamp::from_unix(1_700_000_000),
-    )
-    .await;
-    ts.store.set_paused(ChainId::Ethereum, true).await.unwrap();
-    engine.cycle().await.unwrap();
-    let backup = ts.backup(dir.path()).await;
+    let adapter = || scene.adapter();
     // The node stops mining: the two deposits wait in its mempool.
     anvil.call("evm_setAutomine", json!([false])).await.unwrap();
-    ts.store.set_paused(ChainId::Ethereum, false).await.unwrap();
-    let r = engine.cycle().await.unwrap();
-    assert_eq!(
-        r.ops.iter().filter(|o| o.event == "broadcast").count(),
-        2,
-        "{:?}",
-        r.ops
-    );
+    scene.resume_and_send(&ts).await;
     assert_eq!(deposits_on_chain(anvil, &contract).await, 0);
     let pending = || async {
         let count = |tag: &'static str| {
@@ -279,12 +287,12 @@ async fn restore_while_deposits_are_pending_signs_nothing_twice(ts: TestStore) {
     // Restored; restarted with a fresh adapter. Nothing was mined, so the
     // books find nothing to adopt and the planner wants the deposits again.
     let (restored, check) =
-        softstake_tests::restore_and_verify(&ts, &backup, adapter().as_ref()).await;
+        softstake_tests::restore_and_verify(&ts, backup, adapter().as_ref()).await;
     assert!(check.unknown.is_empty(), "{check:?}");
     let store = restored.store.clone();
     store.set_paused(ChainId::Ethereum, false).await.unwrap();
     let engine =
-        softstake_tests::adapter_engine(&store, adapter(), &[("op-a", 1)], ETH, 384, &clock);
+        softstake_tests::adapter_engine(&store, adapter(), &[("op-a", 1)], ETH, 384, clock);
     for _ in 0..2 {
         let r = engine.cycle().await.unwrap();
         assert!(r.ops.iter().all(|o| o.event != "broadcast"), "{:?}", r.ops);
