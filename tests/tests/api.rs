@@ -75,6 +75,9 @@ async fn table_counts(store: &Store) -> Vec<i64> {
         "residual_confirmations",
         "bunker_actions",
         "validator_marks",
+        "pool_losses",
+        "loss_allocations",
+        "loss_nettings",
     ] {
         let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {t}"));
         let n: i64 = if let Some(p) = store.pg_pool() {
@@ -241,6 +244,27 @@ async fn the_exchange_flow_over_a_real_socket() {
         assert!(csv.contains(",cosmos,ATOM,0.001,1000,"), "{csv}");
         let (s, _) = get(&c, &url("/v1/users/alice/statement?from=x&to=y"), Some(EXCHANGE_TOKEN)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(lines[0]["loss_netted"], "0");
+        assert_eq!(lines[0]["paid"], "1000");
+        let out = ts.store.outbox(0, 10).await.unwrap();
+        assert_eq!((out[0].gross, out[0].loss_netted), (out[0].amount, softstake_core::Amount::ZERO));
+
+        // Loss shares (the `users` rule): none here; the door is the
+        // exchange's, and the range must be a range.
+        let losses = "/v1/users/alice/losses?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
+        let (s, body) = get(&c, &url(losses), Some(EXCHANGE_TOKEN)).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "[]"));
+        let (s, _) = get(&c, &url(losses), None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, _) = get(
+            &c,
+            &url("/v1/users/alice/losses?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"),
+            Some(EXCHANGE_TOKEN),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        let (s, _) = get(&c, &url("/v1/chains/cosmos/losses"), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "no chain runs on this daemon");
 
         // Dashboards read without a token.
         let (s, body) = get(&c, &url("/v1/distributions"), None).await;
@@ -755,6 +779,9 @@ async fn the_books_over_http_declarations_suspense_and_backing() {
         let (_, v) = get(&c, &url("/v1/chains/cosmos/books"), None).await;
         let v: Value = serde_json::from_str(&v).unwrap();
         assert_eq!(v["bunker"]["active"], true, "{v}");
+        assert_eq!(v["owed"]["users_losses"]["receivable"], "0", "{v}");
+        let (s, body) = get(&c, &url("/v1/chains/cosmos/losses"), None).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "[]"));
         let (s, b) = post(
             &c,
             &bunker,
@@ -789,6 +816,10 @@ async fn the_books_over_http_declarations_suspense_and_backing() {
         );
         assert!(
             text.contains("softstake_pool_shortfall_coins{chain=\"cosmos\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("softstake_pool_loss_receivable_coins{chain=\"cosmos\"} 0"),
             "{text}"
         );
         d.handle.shutdown().await;

@@ -74,6 +74,7 @@ async fn book_with(
         flow_cursor: Some(format!("c{at}")),
         losses: &[],
         rewards_current,
+        min_balance: Amount::ZERO,
         now: Timestamp::from_unix(at),
     };
     store.book_snapshot(&input, &policy()).await.unwrap()
@@ -497,6 +498,7 @@ async fn bad_flows_are_refused_and_change_nothing() {
             complete: true,
             flow_cursor: Some("next".into()),
             losses: &[],
+            min_balance: Amount::ZERO,
             rewards_current: true,
             now: Timestamp::from_unix(T0 + 60),
         };
@@ -615,6 +617,7 @@ async fn book_losses(store: &Store, at: i64, holdings: Holdings, losses: &[LossE
         flow_cursor: Some(format!("c{at}")),
         losses,
         rewards_current: true,
+        min_balance: Amount::ZERO,
         now: Timestamp::from_unix(at),
     };
     store.book_snapshot(&input, &policy()).await.unwrap()

@@ -577,6 +577,68 @@ async fn a_slashed_validator_gets_no_new_stake_and_an_unexplained_fall_holds_dis
 
 /// Alice's balance becomes `balance`; the exchange pays `amount` into
 /// custody and declares it as principal. Returns the transfer's tx id.
+#[tokio::test]
+async fn under_the_users_rule_a_slash_is_borne_by_the_holders_and_netted_from_their_next_credit() {
+    on_both(|store| async move {
+        use softstake_core::Period;
+        use softstake_core::adapter::RewardKind;
+        use softstake_core::config::LossBearer;
+        users(&store).await; // alice holds 1,000,000 from T0
+        let (s, c) = sim();
+        let mut k = cfg();
+        k.books.losses = LossBearer::Users;
+        let e = engine(&store, &s, &c, k.clone());
+        e.cycle().await.unwrap();
+        s.advance(600);
+        e.cycle().await.unwrap();
+        // The chain slashes and reports it: alice held all along, so the
+        // whole loss is her share; the platform owes nothing.
+        s.slash("val0", Amount::from_base(4_000));
+        s.advance(60);
+        let r = e.cycle().await.unwrap();
+        assert_eq!(r.books.as_ref().unwrap().booked.losses.base(), 4_000);
+        let b = store
+            .books(ChainId::Cosmos, &k.books, c.now())
+            .await
+            .unwrap();
+        assert_eq!(b.owed.users_losses.receivable.base(), 4_000);
+        assert_eq!(b.owed.users_losses.platform, Amount::ZERO);
+        // The next reward (10,000) is hers, less her share.
+        let reward = softstake_store::NewReward {
+            chain: ChainId::Cosmos,
+            key: "after-slash".into(),
+            period: Period::new(c.now().plus_secs(-60), c.now()).unwrap(),
+            amount: Amount::from_base(10_000),
+            validator: "val0".into(),
+            kind: RewardKind::Consensus,
+            tx_hash: None,
+            epoch: None,
+        };
+        store.record_reward(&reward, c.now()).await.unwrap();
+        s.pay_unannounced(Amount::from_base(10_000));
+        s.advance(60);
+        let r = e.cycle().await.unwrap();
+        assert!(!r.distributions.is_empty());
+        // Every credit since the slash is paid gross less what it kept,
+        // and together they kept exactly her share.
+        let out = store.outbox(0, 100).await.unwrap();
+        assert!(out.iter().any(|o| o.key.contains("after-slash")), "{out:?}");
+        let mut kept = 0;
+        for o in &out {
+            assert_eq!(o.amount.checked_add(o.loss_netted), Some(o.gross));
+            kept += o.loss_netted.base();
+        }
+        assert_eq!(kept, 4_000);
+        let b = store
+            .books(ChainId::Cosmos, &k.books, c.now())
+            .await
+            .unwrap();
+        assert_eq!(b.owed.users_losses.receivable, Amount::ZERO);
+        assert_eq!(b.owed.users_losses.netted.base(), 4_000);
+    })
+    .await;
+}
+
 async fn top_up(
     store: &Store,
     s: &SimChain,

@@ -632,12 +632,15 @@ impl World {
 }
 
 /// The ledger's tables, those that refer to others first.
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 16] = [
+    "loss_nettings",
+    "loss_allocations",
     "credits",
     "distributions",
     "residual_confirmations",
     "bunker_actions",
     "validator_marks",
+    "pool_losses",
     "pool_flows",
     "pool_snapshots",
     "transfer_declarations",
@@ -649,7 +652,8 @@ const TABLES: [&str; 13] = [
 ];
 
 /// Tables whose `id` a sequence hands out.
-const WITH_IDS: [&str; 10] = [
+const WITH_IDS: [&str; 11] = [
+    "pool_losses",
     "bunker_actions",
     "validator_marks",
     "credits",

@@ -251,11 +251,20 @@ pub async fn distribute(store: &Store, cfg: &Config, reward: Option<i64>) -> Res
                 // The daemon waits too: a loss is not accounted yet.
                 Ok(b) if b.active => Err(anyhow::anyhow!("{chain} is in {}", b.describe())),
                 Ok(_) => {
+                    // A loss under the `users` rule whose allocation was
+                    // interrupted is allocated first (its shares are netted
+                    // from these credits).
                     let opts = DistributeOptions::with_min_balance(c.min_eligible_balance);
-                    store
-                        .distribute(id, c.commission, &opts, Timestamp::now())
+                    match store
+                        .allocate_losses(chain, &c.books, c.min_eligible_balance, Timestamp::now())
                         .await
-                        .map_err(anyhow::Error::from)
+                    {
+                        Ok(_) => store
+                            .distribute(id, c.commission, &opts, Timestamp::now())
+                            .await
+                            .map_err(anyhow::Error::from),
+                        Err(e) => Err(e.into()),
+                    }
                 }
                 Err(e) => Err(e.into()),
             },
@@ -343,6 +352,29 @@ pub enum BooksCommand {
         /// At most this many.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+    },
+    /// The chain's losses, newest first (JSON): each with its period, the
+    /// rule it was booked under and, under `users`, how it was split.
+    Losses {
+        /// Chain.
+        #[arg(long)]
+        chain: ChainId,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// A user's shares of losses under the `users` rule whose period ended
+    /// in [from, to) (JSON): amount, netted, remaining, written off.
+    LossShares {
+        /// User.
+        #[arg(long)]
+        user: String,
+        /// From (RFC 3339 or Unix seconds), inclusive.
+        #[arg(long)]
+        from: Timestamp,
+        /// To, exclusive.
+        #[arg(long)]
+        to: Timestamp,
     },
     /// Declare a transfer the exchange made (or will make) to or from the
     /// custody accounts: principal (or the platform's commission), never
@@ -463,6 +495,17 @@ pub async fn books(store: &Store, cfg: &Config, cmd: BooksCommand) -> Result<()>
             } else {
                 println!("{}", render_books(&b));
             }
+        }
+        BooksCommand::Losses { chain, limit } => {
+            let l = store.losses(chain, limit).await?;
+            println!("{}", serde_json::to_string_pretty(&l)?);
+        }
+        BooksCommand::LossShares { user, from, to } => {
+            if to <= from {
+                bail!("--to must be after --from");
+            }
+            let l = store.loss_shares(&user, from, to, Timestamp::now()).await?;
+            println!("{}", serde_json::to_string_pretty(&l)?);
         }
         BooksCommand::Snapshots { chain, limit } => {
             let s = store.snapshots(chain, None, limit).await?;
@@ -627,6 +670,18 @@ pub fn render_books(b: &softstake_store::Books) -> String {
         o.loss_bearer,
         u(o.shortfall),
     ));
+    let ul = &o.users_losses;
+    if !ul.booked.is_zero() {
+        out.push_str(&format!(
+            "  losses under the users rule {}: allocated to users {} (netted from credits {}, still owed by users {}, written off {}); the platform's {}\n",
+            u(ul.booked),
+            u(ul.allocated),
+            u(ul.netted),
+            u(ul.receivable),
+            u(ul.written_off),
+            u(ul.platform),
+        ));
+    }
     if b.bunker.active || b.bunker.overridden.is_some() {
         out.push_str(&format!(
             "  {}\n",

@@ -330,11 +330,21 @@ pub struct BooksSection {
     #[serde(default)]
     pub fees: softstake_core::config::FeeBearer,
     /// Who bears losses: `platform` (default: charged to the commission
-    /// owed to the platform; below zero, a shortfall it owes the pool) or
-    /// `pool` (they lower the backing). `users` (allocating a loss over
-    /// the users who held) is refused: not built.
+    /// owed to the platform; below zero, a shortfall it owes the pool),
+    /// `pool` (they lower the backing) or `users` (allocated over the
+    /// users who held during the loss's period by time-weighted balance,
+    /// netted against their later credits).
     #[serde(default)]
     pub losses: Option<String>,
+    /// Under `losses = "users"`: days after a loss's period during which
+    /// its shares are netted against users' credits (default 90); what is
+    /// not netted by then is the platform's shortfall.
+    #[serde(default)]
+    pub loss_netting_days: Option<u64>,
+    /// Under `losses = "users"`: take a loss from the commission owed to
+    /// the platform first, and allocate only the rest (default false).
+    #[serde(default)]
+    pub losses_commission_first: Option<bool>,
     /// Unannounced income above this fraction of holdings per day is held
     /// until an operator confirms it (default "0.001").
     #[serde(default, deserialize_with = "opt_decimal_str")]

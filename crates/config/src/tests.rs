@@ -269,22 +269,54 @@ fn a_missing_config_file_says_why_once() {
 }
 
 #[test]
-fn the_loss_rule_is_platform_pool_or_refused_naming_the_key() {
+fn the_loss_rule_is_platform_pool_or_users_or_refused_naming_the_key() {
     let cfg = load(Some(&example_path()), Vec::new())
         .unwrap()
         .validate()
         .unwrap();
     let eth = cfg.chain(softstake_core::ChainId::Ethereum).unwrap();
     assert_eq!(eth.books.losses, LossBearer::Platform);
+    assert_eq!(eth.books.loss_netting_secs, 90 * 86_400);
+    assert!(!eth.books.losses_commission_first);
     let pool = example_text().replacen("losses = \"platform\"", "losses = \"pool\"", 1);
     let cfg = load_str(&pool, vec![]).unwrap().validate().unwrap();
     assert_eq!(cfg.chains[0].books.losses, LossBearer::Pool);
-    for (rule, says) in [("users", "not built yet"), ("nobody", "not a loss rule")] {
-        let text =
-            example_text().replacen("losses = \"platform\"", &format!("losses = \"{rule}\""), 1);
+    let users = example_text()
+        .replacen("losses = \"platform\"", "losses = \"users\"", 1)
+        .replacen("loss_netting_days = 90", "loss_netting_days = 30", 1)
+        .replacen(
+            "losses_commission_first = false",
+            "losses_commission_first = true",
+            1,
+        );
+    let cfg = load_str(&users, vec![]).unwrap().validate().unwrap();
+    assert_eq!(cfg.chains[0].books.losses, LossBearer::Users);
+    assert_eq!(cfg.chains[0].books.loss_netting_secs, 30 * 86_400);
+    assert!(cfg.chains[0].books.losses_commission_first);
+    for (from, to, key, says) in [
+        (
+            "losses = \"platform\"",
+            "losses = \"nobody\"",
+            "chains[0].books.losses",
+            "not a loss rule",
+        ),
+        (
+            "loss_netting_days = 90",
+            "loss_netting_days = 0",
+            "chains[0].books.loss_netting_days",
+            "at least 1",
+        ),
+        (
+            "loss_netting_days = 90",
+            "loss_netting_days = 4000",
+            "chains[0].books.loss_netting_days",
+            "at most 3650",
+        ),
+    ] {
+        let text = example_text().replacen(from, to, 1);
         let found = issues(&text);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].key, "chains[0].books.losses");
+        assert_eq!(found[0].key, key);
         assert!(found[0].message.contains(says), "{}", found[0].message);
     }
 }

@@ -395,17 +395,13 @@ fn validate_chain(
             losses: match s.books.losses.as_deref() {
                 None | Some("platform") => LossBearer::Platform,
                 Some("pool") => LossBearer::Pool,
-                Some("users") => {
-                    c.push(
-                        k("books.losses"),
-                        "\"users\" (allocating a loss over the users who held) is not built yet; use \"platform\" or \"pool\"",
-                    );
-                    LossBearer::Platform
-                }
+                Some("users") => LossBearer::Users,
                 Some(other) => {
                     c.push(
                         k("books.losses"),
-                        format!("{other:?} is not a loss rule: use \"platform\" or \"pool\""),
+                        format!(
+                            "{other:?} is not a loss rule: use \"platform\", \"pool\" or \"users\""
+                        ),
                     );
                     LossBearer::Platform
                 }
@@ -415,6 +411,25 @@ fn validate_chain(
                 None => BooksSettings::default().max_unannounced_per_day,
             },
             settle_secs: s.books.settle_secs,
+            loss_netting_secs: match s.books.loss_netting_days {
+                Some(0) => {
+                    c.push(
+                        k("books.loss_netting_days"),
+                        "must be at least 1 (a share nobody can net is the platform's at once: use losses = \"platform\")",
+                    );
+                    0
+                }
+                Some(d) if d > 3650 => {
+                    c.push(
+                        k("books.loss_netting_days"),
+                        "must be at most 3650 (ten years)",
+                    );
+                    0
+                }
+                Some(d) => d * 86_400,
+                None => softstake_core::config::DEFAULT_LOSS_NETTING_SECS,
+            },
+            losses_commission_first: s.books.losses_commission_first.unwrap_or(false),
         },
         network,
     }

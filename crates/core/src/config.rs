@@ -104,6 +104,14 @@ pub enum LossBearer {
     Platform,
     /// Nobody by rule: the loss lowers the pool's backing.
     Pool,
+    /// The users who held during the period the loss was incurred bear it,
+    /// in proportion to their time-weighted balance (rounded down per
+    /// user: what rounding leaves is the platform's), first netted against
+    /// the commission owed where `losses_commission_first` says so; each
+    /// share is netted against the user's later credits (never a negative
+    /// credit) and what is not netted within `loss_netting_days` becomes
+    /// the platform's shortfall.
+    Users,
 }
 
 impl LossBearer {
@@ -112,6 +120,7 @@ impl LossBearer {
         match self {
             LossBearer::Platform => "platform",
             LossBearer::Pool => "pool",
+            LossBearer::Users => "users",
         }
     }
 }
@@ -132,7 +141,18 @@ pub struct BooksSettings {
     /// snapshot interval, and this many seconds where a chain evidences
     /// rewards later than they reach the holdings (finality lag).
     pub settle_secs: u64,
+    /// Under the `users` rule: how long after a loss's period its shares
+    /// are netted against users' credits; what remains then is the
+    /// platform's.
+    pub loss_netting_secs: u64,
+    /// Under the `users` rule: a loss is first taken from the commission
+    /// owed to the platform (as far as it is above zero), and only the
+    /// rest is allocated to users.
+    pub losses_commission_first: bool,
 }
+
+/// Default of `loss_netting_days`: 90 days.
+pub const DEFAULT_LOSS_NETTING_SECS: u64 = 90 * 86_400;
 
 impl Default for BooksSettings {
     fn default() -> Self {
@@ -144,6 +164,8 @@ impl Default for BooksSettings {
             max_unannounced_per_day: Rate::new(rust_decimal::Decimal::new(1, 3))
                 .unwrap_or(Rate::ZERO),
             settle_secs: 0,
+            loss_netting_secs: DEFAULT_LOSS_NETTING_SECS,
+            losses_commission_first: false,
         }
     }
 }

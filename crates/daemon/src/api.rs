@@ -390,11 +390,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/outbox"),
     ("post", "/v1/outbox/ack"),
     ("get", "/v1/users/{user}/statement"),
+    ("get", "/v1/users/{user}/losses"),
     ("post", "/v1/operations/{id}/approve"),
     ("post", "/v1/chains/{chain}/pause"),
     ("post", "/v1/chains/{chain}/resume"),
     ("post", "/v1/chains/{chain}/plan"),
     ("get", "/v1/chains/{chain}/books"),
+    ("get", "/v1/chains/{chain}/losses"),
     ("post", "/v1/chains/{chain}/transfers"),
     ("get", "/v1/chains/{chain}/flows"),
     ("post", "/v1/chains/{chain}/flows/{id}/resolve"),
@@ -415,6 +417,7 @@ pub fn router(sh: Arc<Shared>) -> Router {
         .route("/v1/chains/{chain}/validators", get(validators))
         .route("/v1/chains/{chain}/operations", get(operations))
         .route("/v1/chains/{chain}/books", get(books))
+        .route("/v1/chains/{chain}/losses", get(chain_losses))
         .route("/v1/rewards", get(rewards))
         .route("/v1/distributions", get(distributions))
         .route("/v1/distributions/{id}", get(distribution))
@@ -431,6 +434,7 @@ pub fn router(sh: Arc<Shared>) -> Router {
         .route("/v1/outbox", get(outbox))
         .route("/v1/outbox/ack", post(outbox_ack))
         .route("/v1/users/{user}/statement", get(statement))
+        .route("/v1/users/{user}/losses", get(user_losses))
         .route("/v1/operations/{id}/approve", post(approve))
         .route("/v1/chains/{chain}/pause", post(pause))
         .route("/v1/chains/{chain}/resume", post(resume))
@@ -1278,6 +1282,48 @@ async fn statement(
             format!("{other:?} is neither json nor csv"),
         )),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LossesQuery {
+    from: String,
+    to: String,
+}
+
+/// A user's shares of losses under the `users` rule whose period ended in
+/// `[from, to)`: amount, netted from credits so far, still owed, written off.
+async fn user_losses(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(user): Path<String>,
+    q: Result<Query<LossesQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Exchange)?;
+    check_id("user", &user)?;
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let from = time("from", &q.from)?;
+    let to = time("to", &q.to)?;
+    if to <= from {
+        return Err(ApiError::refused("to", "must be after from"));
+    }
+    let lines = st
+        .sh
+        .store
+        .loss_shares(&user, from, to, st.sh.clock.now())
+        .await?;
+    Ok(axum::Json(lines).into_response())
+}
+
+/// A chain's losses (newest first, at most 1,000), each with the rule it
+/// was booked under and, under `users`, how it was split.
+async fn chain_losses(
+    State(st): State<AppState>,
+    Path(chain): Path<String>,
+) -> ApiResult<Response> {
+    let rt = runtime(&st.sh, parse_chain(&chain)?)?;
+    let losses = st.sh.store.losses(rt.config.chain, 1000).await?;
+    Ok(axum::Json(losses).into_response())
 }
 
 // ---- operators

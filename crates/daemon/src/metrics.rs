@@ -206,6 +206,12 @@ pub struct ChainMetrics {
     /// What the platform owes the pool (fees and losses it bears beyond
     /// its commission) until it pays in, in coins.
     pub shortfall_coins: Family<ChainLabels, FGauge>,
+    /// Under the `users` loss rule: users' loss shares not netted from
+    /// their credits yet (their debt to the pool), in coins.
+    pub loss_receivable_coins: Family<ChainLabels, FGauge>,
+    /// Under the `users` loss rule: shares whose netting horizon passed
+    /// (the platform's now), in coins.
+    pub loss_written_off_coins: Family<ChainLabels, FGauge>,
     /// Open incidents (undeclared outflows; nothing is signed while any).
     pub incidents_open: Family<ChainLabels, Gauge>,
     /// 1 when the adapter proves every transfer and fee (the books act);
@@ -312,6 +318,8 @@ impl Metrics {
             suspense_coins: Family::default(),
             losses_coins: Family::default(),
             shortfall_coins: Family::default(),
+            loss_receivable_coins: Family::default(),
+            loss_written_off_coins: Family::default(),
             incidents_open: Family::default(),
             books_complete: Family::default(),
             bunker: Family::default(),
@@ -576,6 +584,20 @@ impl Metrics {
             "pool_shortfall_coins",
             "What the platform owes the pool (fees and losses it bears beyond its commission) until it pays in, in coins",
             c.shortfall_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_loss_receivable_coins",
+            "Users' loss shares (losses = users) not yet netted from their credits, in coins",
+            c.loss_receivable_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_loss_written_off_coins",
+            "Users' loss shares (losses = users) whose netting horizon passed: the platform's, in coins",
+            c.loss_written_off_coins.clone(),
         );
         reg(
             &mut r,

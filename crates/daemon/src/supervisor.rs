@@ -494,6 +494,12 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
             m.shortfall_coins
                 .get_or_create(&l)
                 .set(coins(chain, b.owed.shortfall));
+            m.loss_receivable_coins
+                .get_or_create(&l)
+                .set(coins(chain, b.owed.users_losses.receivable));
+            m.loss_written_off_coins
+                .get_or_create(&l)
+                .set(coins(chain, b.owed.users_losses.written_off));
             m.incidents_open
                 .get_or_create(&l)
                 .set(i64::try_from(b.incidents_open).unwrap_or(i64::MAX));

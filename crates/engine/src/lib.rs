@@ -623,6 +623,7 @@ impl Engine {
             flow_cursor: flows.next_cursor,
             losses: &state.losses,
             rewards_current,
+            min_balance: self.cfg.min_eligible_balance,
             now: self.clock.now(),
         };
         let snapshot = self.store.book_snapshot(&input, &self.cfg.books).await?;
@@ -822,6 +823,16 @@ impl Engine {
         if bunker.active {
             return Ok((out, Some(bunker.describe())));
         }
+        // A loss booked under the `users` rule whose allocation a crash
+        // interrupted is allocated before any credit is made.
+        self.store
+            .allocate_losses(
+                self.cfg.chain,
+                &self.cfg.books,
+                self.cfg.min_eligible_balance,
+                self.clock.now(),
+            )
+            .await?;
         for r in self
             .store
             .undistributed_rewards(Some(self.cfg.chain))

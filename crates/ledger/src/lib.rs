@@ -16,6 +16,7 @@
 //! input an `Amount` can hold overflows.
 
 pub mod import;
+pub mod loss;
 pub mod split;
 pub mod weights;
 

@@ -59,6 +59,9 @@ pub struct SnapshotInput<'a> {
     /// holdings were read. Without it a reward already in holdings may not
     /// be recorded yet, so nothing is recognised as income.
     pub rewards_current: bool,
+    /// The chain's eligibility minimum: under the `users` loss rule, time
+    /// below it bears no share of a loss (as it earns no share of a reward).
+    pub min_balance: Amount,
     /// Our time.
     pub now: Timestamp,
 }
@@ -414,8 +417,13 @@ pub struct Owed {
     /// Losses booked so far (slashing and penalties the chain reported, a
     /// persistent unexplained fall, undeclared outflows booked as losses).
     pub losses: Amount,
-    /// Who bore them: `platform` (charged to its commission) or `pool`.
+    /// The rule configured now: `platform` (charged to its commission),
+    /// `pool` or `users`.
     pub loss_bearer: &'static str,
+    /// Losses booked under the `users` rule: allocated, netted, still owed
+    /// by users (`receivable`, subtracted from `total`), written off and
+    /// borne by the platform.
+    pub users_losses: crate::UsersLosses,
     /// What the platform owes the pool: its commission account below zero
     /// (fees and losses it bears beyond what it earned), until it pays in
     /// with a declared `commission` transfer.
@@ -871,10 +879,73 @@ impl crate::Store {
                 .and_then(|v| v.checked_add(booked.loss_recognized))
                 .and_then(|v| v.checked_sub(booked.loss_recovered))
                 .ok_or_else(overflow)?;
+            // Under the `users` rule a recognised loss is allocated to the
+            // users who held, so a later rise is their income again, not a
+            // recovery of the platform's.
+            let recoverable = if policy.losses == LossBearer::Users {
+                Amount::ZERO
+            } else {
+                booked.loss_recognized
+            };
             booked.recoverable_to_date = recoverable_before
-                .checked_add(booked.loss_recognized)
+                .checked_add(recoverable)
                 .and_then(|v| v.checked_sub(booked.loss_recovered))
                 .ok_or_else(overflow)?;
+            // Each loss this snapshot booked, with its period and the rule
+            // in force (allocated below, after commit, under `users`).
+            let prev_as_of = prev.as_ref().map(|p| p.1);
+            for (kind, amount) in [("reported", booked.losses), ("recognized", booked.loss_recognized)] {
+                if amount.is_zero() {
+                    continue;
+                }
+                let as_of = input.as_of.unix();
+                let (start, end) = match (kind, prev_as_of) {
+                    ("recognized", Some(p)) => {
+                        // The fall began at the earliest snapshot of the run
+                        // below zero that ends here: its interval is when
+                        // the loss was incurred.
+                        let run: Vec<(i64, String)> = sqlx::query_as(
+                            "SELECT as_of, unrecognized FROM pool_snapshots WHERE chain = $1 AND id < $2 ORDER BY id DESC LIMIT 10000",
+                        )
+                        .bind(chain)
+                        .bind(id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        fall_period(&run).unwrap_or((p, as_of))
+                    }
+                    (_, Some(p)) => (p, as_of),
+                    (_, None) => (as_of.saturating_sub(1), as_of),
+                };
+                let start = start.min(end.saturating_sub(1));
+                let mut key = format!("loss:{kind}:{start}-{end}:{as_of}");
+                let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM pool_losses WHERE chain = $1 AND loss_key = $2")
+                    .bind(chain)
+                    .bind(&key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if taken.is_some() {
+                    key = format!("{key}:{id}");
+                }
+                let users_rule = policy.losses == LossBearer::Users;
+                sqlx::query(
+                    "INSERT INTO pool_losses (chain, loss_key, kind, rule, amount, period_start, period_end, net_until, commission_first, snapshot_id, booked_at, allocated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(chain)
+                .bind(&key)
+                .bind(kind)
+                .bind(policy.losses.as_str())
+                .bind(amount.to_string())
+                .bind(start)
+                .bind(end)
+                .bind(end.saturating_add(i64::try_from(policy.loss_netting_secs).unwrap_or(i64::MAX)))
+                .bind(policy.losses_commission_first)
+                .bind(id)
+                .bind(input.now.unix())
+                .bind((!users_rule).then_some(input.now.unix()))
+                .execute(&mut *tx)
+                .await?;
+            }
             let booked_json = serde_json::to_string(&booked)
                 .map_err(|e| StoreError::Corrupt(format!("booked: {e}")))?;
             sqlx::query(
@@ -892,6 +963,11 @@ impl crate::Store {
             tx.commit().await?;
             id
         });
+        // A loss booked under the `users` rule is allocated now (or, after
+        // a crash here, by the next snapshot; no distribution of the chain
+        // runs while one waits).
+        self.allocate_losses(input.chain, policy, input.min_balance, input.now)
+            .await?;
         self.snapshot(id)
             .await?
             .ok_or_else(|| StoreError::Corrupt("snapshot vanished after commit".into()))
@@ -1308,6 +1384,7 @@ impl crate::Store {
             users_pool,
             credited,
             resolved_losses,
+            unacked_netted,
         ) = on_pool!(self, pool => {
             (
                 stream_sum!(pool, "pool_flows.amount", open("suspense"), c),
@@ -1322,6 +1399,8 @@ impl crate::Store {
                 stream_sum!(pool, "distributions.users_pool", "SELECT d.users_pool FROM distributions d JOIN rewards r ON r.id = d.reward_id WHERE r.chain = $1".to_owned(), c).0,
                 stream_sum!(pool, "distributions.credited", "SELECT d.credited FROM distributions d JOIN rewards r ON r.id = d.reward_id WHERE r.chain = $1".to_owned(), c).0,
                 stream_sum!(pool, "pool_flows.amount", "SELECT amount FROM pool_flows WHERE chain = $1 AND resolution = 'loss'".to_owned(), c).0,
+                stream_sum!(pool, "credits.netted", "SELECT c.netted FROM credits c JOIN distributions d ON d.id = c.distribution_id JOIN rewards r ON r.id = d.reward_id \
+                     WHERE r.chain = $1 AND c.acked_at IS NULL AND c.netted <> '0'".to_owned(), c).0,
             )
         });
         let (suspense_sum, suspense_n) = suspense;
@@ -1343,11 +1422,32 @@ impl crate::Store {
             .map_or(Amount::ZERO, |s| s.booked.losses_to_date)
             .checked_add(resolved_losses)
             .ok_or_else(overflow)?;
-        if policy.losses == LossBearer::Platform {
-            commission_owed = commission_owed
-                .checked_sub(signed(losses)?)
-                .ok_or_else(overflow)?;
+        // Losses booked under `users` are the users' as allocated (what
+        // they have not paid yet is their debt to the pool, until its
+        // horizon) and the platform's for the rest (loss_rule.rs); every
+        // other loss follows the rule configured now, except that under
+        // `users` an undeclared outflow booked as a loss is the platform's.
+        let users_losses = self.users_losses(chain, now).await?;
+        let other = losses.checked_sub(users_losses.booked).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "{chain}: losses under the users rule ({}) exceed every loss booked ({losses})",
+                users_losses.booked
+            ))
+        })?;
+        let platform_losses = match policy.losses {
+            LossBearer::Platform | LossBearer::Users => other,
+            LossBearer::Pool => Amount::ZERO,
         }
+        .checked_add(users_losses.platform)
+        .ok_or_else(overflow)?;
+        commission_owed = commission_owed
+            .checked_sub(signed(platform_losses)?)
+            .ok_or_else(overflow)?;
+        // Credits not acknowledged yet are owed as paid: less what was
+        // netted against loss shares.
+        let credits_unacked = credits_unacked.checked_sub(unacked_netted).ok_or_else(|| {
+            StoreError::Corrupt(format!("{chain}: credits netted above their amounts"))
+        })?;
         // What the platform owes the pool (its account below zero).
         let shortfall =
             Amount::from_base(u128::try_from(-commission_owed.min(0)).map_err(|_| overflow())?);
@@ -1371,6 +1471,10 @@ impl crate::Store {
         ] {
             total = total.checked_add(signed(a)?).ok_or_else(overflow)?;
         }
+        // What users owe the pool for loss shares not netted yet.
+        total = total
+            .checked_sub(signed(users_losses.receivable)?)
+            .ok_or_else(overflow)?;
         let holdings = snapshot.as_ref().map_or(Amount::ZERO, |s| s.total);
         let surplus = signed(holdings)?.checked_sub(total).ok_or_else(overflow)?;
         let backing_ratio = (total > 0).then(|| ratio(holdings, total));
@@ -1397,6 +1501,7 @@ impl crate::Store {
                 fee_bearer: fees.as_str(),
                 losses,
                 loss_bearer: policy.losses.as_str(),
+                users_losses,
                 shortfall,
                 total,
             },
@@ -1405,6 +1510,19 @@ impl crate::Store {
             surplus,
         })
     }
+}
+
+/// The interval in which a fall began: `run` is the snapshots before the
+/// one booking it, newest first, as (as_of, unrecognized). The fall began
+/// at the earliest snapshot of the leading run below zero; the interval
+/// ends there and starts at the snapshot before it. `None` when the newest
+/// is not below zero.
+fn fall_period(run: &[(i64, String)]) -> Option<(i64, i64)> {
+    let below = |u: &str| u.starts_with('-');
+    let n = run.iter().take_while(|(_, u)| below(u)).count();
+    let first = run.get(n.checked_sub(1)?)?;
+    let before = run.get(n).map_or(first.0.saturating_sub(1), |b| b.0);
+    Some((before, first.0))
 }
 
 /// `num / den` to six decimals, rounded down, as text (display only).

@@ -437,6 +437,20 @@ impl crate::Store {
                 .bind(reward_id)
                 .fetch_optional(&mut *tx)
                 .await?;
+            // A loss of the chain not yet allocated to users: its shares
+            // must be netted from this credit, so wait for it.
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pool_losses WHERE chain = $1 AND rule = 'users' AND allocated_at IS NULL",
+            )
+            .bind(reward.reward.chain.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            if done.is_none() && pending > 0 {
+                return Err(StoreError::LossPending(format!(
+                    "a loss of {} waits for its allocation to users: reward {reward_id} is distributed after it (the next snapshot allocates it)",
+                    reward.reward.chain
+                )));
+            }
             if done.is_some() {
                 tx.rollback().await?;
                 None
@@ -514,6 +528,10 @@ impl crate::Store {
                 .bind(dist_id)
                 .execute(&mut *tx)
                 .await?;
+                // The users' open shares of the chain's losses, taken from
+                // these credits (loss_rule.rs). The credit rows and their
+                // digest stay gross.
+                NetLosses::net(&mut tx, reward.reward.chain.as_str(), dist_id, end, &s.lines).await?;
                 if written != s.lines.len() as u64 {
                     return Err(StoreError::Invalid(format!(
                         "wrote {written} credit rows for {} lines; rolled back",
@@ -894,6 +912,99 @@ fn copy_escape(s: &str) -> String {
         .replace('\n', "\\n")
         .replace('\r', "\\r")
 }
+
+/// Takes the users' open shares of the chain's losses from the credits of
+/// a distribution (loss_rule.rs): oldest loss first, each user's netting at
+/// most their credit, so a paid credit is never negative. Returns the base
+/// units netted. Once per database (the same SQL on both).
+pub(crate) trait NetLosses {
+    async fn net(
+        tx: &mut Self,
+        chain: &str,
+        dist_id: i64,
+        period_end: i64,
+        lines: &[CreditLine],
+    ) -> Result<Amount, StoreError>;
+}
+
+macro_rules! net_losses_for {
+    ($db:ty) => {
+        impl NetLosses for sqlx::Transaction<'_, $db> {
+            async fn net(
+                tx: &mut Self,
+                chain: &str,
+                dist_id: i64,
+                period_end: i64,
+                lines: &[CreditLine],
+            ) -> Result<Amount, StoreError> {
+                let open: Vec<(i64, String, String)> = sqlx::query_as(
+                    "SELECT a.loss_id, a.user_id, a.remaining FROM loss_allocations a JOIN pool_losses l ON l.id = a.loss_id \
+                     WHERE l.chain = $1 AND a.remaining <> '0' AND l.net_until > $2 ORDER BY a.loss_id, a.user_id",
+                )
+                .bind(chain)
+                .bind(period_end)
+                .fetch_all(&mut **tx)
+                .await?;
+                if open.is_empty() {
+                    return Ok(Amount::ZERO);
+                }
+                let owing: std::collections::HashSet<&str> =
+                    open.iter().map(|(_, u, _)| u.as_str()).collect();
+                let mut left: std::collections::HashMap<&str, Amount> = lines
+                    .iter()
+                    .filter(|l| !l.amount.is_zero() && owing.contains(l.user_id.as_str()))
+                    .map(|l| (l.user_id.as_str(), l.amount))
+                    .collect();
+                let mut netted: std::collections::BTreeMap<&str, Amount> = Default::default();
+                let mut total = Amount::ZERO;
+                for (loss_id, user, remaining) in &open {
+                    let Some(credit) = left.get_mut(user.as_str()) else {
+                        continue;
+                    };
+                    let remaining = parse_amount("loss_allocations.remaining", remaining)?;
+                    let n = remaining.min(*credit);
+                    if n.is_zero() {
+                        continue;
+                    }
+                    *credit = credit.checked_sub(n).unwrap_or(Amount::ZERO);
+                    let after = remaining.checked_sub(n).unwrap_or(Amount::ZERO);
+                    sqlx::query(
+                        "INSERT INTO loss_nettings (distribution_id, loss_id, user_id, amount) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(dist_id)
+                    .bind(*loss_id)
+                    .bind(user.as_str())
+                    .bind(n.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+                    sqlx::query("UPDATE loss_allocations SET remaining = $1 WHERE loss_id = $2 AND user_id = $3")
+                        .bind(after.to_string())
+                        .bind(*loss_id)
+                        .bind(user.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                    let e = netted.entry(user.as_str()).or_insert(Amount::ZERO);
+                    *e = e.checked_add(n).ok_or_else(|| StoreError::Invalid("netting overflows".into()))?;
+                    total = total.checked_add(n).ok_or_else(|| StoreError::Invalid("netting overflows".into()))?;
+                }
+                for (user, n) in netted {
+                    sqlx::query("UPDATE credits SET netted = $1 WHERE distribution_id = $2 AND user_id = $3")
+                        .bind(n.to_string())
+                        .bind(dist_id)
+                        .bind(user)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                if !total.is_zero() {
+                    tracing::info!(chain, distribution = dist_id, netted = %total, "users' loss shares netted against their credits");
+                }
+                Ok(total)
+            }
+        }
+    };
+}
+net_losses_for!(sqlx::Sqlite);
+net_losses_for!(sqlx::Postgres);
 
 fn share(user_id: String, weight: U256) -> Share {
     Share {

@@ -51,6 +51,11 @@ pub enum StoreError {
         /// Allowed clock difference, seconds.
         tolerance_secs: i64,
     },
+    /// A loss of the chain waits for its allocation to users (the `users`
+    /// rule): its rewards are distributed once it is allocated, so every
+    /// credit is netted against it. Retryable (the next snapshot allocates).
+    #[error("{0}")]
+    LossPending(String),
     /// The database refuses writes (read-only file, replica).
     #[error("the database does not accept writes: {0}")]
     ReadOnly(String),
@@ -76,7 +81,9 @@ impl StoreError {
                     sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
                 ) || describe(e).contains("database is locked")
             }
-            StoreError::Connect { .. } | StoreError::FutureReward { .. } => true,
+            StoreError::Connect { .. }
+            | StoreError::FutureReward { .. }
+            | StoreError::LossPending(_) => true,
             _ => false,
         }
     }

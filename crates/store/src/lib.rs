@@ -17,6 +17,7 @@ mod distribution;
 mod error;
 mod fence;
 mod journal;
+mod loss_rule;
 mod losses;
 mod outbox;
 mod rewards;
@@ -33,6 +34,7 @@ pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary
 pub use error::StoreError;
 pub use fence::{Fence, FenceSlot, PG_LOCK_KEY, claim_leadership};
 pub use journal::{JournalOp, NewOp, OpState, Recovery, recovery_action};
+pub use loss_rule::{LossRecord, LossShareLine, UsersLosses};
 pub use losses::{Bunker, BunkerAction, BunkerCause, ValidatorMark};
 pub use outbox::{
     MAX_PAGE as OUTBOX_MAX_PAGE, OutboxCredit, StatementLine, credit_key, parse_credit_key,

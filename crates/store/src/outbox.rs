@@ -9,6 +9,9 @@
 //! are assigned under a lock held to commit, so they become visible in
 //! order. Ids are row ids: a restore can reuse one for another credit.
 //! Zero-amount rows (only a carried remainder changed) are never published.
+//! Under the `users` loss rule a credit may be netted against the user's
+//! share of a loss (loss_rule.rs): the exchange is paid `amount` (the net),
+//! `gross` is the reward's credit and `loss_netted` what was kept.
 
 use crate::{StoreError, on_pool, parse_amount};
 use serde::Serialize;
@@ -31,8 +34,13 @@ pub struct OutboxCredit {
     pub user_id: String,
     /// Asset.
     pub asset: String,
-    /// Amount in base units.
+    /// Amount to pay, in base units: the credit less what was netted
+    /// against the user's share of a loss (never below zero).
     pub amount: Amount,
+    /// The credit before netting.
+    pub gross: Amount,
+    /// Kept to cover the user's share of a loss (`users` rule).
+    pub loss_netted: Amount,
     /// Distribution.
     pub distribution_id: i64,
     /// Reward period start.
@@ -54,10 +62,14 @@ pub struct StatementLine {
     pub chain: ChainId,
     /// Asset.
     pub asset: String,
-    /// Base units.
+    /// Base units credited (the reward's share, before netting).
     pub amount: Amount,
     /// Display units (`"0.0015"`).
     pub amount_display: String,
+    /// Of it, kept to cover the user's share of a loss (`users` rule).
+    pub loss_netted: Amount,
+    /// Paid to the user: `amount - loss_netted`.
+    pub paid: Amount,
     /// Reward period start.
     pub period_start: Timestamp,
     /// Reward period end.
@@ -83,6 +95,7 @@ const YEAR_SECS: u64 = 31_557_600;
 
 type OutboxRow = (
     i64,
+    String,
     String,
     String,
     String,
@@ -130,6 +143,7 @@ type StatementRow = (
     String,
     String,
     String,
+    String,
     i64,
     i64,
     String,
@@ -156,7 +170,7 @@ impl crate::Store {
         let limit = i64::from(limit.clamp(1, MAX_PAGE));
         let rows: Vec<OutboxRow> = on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT c.id, c.user_id, c.asset, c.amount, c.distribution_id, r.period_start, r.period_end, c.acked_at, c.position, r.chain, r.reward_key \
+                "SELECT c.id, c.user_id, c.asset, c.amount, c.netted, c.distribution_id, r.period_start, r.period_end, c.acked_at, c.position, r.chain, r.reward_key \
                  FROM credits c JOIN distributions d ON d.id = c.distribution_id JOIN rewards r ON r.id = d.reward_id \
                  WHERE c.position > $1 AND c.amount <> '0' ORDER BY c.position LIMIT $2",
             )
@@ -172,6 +186,7 @@ impl crate::Store {
                     user_id,
                     asset,
                     amount,
+                    netted,
                     distribution_id,
                     s,
                     e,
@@ -180,13 +195,19 @@ impl crate::Store {
                     chain,
                     reward_key,
                 )| {
+                    let gross = parse_amount("credits.amount", &amount)?;
+                    let loss_netted = parse_amount("credits.netted", &netted)?;
                     Ok(OutboxCredit {
                         key: credit_key(&chain, &reward_key, &user_id),
                         position,
                         id,
                         user_id,
                         asset,
-                        amount: parse_amount("credits.amount", &amount)?,
+                        amount: gross.checked_sub(loss_netted).ok_or_else(|| {
+                            StoreError::Corrupt(format!("credit {id}: netted above its amount"))
+                        })?,
+                        gross,
+                        loss_netted,
                         distribution_id,
                         period_start: Timestamp::from_unix(s),
                         period_end: Timestamp::from_unix(e),
@@ -329,7 +350,7 @@ impl crate::Store {
     ) -> Result<Vec<StatementLine>, StoreError> {
         let rows: Vec<StatementRow> = on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT c.id, d.created_at, r.chain, c.asset, c.amount, c.weight, r.period_start, r.period_end, r.validator, r.kind, c.distribution_id, c.carry_after \
+                "SELECT c.id, d.created_at, r.chain, c.asset, c.amount, c.netted, c.weight, r.period_start, r.period_end, r.validator, r.kind, c.distribution_id, c.carry_after \
                  FROM credits c JOIN distributions d ON d.id = c.distribution_id JOIN rewards r ON r.id = d.reward_id \
                  WHERE c.user_id = $1 AND c.amount <> '0' AND r.period_end >= $2 AND r.period_end < $3 ORDER BY r.period_end, c.id",
             )
@@ -341,11 +362,29 @@ impl crate::Store {
         });
         rows.into_iter()
             .map(
-                |(id, at, chain, asset, amount, weight, s, e, validator, kind, dist, carry)| {
+                |(
+                    id,
+                    at,
+                    chain,
+                    asset,
+                    amount,
+                    netted,
+                    weight,
+                    s,
+                    e,
+                    validator,
+                    kind,
+                    dist,
+                    carry,
+                )| {
                     let chain: ChainId = chain
                         .parse()
                         .map_err(|e| StoreError::Corrupt(format!("rewards.chain: {e}")))?;
                     let amount = parse_amount("credits.amount", &amount)?;
+                    let loss_netted = parse_amount("credits.netted", &netted)?;
+                    let paid = amount.checked_sub(loss_netted).ok_or_else(|| {
+                        StoreError::Corrupt(format!("credit {id}: netted above its amount"))
+                    })?;
                     let weight = U256::from_str_radix(&weight, 10)
                         .map_err(|e| StoreError::Corrupt(format!("credits.weight: {e}")))?;
                     Ok(StatementLine {
@@ -355,6 +394,8 @@ impl crate::Store {
                         asset,
                         amount,
                         amount_display: amount.format_units(chain.decimals()),
+                        loss_netted,
+                        paid,
                         period_start: Timestamp::from_unix(s),
                         period_end: Timestamp::from_unix(e),
                         validator,
@@ -373,11 +414,11 @@ impl crate::Store {
 /// A statement as CSV (header line first), the same for the CLI and the API.
 pub fn statement_csv(lines: &[StatementLine]) -> String {
     let mut out = String::from(
-        "credited_at,chain,asset,amount,amount_base_units,period_start,period_end,validator,kind,apy,distribution_id,carried_base_units\n",
+        "credited_at,chain,asset,amount,amount_base_units,period_start,period_end,validator,kind,apy,distribution_id,carried_base_units,loss_netted_base_units,paid_base_units\n",
     );
     for l in lines {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             l.credited_at,
             l.chain,
             l.asset,
@@ -389,7 +430,9 @@ pub fn statement_csv(lines: &[StatementLine]) -> String {
             csv_field(&l.kind),
             l.apy,
             l.distribution_id,
-            l.carried_base_units
+            l.carried_base_units,
+            l.loss_netted,
+            l.paid
         ));
     }
     out
