@@ -47,6 +47,9 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
                     endpoints: vec![format!("http://{bound}/")],
                     chain_id: "sim-hub-1".into(),
                     gas_price: Decimal::new(25, 3),
+                    fee_market: true,
+                    gas_price_margin: Decimal::new(15, 1),
+                    max_gas_price: Decimal::new(1, 1),
                     gas_multiplier: Decimal::new(13, 1),
                     max_gas: 1_000_000,
                     timeout_blocks: 20,
@@ -114,21 +117,33 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
                 r
             }
         };
-        // Stake 80% (the buffer aim is 20%) over V1:V2 = 2:1, confirmed next cycle.
+        // The fee market runs above the ceiling (0.08 x 1.5 > 0.1): the plan
+        // is journaled, nothing is signed or sent, and the step says why.
+        node.set_gas_price(80_000_000_000_000_000);
         let r = step(600).await;
-        assert_eq!(
-            r.ops.iter().filter(|o| o.event == "broadcast").count(),
-            2,
+        assert!(r.ops.iter().all(|o| o.event != "broadcast"), "{:?}", r.ops);
+        assert!(
+            r.failures.iter().any(|f| f.error.contains("max_gas_price")),
             "{:?}",
-            r.ops
+            r.failures
         );
-        let r = step(600).await;
-        assert_eq!(
-            r.ops.iter().filter(|o| o.event == "confirmed").count(),
-            2,
-            "{:?}",
-            r.ops
-        );
+        assert_eq!(node.successful_txs(), 0);
+        // The price falls back: the journaled operations are signed at it
+        // (the plan made while it was high, not a second one), staking 80%
+        // (the buffer aim is 20%) over V1:V2 = 2:1.
+        node.set_gas_price(5_000_000_000_000_000);
+        let (mut sent, mut confirmed) = (0, 0);
+        let mut r = step(600).await;
+        for _ in 0..4 {
+            sent += r.ops.iter().filter(|o| o.event == "broadcast").count();
+            confirmed += r.ops.iter().filter(|o| o.event == "confirmed").count();
+            if confirmed == 2 {
+                break;
+            }
+            r = step(600).await;
+        }
+        assert_eq!((sent, confirmed), (2, 2), "{:?}", r.ops);
+        assert_eq!(node.successful_txs(), 2);
         let pool = r.pool.unwrap();
         let staked: u128 = pool.delegations.iter().map(|d| d.active.base()).sum();
         assert!((79_990_000..=80_000_000).contains(&staked), "{staked}");

@@ -20,6 +20,7 @@
 //! changes), found with `tx_search`, attributed to the period since the
 //! previous one. Cursor: `HEIGHT:UNIX_TIME` of the last event processed.
 
+use crate::DENOM;
 use crate::keys::Signer;
 use crate::proto::{self as p};
 use crate::tx::{CosmosMsg, TxParams, check_valoper, msgs_for, sign_tx};
@@ -55,8 +56,19 @@ pub struct AtomSettings {
     pub endpoints: Vec<String>,
     /// Chain id every endpoint must report.
     pub chain_id: String,
-    /// uatom per unit of gas.
+    /// uatom per unit of gas: the price without a fee market, and the
+    /// floor with one.
     pub gas_price: Decimal,
+    /// Price transactions from the chain's fee market (`x/feemarket`, on
+    /// the Hub since Gaia v20) at signing time.
+    pub fee_market: bool,
+    /// The fee market's price is multiplied by this (>= 1), so a
+    /// transaction still pays enough after the price rose for a few
+    /// blocks before it is included.
+    pub gas_price_margin: Decimal,
+    /// Nothing is signed while the price to pay is above this (uatom per
+    /// gas): the operation waits (`TryLater`) instead of paying any price.
+    pub max_gas_price: Decimal,
     /// Simulated gas is multiplied by this.
     pub gas_multiplier: Decimal,
     /// Refuse operations needing more gas.
@@ -480,7 +492,46 @@ impl AtomAdapter {
         Ok(())
     }
 
-    fn gas_and_fee(&self, used: u64) -> Result<(u64, Amount), AdapterError> {
+    /// The price to pay now, uatom per gas: the fee market's (with the
+    /// margin, never below `gas_price`) or the configured one; above
+    /// `max_gas_price` nothing is signed.
+    async fn gas_price_now(&self) -> Result<Decimal, AdapterError> {
+        if !self.s.fee_market {
+            return Ok(self.s.gas_price);
+        }
+        let r: Option<p::GasPriceResponse> = self
+            .abci(
+                p::FEEMARKET_GAS_PRICE,
+                &p::GasPriceRequest {
+                    denom: DENOM.into(),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                AdapterError::Rejected(m) => AdapterError::Config(format!(
+                    "the node answers no fee market price for {DENOM} ({m}): on a chain without x/feemarket set network.fee_market = false"
+                )),
+                other => other,
+            })?;
+        let price = r
+            .and_then(|r| r.price)
+            .filter(|c| c.denom == DENOM)
+            .ok_or_else(|| bad_response(format!("{}: no {DENOM} price", p::FEEMARKET_GAS_PRICE)))?;
+        let market = p::dec_exact(&price.amount).map_err(bad_response)?;
+        let pay = market
+            .checked_mul(self.s.gas_price_margin)
+            .ok_or_else(|| bad_response(format!("gas price {market} overflows")))?
+            .max(self.s.gas_price);
+        if pay > self.s.max_gas_price {
+            return Err(AdapterError::TryLater(format!(
+                "the fee market asks {market} uatom per gas ({pay} with the margin), above network.max_gas_price {}: nothing is signed until it falls",
+                self.s.max_gas_price
+            )));
+        }
+        Ok(pay)
+    }
+
+    fn gas_and_fee(&self, used: u64, price: Decimal) -> Result<(u64, Amount), AdapterError> {
         let gas = Decimal::from(used)
             .checked_mul(self.s.gas_multiplier)
             .map(|g| g.ceil())
@@ -493,7 +544,7 @@ impl AtomAdapter {
             )));
         }
         let fee = Decimal::from(gas)
-            .checked_mul(self.s.gas_price)
+            .checked_mul(price)
             .map(|f| f.ceil())
             .and_then(|f| u128::try_from(f.mantissa() / 10i128.pow(f.scale())).ok())
             .ok_or_else(|| AdapterError::Config("fee overflow".into()))?;
@@ -766,7 +817,8 @@ impl ChainAdapter for AtomAdapter {
                 other => other,
             })?;
         let used = r.and_then(|r| r.gas_info).map_or(0, |g| g.gas_used);
-        let (gas, fee) = self.gas_and_fee(used)?;
+        let price = self.gas_price_now().await?;
+        let (gas, fee) = self.gas_and_fee(used, price)?;
         params.gas_limit = gas;
         params.fee_amount = fee;
         let signed = sign_tx(self.signer.as_ref(), &params, &msgs)

@@ -18,9 +18,24 @@ use std::time::Duration;
 pub struct CosmosNetwork {
     /// Chain id the endpoints must report (`cosmoshub-4`).
     pub chain_id: String,
-    /// Gas price in uatom per unit of gas (decimal string).
+    /// Gas price in uatom per unit of gas (decimal string): the price
+    /// without a fee market, the floor with one.
     #[serde(default = "default_gas_price")]
     pub gas_price: String,
+    /// Price each transaction from the chain's fee market (`x/feemarket`,
+    /// the Hub since Gaia v20) when it is signed (default true).
+    #[serde(default = "default_fee_market")]
+    pub fee_market: bool,
+    /// The fee market's price is multiplied by this (decimal string, >= 1)
+    /// so the transaction still pays enough after a few blocks of rising
+    /// prices (default "1.5").
+    #[serde(default = "default_gas_price_margin")]
+    pub gas_price_margin: String,
+    /// Ceiling, uatom per gas: while the price to pay is above it nothing
+    /// is signed (the operation waits and says why). Default "0.1", 20x
+    /// the Hub's minimum base price.
+    #[serde(default = "default_max_gas_price")]
+    pub max_gas_price: String,
     /// Simulated gas is multiplied by this (decimal string, >= 1).
     #[serde(default = "default_gas_multiplier")]
     pub gas_multiplier: String,
@@ -34,6 +49,15 @@ pub struct CosmosNetwork {
 
 fn default_gas_price() -> String {
     "0.005".into()
+}
+fn default_fee_market() -> bool {
+    true
+}
+fn default_gas_price_margin() -> String {
+    "1.5".into()
+}
+fn default_max_gas_price() -> String {
+    "0.1".into()
 }
 fn default_gas_multiplier() -> String {
     "1.4".into()
@@ -72,6 +96,29 @@ pub fn settings(cfg: &ChainConfig) -> Result<AtomSettings, Vec<ConfigIssue>> {
             Decimal::ONE
         }
     };
+    let gas_price_margin = match Decimal::from_str_exact(&n.gas_price_margin) {
+        Ok(v) if v >= Decimal::ONE && v <= Decimal::TEN => v,
+        _ => {
+            c.push(
+                "network.gas_price_margin",
+                format!("{:?} is not a decimal from 1 to 10", n.gas_price_margin),
+            );
+            Decimal::ONE
+        }
+    };
+    let max_gas_price = match Decimal::from_str_exact(&n.max_gas_price) {
+        Ok(v) if v >= gas_price => v,
+        _ => {
+            c.push(
+                "network.max_gas_price",
+                format!(
+                    "{:?} is not a decimal at least network.gas_price ({gas_price})",
+                    n.max_gas_price
+                ),
+            );
+            gas_price
+        }
+    };
     if n.max_gas == 0 {
         c.push("network.max_gas", "must be at least 1");
     }
@@ -82,6 +129,9 @@ pub fn settings(cfg: &ChainConfig) -> Result<AtomSettings, Vec<ConfigIssue>> {
         endpoints: cfg.endpoints.clone(),
         chain_id: n.chain_id,
         gas_price,
+        fee_market: n.fee_market,
+        gas_price_margin,
+        max_gas_price,
         gas_multiplier,
         max_gas: n.max_gas,
         timeout_blocks: n.timeout_blocks,

@@ -1,7 +1,7 @@
 //! ABCI query paths, protobuf helpers and coin/decimal conventions shared
 //! by the RPC client and the test node.
 
-use cosmrs::proto::prost::Message;
+use prost::Message;
 
 /// `/cosmos.auth.v1beta1.Query/Account`.
 pub const ACCOUNT: &str = "/cosmos.auth.v1beta1.Query/Account";
@@ -21,6 +21,31 @@ pub const VALIDATOR: &str = "/cosmos.staking.v1beta1.Query/Validator";
 pub const TOTAL_REWARDS: &str = "/cosmos.distribution.v1beta1.Query/DelegationTotalRewards";
 /// `/cosmos.tx.v1beta1.Service/Simulate`.
 pub const SIMULATE: &str = "/cosmos.tx.v1beta1.Service/Simulate";
+
+/// `/feemarket.feemarket.v1.Query/GasPrice` (skip-mev/feemarket, run by the
+/// Hub since Gaia v20): the fee market's current price for a denomination.
+pub const FEEMARKET_GAS_PRICE: &str = "/feemarket.feemarket.v1.Query/GasPrice";
+
+/// `feemarket.feemarket.v1.GasPriceRequest` (field 1: `denom`).
+#[derive(Clone, PartialEq, Message)]
+pub struct GasPriceRequest {
+    /// The fee denomination (`uatom`).
+    #[prost(string, tag = "1")]
+    pub denom: String,
+}
+
+/// `feemarket.feemarket.v1.GasPriceResponse` (field 1: `price`, a
+/// `cosmos.base.v1beta1.DecCoin`).
+#[derive(Clone, PartialEq, Message)]
+pub struct GasPriceResponse {
+    /// The price per unit of gas.
+    #[prost(message, optional, tag = "1")]
+    pub price: Option<cosmrs::proto::cosmos::base::v1beta1::DecCoin>,
+}
+
+/// SDK error code: insufficient fee (the fee market's ante handler, and the
+/// node's own minimum gas prices).
+pub const CODE_INSUFFICIENT_FEE: u32 = 13;
 
 /// SDK error code: account sequence mismatch.
 pub const CODE_WRONG_SEQUENCE: u32 = 32;
@@ -56,6 +81,28 @@ pub fn dec_floor(s: &str) -> Result<u128, String> {
     Ok(v / DEC_SCALE)
 }
 
+/// A `LegacyDec` exactly as a decimal: the protobuf form (an integer
+/// scaled by 10^18, `"5000000000000000"` = 0.005) or the JSON form
+/// (`"0.005000000000000000"`). Refused when it does not fit exactly.
+pub fn dec_exact(s: &str) -> Result<rust_decimal::Decimal, String> {
+    use rust_decimal::Decimal;
+    let s = s.trim();
+    let bad = |why: &str| format!("decimal {s:?}: {why}");
+    if s.is_empty() || s.starts_with(['-', '+']) {
+        return Err(bad("not a non-negative decimal"));
+    }
+    if s.contains('.') {
+        return Decimal::from_str_exact(s).map_err(|e| bad(&e.to_string()));
+    }
+    let v: u128 = s
+        .parse()
+        .map_err(|e: std::num::ParseIntError| bad(&e.to_string()))?;
+    let v = i128::try_from(v).map_err(|_| bad("too large"))?;
+    Decimal::try_from_i128_with_scale(v, 18)
+        .map(|d| d.normalize())
+        .map_err(|e| bad(&e.to_string()))
+}
+
 /// Parses `"123uatom"` into 123 (a coin string of one denomination).
 pub fn coin_amount(s: &str, denom: &str) -> Option<u128> {
     s.strip_suffix(denom).and_then(|n| n.parse().ok())
@@ -74,5 +121,49 @@ mod tests {
         assert!(dec_floor("x").is_err());
         assert_eq!(coin_amount("123uatom", "uatom"), Some(123));
         assert_eq!(coin_amount("123stake", "uatom"), None);
+    }
+
+    #[test]
+    fn a_fee_market_price_reads_exactly_in_both_forms() {
+        use rust_decimal::Decimal;
+        let d = |s: &str| Decimal::from_str_exact(s).unwrap();
+        // Gaia's MinBaseGasPrice, 0.005 uatom per gas.
+        assert_eq!(dec_exact("5000000000000000").unwrap(), d("0.005"));
+        assert_eq!(dec_exact("0.005000000000000000").unwrap(), d("0.005"));
+        assert_eq!(dec_exact("1").unwrap(), d("0.000000000000000001"));
+        assert_eq!(dec_exact("25000000000000000000").unwrap(), d("25"));
+        for bad in [
+            "",
+            "-1",
+            "x",
+            "1e5",
+            "340282366920938463463374607431768211456",
+        ] {
+            assert!(dec_exact(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fee_market_messages_have_the_modules_field_numbers() {
+        // skip-mev/feemarket @ e8c942d, proto/feemarket/feemarket/v1/query.proto:
+        // GasPriceRequest { string denom = 1 }, GasPriceResponse {
+        // cosmos.base.v1beta1.DecCoin price = 1 } (DecCoin: denom = 1,
+        // amount = 2, a LegacyDec as an integer x 10^18).
+        let req = encode(&GasPriceRequest {
+            denom: "uatom".into(),
+        });
+        assert_eq!(req, b"\x0a\x05uatom");
+        let resp = encode(&GasPriceResponse {
+            price: Some(cosmrs::proto::cosmos::base::v1beta1::DecCoin {
+                denom: "uatom".into(),
+                amount: "5000000000000000".into(),
+            }),
+        });
+        assert_eq!(resp, b"\x0a\x19\x0a\x05uatom\x12\x105000000000000000");
+        let back: GasPriceResponse = decode(&resp).unwrap();
+        assert_eq!(
+            dec_exact(&back.price.unwrap().amount).unwrap().to_string(),
+            "0.005"
+        );
     }
 }

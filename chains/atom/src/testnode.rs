@@ -119,6 +119,10 @@ struct Node {
     next_account_number: u64,
     /// `[tx_index] indexer = "null"`: `status` says `tx_index: off`.
     tx_index_off: bool,
+    /// The fee market's price (x/feemarket), uatom per gas x 10^18: what
+    /// CheckTx requires (`ceil(price x gas limit)`, as the module's ante
+    /// handler does) and what its GasPrice query answers.
+    gas_price: u128,
 }
 
 /// The node. Clones share state.
@@ -241,6 +245,7 @@ impl TestNode {
                 txs: BTreeMap::new(),
                 next_account_number: n,
                 tx_index_off: false,
+                gas_price: cfg.min_gas_price,
                 cfg,
             })),
         }
@@ -336,6 +341,13 @@ impl TestNode {
     /// Turns the transaction indexer off (as `indexer = "null"` does).
     pub fn disable_tx_index(&self) {
         self.st().tx_index_off = true;
+    }
+
+    /// Moves the fee market's price (uatom per gas x 10^18; never below
+    /// the configured minimum, as the module's `MinBaseGasPrice`).
+    pub fn set_gas_price(&self, scaled: u128) {
+        let mut n = self.st();
+        n.gas_price = scaled.max(n.cfg.min_gas_price);
     }
 
     /// Jails a validator.
@@ -529,13 +541,15 @@ impl Node {
                 format!("tx timeout height {} reached", d.timeout_height),
             ));
         }
-        let min_fee = (u128::from(d.gas_limit) * self.cfg.min_gas_price).div_ceil(DEC_SCALE);
+        let min_fee = (u128::from(d.gas_limit) * self.gas_price).div_ceil(DEC_SCALE);
         if d.fee < min_fee {
             return Err((
-                13,
+                p::CODE_INSUFFICIENT_FEE,
                 format!(
-                    "insufficient fees; got: {}uatom required: {min_fee}uatom",
-                    d.fee
+                    "got: {}uatom required: {min_fee}uatom, minGasPrice: {}uatom, gas: {}: insufficient fee",
+                    d.fee,
+                    crate::proto::dec_exact(&self.gas_price.to_string()).unwrap_or_default(),
+                    d.gas_limit
                 ),
             ));
         }
@@ -1347,6 +1361,18 @@ fn query(n: &mut Node, path: &str, data: &[u8]) -> Result<Vec<u8>, (u32, String)
             p::encode(&staking::v1beta1::QueryRedelegationsResponse {
                 redelegation_responses: resps,
                 pagination: None,
+            })
+        }
+        p::FEEMARKET_GAS_PRICE => {
+            let r: p::GasPriceRequest = p::decode(data).map_err(bad)?;
+            if r.denom != crate::DENOM {
+                return Err((2, format!("unable to get gas price for denom {}", r.denom)));
+            }
+            p::encode(&p::GasPriceResponse {
+                price: Some(base::v1beta1::DecCoin {
+                    denom: crate::DENOM.into(),
+                    amount: n.gas_price.to_string(),
+                }),
             })
         }
         p::STAKING_PARAMS => p::encode(&staking::v1beta1::QueryParamsResponse {

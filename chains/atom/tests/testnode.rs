@@ -45,6 +45,9 @@ async fn setup(chain_id_in_adapter: &str) -> (TestNode, AtomAdapter, String) {
             endpoints: vec!["http://127.0.0.1:9/".into(), format!("http://{bound}/")],
             chain_id: chain_id_in_adapter.into(),
             gas_price: Decimal::new(25, 3),
+            fee_market: true,
+            gas_price_margin: Decimal::new(15, 1),
+            max_gas_price: Decimal::new(1, 1),
             gas_multiplier: Decimal::new(13, 1),
             max_gas: 1_000_000,
             timeout_blocks: 20,
@@ -440,4 +443,63 @@ async fn flows_prove_every_coin_in_and_out_and_our_operations_are_recognised() {
     ));
     let not = id(&payout).await;
     assert!(not.supported && not.found.is_none());
+}
+
+/// uatom per gas x 10^18, as the fee market's query answers it.
+fn price(milli_uatom: u128) -> u128 {
+    milli_uatom * 1_000_000_000_000_000
+}
+
+#[tokio::test]
+async fn the_fee_market_prices_every_transaction_and_nothing_is_signed_above_the_ceiling() {
+    let (node, a, addr) = setup("sim-hub-1").await;
+    let paid = |before: u128, delegated: u128| before - node.balance(&addr) - delegated;
+    // The market at its minimum (0.005, x1.5 margin = 0.0075): the
+    // configured floor (0.025) is paid.
+    let before = node.balance(&addr);
+    let first = a.build_and_sign(op(delegate(V1, 1_000))).await.unwrap();
+    a.broadcast(BroadcastRequest { signed: first })
+        .await
+        .unwrap();
+    node.advance(6);
+    let floor_fee = paid(before, 1_000);
+    // The market rises to 0.04: 0.06 a gas with the margin, 2.4x the floor.
+    node.set_gas_price(price(40));
+    let before = node.balance(&addr);
+    send(&node, &a, delegate(V1, 1_000)).await;
+    let market_fee = paid(before, 1_000);
+    assert!(
+        market_fee * 10 >= floor_fee * 23 && market_fee * 10 <= floor_fee * 25,
+        "floor {floor_fee}, market {market_fee}"
+    );
+    // A transaction priced before a rise is refused by the node's fee
+    // market (CheckTx: fee < ceil(price x gas limit)), never included.
+    let stale = a.build_and_sign(op(delegate(V1, 1_000))).await.unwrap();
+    node.set_gas_price(price(70));
+    let err = a
+        .broadcast(BroadcastRequest {
+            signed: stale.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::Rejected(m) if m.contains("code 13") && m.contains("insufficient fee")),
+        "{err}"
+    );
+    // Above the ceiling (0.08 x 1.5 = 0.12 > 0.1) nothing is signed: the
+    // operation waits and says why.
+    node.set_gas_price(price(80));
+    let txs = node.successful_txs();
+    let err = a.build_and_sign(op(delegate(V1, 1_000))).await.unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::TryLater(m) if m.contains("max_gas_price")),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    // Once the price falls it is signed and lands (the stale transaction's
+    // sequence is taken again once its timeout passed or it was refused).
+    node.set_gas_price(price(50));
+    node.advance(6 * 25);
+    send(&node, &a, delegate(V1, 1_000)).await;
+    assert_eq!(node.successful_txs(), txs + 1);
 }

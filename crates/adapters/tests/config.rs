@@ -166,3 +166,27 @@ fn tezos_staking_takes_one_baker_per_key_and_a_start_level() {
         "{keys:?}"
     );
 }
+
+#[test]
+fn cosmos_fee_market_settings_are_checked() {
+    let cfg = check(&example_text()).unwrap();
+    let hub = cfg.chain(softstake_core::ChainId::Cosmos).unwrap();
+    let s = softstake_chain_atom::plugin::settings(hub).unwrap();
+    assert!(s.fee_market);
+    assert_eq!(
+        (s.gas_price_margin.to_string(), s.max_gas_price.to_string()),
+        ("1.5".into(), "0.1".into())
+    );
+    let t = example_text();
+    let bad = t
+        .replace("gas_price_margin = \"1.5\"", "gas_price_margin = \"0.9\"")
+        .replace("max_gas_price = \"0.1\"", "max_gas_price = \"0.001\"");
+    assert_ne!(bad, t);
+    let keys = keys(&bad);
+    for k in [
+        "chains[1].network.gas_price_margin",
+        "chains[1].network.max_gas_price",
+    ] {
+        assert!(keys.contains(&k.to_owned()), "{k} missing from {keys:?}");
+    }
+}
