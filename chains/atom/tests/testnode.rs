@@ -23,6 +23,13 @@ const V3: &str = "cosmosvaloper1clpqr4nrk4khgkxj78fcwwh6dl3uw4epsluffn";
 const DAY: i64 = 86_400;
 
 async fn setup(chain_id_in_adapter: &str) -> (TestNode, AtomAdapter, String) {
+    let (node, a, addr, _) = setup_at(chain_id_in_adapter).await;
+    (node, a, addr)
+}
+
+async fn setup_at(
+    chain_id_in_adapter: &str,
+) -> (TestNode, AtomAdapter, String, std::net::SocketAddr) {
     let key = LocalKey::parse(&Secret::new(KEY.into())).unwrap();
     let addr = key.address();
     let node = TestNode::new(TestNodeConfig {
@@ -39,7 +46,13 @@ async fn setup(chain_id_in_adapter: &str) -> (TestNode, AtomAdapter, String) {
         accounts: vec![(addr.clone(), 100_000_000)],
     });
     let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let adapter = AtomAdapter::new(
+    (node, adapter(bound, chain_id_in_adapter), addr, bound)
+}
+
+/// An adapter (a process) on the node at `bound`, with the custody key.
+fn adapter(bound: std::net::SocketAddr, chain_id_in_adapter: &str) -> AtomAdapter {
+    let key = LocalKey::parse(&Secret::new(KEY.into())).unwrap();
+    AtomAdapter::new(
         AtomSettings {
             // The first endpoint is down: the adapter falls back.
             endpoints: vec!["http://127.0.0.1:9/".into(), format!("http://{bound}/")],
@@ -56,8 +69,7 @@ async fn setup(chain_id_in_adapter: &str) -> (TestNode, AtomAdapter, String) {
         },
         Arc::new(key),
     )
-    .unwrap();
-    (node, adapter, addr)
+    .unwrap()
 }
 
 fn op(kind: OperationKind) -> BuildRequest {
@@ -502,4 +514,78 @@ async fn the_fee_market_prices_every_transaction_and_nothing_is_signed_above_the
     node.advance(6 * 25);
     send(&node, &a, delegate(V1, 1_000)).await;
     assert_eq!(node.successful_txs(), txs + 1);
+}
+
+/// Issue 32 on Cosmos: after a database restore the journal no longer knows
+/// a delegation the lost process broadcast, still in the mempool. The
+/// restored process plans it again: its transaction takes the committed
+/// sequence, which the pending one holds, so the node refuses it; once the
+/// pending one is included the books find it by its fee and adopt it. The
+/// chain's sequence makes a second send impossible (unlike Ethereum's
+/// "pending" nonce, guarded in the adapter).
+#[tokio::test]
+async fn a_transaction_still_in_the_mempool_at_a_restore_is_never_sent_twice() {
+    let (node, lost, _, bound) = setup_at("sim-hub-1").await;
+    let first = lost.build_and_sign(op(delegate(V1, 5_000))).await.unwrap();
+    lost.broadcast(BroadcastRequest {
+        signed: first.clone(),
+    })
+    .await
+    .unwrap();
+    drop(lost);
+    // The restored process: nothing pending in memory. The same plan at
+    // the same height signs the very same bytes (deterministic signatures,
+    // the committed sequence): the node already holds them, and they can
+    // be included once.
+    let restored = adapter(bound, "sim-hub-1");
+    let same = restored
+        .build_and_sign(op(delegate(V1, 5_000)))
+        .await
+        .unwrap();
+    assert_eq!((&same.tx_id, &same.bytes), (&first.tx_id, &first.bytes));
+    restored
+        .broadcast(BroadcastRequest { signed: same })
+        .await
+        .unwrap();
+    // Any other plan takes the same sequence, which the pending one holds:
+    // refused.
+    let restored = adapter(bound, "sim-hub-1");
+    let again = restored
+        .build_and_sign(op(delegate(V1, 6_000)))
+        .await
+        .unwrap();
+    assert_ne!(again.tx_id, first.tx_id);
+    let err = restored
+        .broadcast(BroadcastRequest { signed: again })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::Rejected(m) if m.contains("sequence")),
+        "{err}"
+    );
+    node.advance(6);
+    assert_eq!(node.successful_txs(), 1, "only the first was included");
+    let look = restored
+        .lookup(LookupRequest {
+            tx_id: first.tx_id.clone(),
+            signed_bytes: None,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(look.status, TxStatus::Confirmed { .. }),
+        "{look:?}"
+    );
+    // Its fee is a flow the books see, and the adapter recognises it as
+    // its own delegation (the journal adopts it).
+    let found = restored
+        .identify(softstake_core::adapter::IdentifyRequest {
+            tx_id: first.tx_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(&found.found, Some(f) if matches!(&f.kind, OperationKind::Delegate { amount, .. } if amount.base() == 5_000)),
+        "{found:?}"
+    );
 }
