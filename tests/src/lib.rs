@@ -499,3 +499,31 @@ pub async fn assert_distributions_verify(store: &Store, asset: &str, min: usize)
         );
     }
 }
+
+/// Records a consensus reward of `amount` on `chain` for `[start, end)`
+/// (validator `val`), at `end`; returns its id.
+pub async fn record_reward(
+    store: &Store,
+    chain: softstake_core::ChainId,
+    key: &str,
+    amount: u128,
+    start: i64,
+    end: i64,
+) -> i64 {
+    let r = softstake_store::NewReward {
+        chain,
+        key: key.into(),
+        period: softstake_core::Period::new(Timestamp::from_unix(start), Timestamp::from_unix(end))
+            .expect("a period"),
+        amount: Amount::from_base(amount),
+        validator: "val".into(),
+        kind: softstake_core::adapter::RewardKind::Consensus,
+        tx_hash: None,
+        epoch: None,
+    };
+    store
+        .record_reward(&r, Timestamp::from_unix(end))
+        .await
+        .expect("reward recorded")
+        .id
+}

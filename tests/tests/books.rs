@@ -8,9 +8,9 @@
 use rust_decimal::Decimal;
 use softstake_core::adapter::{FlowKind, Holdings, LossEvent, PoolFlow, RewardKind};
 use softstake_core::config::{BooksSettings, FeeBearer, LossBearer};
-use softstake_core::{Amount, ChainId, Period, Rate, Timestamp};
+use softstake_core::{Amount, ChainId, Rate, Timestamp};
 use softstake_store::{
-    BunkerAction, BunkerCause, Declaration, Direction, NewReward, Purpose, Resolution, Snapshot,
+    BunkerAction, BunkerCause, Declaration, Direction, Purpose, Resolution, Snapshot,
     SnapshotInput, Store,
 };
 use softstake_tests::on_both;
@@ -92,20 +92,7 @@ fn declaration(tx: &str, direction: Direction, amount: u128) -> Declaration {
 }
 
 async fn reward(store: &Store, key: &str, amount: u128, end: i64) {
-    let r = NewReward {
-        chain: C,
-        key: key.into(),
-        period: Period::new(Timestamp::from_unix(end - 600), Timestamp::from_unix(end)).unwrap(),
-        amount: Amount::from_base(amount),
-        validator: "val".into(),
-        kind: RewardKind::Consensus,
-        tx_hash: None,
-        epoch: None,
-    };
-    store
-        .record_reward(&r, Timestamp::from_unix(end))
-        .await
-        .unwrap();
+    softstake_tests::record_reward(store, C, key, amount, end - 600, end).await;
 }
 
 #[tokio::test]

@@ -7,13 +7,12 @@
 #![allow(clippy::unwrap_used)]
 
 use rust_decimal::Decimal;
-use softstake_core::adapter::{Holdings, LossEvent, RewardKind};
+use softstake_core::adapter::{Holdings, LossEvent};
 use softstake_core::config::{BooksSettings, LossBearer};
 use softstake_core::rng::Rng;
-use softstake_core::{Amount, ChainId, Period, Rate, Timestamp};
+use softstake_core::{Amount, ChainId, Rate, Timestamp};
 use softstake_store::{
-    Books, DistributeOptions, DistributeOutcome, NewReward, OutboxCredit, SnapshotInput, Store,
-    StoreError,
+    Books, DistributeOptions, DistributeOutcome, OutboxCredit, SnapshotInput, Store, StoreError,
 };
 use softstake_tests::{on_both, opening_balances, raw_exec};
 
@@ -74,21 +73,7 @@ async fn snapshot(
 
 /// Records a reward for `[start, end)` and returns its id.
 async fn reward(store: &Store, key: &str, amount: u128, start: i64, end: i64) -> i64 {
-    let r = NewReward {
-        chain: C,
-        key: key.into(),
-        period: Period::new(Timestamp::from_unix(start), Timestamp::from_unix(end)).unwrap(),
-        amount: Amount::from_base(amount),
-        validator: "val".into(),
-        kind: RewardKind::Consensus,
-        tx_hash: None,
-        epoch: None,
-    };
-    store
-        .record_reward(&r, Timestamp::from_unix(end))
-        .await
-        .unwrap()
-        .id
+    softstake_tests::record_reward(store, C, key, amount, start, end).await
 }
 
 async fn distribute(store: &Store, id: i64, rate: &str, now: i64) {

@@ -1255,20 +1255,35 @@ struct StatementQuery {
     format: Option<String>,
 }
 
+/// The exchange's door, a user id and a `[from, to)` range: what a
+/// per-user read checks before it reads.
+fn user_range<Q>(
+    st: &AppState,
+    headers: &HeaderMap,
+    user: &str,
+    q: Result<Query<Q>, axum::extract::rejection::QueryRejection>,
+    range: impl Fn(&Q) -> (&str, &str),
+) -> ApiResult<(Q, Timestamp, Timestamp)> {
+    authorize(&st.sh, headers, Door::Exchange)?;
+    check_id("user", user)?;
+    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let (from, to) = range(&q);
+    let (from, to) = (time("from", from)?, time("to", to)?);
+    if to <= from {
+        return Err(ApiError::refused("to", "must be after from"));
+    }
+    Ok((q, from, to))
+}
+
 async fn statement(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(user): Path<String>,
     q: Result<Query<StatementQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    authorize(&st.sh, &headers, Door::Exchange)?;
-    check_id("user", &user)?;
-    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
-    let from = time("from", &q.from)?;
-    let to = time("to", &q.to)?;
-    if to <= from {
-        return Err(ApiError::refused("to", "must be after from"));
-    }
+    let (q, from, to) = user_range(&st, &headers, &user, q, |q: &StatementQuery| {
+        (q.from.as_str(), q.to.as_str())
+    })?;
     let lines = st.sh.store.statement(&user, from, to).await?;
     match q.format.as_deref() {
         None | Some("json") => Ok(axum::Json(lines).into_response()),
@@ -1299,14 +1314,9 @@ async fn user_losses(
     Path(user): Path<String>,
     q: Result<Query<LossesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    authorize(&st.sh, &headers, Door::Exchange)?;
-    check_id("user", &user)?;
-    let Query(q) = q.map_err(|e| ApiError::bad("query", e.body_text()))?;
-    let from = time("from", &q.from)?;
-    let to = time("to", &q.to)?;
-    if to <= from {
-        return Err(ApiError::refused("to", "must be after from"));
-    }
+    let (_, from, to) = user_range(&st, &headers, &user, q, |q: &LossesQuery| {
+        (q.from.as_str(), q.to.as_str())
+    })?;
     let lines = st
         .sh
         .store
