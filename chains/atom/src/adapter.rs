@@ -570,6 +570,26 @@ impl AtomAdapter {
         Ok(out)
     }
 
+    /// When the custody account first delegated to `validator` (the block
+    /// time of its first successful delegate transaction to it), if ever.
+    async fn first_delegation(&self, validator: &str) -> Result<Option<Timestamp>, AdapterError> {
+        let addr = self.address();
+        let txs = self
+            .tx_search(
+                format!("message.sender='{addr}' AND delegate.validator='{validator}'"),
+                1,
+            )
+            .await?;
+        match txs
+            .iter()
+            .find(|t| t["tx_result"]["code"].as_u64() == Some(0))
+            .and_then(|t| t["height"].as_str())
+        {
+            Some(h) => Ok(Some(self.tx_block_time(h).await?)),
+            None => Ok(None),
+        }
+    }
+
     async fn tx_search(&self, query: String, page: u32) -> Result<Vec<Value>, AdapterError> {
         let r = self
             .call(
@@ -702,30 +722,14 @@ impl ChainAdapter for AtomAdapter {
 
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {
         let addr = self.address();
-        let (mut after, mut prev_time) = match req.cursor.as_deref().and_then(|c| c.split_once(':'))
-        {
-            Some((h, t)) => (
-                h.parse::<u64>()
-                    .map_err(|_| AdapterError::InvalidRequest(format!("bad cursor {h}")))?,
-                Some(Timestamp::from_unix(t.parse().map_err(|_| {
-                    AdapterError::InvalidRequest(format!("bad cursor {t}"))
-                })?)),
-            ),
-            None => (0, None),
-        };
-        if prev_time.is_none() {
-            // The period of the first reward starts with our first transaction.
-            let first = self
-                .tx_search(format!("message.sender='{addr}'"), 1)
-                .await?;
-            if let Some(h) = first.first().and_then(|t| t["height"].as_str()) {
-                prev_time = Some(self.tx_block_time(h).await?);
-            }
-        }
+        let mut cur = RewardCursor::parse(req.cursor.as_deref())?;
         let mut rewards = Vec::new();
         let txs = self
             .tx_search(
-                format!("withdraw_rewards.delegator='{addr}' AND tx.height>{after}"),
+                format!(
+                    "withdraw_rewards.delegator='{addr}' AND tx.height>{}",
+                    cur.after
+                ),
                 1,
             )
             .await?;
@@ -736,11 +740,10 @@ impl ChainAdapter for AtomAdapter {
                 continue;
             }
             let time = self.tx_block_time(&height).await?;
-            let start = prev_time
-                .filter(|p| *p < time)
-                .unwrap_or(time.plus_secs(-1));
-            let period =
-                Period::new(start, time).map_err(|e| AdapterError::Rejected(e.to_string()))?;
+            // Every withdrawal of a delegation's rewards (asked for, or the
+            // one the chain makes on each delegate, undelegate and
+            // redelegate) ends that delegation's period: its rewards
+            // accrued since its own previous withdrawal, or since it began.
             for e in t["tx_result"]["events"]
                 .as_array()
                 .cloned()
@@ -751,6 +754,12 @@ impl ChainAdapter for AtomAdapter {
                 {
                     continue;
                 }
+                let validator = attr(&e, "validator").unwrap_or("").to_owned();
+                let since = match cur.since(&validator) {
+                    Some(t) => Some(t),
+                    None => self.first_delegation(&validator).await?,
+                };
+                cur.per.insert(validator.clone(), time);
                 let Some(amount) = attr(&e, "amount").and_then(|a| p::coin_amount(a, crate::DENOM))
                 else {
                     continue;
@@ -758,7 +767,9 @@ impl ChainAdapter for AtomAdapter {
                 if amount == 0 {
                     continue;
                 }
-                let validator = attr(&e, "validator").unwrap_or("").to_owned();
+                let start = since.filter(|p| *p < time).unwrap_or(time.plus_secs(-1));
+                let period =
+                    Period::new(start, time).map_err(|e| AdapterError::Rejected(e.to_string()))?;
                 rewards.push(ObservedReward {
                     key: format!("withdraw:{hash}:{validator}"),
                     period,
@@ -769,13 +780,12 @@ impl ChainAdapter for AtomAdapter {
                     epoch: height.parse().ok(),
                 });
             }
-            after = height.parse().unwrap_or(after);
-            prev_time = Some(time);
+            cur.after = height.parse().unwrap_or(cur.after);
+            cur.last = Some(time);
         }
-        let next_cursor = prev_time.map(|t| format!("{after}:{}", t.unix()));
         Ok(RewardsResponse {
             rewards,
-            next_cursor: next_cursor.or(req.cursor),
+            next_cursor: cur.render().or(req.cursor),
         })
     }
 
@@ -1016,5 +1026,99 @@ impl AtomAdapter {
             losses,
             alerts: Vec::new(),
         })
+    }
+}
+
+/// Where reward collection stands: the last height read, and the time of
+/// each delegation's latest withdrawal (a delegation's rewards accrue from
+/// its own previous withdrawal, not another's).
+///
+/// Text: `HEIGHT:TIME` then `;VALIDATOR=TIME` for each delegation. A cursor
+/// from before per-delegation periods (`HEIGHT:TIME` alone) reads with
+/// `last` as every delegation's previous withdrawal: as wide as before,
+/// never narrower than the truth.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct RewardCursor {
+    after: u64,
+    last: Option<Timestamp>,
+    legacy: bool,
+    per: std::collections::BTreeMap<String, Timestamp>,
+}
+
+impl RewardCursor {
+    fn parse(c: Option<&str>) -> Result<RewardCursor, AdapterError> {
+        let Some(c) = c else {
+            return Ok(RewardCursor::default());
+        };
+        let bad = || AdapterError::InvalidRequest(format!("bad reward cursor {c:?}"));
+        let mut parts = c.split(';');
+        let (h, t) = parts
+            .next()
+            .and_then(|p| p.split_once(':'))
+            .ok_or_else(bad)?;
+        let mut cur = RewardCursor {
+            after: h.parse().map_err(|_| bad())?,
+            last: Some(Timestamp::from_unix(t.parse().map_err(|_| bad())?)),
+            legacy: true,
+            per: Default::default(),
+        };
+        for p in parts {
+            let (v, t) = p.split_once('=').ok_or_else(bad)?;
+            cur.legacy = false;
+            if v.is_empty() {
+                continue; // the marker of a cursor with no delegation yet
+            }
+            cur.per.insert(
+                v.to_owned(),
+                Timestamp::from_unix(t.parse().map_err(|_| bad())?),
+            );
+        }
+        Ok(cur)
+    }
+
+    /// The previous withdrawal of a delegation, if this cursor knows it.
+    fn since(&self, validator: &str) -> Option<Timestamp> {
+        self.per
+            .get(validator)
+            .copied()
+            .or(if self.legacy { self.last } else { None })
+    }
+
+    fn render(&self) -> Option<String> {
+        let last = self.last?;
+        let mut out = format!("{}:{}", self.after, last.unix());
+        if self.per.is_empty() {
+            out.push_str(";=0");
+        }
+        for (v, t) in &self.per {
+            out.push_str(&format!(";{v}={}", t.unix()));
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+
+    #[test]
+    fn reward_cursors_keep_each_delegations_last_withdrawal_and_read_old_ones() {
+        assert_eq!(RewardCursor::parse(None).unwrap(), RewardCursor::default());
+        let old = RewardCursor::parse(Some("120:1767225600")).unwrap();
+        assert_eq!(old.since("v1"), Some(Timestamp::from_unix(1_767_225_600)));
+        let mut c = RewardCursor::parse(Some("120:1767225600;=0")).unwrap();
+        assert_eq!(c.since("v1"), None, "a new cursor knows its delegations");
+        c.per
+            .insert("v1".into(), Timestamp::from_unix(1_767_230_000));
+        c.after = 130;
+        let text = c.render().unwrap();
+        assert_eq!(text, "130:1767225600;v1=1767230000");
+        let back = RewardCursor::parse(Some(&text)).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.since("v1"), Some(Timestamp::from_unix(1_767_230_000)));
+        assert_eq!(back.since("v2"), None);
+        for bad in ["x", "1:y", "1:2;v", "1:2;v=t"] {
+            assert!(RewardCursor::parse(Some(bad)).is_err(), "{bad}");
+        }
     }
 }

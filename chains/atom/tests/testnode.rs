@@ -11,7 +11,7 @@ use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind,
     PoolStateRequest, RewardsRequest, SignedOperation, TxStatus,
 };
-use softstake_core::{Amount, Secret};
+use softstake_core::{Amount, Period, Secret, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -588,4 +588,68 @@ async fn a_transaction_still_in_the_mempool_at_a_restore_is_never_sent_twice() {
         matches!(&found.found, Some(f) if matches!(&f.kind, OperationKind::Delegate { amount, .. } if amount.base() == 5_000)),
         "{found:?}"
     );
+}
+
+/// Issue 26: a delegation's rewards accrued since its own previous
+/// withdrawal (or since it began), not since another delegation's: the
+/// chain withdraws a delegation's rewards on every delegate, undelegate and
+/// redelegate touching it, and those automatic withdrawals end only that
+/// delegation's period.
+#[tokio::test]
+async fn each_delegations_reward_period_starts_at_its_own_previous_withdrawal() {
+    let (node, a, _) = setup("sim-hub-1").await;
+    let t_v1 = node.head().1;
+    send(&node, &a, delegate(V1, 60_000_000)).await;
+    node.advance(DAY / 2);
+    let t_v2 = node.head().1;
+    send(&node, &a, delegate(V2, 20_000_000)).await;
+    node.advance(DAY / 2);
+    // Adding to V2 withdraws V2's rewards (and only V2's).
+    send(&node, &a, delegate(V2, 1_000_000)).await;
+    node.advance(DAY);
+    send(
+        &node,
+        &a,
+        OperationKind::ClaimRewards { validators: vec![] },
+    )
+    .await;
+    let r = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+    let of = |v: &str| -> Vec<Period> {
+        r.rewards
+            .iter()
+            .filter(|x| x.validator == v)
+            .map(|x| x.period)
+            .collect()
+    };
+    let (v1, v2) = (of(V1), of(V2));
+    assert_eq!((v1.len(), v2.len()), (1, 2), "{:?}", r.rewards);
+    // V1 earned from its delegation's block to the claim: two days, not
+    // the one day since V2's automatic withdrawal.
+    let near = |t: Timestamp, want: i64| (t.unix() - want).abs() <= 12;
+    assert!(near(v1[0].start(), t_v1), "{:?} vs {t_v1}", v1[0]);
+    assert!(v1[0].secs() >= 2 * DAY as u64 - 12, "{:?}", v1[0]);
+    // V2: from its delegation to the automatic withdrawal, then on.
+    assert!(near(v2[0].start(), t_v2), "{:?} vs {t_v2}", v2[0]);
+    assert_eq!(v2[1].start(), v2[0].end());
+    assert_eq!(v2[1].end(), v1[0].end(), "one claim ends both");
+    // The cursor carries each delegation's last withdrawal: read again
+    // from it after another day, each period starts at that claim.
+    node.advance(DAY);
+    send(
+        &node,
+        &a,
+        OperationKind::ClaimRewards { validators: vec![] },
+    )
+    .await;
+    let next = a
+        .rewards_since(RewardsRequest {
+            cursor: r.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.rewards.len(), 2, "{:?}", next.rewards);
+    assert!(next.rewards.iter().all(|x| x.period.start() == v1[0].end()));
 }
