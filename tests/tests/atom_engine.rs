@@ -246,6 +246,40 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
                 .collect::<Vec<_>>(),
             [V1]
         );
+        // ...and its stake is moved to V2 by redelegation (it keeps
+        // earning, nothing unbonds), with the reason in the journal.
+        let mut moved = None;
+        for _ in 0..4 {
+            let r = step(600).await;
+            let pool = r.pool.as_ref().unwrap();
+            let on = |v: &str| {
+                pool.delegations
+                    .iter()
+                    .find(|d| d.validator == v)
+                    .map_or(0, |d| d.active.base())
+            };
+            if on(V1) == 0 {
+                moved = Some(on(V2));
+                break;
+            }
+        }
+        assert!(moved.is_some_and(|v2| v2 > 0), "V1's stake was not moved");
+        let ops = store
+            .journal_list(ChainId::Cosmos, None, 100)
+            .await
+            .unwrap();
+        let redelegated: Vec<_> = ops
+            .iter()
+            .filter(|o| o.kind.name() == "redelegate")
+            .collect();
+        assert!(!redelegated.is_empty(), "{ops:?}");
+        assert!(
+            redelegated
+                .iter()
+                .all(|o| o.state == OpState::Confirmed && o.reason.contains("marked by a loss")),
+            "{redelegated:?}"
+        );
+        softstake_tests::assert_every_snapshot_explained(&store, ChainId::Cosmos, 10).await;
     })
     .await;
 }

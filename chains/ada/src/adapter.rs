@@ -571,6 +571,8 @@ impl ChainAdapter for AdaAdapter {
                 unbonding_delay_secs: 0,
                 delegation_keeps_funds_liquid: true,
                 stake_chunk: None,
+                redelegation: false,
+                redelegation_locked: Vec::new(),
             },
             losses: Vec::new(),
             alerts,

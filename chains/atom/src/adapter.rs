@@ -1007,6 +1007,16 @@ impl AtomAdapter {
                 claimable += p::dec_floor(&c.amount).map_err(AdapterError::Rejected)?;
             }
         }
+        // Stake that arrived by a redelegation still maturing cannot move
+        // again until it matures (the SDK's transitive-redelegation rule).
+        let mut locked: Vec<String> = self
+            .redelegations()
+            .await?
+            .into_iter()
+            .map(|(_, dst)| dst)
+            .collect();
+        locked.sort();
+        locked.dedup();
         Ok(PoolStateResponse {
             chain: ChainId::Cosmos,
             as_of: st.time,
@@ -1022,6 +1032,8 @@ impl AtomAdapter {
                 unbonding_delay_secs: unbonding_secs,
                 delegation_keeps_funds_liquid: false,
                 stake_chunk: None,
+                redelegation: true,
+                redelegation_locked: locked,
             },
             losses,
             alerts: Vec::new(),

@@ -1005,6 +1005,8 @@ impl ChainAdapter for DotAdapter {
                 unbonding_delay_secs: u64::from(eras.bonding_duration) * (eras.era_ms / 1000),
                 delegation_keeps_funds_liquid: false,
                 stake_chunk: None,
+                redelegation: false,
+                redelegation_locked: Vec::new(),
             },
             losses,
             alerts,

@@ -950,6 +950,8 @@ impl ChainAdapter for EthAdapter {
                 unbonding_delay_secs: (256 + 5) * epoch_secs + self.s.sweep_delay_secs,
                 delegation_keeps_funds_liquid: false,
                 stake_chunk: Some(wei(deposit::STAKE_0X01_GWEI)),
+                redelegation: false,
+                redelegation_locked: Vec::new(),
             },
             losses: Vec::new(),
             alerts,

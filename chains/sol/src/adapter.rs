@@ -553,6 +553,8 @@ impl ChainAdapter for SolAdapter {
                 unbonding_delay_secs: epoch_secs.saturating_mul(cooldown.saturating_add(1)),
                 delegation_keeps_funds_liquid: false,
                 stake_chunk: None,
+                redelegation: false,
+                redelegation_locked: Vec::new(),
             },
             losses: Vec::new(),
             alerts,

@@ -663,6 +663,8 @@ impl ChainAdapter for XtzAdapter {
                 .unwrap_or(0),
                 delegation_keeps_funds_liquid: liquid_delegation,
                 stake_chunk: None,
+                redelegation: false,
+                redelegation_locked: Vec::new(),
             },
             losses,
             alerts,

@@ -161,6 +161,16 @@ pub struct ChainLimits {
     pub delegation_keeps_funds_liquid: bool,
     /// Stake moves in chunks of this size (Ethereum: 32 ETH), if any.
     pub stake_chunk: Option<Amount>,
+    /// Stake can move between validators without unbonding (Cosmos
+    /// redelegation): the planner moves stake off impaired and loss-marked
+    /// validators this way.
+    #[serde(default)]
+    pub redelegation: bool,
+    /// Validators whose stake arrived by a redelegation still maturing:
+    /// the chain refuses to move it again until then (Cosmos's
+    /// transitive-redelegation rule).
+    #[serde(default)]
+    pub redelegation_locked: Vec<ValidatorId>,
 }
 
 /// Response of [`ChainAdapter::pool_state`]: the custody pool as the chain sees it.
@@ -737,6 +747,8 @@ mod tests {
                 unbonding_delay_secs: 0,
                 delegation_keeps_funds_liquid: true,
                 stake_chunk: None,
+                redelegation: false,
+                redelegation_locked: Vec::new(),
             },
             losses: Vec::new(),
             alerts: Vec::new(),

@@ -183,6 +183,8 @@ mod tests {
                 unbonding_delay_secs: 0,
                 delegation_keeps_funds_liquid: true,
                 stake_chunk: None,
+                redelegation: false,
+                redelegation_locked: Vec::new(),
             },
             losses: vec![],
             alerts: vec![],

@@ -402,6 +402,99 @@ pub fn plan(
             }
         }
     }
+    // Stake on a validator the chain shows impaired, or a loss marked, is
+    // moved to the healthy ones where the chain moves stake without
+    // unbonding (redelegation keeps it earning), within their caps. Only
+    // in a plan that neither stakes nor unstakes: serving the buffer and
+    // the withdrawal queue comes first, and two moves never compete for
+    // one delegation.
+    let rebalancing = ops.iter().any(|o| {
+        matches!(
+            o.kind,
+            OperationKind::Delegate { .. } | OperationKind::Undelegate { .. }
+        )
+    });
+    if !rebalancing {
+        let mut budget = budget;
+        let mut after_by = staked_by.clone();
+        for d in &state.delegations {
+            let v = d.validator.as_str();
+            let have = staked_by.get(v).copied().unwrap_or(Amount::ZERO);
+            if !impaired.contains(v) || have.is_zero() {
+                continue;
+            }
+            let why = if d.impaired {
+                "shown impaired by the chain (jailed, tombstoned or not earning)"
+            } else {
+                "marked by a loss (softstake books marks)"
+            };
+            if !limits.redelegation {
+                blocked.push(format!(
+                    "{v} is {why} and holds {have}: on this chain stake leaves it only by unstaking, which is not planned for it"
+                ));
+                continue;
+            }
+            if limits.redelegation_locked.iter().any(|l| l == v) {
+                blocked.push(format!(
+                    "{v} is {why} and holds {have}, but stake redelegated to it is still maturing: it is moved once that matures"
+                ));
+                continue;
+            }
+            if eligible.is_empty() {
+                blocked.push(format!(
+                    "{v} is {why} and holds {have}, but no configured validator is healthy to take it"
+                ));
+                continue;
+            }
+            let amount = cap(have, budget);
+            if amount < have {
+                blocked.push(format!(
+                    "moving {have} off {v}: the per-operation or daily cap allows {amount} in this plan"
+                ));
+            }
+            if amount.is_zero() {
+                continue;
+            }
+            let (pieces, unplaced) = spread(
+                amount,
+                staked,
+                &after_by,
+                &eligible,
+                limits.stake_chunk,
+                limits.min_delegation,
+            );
+            if !unplaced.is_zero() {
+                blocked.push(format!(
+                    "{unplaced} of {v}'s stake found no room under the healthy validators' caps"
+                ));
+            }
+            for (to, a) in pieces {
+                budget = budget.saturating_sub(a);
+                if let Some(h) = after_by.get_mut(v) {
+                    *h = h.saturating_sub(a);
+                }
+                let target = policy
+                    .validators
+                    .iter()
+                    .find(|t| t.address == to)
+                    .map(|t| t.address.as_str());
+                if let Some(t) = target {
+                    let e = after_by.entry(t).or_insert(Amount::ZERO);
+                    *e = e.checked_add(a).ok_or(PlanError::Overflow)?;
+                }
+                ops.push(PlannedOp {
+                    reason: format!(
+                        "{v} is {why}: moving {a} of its stake to {to} by redelegation (it keeps earning; no unbonding)"
+                    ),
+                    kind: OperationKind::Redelegate {
+                        from: v.to_owned(),
+                        to,
+                        amount: a,
+                    },
+                });
+            }
+        }
+    }
     if let Some(chunk) = limits.stake_chunk.filter(|c| !c.is_zero()) {
         ops = one_chunk_per_operation(ops, chunk, &mut blocked);
     }

@@ -12,6 +12,8 @@ fn limits(chunk: Option<u128>, max_entries: Option<u32>, liquid_delegation: bool
         unbonding_delay_secs: 21 * 86_400,
         delegation_keeps_funds_liquid: liquid_delegation,
         stake_chunk: chunk.map(Amount::from_base),
+        redelegation: false,
+        redelegation_locked: Vec::new(),
     }
 }
 
@@ -144,6 +146,90 @@ fn new_stake_never_goes_to_an_impaired_validator() {
         "{:?}",
         p.blocked
     );
+}
+
+fn redelegations(p: &Plan) -> Vec<(&str, &str, u128)> {
+    p.ops
+        .iter()
+        .filter_map(|o| match &o.kind {
+            OperationKind::Redelegate { from, to, amount } => {
+                Some((from.as_str(), to.as_str(), amount.base()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stake_on_an_impaired_or_marked_validator_is_redelegated_to_healthy_ones_within_caps() {
+    let mut lim = limits(None, Some(7), false);
+    lim.redelegation = true;
+    // In the band (liquid 100 of liabilities 1000): nothing to stake or
+    // unstake. "a" is jailed with 600: it moves to "b" and "c" by weight.
+    let mut s = state(100, &[("a", 600), ("b", 150), ("c", 150)], &[], lim.clone());
+    s.delegations[0].impaired = true;
+    let pol = policy(&[("a", 1), ("b", 1), ("c", 1)], 100, 20);
+    let p = run(&s, 1000, 0, &pol);
+    assert!(moves(&p).is_empty());
+    assert_eq!(redelegations(&p), [("a", "b", 300), ("a", "c", 300)]);
+    assert!(p.ops[0].reason.contains("impaired"), "{}", p.ops[0].reason);
+    // A cap: "b" may hold at most half the stake (450 of 900): it takes
+    // 300 to reach it, "c" takes the rest.
+    let mut capped = pol.clone();
+    capped.validators[1].cap = rate(500);
+    let p = run(&s, 1000, 0, &capped);
+    let r = redelegations(&p);
+    let to_b: u128 = r.iter().filter(|x| x.1 == "b").map(|x| x.2).sum();
+    assert!(150 + to_b <= 450, "{r:?}");
+    assert_eq!(r.iter().map(|x| x.2).sum::<u128>(), 600);
+    // Loss-marked instead of impaired: moved too, and says why.
+    let mut s2 = state(100, &[("a", 600), ("b", 150), ("c", 150)], &[], lim.clone());
+    let mut marked = pol.clone();
+    marked.marked.insert("a".into());
+    let p = run(&s2, 1000, 0, &marked);
+    assert_eq!(redelegations(&p).len(), 2);
+    assert!(p.ops[0].reason.contains("marked by a loss"));
+    // The per-operation cap limits the move; the plan says what waits.
+    let mut small = pol.clone();
+    small.max_per_operation = Amount::from_base(200);
+    let p = run(&s, 1000, 0, &small);
+    assert_eq!(redelegations(&p).iter().map(|x| x.2).sum::<u128>(), 200);
+    assert!(
+        p.blocked.iter().any(|b| b.contains("allows 200")),
+        "{:?}",
+        p.blocked
+    );
+    // Stake redelegated into "a" still maturing cannot move yet.
+    let mut locked = lim.clone();
+    locked.redelegation_locked = vec!["a".into()];
+    s2.limits = locked;
+    s2.delegations[0].impaired = true;
+    let p = run(&s2, 1000, 0, &pol);
+    assert!(redelegations(&p).is_empty());
+    assert!(
+        p.blocked.iter().any(|b| b.contains("still maturing")),
+        "{:?}",
+        p.blocked
+    );
+    // A chain without redelegation: the plan says the stake stays.
+    let mut s3 = state(
+        100,
+        &[("a", 600), ("b", 300)],
+        &[],
+        limits(None, Some(7), false),
+    );
+    s3.delegations[0].impaired = true;
+    let p = run(&s3, 1000, 0, &pol);
+    assert!(redelegations(&p).is_empty());
+    assert!(
+        p.blocked.iter().any(|b| b.contains("only by unstaking")),
+        "{:?}",
+        p.blocked
+    );
+    // A plan that must unstake for the queue does that, and moves nothing.
+    let p = run(&s, 1000, 500, &pol);
+    assert!(redelegations(&p).is_empty());
+    assert!(moves(&p).iter().any(|m| m.0 == "undelegate"));
 }
 
 #[test]
@@ -398,6 +484,54 @@ proptest! {
                 "{} ends with {} of {} (cap {}): {:?}", v.address, have + got, total_after, v.cap, ms
             );
         }
+    }
+
+    #[test]
+    fn moves_off_impaired_validators_keep_caps_limits_and_the_stake(
+        (mut s, liab, queued, mut pol) in arb_case(),
+        caps in prop::collection::vec(100i64..=1000, 3),
+        impaired in prop::collection::vec(any::<bool>(), 3),
+        locked in any::<bool>(),
+    ) {
+        for (v, c) in pol.validators.iter_mut().zip(&caps) {
+            v.cap = rate(*c);
+        }
+        for (d, i) in s.delegations.iter_mut().zip(&impaired) {
+            d.impaired = *i;
+        }
+        s.limits.redelegation = true;
+        if locked {
+            s.limits.redelegation_locked = vec!["v0".into()];
+        }
+        let p = run(&s, liab, queued, &pol);
+        let r = redelegations(&p);
+        let staked: u128 = s.delegations.iter().map(|d| d.active.base() + d.activating.base()).sum();
+        let have = |v: &str| s.delegations.iter().find(|d| d.validator == v).map_or(0, |d| d.active.base() + d.activating.base());
+        let mut moved_total = 0u128;
+        for v in &pol.validators {
+            let out: u128 = r.iter().filter(|m| m.0 == v.address).map(|m| m.2).sum();
+            let inn: u128 = r.iter().filter(|m| m.1 == v.address).map(|m| m.2).sum();
+            moved_total += out;
+            // Only impaired, unlocked validators give; never more than they hold.
+            if out > 0 {
+                let d = s.delegations.iter().find(|d| d.validator == v.address).unwrap();
+                prop_assert!(d.impaired && !(locked && v.address == "v0"));
+                prop_assert!(out <= have(&v.address));
+            }
+            // Only healthy validators take, within their caps of the same stake.
+            if inn > 0 {
+                prop_assert!(!s.delegations.iter().any(|d| d.validator == v.address && d.impaired));
+                prop_assert!(
+                    have(&v.address) + inn <= v.cap.apply_floor(Amount::from_base(staked)).base(),
+                    "{} ends with {} of {} (cap {}): {:?}", v.address, have(&v.address) + inn, staked, v.cap, r
+                );
+            }
+        }
+        // The caps on one plan hold for moves too.
+        prop_assert!(moved_total <= pol.max_per_operation.base().saturating_mul(r.len() as u128));
+        prop_assert!(moved_total <= pol.remaining_today.base());
+        // Never alongside staking or unstaking.
+        prop_assert!(r.is_empty() || moves(&p).is_empty());
     }
 
     #[test]

@@ -622,6 +622,8 @@ impl ChainAdapter for SimChain {
                     .unwrap_or_default(),
                 delegation_keeps_funds_liquid: false,
                 stake_chunk: None,
+                redelegation: false,
+                redelegation_locked: Vec::new(),
             },
             losses,
             alerts: Vec::new(),
