@@ -705,17 +705,16 @@ async fn statements_show_the_remainder_carried_to_the_next_credit() {
         assert_eq!(lines[0].distribution_id, d.id);
         let csv = softstake_store::statement_csv(&lines);
         assert!(
-            csv.lines()
-                .next()
-                .unwrap()
-                .ends_with(",distribution_id,carried_base_units"),
+            csv.lines().next().unwrap().ends_with(
+                ",distribution_id,carried_base_units,loss_netted_base_units,paid_base_units"
+            ),
             "{csv}"
         );
         assert!(
             csv.lines()
                 .nth(1)
                 .unwrap()
-                .ends_with(&format!(",{},0.5", d.id)),
+                .ends_with(&format!(",{},0.5,0,1", d.id)),
             "{csv}"
         );
     })
