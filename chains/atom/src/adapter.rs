@@ -42,6 +42,10 @@ use softstake_rpc::{Endpoints, Head, Options};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// CometBFT's refusal of bytes its mempool cache holds
+/// (`mempool.ErrTxInCache`, v0.38).
+pub const TX_IN_CACHE: &str = "tx already exists in cache";
+
 tokio::task_local! {
     /// The height every ABCI query of a pool read is answered at, so the
     /// balance, delegations, unbonding and rewards are one state of the
@@ -119,7 +123,8 @@ fn bad_response(message: String) -> AdapterError {
     }
 }
 
-fn parse_time(s: &str) -> Result<Timestamp, AdapterError> {
+/// A node time (RFC 3339, CometBFT prints nanoseconds), to the second.
+pub fn parse_time(s: &str) -> Result<Timestamp, AdapterError> {
     // CometBFT prints nanoseconds; whole seconds are enough here.
     let trimmed = match (s.find('.'), s.rfind(['Z', '+'])) {
         (Some(dot), Some(z)) if dot < z => format!("{}{}", &s[..dot], &s[z..]),
@@ -848,12 +853,25 @@ impl ChainAdapter for AtomAdapter {
     }
 
     async fn broadcast(&self, req: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
-        let r = self
+        let r = match self
             .call(
                 "broadcast_tx_sync",
                 json!({"tx": B64.encode(&req.signed.bytes)}),
             )
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            // CometBFT refuses bytes its mempool cache has seen before the
+            // application checks them, as a JSON-RPC error
+            // (`mempool.ErrTxInCache`): these very bytes are already on
+            // their way, so this send is done.
+            Err(AdapterError::Rejected(m)) if m.contains(TX_IN_CACHE) => {
+                return Ok(BroadcastResponse {
+                    tx_id: req.signed.tx_id.to_uppercase(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let code = r["code"].as_u64().unwrap_or(0);
         let hash = r["hash"]
             .as_str()

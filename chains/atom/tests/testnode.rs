@@ -535,8 +535,9 @@ async fn a_transaction_still_in_the_mempool_at_a_restore_is_never_sent_twice() {
     drop(lost);
     // The restored process: nothing pending in memory. The same plan at
     // the same height signs the very same bytes (deterministic signatures,
-    // the committed sequence): the node already holds them, and they can
-    // be included once.
+    // the committed sequence): the node already holds them (CometBFT's
+    // mempool cache refuses them as "tx already exists in cache", which
+    // the adapter takes as sent), and they can be included once.
     let restored = adapter(bound, "sim-hub-1");
     let same = restored
         .build_and_sign(op(delegate(V1, 5_000)))
