@@ -29,6 +29,7 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
  {
     on_both(|store| async move {
         let key = LocalKey::parse(&Secret::new(KEY.into())).unwrap();
+        let custody = key.address();
         let node = TestNode::new(TestNodeConfig {
             chain_id: "sim-hub-1".into(),
             genesis_time: T0,
@@ -149,6 +150,9 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
         assert!((79_990_000..=80_000_000).contains(&staked), "{staked}");
 
         // A day later the claimable rewards are claimed, recorded, distributed.
+        // V1 also pays 999 of an IBC denomination (issue 30): kept for the
+        // treasury, never distributed as uatom.
+        node.pay_foreign(&custody, V1, "ibc/X", 999);
         node.advance(DAY);
         clock.set(Timestamp::from_unix(node.head().1));
         step(600).await; // claim broadcast
@@ -167,6 +171,15 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
             gross > 20_000,
             "a day of ~10% on 80 ATOM is ~22,000 uatom, got {gross}"
         );
+        let foreign = store.foreign_totals(ChainId::Cosmos).await.unwrap();
+        assert_eq!(
+            foreign
+                .iter()
+                .map(|t| (t.denom.as_str(), t.amount))
+                .collect::<Vec<_>>(),
+            [("ibc/X", 999)]
+        );
+        assert_eq!(node.foreign_balance(&custody, "ibc/X"), 999);
 
         // Bob withdraws everything: more than the buffer, so it queues; the
         // planner unstakes for it and it is granted by its ETA.

@@ -424,6 +424,7 @@ impl ChainAdapter for Panicky {
         Ok(RewardsResponse {
             rewards: vec![],
             next_cursor: None,
+            foreign: Vec::new(),
         })
     }
     async fn build_and_sign(&self, _: BuildRequest) -> Result<SignedOperation, AdapterError> {

@@ -243,3 +243,103 @@ async fn an_unreachable_database_is_one_clear_error_without_the_password() {
     assert!(msg.to_lowercase().contains("refused"), "{msg}");
     assert!(err.is_retryable());
 }
+
+/// Issue 30: a reward paid in another denomination than the chain's coin
+/// is kept once per key, totals are exact past u64, the same key with other
+/// content is refused, and nothing of it is a reward to distribute.
+#[tokio::test]
+async fn foreign_rewards_are_kept_once_and_totalled_exactly_per_denomination() {
+    use softstake_core::ChainId;
+    use softstake_core::adapter::ForeignReward;
+    on_both(|store| async move {
+        let f = |key: &str, denom: &str, amount: u128, at: i64| ForeignReward {
+            key: key.into(),
+            denom: denom.into(),
+            amount,
+            validator: "cosmosvaloper1v".into(),
+            tx_hash: Some("AB".into()),
+            paid_at: Timestamp::from_unix(at),
+        };
+        let now = Timestamp::from_unix(10_000);
+        let big = u128::from(u64::MAX);
+        let a = f("withdraw:AB:v:ibc/X", "ibc/X", big, 1_000);
+        assert!(
+            store
+                .record_foreign_reward(ChainId::Cosmos, &a, now)
+                .await
+                .unwrap()
+        );
+        // A replay is not new.
+        assert!(
+            !store
+                .record_foreign_reward(ChainId::Cosmos, &a, now)
+                .await
+                .unwrap()
+        );
+        let b = f("withdraw:CD:v:ibc/X", "ibc/X", 5, 2_000);
+        assert!(
+            store
+                .record_foreign_reward(ChainId::Cosmos, &b, now)
+                .await
+                .unwrap()
+        );
+        let c = f("withdraw:CD:v:ibc/A", "ibc/A", 7, 2_000);
+        assert!(
+            store
+                .record_foreign_reward(ChainId::Cosmos, &c, now)
+                .await
+                .unwrap()
+        );
+        // The same key with another amount is refused, and changes nothing.
+        let e = store
+            .record_foreign_reward(
+                ChainId::Cosmos,
+                &f("withdraw:CD:v:ibc/A", "ibc/A", 8, 2_000),
+                now,
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("different content"), "{e}");
+        // A zero or nameless one is bad input.
+        assert!(
+            store
+                .record_foreign_reward(ChainId::Cosmos, &f("k", "ibc/A", 0, 1), now)
+                .await
+                .is_err()
+        );
+        assert!(
+            store
+                .record_foreign_reward(ChainId::Cosmos, &f("k", " ", 1, 1), now)
+                .await
+                .is_err()
+        );
+        let t = store.foreign_totals(ChainId::Cosmos).await.unwrap();
+        let got: Vec<(String, u128, u64, i64)> = t
+            .iter()
+            .map(|t| (t.denom.clone(), t.amount, t.payments, t.last_paid_at.unix()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ibc/A".to_owned(), 7, 1, 2_000),
+                ("ibc/X".to_owned(), big + 5, 2, 2_000)
+            ]
+        );
+        // Per chain, and never a reward of the chain's coin.
+        assert!(
+            store
+                .foreign_totals(ChainId::Solana)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .undistributed_rewards(Some(ChainId::Cosmos))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}

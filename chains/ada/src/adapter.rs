@@ -760,6 +760,7 @@ impl ChainAdapter for AdaAdapter {
         Ok(RewardsResponse {
             rewards,
             next_cursor: last.map(|e| format!("epoch:{e}:seen:{seen}")),
+            foreign: Vec::new(),
         })
     }
 

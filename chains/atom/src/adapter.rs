@@ -32,10 +32,10 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest,
-    IdentifyResponse, LookupRequest, LookupResponse, LossEvent, Maintenance, ObservedReward,
-    OperationKind, PoolFlow, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
-    RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+    Delegation, FlowsRequest, FlowsResponse, ForeignReward, HealthRequest, HealthResponse,
+    IdentifyRequest, IdentifyResponse, LookupRequest, LookupResponse, LossEvent, Maintenance,
+    ObservedReward, OperationKind, PoolFlow, PoolStateRequest, PoolStateResponse, RewardKind,
+    RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 use softstake_rpc::{Endpoints, Head, Options};
@@ -729,6 +729,7 @@ impl ChainAdapter for AtomAdapter {
         let addr = self.address();
         let mut cur = RewardCursor::parse(req.cursor.as_deref())?;
         let mut rewards = Vec::new();
+        let mut foreign = Vec::new();
         let txs = self
             .tx_search(
                 format!(
@@ -765,10 +766,34 @@ impl ChainAdapter for AtomAdapter {
                     None => self.first_delegation(&validator).await?,
                 };
                 cur.per.insert(validator.clone(), time);
-                let Some(amount) = attr(&e, "amount").and_then(|a| p::coin_amount(a, crate::DENOM))
-                else {
-                    continue;
-                };
+                // Every denomination the delegation paid: uatom is the
+                // pool's reward; any other (the Hub pays IBC denominations
+                // too) is kept for the treasury, never dropped.
+                let raw = attr(&e, "amount").unwrap_or("");
+                let paid = crate::flows::coins(raw).ok_or_else(|| {
+                    bad_response(format!(
+                        "tx {hash}: withdraw_rewards amount {raw:?} is not a coin list"
+                    ))
+                })?;
+                let mut amount = 0u128;
+                for (denom, n) in paid {
+                    if denom == crate::DENOM {
+                        amount = amount.checked_add(n).ok_or_else(|| {
+                            bad_response(format!(
+                                "tx {hash}: withdraw_rewards amount {raw:?} overflows"
+                            ))
+                        })?;
+                    } else if n > 0 {
+                        foreign.push(ForeignReward {
+                            key: format!("withdraw:{hash}:{validator}:{denom}"),
+                            denom,
+                            amount: n,
+                            validator: validator.clone(),
+                            tx_hash: Some(hash.clone()),
+                            paid_at: time,
+                        });
+                    }
+                }
                 if amount == 0 {
                     continue;
                 }
@@ -791,6 +816,7 @@ impl ChainAdapter for AtomAdapter {
         Ok(RewardsResponse {
             rewards,
             next_cursor: cur.render().or(req.cursor),
+            foreign,
         })
     }
 

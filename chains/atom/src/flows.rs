@@ -40,18 +40,30 @@ pub fn internal_addresses() -> Vec<String> {
         .collect()
 }
 
+/// A coin list as the SDK prints it (`sdk.Coins.String()`: `"5ibc/AB…,7uatom"`,
+/// and a zero reward as `"0uatom"`), as (denomination, amount) in order;
+/// `None` when it is malformed (an amount without a denomination, or one
+/// that overflows u128).
+pub fn coins(s: &str) -> Option<Vec<(String, u128)>> {
+    let mut out = Vec::new();
+    for c in s.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let digits = c.chars().take_while(char::is_ascii_digit).count();
+        let (n, d) = c.split_at(digits);
+        if digits == 0 || d.is_empty() {
+            return None;
+        }
+        out.push((d.to_owned(), n.parse().ok()?));
+    }
+    Some(out)
+}
+
 /// The amount of `denom` in a coin list (`"5uatom,7ibc/AB…"`); `None` when
 /// the list is malformed.
 pub fn coins_amount(s: &str, denom: &str) -> Option<u128> {
     let mut total = 0u128;
-    for c in s.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-        let digits = c.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let (n, d) = c.split_at(digits);
+    for (d, n) in coins(s)? {
         if d == denom {
-            total = total.checked_add(n.parse().ok()?)?;
+            total = total.checked_add(n)?;
         }
     }
     Some(total)
@@ -167,6 +179,11 @@ mod tests {
         assert_eq!(coins_amount("7ibc/ABuatom", "uatom"), Some(0));
         assert_eq!(coins_amount("", "uatom"), Some(0));
         assert_eq!(coins_amount("uatom", "uatom"), None);
+        assert_eq!(coins_amount("5", "uatom"), None);
+        assert_eq!(
+            coins("12ibc/27394FB0,0uatom").unwrap(),
+            [("ibc/27394FB0".to_owned(), 12), ("uatom".to_owned(), 0)]
+        );
         assert_eq!(
             coins_amount(
                 "340282366920938463463374607431768211455uatom,1uatom",

@@ -123,6 +123,11 @@ struct Node {
     /// CheckTx requires (`ceil(price x gas limit)`, as the module's ante
     /// handler does) and what its GasPrice query answers.
     gas_price: u128,
+    /// Rewards outstanding in other denominations (the Hub pays IBC
+    /// denominations too): (delegator, validator) -> denom -> amount.
+    foreign_rewards: BTreeMap<(String, String), BTreeMap<String, u128>>,
+    /// Balances in other denominations: (address, denom) -> amount.
+    foreign_balances: BTreeMap<(String, String), u128>,
 }
 
 /// The node. Clones share state.
@@ -246,6 +251,8 @@ impl TestNode {
                 next_account_number: n,
                 tx_index_off: false,
                 gas_price: cfg.min_gas_price,
+                foreign_rewards: BTreeMap::new(),
+                foreign_balances: BTreeMap::new(),
                 cfg,
             })),
         }
@@ -351,6 +358,29 @@ impl TestNode {
     pub fn set_gas_price(&self, scaled: u128) {
         let mut n = self.st();
         n.gas_price = scaled.max(n.cfg.min_gas_price);
+    }
+
+    /// Adds `amount` of `denom` to what `delegator` has outstanding with
+    /// `validator`, paid with the next withdrawal of that delegation (as
+    /// the Hub's distribution module pays its fee pool's and consumer
+    /// chains' denominations).
+    pub fn pay_foreign(&self, delegator: &str, validator: &str, denom: &str, amount: u128) {
+        *self
+            .st()
+            .foreign_rewards
+            .entry((delegator.to_owned(), validator.to_owned()))
+            .or_default()
+            .entry(denom.to_owned())
+            .or_default() += amount;
+    }
+
+    /// `addr`'s balance of a denomination other than uatom.
+    pub fn foreign_balance(&self, addr: &str, denom: &str) -> u128 {
+        self.st()
+            .foreign_balances
+            .get(&(addr.to_owned(), denom.to_owned()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Jails a validator.
@@ -633,6 +663,8 @@ impl Node {
             unbonding: self.unbonding.clone(),
             redelegations: self.redelegations.clone(),
             withdraw_addr: self.withdraw_addr.clone(),
+            foreign_rewards: self.foreign_rewards.clone(),
+            foreign_balances: self.foreign_balances.clone(),
         }
     }
 
@@ -644,13 +676,26 @@ impl Node {
         self.unbonding = s.unbonding;
         self.redelegations = s.redelegations;
         self.withdraw_addr = s.withdraw_addr;
+        self.foreign_rewards = s.foreign_rewards;
+        self.foreign_balances = s.foreign_balances;
     }
 
     fn withdraw(&mut self, del: &str, val: &str, events: &mut Events) {
         let key = (del.to_owned(), val.to_owned());
         let r = self.rewards.get(&key).copied().unwrap_or(0);
         let whole = r / DEC_SCALE;
-        self.rewards.insert(key, r - whole * DEC_SCALE);
+        self.rewards.insert(key.clone(), r - whole * DEC_SCALE);
+        // sdk.Coins: sorted by denomination, zero amounts left out.
+        let mut paid: BTreeMap<String, u128> =
+            self.foreign_rewards.remove(&key).unwrap_or_default();
+        if whole > 0 {
+            paid.insert(crate::DENOM.to_owned(), whole);
+        }
+        let coins = paid
+            .iter()
+            .map(|(d, n)| format!("{n}{d}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let to = self
             .withdraw_addr
             .get(del)
@@ -670,22 +715,33 @@ impl Node {
         if let Some(a) = self.accounts.get_mut(&to) {
             a.balance += whole;
         }
-        if whole > 0 {
-            events.push(transfer_event(
-                &to,
-                &crate::flows::module_address("distribution", crate::ACCOUNT_PREFIX),
-                whole,
-            ));
+        for (d, n) in &paid {
+            if d != crate::DENOM {
+                *self
+                    .foreign_balances
+                    .entry((to.clone(), d.clone()))
+                    .or_default() += n;
+            }
+        }
+        if !paid.is_empty() {
+            let from = crate::flows::module_address("distribution", crate::ACCOUNT_PREFIX);
+            let (t, mut attrs) = transfer_event(&to, &from, whole);
+            if let Some(a) = attrs.iter_mut().find(|(k, _)| k == "amount") {
+                a.1 = coins.clone();
+            }
+            events.push((t, attrs));
         }
         events.push(ev(
             "withdraw_rewards",
             &[
                 (
                     "amount",
-                    if whole == 0 {
-                        String::new()
+                    // A zero reward is written as a zero coin of the bond
+                    // denomination, not left empty.
+                    if paid.is_empty() {
+                        format!("0{}", crate::DENOM)
                     } else {
-                        format!("{whole}uatom")
+                        coins
                     },
                 ),
                 ("validator", val.to_owned()),
@@ -882,6 +938,8 @@ struct Snapshot {
     unbonding: BTreeMap<(String, String), Vec<Entry>>,
     redelegations: BTreeMap<(String, String, String), Vec<i64>>,
     withdraw_addr: BTreeMap<String, String>,
+    foreign_rewards: BTreeMap<(String, String), BTreeMap<String, u128>>,
+    foreign_balances: BTreeMap<(String, String), u128>,
 }
 
 #[derive(Debug)]

@@ -654,3 +654,61 @@ async fn each_delegations_reward_period_starts_at_its_own_previous_withdrawal() 
     assert_eq!(next.rewards.len(), 2, "{:?}", next.rewards);
     assert!(next.rewards.iter().all(|x| x.period.start() == v1[0].end()));
 }
+
+/// Issue 30: the Hub pays ATOM delegators in other denominations too (IBC
+/// denominations, in the same `withdraw_rewards` event as the uatom). The
+/// uatom is the pool's reward; each other denomination is reported
+/// separately, never dropped and never counted as uatom; the custody
+/// account's uatom flows are untouched by it.
+#[tokio::test]
+async fn a_reward_paid_in_another_denomination_is_reported_apart_from_the_uatom() {
+    const IBC: &str = "ibc/0025F8A87464A471E66B234C4F93AEC5B4DA3D42D7986451A059273426290DD5";
+    let (node, a, addr) = setup("sim-hub-1").await;
+    send(&node, &a, delegate(V1, 60_000_000)).await;
+    send(&node, &a, delegate(V2, 20_000_000)).await;
+    node.advance(DAY);
+    node.pay_foreign(&addr, V1, IBC, 4_321);
+    node.pay_foreign(&addr, V1, "ibc/AAA", 7);
+    send(
+        &node,
+        &a,
+        OperationKind::ClaimRewards { validators: vec![] },
+    )
+    .await;
+    let r = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+    // Both delegations paid uatom; V1 also paid two other denominations.
+    assert_eq!(r.rewards.len(), 2, "{:?}", r.rewards);
+    assert!(r.rewards.iter().all(|x| x.amount.base() > 0));
+    let mut foreign: Vec<(String, u128, String)> = r
+        .foreign
+        .iter()
+        .map(|f| (f.denom.clone(), f.amount, f.validator.clone()))
+        .collect();
+    foreign.sort();
+    assert_eq!(
+        foreign,
+        [
+            (IBC.to_owned(), 4_321, V1.to_owned()),
+            ("ibc/AAA".to_owned(), 7, V1.to_owned())
+        ]
+    );
+    assert_eq!(node.foreign_balance(&addr, IBC), 4_321);
+    // Keys are distinct per denomination, and the same on a re-read.
+    let again = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+    assert_eq!(again.foreign, r.foreign);
+    assert_ne!(r.foreign[0].key, r.foreign[1].key);
+    // From the cursor, nothing is reported twice.
+    let next = a
+        .rewards_since(RewardsRequest {
+            cursor: r.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(next.rewards.is_empty() && next.foreign.is_empty());
+}

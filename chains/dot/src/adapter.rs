@@ -1150,6 +1150,7 @@ impl ChainAdapter for DotAdapter {
         Ok(RewardsResponse {
             rewards,
             next_cursor: Some(n.to_string()),
+            foreign: Vec::new(),
         })
     }
 

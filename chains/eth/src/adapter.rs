@@ -1171,6 +1171,7 @@ impl ChainAdapter for EthAdapter {
         Ok(RewardsResponse {
             rewards,
             next_cursor: Some(next),
+            foreign: Vec::new(),
         })
     }
 

@@ -698,6 +698,7 @@ impl ChainAdapter for SolAdapter {
             return Ok(RewardsResponse {
                 rewards: vec![],
                 next_cursor: Some(format!("epoch:{start}")),
+                foreign: Vec::new(),
             });
         };
         let end = last_done.min(start.saturating_add(self.s.max_reward_epochs.saturating_sub(1)));
@@ -769,6 +770,7 @@ impl ChainAdapter for SolAdapter {
         Ok(RewardsResponse {
             rewards,
             next_cursor: Some(format!("epoch:{next}")),
+            foreign: Vec::new(),
         })
     }
 

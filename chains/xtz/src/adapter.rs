@@ -754,6 +754,7 @@ impl ChainAdapter for XtzAdapter {
                 return Ok(RewardsResponse {
                     rewards: Vec::new(),
                     next_cursor: Some(final_level.to_string()),
+                    foreign: Vec::new(),
                 });
             }
         };
@@ -765,6 +766,7 @@ impl ChainAdapter for XtzAdapter {
             return Ok(RewardsResponse {
                 rewards: Vec::new(),
                 next_cursor: Some((from - 1).to_string()),
+                foreign: Vec::new(),
             });
         }
         // (level, reward): anything past a failure is dropped and asked
@@ -836,6 +838,7 @@ impl ChainAdapter for XtzAdapter {
         Ok(RewardsResponse {
             rewards: found.into_iter().map(|(_, r)| r).collect(),
             next_cursor: Some(done.to_string()),
+            foreign: Vec::new(),
         })
     }
 

@@ -363,6 +363,15 @@ pub enum BooksCommand {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Rewards the chain paid the pool in other denominations than its
+    /// coin (the Hub's IBC denominations), per denomination (JSON): never
+    /// distributed as the coin; the treasury disposes of them (converted
+    /// coins come back as a transfer, declared or classified as income).
+    Foreign {
+        /// Chain.
+        #[arg(long)]
+        chain: ChainId,
+    },
     /// A user's shares of losses under the `users` rule whose period ended
     /// in [from, to) (JSON): amount, netted, remaining, written off.
     LossShares {
@@ -499,6 +508,15 @@ pub async fn books(store: &Store, cfg: &Config, cmd: BooksCommand) -> Result<()>
         BooksCommand::Losses { chain, limit } => {
             let l = store.losses(chain, limit).await?;
             println!("{}", serde_json::to_string_pretty(&l)?);
+        }
+        BooksCommand::Foreign { chain } => {
+            let t = store.foreign_totals(chain).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"chain": chain, "denominations": t})
+                )?
+            );
         }
         BooksCommand::LossShares { user, from, to } => {
             if to <= from {

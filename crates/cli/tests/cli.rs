@@ -207,6 +207,12 @@ fn ledger_commands_end_to_end_on_sqlite() {
         )
     };
     assert!(cli(&["migrate"]).0);
+    // Rewards in other denominations: none yet, per chain, as JSON.
+    let (ok, out, err) = cli(&["books", "foreign", "--chain", "cosmos"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["chain"], "cosmos");
+    assert_eq!(v["denominations"], serde_json::json!([]));
 
     // A file with a bad row stores nothing and names the row.
     let bad = dir.path().join("bad.csv");

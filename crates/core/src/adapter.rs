@@ -265,12 +265,34 @@ pub struct RewardsRequest {
 }
 
 /// Response of [`ChainAdapter::rewards_since`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RewardsResponse {
     /// Rewards observed after the cursor.
     pub rewards: Vec<ObservedReward>,
     /// Cursor to pass next time.
     pub next_cursor: Option<String>,
+    /// Rewards paid in the same events in another denomination than the
+    /// chain's coin (the Hub's IBC denominations): never distributed as
+    /// the coin, kept for the treasury (crates/store/src/foreign.rs).
+    #[serde(default)]
+    pub foreign: Vec<ForeignReward>,
+}
+
+/// A reward paid in a denomination other than the chain's coin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignReward {
+    /// Idempotency key, unique per chain.
+    pub key: String,
+    /// The denomination, as the chain names it (`ibc/27394F…`).
+    pub denom: String,
+    /// Base units of that denomination (not the chain's coin's).
+    pub amount: u128,
+    /// Validator that produced it.
+    pub validator: ValidatorId,
+    /// Transaction it arrived in.
+    pub tx_hash: Option<String>,
+    /// When it was paid (the block's time).
+    pub paid_at: Timestamp,
 }
 
 /// What moved value into or out of the custody accounts, other than staking

@@ -803,6 +803,14 @@ impl Engine {
                 total = total.checked_add(r.amount).unwrap_or(Amount::MAX);
             }
         }
+        // Paid in another denomination: kept for the treasury, never
+        // distributed as the chain's coin (crates/store/src/foreign.rs).
+        for f in &resp.foreign {
+            if f.amount > 0 && self.store.record_foreign_reward(chain, f, now).await? {
+                tracing::info!(chain = %chain, denom = %f.denom, amount = %f.amount, key = %f.key,
+                    "reward paid in another denomination: kept for the treasury, not distributed");
+            }
+        }
         self.faults.check(CrashPoint::AfterRewards)?;
         if resp.next_cursor != cursor {
             self.store

@@ -16,6 +16,7 @@ mod carries;
 mod distribution;
 mod error;
 mod fence;
+mod foreign;
 mod journal;
 mod loss_rule;
 mod losses;
@@ -33,6 +34,7 @@ pub use books::{
 pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary, VerifyReport};
 pub use error::StoreError;
 pub use fence::{Fence, FenceSlot, PG_LOCK_KEY, claim_leadership};
+pub use foreign::ForeignTotal;
 pub use journal::{JournalOp, NewOp, OpState, Recovery, recovery_action};
 pub use loss_rule::{LossRecord, LossShareLine, UsersLosses};
 pub use losses::{Bunker, BunkerAction, BunkerCause, ValidatorMark};

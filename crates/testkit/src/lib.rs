@@ -637,6 +637,7 @@ impl ChainAdapter for SimChain {
         Ok(RewardsResponse {
             rewards: st.rewards.get(from..).unwrap_or_default().to_vec(),
             next_cursor: Some(st.rewards.len().to_string()),
+            foreign: Vec::new(),
         })
     }
 
