@@ -510,7 +510,18 @@ async fn deposits_exits_and_rewards_on_anvil_and_the_beacon_api() {
         })
         .await
         .unwrap();
-    assert_eq!(look(&lost).await.unwrap().status, TxStatus::Expired);
+    // anvil mines the other one in the background, right after it answers
+    // the send: until then the lost bytes are still NotFound, never
+    // anything else; once it is mined they are Expired.
+    let mut status = look(&lost).await.unwrap().status;
+    for _ in 0..100 {
+        if status != TxStatus::NotFound {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = look(&lost).await.unwrap().status;
+    }
+    assert_eq!(status, TxStatus::Expired);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
