@@ -56,10 +56,25 @@ pub struct SolSettings {
     /// Withdraw authority when it is not the custody key (a cold key):
     /// withdrawals are then refused here and made with that key.
     pub withdrawer: Option<String>,
-    /// Priority fee, micro-lamports per compute unit (0: none).
+    /// Priority fee, micro-lamports per compute unit: the price without
+    /// the market, and the floor with it (0: none).
     pub compute_unit_price: u64,
     /// Compute unit limit sent with a priority fee.
     pub compute_unit_limit: u32,
+    /// Price each transaction at the priority-fee market: the
+    /// `priority_fee_percentile` of `getRecentPrioritizationFees` for the
+    /// accounts it writes, never below `compute_unit_price`.
+    pub priority_fee_market: bool,
+    /// Which percentile of the recent fees to pay (1 to 100).
+    pub priority_fee_percentile: u8,
+    /// The most micro-lamports per compute unit ever paid: with the market
+    /// above it, nothing is signed (`TryLater`) and the operation waits.
+    pub max_compute_unit_price: u64,
+    /// How long a broadcast keeps re-sending the same signed bytes until
+    /// the node reports the signature or the blockhash dies (zero: once).
+    pub rebroadcast_for: Duration,
+    /// Between two re-sends.
+    pub rebroadcast_every: Duration,
     /// Lamports the custody account keeps for fees.
     pub fee_reserve: u64,
     /// Slot duration used for time estimates, milliseconds.
@@ -412,6 +427,94 @@ impl SolAdapter {
         }
     }
 
+    /// One `sendTransaction` of the signed bytes (a re-send skips the
+    /// preflight: the first one checked them).
+    async fn send_once(
+        &self,
+        req: &BroadcastRequest,
+        resend: bool,
+    ) -> Result<BroadcastResponse, AdapterError> {
+        let params = json!([b64(&req.signed.bytes), {
+            "encoding": "base64",
+            "skipPreflight": resend,
+            "preflightCommitment": "confirmed",
+            "maxRetries": 0
+        }]);
+        let journaled = req.signed.tx_id.clone();
+        self.rpc
+            .call(|ep| {
+                let params = params.clone();
+                let journaled = journaled.clone();
+                async move {
+                    match ep
+                        .client()
+                        .send::<Value>(RpcRequest::SendTransaction, params)
+                        .await
+                    {
+                        Ok(v) => {
+                            let id = v.as_str().unwrap_or_default().to_owned();
+                            if id != journaled {
+                                return Err(AdapterError::Rejected(format!(
+                                    "node answered signature {id}, journaled {journaled}"
+                                )));
+                            }
+                            Ok(BroadcastResponse { tx_id: id })
+                        }
+                        Err(e) => {
+                            if let ErrorKind::RpcError(RpcError::RpcResponseError {
+                                message,
+                                data,
+                                ..
+                            }) = e.kind()
+                            {
+                                let text = format!("{message} {data}");
+                                if text.contains("AlreadyProcessed")
+                                    || text.contains("already been processed")
+                                {
+                                    return Ok(BroadcastResponse { tx_id: journaled });
+                                }
+                                if text.contains("BlockhashNotFound")
+                                    || text.contains("Blockhash not found")
+                                {
+                                    // This node does not know the blockhash (yet or
+                                    // any more): `lookup` decides, from the chain.
+                                    return Err(classify(ep.shown(), &e));
+                                }
+                                return Err(AdapterError::Rejected(message.clone()));
+                            }
+                            Err(classify(ep.shown(), &e))
+                        }
+                    }
+                }
+            })
+            .await
+    }
+
+    /// The priority fee to pay now for a transaction writing `accounts`:
+    /// the configured percentile of the node's recent prioritization fees
+    /// for them, never below the floor; above the ceiling, `TryLater`.
+    async fn priority_price(&self, accounts: &[String]) -> Result<u64, AdapterError> {
+        let v = self
+            .call(RpcRequest::GetRecentPrioritizationFees, json!([accounts]))
+            .await?;
+        let fees: Vec<u64> = v
+            .as_array()
+            .ok_or_else(|| bad_answer("getRecentPrioritizationFees", &v))?
+            .iter()
+            .map(|e| e.get("prioritizationFee").and_then(Value::as_u64))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad_answer("getRecentPrioritizationFees", &v))?;
+        let market = percentile(fees, self.s.priority_fee_percentile);
+        let price = market.max(self.s.compute_unit_price);
+        if price > self.s.max_compute_unit_price {
+            return Err(AdapterError::TryLater(format!(
+                "the priority-fee market asks {market} micro-lamports per compute unit (percentile {}), above max_compute_unit_price {}: nothing signed",
+                self.s.priority_fee_percentile, self.s.max_compute_unit_price
+            )));
+        }
+        Ok(price)
+    }
+
     /// Builds and signs an explicit action with a fresh blockhash.
     pub async fn sign_action(
         &self,
@@ -429,8 +532,18 @@ impl SolAdapter {
             .and_then(Value::as_str)
             .ok_or_else(|| bad_answer("getLatestBlockhash", &bh))?
             .to_owned();
-        let signed = tx::build(action, &self.key, &self.params(blockhash, rent))
+        let mut params = self.params(blockhash, rent);
+        if self.s.priority_fee_market {
+            // The accounts it write-locks decide its fee market.
+            let draft = tx::build(action, &self.key, &params)
+                .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+            let accounts = tx::writable_accounts(&draft.bytes)
+                .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+            params.compute_unit_price = self.priority_price(&accounts).await?;
+        }
+        let signed = tx::build(action, &self.key, &params)
             .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        tracing::info!(tx = %signed.signature, compute_unit_price = params.compute_unit_price, "signed");
         Ok(SignedOperation {
             bytes: signed.bytes,
             tx_id: signed.signature,
@@ -782,60 +895,40 @@ impl ChainAdapter for SolAdapter {
     }
 
     async fn broadcast(&self, req: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
-        let params = json!([b64(&req.signed.bytes), {
-            "encoding": "base64",
-            "skipPreflight": false,
-            "preflightCommitment": "confirmed",
-            "maxRetries": 0
-        }]);
-        let journaled = req.signed.tx_id.clone();
-        self.rpc
-            .call(|ep| {
-                let params = params.clone();
-                let journaled = journaled.clone();
-                async move {
-                    match ep
-                        .client()
-                        .send::<Value>(RpcRequest::SendTransaction, params)
-                        .await
-                    {
-                        Ok(v) => {
-                            let id = v.as_str().unwrap_or_default().to_owned();
-                            if id != journaled {
-                                return Err(AdapterError::Rejected(format!(
-                                    "node answered signature {id}, journaled {journaled}"
-                                )));
-                            }
-                            Ok(BroadcastResponse { tx_id: id })
-                        }
-                        Err(e) => {
-                            if let ErrorKind::RpcError(RpcError::RpcResponseError {
-                                message,
-                                data,
-                                ..
-                            }) = e.kind()
-                            {
-                                let text = format!("{message} {data}");
-                                if text.contains("AlreadyProcessed")
-                                    || text.contains("already been processed")
-                                {
-                                    return Ok(BroadcastResponse { tx_id: journaled });
-                                }
-                                if text.contains("BlockhashNotFound")
-                                    || text.contains("Blockhash not found")
-                                {
-                                    // This node does not know the blockhash (yet or
-                                    // any more): `lookup` decides, from the chain.
-                                    return Err(classify(ep.shown(), &e));
-                                }
-                                return Err(AdapterError::Rejected(message.clone()));
-                            }
-                            Err(classify(ep.shown(), &e))
-                        }
-                    }
-                }
-            })
-            .await
+        let sent = self.send_once(&req, false).await?;
+        // Under load a leader drops what it cannot schedule, and a node
+        // forwards a transaction once: keep re-sending the very same bytes
+        // (one signature, so it can land at most once) until the node
+        // reports the signature or its blockhash dies (then `lookup`
+        // proves the expiry and the journal plans again).
+        let deadline = tokio::time::Instant::now() + self.s.rebroadcast_for;
+        // A slot or so for the first look, then every `rebroadcast_every`.
+        let mut wait = self.s.rebroadcast_every.min(Duration::from_millis(500));
+        while tokio::time::Instant::now() + wait <= deadline {
+            tokio::time::sleep(wait).await;
+            wait = self.s.rebroadcast_every;
+            if matches!(self.signature_status(&sent.tx_id).await, Ok(Some(_))) {
+                break;
+            }
+            let Ok((_, blockhash)) = tx::decode(&req.signed.bytes) else {
+                break;
+            };
+            let valid = self
+                .call(
+                    RpcRequest::IsBlockhashValid,
+                    json!([blockhash, {"commitment": "processed"}]),
+                )
+                .await
+                .ok()
+                .and_then(|v| v.pointer("/value").and_then(Value::as_bool));
+            if valid == Some(false) {
+                break;
+            }
+            if let Err(e) = self.send_once(&req, true).await {
+                tracing::debug!(tx = %sent.tx_id, error = %e, "re-send refused");
+            }
+        }
+        Ok(sent)
     }
 
     async fn lookup(&self, req: LookupRequest) -> Result<LookupResponse, AdapterError> {
@@ -1009,6 +1102,18 @@ impl SolAdapter {
             },
         ))
     }
+}
+
+/// The `p`-th percentile (nearest rank, 1 to 100) of `v`; 0 for none.
+pub fn percentile(mut v: Vec<u64>, p: u8) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    let n = v.len();
+    // Nearest rank: ceil(p / 100 x n), at least 1.
+    let rank = (usize::from(p.clamp(1, 100)) * n).div_ceil(100).max(1);
+    v[rank.min(n) - 1]
 }
 
 fn commission_fraction(c: u8) -> String {

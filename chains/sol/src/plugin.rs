@@ -22,12 +22,29 @@ pub struct SolanaNetwork {
     /// sign withdrawals. Default: the custody key.
     #[serde(default)]
     pub withdrawer: Option<String>,
-    /// Priority fee in micro-lamports per compute unit (0: none).
+    /// Priority fee in micro-lamports per compute unit: the price without
+    /// the market, the floor with it (0: none).
     #[serde(default)]
     pub compute_unit_price: u64,
     /// Compute unit limit sent with a priority fee.
     #[serde(default = "default_compute_unit_limit")]
     pub compute_unit_limit: u32,
+    /// Pay the priority-fee market (`getRecentPrioritizationFees` for the
+    /// accounts a transaction writes). Default true.
+    #[serde(default = "default_true")]
+    pub priority_fee_market: bool,
+    /// Which percentile of the recent fees (1 to 100). Default 75.
+    #[serde(default = "default_priority_fee_percentile")]
+    pub priority_fee_percentile: u8,
+    /// The most micro-lamports per compute unit ever paid; above it
+    /// nothing is signed and the operation waits. Default 5,000,000
+    /// (0.001 SOL at the default 200,000 compute units).
+    #[serde(default = "default_max_compute_unit_price")]
+    pub max_compute_unit_price: u64,
+    /// How long a broadcast re-sends the same signed bytes until the node
+    /// reports them or their blockhash dies, seconds (0: once). Default 60.
+    #[serde(default = "default_rebroadcast_secs")]
+    pub rebroadcast_secs: u64,
     /// Lamports the custody account always keeps for transaction fees.
     #[serde(default = "default_fee_reserve_lamports")]
     pub fee_reserve_lamports: u64,
@@ -38,6 +55,18 @@ pub struct SolanaNetwork {
 
 fn default_compute_unit_limit() -> u32 {
     200_000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_priority_fee_percentile() -> u8 {
+    75
+}
+fn default_max_compute_unit_price() -> u64 {
+    5_000_000
+}
+fn default_rebroadcast_secs() -> u64 {
+    60
 }
 fn default_fee_reserve_lamports() -> u64 {
     50_000_000
@@ -74,6 +103,27 @@ pub fn settings(cfg: &ChainConfig) -> Result<SolSettings, Vec<ConfigIssue>> {
             "must be between 1 and 1400000",
         );
     }
+    if !(1..=100).contains(&n.priority_fee_percentile) {
+        c.push(
+            "network.priority_fee_percentile",
+            "must be between 1 and 100",
+        );
+    }
+    if n.max_compute_unit_price < n.compute_unit_price {
+        c.push(
+            "network.max_compute_unit_price",
+            format!(
+                "{} is below compute_unit_price {}: nothing could ever be signed",
+                n.max_compute_unit_price, n.compute_unit_price
+            ),
+        );
+    }
+    if n.rebroadcast_secs > 300 {
+        c.push(
+            "network.rebroadcast_secs",
+            "must be at most 300 (a blockhash lives about 60 to 90 seconds)",
+        );
+    }
     if n.slot_ms == 0 {
         c.push("network.slot_ms", "must be at least 1");
     }
@@ -83,6 +133,11 @@ pub fn settings(cfg: &ChainConfig) -> Result<SolSettings, Vec<ConfigIssue>> {
         withdrawer: n.withdrawer,
         compute_unit_price: n.compute_unit_price,
         compute_unit_limit: n.compute_unit_limit,
+        priority_fee_market: n.priority_fee_market,
+        priority_fee_percentile: n.priority_fee_percentile,
+        max_compute_unit_price: n.max_compute_unit_price,
+        rebroadcast_for: Duration::from_secs(n.rebroadcast_secs),
+        rebroadcast_every: Duration::from_secs(2),
         fee_reserve: n.fee_reserve_lamports,
         slot_ms: n.slot_ms,
         max_reward_epochs: 10,

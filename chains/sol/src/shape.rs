@@ -11,8 +11,8 @@ use solana_rpc_client_api::request::RpcRequest;
 use solana_rpc_client_api::response::{
     EncodedTransactionWithStatusMeta, OptionalContext, Response, RpcBlockhash,
     RpcConfirmedTransactionStatusWithSignature, RpcInflationReward, RpcKeyedAccount,
-    RpcVoteAccountStatus, TransactionConfirmationStatus, TransactionError, TransactionResult,
-    UiAccount,
+    RpcPrioritizationFee, RpcVoteAccountStatus, TransactionConfirmationStatus, TransactionError,
+    TransactionResult, UiAccount,
 };
 
 /// `getTransaction`'s answer (the client's
@@ -67,6 +67,7 @@ pub fn check(req: RpcRequest, v: &Value) -> Result<(), String> {
         R::GetInflationReward => decodes::<Vec<Option<RpcInflationReward>>>(v),
         R::GetSignatureStatuses => decodes::<Response<Vec<Option<SignatureStatus>>>>(v),
         R::IsBlockhashValid => decodes::<Response<bool>>(v),
+        R::GetRecentPrioritizationFees => decodes::<Vec<RpcPrioritizationFee>>(v),
         other => Err(format!("no response type known for {other}")),
     };
     r.map_err(|e| format!("{req} answered outside the client's type: {e}"))
@@ -102,6 +103,18 @@ mod tests {
             &json!([null, {"epoch": 3, "effectiveSlot": 96, "amount": 10, "postBalance": 20, "commission": 5}]),
         )
         .unwrap();
+        check(
+            RpcRequest::GetRecentPrioritizationFees,
+            &json!([{"slot": 348125, "prioritizationFee": 1000}]),
+        )
+        .unwrap();
+        assert!(
+            check(
+                RpcRequest::GetRecentPrioritizationFees,
+                &json!([{"slot": 1}])
+            )
+            .is_err()
+        );
         assert!(check(RpcRequest::GetBlock, &json!({})).is_err());
     }
 }

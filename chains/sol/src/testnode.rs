@@ -137,6 +137,11 @@ impl SvmNode {
             withdrawer: None,
             compute_unit_price: 0,
             compute_unit_limit: 200_000,
+            priority_fee_market: true,
+            priority_fee_percentile: 75,
+            max_compute_unit_price: 1_000_000,
+            rebroadcast_for: Duration::from_secs(2),
+            rebroadcast_every: Duration::from_millis(200),
             fee_reserve: 10_000_000,
             slot_ms: 400,
             max_reward_epochs: 10,
@@ -202,6 +207,15 @@ impl SvmNode {
     /// the transaction is lost.
     pub async fn drop_sends(&self, n: u64) -> Result<(), String> {
         self.call("test_dropSends", json!([n])).await.map(|_| ())
+    }
+
+    /// From the current slot on, leaders require `fee` micro-lamports
+    /// per compute unit (what getRecentPrioritizationFees reports for
+    /// these slots); cheaper transactions are answered and dropped.
+    /// Returns how many were dropped as underpriced so far.
+    pub async fn set_priority_market(&self, fee: u64) -> Result<u64, String> {
+        let v = self.call("test_setPriorityMarket", json!([fee])).await?;
+        v.as_u64().ok_or_else(|| format!("bad count {v}"))
     }
 
     /// Lamports at an address.

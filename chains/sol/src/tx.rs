@@ -414,6 +414,30 @@ pub fn decode(bytes: &[u8]) -> Result<(String, String), TxError> {
     Ok((sig.to_string(), tx.message.recent_blockhash.to_string()))
 }
 
+/// The accounts a signed transaction write-locks (base58), from its
+/// message header: the writable signers, then the writable non-signers.
+pub fn writable_accounts(bytes: &[u8]) -> Result<Vec<String>, TxError> {
+    let tx: Transaction = bincode::deserialize(bytes)
+        .map_err(|e| TxError::Invalid(format!("not a transaction: {e}")))?;
+    let h = &tx.message.header;
+    let keys = &tx.message.account_keys;
+    let signed = usize::from(h.num_required_signatures);
+    let ro_signed = usize::from(h.num_readonly_signed_accounts);
+    let ro_unsigned = usize::from(h.num_readonly_unsigned_accounts);
+    Ok(keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            if *i < signed {
+                *i < signed.saturating_sub(ro_signed)
+            } else {
+                *i < keys.len().saturating_sub(ro_unsigned)
+            }
+        })
+        .map(|(_, k)| k.to_string())
+        .collect())
+}
+
 /// Whether `key` signed `bytes` correctly (used by tests and `tx sign`
 /// output checks).
 pub fn verify(bytes: &[u8]) -> bool {

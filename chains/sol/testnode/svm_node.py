@@ -11,7 +11,12 @@ them, and only that:
   getSignatureStatuses, getInflationReward, getVoteAccounts,
   getStakeMinimumDelegation (asked of the stake program itself),
   getMinimumBalanceForRentExemption, getBlockTime, getBlocksWithLimit,
-  getGenesisHash, getSlot, getHealth);
+  getGenesisHash, getSlot, getHealth, getRecentPrioritizationFees);
+- a priority-fee market: a price per compute unit a leader under load
+  requires (`test_setPriorityMarket`): getRecentPrioritizationFees reports
+  it for the recent slots, and a transaction paying less (its
+  ComputeBudget SetComputeUnitPrice, or none) is answered with its
+  signature and then dropped, as a leader drops what it cannot schedule;
 - slots, blockhashes that expire after 150 blocks, and epoch boundaries:
   at each boundary the StakeHistory sysvar gets the cluster's entry for
   the finished epoch (every stake account's warm-up/cool-down computed
@@ -58,6 +63,7 @@ from solders import system_program as sp
 
 STAKE = Pubkey.from_string("Stake11111111111111111111111111111111111111")
 VOTE = Pubkey.from_string("Vote111111111111111111111111111111111111111")
+COMPUTE_BUDGET = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
 U64_MAX = 2**64 - 1
 RATE_BPS = 900  # 9% warm-up / cool-down
 BLOCKHASH_WINDOW = 150
@@ -185,6 +191,9 @@ class Node:
         self.rewards = {}  # (epoch, address) -> reward dict
         self.votes = {}  # vote pubkey str -> {"node", "commission", "delinquent"}
         self.drop_sends = 0
+        # The priority-fee market: (from slot, micro-lamports per CU), oldest first.
+        self.market = [(0, 0)]
+        self.dropped_underpriced = 0
         self.hist = {}  # epoch -> (effective, activating, deactivating)
         for e in range(max(0, args.start_epoch - 5), args.start_epoch):
             self.hist[e] = (self.cluster_stake, 0, 0)
@@ -463,12 +472,35 @@ class Node:
         if self.drop_sends > 0:
             self.drop_sends -= 1
             return sig
+        if self.cu_price(tx) < self.market_at(self.slot):
+            self.dropped_underpriced += 1
+            return sig
         r = self.execute(tx)
         if isinstance(r, FailedTransactionMetadata):
             raise RpcError(-32002, f"Transaction simulation failed: {r.err()}",
                            {"err": str(r.err()), "logs": list(r.meta().logs)})
         self.sigs[sig] = {"slot": self.slot, "err": None}
         return sig
+
+    def cu_price(self, tx):
+        """The transaction's SetComputeUnitPrice (ComputeBudget tag 3), or 0."""
+        keys = list(tx.message.account_keys)
+        for ix in tx.message.instructions:
+            data = bytes(ix.data)
+            if keys[ix.program_id_index] == COMPUTE_BUDGET and len(data) == 9 and data[0] == 3:
+                return struct.unpack("<Q", data[1:])[0]
+        return 0
+
+    def market_at(self, slot):
+        return [fee for since, fee in self.market if since <= slot][-1]
+
+    def rpc_getRecentPrioritizationFees(self, addrs=None, cfg=None):
+        # One entry per recent slot (at most 150), oldest first: the fee a
+        # transaction locking the given accounts needed in it.
+        if addrs is not None and len(addrs) > 128:
+            raise RpcError(-32602, "Too many inputs provided; max 128")
+        first = max(0, self.slot - 149)
+        return [{"slot": s, "prioritizationFee": self.market_at(s)} for s in range(first, self.slot + 1)]
 
     def rpc_getSignatureStatuses(self, sigs, cfg=None):
         out = []
@@ -561,6 +593,12 @@ class Node:
     def rpc_test_dropSends(self, n):
         self.drop_sends = n
         return n
+
+    def rpc_test_setPriorityMarket(self, fee):
+        """From this slot on, leaders require `fee` micro-lamports per
+        compute unit; returns how many sends were dropped as underpriced so far."""
+        self.market.append((self.slot, int(fee)))
+        return self.dropped_underpriced
 
     def rpc_test_history(self):
         return {str(e): list(v) for e, v in self.hist.items()}

@@ -27,6 +27,11 @@ fn settings(node: &SvmNode, endpoints: Vec<String>) -> SolSettings {
         withdrawer: None,
         compute_unit_price: 1_000,
         compute_unit_limit: 100_000,
+        priority_fee_market: true,
+        priority_fee_percentile: 75,
+        max_compute_unit_price: 1_000_000,
+        rebroadcast_for: Duration::from_secs(2),
+        rebroadcast_every: Duration::from_millis(200),
         fee_reserve: SOL / 100,
         slot_ms: 400,
         max_reward_epochs: 50,
@@ -367,7 +372,8 @@ async fn a_lost_transaction_is_expired_only_once_the_chain_proves_its_blockhash_
         signed.valid_until, None,
         "expiry is never guessed from the clock"
     );
-    node.drop_sends(1).await.unwrap();
+    // Every send is lost, the re-sends too.
+    node.drop_sends(1_000).await.unwrap();
     a.broadcast(BroadcastRequest {
         signed: signed.clone(),
     })
@@ -567,4 +573,75 @@ async fn every_lamport_over_a_stake_accounts_life_is_a_flow_a_reward_or_the_tip(
     assert_eq!(flows[0].key, format!("fee:{withdraw}"));
     assert_eq!(delta - explained(&flows), i128::try_from(rewards).unwrap());
     assert!(pool(&a).await.delegations.is_empty());
+}
+
+/// Issue 26: a transaction pays the priority-fee market for the accounts it
+/// writes (never below the floor, never above the ceiling: then nothing is
+/// signed), and a send the leader drops is sent again, the same bytes,
+/// until it lands. A fixed price under a busy market is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_pay_the_priority_fee_market_and_a_dropped_send_is_sent_again() {
+    let node = SvmNode::start(SvmOptions::default()).await.unwrap();
+    let key = Arc::new(LocalKey::from_seed([45; 32]));
+    node.airdrop(&key.address(), 20 * SOL).await.unwrap();
+    let v1 = node.create_vote(5).await.unwrap();
+    let a = SolAdapter::new(settings(&node, vec![node.url.clone()]), key.clone()).unwrap();
+    // Leaders under load want 50,000 micro-lamports per compute unit; the
+    // recent slots show it.
+    node.set_priority_market(50_000).await.unwrap();
+    node.advance_slots(120).await.unwrap();
+    // A fixed price (the floor, 1,000) is answered, then dropped.
+    let fixed = SolAdapter::new(
+        SolSettings {
+            priority_fee_market: false,
+            ..settings(&node, vec![node.url.clone()])
+        },
+        key.clone(),
+    )
+    .unwrap();
+    let cheap = build(&fixed, delegate(&v1, 2 * SOL)).await.unwrap();
+    fixed
+        .broadcast(BroadcastRequest {
+            signed: cheap.clone(),
+        })
+        .await
+        .unwrap();
+    let dropped = node.set_priority_market(50_000).await.unwrap();
+    assert!(
+        dropped >= 1,
+        "the underpriced send and its re-sends were dropped"
+    );
+    let look = |s: &SignedOperation| {
+        a.lookup(LookupRequest {
+            tx_id: s.tx_id.clone(),
+            signed_bytes: Some(s.bytes.clone()),
+        })
+    };
+    assert_eq!(look(&cheap).await.unwrap().status, TxStatus::NotFound);
+    // At the market's price it lands.
+    let paid = build(&a, delegate(&v1, 2 * SOL)).await.unwrap();
+    send_and_confirm(&node, &a, paid).await;
+    // Above the ceiling (1,000,000) nothing is signed: the operation waits.
+    node.set_priority_market(2_000_000).await.unwrap();
+    node.advance_slots(120).await.unwrap();
+    let err = build(&a, delegate(&v1, SOL)).await.unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::TryLater(m) if m.contains("max_compute_unit_price")),
+        "{err:?}"
+    );
+    // The market calms down; the leader drops the first two sends: the
+    // adapter sends the same bytes again and they land once.
+    node.set_priority_market(0).await.unwrap();
+    node.advance_slots(150).await.unwrap();
+    let signed = build(&a, delegate(&v1, SOL)).await.unwrap();
+    node.drop_sends(2).await.unwrap();
+    send_and_confirm(&node, &a, signed).await;
+    // 2 SOL and 1 SOL staked (plus the epochs' rewards since); the dropped
+    // 2 SOL never landed, and the re-sent 1 SOL landed once.
+    let (active, activating) = on(&pool(&a).await, &v1);
+    let staked = active + activating;
+    assert!(
+        (u128::from(3 * SOL)..u128::from(3 * SOL + SOL / 10)).contains(&staked),
+        "{staked}"
+    );
 }

@@ -36,6 +36,12 @@ fn example_config_validates_with_every_chain_section() {
     let sol = cfg.chain(softstake_core::ChainId::Solana).unwrap();
     let s = softstake_chain_sol::plugin::settings(sol).unwrap();
     assert_eq!(s.compute_unit_price, 5000);
+    assert!(s.priority_fee_market);
+    assert_eq!(
+        (s.priority_fee_percentile, s.max_compute_unit_price),
+        (75, 5_000_000)
+    );
+    assert_eq!(s.rebroadcast_for, std::time::Duration::from_secs(60));
     assert_eq!(s.fee_reserve, 50_000_000);
     assert_eq!(s.withdrawer, None);
 }
@@ -60,13 +66,25 @@ fn solana_settings_are_checked() {
             "genesis_hash = \"5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d\"\n# Priority",
             "genesis_hash = \"0xnot-base58\"\nwithdrawer = \"O0O0\"\n# Priority",
         )
-        .replace("compute_unit_limit = 200000", "compute_unit_limit = 0");
+        .replace("compute_unit_limit = 200000", "compute_unit_limit = 0")
+        .replace(
+            "priority_fee_percentile = 75",
+            "priority_fee_percentile = 0",
+        )
+        .replace(
+            "max_compute_unit_price = 5000000",
+            "max_compute_unit_price = 4999",
+        )
+        .replace("rebroadcast_secs = 60", "rebroadcast_secs = 301");
     assert_ne!(bad, t);
     let keys = keys(&bad);
     for k in [
         "chains[2].network.genesis_hash",
         "chains[2].network.withdrawer",
         "chains[2].network.compute_unit_limit",
+        "chains[2].network.priority_fee_percentile",
+        "chains[2].network.max_compute_unit_price",
+        "chains[2].network.rebroadcast_secs",
     ] {
         assert!(keys.contains(&k.to_owned()), "{k} missing from {keys:?}");
     }
