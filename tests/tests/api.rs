@@ -782,6 +782,29 @@ async fn the_books_over_http_declarations_suspense_and_backing() {
         assert_eq!(v["owed"]["users_losses"]["receivable"], "0", "{v}");
         let (s, body) = get(&c, &url("/v1/chains/cosmos/losses"), None).await;
         assert_eq!((s, body.as_str()), (StatusCode::OK, "[]"));
+        // Rewards in other denominations: read by dashboards, per
+        // denomination, amounts as exact strings.
+        let foreign = softstake_core::adapter::ForeignReward {
+            key: "withdraw:AB:val0:ibc/X".into(),
+            denom: "ibc/X".into(),
+            amount: u128::from(u64::MAX) + 2,
+            validator: "val0".into(),
+            tx_hash: Some("AB".into()),
+            paid_at: Timestamp::from_unix(1_767_225_600),
+        };
+        ts.store
+            .record_foreign_reward(softstake_core::ChainId::Cosmos, &foreign, clock.now())
+            .await
+            .unwrap();
+        let (s, body) = get(&c, &url("/v1/chains/cosmos/foreign-rewards"), None).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["chain"], "cosmos");
+        assert_eq!(v["denominations"][0]["denom"], "ibc/X");
+        assert_eq!(v["denominations"][0]["amount"], "18446744073709551617");
+        assert_eq!(v["denominations"][0]["payments"], 1);
+        let (s, _) = get(&c, &url("/v1/chains/solana/foreign-rewards"), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "no such chain runs here");
         let (s, b) = post(
             &c,
             &bunker,

@@ -397,6 +397,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/chains/{chain}/plan"),
     ("get", "/v1/chains/{chain}/books"),
     ("get", "/v1/chains/{chain}/losses"),
+    ("get", "/v1/chains/{chain}/foreign-rewards"),
     ("post", "/v1/chains/{chain}/transfers"),
     ("get", "/v1/chains/{chain}/flows"),
     ("post", "/v1/chains/{chain}/flows/{id}/resolve"),
@@ -418,6 +419,7 @@ pub fn router(sh: Arc<Shared>) -> Router {
         .route("/v1/chains/{chain}/operations", get(operations))
         .route("/v1/chains/{chain}/books", get(books))
         .route("/v1/chains/{chain}/losses", get(chain_losses))
+        .route("/v1/chains/{chain}/foreign-rewards", get(foreign_rewards))
         .route("/v1/rewards", get(rewards))
         .route("/v1/distributions", get(distributions))
         .route("/v1/distributions/{id}", get(distribution))
@@ -1334,6 +1336,21 @@ async fn chain_losses(
     let rt = runtime(&st.sh, parse_chain(&chain)?)?;
     let losses = st.sh.store.losses(rt.config.chain, 1000).await?;
     Ok(axum::Json(losses).into_response())
+}
+
+/// What the chain paid the pool in other denominations than its coin, per
+/// denomination (crates/store/src/foreign.rs): never distributed as the
+/// coin; the treasury disposes of it.
+async fn foreign_rewards(
+    State(st): State<AppState>,
+    Path(chain): Path<String>,
+) -> ApiResult<Response> {
+    let rt = runtime(&st.sh, parse_chain(&chain)?)?;
+    let totals = st.sh.store.foreign_totals(rt.config.chain).await?;
+    Ok(
+        axum::Json(serde_json::json!({"chain": rt.config.chain, "denominations": totals}))
+            .into_response(),
+    )
 }
 
 // ---- operators

@@ -21,6 +21,15 @@ pub struct ChainLabels {
     pub chain: String,
 }
 
+/// `{chain, denom}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DenomLabels {
+    /// Chain name.
+    pub chain: String,
+    /// A denomination other than the chain's coin.
+    pub denom: String,
+}
+
 /// `{chain, state}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
@@ -212,6 +221,10 @@ pub struct ChainMetrics {
     /// Under the `users` loss rule: shares whose netting horizon passed
     /// (the platform's now), in coins.
     pub loss_written_off_coins: Family<ChainLabels, FGauge>,
+    /// Rewards received in other denominations than the chain's coin, in
+    /// base units of each (a float: for dashboards; the exact figure is in
+    /// `GET /v1/chains/{chain}/foreign-rewards`).
+    pub foreign_reward_base_units: Family<DenomLabels, FGauge>,
     /// Open incidents (undeclared outflows; nothing is signed while any).
     pub incidents_open: Family<ChainLabels, Gauge>,
     /// 1 when the adapter proves every transfer and fee (the books act);
@@ -320,6 +333,7 @@ impl Metrics {
             shortfall_coins: Family::default(),
             loss_receivable_coins: Family::default(),
             loss_written_off_coins: Family::default(),
+            foreign_reward_base_units: Family::default(),
             incidents_open: Family::default(),
             books_complete: Family::default(),
             bunker: Family::default(),
@@ -598,6 +612,13 @@ impl Metrics {
             "pool_loss_written_off_coins",
             "Users' loss shares (losses = users) whose netting horizon passed: the platform's, in coins",
             c.loss_written_off_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_foreign_reward_base_units",
+            "Rewards received in a denomination other than the chain's coin (never distributed as it), base units of that denomination",
+            c.foreign_reward_base_units.clone(),
         );
         reg(
             &mut r,

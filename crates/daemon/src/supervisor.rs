@@ -1,8 +1,8 @@
 //! Per-chain tasks: the loop, its supervision, and the gauges it refreshes.
 
 use crate::metrics::{
-    EndpointLabels, OpEventLabels, ResultLabels, StateLabels, StepLabels, ValidatorLabels,
-    chain_labels, coins,
+    DenomLabels, EndpointLabels, OpEventLabels, ResultLabels, StateLabels, StepLabels,
+    ValidatorLabels, chain_labels, coins,
 };
 use crate::{ChainRuntime, Shared};
 use rust_decimal::Decimal;
@@ -521,6 +521,26 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
         }
         Some(Err(e)) => {
             tracing::warn!(chain = %chain, error = %e, "books unavailable for the gauges");
+        }
+    }
+    if due {
+        match store.foreign_totals(chain).await {
+            Ok(totals) => {
+                for t in totals {
+                    let dl = DenomLabels {
+                        chain: chain.as_str().to_owned(),
+                        denom: t.denom,
+                    };
+                    // Dashboards only: u128 base units as a float.
+                    #[allow(clippy::cast_precision_loss)]
+                    m.foreign_reward_base_units
+                        .get_or_create(&dl)
+                        .set(t.amount as f64);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(chain = %chain, error = %e, "foreign rewards unavailable for the gauges");
+            }
         }
     }
     let since = view.last_success_at.unwrap_or(sh.started_at);
