@@ -490,6 +490,37 @@ impl SolAdapter {
             .await
     }
 
+    /// The compute units a simulation of `bytes` used; a simulation the
+    /// chain fails is a refusal before anything is sent.
+    async fn simulated_units(&self, bytes: &[u8]) -> Result<u64, AdapterError> {
+        let v = self
+            .call(
+                RpcRequest::SimulateTransaction,
+                json!([b64(bytes), {"encoding": "base64", "sigVerify": false,
+                    "replaceRecentBlockhash": false, "commitment": "confirmed"}]),
+            )
+            .await?;
+        let r = v.pointer("/value").unwrap_or(&Value::Null);
+        if let Some(err) = r.get("err").filter(|e| !e.is_null()) {
+            let logs: Vec<&str> = r["logs"]
+                .as_array()
+                .map(|l| l.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if err.as_str() == Some("BlockhashNotFound") {
+                return Err(AdapterError::TryLater(
+                    "the node does not know the blockhash yet".into(),
+                ));
+            }
+            return Err(AdapterError::InvalidRequest(format!(
+                "the chain would refuse it: {err} ({})",
+                logs.join("; ")
+            )));
+        }
+        r.get("unitsConsumed")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad_answer("simulateTransaction", &v))
+    }
+
     /// The priority fee to pay now for a transaction writing `accounts`:
     /// the configured percentile of the node's recent prioritization fees
     /// for them, never below the floor; above the ceiling, `TryLater`.
@@ -533,17 +564,25 @@ impl SolAdapter {
             .ok_or_else(|| bad_answer("getLatestBlockhash", &bh))?
             .to_owned();
         let mut params = self.params(blockhash, rent);
+        let build = |p: &TxParams| {
+            tx::build(action, &self.key, p).map_err(|e| AdapterError::InvalidRequest(e.to_string()))
+        };
         if self.s.priority_fee_market {
             // The accounts it write-locks decide its fee market.
-            let draft = tx::build(action, &self.key, &params)
-                .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
-            let accounts = tx::writable_accounts(&draft.bytes)
+            let accounts = tx::writable_accounts(&build(&params)?.bytes)
                 .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
             params.compute_unit_price = self.priority_price(&accounts).await?;
         }
-        let signed = tx::build(action, &self.key, &params)
-            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
-        tracing::info!(tx = %signed.signature, compute_unit_price = params.compute_unit_price, "signed");
+        if params.compute_unit_price > 0 {
+            // A priority fee is paid per compute unit asked for, and a
+            // leader schedules by fee per unit asked for: ask for what the
+            // simulation used plus a fifth, never above the configured limit.
+            let used = self.simulated_units(&build(&params)?.bytes).await?;
+            params.compute_unit_limit = compute_unit_limit(used, self.s.compute_unit_limit);
+        }
+        let signed = build(&params)?;
+        tracing::info!(tx = %signed.signature, compute_unit_price = params.compute_unit_price,
+            compute_unit_limit = params.compute_unit_limit, "signed");
         Ok(SignedOperation {
             bytes: signed.bytes,
             tx_id: signed.signature,
@@ -1104,6 +1143,14 @@ impl SolAdapter {
     }
 }
 
+/// The compute-unit limit for a transaction whose simulation used `used`
+/// units: a fifth more (accounts can change between simulation and
+/// execution), at least 1, at most `max`.
+pub fn compute_unit_limit(used: u64, max: u32) -> u32 {
+    let want = used.saturating_add(used.div_ceil(5)).max(1);
+    u32::try_from(want).unwrap_or(u32::MAX).min(max)
+}
+
 /// The `p`-th percentile (nearest rank, 1 to 100) of `v`; 0 for none.
 pub fn percentile(mut v: Vec<u64>, p: u8) -> u64 {
     if v.is_empty() {
@@ -1150,4 +1197,32 @@ fn first_slot(schedule: &Value, epoch: u64) -> Result<u64, AdapterError> {
 /// distributed_rewards u64, active bool.
 fn epoch_rewards_active(data: &[u8]) -> bool {
     data.get(8 + 8 + 32 + 16 + 8 + 8).is_some_and(|b| *b != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_market_percentile_is_the_nearest_rank() {
+        assert_eq!(percentile(vec![], 75), 0);
+        assert_eq!(percentile(vec![9], 1), 9);
+        // 150 slots, 100 of them at 50,000: the 75th percentile is 50,000,
+        // the 25th is 0.
+        let mut v = vec![0; 50];
+        v.extend(std::iter::repeat_n(50_000, 100));
+        assert_eq!(percentile(v.clone(), 75), 50_000);
+        assert_eq!(percentile(v.clone(), 25), 0);
+        assert_eq!(percentile(v, 100), 50_000);
+        assert_eq!(percentile(vec![1, 2, 3, 4], 50), 2);
+    }
+
+    #[test]
+    fn the_compute_unit_limit_is_the_simulation_plus_a_fifth_within_the_cap() {
+        assert_eq!(compute_unit_limit(0, 200_000), 1);
+        assert_eq!(compute_unit_limit(4_500, 200_000), 5_400);
+        assert_eq!(compute_unit_limit(4_501, 200_000), 5_402);
+        assert_eq!(compute_unit_limit(190_000, 200_000), 200_000);
+        assert_eq!(compute_unit_limit(u64::MAX, 1_400_000), 1_400_000);
+    }
 }

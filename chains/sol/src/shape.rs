@@ -11,8 +11,8 @@ use solana_rpc_client_api::request::RpcRequest;
 use solana_rpc_client_api::response::{
     EncodedTransactionWithStatusMeta, OptionalContext, Response, RpcBlockhash,
     RpcConfirmedTransactionStatusWithSignature, RpcInflationReward, RpcKeyedAccount,
-    RpcPrioritizationFee, RpcVoteAccountStatus, TransactionConfirmationStatus, TransactionError,
-    TransactionResult, UiAccount,
+    RpcPrioritizationFee, RpcSimulateTransactionResult, RpcVoteAccountStatus,
+    TransactionConfirmationStatus, TransactionError, TransactionResult, UiAccount,
 };
 
 /// `getTransaction`'s answer (the client's
@@ -68,6 +68,7 @@ pub fn check(req: RpcRequest, v: &Value) -> Result<(), String> {
         R::GetSignatureStatuses => decodes::<Response<Vec<Option<SignatureStatus>>>>(v),
         R::IsBlockhashValid => decodes::<Response<bool>>(v),
         R::GetRecentPrioritizationFees => decodes::<Vec<RpcPrioritizationFee>>(v),
+        R::SimulateTransaction => decodes::<Response<RpcSimulateTransactionResult>>(v),
         other => Err(format!("no response type known for {other}")),
     };
     r.map_err(|e| format!("{req} answered outside the client's type: {e}"))

@@ -438,6 +438,30 @@ pub fn writable_accounts(bytes: &[u8]) -> Result<Vec<String>, TxError> {
         .collect())
 }
 
+/// A signed transaction's compute budget: (SetComputeUnitLimit,
+/// SetComputeUnitPrice), `None` for an instruction it does not carry.
+pub fn compute_budget_of(bytes: &[u8]) -> Result<(Option<u32>, Option<u64>), TxError> {
+    let tx: Transaction = bincode::deserialize(bytes)
+        .map_err(|e| TxError::Invalid(format!("not a transaction: {e}")))?;
+    let (mut limit, mut price) = (None, None);
+    for ix in &tx.message.instructions {
+        if tx
+            .message
+            .account_keys
+            .get(usize::from(ix.program_id_index))
+            != Some(&COMPUTE_BUDGET_PROGRAM)
+        {
+            continue;
+        }
+        match ix.data.split_first() {
+            Some((2, rest)) => limit = rest.try_into().ok().map(u32::from_le_bytes),
+            Some((3, rest)) => price = rest.try_into().ok().map(u64::from_le_bytes),
+            _ => {}
+        }
+    }
+    Ok((limit, price))
+}
+
 /// Whether `key` signed `bytes` correctly (used by tests and `tx sign`
 /// output checks).
 pub fn verify(bytes: &[u8]) -> bool {

@@ -11,7 +11,9 @@ them, and only that:
   getSignatureStatuses, getInflationReward, getVoteAccounts,
   getStakeMinimumDelegation (asked of the stake program itself),
   getMinimumBalanceForRentExemption, getBlockTime, getBlocksWithLimit,
-  getGenesisHash, getSlot, getHealth, getRecentPrioritizationFees);
+  getGenesisHash, getSlot, getHealth, getRecentPrioritizationFees,
+  simulateTransaction: LiteSVM's own simulation, its compute units and
+  error in the RPC's shapes);
 - a priority-fee market: a price per compute unit a leader under load
   requires (`test_setPriorityMarket`): getRecentPrioritizationFees reports
   it for the recent slots, and a transaction paying less (its
@@ -161,6 +163,18 @@ def activation_status(d, target, hist):
     # Mirrors the interface: what is still cooling is reported as effective
     # and deactivating at once.
     return remaining, 0, remaining
+
+
+def tx_error_json(e):
+    """A transaction error in the RPC's JSON (serde's externally tagged
+    TransactionError): "AccountNotFound", or {"InstructionError": [i,
+    {"Custom": n}]} / {"InstructionError": [i, "InsufficientFunds"]}."""
+    if type(e).__name__ == "TransactionErrorInstructionError":
+        inner = e.err
+        if type(inner).__name__ == "InstructionErrorCustom":
+            return {"InstructionError": [e.index, {"Custom": inner.code}]}
+        return {"InstructionError": [e.index, str(inner).split(".")[-1]]}
+    return str(e).split(".")[-1]
 
 
 class RpcError(Exception):
@@ -501,6 +515,22 @@ class Node:
             raise RpcError(-32602, "Too many inputs provided; max 128")
         first = max(0, self.slot - 149)
         return [{"slot": s, "prioritizationFee": self.market_at(s)} for s in range(first, self.slot + 1)]
+
+    def rpc_simulateTransaction(self, encoded, cfg=None):
+        cfg = cfg or {}
+        if cfg.get("encoding") != "base64":
+            raise RpcError(-32602, "only base64 is served here")
+        tx = VersionedTransaction.from_bytes(base64.b64decode(encoded))
+        if not self.blockhash_valid(str(tx.message.recent_blockhash)):
+            return self.ctx({"err": "BlockhashNotFound", "logs": [], "accounts": None,
+                             "unitsConsumed": 0, "returnData": None})
+        sim = self.svm.simulate_transaction(tx)
+        failed = isinstance(sim, FailedTransactionMetadata)
+        meta = sim.meta()
+        logs = meta.logs() if callable(meta.logs) else meta.logs
+        return self.ctx({"err": tx_error_json(sim.err()) if failed else None, "logs": list(logs),
+                         "accounts": None, "unitsConsumed": meta.compute_units_consumed(),
+                         "returnData": None})
 
     def rpc_getSignatureStatuses(self, sigs, cfg=None):
         out = []

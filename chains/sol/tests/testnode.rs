@@ -618,8 +618,13 @@ async fn transactions_pay_the_priority_fee_market_and_a_dropped_send_is_sent_aga
         })
     };
     assert_eq!(look(&cheap).await.unwrap().status, TxStatus::NotFound);
-    // At the market's price it lands.
+    // At the market's price it lands, asking for the compute units its
+    // simulation used plus a fifth, not the configured 100,000.
     let paid = build(&a, delegate(&v1, 2 * SOL)).await.unwrap();
+    let (limit, price) = tx::compute_budget_of(&paid.bytes).unwrap();
+    assert_eq!(price, Some(50_000));
+    let limit = limit.unwrap();
+    assert!((1_000..100_000).contains(&limit), "{limit}");
     send_and_confirm(&node, &a, paid).await;
     // Above the ceiling (1,000,000) nothing is signed: the operation waits.
     node.set_priority_market(2_000_000).await.unwrap();
@@ -633,6 +638,21 @@ async fn transactions_pay_the_priority_fee_market_and_a_dropped_send_is_sent_aga
     // adapter sends the same bytes again and they land once.
     node.set_priority_market(0).await.unwrap();
     node.advance_slots(150).await.unwrap();
+    // What the stake program refuses is refused by the simulation, before
+    // anything is sent: deactivating an account that is no stake account.
+    let err = a
+        .sign_action(
+            &Action::Deactivate {
+                account: key.address(),
+            },
+            2_282_880,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::InvalidRequest(m) if m.contains("would refuse")),
+        "{err:?}"
+    );
     let signed = build(&a, delegate(&v1, SOL)).await.unwrap();
     node.drop_sends(2).await.unwrap();
     send_and_confirm(&node, &a, signed).await;
