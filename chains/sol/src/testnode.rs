@@ -209,6 +209,26 @@ impl SvmNode {
         self.call("test_dropSends", json!([n])).await.map(|_| ())
     }
 
+    /// The next `n` sendTransaction calls are accepted and held (pending),
+    /// until [`SvmNode::release_held`].
+    pub async fn hold_sends(&self, n: u64) -> Result<(), String> {
+        self.call("test_holdSends", json!([n])).await.map(|_| ())
+    }
+
+    /// Includes the held transactions in order: (signature, the chain's
+    /// error or `None`) for each.
+    pub async fn release_held(&self) -> Result<Vec<(String, Option<Value>)>, String> {
+        let v = self.call("test_releaseHeld", json!([])).await?;
+        v.as_array()
+            .ok_or_else(|| format!("bad answer {v}"))?
+            .iter()
+            .map(|p| {
+                let sig = p[0].as_str().ok_or_else(|| format!("bad answer {v}"))?;
+                Ok((sig.to_owned(), Some(p[1].clone()).filter(|e| !e.is_null())))
+            })
+            .collect()
+    }
+
     /// From the current slot on, leaders require `fee` micro-lamports
     /// per compute unit (what getRecentPrioritizationFees reports for
     /// these slots); cheaper transactions are answered and dropped.

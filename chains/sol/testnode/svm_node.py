@@ -32,8 +32,8 @@ them, and only that:
   says about it, is.
 - test controls (`test_*` methods): advance slots/epochs, create vote
   accounts (through the real vote program), mark one delinquent, airdrop,
-  and drop the next N sendTransaction calls after answering (a lost
-  transaction).
+  drop the next N sendTransaction calls after answering (a lost
+  transaction), or hold them until released (a transaction still pending).
 
 Usage: python svm_node.py [--port N] [--slots-per-epoch N] ... ; prints
 `listening on PORT` once ready.
@@ -205,6 +205,9 @@ class Node:
         self.rewards = {}  # (epoch, address) -> reward dict
         self.votes = {}  # vote pubkey str -> {"node", "commission", "delinquent"}
         self.drop_sends = 0
+        # Sends accepted but not yet included (test_holdSends), in order.
+        self.hold_sends = 0
+        self.held = []
         # The priority-fee market: (from slot, micro-lamports per CU), oldest first.
         self.market = [(0, 0)]
         self.dropped_underpriced = 0
@@ -480,6 +483,8 @@ class Node:
         if sig in self.sigs:
             raise RpcError(-32002, "Transaction simulation failed: This transaction has already been processed",
                            {"err": "AlreadyProcessed", "logs": []})
+        if any(str(h.signatures[0]) == sig for h in self.held):
+            return sig  # already pending: a node keeps one copy
         if not self.blockhash_valid(str(tx.message.recent_blockhash)):
             raise RpcError(-32002, "Transaction simulation failed: Blockhash not found",
                            {"err": "BlockhashNotFound", "logs": []})
@@ -488,6 +493,10 @@ class Node:
             return sig
         if self.cu_price(tx) < self.market_at(self.slot):
             self.dropped_underpriced += 1
+            return sig
+        if self.hold_sends > 0:
+            self.hold_sends -= 1
+            self.held.append(tx)
             return sig
         r = self.execute(tx)
         if isinstance(r, FailedTransactionMetadata):
@@ -540,8 +549,9 @@ class Node:
                 out.append(None)
                 continue
             final = self.slot > st["slot"]
+            status = {"Ok": None} if st["err"] is None else {"Err": st["err"]}
             out.append({"slot": st["slot"], "confirmations": None if final else 0, "err": st["err"],
-                        "status": {"Ok": None}, "confirmationStatus": "finalized" if final else "confirmed"})
+                        "status": status, "confirmationStatus": "finalized" if final else "confirmed"})
         return self.ctx(out)
 
     def rpc_getSignaturesForAddress(self, addr, cfg=None):
@@ -623,6 +633,33 @@ class Node:
     def rpc_test_dropSends(self, n):
         self.drop_sends = n
         return n
+
+    def rpc_test_holdSends(self, n):
+        """The next `n` sends are accepted and held, as a leader holds what
+        it has not included yet; `test_releaseHeld` includes them."""
+        self.hold_sends = n
+        return n
+
+    def rpc_test_releaseHeld(self):
+        """Includes the held transactions in order; a failing one is
+        recorded as failed (its fee paid), as a block records it. Returns
+        [signature, error or null] per transaction."""
+        out = []
+        for tx in self.held:
+            sig = str(tx.signatures[0])
+            if not self.blockhash_valid(str(tx.message.recent_blockhash)):
+                out.append([sig, "BlockhashNotFound"])
+                continue
+            r = self.execute(tx)
+            if isinstance(r, FailedTransactionMetadata):
+                err = tx_error_json(r.err())
+                self.sigs[sig] = {"slot": self.slot, "err": err}
+                out.append([sig, err])
+            else:
+                self.sigs[sig] = {"slot": self.slot, "err": None}
+                out.append([sig, None])
+        self.held = []
+        return out
 
     def rpc_test_setPriorityMarket(self, fee):
         """From this slot on, leaders require `fee` micro-lamports per

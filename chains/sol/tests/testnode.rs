@@ -665,3 +665,54 @@ async fn transactions_pay_the_priority_fee_market_and_a_dropped_send_is_sent_aga
         "{staked}"
     );
 }
+
+/// Issue 32: a delegation the lost process broadcast is still pending when
+/// the restored process (nothing in memory, a ledger that does not know
+/// it) plans the same need again. The new stake account takes the first
+/// seed whose address holds nothing, which is the pending one's too, so
+/// whichever lands first creates it and the other fails as the system
+/// program refuses an account in use: the stake is never doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegation_pending_at_a_restore_is_never_doubled() {
+    let node = SvmNode::start(SvmOptions::default()).await.unwrap();
+    let key = Arc::new(LocalKey::from_seed([46; 32]));
+    node.airdrop(&key.address(), 20 * SOL).await.unwrap();
+    let v1 = node.create_vote(5).await.unwrap();
+    let lost = SolAdapter::new(settings(&node, vec![node.url.clone()]), key.clone()).unwrap();
+    let first = build(&lost, delegate(&v1, 2 * SOL)).await.unwrap();
+    node.hold_sends(1).await.unwrap();
+    lost.broadcast(BroadcastRequest {
+        signed: first.clone(),
+    })
+    .await
+    .unwrap();
+    drop(lost);
+    // A slot later (a new blockhash), the restored process plans again.
+    node.advance_slots(1).await.unwrap();
+    let restored = SolAdapter::new(settings(&node, vec![node.url.clone()]), key.clone()).unwrap();
+    let second = build(&restored, delegate(&v1, 2 * SOL)).await.unwrap();
+    assert_ne!(second.tx_id, first.tx_id, "a new signature");
+    send_and_confirm(&node, &restored, second).await;
+    // The pending one is included now, and fails: its account is in use.
+    let released = node.release_held().await.unwrap();
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].0, first.tx_id);
+    // SystemError::AccountAlreadyInUse (0), in the create instruction
+    // (after the two compute-budget instructions).
+    assert_eq!(
+        released[0].1,
+        Some(serde_json::json!({"InstructionError": [2, {"Custom": 0}]})),
+        "{released:?}"
+    );
+    let look = restored
+        .lookup(LookupRequest {
+            tx_id: first.tx_id.clone(),
+            signed_bytes: Some(first.bytes.clone()),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(look.status, TxStatus::Failed { .. }), "{look:?}");
+    let p = pool(&restored).await;
+    let (active, activating) = on(&p, &v1);
+    assert_eq!(active + activating, u128::from(2 * SOL), "staked once");
+}
