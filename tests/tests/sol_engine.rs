@@ -1,6 +1,7 @@
 //! The engine's loop with the real Solana adapter against the LiteSVM test
 //! node (the real stake program), on SQLite and PostgreSQL: the planner's
-//! stake becomes a seed-derived stake account, inflation rewards are
+//! stake waits while the priority-fee market is above the ceiling, then
+//! becomes a seed-derived stake account paid at the market's price, inflation rewards are
 //! recorded per epoch and distributed, and a withdrawal bigger than the
 //! buffer is queued, unstaked for (split + deactivate), withdrawn after the
 //! cool-down and granted by its ETA.
@@ -55,6 +56,26 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
                 r
             }
         };
+        // Leaders want more per compute unit than the ceiling (the test
+        // node's settings: 1,000,000): the plan is journaled, nothing is
+        // signed or sent, and the step says why.
+        node.set_priority_market(2_000_000).await.unwrap();
+        node.advance_slots(150).await.unwrap();
+        clock.set(node.time().await.unwrap());
+        let r = step().await;
+        assert!(r.ops.iter().all(|o| o.event != "broadcast"), "{:?}", r.ops);
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.error.contains("max_compute_unit_price")),
+            "{:?}",
+            r.failures
+        );
+        // The market falls to 20,000: the journaled delegation is signed at
+        // it (the plan made while it was high, not a second one) and lands.
+        node.set_priority_market(20_000).await.unwrap();
+        node.advance_slots(150).await.unwrap();
+        clock.set(node.time().await.unwrap());
         let r = step().await;
         assert_eq!(
             r.ops.iter().filter(|o| o.event == "broadcast").count(),
@@ -98,6 +119,11 @@ async fn the_engine_stakes_earns_distributes_and_serves_a_queued_withdrawal_on_t
             );
         }
         assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
+        assert_eq!(
+            ops.iter().filter(|o| o.kind.name() == "delegate").count(),
+            1,
+            "the delegation held back by the market is the one later sent: {ops:?}"
+        );
     })
     .await;
 }
