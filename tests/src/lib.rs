@@ -410,6 +410,27 @@ pub fn adapter_engine(
     cycle_secs: u64,
     clock: &softstake_core::ManualClock,
 ) -> softstake_engine::Engine {
+    adapter_engine_with_books(
+        store,
+        adapter,
+        validators,
+        unit,
+        cycle_secs,
+        clock,
+        softstake_config::BooksSettings::default(),
+    )
+}
+
+/// [`adapter_engine`] with the chain's books settings (the loss rule).
+pub fn adapter_engine_with_books(
+    store: &Store,
+    adapter: std::sync::Arc<dyn softstake_core::adapter::ChainAdapter>,
+    validators: &[(&str, u32)],
+    unit: u128,
+    cycle_secs: u64,
+    clock: &softstake_core::ManualClock,
+    books: softstake_config::BooksSettings,
+) -> softstake_engine::Engine {
     use rust_decimal::Decimal;
     use softstake_core::Rate;
     let rate = |s: &str| Rate::new(s.parse::<Decimal>().expect("decimal")).expect("rate");
@@ -441,7 +462,7 @@ pub fn adapter_engine(
             approval_threshold: Amount::ZERO,
             dry_run: false,
             cycle_secs,
-            books: softstake_config::BooksSettings::default(),
+            books,
         },
         std::sync::Arc::new(clock.clone()),
     )

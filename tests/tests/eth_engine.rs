@@ -217,3 +217,136 @@ async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal
     })
     .await;
 }
+
+/// Issue 31 on Ethereum: under `losses = "users"`, a slashing (no event
+/// says so: the books see the holdings fall with every flow proven) is
+/// recognised once it persists, allocated over the users who held when the
+/// fall began by their time-weighted balances (60:40 here, rounded down
+/// per user, the rest the platform's), and netted from their next credits;
+/// the books balance throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slashing_under_the_users_rule_is_borne_by_who_held_and_netted_from_their_rewards() {
+    use softstake_core::config::{BooksSettings, LossBearer};
+    on_both(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let w = EthWorld::start(100 * ETH + ETH / 10, &[0, 2], dir.path())
+            .await
+            .unwrap();
+        let beacon = &w.beacon;
+        let adapter: Arc<dyn ChainAdapter> =
+            Arc::new(EthAdapter::new(w.settings(3_600), EthWorld::key().unwrap()).unwrap());
+        let clock = ManualClock::new(Timestamp::from_unix(1_700_000_000));
+        let policy = BooksSettings {
+            losses: LossBearer::Users,
+            ..BooksSettings::default()
+        };
+        let engine = softstake_tests::adapter_engine_with_books(
+            &store,
+            adapter,
+            &[("op-a", 1)],
+            ETH,
+            384,
+            &clock,
+            policy.clone(),
+        );
+        softstake_tests::opening_balances(
+            &store,
+            "ETH",
+            &[("alice", 60 * ETH), ("bob", 40 * ETH)],
+            Timestamp::from_unix(1_700_000_000),
+        )
+        .await;
+        let step = || {
+            let (engine, w, beacon, clock) = (engine.clone(), &w, beacon, clock.clone());
+            async move {
+                let r = engine.cycle().await.unwrap();
+                w.step().await.unwrap();
+                clock.set(Timestamp::from_unix(
+                    i64::try_from(beacon.slot_time(beacon.head())).unwrap(),
+                ));
+                r
+            }
+        };
+        // Two deposits, confirmed; rewards accrue and are distributed.
+        for _ in 0..6 {
+            step().await;
+        }
+        softstake_tests::assert_distributions_verify(&store, "ETH", 1).await;
+        assert!(
+            store
+                .losses(ChainId::Ethereum, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // One validator is slashed (Electra's initial penalty).
+        let penalty_gwei = 32_000_000_000u64 / 4096;
+        beacon.update(|vs| {
+            let v = vs
+                .iter_mut()
+                .find(|v| v.status == "active_ongoing")
+                .unwrap();
+            v.slashed = true;
+            v.status = "active_slashed".into();
+            v.balance -= penalty_gwei;
+        });
+        for _ in 0..3 {
+            step().await;
+        }
+        let losses = store.losses(ChainId::Ethereum, 10).await.unwrap();
+        assert_eq!(losses.len(), 1, "booked once: {losses:?}");
+        let l = &losses[0];
+        assert_eq!((l.kind.as_str(), l.rule.as_str()), ("recognized", "users"));
+        assert!(l.allocated_at.is_some(), "{l:?}");
+        let (users, platform) = (l.users_part.unwrap(), l.platform_part.unwrap());
+        assert_eq!(users.base() + platform.base(), l.amount.base());
+        // Alice and Bob held 60:40 throughout the fall's interval: their
+        // shares are that split of the loss, rounded down each.
+        let share = |u: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .loss_shares(
+                        u,
+                        Timestamp::from_unix(0),
+                        Timestamp::from_unix(i64::MAX / 2),
+                        Timestamp::from_unix(1_900_000_000),
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let (a, b) = (share("alice").await, share("bob").await);
+        assert_eq!((a.len(), b.len()), (1, 1));
+        assert_eq!(a[0].amount.base(), l.amount.base() * 6 / 10);
+        assert_eq!(b[0].amount.base(), l.amount.base() * 4 / 10);
+        assert!(
+            platform.base() < 2,
+            "only rounding is the platform's: {platform:?}"
+        );
+        // Later rewards net the shares from the credits, never below zero,
+        // and the books stay exact.
+        for _ in 0..6 {
+            step().await;
+        }
+        let owed = store
+            .books(ChainId::Ethereum, &policy, clock.now())
+            .await
+            .unwrap();
+        let ul = owed.owed.users_losses;
+        assert!(!ul.netted.is_zero(), "{ul:?}");
+        assert_eq!(
+            ul.netted.base() + ul.receivable.base(),
+            users.base(),
+            "{ul:?}"
+        );
+        assert_eq!(owed.snapshot.unwrap().unrecognized, 0);
+        let a = share("alice").await;
+        assert_eq!(
+            a[0].netted.base() + a[0].remaining.base(),
+            a[0].amount.base()
+        );
+    })
+    .await;
+}
