@@ -12,6 +12,7 @@
 use softstake_chain_eth::EthAdapter;
 use softstake_chain_eth::testnode::EthWorld;
 use softstake_core::adapter::ChainAdapter;
+use softstake_core::config::BooksSettings;
 use softstake_core::{Amount, ChainId, Clock, ManualClock, Timestamp};
 use softstake_store::OpState;
 use softstake_tests::on_both;
@@ -19,41 +20,66 @@ use std::sync::Arc;
 
 const ETH: u128 = 1_000_000_000_000_000_000;
 
-/// The consensus layer's side of one step.
+/// One engine on anvil and the Beacon test server: 100 ETH owed to alice
+/// (60) and bob (40), plus a little for gas; two 0x01 validators' deposit
+/// data (32 ETH each).
+struct Run {
+    w: EthWorld,
+    engine: softstake_engine::Engine,
+    clock: ManualClock,
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal() {
-    on_both(|store| async move {
-        let dir = tempfile::tempdir().unwrap();
-        // 100 ETH owed to users, plus a little for gas; two 0x01
-        // validators' deposit data (32 ETH each).
-        let w = EthWorld::start(100 * ETH + ETH / 10, &[0, 2], dir.path())
+impl Run {
+    async fn start(
+        store: &softstake_store::Store,
+        dir: &std::path::Path,
+        books: BooksSettings,
+    ) -> Run {
+        let w = EthWorld::start(100 * ETH + ETH / 10, &[0, 2], dir)
             .await
             .unwrap();
-        let (anvil, beacon, custody) = (&w.anvil, &w.beacon, w.custody.clone());
         let adapter: Arc<dyn ChainAdapter> =
             Arc::new(EthAdapter::new(w.settings(3_600), EthWorld::key().unwrap()).unwrap());
         let clock = ManualClock::new(Timestamp::from_unix(1_700_000_000));
-        let engine =
-            softstake_tests::adapter_engine(&store, adapter, &[("op-a", 1)], ETH, 384, &clock);
+        let engine = softstake_tests::adapter_engine_with_books(
+            store,
+            adapter,
+            &[("op-a", 1)],
+            ETH,
+            384,
+            &clock,
+            books,
+        );
         softstake_tests::opening_balances(
-            &store,
+            store,
             "ETH",
             &[("alice", 60 * ETH), ("bob", 40 * ETH)],
             Timestamp::from_unix(1_700_000_000),
         )
         .await;
-        let step = || {
-            let (engine, w, beacon, clock) = (engine.clone(), &w, beacon, clock.clone());
-            async move {
-                let r = engine.cycle().await.unwrap();
-                w.step().await.unwrap();
-                clock.set(Timestamp::from_unix(
-                    i64::try_from(beacon.slot_time(beacon.head())).unwrap(),
-                ));
-                r
-            }
-        };
+        Run { w, engine, clock }
+    }
+
+    /// A cycle, then the consensus layer's side of one step.
+    async fn step(&self) -> softstake_engine::CycleReport {
+        let r = self.engine.cycle().await.unwrap();
+        self.w.step().await.unwrap();
+        let b = &self.w.beacon;
+        self.clock.set(Timestamp::from_unix(
+            i64::try_from(b.slot_time(b.head())).unwrap(),
+        ));
+        r
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal() {
+    on_both(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let run = Run::start(&store, dir.path(), BooksSettings::default()).await;
+        let (w, engine, clock) = (&run.w, &run.engine, &run.clock);
+        let (anvil, beacon, custody) = (&w.anvil, &w.beacon, w.custody.clone());
+        let step = || run.step();
         // 80 ETH over the aim, staked as two 32 ETH deposits.
         let r = step().await;
         let sent: Vec<_> = r.ops.iter().filter(|o| o.event == "broadcast").collect();
@@ -81,8 +107,8 @@ async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal
         // exits for it, the sweep pays, the withdrawal is granted.
         softstake_tests::queue_withdrawal_until_granted(
             &store,
-            &engine,
-            &clock,
+            engine,
+            clock,
             "bob",
             Amount::from_base(40 * ETH),
             step,
@@ -226,47 +252,16 @@ async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal
 /// the books balance throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slashing_under_the_users_rule_is_borne_by_who_held_and_netted_from_their_rewards() {
-    use softstake_core::config::{BooksSettings, LossBearer};
+    use softstake_core::config::LossBearer;
     on_both(|store| async move {
         let dir = tempfile::tempdir().unwrap();
-        let w = EthWorld::start(100 * ETH + ETH / 10, &[0, 2], dir.path())
-            .await
-            .unwrap();
-        let beacon = &w.beacon;
-        let adapter: Arc<dyn ChainAdapter> =
-            Arc::new(EthAdapter::new(w.settings(3_600), EthWorld::key().unwrap()).unwrap());
-        let clock = ManualClock::new(Timestamp::from_unix(1_700_000_000));
         let policy = BooksSettings {
             losses: LossBearer::Users,
             ..BooksSettings::default()
         };
-        let engine = softstake_tests::adapter_engine_with_books(
-            &store,
-            adapter,
-            &[("op-a", 1)],
-            ETH,
-            384,
-            &clock,
-            policy.clone(),
-        );
-        softstake_tests::opening_balances(
-            &store,
-            "ETH",
-            &[("alice", 60 * ETH), ("bob", 40 * ETH)],
-            Timestamp::from_unix(1_700_000_000),
-        )
-        .await;
-        let step = || {
-            let (engine, w, beacon, clock) = (engine.clone(), &w, beacon, clock.clone());
-            async move {
-                let r = engine.cycle().await.unwrap();
-                w.step().await.unwrap();
-                clock.set(Timestamp::from_unix(
-                    i64::try_from(beacon.slot_time(beacon.head())).unwrap(),
-                ));
-                r
-            }
-        };
+        let run = Run::start(&store, dir.path(), policy.clone()).await;
+        let (beacon, clock) = (&run.w.beacon, &run.clock);
+        let step = || run.step();
         // Two deposits, confirmed; rewards accrue and are distributed.
         for _ in 0..6 {
             step().await;
