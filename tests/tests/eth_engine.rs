@@ -259,7 +259,7 @@ async fn a_slashing_under_the_users_rule_is_borne_by_who_held_and_netted_from_th
             losses: LossBearer::Users,
             ..BooksSettings::default()
         };
-        let run = Run::start(&store, dir.path(), policy.clone()).await;
+        let run = Run::start(&store, dir.path(), policy).await;
         let (beacon, clock) = (&run.w.beacon, &run.clock);
         let step = || run.step();
         // Two deposits, confirmed; rewards accrue and are distributed.
