@@ -457,6 +457,7 @@ pub fn adapter_engine_with_books(
                 max_per_operation: Amount::from_base(unit * 10_000_000),
                 remaining_today: Amount::ZERO,
                 marked: Default::default(),
+                max_commission: None,
             },
             max_per_day: Amount::from_base(unit * 100_000_000),
             approval_threshold: Amount::ZERO,

@@ -89,6 +89,7 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
                     max_per_operation: Amount::from_base(1_000_000_000),
                     remaining_today: Amount::ZERO,
                     marked: Default::default(),
+                    max_commission: None,
                 },
                 max_per_day: Amount::from_base(10_000_000_000),
                 approval_threshold: Amount::ZERO,

@@ -50,6 +50,7 @@ fn cfg() -> EngineConfig {
             max_per_operation: Amount::from_base(10_000_000),
             remaining_today: Amount::ZERO,
             marked: Default::default(),
+            max_commission: None,
         },
         max_per_day: Amount::from_base(10_000_000),
         approval_threshold: Amount::ZERO,

@@ -836,6 +836,7 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
             max_per_operation: Amount::from_base(u128::from(u64::MAX)),
             remaining_today: Amount::ZERO,
             marked: Default::default(),
+            max_commission: None,
         },
         max_per_day: Amount::from_base(u128::from(u64::MAX)),
         approval_threshold: Amount::ZERO,

@@ -317,6 +317,12 @@ pub struct SafetySection {
     /// Plan and log only: nothing is journaled, signed or broadcast.
     #[serde(default)]
     pub dry_run: bool,
+    /// The most commission a validator may charge and keep the pool's
+    /// stake ("0.10"); none by default. A validator the chain shows above
+    /// it gets no new stake, and its stake is moved where the chain moves
+    /// stake without unbonding.
+    #[serde(default, deserialize_with = "opt_decimal_str")]
+    pub max_validator_commission: Option<Decimal>,
 }
 
 /// `[chains.books]`: how the pool's books treat fees and income nobody

@@ -36,6 +36,10 @@ fn example_config_validates() {
     let atom = cfg.chain(softstake_core::ChainId::Cosmos).unwrap();
     assert_eq!(atom.validators.len(), 2);
     assert_eq!(atom.min_eligible_balance.base(), 10_000);
+    assert_eq!(
+        atom.safety.max_validator_commission.map(|r| r.value()),
+        Some(rust_decimal::Decimal::new(10, 2))
+    );
     // The chain's own settings are the chain crate's (tested in
     // crates/adapters/tests/config.rs): here only the raw table.
     let sol = cfg.chain(softstake_core::ChainId::Solana).unwrap();
@@ -96,9 +100,14 @@ fn semantic_errors_are_all_reported_with_their_keys() {
             "min_eligible_balance = \"0.0000001\"",
         )
         .replace("url = \"sqlite://softstake.db\"", "url = \"mysql://x\"")
-        .replace("weight = 2", "weight = 0");
+        .replace("weight = 2", "weight = 0")
+        .replace(
+            "max_validator_commission = \"0.1\"",
+            "max_validator_commission = \"1.5\"",
+        );
     let keys: Vec<String> = issues(&text).into_iter().map(|i| i.key).collect();
     for k in [
+        "chains[1].safety.max_validator_commission",
         "database.url",
         "chains[1].validators[1].address",
         "chains[1].validators[0].weight",

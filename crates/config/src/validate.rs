@@ -389,6 +389,10 @@ fn validate_chain(
             max_per_day,
             approval_threshold,
             dry_run: s.safety.dry_run,
+            max_validator_commission: s
+                .safety
+                .max_validator_commission
+                .map(|r| c.rate(k("safety.max_validator_commission"), r)),
         },
         books: BooksSettings {
             fees: s.books.fees,

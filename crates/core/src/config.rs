@@ -181,6 +181,9 @@ pub struct SafetyLimits {
     pub approval_threshold: Amount,
     /// Never broadcast.
     pub dry_run: bool,
+    /// The most commission a validator may charge and keep the pool's
+    /// stake (none: any).
+    pub max_validator_commission: Option<Rate>,
 }
 
 /// `[chains.network]` as written, less its `type`: read only by the chain's

@@ -158,6 +158,7 @@ impl EngineConfig {
                 max_per_operation: c.safety.max_per_operation,
                 remaining_today: c.safety.max_per_day,
                 marked: Default::default(),
+                max_commission: c.safety.max_validator_commission,
             },
             max_per_day: c.safety.max_per_day,
             approval_threshold: c.safety.approval_threshold,

@@ -28,7 +28,7 @@
 
 use rust_decimal::Decimal;
 use serde::Serialize;
-use softstake_core::adapter::{OperationKind, PoolStateResponse, ValidatorId};
+use softstake_core::adapter::{Delegation, OperationKind, PoolStateResponse, ValidatorId};
 use softstake_core::{Amount, Rate, Timestamp};
 use std::collections::BTreeMap;
 
@@ -62,6 +62,25 @@ pub struct Policy {
     /// new stake goes to them, like validators the chain shows impaired,
     /// until an operator clears the mark.
     pub marked: std::collections::BTreeSet<String>,
+    /// The most commission a validator may charge: one the chain shows
+    /// above it is treated like an impaired one (no new stake; its stake
+    /// is moved where the chain redelegates). None: any.
+    pub max_commission: Option<Rate>,
+}
+
+/// Why a delegation's validator charges more than the policy allows, or
+/// `None` (no limit, or a commission the chain does not report or that is
+/// within it).
+fn over_commission(d: &Delegation, policy: &Policy) -> Option<String> {
+    let max = policy.max_commission?;
+    let c = d.commission.as_deref()?.parse::<Decimal>().ok()?;
+    (c > max.value()).then(|| {
+        format!(
+            "charging commission {} above max_validator_commission {}",
+            c.normalize(),
+            max.value().normalize()
+        )
+    })
 }
 
 /// What the planner saw and aimed for, for `softstake plan` and metrics.
@@ -255,7 +274,7 @@ pub fn plan(
     let impaired: std::collections::BTreeSet<&str> = state
         .delegations
         .iter()
-        .filter(|d| d.impaired)
+        .filter(|d| d.impaired || over_commission(d, policy).is_some())
         .map(|d| d.validator.as_str())
         .chain(policy.marked.iter().map(String::as_str))
         .collect();
@@ -424,9 +443,11 @@ pub fn plan(
                 continue;
             }
             let why = if d.impaired {
-                "shown impaired by the chain (jailed, tombstoned or not earning)"
+                "shown impaired by the chain (jailed, tombstoned or not earning)".to_owned()
+            } else if let Some(c) = over_commission(d, policy) {
+                c
             } else {
-                "marked by a loss (softstake books marks)"
+                "marked by a loss (softstake books marks)".to_owned()
             };
             if !limits.redelegation {
                 blocked.push(format!(

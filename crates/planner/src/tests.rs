@@ -74,6 +74,7 @@ fn policy(vals: &[(&str, u32)], target: i64, band: i64) -> Policy {
         max_per_operation: Amount::from_base(u128::MAX),
         remaining_today: Amount::from_base(u128::MAX),
         marked: Default::default(),
+        max_commission: None,
     }
 }
 
@@ -145,6 +146,48 @@ fn new_stake_never_goes_to_an_impaired_validator() {
         p.blocked.iter().any(|b| b.contains("impaired")),
         "{:?}",
         p.blocked
+    );
+}
+
+/// Issue 25: a validator charging more than `max_commission` is treated
+/// like an impaired one: no new stake, and its stake is moved where the
+/// chain redelegates, with the reason; a commission the chain does not
+/// report, or one at the limit, changes nothing.
+#[test]
+fn a_validator_above_the_commission_limit_gets_no_stake_and_its_stake_is_moved() {
+    let mut pol = policy(&[("a", 1), ("b", 1)], 100, 20);
+    pol.max_commission = Some(rate(100));
+    // New stake: "a" charges 15%, "b" 10% (at the limit): all to "b".
+    let mut s = state(
+        1000,
+        &[("a", 0), ("b", 0)],
+        &[],
+        limits(None, Some(7), false),
+    );
+    s.delegations[0].commission = Some("0.15".into());
+    s.delegations[1].commission = Some("0.1".into());
+    let p = run(&s, 1000, 0, &pol);
+    assert_eq!(moves(&p), [("delegate".to_string(), "b", 900)]);
+    // Without a limit, both share it.
+    let mut any = pol.clone();
+    any.max_commission = None;
+    assert_eq!(run(&s, 1000, 0, &any).ops.len(), 2);
+    // A commission the chain does not report is no reason to move.
+    s.delegations[0].commission = None;
+    assert_eq!(run(&s, 1000, 0, &pol).ops.len(), 2);
+    // Stake on "a" after it raised its commission is redelegated to "b".
+    let mut lim = limits(None, Some(7), false);
+    lim.redelegation = true;
+    let mut s = state(100, &[("a", 600), ("b", 300)], &[], lim);
+    s.delegations[0].commission = Some("0.2".into());
+    let p = run(&s, 1000, 0, &pol);
+    assert_eq!(redelegations(&p), [("a", "b", 600)]);
+    assert!(
+        p.ops[0]
+            .reason
+            .contains("commission 0.2 above max_validator_commission 0.1"),
+        "{}",
+        p.ops[0].reason
     );
 }
 
