@@ -24,10 +24,17 @@ const V2: &str = "cosmosvaloper156gqf9837u7d4c4678yt3rl4ls9c5vuursrrzf";
 const T0: i64 = 1_767_225_600;
 const DAY: i64 = 86_400;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_the_cosmos_test_node()
- {
-    on_both(|store| async move {
+/// The engine on the Cosmos test node: two validators (weights 2:1, no
+/// caps), 100 ATOM in custody owed to alice (75) and bob (25).
+struct Run {
+    node: TestNode,
+    engine: Engine,
+    clock: ManualClock,
+    custody: String,
+}
+
+impl Run {
+    async fn start(store: &softstake_store::Store, max_commission: Option<Rate>) -> Run {
         let key = LocalKey::parse(&Secret::new(KEY.into())).unwrap();
         let custody = key.address();
         let node = TestNode::new(TestNodeConfig {
@@ -89,7 +96,7 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
                     max_per_operation: Amount::from_base(1_000_000_000),
                     remaining_today: Amount::ZERO,
                     marked: Default::default(),
-                    max_commission: None,
+                    max_commission,
                 },
                 max_per_day: Amount::from_base(10_000_000_000),
                 approval_threshold: Amount::ZERO,
@@ -109,16 +116,30 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
             Timestamp::from_unix(T0),
         )
         .await;
-        // One loop step: a cycle, then ten minutes of blocks.
-        let step = |secs: i64| {
-            let (engine, node, clock) = (engine.clone(), node.clone(), clock.clone());
-            async move {
-                let r = engine.cycle().await.unwrap();
-                node.advance(secs);
-                clock.set(Timestamp::from_unix(node.head().1));
-                r
-            }
-        };
+        Run {
+            node,
+            engine,
+            clock,
+            custody,
+        }
+    }
+
+    /// A cycle, then `secs` of blocks.
+    async fn step(&self, secs: i64) -> softstake_engine::CycleReport {
+        let r = self.engine.cycle().await.unwrap();
+        self.node.advance(secs);
+        self.clock.set(Timestamp::from_unix(self.node.head().1));
+        r
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_the_cosmos_test_node()
+ {
+    on_both(|store| async move {
+        let run = Run::start(&store, None).await;
+        let (node, engine, clock, custody) = (&run.node, &run.engine, &run.clock, &run.custody);
+        let step = |secs: i64| run.step(secs);
         // The fee market runs above the ceiling (0.08 x 1.5 > 0.1): the plan
         // is journaled, nothing is signed or sent, and the step says why.
         node.set_gas_price(80_000_000_000_000_000);
@@ -153,7 +174,7 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
         // A day later the claimable rewards are claimed, recorded, distributed.
         // V1 also pays 999 of an IBC denomination (issue 30): kept for the
         // treasury, never distributed as uatom.
-        node.pay_foreign(&custody, V1, "ibc/X", 999);
+        node.pay_foreign(custody, V1, "ibc/X", 999);
         node.advance(DAY);
         clock.set(Timestamp::from_unix(node.head().1));
         step(600).await; // claim broadcast
@@ -180,14 +201,14 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
                 .collect::<Vec<_>>(),
             [("ibc/X", 999)]
         );
-        assert_eq!(node.foreign_balance(&custody, "ibc/X"), 999);
+        assert_eq!(node.foreign_balance(custody, "ibc/X"), 999);
 
         // Bob withdraws everything: more than the buffer, so it queues; the
         // planner unstakes for it and it is granted by its ETA.
         softstake_tests::queue_withdrawal_until_granted(
             &store,
-            &engine,
-            &clock,
+            engine,
+            clock,
             "bob",
             Amount::from_base(25_000_000),
             || step(DAY),
@@ -294,6 +315,65 @@ async fn the_engine_stakes_claims_distributes_and_serves_a_queued_withdrawal_on_
             "{redelegated:?}"
         );
         softstake_tests::assert_every_snapshot_explained(&store, ChainId::Cosmos, 10).await;
+    })
+    .await;
+}
+
+/// Issue 25 on the Cosmos test node, on both databases: a validator that
+/// raises its commission above `max_validator_commission` gets no new
+/// stake, and the engine moves its stake to the other validator by
+/// redelegation, with the reason in the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_raising_its_commission_above_the_limit_loses_the_pools_stake() {
+    on_both(|store| async move {
+        let limit = Rate::new(Decimal::new(10, 2)).unwrap();
+        let run = Run::start(&store, Some(limit)).await;
+        let on = |r: &softstake_engine::CycleReport, v: &str| {
+            r.pool
+                .as_ref()
+                .unwrap()
+                .delegations
+                .iter()
+                .find(|d| d.validator == v)
+                .map_or(0, |d| d.active.base())
+        };
+        // Staked 2:1 over V1 and V2 (both at 5%).
+        let mut r = run.step(600).await;
+        for _ in 0..4 {
+            if on(&r, V1) > 0 && on(&r, V2) > 0 {
+                break;
+            }
+            r = run.step(600).await;
+        }
+        assert!(on(&r, V1) > 0 && on(&r, V2) > 0, "{:?}", r.pool);
+        // V2 raises its commission to 15%: its stake moves to V1.
+        run.node.set_commission(V2, 150_000_000_000_000_000);
+        let mut moved = false;
+        for _ in 0..4 {
+            let r = run.step(600).await;
+            if on(&r, V2) == 0 {
+                moved = true;
+                assert!(on(&r, V1) > 79_000_000, "{:?}", r.pool);
+                break;
+            }
+        }
+        assert!(moved, "V2's stake was not moved");
+        let ops = store
+            .journal_list(ChainId::Cosmos, None, 100)
+            .await
+            .unwrap();
+        let moves: Vec<_> = ops
+            .iter()
+            .filter(|o| o.kind.name() == "redelegate")
+            .collect();
+        assert!(!moves.is_empty(), "{ops:?}");
+        assert!(
+            moves.iter().all(|o| o.state == OpState::Confirmed
+                && o.reason
+                    .contains("commission 0.15 above max_validator_commission 0.1")),
+            "{moves:?}"
+        );
+        softstake_tests::assert_every_snapshot_explained(&store, ChainId::Cosmos, 3).await;
     })
     .await;
 }

@@ -71,6 +71,8 @@ struct Validator {
     tokens: u128,
     shares: u128,
     jailed: bool,
+    /// Commission rate x 10^18 (5% at genesis).
+    commission: u128,
 }
 
 #[derive(Debug, Clone)]
@@ -228,6 +230,7 @@ impl TestNode {
                         tokens: 1_000_000_000_000,
                         shares: 1_000_000_000_000,
                         jailed: false,
+                        commission: DEC_SCALE / 20,
                     },
                 )
             })
@@ -381,6 +384,15 @@ impl TestNode {
             .get(&(addr.to_owned(), denom.to_owned()))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Sets a validator's commission rate (x 10^18), as its operator's
+    /// `MsgEditValidator` would (the node does not hold it to the SDK's
+    /// daily `max_change_rate`).
+    pub fn set_commission(&self, validator: &str, scaled: u128) {
+        if let Some(v) = self.st().validators.get_mut(validator) {
+            v.commission = scaled;
+        }
     }
 
     /// Jails a validator.
@@ -1614,10 +1626,9 @@ fn query(n: &mut Node, path: &str, data: &[u8]) -> Result<Vec<u8>, (u32, String)
                     status: if v.jailed { 2 } else { 3 },
                     tokens: v.tokens.to_string(),
                     delegator_shares: (v.shares * DEC_SCALE).to_string(),
-                    // 5% commission.
                     commission: Some(staking::v1beta1::Commission {
                         commission_rates: Some(staking::v1beta1::CommissionRates {
-                            rate: (DEC_SCALE / 20).to_string(),
+                            rate: v.commission.to_string(),
                             max_rate: (DEC_SCALE / 5).to_string(),
                             max_change_rate: (DEC_SCALE / 100).to_string(),
                         }),
