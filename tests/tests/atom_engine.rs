@@ -110,7 +110,7 @@ impl Run {
         .unwrap();
         // Two users hold the 100 ATOM in custody.
         softstake_tests::opening_balances(
-            &store,
+            store,
             "ATOM",
             &[("alice", 75_000_000), ("bob", 25_000_000)],
             Timestamp::from_unix(T0),
