@@ -833,6 +833,7 @@ async fn the_books_over_http_declarations_suspense_and_backing() {
             "{text}"
         );
         assert!(text.contains("softstake_pool_backing_ratio{chain=\"cosmos\"}"));
+
         assert!(
             text.contains("softstake_pool_losses_coins{chain=\"cosmos\"} 0"),
             "{text}"

@@ -195,6 +195,16 @@ async fn end_to_end_on_postgres_with_the_simulated_chain() {
             > 0.0
     );
     assert!(metric(&m, "softstake_pool_staked_coins", "chain=\"cosmos\"").unwrap() > 0.0);
+    // The commission the chain reports for a validator holding the stake.
+    assert_eq!(
+        metric(
+            &m,
+            "softstake_validator_commission_ratio",
+            "chain=\"cosmos\""
+        ),
+        Some(0.05),
+        "{m}"
+    );
     assert_eq!(
         metric(&m, "softstake_pool_liabilities_coins", "chain=\"cosmos\""),
         Some(10.0)

@@ -72,6 +72,22 @@ impl Run {
     }
 }
 
+/// Slashes the first active validator (Electra's initial penalty, 1/4096
+/// of 32 ETH, taken from its balance); returns the penalty in gwei.
+fn slash_an_active_validator(beacon: &softstake_chain_eth::testnode::BeaconServer) -> u64 {
+    let penalty_gwei = 32_000_000_000u64 / 4096;
+    beacon.update(|vs| {
+        let v = vs
+            .iter_mut()
+            .find(|v| v.status == "active_ongoing")
+            .unwrap();
+        v.slashed = true;
+        v.status = "active_slashed".into();
+        v.balance -= penalty_gwei;
+    });
+    penalty_gwei
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal() {
     on_both(|store| async move {
@@ -201,16 +217,7 @@ async fn the_engine_deposits_earns_distributes_and_exits_for_a_queued_withdrawal
         // 1/4096 of 32 ETH). No event says so on the execution layer: the
         // books see the holdings fall with every flow proven, and once the
         // fall persists they book it as a loss the platform bears.
-        let penalty_gwei = 32_000_000_000u64 / 4096;
-        beacon.update(|vs| {
-            let v = vs
-                .iter_mut()
-                .find(|v| v.status == "active_ongoing")
-                .unwrap();
-            v.slashed = true;
-            v.status = "active_slashed".into();
-            v.balance -= penalty_gwei;
-        });
+        let penalty_gwei = slash_an_active_validator(beacon);
         let r = step().await;
         assert!(r.pool.as_ref().unwrap().delegations[0].impaired);
         assert!(
@@ -276,16 +283,7 @@ async fn a_slashing_under_the_users_rule_is_borne_by_who_held_and_netted_from_th
         );
 
         // One validator is slashed (Electra's initial penalty).
-        let penalty_gwei = 32_000_000_000u64 / 4096;
-        beacon.update(|vs| {
-            let v = vs
-                .iter_mut()
-                .find(|v| v.status == "active_ongoing")
-                .unwrap();
-            v.slashed = true;
-            v.status = "active_slashed".into();
-            v.balance -= penalty_gwei;
-        });
+        slash_an_active_validator(beacon);
         for _ in 0..3 {
             step().await;
         }

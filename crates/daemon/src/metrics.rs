@@ -188,6 +188,12 @@ pub struct ChainMetrics {
     pub endpoint_lag_seconds: Family<EndpointLabels, Gauge>,
     /// Latency of the endpoint's last health probe, in seconds.
     pub endpoint_latency_seconds: Family<EndpointLabels, FGauge>,
+    /// The commission a validator holding the pool's stake charges, as
+    /// the chain reports it (a share: 0.05); absent where the chain does
+    /// not report one.
+    pub validator_commission_ratio: Family<ValidatorLabels, FGauge>,
+    /// The chain's `max_validator_commission`, where configured.
+    pub validator_commission_limit_ratio: Family<ChainLabels, FGauge>,
     /// 1 when a validator we stake with is jailed, delinquent or otherwise
     /// not earning.
     pub validator_impaired: Family<ValidatorLabels, Gauge>,
@@ -322,6 +328,8 @@ impl Metrics {
             endpoint_lag_seconds: Family::default(),
             endpoint_latency_seconds: Family::default(),
             validator_impaired: Family::default(),
+            validator_commission_ratio: Family::default(),
+            validator_commission_limit_ratio: Family::default(),
             slashing_loss_coins: Family::default(),
             chain_alerts: Family::default(),
             backing_ratio: Family::default(),
@@ -528,6 +536,20 @@ impl Metrics {
             "rpc_endpoint_latency_seconds",
             "Latency of the endpoint's last health probe",
             c.endpoint_latency_seconds.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "validator_commission_ratio",
+            "The commission a validator holding the pool's stake charges, as the chain reports it (a share)",
+            c.validator_commission_ratio.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "validator_commission_limit_ratio",
+            "The chain's max_validator_commission (a share), where configured",
+            c.validator_commission_limit_ratio.clone(),
         );
         reg(
             &mut r,

@@ -437,7 +437,25 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
                     validator: d.validator.clone(),
                 })
                 .set(i64::from(d.impaired));
+            if let Some(c) = d
+                .commission
+                .as_deref()
+                .and_then(|c| c.parse::<Decimal>().ok())
+                .and_then(|c| c.to_f64())
+            {
+                m.validator_commission_ratio
+                    .get_or_create(&ValidatorLabels {
+                        chain: chain.as_str().to_owned(),
+                        validator: d.validator.clone(),
+                    })
+                    .set(c);
+            }
         }
+    }
+    if let Some(max) = rt.config.safety.max_validator_commission {
+        m.validator_commission_limit_ratio
+            .get_or_create(&l)
+            .set(max.value().to_f64().unwrap_or(0.0));
     }
     if let Ok(h) = rt.engine.adapter().health(HealthRequest::default()).await {
         for e in &h.endpoints {

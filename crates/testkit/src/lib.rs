@@ -603,7 +603,7 @@ impl ChainAdapter for SimChain {
                 active: Amount::from_base(st.active.get(v).copied().unwrap_or(0)),
                 activating: Amount::from_base(st.activating.get(v).copied().unwrap_or(0)),
                 impaired: false,
-                commission: None,
+                commission: Some("0.05".into()),
             })
             .collect();
         Ok(PoolStateResponse {
