@@ -608,6 +608,22 @@ impl ChainAdapter for AdaAdapter {
                         .get("tx_hash")
                         .and_then(Value::as_str)
                         .ok_or_else(|| bad("address transaction", t))?;
+                    // The holdings read at `to` include this transaction:
+                    // while a rollback can still take it out, booking them
+                    // would turn the rollback into a residual (a fee or a
+                    // top-up booked, then undone with no flow to explain
+                    // it). The books wait until it is final.
+                    let height = t
+                        .get("block_height")
+                        .and_then(num)
+                        .ok_or_else(|| bad("address transaction", t))?;
+                    let depth = (to + 1).saturating_sub(height);
+                    if depth < self.s.confirmations {
+                        return Err(AdapterError::TryLater(format!(
+                            "the pool's transaction {hash} is {depth} block(s) deep, fewer than network.confirmations = {}: a rollback could still undo it, so the books wait until it is final",
+                            self.s.confirmations
+                        )));
+                    }
                     let at = Timestamp::from_unix(
                         t.get("block_time")
                             .and_then(Value::as_i64)

@@ -59,7 +59,7 @@ struct Account {
     history: Vec<(u64, u64, [u8; 28])>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Ledger {
     slot: u64,
     height: u64,
@@ -68,7 +68,13 @@ struct Ledger {
     pools: BTreeSet<[u8; 28]>,
     txs: BTreeMap<String, TxRec>,
     drop_next: u32,
+    /// The ledger as it was before each of the last [`KEPT_BLOCKS`]
+    /// blocks, newest last: what a rollback returns to.
+    past: std::collections::VecDeque<Ledger>,
 }
+
+/// How many blocks back [`TestNode::rollback`] can go.
+const KEPT_BLOCKS: usize = 64;
 
 /// What the node keeps of an applied transaction (Blockfrost's views of
 /// it: `/txs/{hash}`, `/utxos`, `/withdrawals`, the address history).
@@ -92,6 +98,13 @@ struct TxRec {
 impl Ledger {
     /// One slot, one block; rewards at an epoch boundary.
     fn next_block(&mut self, epoch_length: u64, bps: u64) {
+        let past = std::mem::take(&mut self.past);
+        let before_block = self.clone();
+        self.past = past;
+        self.past.push_back(before_block);
+        if self.past.len() > KEPT_BLOCKS {
+            self.past.pop_front();
+        }
         let l = self;
         let before = l.slot / epoch_length;
         l.slot += 1;
@@ -273,6 +286,35 @@ impl TestNode {
                 l.next_block(epoch_length, bps);
             }
         });
+    }
+
+    /// A rollback: the last `n` blocks are replaced by `n` empty blocks of
+    /// a fork that won (the tip's height moves on as before). Transactions
+    /// in the dropped blocks are gone, as a node's mempool does not take
+    /// back what a rollback removed: the wallet must submit them again,
+    /// and can while their validity interval lasts. Returns how many
+    /// transactions were dropped.
+    pub fn rollback(&self, n: usize) -> usize {
+        let (epoch_length, bps) = (self.cfg.epoch_length, self.cfg.reward_bps);
+        self.with(|l| {
+            assert!(
+                (1..=l.past.len()).contains(&n),
+                "the test node keeps {} blocks back",
+                l.past.len()
+            );
+            let mut past = std::mem::take(&mut l.past);
+            past.truncate(past.len() - n + 1);
+            let Some(fork_point) = past.pop_back() else {
+                unreachable!("n >= 1 blocks were kept")
+            };
+            let dropped = l.txs.len() - fork_point.txs.len();
+            *l = fork_point;
+            l.past = past;
+            for _ in 0..n {
+                l.next_block(epoch_length, bps);
+            }
+            dropped
+        })
     }
 
     /// Serves on `addr`; returns the bound address.

@@ -11,8 +11,8 @@ use softstake_chain_ada::tx::{self, Action, TxParams};
 use softstake_chain_ada::{AdaAdapter, AdaSettings};
 use softstake_core::Amount;
 use softstake_core::adapter::{
-    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind,
-    PoolStateRequest, RewardsRequest, SignedOperation, TxStatus,
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, FlowsRequest, LookupRequest,
+    OperationKind, PoolStateRequest, RewardsRequest, SignedOperation, TxStatus,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -491,9 +491,162 @@ async fn an_included_transaction_is_pending_until_it_is_deep_enough() {
     );
 }
 
+/// A rollback of the block holding our transaction, before it was deep
+/// enough: the books wait while it is shallow (holdings that a rollback
+/// undoes must not be booked), the transaction is then gone, the same
+/// bytes are sent again within their validity interval and land once.
+#[tokio::test]
+async fn a_rollback_reopens_a_shallow_transaction_and_the_same_bytes_land_once() {
+    let node = TestNode::new(cfg());
+    node.add_pool(POOL1);
+    let payment = Arc::new(LocalKey::from_seed([0x17; 32]));
+    let stake = Arc::new(LocalKey::from_seed([0x27; 32]));
+    let address = tx::base_address(0, &payment.key_hash(), &stake.key_hash());
+    node.fund(&address, 100 * ADA);
+    node.advance_slots(3);
+    let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let a = AdaAdapter::new(
+        AdaSettings {
+            confirmations: 3,
+            ..settings(&format!("http://{bound}"), 42)
+        },
+        payment,
+        stake,
+    )
+    .unwrap();
+    a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    let opened = a.flows_since(FlowsRequest { cursor: None }).await.unwrap();
+    let s = build(
+        &a,
+        OperationKind::Delegate {
+            validator: pool_bech32(&POOL1),
+            amount: Amount::from_base(u128::from(50 * ADA)),
+        },
+    )
+    .await
+    .unwrap();
+    a.broadcast(BroadcastRequest { signed: s.clone() })
+        .await
+        .unwrap();
+    let look = || async {
+        a.lookup(LookupRequest {
+            tx_id: s.tx_id.clone(),
+            signed_bytes: Some(s.bytes.clone()),
+        })
+        .await
+        .unwrap()
+        .status
+    };
+    node.advance_slots(1);
+    assert_eq!(look().await, TxStatus::Pending);
+    // Two deep of three: the pool read shows it, the flows wait.
+    let p = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    assert!(p.liquid.base() < u128::from(100 * ADA));
+    let wait = a
+        .flows_since(FlowsRequest {
+            cursor: opened.next_cursor.clone(),
+        })
+        .await
+        .unwrap_err();
+    match &wait {
+        AdapterError::TryLater(m) => assert!(m.contains(&s.tx_id) && m.contains("2 block(s) deep")),
+        other => panic!("expected the books to wait, got {other:?}"),
+    }
+    // The fork without it wins.
+    assert_eq!(node.rollback(2), 1);
+    assert_eq!(look().await, TxStatus::NotFound);
+    let p = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    assert_eq!(p.liquid.base(), u128::from(100 * ADA));
+    assert!(p.delegations.is_empty());
+    // Nothing happened to the pool: the flows say so.
+    let f = a
+        .flows_since(FlowsRequest {
+            cursor: opened.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(f.flows.is_empty(), "{:?}", f.flows);
+    // Sent again, the very same bytes, still valid: in once, then final.
+    a.broadcast(BroadcastRequest { signed: s.clone() })
+        .await
+        .unwrap();
+    assert_eq!(look().await, TxStatus::Pending);
+    node.advance_slots(2);
+    assert!(matches!(look().await, TxStatus::Confirmed { .. }));
+    let p = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    assert_eq!(p.delegations.len(), 1);
+    let f = a
+        .flows_since(FlowsRequest {
+            cursor: opened.next_cursor,
+        })
+        .await
+        .unwrap();
+    let fees: Vec<_> = f
+        .flows
+        .iter()
+        .filter(|x| x.kind == softstake_core::adapter::FlowKind::Fee)
+        .map(|x| x.tx_id.clone())
+        .collect();
+    assert_eq!(fees, vec![s.tx_id.clone()], "one fee, once: {:?}", f.flows);
+    // Sending it a third time changes nothing.
+    assert!(a.broadcast(BroadcastRequest { signed: s }).await.is_err());
+}
+
+/// A rollback after which the transaction's validity interval runs out:
+/// it can never land, and the chain proves it.
+#[tokio::test]
+async fn a_transaction_rolled_back_past_its_validity_interval_expires() {
+    let node = TestNode::new(cfg());
+    node.add_pool(POOL1);
+    let payment = Arc::new(LocalKey::from_seed([0x18; 32]));
+    let stake = Arc::new(LocalKey::from_seed([0x28; 32]));
+    let address = tx::base_address(0, &payment.key_hash(), &stake.key_hash());
+    node.fund(&address, 100 * ADA);
+    let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let a = AdaAdapter::new(
+        AdaSettings {
+            confirmations: 3,
+            ttl_slots: 5,
+            ..settings(&format!("http://{bound}"), 42)
+        },
+        payment,
+        stake,
+    )
+    .unwrap();
+    let s = build(
+        &a,
+        OperationKind::Delegate {
+            validator: pool_bech32(&POOL1),
+            amount: Amount::from_base(u128::from(50 * ADA)),
+        },
+    )
+    .await
+    .unwrap();
+    a.broadcast(BroadcastRequest { signed: s.clone() })
+        .await
+        .unwrap();
+    assert_eq!(node.rollback(1), 1);
+    node.advance_slots(6);
+    let st = a
+        .lookup(LookupRequest {
+            tx_id: s.tx_id.clone(),
+            signed_bytes: Some(s.bytes.clone()),
+        })
+        .await
+        .unwrap()
+        .status;
+    assert_eq!(st, TxStatus::Expired);
+    let e = a
+        .broadcast(BroadcastRequest { signed: s })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("OutsideValidityInterval"), "{e}");
+    assert_eq!(node.balance(&address), 100 * ADA);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_explain_every_lovelace_through_deposit_rewards_withdrawal_and_a_top_up() {
-    use softstake_core::adapter::{FlowKind, FlowsRequest};
+    use softstake_core::adapter::FlowKind;
     let node = TestNode::new(cfg());
     node.add_pool(POOL1);
     let payment = Arc::new(LocalKey::from_seed([0x55; 32]));

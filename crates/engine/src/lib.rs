@@ -352,6 +352,11 @@ pub struct CycleReport {
     pub pool: Option<PoolStateResponse>,
     /// The holdings snapshot the books booked from it.
     pub books: Option<softstake_store::Snapshot>,
+    /// Why the books booked nothing this cycle although the pool was read:
+    /// the chain's recent blocks can still be rolled back (a transaction
+    /// of the pool's is shallower than the adapter's confirmation depth),
+    /// so the snapshot waits until what it would book is final.
+    pub books_waiting: Option<String>,
     /// Open incidents (undeclared outflows): nothing is signed while any.
     pub incidents_open: u64,
     /// Why the chain's rewards waited (bunker mode), when they did.
@@ -360,6 +365,14 @@ pub struct CycleReport {
     pub failures: Vec<StepFailure>,
     /// Steps sat out this cycle because they are backing off.
     pub skipped: Vec<Step>,
+}
+
+/// What the books step did with a pool read.
+enum Booked {
+    /// A snapshot, and the operations adopted from the flows.
+    Snapshot(softstake_store::Snapshot, Vec<OpEvent>),
+    /// Nothing yet, and why (see [`Engine::book`]).
+    Waiting(String),
 }
 
 /// One chain's engine. Cheap to rebuild: all state lives in the store and on
@@ -494,12 +507,19 @@ impl Engine {
             return Ok(report);
         };
         // The books: holdings and the flows that explain them.
-        if let Some((s, adopted)) = self
+        match self
             .step(Step::Books, &mut report, self.book(&state, rewards_current))
             .await?
         {
-            report.books = Some(s);
-            report.ops.extend(adopted);
+            Some(Booked::Snapshot(s, adopted)) => {
+                report.books = Some(s);
+                report.ops.extend(adopted);
+            }
+            Some(Booked::Waiting(why)) => {
+                tracing::debug!(chain = %self.cfg.chain, %why, "books wait for final blocks");
+                report.books_waiting = Some(why);
+            }
+            None => {}
         }
         // The first comparison since the start has run: what reconcile
         // held back (planned operations not signed yet) is signed now,
@@ -603,16 +623,26 @@ impl Engine {
     /// Books the observing read's holdings with the flows the adapter
     /// proves since the books' cursor (crates/store/src/books.rs), after
     /// adopting into the journal the operations among them it did not know.
+    ///
+    /// An adapter whose chain can still roll back the blocks the read saw
+    /// (a pool transaction shallower than its confirmation depth) answers
+    /// the flows with `TryLater`: nothing is booked and the cursor stays,
+    /// since holdings that a rollback undoes would book as a residual
+    /// (income nobody earned, or a loss nobody bore). It is not a failure:
+    /// the step does not back off.
     async fn book(
         &self,
         state: &PoolStateResponse,
         rewards_current: bool,
-    ) -> Result<(softstake_store::Snapshot, Vec<OpEvent>), EngineError> {
+    ) -> Result<Booked, EngineError> {
         let holdings = state
             .holdings()
             .ok_or_else(|| EngineError::Inconsistent("pool holdings overflow".into()))?;
         let cursor = self.store.flow_cursor(self.cfg.chain).await?;
-        let flows = self.adapter.flows_since(FlowsRequest { cursor }).await?;
+        let flows = match self.adapter.flows_since(FlowsRequest { cursor }).await {
+            Err(AdapterError::TryLater(why)) => return Ok(Booked::Waiting(why)),
+            other => other?,
+        };
         let adopted = self.adopt(&flows.flows).await?;
         self.faults.check(CrashPoint::BeforeBooks)?;
         let input = softstake_store::SnapshotInput {
@@ -630,7 +660,7 @@ impl Engine {
         let snapshot = self.store.book_snapshot(&input, &self.cfg.books).await?;
         self.compared
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        Ok((snapshot, adopted))
+        Ok(Booked::Snapshot(snapshot, adopted))
     }
 
     /// The chain shows the custody account paid fees for transactions the
