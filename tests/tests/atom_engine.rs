@@ -377,3 +377,210 @@ async fn a_validator_raising_its_commission_above_the_limit_loses_the_pools_stak
     })
     .await;
 }
+
+/// Crashes at the first `AfterStore` it sees: right after bytes were
+/// journaled, before they were sent.
+#[derive(Debug, Default)]
+struct CrashAfterStore(std::sync::atomic::AtomicBool);
+
+impl softstake_engine::Faults for CrashAfterStore {
+    fn check(&self, p: softstake_engine::CrashPoint) -> Result<(), softstake_engine::EngineError> {
+        if p == softstake_engine::CrashPoint::AfterStore
+            && !self.0.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(softstake_engine::EngineError::Crash(p));
+        }
+        Ok(())
+    }
+}
+
+/// The fee market at 0.05 uatom a gas (x1.5 margin = 0.075, under the
+/// 0.1 ceiling): twice the 0.025 floor every first delegation paid.
+const RISEN: u128 = 50_000_000_000_000_000;
+
+impl Run {
+    /// The first delegation signed at the floor and journaled, then the
+    /// process crashes before sending it, and the market rises: returns
+    /// the operation as journaled.
+    async fn signed_then_priced_out(
+        &self,
+        store: &softstake_store::Store,
+    ) -> softstake_store::JournalOp {
+        let crashing = self
+            .engine
+            .clone()
+            .with_faults(Arc::new(CrashAfterStore::default()));
+        assert!(matches!(
+            crashing.cycle().await,
+            Err(softstake_engine::EngineError::Crash(_))
+        ));
+        let op = store
+            .journal_open(ChainId::Cosmos)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.state == OpState::Signed)
+            .unwrap();
+        self.node.set_gas_price(RISEN);
+        op
+    }
+}
+
+/// Issue 26: a delegation the fee market priced out after it was signed is
+/// refused by CheckTx (code 13) and never enters a mempool. The engine
+/// signs it again under the same sequence at the market's price, journals
+/// both versions, sends the new one before the old one's timeout height,
+/// and it lands; its fee is the operation's in the books, and the refused
+/// version can never land. On both databases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegation_refused_for_its_fee_is_signed_again_under_the_same_sequence_and_lands() {
+    on_both(|store| async move {
+        let run = Run::start(&store, None).await;
+        let op = run.signed_then_priced_out(&store).await;
+        let old_tx = op.tx_id.clone().unwrap();
+        let old =
+            softstake_chain_atom::tx::decode_signed(op.signed_bytes.as_ref().unwrap()).unwrap();
+        // The restarted engine sends the journaled bytes: refused for the
+        // fee, signed again, journaled, sent.
+        let r = run.step(0).await;
+        let e = r.ops.iter().find(|o| o.id == op.id).unwrap();
+        assert_eq!(e.event, "replaced", "{:?}", r.ops);
+        let now = store.journal_get(&op.id).await.unwrap().unwrap();
+        let new_tx = now.tx_id.clone().unwrap();
+        assert_ne!(new_tx, old_tx);
+        assert_eq!(now.state, OpState::Broadcast);
+        let new =
+            softstake_chain_atom::tx::decode_signed(now.signed_bytes.as_ref().unwrap()).unwrap();
+        assert_eq!(new.sequence, old.sequence, "the same sequence");
+        assert_eq!(new.messages, old.messages, "the same delegation");
+        assert!(
+            new.fee > old.fee * 2,
+            "at the market's price: {} vs {}",
+            new.fee,
+            old.fee
+        );
+        let attempts = store.journal_attempts(&op.id).await.unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].tx_id, old_tx);
+        assert_eq!(attempts[0].signed_bytes, op.signed_bytes.clone().unwrap());
+        assert!(
+            attempts[0].reason.contains("insufficient fee"),
+            "{}",
+            attempts[0].reason
+        );
+        for _ in 0..4 {
+            run.step(600).await;
+        }
+        let done = store.journal_get(&op.id).await.unwrap().unwrap();
+        assert_eq!(
+            (done.state, done.tx_id.as_deref()),
+            (OpState::Confirmed, Some(new_tx.as_str()))
+        );
+        // The refused version can never land now: its sequence is used.
+        run.node.set_gas_price(5_000_000_000_000_000);
+        let again = run
+            .engine
+            .adapter()
+            .broadcast(softstake_core::adapter::BroadcastRequest {
+                signed: softstake_core::adapter::SignedOperation {
+                    bytes: op.signed_bytes.clone().unwrap(),
+                    tx_id: old_tx.clone(),
+                    valid_until: None,
+                },
+            })
+            .await
+            .unwrap_err();
+        assert!(again.to_string().contains("sequence"), "{again}");
+        let ops = store
+            .journal_list(ChainId::Cosmos, None, 100)
+            .await
+            .unwrap();
+        assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
+        // The new version's fee is the operation's: every snapshot explained.
+        softstake_tests::assert_every_snapshot_explained(&store, ChainId::Cosmos, 4).await;
+    })
+    .await;
+}
+
+/// The other way round: the engine signed the operation again, then
+/// crashed before sending the new version, and the market fell back so
+/// the refused version was taken after all (a node that still had it).
+/// The engine finds the earlier version included and confirms the
+/// operation with it; the new version can never land; the books know the
+/// earlier version's fee as the operation's. On both databases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_earlier_version_lands_instead_the_operation_is_confirmed_with_it() {
+    on_both(|store| async move {
+        let run = Run::start(&store, None).await;
+        let op = run.signed_then_priced_out(&store).await;
+        let old_tx = op.tx_id.clone().unwrap();
+        // Signed again, journaled, and the process dies before sending it.
+        let crashing = run
+            .engine
+            .clone()
+            .with_faults(Arc::new(CrashAfterStore::default()));
+        assert!(matches!(
+            crashing.cycle().await,
+            Err(softstake_engine::EngineError::Crash(_))
+        ));
+        let now = store.journal_get(&op.id).await.unwrap().unwrap();
+        let new_tx = now.tx_id.clone().unwrap();
+        assert_ne!(new_tx, old_tx);
+        assert_eq!(now.state, OpState::Signed);
+        // The market falls back; the earlier version is taken and included.
+        run.node.set_gas_price(5_000_000_000_000_000);
+        run.engine
+            .adapter()
+            .broadcast(softstake_core::adapter::BroadcastRequest {
+                signed: softstake_core::adapter::SignedOperation {
+                    bytes: op.signed_bytes.clone().unwrap(),
+                    tx_id: old_tx.clone(),
+                    valid_until: None,
+                },
+            })
+            .await
+            .unwrap();
+        run.node.advance(6);
+        run.clock.set(Timestamp::from_unix(run.node.head().1));
+        let r = run.step(600).await;
+        let e = r.ops.iter().find(|o| o.id == op.id).unwrap();
+        assert_eq!(
+            (e.event, e.detail.as_deref()),
+            (
+                softstake_engine::OpEventKind::Confirmed,
+                Some(old_tx.as_str())
+            ),
+            "{:?}",
+            r.ops
+        );
+        let done = store.journal_get(&op.id).await.unwrap().unwrap();
+        assert_eq!(
+            (done.state, done.tx_id.as_deref()),
+            (OpState::Confirmed, Some(old_tx.as_str()))
+        );
+        let attempts = store.journal_attempts(&op.id).await.unwrap();
+        assert_eq!(
+            attempts
+                .iter()
+                .map(|a| a.tx_id.as_str())
+                .collect::<Vec<_>>(),
+            [new_tx.as_str()],
+            "the version never included is kept"
+        );
+        for _ in 0..3 {
+            run.step(600).await;
+        }
+        let ops = store
+            .journal_list(ChainId::Cosmos, None, 100)
+            .await
+            .unwrap();
+        let delegated: usize = ops
+            .iter()
+            .filter(|o| o.kind.name() == "delegate" && o.state == OpState::Confirmed)
+            .count();
+        assert_eq!(delegated, 2, "{ops:?}");
+        assert_eq!(run.node.successful_txs(), 2);
+        softstake_tests::assert_every_snapshot_explained(&store, ChainId::Cosmos, 4).await;
+    })
+    .await;
+}

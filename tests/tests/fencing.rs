@@ -112,6 +112,23 @@ async fn a_deposed_leaders_writes_fail_before_and_after_a_new_term() {
     assert!(m.contains("term"), "{m}");
     // Every kind of chain-acting write is fenced: transitions too.
     fenced(store_a.journal_broadcast("b1", now()).await.unwrap_err());
+    store_b
+        .journal_signed("b1", &[1], "T1", None, now())
+        .await
+        .unwrap();
+    fenced(
+        store_a
+            .journal_replace("b1", "T1", &[2], "T2", None, "refused for its fee", now())
+            .await
+            .unwrap_err(),
+    );
+    let b1 = ts.store.journal_get("b1").await.unwrap().unwrap();
+    assert_eq!(
+        b1.tx_id.as_deref(),
+        Some("T1"),
+        "a deposed leader replaces nothing"
+    );
+    assert!(ts.store.journal_attempts("b1").await.unwrap().is_empty());
     // Unfenced stores (the API's, for the exchange's writes) are unaffected.
     assert!(ts.store.journal_insert(&op("api"), now()).await.unwrap());
 }

@@ -288,3 +288,132 @@ async fn an_operation_found_on_chain_is_journaled_as_the_chain_shows_it_once() {
     })
     .await;
 }
+
+/// A version refused for its fee is replaced under compare-and-set on the
+/// journaled tx id, kept with its bytes, and recognised as the operation's
+/// (its fee is not unknown activity, it cannot be adopted as a stranger);
+/// when the chain included it instead, it becomes the operation's again.
+#[tokio::test]
+async fn a_replaced_version_is_kept_and_recognised_and_may_be_the_one_that_lands() {
+    use softstake_core::adapter::{FlowKind, PoolFlow, TxStatus};
+    on_both(|store| async move {
+        store
+            .journal_insert(&delegate("op", 10, false), t(0))
+            .await
+            .unwrap();
+        store
+            .journal_signed("op", &[1, 1], "T1", None, t(1))
+            .await
+            .unwrap();
+        store.journal_broadcast("op", t(2)).await.unwrap();
+        // Against another version than the journal's: nothing changes.
+        assert!(
+            !store
+                .journal_replace("op", "T0", &[2, 2], "T2", None, "fee", t(3))
+                .await
+                .unwrap()
+        );
+        let err = store
+            .journal_replace("op", "T1", &[2, 2], "T1", None, "fee", t(3))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("another transaction"), "{err}");
+        assert!(
+            store
+                .journal_replace("op", "T1", &[2, 2], "T2", None, "refused for its fee", t(3))
+                .await
+                .unwrap()
+        );
+        let op = store.journal_get("op").await.unwrap().unwrap();
+        assert_eq!(
+            (op.state, op.tx_id.as_deref(), op.signed_bytes.as_deref()),
+            (OpState::Signed, Some("T2"), Some(&[2u8, 2][..]))
+        );
+        let a = store.journal_attempts("op").await.unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (
+                a[0].tx_id.as_str(),
+                a[0].signed_bytes.as_slice(),
+                a[0].replaced_at
+            ),
+            ("T1", &[1u8, 1][..], t(3))
+        );
+        // Replaced twice from the same version: the second finds it gone.
+        assert!(
+            !store
+                .journal_replace("op", "T1", &[3], "T3", None, "fee", t(4))
+                .await
+                .unwrap()
+        );
+        // Either version's fee is the operation's.
+        let fee = |tx: &str| PoolFlow {
+            key: format!("fee:{tx}"),
+            kind: FlowKind::Fee,
+            amount: Amount::from_base(5),
+            tx_id: tx.into(),
+            counterparty: None,
+            at: t(5),
+        };
+        let unknown = store
+            .unknown_activity(ChainId::Cosmos, &[fee("T1"), fee("T2"), fee("T9")])
+            .await
+            .unwrap();
+        assert_eq!(
+            unknown.iter().map(|f| f.tx_id.as_str()).collect::<Vec<_>>(),
+            ["T9"]
+        );
+        let err = store
+            .journal_adopt(
+                ChainId::Cosmos,
+                "T1",
+                &OperationKind::ClaimRewards { validators: vec![] },
+                &TxStatus::Confirmed { height: 9 },
+                t(6),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("journaled already"), "{err}");
+        // The chain included the earlier version.
+        let err = store
+            .journal_landed("op", "T9", &TxStatus::Confirmed { height: 9 }, t(7))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not an earlier version"), "{err}");
+        assert!(
+            store
+                .journal_landed("op", "T1", &TxStatus::Confirmed { height: 9 }, t(7))
+                .await
+                .unwrap()
+        );
+        let op = store.journal_get("op").await.unwrap().unwrap();
+        assert_eq!(
+            (op.state, op.tx_id.as_deref(), op.signed_bytes.as_deref()),
+            (OpState::Confirmed, Some("T1"), Some(&[1u8, 1][..]))
+        );
+        let a = store.journal_attempts("op").await.unwrap();
+        assert_eq!(
+            a.iter().map(|x| x.tx_id.as_str()).collect::<Vec<_>>(),
+            ["T2"]
+        );
+        assert!(
+            a[0].reason.contains("earlier version T1"),
+            "{}",
+            a[0].reason
+        );
+        // Final: neither is replaced nor lands again.
+        assert!(
+            !store
+                .journal_replace("op", "T1", &[4], "T4", None, "fee", t(8))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .journal_landed("op", "T2", &TxStatus::Confirmed { height: 9 }, t(8))
+                .await
+                .unwrap()
+        );
+    })
+    .await;
+}

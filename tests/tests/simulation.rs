@@ -632,7 +632,7 @@ impl World {
 }
 
 /// The ledger's tables, those that refer to others first.
-const TABLES: [&str; 16] = [
+const TABLES: [&str; 17] = [
     "loss_nettings",
     "loss_allocations",
     "credits",
@@ -647,6 +647,7 @@ const TABLES: [&str; 16] = [
     "rewards",
     "balance_updates",
     "withdrawals",
+    "operation_attempts",
     "operations",
     "chain_state",
 ];

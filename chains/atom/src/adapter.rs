@@ -34,8 +34,8 @@ use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
     Delegation, FlowsRequest, FlowsResponse, ForeignReward, HealthRequest, HealthResponse,
     IdentifyRequest, IdentifyResponse, LookupRequest, LookupResponse, LossEvent, Maintenance,
-    ObservedReward, OperationKind, PoolFlow, PoolStateRequest, PoolStateResponse, RewardKind,
-    RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+    ObservedReward, OperationKind, PoolFlow, PoolStateRequest, PoolStateResponse, ReplaceRequest,
+    RewardKind, RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 use softstake_rpc::{Endpoints, Head, Options};
@@ -373,6 +373,69 @@ impl AtomAdapter {
         let base: auth::v1beta1::BaseAccount =
             p::decode(&any.value).map_err(AdapterError::Rejected)?;
         Ok((base.account_number, base.sequence))
+    }
+
+    /// The messages an operation makes against today's delegations,
+    /// checked against the chain's rules before anything is signed.
+    async fn messages(&self, kind: &OperationKind) -> Result<Vec<CosmosMsg>, AdapterError> {
+        let delegated: Vec<String> = self.delegations().await?.into_iter().map(|d| d.0).collect();
+        let msgs =
+            msgs_for(kind, &delegated).map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        let (_, max_entries) = self.params().await?;
+        self.precheck(&msgs, max_entries).await?;
+        Ok(msgs)
+    }
+
+    /// Signs `msgs` under `sequence`: gas from a simulation, the fee at
+    /// today's price, a timeout `timeout_blocks` after `height`. The
+    /// sequence is remembered as pending.
+    async fn sign_at(
+        &self,
+        msgs: &[CosmosMsg],
+        account_number: u64,
+        sequence: u64,
+        height: u64,
+    ) -> Result<(crate::tx::SignedTx, u64, Amount), AdapterError> {
+        let timeout_height = height + self.s.timeout_blocks;
+        let mut params = TxParams {
+            chain_id: self.s.chain_id.clone(),
+            account_number,
+            sequence,
+            fee_amount: Amount::ZERO,
+            gas_limit: 0,
+            memo: self.s.memo.clone(),
+            timeout_height,
+        };
+        // Simulate for gas.
+        let sim = sign_tx(self.signer.as_ref(), &params, msgs)
+            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        let r: Option<tx::v1beta1::SimulateResponse> = self
+            .abci(
+                p::SIMULATE,
+                &tx::v1beta1::SimulateRequest {
+                    tx_bytes: sim.bytes,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                AdapterError::Rejected(m) => {
+                    AdapterError::InvalidRequest(format!("the chain would refuse it: {m}"))
+                }
+                other => other,
+            })?;
+        let used = r.and_then(|r| r.gas_info).map_or(0, |g| g.gas_used);
+        let price = self.gas_price_now().await?;
+        let (gas, fee) = self.gas_and_fee(used, price)?;
+        params.gas_limit = gas;
+        params.fee_amount = fee;
+        let signed = sign_tx(self.signer.as_ref(), &params, msgs)
+            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((sequence, timeout_height));
+        Ok((signed, gas, fee))
     }
 
     fn next_sequence(&self, chain_seq: u64, height: u64) -> u64 {
@@ -822,58 +885,64 @@ impl ChainAdapter for AtomAdapter {
 
     async fn build_and_sign(&self, req: BuildRequest) -> Result<SignedOperation, AdapterError> {
         let st = self.status().await?;
-        let delegated: Vec<String> = self.delegations().await?.into_iter().map(|d| d.0).collect();
-        let msgs = msgs_for(&req.kind, &delegated)
-            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
-        let (_, max_entries) = self.params().await?;
-        self.precheck(&msgs, max_entries).await?;
+        let msgs = self.messages(&req.kind).await?;
         let (account_number, chain_seq) = self.account().await?;
         let sequence = self.next_sequence(chain_seq, st.height);
-        let timeout_height = st.height + self.s.timeout_blocks;
-        let mut params = TxParams {
-            chain_id: self.s.chain_id.clone(),
-            account_number,
-            sequence,
-            fee_amount: Amount::ZERO,
-            gas_limit: 0,
-            memo: self.s.memo.clone(),
-            timeout_height,
-        };
-        // Simulate for gas.
-        let sim = sign_tx(self.signer.as_ref(), &params, &msgs)
-            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
-        let r: Option<tx::v1beta1::SimulateResponse> = self
-            .abci(
-                p::SIMULATE,
-                &tx::v1beta1::SimulateRequest {
-                    tx_bytes: sim.bytes,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                AdapterError::Rejected(m) => {
-                    AdapterError::InvalidRequest(format!("the chain would refuse it: {m}"))
-                }
-                other => other,
-            })?;
-        let used = r.and_then(|r| r.gas_info).map_or(0, |g| g.gas_used);
-        let price = self.gas_price_now().await?;
-        let (gas, fee) = self.gas_and_fee(used, price)?;
-        params.gas_limit = gas;
-        params.fee_amount = fee;
-        let signed = sign_tx(self.signer.as_ref(), &params, &msgs)
-            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((sequence, timeout_height));
+        let (signed, gas, fee) = self
+            .sign_at(&msgs, account_number, sequence, st.height)
+            .await?;
         tracing::info!(op = %req.operation_id, kind = req.kind.name(), sequence, gas, fee = %fee, tx = %signed.hash, "signed");
         Ok(SignedOperation {
             bytes: signed.bytes,
             tx_id: signed.hash,
             // Expiry is proven by the chain's height (lookup reports
             // Expired), not guessed from a clock.
+            valid_until: None,
+        })
+    }
+
+    /// The same messages under the same sequence at today's price, with a
+    /// new timeout height. Only while the account's next sequence is not
+    /// past the previous version's (then something used it, and reconcile
+    /// finds out what), and only when the messages the operation makes
+    /// today are the ones signed before and the fee is higher.
+    async fn replace(&self, req: ReplaceRequest) -> Result<SignedOperation, AdapterError> {
+        let prev = crate::tx::decode_signed(&req.previous.bytes).map_err(|e| {
+            AdapterError::InvalidRequest(format!(
+                "operation {}: its journaled bytes do not decode: {e}",
+                req.operation_id
+            ))
+        })?;
+        let st = self.status().await?;
+        let (account_number, chain_seq) = self.account().await?;
+        if chain_seq > prev.sequence {
+            return Err(AdapterError::TryLater(format!(
+                "sequence {} is used already (the account's next is {chain_seq}): not signed again; the chain shows which transaction used it",
+                prev.sequence
+            )));
+        }
+        let msgs = self.messages(&req.kind).await?;
+        let (signed, gas, fee) = self
+            .sign_at(&msgs, account_number, prev.sequence, st.height)
+            .await?;
+        let now = crate::tx::decode_signed(&signed.bytes)
+            .map_err(|e| AdapterError::InvalidRequest(format!("signed again: {e}")))?;
+        if now.messages != prev.messages {
+            return Err(AdapterError::TryLater(format!(
+                "operation {}: what it would sign today differs from the version the chain refused; that version waits for its timeout height",
+                req.operation_id
+            )));
+        }
+        if now.fee <= prev.fee {
+            return Err(AdapterError::TryLater(format!(
+                "the fee market asks no more than the {} {DENOM} already offered",
+                prev.fee
+            )));
+        }
+        tracing::info!(op = %req.operation_id, kind = req.kind.name(), sequence = prev.sequence, gas, fee = %fee, previous_fee = prev.fee, tx = %signed.hash, replaces = %req.previous.tx_id, "signed again at the market's price");
+        Ok(SignedOperation {
+            bytes: signed.bytes,
+            tx_id: signed.hash,
             valid_until: None,
         })
     }
@@ -911,6 +980,20 @@ impl ChainAdapter for AtomAdapter {
                 self.forget_pending();
                 Err(AdapterError::Rejected(format!(
                     "sequence mismatch: {}",
+                    r["log"].as_str().unwrap_or("")
+                )))
+            }
+            // The fee market asks more than the fee signed: CheckTx
+            // refused it before any mempool took it (skip-mev/feemarket's
+            // `CheckTxFee`, `sdkerrors.ErrInsufficientFee`).
+            p::CODE_INSUFFICIENT_FEE
+                if r["codespace"]
+                    .as_str()
+                    .is_none_or(|c| c.is_empty() || c == "sdk") =>
+            {
+                Err(AdapterError::Underpriced(format!(
+                    "check_tx code {}: {}",
+                    p::CODE_INSUFFICIENT_FEE,
                     r["log"].as_str().unwrap_or("")
                 )))
             }

@@ -194,6 +194,50 @@ pub fn msgs_for(kind: &OperationKind, delegated: &[String]) -> Result<Vec<Cosmos
     })
 }
 
+/// What a signed transaction commits to that a replacement must keep or
+/// raise ([`decode_signed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedParts {
+    /// The signer's account sequence.
+    pub sequence: u64,
+    /// The fee in uatom.
+    pub fee: u128,
+    /// The messages, as (type URL, encoded value).
+    pub messages: Vec<(String, Vec<u8>)>,
+}
+
+/// Decodes TxRaw bytes into the parts a replacement is checked against:
+/// exactly one signer, a fee in uatom only.
+pub fn decode_signed(tx_bytes: &[u8]) -> Result<SignedParts, TxError> {
+    use cosmrs::proto::cosmos::tx::v1beta1 as t;
+    use cosmrs::proto::prost::Message;
+    let bad = |what: &str| TxError::Build(format!("signed transaction: {what}"));
+    let raw = t::TxRaw::decode(tx_bytes).map_err(|e| bad(&e.to_string()))?;
+    let body = t::TxBody::decode(raw.body_bytes.as_slice()).map_err(|e| bad(&e.to_string()))?;
+    let auth =
+        t::AuthInfo::decode(raw.auth_info_bytes.as_slice()).map_err(|e| bad(&e.to_string()))?;
+    let [signer] = auth.signer_infos.as_slice() else {
+        return Err(bad("not exactly one signer"));
+    };
+    let mut fee = 0u128;
+    for c in auth.fee.map(|f| f.amount).unwrap_or_default() {
+        if c.denom != crate::DENOM {
+            return Err(bad(&format!("a fee in {}", c.denom)));
+        }
+        let n: u128 = c.amount.parse().map_err(|_| bad("fee amount"))?;
+        fee = fee.checked_add(n).ok_or_else(|| bad("fee overflows"))?;
+    }
+    Ok(SignedParts {
+        sequence: signer.sequence,
+        fee,
+        messages: body
+            .messages
+            .into_iter()
+            .map(|m| (m.type_url, m.value))
+            .collect(),
+    })
+}
+
 /// The operation a transaction performs, when it is one softstake signs
 /// for `delegator` (the inverse of [`msgs_for`]): one delegate, undelegate
 /// or redelegate, reward claims, or the withdraw-address setup. `None` for

@@ -9,7 +9,7 @@ use softstake_chain_atom::testnode::{TestNode, TestNodeConfig};
 use softstake_chain_atom::{AtomAdapter, AtomSettings};
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind,
-    PoolStateRequest, RewardsRequest, SignedOperation, TxStatus,
+    PoolStateRequest, ReplaceRequest, RewardsRequest, SignedOperation, TxStatus,
 };
 use softstake_core::{Amount, Period, Secret, Timestamp};
 use std::sync::Arc;
@@ -495,7 +495,51 @@ async fn the_fee_market_prices_every_transaction_and_nothing_is_signed_above_the
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, AdapterError::Rejected(m) if m.contains("code 13") && m.contains("insufficient fee")),
+        matches!(&err, AdapterError::Underpriced(m) if m.contains("code 13") && m.contains("insufficient fee")),
+        "{err}"
+    );
+    // At 0.065 (x1.5 = 0.0975, under the ceiling) the stale version is
+    // still short; signed again under the same sequence at the market's price: the
+    // same messages, a higher fee, and it is taken; the refused version
+    // can then never land (its sequence is used).
+    let replace = |previous: &SignedOperation| {
+        a.replace(ReplaceRequest {
+            operation_id: "op".into(),
+            kind: op(delegate(V1, 1_000)).kind,
+            previous: previous.clone(),
+        })
+    };
+    node.set_gas_price(price(65));
+    let again = replace(&stale).await.unwrap();
+    let (s0, s1) = (
+        softstake_chain_atom::tx::decode_signed(&stale.bytes).unwrap(),
+        softstake_chain_atom::tx::decode_signed(&again.bytes).unwrap(),
+    );
+    assert_eq!((s1.sequence, &s1.messages), (s0.sequence, &s0.messages));
+    assert!(s1.fee > s0.fee, "{} > {}", s1.fee, s0.fee);
+    // No higher fee to offer than the new version's: nothing better.
+    let err = replace(&again).await.unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::TryLater(m) if m.contains("no more")),
+        "{err}"
+    );
+    let before = node.balance(&addr);
+    a.broadcast(BroadcastRequest { signed: again })
+        .await
+        .unwrap();
+    node.advance(6);
+    assert_eq!(before - node.balance(&addr), 1_000 + s1.fee);
+    let err = a
+        .broadcast(BroadcastRequest {
+            signed: stale.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("sequence"), "{err}");
+    // Nor is a used sequence signed again.
+    let err = replace(&stale).await.unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::TryLater(m) if m.contains("used already")),
         "{err}"
     );
     // Above the ceiling (0.08 x 1.5 = 0.12 > 0.1) nothing is signed: the

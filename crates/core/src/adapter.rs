@@ -350,6 +350,17 @@ pub struct PoolFlow {
     pub at: Timestamp,
 }
 
+/// Request for [`ChainAdapter::replace`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaceRequest {
+    /// Journal id of the operation.
+    pub operation_id: String,
+    /// What it does (unchanged by a replacement).
+    pub kind: OperationKind,
+    /// The version the chain refused.
+    pub previous: SignedOperation,
+}
+
 /// Request for [`ChainAdapter::flows_since`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowsRequest {
@@ -658,6 +669,13 @@ pub enum AdapterError {
     /// later, quietly.
     #[error("refused for now: {0}")]
     TryLater(String),
+    /// The node refused the transaction for its fee before it entered any
+    /// mempool (the Cosmos Hub's fee market rose after it was signed): it
+    /// holds nothing of it, so the operation may be signed again at the
+    /// market's price under the same sequence ([`ChainAdapter::replace`]).
+    /// Retryable: the same bytes may still be taken once the price falls.
+    #[error("refused for its fee: {0}")]
+    Underpriced(String),
     /// A node answered, but not in the shape its API defines (undecodable
     /// JSON, a missing or mistyped field): another endpoint may answer
     /// properly, so it is retryable.
@@ -682,6 +700,7 @@ impl AdapterError {
                 | AdapterError::RateLimited { .. }
                 | AdapterError::BadResponse { .. }
                 | AdapterError::TryLater(_)
+                | AdapterError::Underpriced(_)
         )
     }
 }
@@ -717,6 +736,22 @@ pub trait ChainAdapter: Send + Sync {
 
     /// Builds and signs one operation. Sends nothing.
     async fn build_and_sign(&self, req: BuildRequest) -> Result<SignedOperation, AdapterError>;
+
+    /// Signs `req.previous` again as a new version that the chain can
+    /// include only instead of it (the same account sequence or nonce), at
+    /// today's fee: after the chain refused it as [`AdapterError::Underpriced`].
+    /// Sends nothing; the engine journals the new version next to the old
+    /// one before broadcasting it. `TryLater` when no better version can be
+    /// signed now (the price is above the ceiling, or no higher than the
+    /// previous fee); a chain without replacement refuses, and its
+    /// operation waits for the chain to prove expiry as before.
+    async fn replace(&self, req: ReplaceRequest) -> Result<SignedOperation, AdapterError> {
+        Err(AdapterError::InvalidRequest(format!(
+            "{}: operation {} cannot be signed again under the same sequence on this chain",
+            self.chain(),
+            req.operation_id
+        )))
+    }
 
     /// Sends previously signed bytes. Sending the same bytes twice is safe
     /// (the chain deduplicates by tx id).

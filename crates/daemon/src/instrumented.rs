@@ -6,8 +6,8 @@ use softstake_core::ChainId;
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, FlowsRequest,
     FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest, IdentifyResponse, LookupRequest,
-    LookupResponse, Maintenance, PoolStateRequest, PoolStateResponse, RewardsRequest,
-    RewardsResponse, SignedOperation,
+    LookupResponse, Maintenance, PoolStateRequest, PoolStateResponse, ReplaceRequest,
+    RewardsRequest, RewardsResponse, SignedOperation,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -52,6 +52,7 @@ impl Instrumented {
                 AdapterError::WrongNetwork { endpoint, .. } => (endpoint.clone(), "wrong_network"),
                 AdapterError::BadResponse { endpoint, .. } => (endpoint.clone(), "bad_response"),
                 AdapterError::TryLater(_) => (String::new(), "try_later"),
+                AdapterError::Underpriced(_) => (String::new(), "underpriced"),
                 AdapterError::InvalidRequest(_) => (String::new(), "invalid_request"),
                 AdapterError::Rejected(_) => (String::new(), "rejected"),
                 AdapterError::Config(_) => (String::new(), "config"),
@@ -93,6 +94,10 @@ impl ChainAdapter for Instrumented {
     async fn build_and_sign(&self, req: BuildRequest) -> Result<SignedOperation, AdapterError> {
         self.call("build_and_sign", self.inner.build_and_sign(req))
             .await
+    }
+
+    async fn replace(&self, req: ReplaceRequest) -> Result<SignedOperation, AdapterError> {
+        self.call("replace", self.inner.replace(req)).await
     }
 
     async fn broadcast(&self, req: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
@@ -146,6 +151,12 @@ mod tests {
         async fn broadcast(&self, _: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
             Err(AdapterError::Config("unused".into()))
         }
+        async fn replace(&self, r: ReplaceRequest) -> Result<SignedOperation, AdapterError> {
+            Ok(SignedOperation {
+                tx_id: format!("{}-v2", r.previous.tx_id),
+                ..r.previous
+            })
+        }
         async fn lookup(&self, _: LookupRequest) -> Result<LookupResponse, AdapterError> {
             Err(AdapterError::Config("unused".into()))
         }
@@ -192,5 +203,24 @@ mod tests {
         let m = w.maintenance(&state);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].reason, "no DRep");
+    }
+
+    #[tokio::test]
+    async fn replacement_passes_through_the_wrapper() {
+        // A wrapper that fell back on the trait's default would refuse.
+        let w = Instrumented::new(Arc::new(Housekeeper), Arc::new(Metrics::new()));
+        let r = w
+            .replace(ReplaceRequest {
+                operation_id: "op".into(),
+                kind: OperationKind::ClaimRewards { validators: vec![] },
+                previous: SignedOperation {
+                    bytes: vec![1],
+                    tx_id: "T".into(),
+                    valid_until: None,
+                },
+            })
+            .await
+            .unwrap();
+        assert_eq!(r.tx_id, "T-v2");
     }
 }

@@ -33,8 +33,8 @@ use sha2::{Digest, Sha256};
 use softstake_config::ChainConfig;
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, FlowKind, FlowsRequest,
-    IdentifyRequest, LookupRequest, PoolFlow, PoolStateRequest, PoolStateResponse, RewardsRequest,
-    SignedOperation, TxStatus,
+    IdentifyRequest, LookupRequest, PoolFlow, PoolStateRequest, PoolStateResponse, ReplaceRequest,
+    RewardsRequest, SignedOperation, TxStatus,
 };
 use softstake_core::{Amount, ChainId, Clock, Timestamp};
 use softstake_planner::{Plan, PlanError, Policy, ValidatorTarget};
@@ -199,6 +199,9 @@ pub enum OpEventKind {
     Rebroadcast,
     /// Sending failed; the bytes stay journaled for the next reconcile.
     BroadcastError,
+    /// Refused for its fee, signed again under the same sequence at the
+    /// market's price (the earlier version kept in the journal) and sent.
+    Replaced,
     /// Seen on chain but not final yet.
     Pending,
     /// Final and successful.
@@ -222,6 +225,7 @@ impl OpEventKind {
             OpEventKind::Broadcast => "broadcast",
             OpEventKind::Rebroadcast => "rebroadcast",
             OpEventKind::BroadcastError => "broadcast_error",
+            OpEventKind::Replaced => "replaced",
             OpEventKind::Pending => "pending",
             OpEventKind::Confirmed => "confirmed",
             OpEventKind::Failed => "failed",
@@ -370,7 +374,7 @@ pub struct CycleReport {
 /// What the books step did with a pool read.
 enum Booked {
     /// A snapshot, and the operations adopted from the flows.
-    Snapshot(softstake_store::Snapshot, Vec<OpEvent>),
+    Snapshot(Box<softstake_store::Snapshot>, Vec<OpEvent>),
     /// Nothing yet, and why (see [`Engine::book`]).
     Waiting(String),
 }
@@ -512,7 +516,7 @@ impl Engine {
             .await?
         {
             Some(Booked::Snapshot(s, adopted)) => {
-                report.books = Some(s);
+                report.books = Some(*s);
                 report.ops.extend(adopted);
             }
             Some(Booked::Waiting(why)) => {
@@ -660,7 +664,7 @@ impl Engine {
         let snapshot = self.store.book_snapshot(&input, &self.cfg.books).await?;
         self.compared
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        Ok(Booked::Snapshot(snapshot, adopted))
+        Ok(Booked::Snapshot(Box::new(snapshot), adopted))
     }
 
     /// The chain shows the custody account paid fees for transactions the
@@ -1044,6 +1048,16 @@ impl Engine {
                     Some(tx_id),
                 ))
             }
+            // The node holds nothing of it, refused for its fee: a new
+            // version at the market's price, under the same sequence.
+            Err(AdapterError::Underpriced(why)) => {
+                let previous = SignedOperation {
+                    bytes: Vec::new(),
+                    tx_id,
+                    valid_until: None,
+                };
+                self.resign(op, previous, &why).await
+            }
             // Whether or not the node took it, the journal keeps the bytes
             // and the next reconcile finds out from the chain.
             Err(e) => {
@@ -1071,6 +1085,150 @@ impl Engine {
         }
     }
 
+    /// After the chain refused `previous` for its fee: asks the adapter
+    /// for a version under the same sequence at today's price, journals it
+    /// next to the refused one (which stays, with its bytes: whichever the
+    /// chain includes is the operation's), then sends it. When no better
+    /// version can be signed now, the refused one stays the operation's
+    /// and reconcile sends it again until the chain proves it expired.
+    async fn resign(
+        &self,
+        op: &JournalOp,
+        previous: SignedOperation,
+        why: &str,
+    ) -> Result<OpEvent, EngineError> {
+        let name = op.kind.name();
+        // The journal's bytes, not the caller's copy.
+        let current =
+            self.store.journal_get(&op.id).await?.ok_or_else(|| {
+                EngineError::Inconsistent(format!("operation {} vanished", op.id))
+            })?;
+        let (Some(bytes), Some(tx_id)) = (current.signed_bytes, current.tx_id) else {
+            return Err(EngineError::Inconsistent(format!(
+                "operation {} was refused for its fee without journaled bytes",
+                op.id
+            )));
+        };
+        if tx_id != previous.tx_id {
+            return Err(EngineError::Inconsistent(format!(
+                "operation {}: refused {} but the journal holds {tx_id}",
+                op.id, previous.tx_id
+            )));
+        }
+        let previous = SignedOperation {
+            bytes,
+            tx_id,
+            valid_until: current.valid_until,
+        };
+        let next = match self
+            .adapter
+            .replace(ReplaceRequest {
+                operation_id: op.id.clone(),
+                kind: op.kind.clone(),
+                previous: previous.clone(),
+            })
+            .await
+        {
+            Ok(n) if n.tx_id != previous.tx_id => n,
+            Ok(_) => {
+                return Ok(event(
+                    &op.id,
+                    name,
+                    OpEventKind::BroadcastError,
+                    Some(format!(
+                        "refused for its fee ({why}); signed again, the same transaction"
+                    )),
+                ));
+            }
+            Err(e) => {
+                tracing::debug!(chain = %self.cfg.chain, op = %op.id, error = %e, "refused for its fee; not signed again");
+                return Ok(event(
+                    &op.id,
+                    name,
+                    OpEventKind::BroadcastError,
+                    Some(format!(
+                        "refused for its fee ({why}); not signed again: {e}"
+                    )),
+                ));
+            }
+        };
+        self.faults.check(CrashPoint::AfterSign)?;
+        let reason = format!(
+            "refused for its fee ({why}): signed again as {} under the same sequence",
+            next.tx_id
+        );
+        if !self
+            .store
+            .journal_replace(
+                &op.id,
+                &previous.tx_id,
+                &next.bytes,
+                &next.tx_id,
+                next.valid_until,
+                &reason,
+                self.clock.now(),
+            )
+            .await?
+        {
+            return Ok(event(
+                &op.id,
+                name,
+                OpEventKind::Pending,
+                Some("moved on while it was signed again; the next reconcile looks".into()),
+            ));
+        }
+        self.faults.check(CrashPoint::AfterStore)?;
+        tracing::info!(chain = %self.cfg.chain, op = %op.id, replaced = %previous.tx_id, tx = %next.tx_id, %why, "signed again at the market's price");
+        let new_id = next.tx_id.clone();
+        match self
+            .adapter
+            .broadcast(BroadcastRequest { signed: next })
+            .await
+        {
+            Ok(r) if r.tx_id != new_id => Err(EngineError::Inconsistent(format!(
+                "operation {}: node reported tx id {} for journaled {}",
+                op.id, r.tx_id, new_id
+            ))),
+            Ok(_) => {
+                self.faults.check(CrashPoint::AfterBroadcast)?;
+                self.store
+                    .journal_broadcast(&op.id, self.clock.now())
+                    .await?;
+                Ok(event(&op.id, name, OpEventKind::Replaced, Some(new_id)))
+            }
+            Err(e) => Ok(event(
+                &op.id,
+                name,
+                OpEventKind::BroadcastError,
+                Some(format!("signed again as {new_id}, not sent yet: {e}")),
+            )),
+        }
+    }
+
+    /// An earlier version of `op` that the chain included, if any (only
+    /// operations signed again have earlier versions).
+    async fn landed_attempt(
+        &self,
+        op: &JournalOp,
+    ) -> Result<Option<(String, TxStatus)>, EngineError> {
+        for a in self.store.journal_attempts(&op.id).await? {
+            let r = self
+                .adapter
+                .lookup(LookupRequest {
+                    tx_id: a.tx_id.clone(),
+                    signed_bytes: Some(a.signed_bytes),
+                })
+                .await?;
+            if matches!(
+                r.status,
+                TxStatus::Confirmed { .. } | TxStatus::Failed { .. }
+            ) {
+                return Ok(Some((a.tx_id, r.status)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Applies the recovery rule to every open operation.
     pub async fn reconcile(&self) -> Result<Vec<OpEvent>, EngineError> {
         let mut events = Vec::new();
@@ -1088,6 +1246,26 @@ impl Engine {
                 }
                 _ => (None, self.clock.now()),
             };
+            // Signed again: an earlier version may be the one included.
+            if matches!(op.state, OpState::Signed | OpState::Broadcast)
+                && !matches!(
+                    status,
+                    Some(TxStatus::Confirmed { .. } | TxStatus::Failed { .. })
+                )
+                && let Some((tx, landed)) = self.landed_attempt(&op).await?
+            {
+                self.faults.check(CrashPoint::AfterLookup)?;
+                let now = self.clock.now();
+                if self.store.journal_landed(&op.id, &tx, &landed, now).await? {
+                    let kind = if matches!(landed, TxStatus::Confirmed { .. }) {
+                        OpEventKind::Confirmed
+                    } else {
+                        OpEventKind::Failed
+                    };
+                    events.push(event(&op.id, op.kind.name(), kind, Some(tx)));
+                }
+                continue;
+            }
             self.faults.check(CrashPoint::AfterLookup)?;
             let now = self.clock.now();
             let name = op.kind.name();

@@ -201,10 +201,12 @@ impl<C> Endpoint<C> {
 
     fn record(&self, r: &Result<impl Sized, AdapterError>) {
         match r {
-            Ok(_) | Err(AdapterError::TryLater(_)) => self.update(|s| {
-                s.up = Some(true);
-                s.failures = 0;
-            }),
+            Ok(_) | Err(AdapterError::TryLater(_) | AdapterError::Underpriced(_)) => {
+                self.update(|s| {
+                    s.up = Some(true);
+                    s.failures = 0;
+                })
+            }
             Err(e) if e.is_retryable() => {
                 let transport = matches!(e, AdapterError::Transport { .. });
                 let msg = e.to_string();
@@ -509,7 +511,9 @@ impl<C: Send + Sync + 'static> Endpoints<C> {
             match r {
                 Ok(v) => return Ok(v),
                 // The chain's own "not now": another node says the same.
-                Err(e @ AdapterError::TryLater(_)) => return Err(e),
+                Err(e @ (AdapterError::TryLater(_) | AdapterError::Underpriced(_))) => {
+                    return Err(e);
+                }
                 Err(e) if e.is_retryable() => {
                     tracing::debug!(endpoint = %ep.shown, error = %e, "{}: endpoint failed; trying the next", self.what);
                     last = Some(e);

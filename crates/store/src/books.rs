@@ -708,8 +708,11 @@ impl crate::Store {
                 // chain may be ahead of the journal: nothing is planned
                 // until an operator has looked.
                 let foreign_fee = f.kind == FlowKind::Fee && prev.is_some() && {
+                    // Any version the journal signed (an earlier one may
+                    // be the one included, until reconcile says so).
                     let op: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM operations WHERE chain = $1 AND tx_id = $2",
+                        "SELECT (SELECT COUNT(*) FROM operations WHERE chain = $1 AND tx_id = $2) \
+                         + (SELECT COUNT(*) FROM operation_attempts WHERE chain = $1 AND tx_id = $2)",
                     )
                     .bind(chain)
                     .bind(&f.tx_id)
@@ -1324,7 +1327,7 @@ impl crate::Store {
         for f in flows {
             let (booked, journaled, declared): (i64, i64, i64) = on_pool!(self, pool => {
                 sqlx::query_as(
-                    "SELECT (SELECT COUNT(*) FROM pool_flows WHERE chain = $1 AND flow_key = $2),                             (SELECT COUNT(*) FROM operations WHERE chain = $1 AND tx_id = $3),                             (SELECT COUNT(*) FROM transfer_declarations WHERE chain = $1 AND tx_id = $3 AND ($4 = '' OR direction = $4))",
+                    "SELECT (SELECT COUNT(*) FROM pool_flows WHERE chain = $1 AND flow_key = $2),                             (SELECT COUNT(*) FROM operations WHERE chain = $1 AND tx_id = $3) + (SELECT COUNT(*) FROM operation_attempts WHERE chain = $1 AND tx_id = $3),                             (SELECT COUNT(*) FROM transfer_declarations WHERE chain = $1 AND tx_id = $3 AND ($4 = '' OR direction = $4))",
                 )
                 .bind(c)
                 .bind(&f.key)

@@ -175,6 +175,29 @@ fn found_state(tx_id: &str, status: &TxStatus) -> Result<(OpState, Option<String
     }
 }
 
+/// An earlier signed version of an operation ([`crate::Store::journal_replace`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    /// Its transaction id.
+    pub tx_id: String,
+    /// Its signed bytes (hex in JSON).
+    #[serde(serialize_with = "hex_vec")]
+    pub signed_bytes: Vec<u8>,
+    /// Its expiry, where the chain has one in time.
+    pub valid_until: Option<Timestamp>,
+    /// When it was replaced.
+    pub replaced_at: Timestamp,
+    /// Why.
+    pub reason: String,
+}
+
+/// `operation_attempts` row: tx id, bytes, valid until, replaced at, reason.
+type AttemptRow = (String, Vec<u8>, Option<i64>, i64, String);
+
+fn hex_vec<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&v.iter().map(|x| format!("{x:02x}")).collect::<String>())
+}
+
 /// A new operation for the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOp {
@@ -307,7 +330,8 @@ impl crate::Store {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
             crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             let other: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM operations WHERE chain = $1 AND tx_id = $2 AND id <> $3",
+                "SELECT (SELECT COUNT(*) FROM operations WHERE chain = $1 AND tx_id = $2 AND id <> $3) \
+                 + (SELECT COUNT(*) FROM operation_attempts WHERE chain = $1 AND tx_id = $2)",
             )
             .bind(chain.as_str())
             .bind(tx_id)
@@ -557,6 +581,167 @@ impl crate::Store {
             n
         });
         self.check_transition(id, n, to).await
+    }
+
+    /// `signed | broadcast -> signed` with new bytes: the operation's
+    /// current version (`previous_tx_id`, compared and set) is kept in
+    /// `operation_attempts` and the new one, signed by the adapter under
+    /// the same account sequence or nonce so that at most one version can
+    /// ever be included, becomes the one the journal sends. Both in one
+    /// transaction: nothing signed is ever forgotten. `false` when the
+    /// operation is no longer at `previous_tx_id` or no longer open (a
+    /// concurrent reconcile moved it): nothing changed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn journal_replace(
+        &self,
+        id: &str,
+        previous_tx_id: &str,
+        bytes: &[u8],
+        tx_id: &str,
+        valid_until: Option<Timestamp>,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if tx_id == previous_tx_id {
+            return Err(StoreError::Invalid(format!(
+                "operation {id:?}: a replacement must be another transaction than {tx_id}"
+            )));
+        }
+        let n = on_pool!(self, pool => {
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
+            let kept = sqlx::query(
+                "INSERT INTO operation_attempts (op_id, chain, tx_id, signed_bytes, valid_until, replaced_at, reason) \
+                 SELECT id, chain, tx_id, signed_bytes, valid_until, $1, $2 FROM operations \
+                 WHERE id = $3 AND tx_id = $4 AND signed_bytes IS NOT NULL AND state IN ('signed', 'broadcast')",
+            )
+            .bind(now.unix())
+            .bind(reason)
+            .bind(id)
+            .bind(previous_tx_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if kept != 1 {
+                0
+            } else {
+                let n = sqlx::query(
+                    "UPDATE operations SET state = 'signed', signed_bytes = $1, tx_id = $2, valid_until = $3, error = $4, updated_at = $5 \
+                     WHERE id = $6 AND tx_id = $7 AND state IN ('signed', 'broadcast')",
+                )
+                .bind(bytes)
+                .bind(tx_id)
+                .bind(valid_until.map(Timestamp::unix))
+                .bind(reason)
+                .bind(now.unix())
+                .bind(id)
+                .bind(previous_tx_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n != 1 {
+                    return Err(StoreError::Corrupt(format!(
+                        "operation {id:?}: its version was kept but not replaced"
+                    )));
+                }
+                tx.commit().await?;
+                n
+            }
+        });
+        Ok(n == 1)
+    }
+
+    /// The versions an operation's current one replaced, oldest first.
+    pub async fn journal_attempts(&self, id: &str) -> Result<Vec<Attempt>, StoreError> {
+        let rows: Vec<AttemptRow> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT tx_id, signed_bytes, valid_until, replaced_at, reason FROM operation_attempts \
+                 WHERE op_id = $1 ORDER BY replaced_at, tx_id",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(tx_id, signed_bytes, valid_until, replaced_at, reason)| Attempt {
+                    tx_id,
+                    signed_bytes,
+                    valid_until: valid_until.map(Timestamp::from_unix),
+                    replaced_at: Timestamp::from_unix(replaced_at),
+                    reason,
+                },
+            )
+            .collect())
+    }
+
+    /// An earlier version of an open operation is the one the chain
+    /// included (`confirmed` or `failed`): it becomes the operation's
+    /// transaction again (the version it replaced moves to the attempts,
+    /// as it can never be included now that the sequence is used), in one
+    /// transaction. `false` when the operation is no longer open.
+    pub async fn journal_landed(
+        &self,
+        id: &str,
+        tx_id: &str,
+        status: &TxStatus,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (state, error) = found_state(tx_id, status)?;
+        let n = on_pool!(self, pool => {
+            let mut tx = crate::BeginWrite::begin_write(pool).await?;
+            crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
+            let earlier: Option<(Vec<u8>, Option<i64>)> = sqlx::query_as(
+                "SELECT signed_bytes, valid_until FROM operation_attempts WHERE op_id = $1 AND tx_id = $2",
+            )
+            .bind(id)
+            .bind(tx_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((bytes, valid_until)) = earlier else {
+                return Err(StoreError::Invalid(format!(
+                    "transaction {tx_id:?} is not an earlier version of operation {id:?}"
+                )));
+            };
+            let kept = sqlx::query(
+                "INSERT INTO operation_attempts (op_id, chain, tx_id, signed_bytes, valid_until, replaced_at, reason) \
+                 SELECT id, chain, tx_id, signed_bytes, valid_until, $1, $2 FROM operations \
+                 WHERE id = $3 AND tx_id IS NOT NULL AND signed_bytes IS NOT NULL AND state IN ('signed', 'broadcast')",
+            )
+            .bind(now.unix())
+            .bind(format!("never included: the chain included the earlier version {tx_id}"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if kept != 1 {
+                0
+            } else {
+                sqlx::query("DELETE FROM operation_attempts WHERE op_id = $1 AND tx_id = $2")
+                    .bind(id)
+                    .bind(tx_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let n = sqlx::query(
+                    "UPDATE operations SET state = $1, tx_id = $2, signed_bytes = $3, valid_until = $4, error = $5, updated_at = $6 \
+                     WHERE id = $7 AND state IN ('signed', 'broadcast')",
+                )
+                .bind(state.as_str())
+                .bind(tx_id)
+                .bind(bytes)
+                .bind(valid_until)
+                .bind(error)
+                .bind(now.unix())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                n
+            }
+        });
+        Ok(n == 1)
     }
 
     async fn check_transition(&self, id: &str, rows: u64, to: OpState) -> Result<(), StoreError> {

@@ -35,7 +35,7 @@ pub use distribution::{DistributeOptions, DistributeOutcome, DistributionSummary
 pub use error::StoreError;
 pub use fence::{Fence, FenceSlot, PG_LOCK_KEY, claim_leadership};
 pub use foreign::ForeignTotal;
-pub use journal::{JournalOp, NewOp, OpState, Recovery, recovery_action};
+pub use journal::{Attempt, JournalOp, NewOp, OpState, Recovery, recovery_action};
 pub use loss_rule::{LossRecord, LossShareLine, UsersLosses};
 pub use losses::{Bunker, BunkerAction, BunkerCause, ValidatorMark};
 pub use outbox::{
