@@ -35,8 +35,8 @@ use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
     Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest,
     IdentifyResponse, LookupRequest, LookupResponse, Maintenance, ObservedReward, OperationKind,
-    PoolFlow, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest, RewardsResponse,
-    SignedOperation, TxStatus, UnbondingEntry,
+    PoolFlow, PoolStateRequest, PoolStateResponse, ReplaceRequest, RewardKind, RewardsRequest,
+    RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::secret::redact_endpoint;
 use softstake_core::{Amount, ChainId, Period, Timestamp};
@@ -1255,6 +1255,53 @@ impl ChainAdapter for EthAdapter {
         })
     }
 
+    /// The same call under the same nonce with fees at today's market and
+    /// at least 10% above the refused version's on both (what execution
+    /// clients require of a replacement), within `max_fee_per_gas`; only
+    /// while the nonce is unmined.
+    async fn replace(&self, req: ReplaceRequest) -> Result<SignedOperation, AdapterError> {
+        let (nonce, prev_max, prev_tip) = tx::fees_of(&req.previous.bytes)
+            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        let l = self
+            .el("eth_getTransactionCount", json!([self.custody(), "latest"]))
+            .await?;
+        let mined = hex_u64(&l).ok_or_else(|| bad("eth_getTransactionCount", &l))?;
+        if mined > nonce {
+            return Err(AdapterError::TryLater(format!(
+                "nonce {nonce} is used already (the account's next is {mined}): not signed again; the chain shows which transaction used it"
+            )));
+        }
+        let (market_max, market_tip) = self
+            .fees()
+            .await
+            .map_err(|e| AdapterError::TryLater(e.to_string()))?;
+        let bump = |v: u128| v.saturating_add(v.div_ceil(10));
+        let tip = u128::from(market_tip).max(bump(prev_tip));
+        let max_fee = u128::from(market_max).max(bump(prev_max)).max(tip);
+        if max_fee > self.s.max_fee_per_gas {
+            return Err(AdapterError::TryLater(format!(
+                "a replacement needs a max fee of {max_fee} wei per gas, above the configured cap {}",
+                self.s.max_fee_per_gas
+            )));
+        }
+        let r = tx::refee(&req.previous.bytes, &self.key, max_fee, tip)
+            .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        // A deposit in flight is followed by its new transaction.
+        if let Ok(mut d) = self.deposit_txs.lock() {
+            for h in d.values_mut() {
+                if h.eq_ignore_ascii_case(&req.previous.tx_id) {
+                    h.clone_from(&r.signed.hash);
+                }
+            }
+        }
+        tracing::info!(op = %req.operation_id, nonce, max_fee, tip, previous_max_fee = prev_max, tx = %r.signed.hash, replaces = %req.previous.tx_id, "signed again at a higher fee");
+        Ok(SignedOperation {
+            bytes: r.signed.bytes,
+            tx_id: r.signed.hash,
+            valid_until: None,
+        })
+    }
+
     async fn broadcast(&self, req: BroadcastRequest) -> Result<BroadcastResponse, AdapterError> {
         let raw = format!("0x{}", hex::encode(&req.signed.bytes));
         match self.el("eth_sendRawTransaction", json!([raw])).await {
@@ -1269,6 +1316,12 @@ impl ChainAdapter for EthAdapter {
                 Ok(BroadcastResponse {
                     tx_id: req.signed.tx_id,
                 })
+            }
+            // The base fee rose above the transaction's max fee (geth's
+            // `ErrFeeCapTooLow`, anvil's and reth's words too): the node
+            // holds nothing of it; a replacement at today's fees may.
+            Err(AdapterError::Rejected(m)) if m.contains("less than block base fee") => {
+                Err(AdapterError::Underpriced(m))
             }
             Err(AdapterError::Rejected(m))
                 if m.contains("already known") || m.contains("AlreadyKnown") =>

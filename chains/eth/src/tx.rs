@@ -188,6 +188,74 @@ pub fn build(action: &Action, key: &LocalKey, p: &TxParams) -> Result<Signed, Tx
     })
 }
 
+/// What a replacement keeps and what it raises ([`refee`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refeed {
+    /// The new version.
+    pub signed: Signed,
+    /// The nonce both versions hold.
+    pub nonce: u64,
+}
+
+/// The fees of journaled EIP-1559 bytes: (nonce, max fee, priority fee).
+pub fn fees_of(bytes: &[u8]) -> Result<(u64, u128, u128), TxError> {
+    use alloy::consensus::Transaction as _;
+    use alloy::eips::eip2718::Decodable2718;
+    let env = TxEnvelope::decode_2718(&mut &bytes[..])
+        .map_err(|e| TxError::Invalid(format!("not a transaction: {e}")))?;
+    let TxEnvelope::Eip1559(t) = &env else {
+        return Err(TxError::Invalid("not an EIP-1559 transaction".into()));
+    };
+    Ok((
+        env.nonce(),
+        t.tx().max_fee_per_gas,
+        t.tx().max_priority_fee_per_gas,
+    ))
+}
+
+/// The same call (nonce, gas limit, recipient, value, input) signed again
+/// by `key` with new fees: a replacement the chain can include only
+/// instead of the journaled version. Refused unless `key` signed those
+/// bytes.
+pub fn refee(bytes: &[u8], key: &LocalKey, max_fee: u128, tip: u128) -> Result<Refeed, TxError> {
+    use alloy::eips::eip2718::Decodable2718;
+    let env = TxEnvelope::decode_2718(&mut &bytes[..])
+        .map_err(|e| TxError::Invalid(format!("not a transaction: {e}")))?;
+    let TxEnvelope::Eip1559(t) = env else {
+        return Err(TxError::Invalid("not an EIP-1559 transaction".into()));
+    };
+    let from = t
+        .signature()
+        .recover_address_from_prehash(&t.tx().signature_hash())
+        .map_err(|e| TxError::Invalid(format!("signature: {e}")))?;
+    if from != key.address() {
+        return Err(TxError::Invalid(format!(
+            "signed by {from}, not by the custody key"
+        )));
+    }
+    if tip > max_fee {
+        return Err(TxError::Invalid(format!(
+            "priority fee {tip} above max fee {max_fee}"
+        )));
+    }
+    let mut tx = t.tx().clone();
+    tx.max_fee_per_gas = max_fee;
+    tx.max_priority_fee_per_gas = tip;
+    let nonce = tx.nonce;
+    let sig = key
+        .signer()
+        .sign_transaction_sync(&mut tx)
+        .map_err(|e| TxError::Invalid(format!("signing: {e}")))?;
+    let env: TxEnvelope = tx.into_signed(sig).into();
+    Ok(Refeed {
+        signed: Signed {
+            bytes: env.encoded_2718(),
+            hash: format!("{:#x}", env.tx_hash()),
+        },
+        nonce,
+    })
+}
+
 /// Nonce of journaled bytes (for the expiry proof: once the account's
 /// nonce is past it and the transaction has no receipt, it can never land).
 pub fn decode_nonce(bytes: &[u8]) -> Result<u64, TxError> {

@@ -862,3 +862,108 @@ async fn a_partial_withdrawal_is_unbonding_from_the_chains_queue_until_swept() {
     assert_eq!(after.liquid.base() - before.liquid.base(), 32 * ETH);
     assert!(after.delegations[0].active.base() >= 32 * ETH);
 }
+
+/// Issue 22: a deposit priced out of the mempool. The base fee rose above
+/// its max fee before it was included: anvil drops it from its pool and
+/// refuses it when it is sent again ("max fee per gas less than block base
+/// fee", geth's words), which the adapter reports as `Underpriced`. It
+/// signs the same call under the same nonce with fees at today's market
+/// and at least 10% higher on both (what execution clients require of a
+/// replacement); the new one is included, the old one can never be (its
+/// nonce is used), and the deposit is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_priced_out_is_signed_again_under_its_nonce_and_lands_once() {
+    let w = world(vec![all_entries()[0].clone()]).await;
+    let look = |s: &SignedOperation| {
+        let s = s.clone();
+        let a = &w.adapter;
+        async move {
+            a.lookup(LookupRequest {
+                tx_id: s.tx_id.clone(),
+                signed_bytes: Some(s.bytes.clone()),
+            })
+            .await
+            .unwrap()
+            .status
+        }
+    };
+    let mine = || async {
+        w.anvil
+            .call("evm_mine", serde_json::json!([]))
+            .await
+            .unwrap();
+    };
+    w.anvil
+        .call("evm_setAutomine", serde_json::json!([false]))
+        .await
+        .unwrap();
+    let old = build(&w, delegate(32 * ETH)).await.unwrap();
+    let (nonce, max_fee, tip) = softstake_chain_eth::tx::fees_of(&old.bytes).unwrap();
+    w.adapter
+        .broadcast(BroadcastRequest {
+            signed: old.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(look(&old).await, TxStatus::Pending);
+    // The base fee jumps to three times its max fee: a block without it.
+    let high = max_fee * 3;
+    w.anvil
+        .call(
+            "anvil_setNextBlockBaseFeePerGas",
+            serde_json::json!([format!("{high:#x}")]),
+        )
+        .await
+        .unwrap();
+    mine().await;
+    assert_eq!(look(&old).await, TxStatus::NotFound);
+    let err = w
+        .adapter
+        .broadcast(BroadcastRequest {
+            signed: old.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::Underpriced(m) if m.contains("less than block base fee")),
+        "{err}"
+    );
+    let replace = |previous: &SignedOperation| {
+        w.adapter.replace(softstake_core::adapter::ReplaceRequest {
+            operation_id: "t".into(),
+            kind: delegate(32 * ETH),
+            previous: previous.clone(),
+        })
+    };
+    let next = replace(&old).await.unwrap();
+    let (n2, max2, tip2) = softstake_chain_eth::tx::fees_of(&next.bytes).unwrap();
+    assert_eq!(n2, nonce, "the same nonce");
+    assert!(
+        max2 >= max_fee + max_fee / 10 && max2 > high,
+        "{max2} vs {max_fee}, base {high}"
+    );
+    assert!(tip2 >= tip + tip / 10, "{tip2} vs {tip}");
+    w.adapter
+        .broadcast(BroadcastRequest {
+            signed: next.clone(),
+        })
+        .await
+        .unwrap();
+    mine().await;
+    w.anvil
+        .call("evm_setAutomine", serde_json::json!([true]))
+        .await
+        .unwrap();
+    let st = look(&next).await;
+    assert!(matches!(st, TxStatus::Confirmed { .. }), "{st:?}");
+    assert_eq!(look(&old).await, TxStatus::Expired, "its nonce is used");
+    // A used nonce is not signed again.
+    let err = replace(&old).await.unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::TryLater(m) if m.contains("used already")),
+        "{err}"
+    );
+    // One deposit: 32 ETH activating, followed through its new transaction.
+    let p = pool(&w).await;
+    assert_eq!(p.delegations[0].activating.base(), 32 * ETH, "{p:?}");
+}
