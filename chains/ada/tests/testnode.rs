@@ -440,33 +440,51 @@ async fn a_long_reward_history_is_read_from_the_cursor_page_not_from_page_one() 
     );
 }
 
-#[tokio::test]
-async fn an_included_transaction_is_pending_until_it_is_deep_enough() {
+/// A node with POOL1 and a custody (keys from `seeds`) funded with 100
+/// ADA, `slots` blocks on, served; its adapter with `tune`d settings.
+async fn funded(
+    seeds: (u8, u8),
+    slots: u64,
+    tune: impl FnOnce(AdaSettings) -> AdaSettings,
+) -> (TestNode, AdaAdapter, Vec<u8>) {
     let node = TestNode::new(cfg());
     node.add_pool(POOL1);
-    let payment = Arc::new(LocalKey::from_seed([0x11; 32]));
-    let stake = Arc::new(LocalKey::from_seed([0x22; 32]));
+    let payment = Arc::new(LocalKey::from_seed([seeds.0; 32]));
+    let stake = Arc::new(LocalKey::from_seed([seeds.1; 32]));
     let address = tx::base_address(0, &payment.key_hash(), &stake.key_hash());
     node.fund(&address, 100 * ADA);
+    node.advance_slots(slots);
     let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let a = AdaAdapter::new(
-        AdaSettings {
-            confirmations: 3,
-            ..settings(&format!("http://{bound}"), 42)
-        },
+        tune(settings(&format!("http://{bound}"), 42)),
         payment,
         stake,
     )
     .unwrap();
-    let s = build(
-        &a,
+    (node, a, address)
+}
+
+/// A delegation of 50 ADA to POOL1, signed.
+async fn delegation(a: &AdaAdapter) -> SignedOperation {
+    build(
+        a,
         OperationKind::Delegate {
             validator: pool_bech32(&POOL1),
             amount: Amount::from_base(u128::from(50 * ADA)),
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_included_transaction_is_pending_until_it_is_deep_enough() {
+    let (node, a, _) = funded((0x11, 0x22), 0, |s| AdaSettings {
+        confirmations: 3,
+        ..s
+    })
+    .await;
+    let s = delegation(&a).await;
     a.broadcast(BroadcastRequest { signed: s.clone() })
         .await
         .unwrap();
@@ -497,34 +515,14 @@ async fn an_included_transaction_is_pending_until_it_is_deep_enough() {
 /// bytes are sent again within their validity interval and land once.
 #[tokio::test]
 async fn a_rollback_reopens_a_shallow_transaction_and_the_same_bytes_land_once() {
-    let node = TestNode::new(cfg());
-    node.add_pool(POOL1);
-    let payment = Arc::new(LocalKey::from_seed([0x17; 32]));
-    let stake = Arc::new(LocalKey::from_seed([0x27; 32]));
-    let address = tx::base_address(0, &payment.key_hash(), &stake.key_hash());
-    node.fund(&address, 100 * ADA);
-    node.advance_slots(3);
-    let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let a = AdaAdapter::new(
-        AdaSettings {
-            confirmations: 3,
-            ..settings(&format!("http://{bound}"), 42)
-        },
-        payment,
-        stake,
-    )
-    .unwrap();
+    let (node, a, _) = funded((0x17, 0x27), 3, |s| AdaSettings {
+        confirmations: 3,
+        ..s
+    })
+    .await;
     a.pool_state(PoolStateRequest::observing()).await.unwrap();
     let opened = a.flows_since(FlowsRequest { cursor: None }).await.unwrap();
-    let s = build(
-        &a,
-        OperationKind::Delegate {
-            validator: pool_bech32(&POOL1),
-            amount: Amount::from_base(u128::from(50 * ADA)),
-        },
-    )
-    .await
-    .unwrap();
+    let s = delegation(&a).await;
     a.broadcast(BroadcastRequest { signed: s.clone() })
         .await
         .unwrap();
@@ -596,32 +594,13 @@ async fn a_rollback_reopens_a_shallow_transaction_and_the_same_bytes_land_once()
 /// it can never land, and the chain proves it.
 #[tokio::test]
 async fn a_transaction_rolled_back_past_its_validity_interval_expires() {
-    let node = TestNode::new(cfg());
-    node.add_pool(POOL1);
-    let payment = Arc::new(LocalKey::from_seed([0x18; 32]));
-    let stake = Arc::new(LocalKey::from_seed([0x28; 32]));
-    let address = tx::base_address(0, &payment.key_hash(), &stake.key_hash());
-    node.fund(&address, 100 * ADA);
-    let bound = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let a = AdaAdapter::new(
-        AdaSettings {
-            confirmations: 3,
-            ttl_slots: 5,
-            ..settings(&format!("http://{bound}"), 42)
-        },
-        payment,
-        stake,
-    )
-    .unwrap();
-    let s = build(
-        &a,
-        OperationKind::Delegate {
-            validator: pool_bech32(&POOL1),
-            amount: Amount::from_base(u128::from(50 * ADA)),
-        },
-    )
-    .await
-    .unwrap();
+    let (node, a, address) = funded((0x18, 0x28), 0, |s| AdaSettings {
+        confirmations: 3,
+        ttl_slots: 5,
+        ..s
+    })
+    .await;
+    let s = delegation(&a).await;
     a.broadcast(BroadcastRequest { signed: s.clone() })
         .await
         .unwrap();
