@@ -343,3 +343,112 @@ async fn a_slashing_under_the_users_rule_is_borne_by_who_held_and_netted_from_th
     })
     .await;
 }
+
+/// Crashes at the first `AfterStore`: bytes journaled, nothing sent.
+#[derive(Debug, Default)]
+struct CrashAfterStore(std::sync::atomic::AtomicBool);
+
+impl softstake_engine::Faults for CrashAfterStore {
+    fn check(&self, p: softstake_engine::CrashPoint) -> Result<(), softstake_engine::EngineError> {
+        if p == softstake_engine::CrashPoint::AfterStore
+            && !self.0.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(softstake_engine::EngineError::Crash(p));
+        }
+        Ok(())
+    }
+}
+
+/// Issue 22: a deposit journaled before a crash whose max fee the base fee
+/// overtook before the restart. Sent again, anvil refuses it ("max fee per
+/// gas less than block base fee"); the engine signs the same deposit again
+/// under its nonce at today's fees, journals both versions, and the new
+/// one lands: one deposit, both validators funded once, the books exact
+/// with the new version's gas as the operation's fee. On both databases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_priced_out_before_it_was_sent_is_signed_again_under_its_nonce() {
+    on_both(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let run = Run::start(&store, dir.path(), BooksSettings::default()).await;
+        let crashing = run
+            .engine
+            .clone()
+            .with_faults(Arc::new(CrashAfterStore::default()));
+        assert!(matches!(
+            crashing.cycle().await,
+            Err(softstake_engine::EngineError::Crash(_))
+        ));
+        let op = store
+            .journal_open(ChainId::Ethereum)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.state == OpState::Signed)
+            .unwrap();
+        let old_tx = op.tx_id.clone().unwrap();
+        let (nonce, max_fee, _) =
+            softstake_chain_eth::tx::fees_of(op.signed_bytes.as_ref().unwrap()).unwrap();
+        // A block whose base fee is three times the journaled max fee.
+        let anvil = &run.w.anvil;
+        anvil
+            .call(
+                "anvil_setNextBlockBaseFeePerGas",
+                serde_json::json!([format!("{:#x}", max_fee * 3)]),
+            )
+            .await
+            .unwrap();
+        anvil.call("evm_mine", serde_json::json!([])).await.unwrap();
+        let r = run.step().await;
+        let e = r.ops.iter().find(|o| o.id == op.id).unwrap();
+        assert_eq!(e.event, "replaced", "{:?}", r.ops);
+        let now = store.journal_get(&op.id).await.unwrap().unwrap();
+        let new_tx = now.tx_id.clone().unwrap();
+        assert_ne!(new_tx, old_tx);
+        let (n2, max2, _) =
+            softstake_chain_eth::tx::fees_of(now.signed_bytes.as_ref().unwrap()).unwrap();
+        assert_eq!(n2, nonce);
+        assert!(max2 > max_fee * 3, "{max2}");
+        let attempts = store.journal_attempts(&op.id).await.unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].tx_id, old_tx);
+        assert!(
+            attempts[0].reason.contains("less than block base fee"),
+            "{}",
+            attempts[0].reason
+        );
+        for _ in 0..3 {
+            run.step().await;
+        }
+        let done = store.journal_get(&op.id).await.unwrap().unwrap();
+        assert_eq!(
+            (done.state, done.tx_id.as_deref()),
+            (OpState::Confirmed, Some(new_tx.as_str()))
+        );
+        let ops = store
+            .journal_list(ChainId::Ethereum, None, 100)
+            .await
+            .unwrap();
+        let deposits = ops
+            .iter()
+            .filter(|o| o.kind.name() == "delegate" && o.state == OpState::Confirmed)
+            .count();
+        assert_eq!(deposits, 2, "{ops:?}");
+        assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
+        let r = run.step().await;
+        let pool = r.pool.unwrap();
+        assert_eq!(
+            pool.delegations[0].active.base() + pool.delegations[0].activating.base(),
+            64 * ETH,
+            "both validators funded once"
+        );
+        let b = store
+            .books(ChainId::Ethereum, &Default::default(), run.clock.now())
+            .await
+            .unwrap();
+        assert!(b.snapshot.as_ref().unwrap().complete);
+        assert!(!b.owed.fees.is_zero(), "{b:?}");
+        assert_eq!((b.incidents_open, b.suspense_open), (0, 0), "{b:?}");
+        assert_eq!(b.snapshot.as_ref().unwrap().unrecognized, 0, "{b:?}");
+    })
+    .await;
+}
