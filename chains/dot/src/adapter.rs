@@ -19,10 +19,14 @@
 //!   free balance, and per target the stake the chain exposed to it in the
 //!   active era; bonded stake not exposed to any target is `activating`.
 //! - Expiry is proven by the runtime: a transaction whose nonce is unused
-//!   is asked to `TaggedTransactionQueue_validate_transaction`; `Stale`,
+//!   at the finalized head is asked to
+//!   `TaggedTransactionQueue_validate_transaction` at the best block;
 //!   `BadProof` (its mortal era's birth block is no longer the one the era
-//!   points at) and `AncientBirthBlock` mean it can never be included. A
-//!   used nonce is looked up in recent blocks.
+//!   points at) and `AncientBirthBlock` mean it can never be included, while
+//!   `Stale` there means a block not yet final holds its nonce: `Pending`
+//!   until finality decides. A nonce used at the finalized head is looked up
+//!   in the finalized blocks: found is confirmed (or failed), not found is
+//!   expired.
 //! - Rewards with evidence, scanning finalized blocks from the cursor:
 //!   `Staking.Rewarded` to our stash after the `PayoutStarted` that names
 //!   the era and validator, attributed to the era's time range;
@@ -1285,7 +1289,14 @@ impl ChainAdapter for DotAdapter {
             )
             .await?;
         let status = match state::validity(&v) {
-            Validity::Invalid("Stale" | "BadProof" | "AncientBirthBlock") => TxStatus::Expired,
+            // Its nonce is used at the best block but not at the finalized
+            // head: it (or another transaction with that nonce) sits in a
+            // block that is not final yet. Whether it is ours is decided
+            // once that block is final (the walk above); calling it expired
+            // now would plan it again while it lands.
+            Validity::Invalid("Stale") => TxStatus::Pending,
+            // Past its mortality, or a signature the chain can never accept.
+            Validity::Invalid("BadProof" | "AncientBirthBlock") => TxStatus::Expired,
             _ => TxStatus::NotFound,
         };
         Ok(LookupResponse {
