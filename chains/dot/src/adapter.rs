@@ -104,6 +104,8 @@ pub struct DotAdapter {
     /// (era, validator) pairs known to be claimed or not ours to claim.
     payout_done: Mutex<BTreeSet<(u32, [u8; 32])>>,
     losses: Mutex<Vec<LossEvent>>,
+    /// Nonces this process signed (see [`DotAdapter::sign_call`]).
+    signed_nonces: Mutex<BTreeSet<u64>>,
 }
 
 impl std::fmt::Debug for DotAdapter {
@@ -189,6 +191,7 @@ impl DotAdapter {
             runtime: Mutex::new(None),
             observed: Mutex::new(Observed::default()),
             payout_done: Mutex::new(BTreeSet::new()),
+            signed_nonces: Mutex::new(BTreeSet::new()),
             losses: Mutex::new(Vec::new()),
         })
     }
@@ -760,7 +763,16 @@ impl DotAdapter {
         }
     }
 
-    /// Builds and signs `call` as the signer at the finalized head.
+    /// Builds and signs `call` as the signer at the finalized head, with
+    /// the node's next nonce (which counts its pool).
+    ///
+    /// Nonces between the finalized head's and the next one belong to
+    /// transactions in the pool or in blocks not yet final. If this process
+    /// did not sign them (sent before a restart, before the database was
+    /// restored from a backup, or by another signer), signing now would
+    /// take the next nonce and send a second operation beside them: it
+    /// waits (`TryLater`) until they are final, when the books and the
+    /// planner see what they did.
     async fn sign_call(
         &self,
         rt: &Runtime,
@@ -776,6 +788,23 @@ impl DotAdapter {
             .await?
             .as_u64()
             .ok_or_else(|| bad_response("system_accountNextIndex: not a number"))?;
+        let signer: [u8; 32] = self.signer().0;
+        let at_final = self
+            .read(rt, &head.hash, "System", "Account", &[&signer[..]])
+            .await?
+            .as_ref()
+            .and_then(|a| num_at(a, "nonce"))
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0);
+        let unknown = {
+            let mine = lock(&self.signed_nonces)?;
+            (at_final..nonce).filter(|n| !mine.contains(n)).count()
+        };
+        if unknown > 0 {
+            return Err(AdapterError::TryLater(format!(
+                "{unknown} transaction(s) from the signer wait in the node's pool or in blocks not yet final that this process did not send (before a restart or a restore, or another signer): nothing is signed until they are final"
+            )));
+        }
         let genesis: [u8; 32] = hex_bytes(&self.s.genesis_hash)?
             .try_into()
             .map_err(|_| AdapterError::Config("genesis_hash is not 32 bytes".into()))?;
@@ -792,7 +821,9 @@ impl DotAdapter {
             era_block_hash,
             era_period: self.s.era_period,
         };
-        tx::sign(&rt.meta, call, &p, &self.key).map_err(|e| inv(e.to_string()))
+        let signed = tx::sign(&rt.meta, call, &p, &self.key).map_err(|e| inv(e.to_string()))?;
+        lock(&self.signed_nonces)?.insert(nonce);
+        Ok(signed)
     }
 
     /// Signs `call` as is (tests use it to send what the adapter would refuse).

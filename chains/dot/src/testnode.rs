@@ -73,8 +73,19 @@ pub fn paseo_spec_path() -> Result<PathBuf, String> {
 }
 
 impl Chopsticks {
-    /// Starts chopsticks on the Paseo genesis on a free port.
+    /// Starts chopsticks on the Paseo genesis on a free port, building a
+    /// block on each submission.
     pub async fn start() -> Result<Self, String> {
+        Self::start_in("Instant").await
+    }
+
+    /// Starts chopsticks building blocks only when asked
+    /// ([`Chopsticks::new_blocks`]): submissions wait in its pool.
+    pub async fn start_manual() -> Result<Self, String> {
+        Self::start_in("Manual").await
+    }
+
+    async fn start_in(mode: &str) -> Result<Self, String> {
         let mut cmd = tokio::process::Command::new("node");
         cmd.arg(chopsticks_path()?)
             .arg("--genesis")
@@ -85,7 +96,7 @@ impl Chopsticks {
                 "--port",
                 "0",
                 "--build-block-mode",
-                "Instant",
+                mode,
             ])
             .env("LOG_LEVEL", "info")
             .stderr(Stdio::null());

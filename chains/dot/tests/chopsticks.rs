@@ -513,3 +513,55 @@ async fn bond_nominate_payout_unbond_withdraw_on_the_paseo_runtime() {
         "bonded from the stash"
     );
 }
+
+/// Issue 32 on Polkadot: a bond another process left in the node's pool
+/// (sent before a restart or a restore) holds signing in a fresh process:
+/// the node's next nonce counts the pool, so signing would put a second
+/// bond beside it. Once the pending one is final, signing goes on, at the
+/// nonce after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_another_process_left_in_the_pool_holds_signing_until_final() {
+    let node = Chopsticks::start_manual().await.unwrap();
+    let vals = node.session_validators().await.unwrap();
+    let targets = vec![vals[0].clone()];
+    let stash_key = key("//SoftstakeRestored");
+    node.fund(&address(&stash_key), 10_000 * DOT).await.unwrap();
+    node.new_blocks(1).await.unwrap();
+    let bond = OperationKind::Delegate {
+        validator: targets[0].clone(),
+        amount: Amount::from_base(1_000 * DOT),
+    };
+    let lost = adapter(&node, stash_key.clone(), &targets, None, CHOPSTICKS_GENESIS);
+    let pending = build(&lost, bond.clone()).await.unwrap();
+    lost.broadcast(BroadcastRequest {
+        signed: pending.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(lookup(&lost, &pending).await, TxStatus::Pending);
+    // The process that sent it may go on (it knows the nonce is its own).
+    assert!(build(&lost, bond.clone()).await.is_ok());
+    // A restarted process refuses to sign beside it.
+    let restored = adapter(&node, stash_key.clone(), &targets, None, CHOPSTICKS_GENESIS);
+    match build(&restored, bond.clone()).await {
+        Err(AdapterError::TryLater(m)) => assert!(m.contains("did not send"), "{m}"),
+        other => panic!("expected to wait, got {other:?}"),
+    }
+    // Final: the restored process sees the bond and signs after it.
+    node.new_blocks(1).await.unwrap();
+    assert!(matches!(
+        lookup(&restored, &pending).await,
+        TxStatus::Confirmed { .. }
+    ));
+    assert_eq!(bonded(&state(&restored).await), 1_000 * DOT);
+    assert!(
+        build(
+            &restored,
+            OperationKind::Setup {
+                step: "nominate".into()
+            }
+        )
+        .await
+        .is_ok()
+    );
+}
