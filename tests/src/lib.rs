@@ -549,3 +549,19 @@ pub async fn record_reward(
         .expect("reward recorded")
         .id
 }
+
+/// Crashes once, at the first `AfterStore` it sees: right after bytes were
+/// journaled, before they were sent.
+#[derive(Debug, Default)]
+pub struct CrashAfterStore(std::sync::atomic::AtomicBool);
+
+impl softstake_engine::Faults for CrashAfterStore {
+    fn check(&self, p: softstake_engine::CrashPoint) -> Result<(), softstake_engine::EngineError> {
+        if p == softstake_engine::CrashPoint::AfterStore
+            && !self.0.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(softstake_engine::EngineError::Crash(p));
+        }
+        Ok(())
+    }
+}

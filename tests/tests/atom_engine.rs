@@ -378,22 +378,6 @@ async fn a_validator_raising_its_commission_above_the_limit_loses_the_pools_stak
     .await;
 }
 
-/// Crashes at the first `AfterStore` it sees: right after bytes were
-/// journaled, before they were sent.
-#[derive(Debug, Default)]
-struct CrashAfterStore(std::sync::atomic::AtomicBool);
-
-impl softstake_engine::Faults for CrashAfterStore {
-    fn check(&self, p: softstake_engine::CrashPoint) -> Result<(), softstake_engine::EngineError> {
-        if p == softstake_engine::CrashPoint::AfterStore
-            && !self.0.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(softstake_engine::EngineError::Crash(p));
-        }
-        Ok(())
-    }
-}
-
 /// The fee market at 0.05 uatom a gas (x1.5 margin = 0.075, under the
 /// 0.1 ceiling): twice the 0.025 floor every first delegation paid.
 const RISEN: u128 = 50_000_000_000_000_000;
@@ -409,7 +393,7 @@ impl Run {
         let crashing = self
             .engine
             .clone()
-            .with_faults(Arc::new(CrashAfterStore::default()));
+            .with_faults(Arc::new(softstake_tests::CrashAfterStore::default()));
         assert!(matches!(
             crashing.cycle().await,
             Err(softstake_engine::EngineError::Crash(_))
@@ -518,7 +502,7 @@ async fn when_the_earlier_version_lands_instead_the_operation_is_confirmed_with_
         let crashing = run
             .engine
             .clone()
-            .with_faults(Arc::new(CrashAfterStore::default()));
+            .with_faults(Arc::new(softstake_tests::CrashAfterStore::default()));
         assert!(matches!(
             crashing.cycle().await,
             Err(softstake_engine::EngineError::Crash(_))

@@ -12,7 +12,7 @@ use softstake_core::adapter::{
     RewardsRequest, RewardsResponse, SignedOperation,
 };
 use softstake_core::{Amount, ChainId, Clock, ManualClock, Rate, Timestamp};
-use softstake_engine::{CrashPoint, Engine, EngineConfig, EngineError, Faults, Step};
+use softstake_engine::{CrashPoint, Engine, EngineConfig, EngineError, Step};
 use softstake_planner::{Policy, ValidatorTarget};
 use softstake_store::{BalanceUpdate, OpState, Store};
 use softstake_testkit::{SimChain, SimParams};
@@ -200,25 +200,13 @@ async fn caps_bound_each_operation_and_the_day() {
     .await;
 }
 
-/// Crashes once, right after the bytes were journaled.
-#[derive(Debug, Default)]
-struct CrashOnce(AtomicBool);
-
-impl Faults for CrashOnce {
-    fn check(&self, p: CrashPoint) -> Result<(), EngineError> {
-        if p == CrashPoint::AfterStore && !self.0.swap(true, Ordering::SeqCst) {
-            return Err(EngineError::Crash(p));
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_crash_after_journaling_the_bytes_sends_exactly_those_bytes_after_restart() {
     on_both(|store| async move {
         users(&store).await;
         let (s, c) = sim();
-        let e = engine(&store, &s, &c, cfg()).with_faults(Arc::new(CrashOnce::default()));
+        let e = engine(&store, &s, &c, cfg())
+            .with_faults(Arc::new(softstake_tests::CrashAfterStore::default()));
         assert!(matches!(
             e.cycle().await,
             Err(EngineError::Crash(CrashPoint::AfterStore))

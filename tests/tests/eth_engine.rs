@@ -344,21 +344,6 @@ async fn a_slashing_under_the_users_rule_is_borne_by_who_held_and_netted_from_th
     .await;
 }
 
-/// Crashes at the first `AfterStore`: bytes journaled, nothing sent.
-#[derive(Debug, Default)]
-struct CrashAfterStore(std::sync::atomic::AtomicBool);
-
-impl softstake_engine::Faults for CrashAfterStore {
-    fn check(&self, p: softstake_engine::CrashPoint) -> Result<(), softstake_engine::EngineError> {
-        if p == softstake_engine::CrashPoint::AfterStore
-            && !self.0.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(softstake_engine::EngineError::Crash(p));
-        }
-        Ok(())
-    }
-}
-
 /// Issue 22: a deposit journaled before a crash whose max fee the base fee
 /// overtook before the restart. Sent again, anvil refuses it ("max fee per
 /// gas less than block base fee"); the engine signs the same deposit again
@@ -373,7 +358,7 @@ async fn a_deposit_priced_out_before_it_was_sent_is_signed_again_under_its_nonce
         let crashing = run
             .engine
             .clone()
-            .with_faults(Arc::new(CrashAfterStore::default()));
+            .with_faults(Arc::new(softstake_tests::CrashAfterStore::default()));
         assert!(matches!(
             crashing.cycle().await,
             Err(softstake_engine::EngineError::Crash(_))
