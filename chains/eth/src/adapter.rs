@@ -26,6 +26,7 @@
 use crate::deposit::{self, DepositEntry, VerifiedDeposit};
 use crate::flows;
 use crate::keys::LocalKey;
+use crate::queue::{self, QueueConfig, Scheduled};
 use crate::tx::{self, Action, TxParams};
 use alloy::providers::{Provider, RootProvider};
 use async_trait::async_trait;
@@ -107,6 +108,9 @@ pub struct EthAdapter {
     /// books' flows are scanned to that block, so holdings and flows
     /// describe the same moment.
     observed_block: Mutex<Option<u64>>,
+    /// The exit queue as last read: (epoch read at, epochs from then until
+    /// an exit requested then is withdrawable). Read once per epoch.
+    exit_queue: Mutex<Option<(u64, u64)>>,
 }
 
 impl std::fmt::Debug for EthAdapter {
@@ -234,6 +238,7 @@ impl EthAdapter {
             sent_full_exits: Mutex::new(BTreeSet::new()),
             deposit_txs: Mutex::new(BTreeMap::new()),
             observed_block: Mutex::new(None),
+            exit_queue: Mutex::new(None),
         })
     }
 
@@ -339,6 +344,89 @@ impl EthAdapter {
         h.pointer("/data/header/message/slot")
             .and_then(num_str)
             .ok_or_else(|| bad("head", &h))
+    }
+
+    /// The constants the exit queue depends on, from the node's
+    /// `/eth/v1/config/spec` (mainnet's for any it does not report).
+    async fn queue_config(&self) -> Result<QueueConfig, AdapterError> {
+        let sp = self
+            .beacon_get("/eth/v1/config/spec")
+            .await?
+            .ok_or_else(|| bad("spec", &Value::Null))?;
+        let d = QueueConfig::MAINNET;
+        let get = |k: &str, default: u64| {
+            sp.pointer(&format!("/data/{k}"))
+                .and_then(num_str)
+                .unwrap_or(default)
+        };
+        Ok(QueueConfig {
+            max_seed_lookahead: get("MAX_SEED_LOOKAHEAD", d.max_seed_lookahead),
+            withdrawability_delay: get(
+                "MIN_VALIDATOR_WITHDRAWABILITY_DELAY",
+                d.withdrawability_delay,
+            ),
+            min_churn: get("MIN_PER_EPOCH_CHURN_LIMIT_ELECTRA", d.min_churn),
+            max_churn: get("MAX_PER_EPOCH_ACTIVATION_EXIT_CHURN_LIMIT", d.max_churn),
+            increment: get("EFFECTIVE_BALANCE_INCREMENT", d.increment),
+        })
+    }
+
+    /// Epochs from `epoch` until a 32 ETH exit requested now is
+    /// withdrawable, from the state's exit queue (see [`crate::queue`]):
+    /// every validator exiting at `state` and every queued partial
+    /// withdrawal. Read once per epoch (on mainnet a long queue is tens of
+    /// thousands of validators).
+    async fn exit_delay_epochs(
+        &self,
+        state: &str,
+        epoch: u64,
+        partials: &BTreeMap<u64, Vec<(u64, u64)>>,
+    ) -> Result<u64, AdapterError> {
+        if let Ok(q) = self.exit_queue.lock()
+            && let Some((at, epochs)) = *q
+            && at == epoch
+        {
+            return Ok(epochs);
+        }
+        let cfg = self.queue_config().await?;
+        let v = self
+            .beacon(
+                &format!("/eth/v1/beacon/states/{state}/validators"),
+                Some(&json!({"statuses": ["active_exiting", "active_slashed"]})),
+            )
+            .await?
+            .unwrap_or(json!({"data": []}));
+        let mut scheduled = Vec::new();
+        for x in v
+            .get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let status = x.get("status").and_then(Value::as_str).unwrap_or("");
+            let exit = x.pointer("/validator/exit_epoch").and_then(num_str);
+            let gwei = x.pointer("/validator/effective_balance").and_then(num_str);
+            if let ("active_exiting" | "active_slashed", Some(e), Some(g)) = (status, exit, gwei)
+                && e != u64::MAX
+            {
+                scheduled.push(Scheduled {
+                    exit_epoch: e,
+                    gwei: g,
+                });
+            }
+        }
+        for (gwei, withdrawable) in partials.values().flatten() {
+            scheduled.push(Scheduled {
+                exit_epoch: withdrawable.saturating_sub(cfg.withdrawability_delay),
+                gwei: *gwei,
+            });
+        }
+        let epochs =
+            queue::epochs_to_withdrawable(&cfg, epoch, &scheduled, deposit::STAKE_0X01_GWEI);
+        if let Ok(mut q) = self.exit_queue.lock() {
+            *q = Some((epoch, epochs));
+        }
+        Ok(epochs)
     }
 
     /// Our deposit entries (unverified; withdrawal credentials to custody).
@@ -808,6 +896,10 @@ impl ChainAdapter for EthAdapter {
         // Partial withdrawals the consensus layer has queued: unbonding, no
         // longer active, from the chain's own queue.
         let partials = self.pending_partials(&slot.to_string()).await?;
+        // Epochs until an exit asked for now is paid, from the exit queue.
+        let exit_epochs = self
+            .exit_delay_epochs(&slot.to_string(), slot / spe.max(1), &partials)
+            .await?;
         let mut active = Amount::ZERO;
         let mut activating = Amount::ZERO;
         let mut unbonding = Vec::new();
@@ -852,8 +944,10 @@ impl ChainAdapter for EthAdapter {
                 | "exited_unslashed"
                 | "exited_slashed"
                 | "withdrawal_possible" => {
+                    // An exit asked for and not yet processed joins the
+                    // queue's tail.
                     let due = if v.withdrawable_epoch == u64::MAX {
-                        slot / spe + 256 + 5
+                        slot / spe.max(1) + exit_epochs
                     } else {
                         v.withdrawable_epoch
                     };
@@ -945,9 +1039,11 @@ impl ChainAdapter for EthAdapter {
             limits: ChainLimits {
                 min_delegation: wei(deposit::STAKE_0X01_GWEI),
                 max_unbonding_entries: None,
-                // Exit queue (a few epochs when short) + 256 epochs until
-                // withdrawable + the sweep.
-                unbonding_delay_secs: (256 + 5) * epoch_secs + self.s.sweep_delay_secs,
+                // The exit queue as the state shows it, the epochs until
+                // withdrawable, and the sweep.
+                unbonding_delay_secs: exit_epochs
+                    .saturating_mul(epoch_secs)
+                    .saturating_add(self.s.sweep_delay_secs),
                 delegation_keeps_funds_liquid: false,
                 stake_chunk: Some(wei(deposit::STAKE_0X01_GWEI)),
                 redelegation: false,

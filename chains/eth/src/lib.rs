@@ -24,6 +24,7 @@ pub mod devnet;
 pub mod flows;
 pub mod keys;
 pub mod plugin;
+pub mod queue;
 pub mod request;
 pub mod ssz;
 #[cfg(feature = "testnode")]

@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use softstake_testnode::RpcNode;
+use softstake_testnode::{Launched, RpcNode};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -209,8 +209,15 @@ pub fn anvil_path() -> Result<PathBuf, String> {
 impl Anvil {
     /// Starts anvil (Prague rules, automine, chain id 31337).
     pub async fn start() -> Result<Self, String> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts anvil as [`Anvil::start`] with more arguments (for example
+    /// `--no-mining`: blocks only when asked, as under [`SpecBeacon`]).
+    pub async fn start_with(args: &[&str]) -> Result<Self, String> {
         let mut cmd = tokio::process::Command::new(anvil_path()?);
         cmd.args(["--host", "127.0.0.1", "--port", "0", "--hardfork", "prague"])
+            .args(args)
             .stderr(Stdio::null());
         let node = RpcNode::spawn("anvil", cmd, Duration::from_secs(30), None, |line| {
             line.strip_prefix("Listening on ")
@@ -646,6 +653,15 @@ async fn validators(
                 .collect()
         })
         .unwrap_or_default();
+    let statuses: Vec<String> = body
+        .get("statuses")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     let template = example("POST", "/eth/v1/beacon/states/head/validators");
     b.with(|s| {
         let slot = match state.as_str() {
@@ -661,6 +677,7 @@ async fn validators(
             .at(slot)
             .into_iter()
             .filter(|v| ids.is_empty() || ids.contains(&v.pubkey.to_lowercase()) || ids.contains(&v.index.to_string()))
+            .filter(|v| statuses.is_empty() || statuses.contains(&v.status))
             .map(|v| {
                 let mut x = template["data"][0].clone();
                 x["index"] = json!(v.index.to_string());
@@ -920,4 +937,318 @@ pub async fn consensus_step(
             .await?;
     }
     Ok(())
+}
+
+/// The Python interpreter with `eth-consensus-specs` installed:
+/// `SOFTSTAKE_ETH_SPEC_PYTHON`, else the venv `scripts/eth-spec-venv`
+/// makes under the target directory.
+pub fn spec_python() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("SOFTSTAKE_ETH_SPEC_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let p = target.join("eth-spec-venv/bin/python");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "no Python with eth-consensus-specs at {}: run scripts/eth-spec-venv (scripts/test does) or set SOFTSTAKE_ETH_SPEC_PYTHON",
+            p.display()
+        ))
+    }
+}
+
+/// The consensus layer as the executable consensus spec runs it
+/// (chains/eth/testnode/spec_beacon.py: Electra, minimal preset, every
+/// state change the spec's own function), driving an anvil started with
+/// `--no-mining`: one execution block per slot, mined by this node with
+/// the proposer's fee recipient, withdrawals credited in it, its deposit
+/// logs and EIP-7002 requests processed by the spec. The adapter talks to
+/// [`SpecBeacon::addr`], a proxy that checks every answer against the
+/// published Beacon API ([`beacon_api`]); test controls go to the node
+/// itself.
+pub struct SpecBeacon {
+    _node: Launched<String>,
+    url: String,
+    http: reqwest::Client,
+    /// Where the adapter reaches it (the validating proxy).
+    pub addr: std::net::SocketAddr,
+}
+
+impl std::fmt::Debug for SpecBeacon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpecBeacon")
+            .field("url", &self.url)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a [`SpecBeacon`] chain is set up.
+#[derive(Debug, Clone)]
+pub struct SpecOptions {
+    /// Validators at genesis (not ours: 0x00 credentials).
+    pub validators: u64,
+    /// Epochs a validator must be active before it may exit (the spec's
+    /// SHARD_COMMITTEE_PERIOD; 256 on mainnet).
+    pub shard_committee_period: u64,
+    /// Epochs from exit to withdrawable (MIN_VALIDATOR_WITHDRAWABILITY_
+    /// DELAY; 256 on mainnet).
+    pub withdrawability_delay: u64,
+}
+
+impl Default for SpecOptions {
+    fn default() -> Self {
+        SpecOptions {
+            validators: 64,
+            shard_committee_period: 4,
+            withdrawability_delay: 4,
+        }
+    }
+}
+
+impl SpecBeacon {
+    /// Starts the node on `anvil` (which must run with `--no-mining`) with
+    /// the deposit contract at `deposit_contract` and the EIP-7002
+    /// contract at [`REQUESTS`]; genesis is anvil's newest block.
+    pub async fn start(
+        anvil: &Anvil,
+        deposit_contract: &str,
+        opts: &SpecOptions,
+    ) -> Result<SpecBeacon, String> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testnode/spec_beacon.py");
+        let mut cmd = tokio::process::Command::new(spec_python()?);
+        cmd.arg(&script)
+            .args(["--port", "0", "--execution", &anvil.url])
+            .args(["--deposit-contract", deposit_contract])
+            .args(["--requests-contract", REQUESTS])
+            .args(["--fork-version", "0x10000038"])
+            .args(["--validators", &opts.validators.to_string()])
+            .args([
+                "--shard-committee-period",
+                &opts.shard_committee_period.to_string(),
+            ])
+            .args([
+                "--withdrawability-delay",
+                &opts.withdrawability_delay.to_string(),
+            ])
+            .stderr(Stdio::inherit());
+        let node = Launched::spawn(
+            "the consensus spec node",
+            cmd,
+            Duration::from_secs(120),
+            None,
+            |line| {
+                line.strip_prefix("listening on ")
+                    .map(|p| format!("http://127.0.0.1:{}", p.trim()))
+            },
+        )
+        .await?;
+        let url = node.ready.clone();
+        let http = reqwest::Client::new();
+        let upstream = url.clone();
+        let client = http.clone();
+        let app = Router::new()
+            .fallback(move |req: axum::extract::Request| {
+                let (client, upstream) = (client.clone(), upstream.clone());
+                async move { forward(&client, &upstream, req).await }
+            })
+            .layer(axum::middleware::from_fn(|req, next| {
+                beacon_api().conform(req, next)
+            }));
+        let addr =
+            softstake_testnode::serve(app, "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
+                .await
+                .map_err(|e| e.to_string())?;
+        Ok(SpecBeacon {
+            _node: node,
+            url,
+            http,
+            addr,
+        })
+    }
+
+    /// Advances `n` slots (one execution block each); the new head slot.
+    pub async fn slots(&self, n: u64) -> Result<u64, String> {
+        let v: Value = self
+            .http
+            .post(format!("{}/test/slots", self.url))
+            .json(&json!({"n": n}))
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        v["head"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("test/slots answered {v}"))
+    }
+
+    /// Advances to the first slot of the next epoch; the new head slot.
+    pub async fn next_epoch(&self) -> Result<u64, String> {
+        let head = self.head().await?;
+        self.slots(8 - head % 8).await
+    }
+
+    /// The head slot.
+    pub async fn head(&self) -> Result<u64, String> {
+        let v = self.get("/eth/v1/beacon/headers/head").await?;
+        v.pointer("/data/header/message/slot")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("head answered {v}"))
+    }
+
+    /// The state's exit queue (`earliest_exit_epoch`,
+    /// `exit_balance_to_consume`, the churn limit), the current and the
+    /// finalized epoch, as decimal strings.
+    pub async fn queue(&self) -> Result<Value, String> {
+        self.get("/test/queue").await
+    }
+
+    /// A GET on the node itself (not through the validating proxy).
+    pub async fn get(&self, path: &str) -> Result<Value, String> {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// One validator at the head by pubkey, as the Beacon API shows it.
+    pub async fn validator(&self, pubkey: &str) -> Result<Value, String> {
+        let v = self
+            .get(&format!(
+                "/eth/v1/beacon/states/head/validators?id={pubkey}"
+            ))
+            .await?;
+        v.pointer("/data/0")
+            .cloned()
+            .ok_or_else(|| format!("no validator {pubkey}"))
+    }
+}
+
+async fn forward(
+    client: &reqwest::Client,
+    upstream: &str,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut r = client.request(method, format!("{upstream}{path}"));
+    if !body.is_empty() {
+        r = r
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+    }
+    match r.send().await {
+        Ok(res) => {
+            let status = axum::http::StatusCode::from_u16(res.status().as_u16())
+                .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+            let bytes = res.bytes().await.unwrap_or_default();
+            (
+                status,
+                [("content-type", "application/json")],
+                bytes.to_vec(),
+            )
+                .into_response()
+        }
+        Err(e) => (axum::http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+/// A test chain whose consensus layer is the executable spec: anvil
+/// without automine (one block per slot, mined by the spec node), the
+/// deposit contract, the EIP-7002 contract at its address, the vectors'
+/// custody key funded and the vectors' deposit data entries chosen by
+/// index written to a directory, and the [`SpecBeacon`] node.
+pub struct SpecWorld {
+    /// The execution node.
+    pub anvil: Anvil,
+    /// The consensus layer.
+    pub beacon: SpecBeacon,
+    /// The deposit contract's address.
+    pub deposit_contract: String,
+    /// The custody address (checksummed).
+    pub custody: String,
+    /// Where the deposit data file is.
+    pub deposit_dir: PathBuf,
+}
+
+impl SpecWorld {
+    /// Starts it with `balance` wei in custody and the deposit data entries
+    /// `entries` in `dir`.
+    pub async fn start(
+        balance: u128,
+        entries: &[usize],
+        dir: &std::path::Path,
+        opts: &SpecOptions,
+    ) -> Result<SpecWorld, String> {
+        let v = vectors();
+        let anvil = Anvil::start_with(&["--no-mining"]).await?;
+        let from = anvil.dev_account().await?;
+        let hash = anvil
+            .call(
+                "eth_sendTransaction",
+                json!([{"from": from, "data": format!("0x{}", v["deposit_contract_bytecode"].as_str().unwrap_or("")), "gas": "0x500000"}]),
+            )
+            .await?;
+        anvil.call("evm_mine", json!([])).await?;
+        let r = anvil.receipt(&hash).await?;
+        let deposit_contract = r["contractAddress"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("deployment failed: {r}"))?;
+        anvil
+            .set_code(
+                REQUESTS,
+                v["withdrawal_request_runtime"].as_str().unwrap_or(""),
+            )
+            .await?;
+        let custody = EthWorld::key()?.address().to_checksum(None);
+        anvil.set_balance(&custody, balance).await?;
+        let all = v["deposit_data"].as_array().cloned().unwrap_or_default();
+        let pick: Vec<Value> = entries
+            .iter()
+            .filter_map(|i| all.get(*i).cloned())
+            .collect();
+        std::fs::write(
+            dir.join("deposit_data-1.json"),
+            serde_json::to_string(&pick).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let beacon = SpecBeacon::start(&anvil, &deposit_contract, opts).await?;
+        Ok(SpecWorld {
+            anvil,
+            beacon,
+            deposit_contract,
+            custody,
+            deposit_dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The adapter's settings against this world.
+    pub fn settings(&self, sweep_delay_secs: u64) -> crate::EthSettings {
+        settings(
+            vec![self.anvil.url.clone()],
+            self.beacon.addr,
+            &self.deposit_contract,
+            self.deposit_dir.clone(),
+            sweep_delay_secs,
+        )
+    }
 }
