@@ -998,6 +998,14 @@ pub struct SpecOptions {
     /// Epochs from exit to withdrawable (MIN_VALIDATOR_WITHDRAWABILITY_
     /// DELAY; 256 on mainnet).
     pub withdrawability_delay: u64,
+    /// Seconds per slot (an epoch is 8 slots).
+    pub slot_secs: u64,
+    /// Genesis time (unix seconds; 0: the execution chain's newest block).
+    pub genesis_time: u64,
+    /// Every Nth block one of the validators with execution credentials
+    /// proposes is built by a builder who pays the fee recipient in its
+    /// last transaction (MEV-boost); 0: never.
+    pub mev_every: u64,
 }
 
 impl Default for SpecOptions {
@@ -1006,6 +1014,9 @@ impl Default for SpecOptions {
             validators: 64,
             shard_committee_period: 4,
             withdrawability_delay: 4,
+            slot_secs: 6,
+            genesis_time: 0,
+            mev_every: 0,
         }
     }
 }
@@ -1035,6 +1046,9 @@ impl SpecBeacon {
                 "--withdrawability-delay",
                 &opts.withdrawability_delay.to_string(),
             ])
+            .args(["--slot-secs", &opts.slot_secs.to_string()])
+            .args(["--genesis-time", &opts.genesis_time.to_string()])
+            .args(["--mev-every", &opts.mev_every.to_string()])
             .stderr(Stdio::inherit());
         let node = Launched::spawn(
             "the consensus spec node",
@@ -1094,6 +1108,23 @@ impl SpecBeacon {
     pub async fn next_epoch(&self) -> Result<u64, String> {
         let head = self.head().await?;
         self.slots(8 - head % 8).await
+    }
+
+    /// The unix time of a slot.
+    pub async fn slot_time(&self, slot: u64) -> Result<u64, String> {
+        let g = self.get("/eth/v1/beacon/genesis").await?;
+        let genesis: u64 = g
+            .pointer("/data/genesis_time")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("genesis answered {g}"))?;
+        let sp = self.get("/eth/v1/config/spec").await?;
+        let sps: u64 = sp
+            .pointer("/data/SECONDS_PER_SLOT")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("spec answered {sp}"))?;
+        Ok(genesis + slot * sps)
     }
 
     /// The head slot.

@@ -30,9 +30,13 @@ What this file adds around the spec, and only that:
 - block headers: blocks are not signed, and the state's block roots are
   the empty-slot roots `process_slots` leaves;
 - a validator's fee recipient is the address in its 0x01/0x02 withdrawal
-  credentials (others': 0xee..ee);
-- config: the genesis fork version of the deposit data, and (for test
-  speed) SHARD_COMMITTEE_PERIOD and MIN_VALIDATOR_WITHDRAWABILITY_DELAY
+  credentials (others': 0xee..ee); with --mev-every N, every Nth block
+  such a validator proposes is built by a builder (MEV-boost): the
+  builder (0xb0..b0) is the coinbase and pays the fee recipient 0.01 ETH
+  in the block's last transaction;
+- config: the genesis fork version of the deposit data, the slot length
+  and genesis time (at least the execution chain's newest block), and (for
+  test speed) SHARD_COMMITTEE_PERIOD and MIN_VALIDATOR_WITHDRAWABILITY_DELAY
   as given; the rest is the minimal preset and config.
 
 Beacon API endpoints served (shapes from ethereum/beacon-APIs; the Rust
@@ -61,6 +65,9 @@ from remerkleable.complex import Container, List, Vector
 
 SYSTEM = "0xfffffffffffffffffffffffffffffffffffffffe"
 OTHERS = "0x" + "ee" * 20
+BUILDER = "0x" + "b0" * 20
+# What the builder pays the proposer's fee recipient for a block.
+BUILDER_PAYMENT = 10**16
 FAR = 2**64 - 1
 GWEI = 10**9
 # DepositEvent(bytes,bytes,bytes,bytes,bytes)
@@ -122,6 +129,7 @@ class Chain:
             GENESIS_FORK_VERSION=bytes.fromhex(a.fork_version.removeprefix("0x")),
             SHARD_COMMITTEE_PERIOD=a.shard_committee_period,
             MIN_VALIDATOR_WITHDRAWABILITY_DELAY=a.withdrawability_delay,
+            SLOT_DURATION_MS=a.slot_secs * 1000,
         )
         self.el = Rpc(a.execution)
         self.deposit_contract = a.deposit_contract.lower()
@@ -134,13 +142,16 @@ class Chain:
         # block, each slot after it one block SECONDS_PER_SLOT later.
         latest = self.el("eth_getBlockByNumber", ["latest", False])
         self.sps = spec.config.SLOT_DURATION_MS // 1000
-        state.genesis_time = int(latest["timestamp"], 16)
+        state.genesis_time = max(a.genesis_time, int(latest["timestamp"], 16))
         self.genesis_block = int(latest["number"], 16)
         self.state = state
         self.states = {0: state.copy()}
         self.blocks = {}
-        self.el("anvil_impersonateAccount", [SYSTEM])
-        self.el("anvil_setBalance", [SYSTEM, hex(10**21)])
+        self.mev_every = a.mev_every
+        self.proposals = 0
+        for who in (SYSTEM, BUILDER):
+            self.el("anvil_impersonateAccount", [who])
+            self.el("anvil_setBalance", [who, hex(10**21)])
 
     def epoch(self, st):
         return spec.get_current_epoch(st)
@@ -174,7 +185,29 @@ class Chain:
             self.el("anvil_setBalance", [addr, hex(bal + wei)])
         t = int(st.genesis_time) + slot * self.sps
         recipient = self.fee_recipient(proposer)
-        self.el("anvil_setCoinbase", [recipient])
+        coinbase = recipient
+        if recipient != OTHERS and self.mev_every:
+            self.proposals += 1
+            if self.proposals % self.mev_every == 0:
+                # MEV-boost: the builder is the block's coinbase and pays
+                # the proposer's fee recipient in the block's last
+                # transaction (no tip, so everything else goes first).
+                coinbase = BUILDER
+                base = int(self.el("eth_getBlockByNumber", ["latest", False]).get("baseFeePerGas", "0x0"), 16)
+                self.el(
+                    "eth_sendTransaction",
+                    [
+                        {
+                            "from": BUILDER,
+                            "to": recipient,
+                            "value": hex(BUILDER_PAYMENT),
+                            "gas": hex(21000),
+                            "maxPriorityFeePerGas": "0x0",
+                            "maxFeePerGas": hex(base * 2 + 1),
+                        }
+                    ],
+                )
+        self.el("anvil_setCoinbase", [coinbase])
         self.el("evm_mine", [t])
         block = self.el("eth_getBlockByNumber", ["latest", False])
         number = int(block["number"], 16)
@@ -202,7 +235,7 @@ class Chain:
             )
         payload = spec.ExecutionPayload(
             parent_hash=bytes.fromhex(block["parentHash"][2:]),
-            fee_recipient=bytes.fromhex(recipient[2:]),
+            fee_recipient=bytes.fromhex(coinbase[2:]),
             state_root=bytes.fromhex(block["stateRoot"][2:]),
             receipts_root=bytes.fromhex(block["receiptsRoot"][2:]),
             block_number=number,
@@ -337,6 +370,9 @@ def main():
     p.add_argument("--validators", type=int, default=64)
     p.add_argument("--shard-committee-period", type=int, default=4)
     p.add_argument("--withdrawability-delay", type=int, default=4)
+    p.add_argument("--slot-secs", type=int, default=6)
+    p.add_argument("--genesis-time", type=int, default=0)
+    p.add_argument("--mev-every", type=int, default=0)
     a = p.parse_args()
     chain = Chain(a)
 
