@@ -156,6 +156,7 @@ struct BeaconValidator {
     status: String,
     balance_gwei: u64,
     credential_type: u8,
+    activation_epoch: u64,
     withdrawable_epoch: u64,
     slashed: bool,
 }
@@ -368,6 +369,7 @@ impl EthAdapter {
             min_churn: get("MIN_PER_EPOCH_CHURN_LIMIT_ELECTRA", d.min_churn),
             max_churn: get("MAX_PER_EPOCH_ACTIVATION_EXIT_CHURN_LIMIT", d.max_churn),
             increment: get("EFFECTIVE_BALANCE_INCREMENT", d.increment),
+            shard_committee_period: get("SHARD_COMMITTEE_PERIOD", d.shard_committee_period),
         })
     }
 
@@ -494,6 +496,10 @@ impl EthAdapter {
                     16,
                 )
                 .unwrap_or(0),
+                activation_epoch: x
+                    .pointer("/validator/activation_epoch")
+                    .and_then(num_str)
+                    .unwrap_or(u64::MAX),
                 withdrawable_epoch: x
                     .pointer("/validator/withdrawable_epoch")
                     .and_then(num_str)
@@ -680,11 +686,34 @@ impl EthAdapter {
                 // available again (read from the chain: a restart forgets
                 // nothing).
                 let queued = self.pending_partials("head").await?;
+                let cfg = self.queue_config().await?;
+                let (_, _, spe) = self.spec().await?;
+                let epoch = self.head_slot().await? / spe.max(1);
                 let active: Vec<BeaconValidator> = self
                     .validators_at("head", &pubkeys)
                     .await?
                     .into_iter()
                     .filter(|v| v.status == "active_ongoing" && !exits.contains(&v.pubkey))
+                    .collect();
+                // The consensus layer ignores a request (its fee paid, no
+                // error anywhere) from a validator active for less than
+                // SHARD_COMMITTEE_PERIOD epochs: none is sent for one.
+                let Some(ready_at) = active
+                    .iter()
+                    .map(|v| v.activation_epoch.saturating_add(cfg.shard_committee_period))
+                    .min()
+                else {
+                    return refuse("no active validator to exit".into());
+                };
+                if ready_at > epoch {
+                    return Err(AdapterError::TryLater(format!(
+                        "no validator may exit or withdraw before epoch {ready_at} (SHARD_COMMITTEE_PERIOD: {} epochs after activation; the chain is at epoch {epoch}): a request now would be ignored by the consensus layer",
+                        cfg.shard_committee_period
+                    )));
+                }
+                let active: Vec<BeaconValidator> = active
+                    .into_iter()
+                    .filter(|v| v.activation_epoch.saturating_add(cfg.shard_committee_period) <= epoch)
                     .map(|mut v| {
                         let out: u64 = queued.get(&v.index).into_iter().flatten().map(|(g, _)| *g).sum();
                         v.balance_gwei = v.balance_gwei.saturating_sub(out);
@@ -706,8 +735,16 @@ impl EthAdapter {
                         v.pubkey.clone(),
                     ));
                 }
-                let Some(v) = active.iter().min_by_key(|v| (v.balance_gwei.abs_diff(want_gwei), v.index)) else {
-                    return refuse("no active validator to exit".into());
+                // A full exit is ignored while the validator has partial
+                // withdrawals queued.
+                let Some(v) = active
+                    .iter()
+                    .filter(|v| !queued.contains_key(&v.index))
+                    .min_by_key(|v| (v.balance_gwei.abs_diff(want_gwei), v.index))
+                else {
+                    return Err(AdapterError::TryLater(
+                        "every validator that could exit has partial withdrawals queued, and the consensus layer ignores a full exit until they are paid".into(),
+                    ));
                 };
                 Ok((
                     Action::WithdrawalRequest { pubkey: v.pubkey.clone(), amount_gwei: 0, fee_wei: self.request_fee().await? },
@@ -897,9 +934,11 @@ impl ChainAdapter for EthAdapter {
         // longer active, from the chain's own queue.
         let partials = self.pending_partials(&slot.to_string()).await?;
         // Epochs until an exit asked for now is paid, from the exit queue.
+        let epoch = slot / spe.max(1);
         let exit_epochs = self
-            .exit_delay_epochs(&slot.to_string(), slot / spe.max(1), &partials)
+            .exit_delay_epochs(&slot.to_string(), epoch, &partials)
             .await?;
+        let cfg = self.queue_config().await?;
         let mut active = Amount::ZERO;
         let mut activating = Amount::ZERO;
         let mut unbonding = Vec::new();
@@ -997,6 +1036,56 @@ impl ChainAdapter for EthAdapter {
                 queued.insert(pk);
             }
         }
+        // When the first of our validators may exit: an exit or withdrawal
+        // request is only taken SHARD_COMMITTEE_PERIOD epochs after
+        // activation, so a promise made while every validator is new (or
+        // still a deposit) waits for that too. A validator without an
+        // activation epoch yet is assumed active after its deposit is
+        // finalized and processed (the activation churn, at its lower bound,
+        // for the deposits queued ahead of it), its eligibility finalized,
+        // and MAX_SEED_LOOKAHEAD + 1 epochs: with prompt finality, about
+        // nine epochs on mainnet.
+        let settle = 5 + cfg.max_seed_lookahead;
+        let mut ready: Vec<u64> = vals
+            .iter()
+            .filter_map(|v| match v.status.as_str() {
+                "active_ongoing" => Some(v.activation_epoch),
+                "pending_initialized" | "pending_queued" if v.activation_epoch != u64::MAX => {
+                    Some(v.activation_epoch)
+                }
+                "pending_initialized" | "pending_queued" => Some(epoch.saturating_add(settle)),
+                _ => None,
+            })
+            .collect();
+        let mut ahead: u64 = 0;
+        for d in pending
+            .get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            ahead = ahead.saturating_add(d.get("amount").and_then(num_str).unwrap_or(0));
+            let pk = d
+                .get("pubkey")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_lowercase();
+            if queued.contains(&pk) {
+                ready.push(
+                    epoch
+                        .saturating_add(ahead.div_ceil(cfg.min_churn.max(1)))
+                        .saturating_add(settle),
+                );
+            }
+        }
+        let wait = ready
+            .iter()
+            .map(|a| {
+                a.saturating_add(cfg.shard_committee_period)
+                    .saturating_sub(epoch)
+            })
+            .min()
+            .unwrap_or(0);
         // Deposits this process sent that the consensus layer has not
         // taken in yet, from the block that included them (before it, the
         // balance read above still holds the ether).
@@ -1039,9 +1128,11 @@ impl ChainAdapter for EthAdapter {
             limits: ChainLimits {
                 min_delegation: wei(deposit::STAKE_0X01_GWEI),
                 max_unbonding_entries: None,
-                // The exit queue as the state shows it, the epochs until
+                // Waiting for a validator old enough to exit, the exit
+                // queue as the state shows it, the epochs until
                 // withdrawable, and the sweep.
                 unbonding_delay_secs: exit_epochs
+                    .saturating_add(wait)
                     .saturating_mul(epoch_secs)
                     .saturating_add(self.s.sweep_delay_secs),
                 delegation_keeps_funds_liquid: false,

@@ -1,18 +1,20 @@
-//! The Ethereum driver of `softstake devnet`: starts the local node the
-//! adapter tests use, funds a throwaway custody key, writes the key file and
-//! the chain's config section, and moves the chain's time with the devnet
-//! clock.
+//! The Ethereum driver of `softstake devnet`: starts anvil and the
+//! executable consensus spec's beacon node (the engine tests' world), funds
+//! the custody key, writes the key file and the chain's config section, and
+//! moves the chain's time with the devnet clock, one slot (one execution
+//! block) at a time.
 
 use softstake_core::ChainId;
 use softstake_testnode::{DevnetChain, Driver, Started, common_section, write_key};
 use std::path::Path;
 
-/// Beacon slot length on the devnet: one epoch (32 slots) is one step.
+/// Beacon slot length on the devnet: a six-hour step is four epochs of
+/// eight slots (the minimal preset), 32 execution blocks.
 const ETH_SLOT_SECS: u64 = 675;
 /// The platform's float for gas, paid in once the pool's books are open.
 const FEE_FLOAT: u128 = 100_000_000_000_000_000;
 
-struct Eth(crate::testnode::EthWorld);
+struct Eth(crate::testnode::SpecWorld);
 
 #[async_trait::async_trait]
 impl Driver for Eth {
@@ -20,7 +22,7 @@ impl Driver for Eth {
         ChainId::Ethereum
     }
     fn node(&self) -> &'static str {
-        "a real execution node (anvil from npm) with the deposit and EIP-7002 contracts, and softstake's Beacon API test server for the consensus layer (no beacon node installs from the registries)"
+        "a real execution node (anvil from npm) with the deposit and EIP-7002 contracts, mining one block per slot for the executable consensus spec (PyPI eth-consensus-specs, Electra, minimal preset) behind the Beacon API (no beacon node installs from the registries)"
     }
     async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
         let w = &self.0;
@@ -32,6 +34,7 @@ impl Driver for Eth {
                 serde_json::json!([{"from": dev, "to": w.custody, "value": format!("0x{FEE_FLOAT:x}")}]),
             )
             .await?;
+        w.beacon.mine().await?;
         w.anvil.receipt(&h).await?;
         let h = h.as_str().ok_or("eth_sendTransaction: no hash")?;
         Ok(Some((h.to_lowercase(), FEE_FLOAT)))
@@ -39,19 +42,60 @@ impl Driver for Eth {
     async fn advance_to(&self, t: i64) -> Result<(), String> {
         let t = u64::try_from(t).unwrap_or(0);
         let b = &self.0.beacon;
-        while b.slot_time(b.head()) + 32 * ETH_SLOT_SECS <= t {
-            self.0.step().await?;
+        let head = b.head().await?;
+        let due = t.saturating_sub(b.slot_time(0).await?) / ETH_SLOT_SECS;
+        if due > head {
+            b.slots(due - head).await?;
         }
         Ok(())
+    }
+    async fn nudge(&self) -> Result<bool, String> {
+        self.0.beacon.mine().await
+    }
+    /// When the next of the custody's validators may exit (activation +
+    /// SHARD_COMMITTEE_PERIOD): a daemon cycling every few minutes asks
+    /// then, so the devnet stops there too.
+    async fn wake_at(&self, now: i64) -> Result<Option<i64>, String> {
+        let b = &self.0.beacon;
+        let custody = self.0.custody.to_lowercase();
+        let sp = b.get("/eth/v1/config/spec").await?;
+        let num = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<u64>().ok());
+        let period = sp
+            .pointer("/data/SHARD_COMMITTEE_PERIOD")
+            .and_then(num)
+            .unwrap_or(256);
+        let spe = sp
+            .pointer("/data/SLOTS_PER_EPOCH")
+            .and_then(num)
+            .unwrap_or(8);
+        let vals = b.get("/eth/v1/beacon/states/head/validators").await?;
+        let mut out: Option<i64> = None;
+        for v in vals["data"].as_array().into_iter().flatten() {
+            let wc = v["validator"]["withdrawal_credentials"]
+                .as_str()
+                .unwrap_or("");
+            let Some(a) = num(&v["validator"]["activation_epoch"]) else {
+                continue;
+            };
+            if !wc.ends_with(&custody[2..]) || a == u64::MAX {
+                continue;
+            }
+            let t = i64::try_from(b.slot_time((a + period) * spe).await?).unwrap_or(i64::MAX);
+            if t > now && out.is_none_or(|o| t < o) {
+                out = Some(t);
+            }
+        }
+        Ok(out)
     }
 }
 
 /// Ethereum: anvil with the deposit and withdrawal-request contracts, and
-/// the Beacon API test server. The custody key and the validators' deposit
-/// data are the public test vectors' (tests/vectors/eth): deposit data is
-/// signed by BLS keys, which the devnet does not generate.
+/// the consensus spec's beacon node. The custody key and the validators'
+/// deposit data are the public test vectors' (tests/vectors/eth): deposit
+/// data is signed by BLS keys, which the devnet does not generate (the
+/// spec checks those signatures).
 async fn ethereum(dir: &Path, t0: i64) -> Result<Started, String> {
-    use crate::testnode::{EthWorld, REQUESTS, vectors};
+    use crate::testnode::{REQUESTS, SpecOptions, SpecWorld, vectors};
     let unit = 1_000_000_000_000_000_000u128;
     let liabilities = 100 * unit;
     let deposits = dir.join("eth-deposits");
@@ -59,19 +103,19 @@ async fn ethereum(dir: &Path, t0: i64) -> Result<Started, String> {
     // Exactly what users hold: the platform's gas float comes later, as a
     // declared transfer (Driver::fund_fees). The two 0x01 validators (32
     // ETH each).
-    let w = EthWorld::start_at(
-        liabilities,
-        &[0, 2],
-        &deposits,
-        u64::try_from(t0).unwrap_or(0),
-        ETH_SLOT_SECS,
-    )
-    .await?;
+    let opts = SpecOptions {
+        validators: 16,
+        slot_secs: ETH_SLOT_SECS,
+        genesis_time: u64::try_from(t0).unwrap_or(0),
+        mev_every: 2,
+        ..SpecOptions::default()
+    };
+    let w = SpecWorld::start(liabilities, &[0, 2], &deposits, &opts).await?;
     let key_hex = vectors()["custody_key_hex"]
         .as_str()
         .unwrap_or("")
         .to_owned();
-    let (bound, deposit_contract) = (w.beacon_addr, w.deposit_contract.clone());
+    let (bound, deposit_contract) = (w.beacon.addr, w.deposit_contract.clone());
     let key_file = write_key(dir, "ethereum.key", &key_hex)?;
     let mut section = common_section(&w.anvil.url, &key_file, &["op-a"], "1", "1000");
     section.push_str(&format!(
@@ -90,21 +134,33 @@ async fn ethereum(dir: &Path, t0: i64) -> Result<Started, String> {
     })
 }
 
-/// What the node needs installed, when it is missing.
+/// What the nodes need installed, when they are missing: anvil (npm in
+/// tests/vectors/eth) and the consensus spec's Python (scripts/eth-spec-venv).
 fn install(root: &Path) -> Option<(&'static str, std::process::Command)> {
-    if crate::testnode::anvil_path().is_ok() {
+    let anvil = crate::testnode::anvil_path().is_ok();
+    let spec = crate::testnode::spec_python().is_ok();
+    if anvil && spec {
         return None;
     }
-    let mut cmd = std::process::Command::new("npm");
-    cmd.args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(root.join("tests/vectors/eth"));
-    Some(("anvil (npm)", cmd))
+    let mut script = String::from("set -e\n");
+    if !anvil {
+        script.push_str("(cd tests/vectors/eth && npm ci --no-audit --no-fund)\n");
+    }
+    if !spec {
+        script.push_str("scripts/eth-spec-venv >/dev/null\n");
+    }
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args(["-c", &script]).current_dir(root);
+    Some((
+        "anvil (npm) and the consensus spec (PyPI eth-consensus-specs)",
+        cmd,
+    ))
 }
 
 /// The Ethereum chain in `softstake devnet`.
 pub static DEVNET: DevnetChain = DevnetChain {
     chain: ChainId::Ethereum,
-    starting: "starting anvil and the Beacon API test server",
+    starting: "starting anvil and the consensus spec's beacon node",
     sets_start_time: false,
     install,
     start: |dir, t0, _rng| Box::pin(async move { Ok((ethereum(dir, t0).await?, t0)) }),

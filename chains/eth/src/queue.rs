@@ -41,6 +41,9 @@ pub struct QueueConfig {
     pub max_churn: u64,
     /// EFFECTIVE_BALANCE_INCREMENT (gwei).
     pub increment: u64,
+    /// SHARD_COMMITTEE_PERIOD (epochs a validator must be active before
+    /// the chain takes an exit or withdrawal request for it).
+    pub shard_committee_period: u64,
 }
 
 impl QueueConfig {
@@ -51,6 +54,7 @@ impl QueueConfig {
         min_churn: 128_000_000_000,
         max_churn: 256_000_000_000,
         increment: 1_000_000_000,
+        shard_committee_period: 256,
     };
 }
 

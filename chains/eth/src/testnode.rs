@@ -619,6 +619,9 @@ async fn spec(State(b): State<BeaconServer>) -> Json<Value> {
             ("SECONDS_PER_SLOT", s.seconds_per_slot.to_string()),
             ("SLOTS_PER_EPOCH", s.slots_per_epoch.to_string()),
             ("MIN_VALIDATOR_WITHDRAWABILITY_DELAY", "256".into()),
+            // This model lets a validator exit as soon as it is active (the
+            // spec node keeps the real rule).
+            ("SHARD_COMMITTEE_PERIOD", "0".into()),
             ("GENESIS_FORK_VERSION", s.fork_version.clone()),
         ] {
             v["data"][k] = json!(x);
@@ -1102,6 +1105,22 @@ impl SpecBeacon {
             .as_str()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("test/slots answered {v}"))
+    }
+
+    /// Mines an execution block between two slots (the mempool included,
+    /// no slot passes; the next beacon block takes its requests); `false`
+    /// when no second fits before the next slot.
+    pub async fn mine(&self) -> Result<bool, String> {
+        let v: Value = self
+            .http
+            .post(format!("{}/test/mine", self.url))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(v["mined"].as_bool().unwrap_or(false))
     }
 
     /// Advances to the first slot of the next epoch; the new head slot.

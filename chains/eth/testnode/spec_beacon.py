@@ -44,7 +44,9 @@ side checks every answer against the pinned document): genesis, config
 spec, headers/head, states/{id}/validators (GET and POST, ids and
 statuses), v2 blocks/{id}, states/{id}/pending_deposits,
 states/{id}/pending_partial_withdrawals. Test controls: POST /test/slots
-{"n": N} advances N slots; GET /test/queue the exit queue's own fields.
+{"n": N} advances N slots; POST /test/mine mines an execution block
+between two slots (its requests go to the next beacon block); GET
+/test/queue the exit queue's own fields.
 
 Prints "listening on PORT" once it serves.
 """
@@ -143,7 +145,8 @@ class Chain:
         latest = self.el("eth_getBlockByNumber", ["latest", False])
         self.sps = spec.config.SLOT_DURATION_MS // 1000
         state.genesis_time = max(a.genesis_time, int(latest["timestamp"], 16))
-        self.genesis_block = int(latest["number"], 16)
+        # The last execution block whose requests the beacon chain took.
+        self.taken = int(latest["number"], 16)
         self.state = state
         self.states = {0: state.copy()}
         self.blocks = {}
@@ -251,8 +254,9 @@ class Chain:
         deposits = []
         logs = self.el(
             "eth_getLogs",
-            [{"address": self.deposit_contract, "fromBlock": hex(number), "toBlock": hex(number)}],
+            [{"address": self.deposit_contract, "fromBlock": hex(self.taken + 1), "toBlock": hex(number)}],
         )
+        self.taken = number
         for log in logs:
             data = bytes.fromhex(log["data"][2:])
 
@@ -302,6 +306,20 @@ class Chain:
         self.states[slot] = st.copy()
         for old in [s for s in self.states if s < slot - 512]:
             del self.states[old]
+
+    def mine_between_slots(self):
+        """An execution block between two slots (what the devnet's nudge
+        asks for: its mempool included without moving time by a slot). Its
+        deposits and EIP-7002 requests are taken by the next slot's beacon
+        block (the system call there dequeues everything queued so far)."""
+        latest = self.el("eth_getBlockByNumber", ["latest", False])
+        t = int(latest["timestamp"], 16) + 1
+        nxt = int(self.state.genesis_time) + (int(self.state.slot) + 1) * self.sps
+        if t >= nxt:
+            return False
+        self.el("anvil_setCoinbase", [OTHERS])
+        self.el("evm_mine", [t])
+        return True
 
     def state_at(self, sid):
         if sid in ("head", "justified"):
@@ -405,6 +423,8 @@ def main():
                     for _ in range(n):
                         chain.step()
                     return self.send(200, {"head": str(int(chain.state.slot))})
+                if method == "POST" and path == "/test/mine":
+                    return self.send(200, {"mined": chain.mine_between_slots()})
                 if path == "/test/queue":
                     return self.send(200, chain.queue())
                 if path == "/eth/v1/beacon/genesis":

@@ -243,13 +243,22 @@ async fn a_full_exit_follows_the_specs_queue_and_its_eta() {
     let s = scene(&[0]).await;
     s.land(s.build(delegate(32 * ETH)).await.unwrap()).await;
     s.until(0, "active_ongoing", 20).await;
-    // The spec lets a validator exit only after SHARD_COMMITTEE_PERIOD.
+    // The spec lets a validator exit only after SHARD_COMMITTEE_PERIOD and
+    // ignores (fee paid, no error) a request before: none is signed, and
+    // the ETA promised meanwhile waits for it.
+    let e = s.build(undelegate(32 * ETH)).await.unwrap_err();
+    assert!(
+        matches!(&e, AdapterError::TryLater(m) if m.contains("SHARD_COMMITTEE_PERIOD")),
+        "{e:?}"
+    );
+    let young = s.both().await.limits.unbonding_delay_secs;
     let activation = epoch_of(&s.validator(0).await, "activation_epoch");
     while s.epoch().await < activation + 4 {
         s.w.beacon.next_epoch().await.unwrap();
     }
     let p = s.both().await;
     let promised = p.limits.unbonding_delay_secs;
+    assert!(young > promised, "a young validator's exit waits: {young} vs {promised}");
     let asked_at = s.w.beacon.head().await.unwrap();
     let queue = s.w.beacon.queue().await.unwrap();
     s.land(s.build(undelegate(32 * ETH)).await.unwrap()).await;

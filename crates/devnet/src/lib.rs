@@ -505,6 +505,14 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
                 }
             }
         }
+        for s in &started {
+            if let Some(t) = s.driver.wake_at(now).await?
+                && t > now
+                && t < next
+            {
+                next = t;
+            }
+        }
         // The daemon's clock moves first: a chain never runs ahead of it
         // (a reward ending after the daemon's now is refused as from the
         // future).

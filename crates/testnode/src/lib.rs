@@ -272,6 +272,13 @@ pub trait Driver: Send + Sync {
     async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
         Ok(None)
     }
+    /// The next devnet time after `now` at which the chain changes what
+    /// the daemon may do (on Ethereum: a validator becomes old enough to
+    /// exit), so the devnet's clock stops there as a daemon's cycles
+    /// would; `None`: no such moment.
+    async fn wake_at(&self, _now: i64) -> Result<Option<i64>, String> {
+        Ok(None)
+    }
 }
 
 /// Starts a devnet chain's node at devnet time `t0`, funds a throwaway
