@@ -665,3 +665,62 @@ async fn top_up(
         .unwrap();
     tx
 }
+
+/// A transaction the node keeps in its pool after the base fee overtook
+/// what it pays (geth keeps such a transaction until the base fee falls)
+/// is reported stuck; the engine signs the same operation again at today's
+/// price, the pool replaces the held version with it, and only the new one
+/// is included. Both versions stay in the journal. (The simulated chain
+/// proves the engine's rule; on Ethereum the adapter reports `Stuck` when
+/// the node holds a transaction whose max fee is under the latest base
+/// fee, which anvil cannot show: it drops such a transaction, and the
+/// adapter's refusal path replaces it then, see eth_spec_engine.)
+#[tokio::test]
+async fn a_transaction_held_below_the_base_fee_is_replaced_and_only_the_replacement_lands() {
+    on_both(|store| async move {
+        users(&store).await;
+        let (s, c) = sim();
+        let e = engine(&store, &s, &c, cfg());
+        let r = e.cycle().await.unwrap();
+        let sent: Vec<_> = r.ops.iter().filter(|o| o.event == "broadcast").collect();
+        assert_eq!(sent.len(), 1, "{:?}", r.ops);
+        let id = sent[0].id.clone();
+        let old_tx = store
+            .journal_get(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .tx_id
+            .unwrap();
+        // The base fee rises before a block includes it: held, not included.
+        s.raise_base_fee(1);
+        s.advance(60);
+        assert_eq!((s.mempool_len(), s.included_count()), (1, 0));
+        let r = e.cycle().await.unwrap();
+        let ev = r.ops.iter().find(|o| o.id == id).unwrap();
+        assert_eq!(ev.event, "replaced", "{:?}", r.ops);
+        let now = store.journal_get(&id).await.unwrap().unwrap();
+        let new_tx = now.tx_id.clone().unwrap();
+        assert_ne!(new_tx, old_tx);
+        let attempts = store.journal_attempts(&id).await.unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].tx_id, old_tx);
+        assert!(
+            attempts[0].reason.contains("below the base fee"),
+            "{}",
+            attempts[0].reason
+        );
+        // The pool holds only the replacement, which the next block takes.
+        assert_eq!(s.mempool_len(), 1);
+        s.advance(60);
+        e.cycle().await.unwrap();
+        let done = store.journal_get(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (done.state, done.tx_id.as_deref()),
+            (OpState::Confirmed, Some(new_tx.as_str()))
+        );
+        assert_eq!(s.included_count(), 1, "exactly one version landed");
+        assert_eq!(s.audit().broadcasts[&id].len(), 2);
+    })
+    .await;
+}

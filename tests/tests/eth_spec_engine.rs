@@ -183,3 +183,100 @@ async fn the_engine_on_the_consensus_spec_stakes_earns_books_mev_once_and_exits_
     })
     .await;
 }
+
+/// Issue 22: deposits waiting in the pool when the base fee overtakes
+/// their fee cap. anvil, like reth, drops them from its pool (geth would
+/// keep them: the adapter then reports them `Stuck`, and the engine's rule
+/// for that is shown on the simulated chain in tests/tests/engine.rs). The
+/// next cycle finds them gone, sends the journaled bytes again, is refused
+/// for the fee, and signs each deposit again under its nonce at today's
+/// price; exactly one version of each lands. Both databases, books exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deposits_priced_out_of_the_pool_by_the_base_fee_are_signed_again_under_their_nonces() {
+    on_both(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let run = Run::start(&store, dir.path()).await;
+        let r = run.engine().cycle().await.unwrap();
+        let sent: Vec<_> = r.ops.iter().filter(|o| o.event == "broadcast").collect();
+        assert_eq!(sent.len(), 2, "{:?}", r.ops);
+        let ops = store.journal_open(ChainId::Ethereum).await.unwrap();
+        let max_fee = ops
+            .iter()
+            .map(|o| {
+                softstake_chain_eth::tx::fees_of(o.signed_bytes.as_ref().unwrap())
+                    .unwrap()
+                    .1
+            })
+            .max()
+            .unwrap();
+        // The next block's base fee is three times their cap: the block is
+        // made without them, and anvil drops them.
+        let anvil = &run.w.anvil;
+        anvil
+            .call(
+                "anvil_setNextBlockBaseFeePerGas",
+                serde_json::json!([format!("{:#x}", max_fee * 3)]),
+            )
+            .await
+            .unwrap();
+        run.w.beacon.slots(1).await.unwrap();
+        for o in &ops {
+            let tx = o.tx_id.clone().unwrap();
+            let held = anvil
+                .call("eth_getTransactionByHash", serde_json::json!([tx]))
+                .await
+                .unwrap();
+            assert!(held.is_null(), "anvil dropped {tx}");
+            let receipt = anvil
+                .call("eth_getTransactionReceipt", serde_json::json!([tx]))
+                .await
+                .unwrap();
+            assert!(receipt.is_null(), "{tx} was not included");
+        }
+        // Gone: sent again, refused for the fee, signed again under its
+        // nonce.
+        let r = run.engine().cycle().await.unwrap();
+        let replaced: Vec<_> = r.ops.iter().filter(|o| o.event == "replaced").collect();
+        assert_eq!(replaced.len(), 2, "{:?}", r.ops);
+        for o in &ops {
+            let now = store.journal_get(&o.id).await.unwrap().unwrap();
+            let (n1, _, _) =
+                softstake_chain_eth::tx::fees_of(o.signed_bytes.as_ref().unwrap()).unwrap();
+            let (n2, max2, _) =
+                softstake_chain_eth::tx::fees_of(now.signed_bytes.as_ref().unwrap()).unwrap();
+            assert_eq!(n1, n2, "same nonce");
+            assert!(max2 > max_fee * 3, "{max2}");
+            let attempts = store.journal_attempts(&o.id).await.unwrap();
+            assert_eq!(attempts.len(), 1, "{attempts:?}");
+            assert!(
+                attempts[0].reason.contains("less than block base fee"),
+                "{}",
+                attempts[0].reason
+            );
+        }
+        for _ in 0..3 {
+            run.step().await;
+        }
+        let all = store
+            .journal_list(ChainId::Ethereum, None, 100)
+            .await
+            .unwrap();
+        let confirmed: Vec<_> = all
+            .iter()
+            .filter(|o| o.kind.name() == "delegate" && o.state == OpState::Confirmed)
+            .collect();
+        assert_eq!(confirmed.len(), 2, "{all:?}");
+        for o in &confirmed {
+            let was = ops.iter().find(|x| x.id == o.id).unwrap();
+            assert_ne!(o.tx_id, was.tx_id, "the replacement landed");
+        }
+        let pool = run.step().await.pool.unwrap();
+        assert_eq!(
+            pool.delegations[0].active.base() + pool.delegations[0].activating.base(),
+            64 * ETH,
+            "both validators funded once: {pool:?}"
+        );
+        softstake_tests::assert_every_snapshot_explained(&store, ChainId::Ethereum, 3).await;
+    })
+    .await;
+}

@@ -1547,10 +1547,23 @@ impl ChainAdapter for EthAdapter {
             .el("eth_getTransactionByHash", json!([req.tx_id]))
             .await?;
         if !t.is_null() {
-            return Ok(LookupResponse {
-                status: TxStatus::Pending,
-                head_time,
-            });
+            // Held in the pool under a fee cap the base fee has overtaken
+            // (geth keeps it until the base fee falls): stuck, to be
+            // replaced under its nonce at today's price.
+            let cap = t.get("maxFeePerGas").and_then(hex_u128);
+            let block = self
+                .el("eth_getBlockByNumber", json!(["latest", false]))
+                .await?;
+            let base = block.get("baseFeePerGas").and_then(hex_u128);
+            let status = match (cap, base) {
+                (Some(cap), Some(base)) if cap < base => TxStatus::Stuck {
+                    reason: format!(
+                        "held by the node with a max fee per gas of {cap} wei, below the base fee of {base}: it cannot be included until the base fee falls"
+                    ),
+                },
+                _ => TxStatus::Pending,
+            };
+            return Ok(LookupResponse { status, head_time });
         }
         if let Some(bytes) = req.signed_bytes {
             let nonce = tx::decode_nonce(&bytes)

@@ -258,7 +258,10 @@ async fn a_full_exit_follows_the_specs_queue_and_its_eta() {
     }
     let p = s.both().await;
     let promised = p.limits.unbonding_delay_secs;
-    assert!(young > promised, "a young validator's exit waits: {young} vs {promised}");
+    assert!(
+        young > promised,
+        "a young validator's exit waits: {young} vs {promised}"
+    );
     let asked_at = s.w.beacon.head().await.unwrap();
     let queue = s.w.beacon.queue().await.unwrap();
     s.land(s.build(undelegate(32 * ETH)).await.unwrap()).await;

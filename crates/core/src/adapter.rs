@@ -523,6 +523,14 @@ pub enum TxStatus {
     },
     /// Seen by the node but not yet included.
     Pending,
+    /// Held by the node, but it cannot be included at the price it pays
+    /// (an EIP-1559 fee cap under the base fee: geth keeps it in its pool
+    /// until the base fee falls). The engine signs a replacement under the
+    /// same sequence at today's price.
+    Stuck {
+        /// Why, in the chain's terms.
+        reason: String,
+    },
     /// Unknown to the chain.
     NotFound,
     /// Unknown to the chain and can never be included any more (past its

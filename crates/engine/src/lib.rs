@@ -1286,6 +1286,25 @@ impl Engine {
                         events.push(event(&op.id, name, OpEventKind::Pending, None));
                     }
                 }
+                // Priced out while the node holds it: a version under the
+                // same sequence at today's price (the held one stays in
+                // the journal; whichever lands is the operation's).
+                Recovery::Replace(why) => {
+                    let (Some(bytes), Some(tx_id)) = (op.signed_bytes.clone(), op.tx_id.clone())
+                    else {
+                        return Err(EngineError::Inconsistent(format!(
+                            "operation {} is {} without journaled bytes",
+                            op.id,
+                            op.state.as_str()
+                        )));
+                    };
+                    let previous = SignedOperation {
+                        bytes,
+                        tx_id,
+                        valid_until: op.valid_until,
+                    };
+                    events.push(self.resign(&op, previous, &why).await?);
+                }
                 Recovery::Sign if !self.compared.load(std::sync::atomic::Ordering::SeqCst) => {
                     events.push(event(
                         &op.id,

@@ -132,6 +132,9 @@ pub enum Recovery {
     Rebroadcast,
     /// Seen but not yet included: wait.
     Wait,
+    /// Held by the node but priced out: sign a replacement under the same
+    /// sequence at today's price.
+    Replace(String),
     /// Waiting for an operator.
     AwaitApproval,
 }
@@ -152,6 +155,7 @@ pub fn recovery_action(
             Some(TxStatus::Confirmed { .. }) => Recovery::Confirm,
             Some(TxStatus::Failed { reason }) => Recovery::Fail(reason.clone()),
             Some(TxStatus::Pending) => Recovery::Wait,
+            Some(TxStatus::Stuck { reason }) => Recovery::Replace(reason.clone()),
             Some(TxStatus::Expired) => Recovery::Expire,
             Some(TxStatus::NotFound) | None => match op.valid_until {
                 Some(t) if head_time > t => Recovery::Expire,
@@ -168,7 +172,7 @@ fn found_state(tx_id: &str, status: &TxStatus) -> Result<(OpState, Option<String
     match status {
         TxStatus::Confirmed { .. } => Ok((OpState::Confirmed, None)),
         TxStatus::Failed { reason } => Ok((OpState::Failed, Some(reason.clone()))),
-        TxStatus::Pending => Ok((OpState::Broadcast, None)),
+        TxStatus::Pending | TxStatus::Stuck { .. } => Ok((OpState::Broadcast, None)),
         TxStatus::NotFound | TxStatus::Expired => Err(StoreError::Invalid(format!(
             "transaction {tx_id:?} is not on chain: there is nothing to record"
         ))),

@@ -103,6 +103,9 @@ pub struct SimTx {
     pub nonce: u64,
     /// Last second at which it can be included.
     pub valid_until: Option<i64>,
+    /// The fee level it pays (see [`SimChain::raise_base_fee`]).
+    #[serde(default)]
+    pub fee: u32,
 }
 
 #[derive(Debug)]
@@ -133,6 +136,10 @@ struct State {
     /// Whether `identify` names the journal id a transaction carries (a
     /// memo, as Cosmos can), or not (as Ethereum cannot).
     memo: bool,
+    /// The base fee level: a transaction paying less is kept in the
+    /// mempool and never included (as geth keeps one whose fee cap the
+    /// base fee overtook), and new signatures pay this level.
+    base_fee: u32,
     audit: Audit,
 }
 
@@ -223,6 +230,7 @@ impl SimChain {
             missed_reward_events: 0,
             pending_losses: Vec::new(),
             memo: true,
+            base_fee: 0,
             audit: Audit {
                 deposited: initial.base(),
                 ..Audit::default()
@@ -379,6 +387,17 @@ impl SimChain {
         self.st().rewards.clone()
     }
 
+    /// Raises the base fee level to `level`: transactions signed at a
+    /// lower level stay in the mempool, reported `Stuck`, until replaced.
+    pub fn raise_base_fee(&self, level: u32) {
+        self.st().base_fee = level;
+    }
+
+    /// Transactions included so far.
+    pub fn included_count(&self) -> usize {
+        self.st().included.len()
+    }
+
     /// Transactions waiting in the mempool.
     pub fn mempool_len(&self) -> usize {
         self.st().mempool.len()
@@ -441,6 +460,11 @@ impl State {
         for (id, tx) in txs {
             if tx.valid_until.is_some_and(|v| v < now) {
                 continue; // expired: can never be included
+            }
+            if tx.fee < self.base_fee {
+                // Priced out: kept, not included.
+                self.mempool.insert(id, tx);
+                continue;
             }
             let status = self.apply(&id, &tx, now);
             if matches!(status, TxStatus::Confirmed { .. }) {
@@ -672,6 +696,41 @@ impl ChainAdapter for SimChain {
             kind: req.kind,
             nonce: st.nonce,
             valid_until: st.params.validity_secs.map(|v| now + v),
+            fee: st.base_fee,
+        };
+        let bytes = serde_json::to_vec(&tx).map_err(|e| AdapterError::Config(e.to_string()))?;
+        Ok(SignedOperation {
+            tx_id: tx_id(&bytes),
+            valid_until: tx.valid_until.map(Timestamp::from_unix),
+            bytes,
+        })
+    }
+
+    /// The same transaction at today's base fee level, while the priced-out
+    /// version is not included.
+    async fn replace(
+        &self,
+        req: softstake_core::adapter::ReplaceRequest,
+    ) -> Result<SignedOperation, AdapterError> {
+        self.maybe_rpc_error()?;
+        let prev: SimTx = serde_json::from_slice(&req.previous.bytes)
+            .map_err(|e| AdapterError::InvalidRequest(format!("undecodable transaction: {e}")))?;
+        let mut st = self.st();
+        if st.included.contains_key(&req.previous.tx_id) {
+            return Err(AdapterError::TryLater(
+                "the previous version is included".into(),
+            ));
+        }
+        if st.base_fee <= prev.fee {
+            return Err(AdapterError::TryLater(
+                "the base fee is not above the previous version's".into(),
+            ));
+        }
+        st.nonce += 1;
+        let tx = SimTx {
+            nonce: st.nonce,
+            fee: st.base_fee,
+            ..prev
         };
         let bytes = serde_json::to_vec(&tx).map_err(|e| AdapterError::Config(e.to_string()))?;
         Ok(SignedOperation {
@@ -705,6 +764,11 @@ impl ChainAdapter for SimChain {
             st.audit.dropped += 1;
             return Ok(BroadcastResponse { tx_id: id });
         }
+        // A replacement (same operation, a higher fee) takes the held
+        // version's place, as a pool replaces under the same nonce.
+        let op = tx.op_id.clone();
+        let fee = tx.fee;
+        st.mempool.retain(|_, t| t.op_id != op || t.fee >= fee);
         st.mempool.insert(id.clone(), tx);
         if st.rng.chance(lose) {
             st.audit.lost_responses += 1;
@@ -721,8 +785,17 @@ impl ChainAdapter for SimChain {
         let st = self.st();
         let status = if let Some((s, _)) = st.included.get(&req.tx_id) {
             s.clone()
-        } else if st.mempool.contains_key(&req.tx_id) {
-            TxStatus::Pending
+        } else if let Some(tx) = st.mempool.get(&req.tx_id) {
+            if tx.fee < st.base_fee {
+                TxStatus::Stuck {
+                    reason: format!(
+                        "held at fee level {}, below the base fee level {}",
+                        tx.fee, st.base_fee
+                    ),
+                }
+            } else {
+                TxStatus::Pending
+            }
         } else {
             TxStatus::NotFound
         };
