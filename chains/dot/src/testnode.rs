@@ -86,10 +86,16 @@ impl Chopsticks {
     }
 
     async fn start_in(mode: &str) -> Result<Self, String> {
+        Self::start_spec(&paseo_spec_path()?, mode).await
+    }
+
+    /// Starts chopsticks on the raw chain spec at `spec` in block mode
+    /// `mode` ("Instant", "Batch" or "Manual").
+    pub async fn start_spec(spec: &std::path::Path, mode: &str) -> Result<Self, String> {
         let mut cmd = tokio::process::Command::new("node");
         cmd.arg(chopsticks_path()?)
             .arg("--genesis")
-            .arg(paseo_spec_path()?)
+            .arg(spec)
             .args([
                 "--host",
                 "127.0.0.1",
@@ -286,4 +292,41 @@ impl Chopsticks {
             .map(|a| subxt::utils::AccountId32(a).to_string())
             .collect())
     }
+}
+
+/// The Westend Asset Hub runtime softstake's Polkadot work targets
+/// (chains/dot/runtime: built once by scripts/build-asset-hub-runtime from
+/// crates.io `asset-hub-westend-runtime` 0.57.0, spec 1_025_002, with
+/// pallet-staking-async), compact and compressed.
+pub fn asset_hub_wasm_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("runtime/asset-hub-westend-1025002.compact.compressed.wasm")
+}
+
+/// Writes a raw development chain spec for the runtime at `wasm` to `out`,
+/// built by the runtime's own GenesisBuilder with its `preset`
+/// (testnode/ah-genesis.mjs); returns what it printed ("spec NAME
+/// VERSION").
+pub async fn runtime_chain_spec(
+    wasm: &std::path::Path,
+    preset: &str,
+    out: &std::path::Path,
+) -> Result<String, String> {
+    chopsticks_path()?;
+    let o = tokio::process::Command::new("node")
+        .arg("ah-genesis.mjs")
+        .arg(wasm)
+        .arg(preset)
+        .arg(out)
+        .current_dir(testnode_dir())
+        .output()
+        .await
+        .map_err(|e| format!("node ah-genesis.mjs: {e}"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "ah-genesis.mjs failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
 }
