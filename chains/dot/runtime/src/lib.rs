@@ -1,0 +1,2 @@
+#![no_std]
+pub use wasm_project::*;
