@@ -87,29 +87,15 @@ impl EthWorld {
         genesis_time: u64,
         slot_secs: u64,
     ) -> Result<EthWorld, String> {
-        let v = vectors();
         let anvil = Anvil::start().await?;
         let deposit_contract = anvil
-            .deploy(v["deposit_contract_bytecode"].as_str().unwrap_or(""))
-            .await?;
-        anvil
-            .set_code(
-                REQUESTS,
-                v["withdrawal_request_runtime"].as_str().unwrap_or(""),
+            .deploy(
+                vectors()["deposit_contract_bytecode"]
+                    .as_str()
+                    .unwrap_or(""),
             )
             .await?;
-        let custody = Self::key()?.address().to_checksum(None);
-        anvil.set_balance(&custody, balance).await?;
-        let all = v["deposit_data"].as_array().cloned().unwrap_or_default();
-        let pick: Vec<Value> = entries
-            .iter()
-            .filter_map(|i| all.get(*i).cloned())
-            .collect();
-        std::fs::write(
-            dir.join("deposit_data-1.json"),
-            serde_json::to_string(&pick).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
+        let custody = furnish(&anvil, balance, entries, dir).await?;
         let beacon = BeaconServer::new(genesis_time, slot_secs, 32, "0x10000038");
         beacon.follow_execution(&anvil.url);
         let beacon_addr = beacon
@@ -155,6 +141,38 @@ impl EthWorld {
         )
         .await
     }
+}
+
+/// What every test chain has beside the deposit contract: the EIP-7002
+/// contract at its address, the vectors' custody key funded with
+/// `balance` wei, and the vectors' deposit data entries `entries` written
+/// to `dir`; returns the custody address (checksummed).
+async fn furnish(
+    anvil: &Anvil,
+    balance: u128,
+    entries: &[usize],
+    dir: &std::path::Path,
+) -> Result<String, String> {
+    let v = vectors();
+    anvil
+        .set_code(
+            REQUESTS,
+            v["withdrawal_request_runtime"].as_str().unwrap_or(""),
+        )
+        .await?;
+    let custody = EthWorld::key()?.address().to_checksum(None);
+    anvil.set_balance(&custody, balance).await?;
+    let all = v["deposit_data"].as_array().cloned().unwrap_or_default();
+    let pick: Vec<Value> = entries
+        .iter()
+        .filter_map(|i| all.get(*i).cloned())
+        .collect();
+    std::fs::write(
+        dir.join("deposit_data-1.json"),
+        serde_json::to_string(&pick).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(custody)
 }
 
 /// The adapter's settings for a test world: anvil (or any endpoints) with
@@ -245,6 +263,12 @@ impl Anvil {
 
     /// Deploys `bytecode` (0x-less hex) from the dev account; returns the address.
     pub async fn deploy(&self, bytecode: &str) -> Result<String, String> {
+        self.deploy_in_block(bytecode, false).await
+    }
+
+    /// [`Anvil::deploy`], mining a block for it when `mine` (anvil started
+    /// with `--no-mining`).
+    pub async fn deploy_in_block(&self, bytecode: &str, mine: bool) -> Result<String, String> {
         let from = self.dev_account().await?;
         let hash = self
             .call(
@@ -252,6 +276,9 @@ impl Anvil {
                 json!([{"from": from, "data": format!("0x{bytecode}"), "gas": "0x500000"}]),
             )
             .await?;
+        if mine {
+            self.call("evm_mine", json!([])).await?;
+        }
         let r = self.receipt(&hash).await?;
         r["contractAddress"]
             .as_str()
@@ -647,24 +674,18 @@ async fn validators(
     Path(state): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, (axum::http::StatusCode, String)> {
-    let ids: Vec<String> = body
-        .get("ids")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_lowercase))
-                .collect()
-        })
-        .unwrap_or_default();
-    let statuses: Vec<String> = body
-        .get("statuses")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let strings = |k: &str| -> Vec<String> {
+        body.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ids: Vec<String> = strings("ids").iter().map(|x| x.to_lowercase()).collect();
+    let statuses = strings("statuses");
     let template = example("POST", "/eth/v1/beacon/states/head/validators");
     b.with(|s| {
         let slot = match state.as_str() {
@@ -1088,19 +1109,23 @@ impl SpecBeacon {
         })
     }
 
-    /// Advances `n` slots (one execution block each); the new head slot.
-    pub async fn slots(&self, n: u64) -> Result<u64, String> {
-        let v: Value = self
-            .http
-            .post(format!("{}/test/slots", self.url))
-            .json(&json!({"n": n}))
+    /// A test control: POST `path` with `body` to the node itself.
+    async fn control(&self, path: &str, body: Value) -> Result<Value, String> {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
             .timeout(Duration::from_secs(600))
             .send()
             .await
             .map_err(|e| e.to_string())?
             .json()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    }
+
+    /// Advances `n` slots (one execution block each); the new head slot.
+    pub async fn slots(&self, n: u64) -> Result<u64, String> {
+        let v = self.control("/test/slots", json!({"n": n})).await?;
         v["head"]
             .as_str()
             .and_then(|s| s.parse().ok())
@@ -1111,15 +1136,7 @@ impl SpecBeacon {
     /// no slot passes; the next beacon block takes its requests); `false`
     /// when no second fits before the next slot.
     pub async fn mine(&self) -> Result<bool, String> {
-        let v: Value = self
-            .http
-            .post(format!("{}/test/mine", self.url))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let v = self.control("/test/mine", json!({})).await?;
         Ok(v["mined"].as_bool().unwrap_or(false))
     }
 
@@ -1248,39 +1265,16 @@ impl SpecWorld {
         dir: &std::path::Path,
         opts: &SpecOptions,
     ) -> Result<SpecWorld, String> {
-        let v = vectors();
         let anvil = Anvil::start_with(&["--no-mining"]).await?;
-        let from = anvil.dev_account().await?;
-        let hash = anvil
-            .call(
-                "eth_sendTransaction",
-                json!([{"from": from, "data": format!("0x{}", v["deposit_contract_bytecode"].as_str().unwrap_or("")), "gas": "0x500000"}]),
+        let deposit_contract = anvil
+            .deploy_in_block(
+                vectors()["deposit_contract_bytecode"]
+                    .as_str()
+                    .unwrap_or(""),
+                true,
             )
             .await?;
-        anvil.call("evm_mine", json!([])).await?;
-        let r = anvil.receipt(&hash).await?;
-        let deposit_contract = r["contractAddress"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("deployment failed: {r}"))?;
-        anvil
-            .set_code(
-                REQUESTS,
-                v["withdrawal_request_runtime"].as_str().unwrap_or(""),
-            )
-            .await?;
-        let custody = EthWorld::key()?.address().to_checksum(None);
-        anvil.set_balance(&custody, balance).await?;
-        let all = v["deposit_data"].as_array().cloned().unwrap_or_default();
-        let pick: Vec<Value> = entries
-            .iter()
-            .filter_map(|i| all.get(*i).cloned())
-            .collect();
-        std::fs::write(
-            dir.join("deposit_data-1.json"),
-            serde_json::to_string(&pick).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
+        let custody = furnish(&anvil, balance, entries, dir).await?;
         let beacon = SpecBeacon::start(&anvil, &deposit_contract, opts).await?;
         Ok(SpecWorld {
             anvil,

@@ -1290,20 +1290,7 @@ impl Engine {
                 // same sequence at today's price (the held one stays in
                 // the journal; whichever lands is the operation's).
                 Recovery::Replace(why) => {
-                    let (Some(bytes), Some(tx_id)) = (op.signed_bytes.clone(), op.tx_id.clone())
-                    else {
-                        return Err(EngineError::Inconsistent(format!(
-                            "operation {} is {} without journaled bytes",
-                            op.id,
-                            op.state.as_str()
-                        )));
-                    };
-                    let previous = SignedOperation {
-                        bytes,
-                        tx_id,
-                        valid_until: op.valid_until,
-                    };
-                    events.push(self.resign(&op, previous, &why).await?);
+                    events.push(self.resign(&op, journaled(&op)?, &why).await?);
                 }
                 Recovery::Sign if !self.compared.load(std::sync::atomic::Ordering::SeqCst) => {
                     events.push(event(
@@ -1339,19 +1326,7 @@ impl Engine {
                     events.push(event(&op.id, name, OpEventKind::Expired, None));
                 }
                 Recovery::Rebroadcast => {
-                    let (Some(bytes), Some(tx_id)) = (op.signed_bytes.clone(), op.tx_id.clone())
-                    else {
-                        return Err(EngineError::Inconsistent(format!(
-                            "operation {} is {} without journaled bytes",
-                            op.id,
-                            op.state.as_str()
-                        )));
-                    };
-                    let signed = SignedOperation {
-                        bytes,
-                        tx_id,
-                        valid_until: op.valid_until,
-                    };
+                    let signed = journaled(&op)?;
                     let mut e = self.send(&op, signed, op.state).await?;
                     if e.event == OpEventKind::Broadcast {
                         e.event = OpEventKind::Rebroadcast;
@@ -1487,6 +1462,22 @@ pub async fn plan_for(
     )?)
 }
 
+/// The signed version the journal holds for a `signed` or `broadcast`
+/// operation.
+fn journaled(op: &JournalOp) -> Result<SignedOperation, EngineError> {
+    let (Some(bytes), Some(tx_id)) = (op.signed_bytes.clone(), op.tx_id.clone()) else {
+        return Err(EngineError::Inconsistent(format!(
+            "operation {} is {} without journaled bytes",
+            op.id,
+            op.state.as_str()
+        )));
+    };
+    Ok(SignedOperation {
+        bytes,
+        tx_id,
+        valid_until: op.valid_until,
+    })
+}
 fn event(id: &str, kind: &'static str, what: OpEventKind, detail: Option<String>) -> OpEvent {
     OpEvent {
         id: id.to_owned(),
