@@ -11,7 +11,8 @@
 //! - [`request`]: the offline signing request (`softstake tx sign --chain
 //!   ada`), documented in docs/tx-requests.md.
 //! - [`testnode`]: a protocol-faithful test node behind the Blockfrost-shaped
-//!   API (no cardano-node installs here).
+//!   API (no cardano-node installs here); [`emulator`] replays what it was
+//!   sent on an independent ledger (`@blaze-cardano/emulator`).
 //!
 //! No SDK type crosses the crate boundary.
 
@@ -19,6 +20,8 @@ pub mod adapter;
 pub mod cbor;
 #[cfg(feature = "testnode")]
 pub mod devnet;
+#[cfg(feature = "testnode")]
+pub mod emulator;
 pub mod flows;
 pub mod keys;
 pub mod plugin;

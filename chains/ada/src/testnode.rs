@@ -156,6 +156,55 @@ pub struct TestNode {
     cfg: TestNodeConfig,
     ledger: Arc<Mutex<Ledger>>,
     mempool: Arc<Mutex<Mempool>>,
+    journal: Arc<Mutex<Journal>>,
+}
+
+/// Everything submitted to the node, in order, so that an independent
+/// ledger can replay it ([`crate::emulator`]).
+#[derive(Debug, Default)]
+struct Journal {
+    submissions: Vec<Submission>,
+    /// Why the history can no longer be replayed as it is (a rollback, a
+    /// held mempool), if it cannot. A dropped submission is left out: it
+    /// never reached the ledger.
+    broken: Option<&'static str>,
+}
+
+/// A registered stake key ([`TestNode::stake_accounts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StakeAccount {
+    /// The pool it delegates to.
+    pub pool: Option<[u8; 28]>,
+    /// Its vote delegation, as the adapter names it.
+    pub drep: Option<String>,
+    /// The deposit it locked.
+    pub deposit: u64,
+}
+
+/// One entry of the node's submission journal ([`TestNode::submissions`]).
+#[derive(Debug, Clone)]
+pub enum Submission {
+    /// An output the faucet made outside any signed transaction.
+    Faucet {
+        /// Its transaction id (hex); the output is at index 0.
+        tx_hash: String,
+        /// Address bytes.
+        address: Vec<u8>,
+        /// Lovelace.
+        lovelace: u64,
+    },
+    /// A signed transaction and what the node answered.
+    Tx {
+        /// The tip's slot when it arrived (it lands in the next slot).
+        slot: u64,
+        /// The signed transaction.
+        bytes: Vec<u8>,
+        /// Its id, or the ledger rule it broke.
+        verdict: Result<String, String>,
+        /// Every registered stake key's reward balance when it arrived
+        /// (reward address bytes, lovelace).
+        rewards: Vec<(Vec<u8>, u64)>,
+    },
 }
 
 fn err(status: StatusCode, error: &str, message: impl Into<String>) -> (StatusCode, Json<Value>) {
@@ -204,7 +253,56 @@ impl TestNode {
             cfg,
             ledger: Arc::new(Mutex::new(Ledger::default())),
             mempool: Arc::new(Mutex::new(Mempool::default())),
+            journal: Arc::new(Mutex::new(Journal::default())),
         }
+    }
+
+    fn journal<R>(&self, f: impl FnOnce(&mut Journal) -> R) -> R {
+        let mut j = self
+            .journal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut j)
+    }
+
+    /// Every faucet output and every submitted transaction with the node's
+    /// verdict, in order: what an independent ledger replays. Refused once
+    /// the history is no longer a plain sequence of blocks (a rollback,
+    /// held sends).
+    pub fn submissions(&self) -> Result<Vec<Submission>, String> {
+        self.journal(|j| match j.broken {
+            Some(why) => Err(format!("the node's history cannot be replayed: {why}")),
+            None => Ok(j.submissions.clone()),
+        })
+    }
+
+    /// The unspent outputs: (transaction id hex, index, address bytes,
+    /// lovelace), ordered.
+    pub fn utxo_set(&self) -> Vec<(String, u64, Vec<u8>, u64)> {
+        self.with(|l| {
+            l.utxos
+                .iter()
+                .map(|((h, i), (a, v))| (hex::encode(h), *i, a.clone(), *v))
+                .collect()
+        })
+    }
+
+    /// Registered stake keys by key hash.
+    pub fn stake_accounts(&self) -> BTreeMap<[u8; 28], StakeAccount> {
+        self.with(|l| {
+            l.accounts
+                .iter()
+                .filter(|(_, a)| a.registered)
+                .map(|(k, a)| {
+                    let s = StakeAccount {
+                        pool: a.pool,
+                        drep: a.drep.clone(),
+                        deposit: a.deposit,
+                    };
+                    (*k, s)
+                })
+                .collect()
+        })
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Ledger) -> R) -> R {
@@ -220,7 +318,7 @@ impl TestNode {
     pub fn fund(&self, address: &[u8], lovelace: u64) -> String {
         let network_id = self.cfg.network_id;
         let (epoch_length, bps) = (self.cfg.epoch_length, self.cfg.reward_bps);
-        self.with(|l| {
+        let id = self.with(|l| {
             l.next_block(epoch_length, bps);
             let n = l.txs.len() as u64 + l.utxos.len() as u64;
             let h = Hasher::<256>::hash(&[address, &n.to_be_bytes()].concat());
@@ -238,7 +336,15 @@ impl TestNode {
             };
             l.txs.insert(hex::encode(id), rec);
             hex::encode(id)
-        })
+        });
+        self.journal(|j| {
+            j.submissions.push(Submission::Faucet {
+                tx_hash: id.clone(),
+                address: address.to_vec(),
+                lovelace,
+            });
+        });
+        id
     }
 
     /// Registers a stake pool.
@@ -298,6 +404,7 @@ impl TestNode {
     /// transactions were dropped.
     pub fn rollback(&self, n: usize) -> usize {
         let (epoch_length, bps) = (self.cfg.epoch_length, self.cfg.reward_bps);
+        self.journal(|j| j.broken = Some("a rollback"));
         self.with(|l| {
             assert!(
                 (1..=l.past.len()).contains(&n),
@@ -371,13 +478,42 @@ impl TestNode {
             return Ok(id);
         }
         drop(pool);
-        self.with(|l| apply_on(&cfg, l, bytes))
+        let network_id = cfg.network_id;
+        let (slot, rewards, journaled, verdict) = self.with(|l| {
+            let rewards = l
+                .accounts
+                .iter()
+                .filter(|(_, a)| a.registered)
+                .map(|(k, a)| {
+                    let mut addr = vec![0xe0 | network_id];
+                    addr.extend(k);
+                    (addr, a.rewards)
+                })
+                .collect();
+            let slot = l.slot;
+            let verdict = apply_on(&cfg, l, bytes);
+            // A dropped submission never reached the ledger.
+            let lost = verdict.as_ref().is_ok_and(|id| !l.txs.contains_key(id));
+            (slot, rewards, (!lost).then_some(verdict.clone()), verdict)
+        });
+        if let Some(verdict) = journaled {
+            self.journal(|j| {
+                j.submissions.push(Submission::Tx {
+                    slot,
+                    bytes: bytes.to_vec(),
+                    verdict,
+                    rewards,
+                });
+            });
+        }
+        verdict
     }
 
     /// From now on, valid submissions wait in the mempool (answered with
     /// their id, not in any block, unknown to `/txs`) until
     /// [`TestNode::release_sends`].
     pub fn hold_sends(&self) {
+        self.journal(|j| j.broken = Some("sends were held in the mempool"));
         self.mempool
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -420,9 +556,10 @@ fn apply_on(cfg: &TestNodeConfig, l: &mut Ledger, bytes: &[u8]) -> Result<String
     if l.txs.contains_key(&id) {
         return Err("BadInputsUTxO (already applied)".into());
     }
-    // It lands in the next block (slot + 1).
+    // It lands in the next block (slot + 1), which must come before the
+    // TTL: the ledger's `invalidHereafter` is exclusive.
     match body.ttl {
-        Some(ttl) if l.slot < ttl => {}
+        Some(ttl) if l.slot + 1 < ttl => {}
         _ => {
             return Err(format!(
                 "OutsideValidityIntervalUTxO: slot {} ttl {:?}",

@@ -5,6 +5,7 @@
 //! refusals, chain-proven expiry and a wrong network.
 #![allow(clippy::unwrap_used)]
 
+use softstake_chain_ada::emulator;
 use softstake_chain_ada::keys::LocalKey;
 use softstake_chain_ada::testnode::{TestNode, TestNodeConfig, pool_bech32};
 use softstake_chain_ada::tx::{self, Action, TxParams};
@@ -246,6 +247,12 @@ async fn register_delegate_earn_withdraw_redelegate_and_deregister() {
             && gained < u128::from(2 * ADA + left),
         "{gained}"
     );
+    // An independent ledger takes every transaction the node took and ends
+    // in the same state (its one known defect is the withdrawal and
+    // deregistration in one transaction).
+    let r = emulator::replay(&node, 44, 155_381, 2 * ADA).unwrap();
+    assert_eq!(r.defects.len(), 1, "{:?}", r.defects);
+    agrees(&node);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,6 +322,22 @@ async fn the_node_enforces_fees_witnesses_and_balance_and_the_adapter_refuses_wh
             .unwrap_err()
             .contains("InvalidWitnesses")
     );
+    // Its TTL is the slot it would land in: `invalidHereafter` excludes it.
+    let edge = tx::build(
+        &reg,
+        &payment,
+        &stake,
+        &TxParams {
+            ttl: node.slot() + 1,
+            ..p(155_381)
+        },
+    )
+    .unwrap();
+    assert!(
+        node.apply(&edge.tx)
+            .unwrap_err()
+            .contains("OutsideValidityInterval")
+    );
     node.apply(&good.tx).unwrap();
     // Spent inputs cannot be spent again.
     assert!(node.apply(&good.tx).is_err());
@@ -353,6 +376,44 @@ async fn the_node_enforces_fees_witnesses_and_balance_and_the_adapter_refuses_wh
     .unwrap();
     let e = w.pool_state(PoolStateRequest::default()).await.unwrap_err();
     assert!(matches!(e, AdapterError::WrongNetwork { .. }), "{e:?}");
+    // The emulator refuses what the node refused, for its own reasons, but
+    // for the wrong deposit, which it does not check. (It found the node
+    // one slot too lenient on the TTL.)
+    let r = emulator::replay(&node, 44, 155_381, 2 * ADA).unwrap();
+    assert_eq!(r.unchecked, ["IncorrectDepositDELEG"]);
+    let said: Vec<(bool, bool)> = r
+        .verdicts
+        .iter()
+        .map(|(n, e)| (n.is_ok(), e.is_ok()))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (false, false),
+            (false, false),
+            (false, false),
+            (false, false),
+            (true, true),
+            (false, false)
+        ],
+        "{:?}",
+        r.verdicts
+    );
+    let why = |i: usize| r.verdicts[i].1.clone().unwrap_err();
+    assert!(
+        why(0).contains("Insufficient transaction fee"),
+        "{}",
+        why(0)
+    );
+    assert!(why(1).contains("not found in witness set"), "{}", why(1));
+    assert!(why(2).contains("Invalid vkey"), "{}", why(2));
+    assert!(why(3).contains("outside the slot range"), "{}", why(3));
+    assert!(why(5).contains("not found in the ledger"), "{}", why(5));
+    agrees(&node);
+}
+
+fn agrees(node: &TestNode) {
+    emulator::assert_agrees(node, 44, 155_381, 2 * ADA);
 }
 
 async fn node_first_utxo(node: &TestNode, bound: &std::net::SocketAddr) -> [u8; 32] {
@@ -757,4 +818,5 @@ async fn flows_explain_every_lovelace_through_deposit_rewards_withdrawal_and_a_t
         .await
         .unwrap();
     assert!(again.flows.is_empty());
+    agrees(&node);
 }
