@@ -669,8 +669,6 @@ impl AtomAdapter {
     }
 }
 
-use crate::flows::attr;
-
 #[async_trait]
 impl ChainAdapter for AtomAdapter {
     fn chain(&self) -> ChainId {
@@ -813,17 +811,10 @@ impl ChainAdapter for AtomAdapter {
             // one the chain makes on each delegate, undelegate and
             // redelegate) ends that delegation's period: its rewards
             // accrued since its own previous withdrawal, or since it began.
-            for e in t["tx_result"]["events"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-            {
-                if e["type"].as_str() != Some("withdraw_rewards")
-                    || attr(&e, "delegator") != Some(addr.as_str())
-                {
-                    continue;
-                }
-                let validator = attr(&e, "validator").unwrap_or("").to_owned();
+            let withdrawals = crate::flows::withdrawals(&t, &addr)
+                .map_err(|e| bad_response(format!("tx {hash}: {e}")))?;
+            for w in withdrawals {
+                let validator = w.validator;
                 let since = match cur.since(&validator) {
                     Some(t) => Some(t),
                     None => self.first_delegation(&validator).await?,
@@ -832,19 +823,11 @@ impl ChainAdapter for AtomAdapter {
                 // Every denomination the delegation paid: uatom is the
                 // pool's reward; any other (the Hub pays IBC denominations
                 // too) is kept for the treasury, never dropped.
-                let raw = attr(&e, "amount").unwrap_or("");
-                let paid = crate::flows::coins(raw).ok_or_else(|| {
-                    bad_response(format!(
-                        "tx {hash}: withdraw_rewards amount {raw:?} is not a coin list"
-                    ))
-                })?;
                 let mut amount = 0u128;
-                for (denom, n) in paid {
+                for (denom, n) in w.coins {
                     if denom == crate::DENOM {
                         amount = amount.checked_add(n).ok_or_else(|| {
-                            bad_response(format!(
-                                "tx {hash}: withdraw_rewards amount {raw:?} overflows"
-                            ))
+                            bad_response(format!("tx {hash}: withdraw_rewards amount overflows"))
                         })?;
                     } else if n > 0 {
                         foreign.push(ForeignReward {

@@ -91,6 +91,50 @@ pub(crate) fn attr<'a>(e: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(|a| a["value"].as_str())
 }
 
+/// One delegation's rewards paid out in a transaction: a `withdraw_rewards`
+/// event naming the delegator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// The validator's operator address.
+    pub validator: String,
+    /// Every denomination paid (an empty list or `0<denom>` for nothing).
+    pub coins: Vec<(String, u128)>,
+    /// Which of the transaction's events.
+    pub event: usize,
+}
+
+/// The rewards paid to `delegator`'s delegations in one `tx_search` result:
+/// its `withdraw_rewards` events that name `delegator` (the Cosmos SDK
+/// names it since cosmos/cosmos-sdk#15462, in the v0.47 line; an event of
+/// an older SDK names no delegator and is not taken, never guessed). A
+/// failed transaction paid nothing.
+pub fn withdrawals(tx: &Value, delegator: &str) -> Result<Vec<Withdrawal>, String> {
+    let events = tx["tx_result"]["events"]
+        .as_array()
+        .ok_or("tx_result.events is missing")?;
+    if tx["tx_result"]["code"].as_u64().unwrap_or(0) != 0 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        if e["type"].as_str() != Some("withdraw_rewards") || attr(e, "delegator") != Some(delegator)
+        {
+            continue;
+        }
+        // An SDK that paid nothing wrote no value (v0.45) or `0<denom>`.
+        let raw = attr(e, "amount").unwrap_or("");
+        let coins = coins(raw).ok_or_else(|| {
+            format!("event {i}: withdraw_rewards amount {raw:?} is not a coin list")
+        })?;
+        out.push(Withdrawal {
+            validator: attr(e, "validator").unwrap_or("").to_owned(),
+            coins,
+            event: i,
+        });
+    }
+    Ok(out)
+}
+
 /// The flows of one `tx_search` result (`{hash, height, tx_result: {code,
 /// events}}`) for `addr`, given the module accounts to leave out.
 pub fn tx_flows(tx: &Value, addr: &str, internal: &[String]) -> Result<Vec<TxFlow>, String> {
