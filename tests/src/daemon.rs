@@ -99,6 +99,7 @@ cap = "1"
 target = "0.20"
 band = "0.05"
 min_operation = "0.001"
+advance_limit = "1"
 [chains.safety]
 max_per_operation = "1000000"
 max_per_day = "10000000"

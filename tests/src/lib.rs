@@ -464,6 +464,7 @@ pub fn adapter_engine_with_books(
             dry_run: false,
             cycle_secs,
             books,
+            advance_limit: Amount::ZERO,
         },
         std::sync::Arc::new(clock.clone()),
     )

@@ -78,6 +78,7 @@ async fn table_counts(store: &Store) -> Vec<i64> {
         "pool_losses",
         "loss_allocations",
         "loss_nettings",
+        "advances",
     ] {
         let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {t}"));
         let n: i64 = if let Some(p) = store.pg_pool() {
@@ -422,6 +423,7 @@ const WRITE_ENDPOINTS: &[(&str, &str)] = &[
     ("/v1/chains/cosmos/books/confirm", ADMIN_TOKEN),
     ("/v1/chains/cosmos/books/bunker", ADMIN_TOKEN),
     ("/v1/chains/cosmos/validators/val0/unmark", ADMIN_TOKEN),
+    ("/v1/chains/cosmos/advances/1/repaid", EXCHANGE_TOKEN),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -846,6 +848,96 @@ async fn the_books_over_http_declarations_suspense_and_backing() {
             text.contains("softstake_pool_loss_receivable_coins{chain=\"cosmos\"} 0"),
             "{text}"
         );
+        d.handle.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_the_buffer_cannot_cover_is_granted_from_the_advance_line_over_http() {
+    both(|ts| async move {
+        let clock = softstake_core::ManualClock::new(Timestamp::from_unix(1_767_225_600));
+        let sim = softstake_testkit::SimChain::new(
+            5,
+            softstake_testkit::SimParams::hub_like(&["val0"], 1),
+            clock.clone(),
+            Amount::from_base(1_000_000),
+        );
+        let d = start(&ts.store, &ts.url, Some((sim.clone(), clock.clone())), 1_000).await;
+        let c = Client::new();
+        let url = |p: &str| format!("{}{p}", d.base);
+        // With no liabilities yet the first cycle delegates the whole pool;
+        // the manual clock stands still, so the delegation stays open and
+        // commits the liquid balance: nothing is free for withdrawals.
+        let mut last = String::new();
+        for _ in 0..200 {
+            let (s, b) = get(&c, &url("/v1/chains/cosmos"), None).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            last = b.clone();
+            if b.contains("open operation") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(last.contains("open operation"), "the pool was never delegated: {last}");
+        let (s, b) = post(
+            &c,
+            &url("/v1/balance-updates"),
+            Some(EXCHANGE_TOKEN),
+            json!({"updates": [upd("e1", "alice", "9000000", "2026-01-01T00:00:00Z")]}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        // More than the pool holds liquid: the treasury fronts the rest,
+        // within the test daemon's 1 ATOM line, at once.
+        let (s, b) = post(
+            &c,
+            &url("/v1/withdrawals"),
+            Some(EXCHANGE_TOKEN),
+            json!({"request_id": "big", "user_id": "alice", "asset": "ATOM", "amount": "900000"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!((&b["status"], &b["source"]), (&json!("granted"), &json!("advance")), "{b}");
+        let advanced: u128 = b["advanced"].as_str().unwrap().parse().unwrap();
+        assert!((800_000..=900_000).contains(&advanced), "{b}");
+        // The line has less than 2 ATOM of room: the next one queues.
+        let (s, b) = post(
+            &c,
+            &url("/v1/withdrawals"),
+            Some(EXCHANGE_TOKEN),
+            json!({"request_id": "bigger", "user_id": "alice", "asset": "ATOM", "amount": "2000000"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!((&b["status"], &b["source"]), (&json!("queued"), &json!("queue")), "{b}");
+        assert!(b["advanced"].is_null(), "{b}");
+        // The treasury's view: operators only.
+        let (s, _) = get(&c, &url("/v1/chains/cosmos/advances"), None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, body) = get(&c, &url("/v1/chains/cosmos/advances"), Some(ADMIN_TOKEN)).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let line: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(line["limit"], "1000000", "{line}");
+        assert_eq!(line["outstanding"], advanced.to_string(), "{line}");
+        let adv = &line["advances"][0];
+        assert_eq!((&adv["request_id"], &adv["status"]), (&json!("big"), &json!("outstanding")), "{line}");
+        // Not due yet: its repayment is refused, and nothing changes.
+        let id = adv["id"].as_i64().unwrap();
+        let before = table_counts(&ts.store).await;
+        let (s, b) = post(
+            &c,
+            &url(&format!("/v1/chains/cosmos/advances/{id}/repaid")),
+            Some(EXCHANGE_TOKEN),
+            json!({"tx_id": "ABCD"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert!(b["error"]["message"].as_str().unwrap().contains("not due"), "{b}");
+        assert_eq!(table_counts(&ts.store).await, before);
+        // The metrics show the line.
+        let m = scrape(&c, &d.metrics_url).await;
+        assert!(m.contains("softstake_pool_advance_limit_coins{chain=\"cosmos\"} 1"), "{m}");
         d.handle.shutdown().await;
     })
     .await;

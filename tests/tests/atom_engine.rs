@@ -104,6 +104,7 @@ impl Run {
                 // The loop below steps a day between cycles once withdrawals start.
                 cycle_secs: DAY as u64,
                 books: softstake_config::BooksSettings::default(),
+                advance_limit: Amount::ZERO,
             },
             Arc::new(clock.clone()),
         )

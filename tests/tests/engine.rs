@@ -57,6 +57,7 @@ fn cfg() -> EngineConfig {
         dry_run: false,
         cycle_secs: 60,
         books: softstake_config::BooksSettings::default(),
+        advance_limit: Amount::ZERO,
     }
 }
 
@@ -313,6 +314,7 @@ async fn a_failing_reward_read_leaves_withdrawal_grants_and_planning_working() {
             unbonding: Vec::new(),
             unbonding_delay_secs: 21 * 86_400,
             cycle_secs: 60,
+            advance_limit: Amount::ZERO,
         };
         let d = store
             .request_withdrawal(

@@ -844,6 +844,7 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
         dry_run: false,
         cycle_secs: u64::try_from(tick).unwrap_or(0),
         books: softstake_config::BooksSettings::default(),
+        advance_limit: Amount::ZERO,
     };
     let engine = Engine::new(
         store.clone(),

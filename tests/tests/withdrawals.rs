@@ -32,6 +32,7 @@ fn liq(liquid: u128, unbonding: &[(u128, i64)]) -> Liquidity {
             .collect(),
         unbonding_delay_secs: 27 * 86_400,
         cycle_secs: 600,
+        advance_limit: Amount::ZERO,
     }
 }
 
@@ -86,14 +87,24 @@ async fn the_buffer_grants_at_once_and_the_rest_queues_fifo_with_an_eta() {
         // Liquidity arrives: promotion is FIFO and stops at the first that
         // does not fit (80 reserved of 150: 70 free, r2 60 fits, r3 15 not).
         let granted = store
-            .promote_withdrawals(ChainId::Ethereum, Amount::from_base(150), now())
+            .promote_withdrawals(
+                ChainId::Ethereum,
+                Amount::from_base(150),
+                Amount::ZERO,
+                now(),
+            )
             .await
             .unwrap();
         assert_eq!(granted, ["r2"]);
         store.complete_withdrawal("r1", now()).await.unwrap();
         assert!(store.complete_withdrawal("r1", now()).await.is_err());
         let granted = store
-            .promote_withdrawals(ChainId::Ethereum, Amount::from_base(150), now())
+            .promote_withdrawals(
+                ChainId::Ethereum,
+                Amount::from_base(150),
+                Amount::ZERO,
+                now(),
+            )
             .await
             .unwrap();
         assert_eq!(granted, ["r3"]);
@@ -228,7 +239,12 @@ async fn a_request_sent_again_after_a_restore_is_checked_and_queued_as_first_tak
         assert!(err.to_string().contains("(400 available)"), "{err}");
         // Her request keeps its place ahead of bob's.
         let granted = store
-            .promote_withdrawals(ChainId::Ethereum, Amount::from_base(600), now())
+            .promote_withdrawals(
+                ChainId::Ethereum,
+                Amount::from_base(600),
+                Amount::ZERO,
+                now(),
+            )
             .await
             .unwrap();
         assert_eq!(granted, vec!["a1".to_owned()]);
@@ -260,6 +276,219 @@ async fn a_request_sent_again_after_a_restore_is_checked_and_queued_as_first_tak
         assert_eq!(
             store.queued_withdrawals(ChainId::Ethereum).await.unwrap(),
             Amount::ZERO
+        );
+    })
+    .await;
+}
+
+fn line(liquid: u128, unbonding: &[(u128, i64)], limit: u128) -> Liquidity {
+    Liquidity {
+        advance_limit: Amount::from_base(limit),
+        ..liq(liquid, unbonding)
+    }
+}
+
+#[tokio::test]
+async fn the_advance_line_grants_what_the_buffer_cannot_up_to_its_limit_and_is_repaid_once() {
+    on_both(|store| async move {
+        users(&store).await;
+        let eth = ChainId::Ethereum;
+        let owed = || async { store.withdrawals_owed(eth).await.unwrap().base() };
+        let l = line(100, &[(500, T0 + 3 * DAY)], 300);
+        let d = store
+            .request_withdrawal(&req("r1", "alice", 80), &l, now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (d.status.as_str(), d.source.as_deref(), d.advanced),
+            ("granted", Some("buffer"), None)
+        );
+        // 20 left in the buffer: the treasury fronts 180 of 200, at once.
+        let d = store
+            .request_withdrawal(&req("r2", "bob", 200), &l, now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (d.status.as_str(), d.source.as_deref(), d.advanced, d.eta),
+            (
+                "granted",
+                Some("advance"),
+                Some(Amount::from_base(180)),
+                None
+            )
+        );
+        // A replay says the same.
+        let again = store
+            .request_withdrawal(&req("r2", "bob", 200), &l, now())
+            .await
+            .unwrap();
+        assert!(again.replay);
+        assert_eq!(again.advanced, Some(Amount::from_base(180)));
+        // 120 of room left: 150 would pass the limit, so it queues.
+        let d = store
+            .request_withdrawal(&req("r3", "alice", 150), &l, now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (d.status.as_str(), d.source.as_deref()),
+            ("queued", Some("queue"))
+        );
+        assert!(d.advanced.is_none() && d.eta.is_some());
+        // The pool owes the queue, what it granted less what was fronted,
+        // and the advance: 150 + (80 + 20) + 180.
+        assert_eq!(owed().await, 430);
+        let l0 = store.advance_line(eth, 10, now()).await.unwrap();
+        assert_eq!(l0.outstanding, Amount::from_base(180));
+        assert_eq!(l0.due, Amount::ZERO);
+        assert_eq!(l0.advances.len(), 1);
+        let adv = l0.advances[0].clone();
+        assert_eq!(
+            (adv.request_id.as_str(), adv.status.as_str()),
+            ("r2", "outstanding")
+        );
+        // Repaid by the unbonding entry in flight, plus two cycles.
+        assert_eq!(adv.expected_at, Timestamp::from_unix(T0 + 3 * DAY + 1_200));
+        // Not late yet; late after its expected time.
+        assert_eq!(l0.late, 0);
+        let later = Timestamp::from_unix(T0 + 4 * DAY);
+        assert_eq!(store.advance_line(eth, 10, later).await.unwrap().late, 1);
+        // Not due: its repayment is refused and nothing changes.
+        let e = store
+            .repay_advance(eth, adv.id, "0xrepay", now())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not due"), "{e}");
+        // The exchange pays the two granted users.
+        store.complete_withdrawal("r1", now()).await.unwrap();
+        store.complete_withdrawal("r2", now()).await.unwrap();
+        assert_eq!(owed().await, 150 + 180);
+        // The unbonding lands: 400 liquid. The queued user first, then the
+        // advance is set aside.
+        let granted = store
+            .promote_withdrawals(eth, Amount::from_base(400), Amount::from_base(300), now())
+            .await
+            .unwrap();
+        assert_eq!(granted, ["r3"]);
+        let l1 = store.advance_line(eth, 10, now()).await.unwrap();
+        assert_eq!(
+            (l1.outstanding, l1.due),
+            (Amount::from_base(180), Amount::from_base(180))
+        );
+        assert_eq!(owed().await, 150 + 180);
+        // Repaid: the transfer is declared as principal, once.
+        let r = store
+            .repay_advance(eth, adv.id, "0xrepay", now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.repay_tx_id.as_deref()),
+            ("repaid", Some("0xrepay"))
+        );
+        let again = store
+            .repay_advance(eth, adv.id, "0xrepay", now())
+            .await
+            .unwrap();
+        assert_eq!(again, r);
+        let e = store
+            .repay_advance(eth, adv.id, "0xother", now())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("another transaction"), "{e}");
+        let e = store
+            .repay_advance(ChainId::Cosmos, adv.id, "0xrepay", now())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not"), "{e}");
+        let declared = store
+            .declare_transfer(
+                &softstake_store::Declaration {
+                    chain: eth,
+                    tx_id: "0xrepay".into(),
+                    direction: softstake_store::Direction::Out,
+                    amount: Amount::from_base(180),
+                    purpose: softstake_store::Purpose::Principal,
+                    note: Some(format!(
+                        "repayment of treasury advance {} (withdrawal r2)",
+                        adv.id
+                    )),
+                },
+                now(),
+            )
+            .await
+            .unwrap();
+        assert!(!declared.created, "the repayment was declared already");
+        assert_eq!(owed().await, 150);
+        let l2 = store.advance_line(eth, 10, later).await.unwrap();
+        assert_eq!((l2.outstanding, l2.late), (Amount::ZERO, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_queued_request_is_granted_from_the_line_when_it_has_room_again_and_users_come_before_repayment()
+ {
+    on_both(|store| async move {
+        users(&store).await;
+        let eth = ChainId::Ethereum;
+        let limit = Amount::from_base(100);
+        let l = line(0, &[], 100);
+        // Nothing liquid: the line fronts all of 100, then is full.
+        let d = store
+            .request_withdrawal(&req("a", "alice", 100), &l, now())
+            .await
+            .unwrap();
+        assert_eq!(d.advanced, Some(Amount::from_base(100)));
+        let d = store
+            .request_withdrawal(&req("b", "bob", 60), &l, now())
+            .await
+            .unwrap();
+        assert_eq!(d.status, "queued");
+        store.complete_withdrawal("a", now()).await.unwrap();
+        // 50 arrives: not enough for b (60) with no room; the advance (100)
+        // does not fit either, and b waits, so nothing is set aside.
+        let g = store
+            .promote_withdrawals(eth, Amount::from_base(50), limit, now())
+            .await
+            .unwrap();
+        assert!(g.is_empty());
+        assert_eq!(
+            store.advance_line(eth, 10, now()).await.unwrap().due,
+            Amount::ZERO
+        );
+        // 120 arrives: b is granted from the buffer first (60), and the
+        // 60 left cannot cover the 100 advance yet.
+        let g = store
+            .promote_withdrawals(eth, Amount::from_base(120), limit, now())
+            .await
+            .unwrap();
+        assert_eq!(g, ["b"]);
+        let line_now = store.advance_line(eth, 10, now()).await.unwrap();
+        assert_eq!((line_now.outstanding, line_now.due), (limit, Amount::ZERO));
+        // b is paid; 160 liquid covers the advance: set aside.
+        store.complete_withdrawal("b", now()).await.unwrap();
+        store
+            .promote_withdrawals(eth, Amount::from_base(160), limit, now())
+            .await
+            .unwrap();
+        let line_now = store.advance_line(eth, 10, now()).await.unwrap();
+        assert_eq!(line_now.due, limit);
+        // A new request finds the due advance's liquidity reserved (160 -
+        // 100 = 60 free) and no room on the line (100 outstanding): 70
+        // queues; 60 is granted from the buffer.
+        let l = line(160, &[], 100);
+        let d = store
+            .request_withdrawal(&req("c", "alice", 70), &l, now())
+            .await
+            .unwrap();
+        assert_eq!(d.status, "queued");
+        store.complete_withdrawal("c", now()).await.unwrap();
+        let d = store
+            .request_withdrawal(&req("d", "bob", 60), &l, now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (d.status.as_str(), d.source.as_deref()),
+            ("granted", Some("buffer"))
         );
     })
     .await;

@@ -729,3 +729,41 @@ pub fn render_books(b: &softstake_store::Books) -> String {
     ));
     out
 }
+
+/// `softstake advances`: each chain's advance line (crates/store/src/advances.rs).
+pub async fn advances(store: &Store, cfg: &Config, chain: Option<ChainId>) -> Result<()> {
+    let chains: Vec<ChainId> = match chain {
+        Some(c) => vec![c],
+        None => cfg.chains.iter().map(|c| c.chain).collect(),
+    };
+    let now = Timestamp::now();
+    for chain in chains {
+        let limit = cfg
+            .chain(chain)
+            .map(|c| c.buffer.advance_limit)
+            .unwrap_or(Amount::ZERO);
+        let line = store.advance_line(chain, 50, now).await?;
+        let d = chain.decimals();
+        println!(
+            "{chain}: limit {} {asset}, outstanding {} (due for repayment {}), {} late",
+            limit.format_units(d),
+            line.outstanding.format_units(d),
+            line.due.format_units(d),
+            line.late,
+            asset = chain.asset(),
+        );
+        for a in line.advances.iter().filter(|a| a.status != "repaid") {
+            println!(
+                "  advance {} for withdrawal {}: {} {}, {}, expected back {}{}",
+                a.id,
+                a.request_id,
+                a.amount.format_units(d),
+                chain.asset(),
+                a.status,
+                a.expected_at,
+                if a.expected_at < now { " (late)" } else { "" }
+            );
+        }
+    }
+    Ok(())
+}

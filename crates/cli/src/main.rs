@@ -119,6 +119,13 @@ enum Command {
         #[command(subcommand)]
         command: ledger_cmds::BooksCommand,
     },
+    /// The treasury's advance line: what it fronted for withdrawals the
+    /// buffer could not cover and has not got back, per chain.
+    Advances {
+        /// Chain (default: every configured chain).
+        #[arg(long)]
+        chain: Option<softstake_core::ChainId>,
+    },
     /// Approve an operation waiting in awaiting_approval.
     Approve {
         /// Operation id.
@@ -323,6 +330,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         | Command::Distributions { .. }
         | Command::Outbox { .. }
         | Command::Books { .. }
+        | Command::Advances { .. }
         | Command::Statement { .. }
         | Command::Approve { .. }
         | Command::Pause { .. }
@@ -426,6 +434,7 @@ async fn ledger(store: &Store, cfg: &Config, cmd: Command) -> Result<()> {
         Command::Distributions { command } => ledger_cmds::distributions(store, command).await,
         Command::Outbox { command } => ledger_cmds::outbox(store, command).await,
         Command::Books { command } => ledger_cmds::books(store, cfg, command).await,
+        Command::Advances { chain } => ledger_cmds::advances(store, cfg, chain).await,
         Command::Statement {
             user,
             from,

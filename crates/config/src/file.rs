@@ -302,6 +302,11 @@ pub struct BufferSection {
     pub band: Decimal,
     /// Smallest operation worth sending (display units).
     pub min_operation: String,
+    /// The most the platform's treasury fronts at once for withdrawals the
+    /// buffer cannot cover (display units; absent or 0: no advance line,
+    /// such withdrawals queue for unbonding).
+    #[serde(default)]
+    pub advance_limit: Option<String>,
 }
 
 /// `[chains.safety]`.

@@ -32,8 +32,14 @@ fn example_config_validates() {
         eth.buffer.min_operation,
         softstake_core::Amount::parse_units("32", 18).unwrap()
     );
+    assert_eq!(
+        eth.buffer.advance_limit,
+        softstake_core::Amount::parse_units("320", 18).unwrap()
+    );
     assert_eq!(cfg.database_kind, DatabaseKind::Sqlite);
     let atom = cfg.chain(softstake_core::ChainId::Cosmos).unwrap();
+    // Absent: no advance line.
+    assert!(atom.buffer.advance_limit.is_zero());
     assert_eq!(atom.validators.len(), 2);
     assert_eq!(atom.min_eligible_balance.base(), 10_000);
     assert_eq!(

@@ -341,6 +341,10 @@ fn validate_chain(
         );
     }
     let min_operation = c.amount(k("buffer.min_operation"), &s.buffer.min_operation, chain);
+    let advance_limit = match &s.buffer.advance_limit {
+        Some(a) => c.amount(k("buffer.advance_limit"), a, chain),
+        None => Amount::ZERO,
+    };
     let max_per_operation = c.amount(
         k("safety.max_per_operation"),
         &s.safety.max_per_operation,
@@ -383,6 +387,7 @@ fn validate_chain(
             target,
             band,
             min_operation,
+            advance_limit,
         },
         safety: SafetyLimits {
             max_per_operation,

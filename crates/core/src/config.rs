@@ -67,6 +67,9 @@ pub struct BufferPolicy {
     pub band: Rate,
     /// Smallest operation worth sending.
     pub min_operation: Amount,
+    /// The most the treasury fronts at once for withdrawals the buffer
+    /// cannot cover (0: none).
+    pub advance_limit: Amount,
 }
 
 /// Who bears the pool's fees.

@@ -404,6 +404,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/chains/{chain}/books/confirm"),
     ("post", "/v1/chains/{chain}/books/bunker"),
     ("post", "/v1/chains/{chain}/validators/{validator}/unmark"),
+    ("get", "/v1/chains/{chain}/advances"),
+    ("post", "/v1/chains/{chain}/advances/{id}/repaid"),
 ];
 
 /// The API router.
@@ -449,6 +451,11 @@ pub fn router(sh: Arc<Shared>) -> Router {
         .route(
             "/v1/chains/{chain}/validators/{validator}/unmark",
             post(unmark_validator),
+        )
+        .route("/v1/chains/{chain}/advances", get(advances))
+        .route(
+            "/v1/chains/{chain}/advances/{id}/repaid",
+            post(advance_repaid),
         )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
     Router::new()
@@ -1540,6 +1547,65 @@ async fn flows(
         .flows(chain, q.open, q.before, q.limit.unwrap_or(100))
         .await?;
     Ok(axum::Json(f).into_response())
+}
+
+/// The treasury's advance line on a chain (crates/store/src/advances.rs):
+/// what it fronted and not yet got back, what is set aside to repay, late
+/// repayments, and the newest advances.
+async fn advances(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(chain): Path<String>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Admin)?;
+    let rt = runtime(&st.sh, parse_chain(&chain)?)?;
+    let line = st
+        .sh
+        .store
+        .advance_line(rt.config.chain, 1_000, st.sh.clock.now())
+        .await?;
+    Ok(axum::Json(serde_json::json!({
+        "chain": rt.config.chain,
+        "limit": rt.config.buffer.advance_limit,
+        "outstanding": line.outstanding,
+        "due": line.due,
+        "late": line.late,
+        "advances": line.advances,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepaidIn {
+    tx_id: String,
+}
+
+/// The exchange moved a due advance back to the treasury: recorded, and
+/// the transfer declared as principal.
+async fn advance_repaid(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((chain, id)): Path<(String, String)>,
+    body: Result<JsonBody<RepaidIn>, ApiError>,
+) -> ApiResult<Response> {
+    authorize(&st.sh, &headers, Door::Exchange)?;
+    require_leader(&st.sh)?;
+    let chain = parse_chain(&chain)?;
+    let id: i64 = id
+        .parse()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::bad("id", "must be a positive integer"))?;
+    let JsonBody(r) = body?;
+    check_id("tx_id", &r.tx_id)?;
+    let a = st
+        .sh
+        .store
+        .repay_advance(chain, id, &r.tx_id, st.sh.clock.now())
+        .await?;
+    tracing::info!(chain = %chain, advance = id, "treasury advance repaid over the API");
+    Ok(axum::Json(a).into_response())
 }
 
 #[derive(Deserialize)]

@@ -141,6 +141,13 @@ pub struct ChainMetrics {
     pub unbonding_coins: Family<ChainLabels, FGauge>,
     /// Withdrawals queued or granted and not yet paid, in coins.
     pub withdrawals_owed_coins: Family<ChainLabels, FGauge>,
+    /// What the treasury's advance line fronted and has not got back, in
+    /// coins.
+    pub advances_outstanding_coins: Family<ChainLabels, FGauge>,
+    /// The advance line's configured limit, in coins (0: none).
+    pub advance_limit_coins: Family<ChainLabels, FGauge>,
+    /// Advances not repaid past their expected repayment time.
+    pub advances_late: Family<ChainLabels, Gauge>,
     /// Liquid / liabilities (the buffer), 0..=n.
     pub buffer_ratio: Family<ChainLabels, FGauge>,
     /// Configured buffer target (share of liabilities).
@@ -305,6 +312,9 @@ impl Metrics {
             liquid_coins: Family::default(),
             unbonding_coins: Family::default(),
             withdrawals_owed_coins: Family::default(),
+            advances_outstanding_coins: Family::default(),
+            advance_limit_coins: Family::default(),
+            advances_late: Family::default(),
             buffer_ratio: Family::default(),
             buffer_target_ratio: Family::default(),
             buffer_floor_ratio: Family::default(),
@@ -382,6 +392,27 @@ impl Metrics {
             "pool_withdrawals_owed_coins",
             "Withdrawals queued or granted, not yet paid",
             c.withdrawals_owed_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_advances_outstanding_coins",
+            "What the treasury's advance line fronted for withdrawals and has not got back",
+            c.advances_outstanding_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_advance_limit_coins",
+            "The advance line's configured limit (0: none)",
+            c.advance_limit_coins.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "pool_advances_late",
+            "Advances not repaid past their expected repayment time",
+            c.advances_late.clone(),
         );
         reg(
             &mut r,

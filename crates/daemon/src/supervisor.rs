@@ -407,6 +407,17 @@ async fn refresh_gauges(rt: &ChainRuntime, sh: &Shared) {
             .get_or_create(&l)
             .set(coins(chain, a));
     }
+    m.advance_limit_coins
+        .get_or_create(&l)
+        .set(coins(chain, rt.config.buffer.advance_limit));
+    if let Ok(line) = store.advance_line(chain, 0, now).await {
+        m.advances_outstanding_coins
+            .get_or_create(&l)
+            .set(coins(chain, line.outstanding));
+        m.advances_late
+            .get_or_create(&l)
+            .set(i64::try_from(line.late).unwrap_or(i64::MAX));
+    }
     m.buffer_target_ratio
         .get_or_create(&l)
         .set(rt.config.buffer.target.value().to_f64().unwrap_or(0.0));

@@ -133,6 +133,9 @@ pub struct EngineConfig {
     pub cycle_secs: u64,
     /// The pool's books.
     pub books: softstake_config::BooksSettings,
+    /// The treasury's advance line (0: none): withdrawals the buffer cannot
+    /// cover are granted at once up to it (softstake_store's `advances`).
+    pub advance_limit: Amount,
 }
 
 impl EngineConfig {
@@ -165,6 +168,7 @@ impl EngineConfig {
             dry_run: c.safety.dry_run,
             cycle_secs: c.interval_secs,
             books: c.books,
+            advance_limit: c.buffer.advance_limit,
         }
     }
 }
@@ -567,7 +571,12 @@ impl Engine {
             let spendable = self.spendable(&state).await?;
             Ok::<_, EngineError>(
                 self.store
-                    .promote_withdrawals(self.cfg.chain, spendable, self.clock.now())
+                    .promote_withdrawals(
+                        self.cfg.chain,
+                        spendable,
+                        self.cfg.advance_limit,
+                        self.clock.now(),
+                    )
                     .await?,
             )
         };
@@ -915,6 +924,7 @@ impl Engine {
             unbonding: s.unbonding,
             unbonding_delay_secs: s.limits.unbonding_delay_secs,
             cycle_secs: self.cfg.cycle_secs,
+            advance_limit: self.cfg.advance_limit,
         })
     }
 

@@ -10,6 +10,7 @@
 //! is stored as canonical decimal text of base units on both (see
 //! `migrations/README.md`), so amounts up to `u128::MAX` round-trip exactly.
 
+mod advances;
 mod balances;
 mod books;
 mod carries;
@@ -25,6 +26,7 @@ mod rewards;
 mod status;
 mod withdrawals;
 
+pub use advances::{Advance, AdvanceLine};
 pub use balances::{BalanceUpdate, IngestReport, MAX_BATCH, MAX_FILE};
 pub use books::{
     Booked, Books, BooksPolicy, Declaration, Declared, Direction, FeeBearer, FlowRecord, Owed,

@@ -10,6 +10,7 @@
 //! [`crate::Store::promote_withdrawals`] grants queued requests in order as
 //! liquidity arrives; `complete_withdrawal` records the payout.
 
+use crate::advances::{AdvanceClaim, OpenRow};
 use crate::{StoreError, on_pool, parse_amount};
 use serde::{Deserialize, Serialize};
 use softstake_core::adapter::UnbondingEntry;
@@ -48,6 +49,9 @@ pub struct Liquidity {
     /// unstake is sent, and again before matured funds are withdrawn and
     /// the request granted. Added to ETAs so they are honest.
     pub cycle_secs: u64,
+    /// The most the treasury fronts at once (0: no advance line): see
+    /// [`crate::advances`].
+    pub advance_limit: Amount,
 }
 
 /// The answer.
@@ -57,13 +61,30 @@ pub struct WithdrawalDecision {
     pub request_id: String,
     /// `granted`, `queued`, `completed` or `cancelled`.
     pub status: String,
+    /// Where the grant came from: `buffer` (the pool's liquid buffer),
+    /// `advance` (the treasury's advance line fronted the part the buffer
+    /// could not cover) or `queue` (it waited for liquidity). Absent on
+    /// requests stored before the advance line existed.
+    pub source: Option<String>,
+    /// What the treasury fronted for it (base units), if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advanced: Option<Amount>,
     /// When a queued request should be covered.
     pub eta: Option<Timestamp>,
     /// True when this call stored nothing new (a replay).
     pub replay: bool,
 }
 
-type Row = (String, String, String, String, String, Option<i64>);
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
 
 impl crate::Store {
     /// Grants or queues a request (see the module docs). Refuses a zero
@@ -95,19 +116,21 @@ impl crate::Store {
             crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             <Self as crate::AssetLock<_>>::lock(&mut tx, req.chain).await?;
             let existing: Vec<Row> = sqlx::query_as(
-                "SELECT user_id, asset, amount, status, request_id, eta FROM withdrawals WHERE request_id = $1",
+                "SELECT w.user_id, w.asset, w.amount, w.status, w.request_id, w.eta, w.source, a.amount \
+                 FROM withdrawals w LEFT JOIN advances a ON a.request_id = w.request_id WHERE w.request_id = $1",
             )
             .bind(&req.request_id)
             .fetch_all(&mut *tx)
             .await?;
-            if let Some((user, a, amount, status, id, eta)) = existing.into_iter().next() {
+            if let Some((user, a, amount, status, id, eta, source, advanced)) = existing.into_iter().next() {
                 if user != req.user_id || a != asset || amount != req.amount.to_string() {
                     return Err(StoreError::Invalid(format!(
                         "request_id {:?} was already used for another withdrawal",
                         req.request_id
                     )));
                 }
-                return Ok(WithdrawalDecision { request_id: id, status, eta: eta.map(Timestamp::from_unix), replay: true });
+                let advanced = advanced.map(|a| parse_amount("advances.amount", &a)).transpose()?;
+                return Ok(WithdrawalDecision { request_id: id, status, source, advanced, eta: eta.map(Timestamp::from_unix), replay: true });
             }
             // The balance in effect when the request was taken (an update
             // dated later is not money the user had), less the user's open requests
@@ -148,31 +171,37 @@ impl crate::Store {
                     req.amount, req.user_id, balance, asset, at, claimed, available
                 )));
             }
-            let open: Vec<(String, String)> = sqlx::query_as(
-                "SELECT status, amount FROM withdrawals WHERE asset = $1 AND status IN ('granted', 'queued')",
+            let open: Vec<OpenRow> = sqlx::query_as(
+                "SELECT w.status, w.amount, a.amount FROM withdrawals w LEFT JOIN advances a ON a.request_id = w.request_id \
+                 WHERE w.asset = $1 AND w.status IN ('granted', 'queued')",
             )
             .bind(asset)
             .fetch_all(&mut *tx)
             .await?;
-            let mut reserved = Amount::ZERO;
-            let mut queued = Amount::ZERO;
-            for (status, amount) in &open {
-                let a = parse_amount("withdrawals.amount", amount)?;
-                let slot = if status == "granted" { &mut reserved } else { &mut queued };
-                *slot = slot.checked_add(a).ok_or_else(|| StoreError::Corrupt("withdrawals overflow".into()))?;
-            }
-            let free = liq.liquid.saturating_sub(reserved);
-            let (status, eta) = if queued.is_zero() && req.amount <= free {
-                ("granted", None)
+            let advances: Vec<AdvanceClaim> = sqlx::query_as(
+                "SELECT status, amount FROM advances WHERE asset = $1 AND status IN ('outstanding', 'due')",
+            )
+            .bind(asset)
+            .fetch_all(&mut *tx)
+            .await?;
+            let c = crate::advances::Claims::of(&open, &advances)?;
+            let free = liq.liquid.saturating_sub(c.reserved);
+            let room = liq.advance_limit.saturating_sub(c.advanced);
+            let (status, source, advanced, eta) = if c.queued.is_zero() && req.amount <= free {
+                ("granted", "buffer", None, None)
+            } else if c.queued.is_zero() && req.amount.saturating_sub(free) <= room {
+                // The treasury fronts what the buffer cannot cover, now.
+                let fronted = req.amount.saturating_sub(free);
+                ("granted", "advance", Some(fronted), None)
             } else {
-                let need = queued
+                let need = c.queued
                     .checked_add(req.amount)
                     .ok_or_else(|| StoreError::Invalid("withdrawal amount too large".into()))?;
-                ("queued", Some(eta(need, free, liq, now)))
+                ("queued", "queue", None, Some(eta(need, free, liq, now)))
             };
             sqlx::query(
-                "INSERT INTO withdrawals (request_id, user_id, asset, amount, status, eta, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                "INSERT INTO withdrawals (request_id, user_id, asset, amount, status, eta, created_at, updated_at, source) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
             )
             .bind(&req.request_id)
             .bind(&req.user_id)
@@ -181,19 +210,49 @@ impl crate::Store {
             .bind(status)
             .bind(eta.map(Timestamp::unix))
             .bind(at.unix())
+            .bind(source)
             .execute(&mut *tx)
             .await?;
+            if let Some(fronted) = advanced {
+                // Repaid from what unbonds for the advances before it and
+                // this one, in completion order.
+                let owed = c.advanced.checked_add(fronted).unwrap_or(Amount::MAX);
+                let expected = crate::withdrawals::eta(owed, Amount::ZERO, liq, now);
+                sqlx::query(
+                    "INSERT INTO advances (asset, request_id, amount, status, created_at, expected_at) \
+                     VALUES ($1, $2, $3, 'outstanding', $4, $5)",
+                )
+                .bind(asset)
+                .bind(&req.request_id)
+                .bind(fronted.to_string())
+                .bind(now.unix())
+                .bind(expected.unix())
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
-            Ok(WithdrawalDecision { request_id: req.request_id.clone(), status: status.into(), eta, replay: false })
+            Ok(WithdrawalDecision {
+                request_id: req.request_id.clone(),
+                status: status.into(),
+                source: Some(source.into()),
+                advanced,
+                eta,
+                replay: false,
+            })
         })
     }
 
-    /// Grants queued requests in FIFO order while the unreserved buffer
-    /// covers the oldest; returns the request ids granted.
+    /// Grants queued requests in FIFO order while the unreserved buffer,
+    /// with what room the advance line has, covers the oldest; then, when
+    /// no one waits, sets liquidity aside to repay outstanding advances,
+    /// oldest first (`outstanding -> due`). Users first: an advance is
+    /// repaid only from liquidity no queued request can use. Returns the
+    /// request ids granted.
     pub async fn promote_withdrawals(
         &self,
         chain: ChainId,
         liquid: Amount,
+        advance_limit: Amount,
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
         let asset = chain.asset();
@@ -201,37 +260,79 @@ impl crate::Store {
             let mut tx = crate::BeginWrite::begin_write(pool).await?;
             crate::fence::FenceCheck::check_fence(&mut tx, self.fence.as_ref()).await?;
             <Self as crate::AssetLock<_>>::lock(&mut tx, chain).await?;
-            let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-                "SELECT id, request_id, status, amount FROM withdrawals WHERE asset = $1 AND status IN ('granted', 'queued') ORDER BY created_at, id",
+            let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
+                "SELECT w.id, w.request_id, w.status, w.amount, a.amount FROM withdrawals w \
+                 LEFT JOIN advances a ON a.request_id = w.request_id \
+                 WHERE w.asset = $1 AND w.status IN ('granted', 'queued') ORDER BY w.created_at, w.id",
             )
             .bind(asset)
             .fetch_all(&mut *tx)
             .await?;
-            let mut reserved = Amount::ZERO;
-            for (_, _, status, amount) in &rows {
-                if status == "granted" {
-                    reserved = reserved
-                        .checked_add(parse_amount("withdrawals.amount", amount)?)
-                        .ok_or_else(|| StoreError::Corrupt("withdrawals overflow".into()))?;
-                }
-            }
-            let mut free = liquid.saturating_sub(reserved);
+            let advances: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT id, status, amount FROM advances WHERE asset = $1 AND status IN ('outstanding', 'due') ORDER BY id",
+            )
+            .bind(asset)
+            .fetch_all(&mut *tx)
+            .await?;
+            let open: Vec<OpenRow> =
+                rows.iter().map(|(_, _, st, a, adv)| (st.clone(), a.clone(), adv.clone())).collect();
+            let adv: Vec<AdvanceClaim> = advances.iter().map(|(_, st, a)| (st.clone(), a.clone())).collect();
+            let c = crate::advances::Claims::of(&open, &adv)?;
+            let mut free = liquid.saturating_sub(c.reserved);
+            let mut room = advance_limit.saturating_sub(c.advanced);
             let mut granted = Vec::new();
-            for (id, request_id, status, amount) in rows {
+            let mut waiting = false;
+            for (id, request_id, status, amount, _) in rows {
                 if status != "queued" {
                     continue;
                 }
                 let a = parse_amount("withdrawals.amount", &amount)?;
-                if a > free {
+                let fronted = a.saturating_sub(free);
+                if fronted > room {
+                    waiting = true;
                     break; // FIFO: nobody jumps the queue.
                 }
                 free = free.saturating_sub(a);
-                sqlx::query("UPDATE withdrawals SET status = 'granted', eta = NULL, updated_at = $1 WHERE id = $2")
+                let source = if fronted.is_zero() { "queue" } else { "advance" };
+                sqlx::query("UPDATE withdrawals SET status = 'granted', eta = NULL, updated_at = $1, source = $2 WHERE id = $3")
                     .bind(now.unix())
+                    .bind(source)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                if !fronted.is_zero() {
+                    room = room.saturating_sub(fronted);
+                    // Liquidity is short now: it comes back with the
+                    // unbonding the planner starts for it.
+                    sqlx::query(
+                        "INSERT INTO advances (asset, request_id, amount, status, created_at, expected_at) \
+                         VALUES ($1, $2, $3, 'outstanding', $4, $4)",
+                    )
+                    .bind(asset)
+                    .bind(&request_id)
+                    .bind(fronted.to_string())
+                    .bind(now.unix())
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 granted.push(request_id);
+            }
+            if !waiting {
+                for (id, status, amount) in advances {
+                    if status != "outstanding" {
+                        continue;
+                    }
+                    let a = parse_amount("advances.amount", &amount)?;
+                    if a > free {
+                        break; // Oldest first.
+                    }
+                    free = free.saturating_sub(a);
+                    sqlx::query("UPDATE advances SET status = 'due', due_at = $1 WHERE id = $2")
+                        .bind(now.unix())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             tx.commit().await?;
             Ok(granted)
@@ -285,10 +386,32 @@ impl crate::Store {
         self.withdrawals_sum(chain, &["queued"]).await
     }
 
-    /// Sum of withdrawals queued or granted but not yet paid out: liquidity
-    /// the planner must never stake (its `queued` input).
+    /// What the pool owes out of its liquidity and must never stake (the
+    /// planner's `queued` input): withdrawals queued or granted but not yet
+    /// paid out, less what the treasury fronted for them, plus every advance
+    /// not yet repaid (the pool repays it from unbonding).
     pub async fn withdrawals_owed(&self, chain: ChainId) -> Result<Amount, StoreError> {
-        self.withdrawals_sum(chain, &["queued", "granted"]).await
+        let asset = chain.asset();
+        let (open, advances): (Vec<OpenRow>, Vec<AdvanceClaim>) = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let open = sqlx::query_as(
+                "SELECT w.status, w.amount, a.amount FROM withdrawals w LEFT JOIN advances a ON a.request_id = w.request_id \
+                 WHERE w.asset = $1 AND w.status IN ('granted', 'queued')",
+            )
+            .bind(asset)
+            .fetch_all(&mut *tx)
+            .await?;
+            let advances = sqlx::query_as(
+                "SELECT status, amount FROM advances WHERE asset = $1 AND status IN ('outstanding', 'due')",
+            )
+            .bind(asset)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            (open, advances)
+        });
+        let c = crate::advances::Claims::of(&open, &advances)?;
+        c.owed()
     }
 
     async fn withdrawals_sum(
