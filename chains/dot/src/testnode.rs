@@ -171,10 +171,12 @@ impl Chopsticks {
         k.extend(sp_crypto_hashing::twox_128(b"Now"));
         // Right after start the head can still be the genesis block, which
         // has no timestamp: wait for block 1, and after 10 s ask for it
-        // (`dev_newBlock`) rather than depend on chopsticks building it by
-        // itself (a CI run once waited 60 s for it).
-        for i in 0..120 {
-            if i == 20 {
+        // (`dev_newBlock`, again every 30 s) rather than depend on chopsticks
+        // building it by itself. The first block compiles the runtime: a CI
+        // run once waited 60 s for it, and a fresh machine's cold run with
+        // both cores busy 60 s again, so allow three minutes.
+        for i in 0..360 {
+            if i == 20 || (i > 20 && i % 60 == 20) {
                 self.new_blocks(1).await?;
             }
             let v = self
@@ -190,7 +192,7 @@ impl Chopsticks {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        Err("chopsticks has no Timestamp.Now after 60 s".into())
+        Err("chopsticks has no Timestamp.Now after 180 s".into())
     }
 
     /// Gives `who` (SS58) a free balance of `planck`.
