@@ -493,3 +493,203 @@ async fn a_queued_request_is_granted_from_the_line_when_it_has_room_again_and_us
     })
     .await;
 }
+
+/// A bank run against the advance line, seeded and replayable
+/// (`SOFTSTAKE_BANK_RUN_SEEDS`, default 25, on both databases): random
+/// withdrawals larger and smaller than the buffer, payouts, unbonding
+/// arriving, promotions and repayments, with the pool's custody balance
+/// modelled here. After every step: the advances not repaid never exceed
+/// the limit; what is set aside (granted less fronted, and due advances) is
+/// in custody; a request queues only when someone is queued ahead or the
+/// line has no room for its shortfall. At the end, with everything
+/// unbonded, every request is granted and every advance repaid exactly
+/// what was fronted for it, once.
+#[tokio::test]
+async fn bank_runs_never_pass_the_advance_limit_and_every_advance_is_repaid_exactly() {
+    let seeds: u64 = std::env::var("SOFTSTAKE_BANK_RUN_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(25);
+    on_both(|store| async move {
+        let eth = ChainId::Ethereum;
+        let users: Vec<_> = (0..8)
+            .map(|i| eth_update(&format!("u{i}"), &format!("user{i}"), 1_000_000_000, T0 - 10))
+            .collect();
+        store.ingest_balance_updates(&users, now()).await.unwrap();
+        let limit: u128 = 3_000;
+        // How often the run fronted, queued, and granted from the line
+        // after a wait: the test must exercise each.
+        let (mut fronting, mut queueing, mut late_fronting) = (0, 0, 0);
+        for seed in 0..seeds {
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut rnd = |n: u128| -> u128 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                u128::from(x) % n
+            };
+            // Custody liquid and staked, in this seed's own units.
+            let (mut liquid, mut staked): (u128, u128) = (1_000, 20_000);
+            let mut open: Vec<(String, u128, u128)> = Vec::new(); // granted: id, amount, fronted
+            let mut queued: Vec<(String, u128)> = Vec::new();
+            let mut fronted_total: u128 = 0;
+            let mut repaid_total: u128 = 0;
+            let mut requested: u128 = 0;
+            let mut n = 0;
+            let at = |i: u128| Timestamp::from_unix(T0 + i64::try_from(i).unwrap());
+            let step_limit = Amount::from_base(limit);
+            for step in 0..60u128 {
+                let t = at(seed as u128 * 1_000 + step);
+                match rnd(5) {
+                    0 | 1 if requested < 18_000 => {
+                        // A withdrawal, sometimes far above the buffer (the
+                        // users' claims stay within what the pool holds).
+                        let amount = (1 + if rnd(3) == 0 { rnd(4_000) } else { rnd(400) })
+                            .min(18_000 - requested);
+                        requested += amount;
+                        n += 1;
+                        let id = format!("s{seed}-{n}");
+                        let user = format!("user{}", rnd(8));
+                        let reserved: u128 = open.iter().map(|(_, a, f)| a - f).sum::<u128>()
+                            + store.advance_line(eth, 0, t).await.unwrap().due.base();
+                        let outstanding = store.advance_line(eth, 0, t).await.unwrap().outstanding.base();
+                        let free = liquid.saturating_sub(reserved);
+                        let room = limit - outstanding;
+                        let d = store
+                            .request_withdrawal(
+                                &WithdrawalRequest {
+                                    request_id: id.clone(),
+                                    user_id: user,
+                                    chain: eth,
+                                    amount: Amount::from_base(amount),
+                                    requested_at: Some(t),
+                                },
+                                &Liquidity {
+                                    liquid: Amount::from_base(liquid),
+                                    unbonding: Vec::new(),
+                                    unbonding_delay_secs: 600,
+                                    cycle_secs: 60,
+                                    advance_limit: step_limit,
+                                },
+                                t,
+                            )
+                            .await
+                            .unwrap();
+                        if d.status == "queued" {
+                            queueing += 1;
+                            assert!(
+                                !queued.is_empty() || amount.saturating_sub(free) > room,
+                                "seed {seed}: {id} queued with room {room} for {amount} (free {free})"
+                            );
+                            queued.push((id, amount));
+                        } else {
+                            assert!(queued.is_empty(), "seed {seed}: {id} jumped the queue");
+                            let f = d.advanced.map_or(0, |a| a.base());
+                            assert_eq!(f, amount.saturating_sub(free), "seed {seed}: {id}");
+                            fronting += usize::from(f > 0);
+                            fronted_total += f;
+                            open.push((id, amount, f));
+                        }
+                    }
+                    // The exchange pays a granted request: the custody
+                    // part leaves custody, the treasury pays the rest.
+                    2 if !open.is_empty() => {
+                        let i = usize::try_from(rnd(open.len() as u128)).unwrap();
+                        let (id, amount, f) = open.remove(i);
+                        store.complete_withdrawal(&id, t).await.unwrap();
+                        liquid -= amount - f;
+                    }
+                    3 => {
+                        // Unbonding arrives.
+                        let back = rnd(staked / 4 + 1);
+                        staked -= back;
+                        liquid += back;
+                    }
+                    _ => {}
+                }
+                // Every cycle: promote, then repay what is due.
+                let granted = store
+                    .promote_withdrawals(eth, Amount::from_base(liquid), step_limit, t)
+                    .await
+                    .unwrap();
+                for g in granted {
+                    let k = queued.iter().position(|(id, _)| *id == g).unwrap();
+                    assert_eq!(k, 0, "seed {seed}: {g} granted out of order");
+                    let (id, amount) = queued.remove(0);
+                    let adv = store.advance_line(eth, 10_000, t).await.unwrap();
+                    let fronted = adv
+                        .advances
+                        .iter()
+                        .find(|a| a.request_id == id)
+                        .map_or(0, |a| a.amount.base());
+                    fronted_total += fronted;
+                    late_fronting += usize::from(fronted > 0);
+                    open.push((id, amount, fronted));
+                }
+                let line_now = store.advance_line(eth, 10_000, t).await.unwrap();
+                assert!(line_now.outstanding.base() <= limit, "seed {seed}: over the limit");
+                let reserved: u128 =
+                    open.iter().map(|(_, a, f)| a - f).sum::<u128>() + line_now.due.base();
+                assert!(reserved <= liquid, "seed {seed}: {reserved} set aside, {liquid} in custody");
+                for a in line_now.advances.iter().filter(|a| a.status == "due") {
+                    if rnd(2) == 0 {
+                        let tx = format!("0xrepay-{seed}-{}", a.id);
+                        store.repay_advance(eth, a.id, &tx, t).await.unwrap();
+                        liquid -= a.amount.base();
+                        repaid_total += a.amount.base();
+                    }
+                }
+            }
+            // Drain: everything unbonds, the exchange pays everyone, the
+            // treasury is repaid.
+            liquid += staked;
+            for round in 0..200u128 {
+                let t = at(seed as u128 * 1_000 + 100 + round);
+                let granted = store
+                    .promote_withdrawals(eth, Amount::from_base(liquid), step_limit, t)
+                    .await
+                    .unwrap();
+                for g in granted {
+                    let (id, amount) = queued.remove(0);
+                    assert_eq!(g, id);
+                    let adv = store.advance_line(eth, 10_000, t).await.unwrap();
+                    let f = adv
+                        .advances
+                        .iter()
+                        .find(|a| a.request_id == id)
+                        .map_or(0, |a| a.amount.base());
+                    fronted_total += f;
+                    open.push((id, amount, f));
+                }
+                for (id, amount, f) in std::mem::take(&mut open) {
+                    store.complete_withdrawal(&id, t).await.unwrap();
+                    liquid -= amount - f;
+                }
+                let line_now = store.advance_line(eth, 10_000, t).await.unwrap();
+                for a in line_now.advances.iter().filter(|a| a.status == "due") {
+                    store
+                        .repay_advance(eth, a.id, &format!("0xrepay-{seed}-{}", a.id), t)
+                        .await
+                        .unwrap();
+                    liquid -= a.amount.base();
+                    repaid_total += a.amount.base();
+                }
+                if queued.is_empty() && line_now.outstanding.is_zero() {
+                    break;
+                }
+            }
+            assert!(queued.is_empty(), "seed {seed}: requests still queued");
+            let end = store.advance_line(eth, 10_000, at(0)).await.unwrap();
+            assert!(end.outstanding.is_zero(), "seed {seed}: advances not repaid");
+            assert_eq!(repaid_total, fronted_total, "seed {seed}: repaid what was fronted");
+            assert!(store.withdrawals_owed(eth).await.unwrap().is_zero(), "seed {seed}");
+        }
+        if seeds >= 25 {
+            assert!(
+                fronting > 0 && queueing > 0 && late_fronting > 0,
+                "fronted {fronting}, queued {queueing}, fronted after a wait {late_fronting}"
+            );
+        }
+    })
+    .await;
+}
