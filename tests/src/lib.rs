@@ -465,6 +465,7 @@ pub fn adapter_engine_with_books(
             cycle_secs,
             books,
             advance_limit: Amount::ZERO,
+            sizing: None,
         },
         std::sync::Arc::new(clock.clone()),
     )

@@ -58,6 +58,7 @@ fn cfg() -> EngineConfig {
         cycle_secs: 60,
         books: softstake_config::BooksSettings::default(),
         advance_limit: Amount::ZERO,
+        sizing: None,
     }
 }
 
@@ -723,6 +724,100 @@ async fn a_transaction_held_below_the_base_fee_is_replaced_and_only_the_replacem
         );
         assert_eq!(s.included_count(), 1, "exactly one version landed");
         assert_eq!(s.audit().broadcasts[&id].len(), 2);
+    })
+    .await;
+}
+
+/// With `buffer.sizing` the plan's target comes from the exchange's own
+/// withdrawals over windows as long as the chain's unbonding delay, and the
+/// plan says how (both databases).
+#[tokio::test]
+async fn the_buffer_is_sized_from_observed_withdrawals_and_the_plan_says_how() {
+    on_both(|store| async move {
+        let (sim, clock) = sim();
+        let start = Timestamp::from_unix(T0);
+        store
+            .ingest_balance_updates(
+                &[BalanceUpdate {
+                    event_id: "e1".into(),
+                    user_id: "alice".into(),
+                    asset: "ATOM".into(),
+                    balance: Amount::from_base(1_000_000),
+                    effective_at: start,
+                }],
+                start,
+            )
+            .await
+            .unwrap();
+        // Two days on, two withdrawals ten minutes apart (the simulated
+        // chain unbonds in 30 minutes: one window holds both).
+        let now = Timestamp::from_unix(T0 + 2 * 86_400);
+        clock.set(now);
+        let liq = softstake_store::Liquidity {
+            liquid: Amount::from_base(1_000_000),
+            unbonding: Vec::new(),
+            unbonding_delay_secs: 1_800,
+            cycle_secs: 60,
+            advance_limit: Amount::ZERO,
+        };
+        for (id, amount, ago) in [("w1", 50_000u128, 1_200i64), ("w2", 30_000, 600)] {
+            store
+                .request_withdrawal(
+                    &softstake_store::WithdrawalRequest {
+                        request_id: id.into(),
+                        user_id: "alice".into(),
+                        chain: ChainId::Cosmos,
+                        amount: Amount::from_base(amount),
+                        requested_at: Some(now.plus_secs(-ago)),
+                    },
+                    &liq,
+                    now,
+                )
+                .await
+                .unwrap();
+            store.complete_withdrawal(id, now).await.unwrap();
+        }
+        let state = sim.pool_state(PoolStateRequest::default()).await.unwrap();
+        assert_eq!(state.limits.unbonding_delay_secs, 1_800);
+        // Fixed: the configured 20%.
+        let fixed = softstake_engine::plan_for(&store, &cfg(), &state, now)
+            .await
+            .unwrap();
+        assert!(fixed.sizing.is_none());
+        assert_eq!(fixed.summary.aim, Amount::from_base(200_000));
+        // Sized: the worst 30-minute window held 80,000 of 1,000,000.
+        let rate = |s: &str| Rate::new(s.parse().unwrap()).unwrap();
+        let sized_cfg = EngineConfig {
+            sizing: Some(softstake_planner::sizing::OutflowSizing {
+                quantile: rate("1"),
+                horizon_secs: 30 * 86_400,
+                floor: rate("0.05"),
+                ceiling: rate("0.6"),
+            }),
+            ..cfg()
+        };
+        let plan = softstake_engine::plan_for(&store, &sized_cfg, &state, now)
+            .await
+            .unwrap();
+        let s = plan.sizing.clone().unwrap();
+        assert_eq!(
+            (s.outflow, s.target),
+            (Amount::from_base(80_000), rate("0.08"))
+        );
+        assert!(s.explanation.contains("p100 of"), "{}", s.explanation);
+        assert_eq!(plan.summary.aim, Amount::from_base(80_000));
+        // The median window had nothing in it: the floor.
+        let median = EngineConfig {
+            sizing: Some(softstake_planner::sizing::OutflowSizing {
+                quantile: rate("0.5"),
+                ..sized_cfg.sizing.clone().unwrap()
+            }),
+            ..cfg()
+        };
+        let plan = softstake_engine::plan_for(&store, &median, &state, now)
+            .await
+            .unwrap();
+        assert_eq!(plan.summary.aim, Amount::from_base(50_000));
     })
     .await;
 }

@@ -845,6 +845,7 @@ async fn run_seed(store: Store, seed: u64) -> Result<Stats, Fail> {
         cycle_secs: u64::try_from(tick).unwrap_or(0),
         books: softstake_config::BooksSettings::default(),
         advance_limit: Amount::ZERO,
+        sizing: None,
     };
     let engine = Engine::new(
         store.clone(),

@@ -307,6 +307,28 @@ pub struct BufferSection {
     /// such withdrawals queue for unbonding).
     #[serde(default)]
     pub advance_limit: Option<String>,
+    /// Derive the target from the exchange's own withdrawals (then `target`
+    /// is not used).
+    #[serde(default)]
+    pub sizing: Option<SizingSection>,
+}
+
+/// `[chains.buffer.sizing]`: the buffer target from observed outflows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizingSection {
+    /// Share of unbonding-long windows the buffer must cover (0 < q <= 1;
+    /// e.g. "0.999").
+    #[serde(deserialize_with = "decimal_str")]
+    pub quantile: Decimal,
+    /// Days of withdrawal history counted.
+    pub horizon_days: u64,
+    /// Lowest target share of liabilities.
+    #[serde(deserialize_with = "decimal_str")]
+    pub floor: Decimal,
+    /// Highest target share of liabilities.
+    #[serde(deserialize_with = "decimal_str")]
+    pub ceiling: Decimal,
 }
 
 /// `[chains.safety]`.

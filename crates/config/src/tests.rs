@@ -40,6 +40,10 @@ fn example_config_validates() {
     let atom = cfg.chain(softstake_core::ChainId::Cosmos).unwrap();
     // Absent: no advance line.
     assert!(atom.buffer.advance_limit.is_zero());
+    let sizing = eth.buffer.sizing.clone().unwrap();
+    assert_eq!(sizing.quantile.to_string(), "0.999");
+    assert_eq!(sizing.horizon_secs, 365 * 86_400);
+    assert!(atom.buffer.sizing.is_none());
     assert_eq!(atom.validators.len(), 2);
     assert_eq!(atom.min_eligible_balance.base(), 10_000);
     assert_eq!(
@@ -334,4 +338,27 @@ fn the_loss_rule_is_platform_pool_or_users_or_refused_naming_the_key() {
         assert_eq!(found[0].key, key);
         assert!(found[0].message.contains(says), "{}", found[0].message);
     }
+}
+
+#[test]
+fn the_advance_line_and_buffer_sizing_are_checked_naming_the_key() {
+    let text = example_text()
+        .replace("advance_limit = \"320\"", "advance_limit = \"-5\"")
+        .replace("quantile = \"0.999\"", "quantile = \"1.5\"")
+        .replace("horizon_days = 365", "horizon_days = 0")
+        .replace("floor = \"0.05\"", "floor = \"0.01\"")
+        .replace("ceiling = \"0.5\"", "ceiling = \"0.005\"");
+    let keys: Vec<String> = issues(&text).into_iter().map(|i| i.key).collect();
+    for k in [
+        "chains[0].buffer.advance_limit",
+        "chains[0].buffer.sizing.quantile",
+        "chains[0].buffer.sizing.horizon_days",
+        // Below the band (0.03), and above the ceiling.
+        "chains[0].buffer.sizing.floor",
+    ] {
+        assert!(keys.contains(&k.to_owned()), "{k} missing from {keys:?}");
+    }
+    // An unknown key in the sizing table is refused.
+    let text = example_text().replace("horizon_days = 365", "horizon_days = 365\nhorizon = 3");
+    assert!(load_str(&text, vec![]).is_err());
 }

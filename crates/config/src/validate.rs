@@ -345,6 +345,37 @@ fn validate_chain(
         Some(a) => c.amount(k("buffer.advance_limit"), a, chain),
         None => Amount::ZERO,
     };
+    let sizing = s.buffer.sizing.as_ref().map(|z| {
+        if z.quantile <= Decimal::ZERO || z.quantile > Decimal::ONE {
+            c.push(k("buffer.sizing.quantile"), "must be above 0 and at most 1");
+        }
+        if z.horizon_days == 0 || z.horizon_days > 3_650 {
+            c.push(k("buffer.sizing.horizon_days"), "must be 1 to 3650");
+        }
+        let floor = c.rate(k("buffer.sizing.floor"), z.floor);
+        let ceiling = c.rate(k("buffer.sizing.ceiling"), z.ceiling);
+        if floor.value() > ceiling.value() {
+            c.push(k("buffer.sizing.floor"), "is above buffer.sizing.ceiling");
+        }
+        if band.value() > floor.value() {
+            c.push(
+                k("buffer.sizing.floor"),
+                format!(
+                    "is below buffer.band {}: the band must fit under every target",
+                    band.value()
+                ),
+            );
+        }
+        if ceiling.value() + band.value() > Decimal::ONE {
+            c.push(k("buffer.sizing.ceiling"), "plus buffer.band is above 1");
+        }
+        softstake_core::config::BufferSizing {
+            quantile: Rate::new(z.quantile.clamp(Decimal::ZERO, Decimal::ONE)).unwrap_or(Rate::ONE),
+            horizon_secs: z.horizon_days.saturating_mul(86_400),
+            floor,
+            ceiling,
+        }
+    });
     let max_per_operation = c.amount(
         k("safety.max_per_operation"),
         &s.safety.max_per_operation,
@@ -388,6 +419,7 @@ fn validate_chain(
             band,
             min_operation,
             advance_limit,
+            sizing,
         },
         safety: SafetyLimits {
             max_per_operation,

@@ -70,6 +70,22 @@ pub struct BufferPolicy {
     /// The most the treasury fronts at once for withdrawals the buffer
     /// cannot cover (0: none).
     pub advance_limit: Amount,
+    /// The target derived from the exchange's own withdrawals instead of
+    /// the fixed `target` (softstake_planner::sizing), when configured.
+    pub sizing: Option<BufferSizing>,
+}
+
+/// `buffer.sizing`, validated: the buffer target from observed outflows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BufferSizing {
+    /// Which share of windows the buffer must cover (0 < q <= 1).
+    pub quantile: Rate,
+    /// How far back the history counts.
+    pub horizon_secs: u64,
+    /// Lowest target.
+    pub floor: Rate,
+    /// Highest target.
+    pub ceiling: Rate,
 }
 
 /// Who bears the pool's fees.

@@ -136,6 +136,9 @@ pub struct EngineConfig {
     /// The treasury's advance line (0: none): withdrawals the buffer cannot
     /// cover are granted at once up to it (softstake_store's `advances`).
     pub advance_limit: Amount,
+    /// The buffer target from observed withdrawals (None: the fixed
+    /// `policy.target`).
+    pub sizing: Option<softstake_planner::sizing::OutflowSizing>,
 }
 
 impl EngineConfig {
@@ -169,6 +172,7 @@ impl EngineConfig {
             cycle_secs: c.interval_secs,
             books: c.books,
             advance_limit: c.buffer.advance_limit,
+            sizing: c.buffer.sizing.clone(),
         }
     }
 }
@@ -1457,19 +1461,30 @@ pub async fn plan_for(
     let moved = store.journal_moved_since(cfg.chain, day_start).await?;
     let mut policy = cfg.policy.clone();
     policy.remaining_today = cfg.max_per_day.saturating_sub(moved);
+    // The target from the exchange's own withdrawals, when configured:
+    // windows as long as the chain's unbonding delay.
+    let sized = match &cfg.sizing {
+        Some(sz) => {
+            let window = state.limits.unbonding_delay_secs;
+            let since = now.plus_secs(
+                -i64::try_from(sz.horizon_secs.saturating_add(window)).unwrap_or(i64::MAX),
+            );
+            let history = store.withdrawal_history(cfg.chain, since).await?;
+            let s = softstake_planner::sizing::size_buffer(&history, window, sz, liabilities, now);
+            policy.target = s.target;
+            Some(s)
+        }
+        None => None,
+    };
     policy.marked = store
         .validator_marks(cfg.chain, true)
         .await?
         .into_iter()
         .map(|m| m.validator)
         .collect();
-    Ok(softstake_planner::plan(
-        state,
-        liabilities,
-        owed,
-        &policy,
-        now,
-    )?)
+    let mut plan = softstake_planner::plan(state, liabilities, owed, &policy, now)?;
+    plan.sizing = sized;
+    Ok(plan)
 }
 
 /// The signed version the journal holds for a `signed` or `broadcast`

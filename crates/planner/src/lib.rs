@@ -26,6 +26,8 @@
 //! kept: the only operation is delegating when the pool is not delegated to
 //! a configured validator.
 
+pub mod sizing;
+
 use rust_decimal::Decimal;
 use serde::Serialize;
 use softstake_core::adapter::{Delegation, OperationKind, PoolStateResponse, ValidatorId};
@@ -122,6 +124,10 @@ pub struct Plan {
     pub ops: Vec<PlannedOp>,
     /// Things the planner wanted but could not do (caps, limits).
     pub blocked: Vec<String>,
+    /// How the buffer target was derived from observed withdrawals, when
+    /// `buffer.sizing` is configured (set by the engine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sizing: Option<sizing::SizedTarget>,
 }
 
 /// Inputs the planner refuses.
@@ -247,6 +253,7 @@ pub fn plan(
             summary,
             ops,
             blocked,
+            sizing: None,
         });
     }
 
@@ -523,6 +530,7 @@ pub fn plan(
         summary,
         ops,
         blocked,
+        sizing: None,
     })
 }
 

@@ -381,6 +381,32 @@ impl crate::Store {
         Ok(row.map(|(s, t)| (s, Timestamp::from_unix(t))))
     }
 
+    /// Every withdrawal requested since `since` (not cancelled), with when
+    /// it was requested: the outflow history the buffer is sized from.
+    pub async fn withdrawal_history(
+        &self,
+        chain: ChainId,
+        since: Timestamp,
+    ) -> Result<Vec<(Timestamp, Amount)>, StoreError> {
+        let rows: Vec<(i64, String)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT created_at, amount FROM withdrawals WHERE asset = $1 AND created_at >= $2 AND status <> 'cancelled' ORDER BY created_at",
+            )
+            .bind(chain.asset())
+            .bind(since.unix())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(t, a)| {
+                Ok((
+                    Timestamp::from_unix(t),
+                    parse_amount("withdrawals.amount", &a)?,
+                ))
+            })
+            .collect()
+    }
+
     /// Sum of queued withdrawals for a chain.
     pub async fn queued_withdrawals(&self, chain: ChainId) -> Result<Amount, StoreError> {
         self.withdrawals_sum(chain, &["queued"]).await
