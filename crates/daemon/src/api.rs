@@ -667,6 +667,36 @@ fn time(field: &str, v: &str) -> ApiResult<Timestamp> {
     Timestamp::parse_rfc3339(v).map_err(|_| bad())
 }
 
+/// Buffer drag: the liquid balance at the staked coins' realised yield (30
+/// days of gross rewards over today's stake, annualised), in base units a
+/// year (rounded down), and as a share of liabilities. None without stake.
+fn buffer_drag(
+    liquid: Amount,
+    staked: Amount,
+    gross_30d: Amount,
+    liabilities: Amount,
+) -> (Option<Amount>, Option<String>) {
+    let drag = match (decimal(liquid), decimal(staked), decimal(gross_30d)) {
+        (Some(l), Some(st), Some(g)) if !st.is_zero() => g
+            .checked_mul(l)
+            .and_then(|x| x.checked_div(st))
+            .and_then(|x| x.checked_mul(Decimal::from(365)))
+            .and_then(|x| x.checked_div(Decimal::from(30)))
+            .map(|x| x.floor()),
+        _ => None,
+    };
+    let per_year = drag
+        .and_then(|d| d.to_string().parse::<u128>().ok())
+        .map(Amount::from_base);
+    let apy = match (drag, decimal(liabilities)) {
+        (Some(d), Some(l)) if !l.is_zero() => d
+            .checked_div(l)
+            .map(|x| x.round_dp(6).normalize().to_string()),
+        _ => None,
+    };
+    (per_year, apy)
+}
+
 fn decimal(a: Amount) -> Option<Decimal> {
     Decimal::from_str_exact(&a.to_string()).ok()
 }
@@ -713,6 +743,11 @@ struct BufferView {
     ratio: Option<String>,
     target: String,
     band: String,
+    /// What keeping the liquid balance unstaked costs the pool a year at
+    /// the staked coins' realised 30-day yield (base units, rounded down).
+    drag_per_year: Option<Amount>,
+    /// The same as a share of liabilities: the users' yield it costs.
+    drag_apy: Option<String>,
     floor: Option<Amount>,
     aim: Option<Amount>,
     ceiling: Option<Amount>,
@@ -762,7 +797,7 @@ async fn summary(sh: &Shared, rt: &crate::ChainRuntime) -> ApiResult<ChainSummar
     let owed = sh.store.withdrawals_owed(chain).await?;
     let queued = sh.store.queued_withdrawals(chain).await?;
     let paused = sh.store.is_paused(chain).await?;
-    let (_, _, users_30d) = sh
+    let (gross_30d, _, users_30d) = sh
         .store
         .reward_totals(chain, now.plus_secs(-30 * DAY), now)
         .await?;
@@ -781,6 +816,10 @@ async fn summary(sh: &Shared, rt: &crate::ChainRuntime) -> ApiResult<ChainSummar
             .unwrap_or(Amount::MAX)
     });
     let liquid = pool.map(|p| p.liquid.checked_add(p.withdrawable).unwrap_or(Amount::MAX));
+    let (drag_per_year, drag_apy) = match (liquid, staked) {
+        (Some(l), Some(st)) => buffer_drag(l, st, gross_30d, liabilities),
+        _ => (None, None),
+    };
     let ratio = match (liquid.and_then(decimal), decimal(liabilities)) {
         (Some(a), Some(l)) if !l.is_zero() => a
             .checked_div(l)
@@ -807,6 +846,8 @@ async fn summary(sh: &Shared, rt: &crate::ChainRuntime) -> ApiResult<ChainSummar
             ratio,
             target: rt.config.buffer.target.to_string(),
             band: rt.config.buffer.band.to_string(),
+            drag_per_year,
+            drag_apy,
             floor: view.plan.as_ref().map(|p| p.floor),
             aim: view.plan.as_ref().map(|p| p.aim),
             ceiling: view.plan.as_ref().map(|p| p.ceiling),
@@ -1834,6 +1875,24 @@ mod tests {
         );
         assert!(check_id("i", &"é".repeat(200)).is_ok());
         assert!(check_id("i", &"é".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn buffer_drag_is_the_liquid_balance_at_the_staked_yield() {
+        let a = Amount::from_base;
+        // 300 earned on 30,000 staked in 30 days: 1% a month, 12.1666% a
+        // year; 10,000 liquid forgoes 1,216 a year, 3.04% of 40,000.
+        let (per_year, apy) = buffer_drag(a(10_000), a(30_000), a(300), a(40_000));
+        assert_eq!(per_year, Some(a(1_216)));
+        assert_eq!(apy.as_deref(), Some("0.0304"));
+        assert_eq!(
+            buffer_drag(a(10_000), Amount::ZERO, a(300), a(40_000)),
+            (None, None)
+        );
+        assert_eq!(
+            buffer_drag(a(10_000), a(30_000), a(300), Amount::ZERO),
+            (Some(a(1_216)), None)
+        );
     }
 
     #[test]
