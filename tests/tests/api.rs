@@ -542,23 +542,37 @@ async fn documented_bounds_hold_past_int64_and_on_large_acknowledgements() {
     d.handle.shutdown().await;
 }
 
+/// A test daemon on one simulated Hub-like chain holding 1 ATOM liquid,
+/// with a manual clock.
+async fn sim_daemon(
+    ts: &TestStore,
+    seed: u64,
+) -> (
+    softstake_tests::daemon::TestDaemon,
+    softstake_testkit::SimChain,
+    softstake_core::ManualClock,
+) {
+    let clock = softstake_core::ManualClock::new(Timestamp::from_unix(1_767_225_600));
+    let sim = softstake_testkit::SimChain::new(
+        seed,
+        softstake_testkit::SimParams::hub_like(&["val0"], 1),
+        clock.clone(),
+        Amount::from_base(1_000_000),
+    );
+    let d = start(
+        &ts.store,
+        &ts.url,
+        Some((sim.clone(), clock.clone())),
+        1_000,
+    )
+    .await;
+    (d, sim, clock)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_books_over_http_declarations_suspense_and_backing() {
     both(|ts| async move {
-        let clock = softstake_core::ManualClock::new(Timestamp::from_unix(1_767_225_600));
-        let sim = softstake_testkit::SimChain::new(
-            3,
-            softstake_testkit::SimParams::hub_like(&["val0"], 1),
-            clock.clone(),
-            Amount::from_base(1_000_000),
-        );
-        let d = start(
-            &ts.store,
-            &ts.url,
-            Some((sim.clone(), clock.clone())),
-            1_000,
-        )
-        .await;
+        let (d, sim, clock) = sim_daemon(&ts, 3).await;
         let c = Client::new();
         let url = |p: &str| format!("{}{p}", d.base);
         let wait_for = |cond: &'static str| {
@@ -856,14 +870,7 @@ async fn the_books_over_http_declarations_suspense_and_backing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdrawal_the_buffer_cannot_cover_is_granted_from_the_advance_line_over_http() {
     both(|ts| async move {
-        let clock = softstake_core::ManualClock::new(Timestamp::from_unix(1_767_225_600));
-        let sim = softstake_testkit::SimChain::new(
-            5,
-            softstake_testkit::SimParams::hub_like(&["val0"], 1),
-            clock.clone(),
-            Amount::from_base(1_000_000),
-        );
-        let d = start(&ts.store, &ts.url, Some((sim.clone(), clock.clone())), 1_000).await;
+        let (d, _sim, _clock) = sim_daemon(&ts, 5).await;
         let c = Client::new();
         let url = |p: &str| format!("{}{p}", d.base);
         // With no liabilities yet the first cycle delegates the whole pool;

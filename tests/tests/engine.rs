@@ -735,20 +735,7 @@ async fn a_transaction_held_below_the_base_fee_is_replaced_and_only_the_replacem
 async fn the_buffer_is_sized_from_observed_withdrawals_and_the_plan_says_how() {
     on_both(|store| async move {
         let (sim, clock) = sim();
-        let start = Timestamp::from_unix(T0);
-        store
-            .ingest_balance_updates(
-                &[BalanceUpdate {
-                    event_id: "e1".into(),
-                    user_id: "alice".into(),
-                    asset: "ATOM".into(),
-                    balance: Amount::from_base(1_000_000),
-                    effective_at: start,
-                }],
-                start,
-            )
-            .await
-            .unwrap();
+        users(&store).await;
         // Two days on, two withdrawals ten minutes apart (the simulated
         // chain unbonds in 30 minutes: one window holds both).
         let now = Timestamp::from_unix(T0 + 2 * 86_400);

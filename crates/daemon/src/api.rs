@@ -605,6 +605,14 @@ fn runtime(sh: &Shared, chain: ChainId) -> ApiResult<&Arc<crate::ChainRuntime>> 
         .ok_or_else(|| ApiError::not_found(format!("{chain} is not enabled on this daemon")))
 }
 
+/// A path's `{id}`: a positive integer.
+fn positive_id(id: &str) -> ApiResult<i64> {
+    id.parse()
+        .ok()
+        .filter(|i: &i64| *i > 0)
+        .ok_or_else(|| ApiError::bad("id", "must be a positive integer"))
+}
+
 fn check_id(field: &str, v: &str) -> ApiResult<()> {
     check_text(field, v, MAX_ID_LEN)
 }
@@ -1633,11 +1641,7 @@ async fn advance_repaid(
     authorize(&st.sh, &headers, Door::Exchange)?;
     require_leader(&st.sh)?;
     let chain = parse_chain(&chain)?;
-    let id: i64 = id
-        .parse()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| ApiError::bad("id", "must be a positive integer"))?;
+    let id = positive_id(&id)?;
     let JsonBody(r) = body?;
     check_id("tx_id", &r.tx_id)?;
     let a = st
@@ -1665,11 +1669,7 @@ async fn resolve_flow(
     authorize(&st.sh, &headers, Door::Admin)?;
     require_leader(&st.sh)?;
     let chain = parse_chain(&chain)?;
-    let id: i64 = id
-        .parse()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| ApiError::bad("id", "must be a positive integer"))?;
+    let id = positive_id(&id)?;
     let JsonBody(r) = body?;
     let how = Resolution::parse(&r.resolution).ok_or_else(|| {
         ApiError::bad(
