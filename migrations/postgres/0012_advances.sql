@@ -7,7 +7,7 @@
 -- aside), then `repaid` when the exchange reports the repayment transfer,
 -- which softstake declares as a principal outflow.
 CREATE TABLE advances (
-    id            BIGSERIAL PRIMARY KEY,
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     asset         TEXT    COLLATE "C" NOT NULL,
     request_id    TEXT    COLLATE "C" NOT NULL UNIQUE REFERENCES withdrawals (request_id),
     amount        TEXT    NOT NULL CHECK (amount ~ '^[1-9][0-9]*$'),

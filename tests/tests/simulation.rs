@@ -632,7 +632,7 @@ impl World {
 }
 
 /// The ledger's tables, those that refer to others first.
-const TABLES: [&str; 17] = [
+const TABLES: [&str; 18] = [
     "loss_nettings",
     "loss_allocations",
     "credits",
@@ -646,6 +646,7 @@ const TABLES: [&str; 17] = [
     "transfer_declarations",
     "rewards",
     "balance_updates",
+    "advances",
     "withdrawals",
     "operation_attempts",
     "operations",
@@ -653,7 +654,8 @@ const TABLES: [&str; 17] = [
 ];
 
 /// Tables whose `id` a sequence hands out.
-const WITH_IDS: [&str; 11] = [
+const WITH_IDS: [&str; 12] = [
+    "advances",
     "pool_losses",
     "bunker_actions",
     "validator_marks",
