@@ -105,6 +105,7 @@ impl Run {
                 cycle_secs: DAY as u64,
                 books: softstake_config::BooksSettings::default(),
                 advance_limit: Amount::ZERO,
+                fee_reserve: Amount::ZERO,
                 sizing: None,
             },
             Arc::new(clock.clone()),

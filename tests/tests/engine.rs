@@ -58,6 +58,7 @@ fn cfg() -> EngineConfig {
         cycle_secs: 60,
         books: softstake_config::BooksSettings::default(),
         advance_limit: Amount::ZERO,
+        fee_reserve: Amount::ZERO,
         sizing: None,
     }
 }
@@ -805,6 +806,43 @@ async fn the_buffer_is_sized_from_observed_withdrawals_and_the_plan_says_how() {
             .await
             .unwrap();
         assert_eq!(plan.summary.aim, Amount::from_base(50_000));
+    })
+    .await;
+}
+
+/// `buffer.fee_reserve`: withdrawals are granted from the liquid balance
+/// less the reserve, so a grant (or the advance line fronting the rest of
+/// one) never takes the coins the refilling unstake must pay its fee with.
+#[tokio::test]
+async fn the_fee_reserve_is_never_granted_to_withdrawals() {
+    on_both(|store| async move {
+        users(&store).await;
+        let (s, c) = sim();
+        let mut k = cfg();
+        k.fee_reserve = Amount::from_base(1_000);
+        let e = engine(&store, &s, &c, k.clone());
+        let liq = e.liquidity().await.unwrap();
+        assert_eq!(liq.liquid, Amount::from_base(1_000_000 - 1_000));
+        let req = |id: &str, amount: u128| softstake_store::WithdrawalRequest {
+            request_id: id.into(),
+            user_id: "alice".into(),
+            chain: ChainId::Cosmos,
+            amount: Amount::from_base(amount),
+            requested_at: None,
+        };
+        // With an advance line, the treasury fronts what lies beyond the
+        // reserve: custody keeps the reserve.
+        k.advance_limit = Amount::from_base(5_000);
+        let e = engine(&store, &s, &c, k);
+        let liq = e.liquidity().await.unwrap();
+        let d = store
+            .request_withdrawal(&req("w2", 999_500), &liq, c.now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (d.status.as_str(), d.advanced),
+            ("granted", Some(Amount::from_base(500)))
+        );
     })
     .await;
 }

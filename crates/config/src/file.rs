@@ -307,6 +307,11 @@ pub struct BufferSection {
     /// such withdrawals queue for unbonding).
     #[serde(default)]
     pub advance_limit: Option<String>,
+    /// What custody keeps for transaction fees (display units; absent: 0):
+    /// never granted to withdrawals, so the pool can always pay for the
+    /// unstaking and withdrawing that refill the buffer.
+    #[serde(default)]
+    pub fee_reserve: Option<String>,
     /// Derive the target from the exchange's own withdrawals (then `target`
     /// is not used).
     #[serde(default)]

@@ -40,6 +40,14 @@ fn example_config_validates() {
     let atom = cfg.chain(softstake_core::ChainId::Cosmos).unwrap();
     // Absent: no advance line.
     assert!(atom.buffer.advance_limit.is_zero());
+    assert_eq!(
+        eth.buffer.fee_reserve,
+        softstake_core::Amount::parse_units("0.05", 18).unwrap()
+    );
+    assert_eq!(
+        atom.buffer.fee_reserve,
+        softstake_core::Amount::parse_units("0.5", 6).unwrap()
+    );
     let sizing = eth.buffer.sizing.clone().unwrap();
     assert_eq!(sizing.quantile.to_string(), "0.999");
     assert_eq!(sizing.horizon_secs, 365 * 86_400);
@@ -344,6 +352,10 @@ fn the_loss_rule_is_platform_pool_or_users_or_refused_naming_the_key() {
 fn the_advance_line_and_buffer_sizing_are_checked_naming_the_key() {
     let text = example_text()
         .replace("advance_limit = \"320\"", "advance_limit = \"-5\"")
+        .replace(
+            "fee_reserve = \"0.05\"",
+            "fee_reserve = \"0.0000000000000000001\"",
+        )
         .replace("quantile = \"0.999\"", "quantile = \"1.5\"")
         .replace("horizon_days = 365", "horizon_days = 0")
         .replace("floor = \"0.05\"", "floor = \"0.01\"")
@@ -351,6 +363,8 @@ fn the_advance_line_and_buffer_sizing_are_checked_naming_the_key() {
     let keys: Vec<String> = issues(&text).into_iter().map(|i| i.key).collect();
     for k in [
         "chains[0].buffer.advance_limit",
+        // Finer than a wei.
+        "chains[0].buffer.fee_reserve",
         "chains[0].buffer.sizing.quantile",
         "chains[0].buffer.sizing.horizon_days",
         // Below the band (0.03), and above the ceiling.

@@ -345,6 +345,10 @@ fn validate_chain(
         Some(a) => c.amount(k("buffer.advance_limit"), a, chain),
         None => Amount::ZERO,
     };
+    let fee_reserve = match &s.buffer.fee_reserve {
+        Some(a) => c.amount(k("buffer.fee_reserve"), a, chain),
+        None => Amount::ZERO,
+    };
     let sizing = s.buffer.sizing.as_ref().map(|z| {
         if z.quantile <= Decimal::ZERO || z.quantile > Decimal::ONE {
             c.push(k("buffer.sizing.quantile"), "must be above 0 and at most 1");
@@ -419,6 +423,7 @@ fn validate_chain(
             band,
             min_operation,
             advance_limit,
+            fee_reserve,
             sizing,
         },
         safety: SafetyLimits {

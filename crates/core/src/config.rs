@@ -70,6 +70,8 @@ pub struct BufferPolicy {
     /// The most the treasury fronts at once for withdrawals the buffer
     /// cannot cover (0: none).
     pub advance_limit: Amount,
+    /// Kept in custody for transaction fees, never granted to withdrawals.
+    pub fee_reserve: Amount,
     /// The target derived from the exchange's own withdrawals instead of
     /// the fixed `target` (softstake_planner::sizing), when configured.
     pub sizing: Option<BufferSizing>,

@@ -136,6 +136,10 @@ pub struct EngineConfig {
     /// The treasury's advance line (0: none): withdrawals the buffer cannot
     /// cover are granted at once up to it (softstake_store's `advances`).
     pub advance_limit: Amount,
+    /// Kept in custody for transaction fees: withdrawals are granted from
+    /// the liquid balance less this, so the pool can always pay for the
+    /// operations that refill the buffer.
+    pub fee_reserve: Amount,
     /// The buffer target from observed withdrawals (None: the fixed
     /// `policy.target`).
     pub sizing: Option<softstake_planner::sizing::OutflowSizing>,
@@ -172,6 +176,7 @@ impl EngineConfig {
             cycle_secs: c.interval_secs,
             books: c.books,
             advance_limit: c.buffer.advance_limit,
+            fee_reserve: c.buffer.fee_reserve,
             sizing: c.buffer.sizing.clone(),
         }
     }
@@ -933,7 +938,7 @@ impl Engine {
     }
 
     /// The liquid balance minus what open delegations will take from it once
-    /// included: what withdrawals may be granted from.
+    /// included and the fee reserve: what withdrawals may be granted from.
     async fn spendable(&self, s: &PoolStateResponse) -> Result<Amount, EngineError> {
         let mut committed = Amount::ZERO;
         for op in self.store.journal_open(self.cfg.chain).await? {
@@ -941,7 +946,9 @@ impl Engine {
                 committed = committed.checked_add(amount).unwrap_or(Amount::MAX);
             }
         }
-        Ok(s.liquid.saturating_sub(committed))
+        Ok(s.liquid
+            .saturating_sub(committed)
+            .saturating_sub(self.cfg.fee_reserve))
     }
 
     /// Journals and sends a plan's operations.
