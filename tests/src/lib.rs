@@ -289,6 +289,27 @@ pub async fn raw_exec(store: &Store, sql: &str) {
     }
 }
 
+/// Runs raw SQL through the store's own pool (cheaper than [`raw_exec`],
+/// which opens a connection of its own on SQLite).
+pub async fn raw_exec_pooled(store: &Store, sql: &str) {
+    let q = sqlx::AssertSqlSafe(sql.to_owned());
+    if let Some(p) = store.pg_pool() {
+        sqlx::query(q).execute(p).await.expect("raw sql");
+    } else if let Some(p) = store.sqlite_pool() {
+        sqlx::query(q).execute(p).await.expect("raw sql");
+    } else {
+        raw_exec(store, sql).await;
+    }
+}
+
+/// Empties `tables` (those referring to others first): a cheap reset
+/// between seeds.
+pub async fn clear_tables(store: &Store, tables: &[&str]) {
+    for t in tables {
+        raw_exec_pooled(store, &format!("DELETE FROM {t}")).await;
+    }
+}
+
 /// Stores each user's opening balance of `asset` at `at` (event ids
 /// `open-USER`).
 pub async fn opening_balances(store: &Store, asset: &str, users: &[(&str, u128)], at: Timestamp) {
@@ -465,6 +486,7 @@ pub fn adapter_engine_with_books(
             cycle_secs,
             books,
             advance_limit: Amount::ZERO,
+            fee_reserve: Amount::ZERO,
             sizing: None,
         },
         std::sync::Arc::new(clock.clone()),
