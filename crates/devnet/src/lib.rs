@@ -128,14 +128,47 @@ pub struct BooksSummary {
 /// The withdrawal larger than the buffer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LargeWithdrawal {
-    /// Status when requested (`queued` on bonded chains).
+    /// Status when requested (`granted`: the treasury's advance line
+    /// fronts what the buffer lacks).
     pub requested: String,
+    /// Where the grant came from: `buffer`, `advance` or `queue`.
+    pub source: String,
+    /// What the treasury fronted, base units.
+    pub advanced: u128,
+    /// The advance at the end of the run, if one was made.
+    pub advance: Option<AdvanceSummary>,
     /// Status at the end.
     pub status: String,
     /// ETA given when it queued.
     pub eta: Option<Timestamp>,
     /// Devnet time it was granted.
     pub granted_at: Option<Timestamp>,
+}
+
+/// The treasury's advance for the large withdrawal.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdvanceSummary {
+    /// `outstanding` (the unbonding that repays it is under way), `due`
+    /// (it completed: custody set the amount aside for the treasury) or
+    /// `repaid`.
+    pub status: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When the pool expected to repay it.
+    pub expected_at: Timestamp,
+    /// When custody set it aside.
+    pub due_at: Option<Timestamp>,
+}
+
+/// The devnet's treasury stands ready to front half of what users hold
+/// on each chain (`[chains.buffer] advance_limit`, whole coins).
+pub fn with_advance_line(section: &str, liabilities: u128, unit: u128) -> String {
+    let limit = liabilities / 2 / unit.max(1);
+    section.replacen(
+        "[chains.buffer]\n",
+        &format!("[chains.buffer]\nadvance_limit = \"{limit}\"\n"),
+        1,
+    )
 }
 
 /// A running devnet: the daemon and the chains, until dropped.
@@ -299,7 +332,7 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
         opts.metrics_listen
     );
     for s in &started {
-        text.push_str(&s.section);
+        text.push_str(&with_advance_line(&s.section, s.liabilities, s.unit));
         text.push('\n');
     }
     let cfg_path = dir.join("softstake.toml");
@@ -461,10 +494,23 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
                 let i = 0; // the whale
                 let amt = (s.liabilities * 2 / 5).min(book.balances[i].1);
                 let r = withdraw(&api, book, i, amt, "large", now).await?;
+                let advanced = r["advanced"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or(0);
+                if advanced > 0 {
+                    progress(format!(
+                        "{chain}: the large withdrawal is granted at once, {} fronted by the treasury's advance line",
+                        softstake_core::Amount::from_base(advanced).format_units(chain.decimals())
+                    ));
+                }
                 large.insert(
                     chain,
                     LargeWithdrawal {
                         requested: r["status"].as_str().unwrap_or("?").to_owned(),
+                        source: r["source"].as_str().unwrap_or("?").to_owned(),
+                        advanced,
+                        advance: None,
                         status: r["status"].as_str().unwrap_or("?").to_owned(),
                         eta: r["eta"].as_str().and_then(|e| e.parse().ok()),
                         granted_at: None,
@@ -541,6 +587,21 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
             w.granted_at = at;
         }
         w.status = st;
+        let rid = format!("{}-large", chain.asset());
+        let line = store
+            .advance_line(*chain, u32::MAX, clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+        w.advance = line
+            .advances
+            .into_iter()
+            .find(|a| a.request_id == rid)
+            .map(|a| AdvanceSummary {
+                status: a.status,
+                created_at: a.created_at,
+                expected_at: a.expected_at,
+                due_at: a.due_at,
+            });
     }
 
     // 6. The summary.
@@ -767,7 +828,7 @@ pub fn render(summary: &[ChainSummary]) -> String {
         let d = s.chain.decimals();
         let f = |v: u128| softstake_core::Amount::from_base(v).format_units(d);
         out.push_str(&format!(
-            "{} ({})\n  node: {}\n  staked {} | buffer {} | rewards {} collected ({}), {} distributions: {} to users, {} commission\n  users credited (largest distribution): {} | conservation: {}\n  withdrawals: small {}; large {} -> {} (ETA {}, granted {})\n  confirmed on chain: {:?}\n  books: backing {} (holdings {}, owed {}), fees {}, losses {}, platform shortfall {}, residual unexplained {}, {}\n",
+            "{} ({})\n  node: {}\n  staked {} | buffer {} | rewards {} collected ({}), {} distributions: {} to users, {} commission\n  users credited (largest distribution): {} | conservation: {}\n  withdrawals: small {}; large {} from {} -> {} (ETA {}, granted {}){}\n  confirmed on chain: {:?}\n  books: backing {} (holdings {}, owed {}), fees {}, losses {}, platform shortfall {}, residual unexplained {}, {}\n",
             s.chain,
             s.chain.asset(),
             s.node,
@@ -782,9 +843,17 @@ pub fn render(summary: &[ChainSummary]) -> String {
             if s.conservation_ok { "verified" } else { "FAILED" },
             s.small_withdrawal,
             s.large_withdrawal.requested,
+            s.large_withdrawal.source,
             s.large_withdrawal.status,
             s.large_withdrawal.eta.map_or("-".into(), |t| t.to_string()),
             s.large_withdrawal.granted_at.map_or("-".into(), |t| t.to_string()),
+            s.large_withdrawal.advance.as_ref().map_or(String::new(), |a| format!(
+                "; advance of {} {} (expected back {}{})",
+                f(s.large_withdrawal.advanced),
+                a.status,
+                a.expected_at,
+                a.due_at.map_or(String::new(), |t| format!(", set aside {t}"))
+            )),
             s.confirmed_ops,
             s.books.backing.as_deref().unwrap_or("n/a"),
             f(s.books.holdings),
