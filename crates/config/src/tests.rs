@@ -28,26 +28,19 @@ fn example_config_validates() {
     assert_eq!(cfg.chains.len(), 3);
     let eth = cfg.chain(softstake_core::ChainId::Ethereum).unwrap();
     assert_eq!(eth.commission.to_string(), "0.1");
-    assert_eq!(
-        eth.buffer.min_operation,
-        softstake_core::Amount::parse_units("32", 18).unwrap()
-    );
-    assert_eq!(
-        eth.buffer.advance_limit,
-        softstake_core::Amount::parse_units("320", 18).unwrap()
-    );
     assert_eq!(cfg.database_kind, DatabaseKind::Sqlite);
     let atom = cfg.chain(softstake_core::ChainId::Cosmos).unwrap();
-    // Absent: no advance line.
-    assert!(atom.buffer.advance_limit.is_zero());
-    assert_eq!(
-        eth.buffer.fee_reserve,
-        softstake_core::Amount::parse_units("0.05", 18).unwrap()
-    );
-    assert_eq!(
-        atom.buffer.fee_reserve,
-        softstake_core::Amount::parse_units("0.5", 6).unwrap()
-    );
+    // Display units, in each chain's base unit; an absent advance line is 0.
+    let units = |s: &str, d: u32| softstake_core::Amount::parse_units(s, d).unwrap();
+    for (got, want) in [
+        (eth.buffer.min_operation, units("32", 18)),
+        (eth.buffer.advance_limit, units("320", 18)),
+        (eth.buffer.fee_reserve, units("0.05", 18)),
+        (atom.buffer.advance_limit, units("0", 6)),
+        (atom.buffer.fee_reserve, units("0.5", 6)),
+    ] {
+        assert_eq!(got, want);
+    }
     let sizing = eth.buffer.sizing.clone().unwrap();
     assert_eq!(sizing.quantile.to_string(), "0.999");
     assert_eq!(sizing.horizon_secs, 365 * 86_400);
