@@ -92,8 +92,33 @@ impl Chopsticks {
     /// Starts chopsticks on the raw chain spec at `spec` in block mode
     /// `mode` ("Instant", "Batch" or "Manual").
     pub async fn start_spec(spec: &std::path::Path, mode: &str) -> Result<Self, String> {
+        Self::launch(chopsticks_path()?, spec, mode, &[]).await
+    }
+
+    /// Starts chopsticks on the raw chain spec of an Asset Hub (a parachain
+    /// whose runtime checks its relay parent's descendants,
+    /// `RelayParentOffset` 1), through testnode/asset-hub-node.cjs: the
+    /// mocked relay chain then carries a BABE authority and signed
+    /// descendant headers, which the runtime verifies. `env` is passed to
+    /// the launcher (SOFTSTAKE_AH_RELAY_OFFSET).
+    pub async fn start_asset_hub(
+        spec: &std::path::Path,
+        mode: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        chopsticks_path()?;
+        Self::launch(testnode_dir().join("asset-hub-node.cjs"), spec, mode, env).await
+    }
+
+    async fn launch(
+        launcher: PathBuf,
+        spec: &std::path::Path,
+        mode: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let mut cmd = tokio::process::Command::new("node");
-        cmd.arg(chopsticks_path()?)
+        cmd.arg(launcher)
+            .envs(env.iter().copied())
             .arg("--genesis")
             .arg(spec)
             .args([

@@ -5,12 +5,18 @@
 //! under chopsticks here: its own GenesisBuilder makes the development
 //! genesis, chopsticks serves it, and its metadata has the staking shape
 //! the adapter must move to (paged exposures, payouts by page, the relay
-//! chain client). What it does not do yet is build blocks: see
-//! chains/dot/runtime/README.md.
+//! chain client). Blocks are built through testnode/asset-hub-node.cjs,
+//! which gives the runtime the signed relay-parent descendants it checks
+//! (`RelayParentOffset` 1): a staking call signed by the adapter's
+//! extrinsic builder executes in the runtime's wasm.
 #![allow(clippy::unwrap_used)]
 
-use serde_json::json;
+use serde_json::{Value, json};
 use softstake_chain_dot::testnode::{Chopsticks, asset_hub_wasm_path, runtime_chain_spec};
+use softstake_chain_dot::tx::{self, Call, Payee, TxParams};
+use subxt::ext::codec::Decode;
+use subxt::utils::AccountId32;
+use subxt_signer::sr25519::Keypair;
 
 /// sha256 of chains/dot/runtime/asset-hub-westend-1025002.compact.compressed.wasm.
 const WASM_SHA256: &str = "193c2e74da32b9646d1039cd6e26e3d716510b04d7a71a1f19dc7dc4acf55123";
@@ -118,6 +124,186 @@ async fn the_asset_hub_runtime_makes_its_genesis_and_serves_staking_async_under_
         .await
         .unwrap();
     assert_eq!(count, "0x02000000");
+}
+
+/// The development genesis of the committed runtime, written once per test.
+async fn development_spec(name: &str) -> std::path::PathBuf {
+    let spec = tempfile_dir().join(format!("westmint-{name}.json"));
+    runtime_chain_spec(&asset_hub_wasm_path(), "development", &spec)
+        .await
+        .unwrap();
+    spec
+}
+
+async fn storage(node: &Chopsticks, key: &str) -> Value {
+    node.call("state_getStorage", json!([key])).await.unwrap()
+}
+
+fn bytes(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().unwrap().trim_start_matches("0x")).unwrap()
+}
+
+/// `ParachainSystem.LastRelayChainBlockNumber`: moves only when the runtime
+/// accepted a block's validation data.
+async fn last_relay_number(node: &Chopsticks) -> u32 {
+    let v = storage(
+        node,
+        &storage_key("ParachainSystem", "LastRelayChainBlockNumber"),
+    )
+    .await;
+    u32::from_le_bytes(bytes(&v).try_into().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_asset_hub_runtime_builds_blocks_once_its_relay_parent_descendants_are_given() {
+    let spec = development_spec("blocks").await;
+
+    // chopsticks alone: no descendants, and the runtime refuses every block
+    // (cumulus-pallet-parachain-system: InvalidNumberOfDescendants).
+    let plain = Chopsticks::start_spec(&spec, "Manual").await.unwrap();
+    let _ = plain.new_blocks(1).await;
+    assert_eq!(plain.head_number().await.unwrap(), 0);
+    drop(plain);
+
+    // The launcher with no header after the relay parent: still refused, so
+    // the runtime counts them (RelayParentOffset is 1).
+    let none = Chopsticks::start_asset_hub(&spec, "Manual", &[("SOFTSTAKE_AH_RELAY_OFFSET", "0")])
+        .await
+        .unwrap();
+    let _ = none.new_blocks(1).await;
+    assert_eq!(none.head_number().await.unwrap(), 0);
+    drop(none);
+
+    // With one signed descendant each block is accepted, and the relay
+    // parent the runtime records moves on with it.
+    let node = Chopsticks::start_asset_hub(&spec, "Manual", &[])
+        .await
+        .unwrap();
+    let head = node.head_number().await.unwrap();
+    node.new_blocks(3).await.unwrap();
+    assert_eq!(node.head_number().await.unwrap(), head + 3);
+    let first = last_relay_number(&node).await;
+    node.new_blocks(1).await.unwrap();
+    assert!(last_relay_number(&node).await > first);
+}
+
+/// Signing parameters at the head, as the adapter takes them.
+async fn params(node: &Chopsticks, who: &str) -> TxParams {
+    let genesis = node.call("chain_getBlockHash", json!([0])).await.unwrap();
+    let v = node
+        .call("state_getRuntimeVersion", json!([]))
+        .await
+        .unwrap();
+    let head = node.call("chain_getHeader", json!([])).await.unwrap();
+    let head_hash = node.call("chain_getBlockHash", json!([])).await.unwrap();
+    let nonce = node
+        .call("system_accountNextIndex", json!([who]))
+        .await
+        .unwrap();
+    TxParams {
+        genesis_hash: bytes(&genesis).try_into().unwrap(),
+        spec_version: u32::try_from(v["specVersion"].as_u64().unwrap()).unwrap(),
+        transaction_version: u32::try_from(v["transactionVersion"].as_u64().unwrap()).unwrap(),
+        nonce: nonce.as_u64().unwrap(),
+        tip: 0,
+        era_block: u64::from_str_radix(
+            head["number"].as_str().unwrap().trim_start_matches("0x"),
+            16,
+        )
+        .unwrap(),
+        era_block_hash: bytes(&head_hash).try_into().unwrap(),
+        era_period: 64,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bond_and_nomination_signed_by_the_adapter_executes_on_staking_async() {
+    let spec = development_spec("bond").await;
+    let node = Chopsticks::start_asset_hub(&spec, "Manual", &[])
+        .await
+        .unwrap();
+    node.new_blocks(1).await.unwrap();
+    let m = node.call("state_getMetadata", json!([])).await.unwrap();
+    let meta = tx::metadata(&bytes(&m)).unwrap();
+
+    // A validator of the genesis: the first key of Staking.Validators.
+    let prefix = storage_key("Staking", "Validators");
+    let keys = node
+        .call("state_getKeysPaged", json!([prefix, 10, prefix]))
+        .await
+        .unwrap();
+    let key = bytes(&keys[0]);
+    // twox128 ++ twox128 ++ twox64(account) ++ account
+    let validator = AccountId32(key[key.len() - 32..].try_into().unwrap());
+
+    let stash = Keypair::from_uri(&"//Dave".parse().unwrap()).unwrap();
+    let stash_id = AccountId32(stash.public_key().0);
+    let unit: u128 = 1_000_000_000_000; // WND has 12 decimals
+    node.fund(&stash_id.to_string(), 10_000 * unit)
+        .await
+        .unwrap();
+    node.new_blocks(1).await.unwrap();
+
+    let call = Call::BatchAll(vec![
+        Call::Bond {
+            value: 1_000 * unit,
+            payee: Payee::Staked,
+        },
+        Call::Nominate {
+            targets: vec![validator.clone()],
+        },
+    ]);
+    let p = params(&node, &stash_id.to_string()).await;
+
+    // The runtime checks our signature: one flipped bit and it is refused.
+    let signed = tx::sign(&meta, &call, &p, &stash).unwrap();
+    let mut tampered = signed.bytes.clone();
+    // length prefix, version 0x84, MultiAddress::Id (1 + 32), MultiSignature::Sr25519 tag
+    let mut rest = &tampered[..];
+    subxt::ext::codec::Compact::<u32>::decode(&mut rest).unwrap();
+    let at = tampered.len() - rest.len() + 1 + 33 + 1;
+    assert_eq!(tampered[at - 1], 1, "an sr25519 signature");
+    tampered[at] ^= 1;
+    let refused = node
+        .call(
+            "author_submitExtrinsic",
+            json!([format!("0x{}", hex::encode(&tampered))]),
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    node.call(
+        "author_submitExtrinsic",
+        json!([format!("0x{}", hex::encode(&signed.bytes))]),
+    )
+    .await
+    .unwrap();
+    node.new_blocks(1).await.unwrap();
+
+    // Staking.Bonded(stash) = stash (no controller any more); the ledger's
+    // active stake is what we bonded; the nomination targets our validator.
+    let mut bonded = storage_key("Staking", "Bonded");
+    bonded.push_str(&hex::encode(sp_crypto_hashing::twox_64(&stash_id.0)));
+    bonded.push_str(&hex::encode(stash_id.0));
+    assert_eq!(bytes(&storage(&node, &bonded).await), stash_id.0.to_vec());
+    let mut ledger = storage_key("Staking", "Ledger");
+    ledger.push_str(&hex::encode(sp_crypto_hashing::blake2_128(&stash_id.0)));
+    ledger.push_str(&hex::encode(stash_id.0));
+    let l = bytes(&storage(&node, &ledger).await);
+    // StakingLedger { stash, total: Compact, active: Compact, .. }
+    assert_eq!(&l[..32], &stash_id.0);
+    use subxt::ext::codec::Compact;
+    let mut rest = &l[32..];
+    let total = Compact::<u128>::decode(&mut rest).unwrap().0;
+    let active = Compact::<u128>::decode(&mut rest).unwrap().0;
+    assert_eq!((total, active), (1_000 * unit, 1_000 * unit));
+    let mut noms = storage_key("Staking", "Nominators");
+    noms.push_str(&hex::encode(sp_crypto_hashing::twox_64(&stash_id.0)));
+    noms.push_str(&hex::encode(stash_id.0));
+    let n = bytes(&storage(&node, &noms).await);
+    // Nominations { targets: BoundedVec<AccountId>, .. }: one target.
+    assert_eq!(n[0], 1 << 2);
+    assert_eq!(&n[1..33], &validator.0);
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
