@@ -34,8 +34,8 @@
 
 use crate::rpc::{Rpc, block_number, hex_bytes};
 use crate::state::{
-    self, Event, Runtime, V, Validity, account, decode_storage, events, items, num, num_at, some,
-    storage_key, variant,
+    self, Event, Runtime, Shape, V, Validity, account, decode_storage, events, items, num, num_at,
+    some, storage_key, variant,
 };
 use crate::tx::{self, Call, Payee, TxParams};
 use async_trait::async_trait;
@@ -90,7 +90,7 @@ struct Observed {
     bonded: bool,
     nominations: Vec<[u8; 32]>,
     payee_matches: bool,
-    unclaimed: Vec<(u32, [u8; 32])>,
+    unclaimed: Vec<(u32, [u8; 32], u32)>,
     history_depth: u32,
 }
 
@@ -131,6 +131,16 @@ fn st(e: state::StateError) -> AdapterError {
     match e {
         state::StateError::Missing(m) => AdapterError::Config(format!("polkadot: {m}")),
         other @ state::StateError::Decode { .. } => bad_response(&other.to_string()),
+    }
+}
+
+/// The value inside a one-field tuple struct (a SCALE newtype), or `v`.
+fn newtype_inner(v: &V) -> &V {
+    match &v.value {
+        subxt::ext::scale_value::ValueDef::Composite(
+            subxt::ext::scale_value::Composite::Unnamed(f),
+        ) if f.len() == 1 => &f[0],
+        _ => v,
     }
 }
 
@@ -241,14 +251,15 @@ impl DotAdapter {
             }
         };
         let meta = tx::metadata(&bytes).map_err(|e| AdapterError::Rejected(e.to_string()))?;
-        state::check_metadata(&meta, self.s.stash.is_some()).map_err(st)?;
+        let shape = state::check_metadata(&meta, self.s.stash.is_some()).map_err(st)?;
         let r = Arc::new(Runtime {
             spec_version: spec,
             transaction_version: txv,
             meta,
+            shape,
         });
         *lock(&self.runtime)? = Some(r.clone());
-        tracing::info!(spec_version = spec, "polkadot runtime metadata loaded");
+        tracing::info!(spec_version = spec, shape = ?shape, "polkadot runtime metadata loaded");
         Ok(r)
     }
 
@@ -345,20 +356,42 @@ impl DotAdapter {
             ),
             None => (0, None),
         };
-        let sessions = self.constant(rt, "Staking", "SessionsPerEra")?;
-        let epoch = self.constant(rt, "Babe", "EpochDuration")?;
-        let block_ms = self.constant(rt, "Babe", "ExpectedBlockTime")?;
-        let era_ms = sessions
-            .saturating_mul(epoch)
-            .saturating_mul(block_ms)
-            .max(1);
+        let bonding = self.constant(rt, "Staking", "BondingDuration")?;
+        let (era_ms, bonding) = match rt.shape {
+            Shape::Relay => {
+                let sessions = self.constant(rt, "Staking", "SessionsPerEra")?;
+                let epoch = self.constant(rt, "Babe", "EpochDuration")?;
+                let block_ms = self.constant(rt, "Babe", "ExpectedBlockTime")?;
+                (
+                    sessions.saturating_mul(epoch).saturating_mul(block_ms),
+                    bonding,
+                )
+            }
+            Shape::AssetHub => {
+                // The era's nominal length; the relay chain's session
+                // reports end it. A nominator unbonds in
+                // NominatorFastUnbondDuration eras while the chain says
+                // nominators are not slashable (staking-async).
+                let era_ms = self.constant(rt, "Staking", "MaxEraDuration")?;
+                let slashable = self
+                    .read(rt, at, "Staking", "AreNominatorsSlashable", &[])
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true);
+                let fast = state::constant_u128(&rt.meta, "Staking", "NominatorFastUnbondDuration")
+                    .ok()
+                    .filter(|_| !slashable);
+                (era_ms, fast.map_or(bonding, |f| f.min(bonding)))
+            }
+        };
         Ok(Eras {
             current: u32::try_from(current).unwrap_or(u32::MAX),
             active: u32::try_from(active_index).unwrap_or(u32::MAX),
             active_start_ms: start.and_then(|s| u64::try_from(s).ok()),
-            era_ms: u64::try_from(era_ms).unwrap_or(u64::MAX),
-            bonding_duration: u32::try_from(self.constant(rt, "Staking", "BondingDuration")?)
-                .unwrap_or(u32::MAX),
+            era_ms: u64::try_from(era_ms.max(1)).unwrap_or(u64::MAX),
+            bonding_duration: u32::try_from(bonding).unwrap_or(u32::MAX),
             history_depth: u32::try_from(self.constant(rt, "Staking", "HistoryDepth")?)
                 .unwrap_or(u32::MAX),
         })
@@ -401,6 +434,18 @@ impl DotAdapter {
         self.s.targets.iter().map(|(_, a)| a.0).collect()
     }
 
+    /// Whether the chain's nominations are the configured targets, in any
+    /// order: staking-async sorts and dedups the targets it stores, the
+    /// relay chain's pallet keeps them as sent.
+    fn nominates_targets(&self, on_chain: &[[u8; 32]]) -> bool {
+        let mut a = on_chain.to_vec();
+        let mut b = self.target_ids();
+        a.sort_unstable();
+        b.sort_unstable();
+        b.dedup();
+        a == b
+    }
+
     fn label(&self, v: &[u8; 32]) -> String {
         self.s
             .targets
@@ -431,15 +476,70 @@ impl DotAdapter {
         })
     }
 
-    /// (era, validator) payouts our stash is owed and nobody has claimed,
-    /// oldest first, over the eras the chain still pays.
+    /// On staking-async: the page of `validator`'s exposure in `era` that
+    /// holds our stash, and our stake in it (`ErasStakersOverview` gives the
+    /// page count, `ErasStakersPaged` the pages). `None`: not exposed.
+    async fn our_page(
+        &self,
+        rt: &Runtime,
+        at: &str,
+        era: u32,
+        validator: &[u8; 32],
+    ) -> Result<Option<(u32, u128)>, AdapterError> {
+        let stash = self.stash().0;
+        let era_key = era.to_le_bytes();
+        let Some(overview) = self
+            .read(
+                rt,
+                at,
+                "Staking",
+                "ErasStakersOverview",
+                &[&era_key, validator],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let pages = u32::try_from(num_at(&overview, "page_count").unwrap_or(0)).unwrap_or(0);
+        for page in 0..pages {
+            let p = self
+                .read(
+                    rt,
+                    at,
+                    "Staking",
+                    "ErasStakersPaged",
+                    &[&era_key, validator, &page.to_le_bytes()],
+                )
+                .await?;
+            // `BoundedExposurePage(ExposurePage { page_total, others })`: a
+            // newtype around the page.
+            let ours: u128 = p
+                .as_ref()
+                .map(newtype_inner)
+                .and_then(|x| x.at("others"))
+                .map(items)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| o.at("who").and_then(account) == Some(stash))
+                .filter_map(|o| num_at(o, "value"))
+                .sum();
+            if ours > 0 {
+                return Ok(Some((page, ours)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// (era, validator, page) payouts our stash is owed and nobody has
+    /// claimed, oldest first, over the eras the chain still pays (the page
+    /// is 0 on a relay chain's unpaged staking).
     async fn unclaimed(
         &self,
         rt: &Runtime,
         at: &str,
         e: &Eras,
         validators: &[[u8; 32]],
-    ) -> Result<Vec<(u32, [u8; 32])>, AdapterError> {
+    ) -> Result<Vec<(u32, [u8; 32], u32)>, AdapterError> {
         let stash = self.stash().0;
         let first = e.active.saturating_sub(e.history_depth);
         let mut out = Vec::new();
@@ -454,6 +554,27 @@ impl DotAdapter {
             }
             for v in validators {
                 if lock(&self.payout_done)?.contains(&(era, *v)) {
+                    continue;
+                }
+                if rt.shape == Shape::AssetHub {
+                    let page = self.our_page(rt, at, era, v).await?;
+                    let claimed = match page {
+                        Some((page, _)) => self
+                            .read(rt, at, "Staking", "ClaimedRewards", &[&era_key, v])
+                            .await?
+                            .as_ref()
+                            .map(items)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .any(|x| num(x) == Some(u128::from(page))),
+                        None => true,
+                    };
+                    match page {
+                        Some((page, _)) if !claimed => out.push((era, *v, page)),
+                        _ => {
+                            lock(&self.payout_done)?.insert((era, *v));
+                        }
+                    }
                     continue;
                 }
                 let exposure = self
@@ -492,7 +613,7 @@ impl DotAdapter {
                     false
                 };
                 if ours && !claimed {
-                    out.push((era, *v));
+                    out.push((era, *v, 0));
                 } else {
                     lock(&self.payout_done)?.insert((era, *v));
                 }
@@ -573,7 +694,7 @@ impl DotAdapter {
                     )));
                 }
                 let nominated = self.nominations(rt, at).await?;
-                let renominate = nominated != self.target_ids();
+                let renominate = !self.nominates_targets(&nominated);
                 match ledger {
                     None => {
                         if amount < min_bond {
@@ -689,13 +810,18 @@ impl DotAdapter {
                     return Err(inv("no unlocking chunk has matured"));
                 }
                 let stash = self.stash().0;
-                let spans = self
-                    .read(rt, at, "Staking", "SlashingSpans", &[&stash])
-                    .await?
-                    .map_or(0, |s| {
-                        1 + u32::try_from(s.at("prior").map(items).unwrap_or_default().len())
-                            .unwrap_or(u32::MAX)
-                    });
+                // staking-async keeps no slashing spans: the argument is
+                // unused there and 0 is what its weight expects.
+                let spans = match rt.shape {
+                    Shape::AssetHub => 0,
+                    Shape::Relay => self
+                        .read(rt, at, "Staking", "SlashingSpans", &[&stash])
+                        .await?
+                        .map_or(0, |s| {
+                            1 + u32::try_from(s.at("prior").map(items).unwrap_or_default().len())
+                                .unwrap_or(u32::MAX)
+                        }),
+                };
                 self.wrap(vec![Call::WithdrawUnbonded {
                     num_slashing_spans: spans,
                 }])
@@ -725,9 +851,16 @@ impl DotAdapter {
                 pending.truncate(self.s.max_payouts_per_tx.max(1));
                 let calls: Vec<Call> = pending
                     .into_iter()
-                    .map(|(era, v)| Call::PayoutStakers {
-                        validator: AccountId32(v),
-                        era,
+                    .map(|(era, v, page)| match rt.shape {
+                        Shape::Relay => Call::PayoutStakers {
+                            validator: AccountId32(v),
+                            era,
+                        },
+                        Shape::AssetHub => Call::PayoutStakersByPage {
+                            validator: AccountId32(v),
+                            era,
+                            page,
+                        },
                     })
                     .collect();
                 // Payouts are permissionless: the signer sends them itself.
@@ -926,23 +1059,38 @@ impl ChainAdapter for DotAdapter {
         let mut left = l.active;
         let mut delegations = Vec::new();
         for t in &targets {
-            let exp = self
-                .read(&rt, at, "Staking", "ErasStakers", &[&era_key, t])
-                .await?;
-            let ours = exp
-                .as_ref()
-                .and_then(|x| x.at("others"))
-                .map(items)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|o| o.at("who").and_then(account) == Some(stash))
-                .filter_map(|o| num_at(o, "value"))
-                .sum::<u128>()
-                .min(left);
+            let (elected, ours) = match rt.shape {
+                Shape::Relay => {
+                    let exp = self
+                        .read(&rt, at, "Staking", "ErasStakers", &[&era_key, t])
+                        .await?;
+                    let ours = exp
+                        .as_ref()
+                        .and_then(|x| x.at("others"))
+                        .map(items)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|o| o.at("who").and_then(account) == Some(stash))
+                        .filter_map(|o| num_at(o, "value"))
+                        .sum::<u128>();
+                    (exp.is_some(), ours)
+                }
+                Shape::AssetHub => {
+                    let elected = self
+                        .read(&rt, at, "Staking", "ErasStakersOverview", &[&era_key, t])
+                        .await?
+                        .is_some();
+                    let ours = match self.our_page(&rt, at, eras.active, t).await? {
+                        Some((_, v)) => v,
+                        None => 0,
+                    };
+                    (elected, ours)
+                }
+            };
+            let ours = ours.min(left);
             left -= ours;
             let prefs = self.read(&rt, at, "Staking", "Validators", &[t]).await?;
             let commission = prefs.as_ref().and_then(|p| num_at(p, "commission"));
-            let elected = exp.is_some();
             delegations.push(Delegation {
                 validator: self.label(t),
                 active: amount(ours),
@@ -996,10 +1144,10 @@ impl ChainAdapter for DotAdapter {
         let mut alerts = Vec::new();
         if ledger.is_some() && nominations.is_empty() {
             alerts.push("the stash is bonded but not nominating: it earns nothing".into());
-        } else if ledger.is_some() && nominations != self.target_ids() {
+        } else if ledger.is_some() && !self.nominates_targets(&nominations) {
             alerts.push("on-chain nominations differ from [[chains.validators]]".into());
         }
-        if let Some((era, _)) = unclaimed.first()
+        if let Some((era, _, _)) = unclaimed.first()
             && *era + eras.history_depth <= eras.active + 2
         {
             alerts.push(format!(
@@ -1052,8 +1200,8 @@ impl ChainAdapter for DotAdapter {
         let Ok(o) = self.observed.lock().map(|o| o.clone()) else {
             return Vec::new();
         };
-        if let Some((era, _)) = o.unclaimed.first() {
-            let mut vals: Vec<String> = o.unclaimed.iter().map(|(_, v)| self.label(v)).collect();
+        if let Some((era, _, _)) = o.unclaimed.first() {
+            let mut vals: Vec<String> = o.unclaimed.iter().map(|(_, v, _)| self.label(v)).collect();
             vals.sort();
             vals.dedup();
             return vec![Maintenance {
@@ -1065,7 +1213,7 @@ impl ChainAdapter for DotAdapter {
                 ),
             }];
         }
-        if o.bonded && o.nominations != self.target_ids() {
+        if o.bonded && !self.nominates_targets(&o.nominations) {
             return vec![Maintenance {
                 kind: OperationKind::Setup {
                     step: "nominate".into(),

@@ -30,8 +30,23 @@ pub enum StateError {
     },
 }
 
-/// Calls, storage entries and constants the adapter uses. Checked when the
-/// metadata is loaded so a runtime without them fails at start-up.
+/// Which staking pallet the runtime carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A relay chain's own `Staking` pallet (pallet-staking): unpaged
+    /// `ErasStakers` exposures, `payout_stakers`, eras timed by BABE epochs.
+    /// Only chains that have not moved staking to their Asset Hub.
+    Relay,
+    /// An Asset Hub's `Staking` pallet (pallet-staking-async, with
+    /// `StakingRcClient`): paged exposures (`ErasStakersOverview`,
+    /// `ErasStakersPaged`), claims per page (`ClaimedRewards`),
+    /// `payout_stakers_by_page`, eras ended by the relay chain's session
+    /// reports.
+    AssetHub,
+}
+
+/// Calls every shape needs. Checked when the metadata is loaded so a
+/// runtime without them fails at start-up.
 pub const REQUIRED_CALLS: &[(&str, &str)] = &[
     ("Staking", "bond"),
     ("Staking", "bond_extra"),
@@ -40,12 +55,11 @@ pub const REQUIRED_CALLS: &[(&str, &str)] = &[
     ("Staking", "withdraw_unbonded"),
     ("Staking", "rebond"),
     ("Staking", "chill"),
-    ("Staking", "payout_stakers"),
     ("Staking", "set_payee"),
     ("Utility", "batch_all"),
 ];
 
-/// Storage entries the adapter reads.
+/// Storage entries every shape's adapter reads.
 pub const REQUIRED_STORAGE: &[(&str, &str)] = &[
     ("System", "Account"),
     ("System", "Events"),
@@ -58,28 +72,69 @@ pub const REQUIRED_STORAGE: &[(&str, &str)] = &[
     ("Staking", "CurrentEra"),
     ("Staking", "ActiveEra"),
     ("Staking", "MinNominatorBond"),
-    ("Staking", "ErasStakers"),
-    ("Staking", "ErasStakersClipped"),
     ("Staking", "ErasValidatorReward"),
-    ("Staking", "SlashingSpans"),
 ];
 
-/// Constants the adapter reads.
+/// Constants every shape's adapter reads.
 pub const REQUIRED_CONSTANTS: &[(&str, &str)] = &[
     ("Staking", "BondingDuration"),
     ("Staking", "HistoryDepth"),
     ("Staking", "SessionsPerEra"),
     ("Staking", "MaxUnlockingChunks"),
-    ("Babe", "EpochDuration"),
-    ("Babe", "ExpectedBlockTime"),
     ("Balances", "ExistentialDeposit"),
 ];
 
-/// Checks that `meta` has everything in the `REQUIRED_*` lists (and
-/// `Proxy.proxy` when `proxy`), naming what is missing.
-pub fn check_metadata(meta: &Metadata, proxy: bool) -> Result<(), StateError> {
+/// What only a relay chain's staking pallet needs: (calls, storage,
+/// constants).
+const RELAY_ONLY: (&[(&str, &str)], &[(&str, &str)], &[(&str, &str)]) = (
+    &[("Staking", "payout_stakers")],
+    &[
+        ("Staking", "ErasStakers"),
+        ("Staking", "ErasStakersClipped"),
+        ("Staking", "SlashingSpans"),
+    ],
+    &[("Babe", "EpochDuration"), ("Babe", "ExpectedBlockTime")],
+);
+
+/// What only Asset Hub's staking-async needs. `MaxEraDuration` is the era's
+/// nominal length (relay session length x sessions per era), which the
+/// runtime caps era payouts by; Asset Hub has no BABE.
+const ASSET_HUB_ONLY: (&[(&str, &str)], &[(&str, &str)], &[(&str, &str)]) = (
+    &[("Staking", "payout_stakers_by_page")],
+    &[
+        ("Staking", "ErasStakersOverview"),
+        ("Staking", "ErasStakersPaged"),
+        ("Staking", "ClaimedRewards"),
+    ],
+    &[("Staking", "MaxEraDuration")],
+);
+
+/// The shape of the runtime's staking, and a check that `meta` has
+/// everything that shape needs (and `Proxy.proxy` when `proxy`), naming
+/// what is missing. A relay chain whose staking moved to its Asset Hub
+/// (it carries `StakingAhClient`) is refused: its Staking pallet is
+/// call-filtered and holds no state.
+pub fn check_metadata(meta: &Metadata, proxy: bool) -> Result<Shape, StateError> {
+    if meta.pallet_by_name("StakingAhClient").is_some() {
+        return Err(StateError::Missing(
+            "staking here: this relay chain has moved staking to its Asset Hub \
+             (the runtime carries StakingAhClient); point the Polkadot endpoints at the \
+             Asset Hub (Polkadot, Kusama, Westend or Paseo Asset Hub)"
+                .into(),
+        ));
+    }
+    let shape = if meta.pallet_by_name("StakingRcClient").is_some() {
+        Shape::AssetHub
+    } else {
+        Shape::Relay
+    };
+    let (only_calls, only_storage, only_constants) = match shape {
+        Shape::Relay => RELAY_ONLY,
+        Shape::AssetHub => ASSET_HUB_ONLY,
+    };
     let mut missing = Vec::new();
     let mut calls: Vec<(&str, &str)> = REQUIRED_CALLS.to_vec();
+    calls.extend_from_slice(only_calls);
     if proxy {
         calls.push(("Proxy", "proxy"));
     }
@@ -92,7 +147,7 @@ pub fn check_metadata(meta: &Metadata, proxy: bool) -> Result<(), StateError> {
             missing.push(format!("call {p}.{c}"));
         }
     }
-    for (p, e) in REQUIRED_STORAGE {
+    for (p, e) in REQUIRED_STORAGE.iter().chain(only_storage) {
         if meta
             .pallet_by_name(p)
             .and_then(|p| p.storage())
@@ -102,7 +157,7 @@ pub fn check_metadata(meta: &Metadata, proxy: bool) -> Result<(), StateError> {
             missing.push(format!("storage {p}.{e}"));
         }
     }
-    for (p, c) in REQUIRED_CONSTANTS {
+    for (p, c) in REQUIRED_CONSTANTS.iter().chain(only_constants) {
         if meta
             .pallet_by_name(p)
             .and_then(|p| p.constant_by_name(c))
@@ -112,13 +167,15 @@ pub fn check_metadata(meta: &Metadata, proxy: bool) -> Result<(), StateError> {
         }
     }
     if missing.is_empty() {
-        Ok(())
+        Ok(shape)
     } else {
         Err(StateError::Missing(format!(
-            "{} (softstake's Polkadot adapter drives the relay-chain Staking pallet with \
-             ErasStakers exposures; runtimes with paged exposures only, such as Asset Hub's \
-             staking-async, are not supported yet)",
-            missing.join(", ")
+            "{} (softstake's Polkadot adapter reads {})",
+            missing.join(", "),
+            match shape {
+                Shape::Relay => "a relay chain's Staking pallet with ErasStakers exposures",
+                Shape::AssetHub => "Asset Hub's staking-async with paged exposures",
+            }
         )))
     }
 }
@@ -497,6 +554,8 @@ pub struct Runtime {
     pub transaction_version: u32,
     /// Metadata.
     pub meta: Arc<Metadata>,
+    /// Which staking pallet it carries.
+    pub shape: Shape,
 }
 
 #[cfg(test)]
@@ -533,7 +592,7 @@ mod tests {
     #[test]
     fn the_paseo_metadata_has_what_the_adapter_needs_and_a_gap_is_named() {
         let m = meta();
-        check_metadata(&m, true).unwrap();
+        assert_eq!(check_metadata(&m, true).unwrap(), Shape::Relay);
         assert_eq!(constant_u128(&m, "Staking", "BondingDuration").unwrap(), 28);
         assert_eq!(
             constant_u128(&m, "Babe", "ExpectedBlockTime").unwrap(),

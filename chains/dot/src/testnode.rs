@@ -262,6 +262,38 @@ impl Chopsticks {
         .await
     }
 
+    /// staking-async (Asset Hub): writes `era`'s exposure of `validator` as
+    /// the election would, in one page (`ErasStakersOverview`, page 0 of
+    /// `ErasStakersPaged`, `ErasTotalStake`).
+    pub async fn set_paged_exposure(
+        &self,
+        era: u32,
+        validator: &str,
+        own: u128,
+        nominators: &[(String, u128)],
+    ) -> Result<(), String> {
+        let others: Vec<Value> = nominators
+            .iter()
+            .map(|(w, v)| json!({"who": w, "value": v.to_string()}))
+            .collect();
+        let page_total: u128 = nominators.iter().map(|(_, v)| v).sum();
+        let total = own + page_total;
+        self.set_storage(json!({"Staking": {
+            "ErasStakersOverview": [[[era, validator], {
+                "total": total.to_string(),
+                "own": own.to_string(),
+                "nominatorCount": nominators.len(),
+                "pageCount": 1,
+            }]],
+            "ErasStakersPaged": [[[era, validator, 0], {
+                "pageTotal": page_total.to_string(),
+                "others": others,
+            }]],
+            "ErasTotalStake": [[[era], total.to_string()]],
+        }}))
+        .await
+    }
+
     /// Gives `era` a validator payout of `planck`, all of its reward points
     /// earned by `validator`.
     pub async fn set_era_reward(

@@ -1,5 +1,6 @@
-//! Staking extrinsics for Polkadot-SDK relay chains carrying the Staking
-//! pallet (Paseo), built with subxt's dynamic API against the runtime's own
+//! Staking extrinsics for Polkadot-SDK chains carrying a Staking pallet (a
+//! relay chain's pallet-staking, as Paseo's genesis; Asset Hub's
+//! pallet-staking-async), built with subxt's dynamic API against the runtime's own
 //! metadata and signed sr25519. Call data and signer payloads equal
 //! @polkadot/types' (tests/vectors/dot); sr25519 signatures are randomised,
 //! so the tests verify signatures instead of comparing them.
@@ -60,6 +61,16 @@ pub enum Call {
         validator: AccountId32,
         /// Era.
         era: u32,
+    },
+    /// `Staking.payout_stakers_by_page(validator_stash, era, page)`
+    /// (staking-async: exposures are paged, each page paid on its own).
+    PayoutStakersByPage {
+        /// Validator.
+        validator: AccountId32,
+        /// Era.
+        era: u32,
+        /// Exposure page.
+        page: u32,
     },
     /// `Utility.batch_all(calls)`.
     BatchAll(Vec<Call>),
@@ -128,6 +139,19 @@ impl Call {
                 "Staking",
                 "payout_stakers",
                 vec![account(validator), Value::u128(u128::from(*era))],
+            ),
+            Call::PayoutStakersByPage {
+                validator,
+                era,
+                page,
+            } => (
+                "Staking",
+                "payout_stakers_by_page",
+                vec![
+                    account(validator),
+                    Value::u128(u128::from(*era)),
+                    Value::u128(u128::from(*page)),
+                ],
             ),
             Call::BatchAll(calls) => (
                 "Utility",

@@ -14,6 +14,14 @@
 use serde_json::{Value, json};
 use softstake_chain_dot::testnode::{Chopsticks, asset_hub_wasm_path, runtime_chain_spec};
 use softstake_chain_dot::tx::{self, Call, Payee, TxParams};
+use softstake_chain_dot::{DotAdapter, DotSettings};
+use softstake_core::Amount;
+use softstake_core::adapter::{
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind,
+    PoolStateRequest, PoolStateResponse, RewardsRequest, SignedOperation, TxStatus,
+};
+use std::sync::Arc;
+use std::time::Duration;
 use subxt::ext::codec::Decode;
 use subxt::utils::AccountId32;
 use subxt_signer::sr25519::Keypair;
@@ -304,6 +312,217 @@ async fn a_bond_and_nomination_signed_by_the_adapter_executes_on_staking_async()
     // Nominations { targets: BoundedVec<AccountId>, .. }: one target.
     assert_eq!(n[0], 1 << 2);
     assert_eq!(&n[1..33], &validator.0);
+}
+
+/// The genesis validators' stashes (keys of `Staking.Validators`), SS58.
+async fn validators(node: &Chopsticks) -> Vec<String> {
+    let prefix = storage_key("Staking", "Validators");
+    let keys = node
+        .call("state_getKeysPaged", json!([prefix, 10, prefix]))
+        .await
+        .unwrap();
+    keys.as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            let k = bytes(k);
+            AccountId32(k[k.len() - 32..].try_into().unwrap()).to_string()
+        })
+        .collect()
+}
+
+const WND: u128 = 1_000_000_000_000;
+
+async fn ah_state(a: &DotAdapter) -> PoolStateResponse {
+    a.pool_state(PoolStateRequest::default()).await.unwrap()
+}
+
+async fn ah_build(a: &DotAdapter, kind: OperationKind) -> Result<SignedOperation, AdapterError> {
+    a.build_and_sign(BuildRequest {
+        operation_id: "t".into(),
+        kind,
+    })
+    .await
+}
+
+/// Broadcasts and waits for the Instant-mode block.
+async fn ah_send(a: &DotAdapter, s: &SignedOperation) -> TxStatus {
+    a.broadcast(BroadcastRequest { signed: s.clone() })
+        .await
+        .unwrap();
+    let mut st = TxStatus::NotFound;
+    for _ in 0..100 {
+        st = a
+            .lookup(LookupRequest {
+                tx_id: s.tx_id.clone(),
+                signed_bytes: Some(s.bytes.clone()),
+            })
+            .await
+            .unwrap()
+            .status;
+        if !matches!(st, TxStatus::Pending | TxStatus::NotFound) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    st
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adapter_bonds_is_exposed_claims_its_page_and_unbonds_on_asset_hub() {
+    let spec = development_spec("adapter").await;
+    let node = Chopsticks::start_asset_hub(&spec, "Instant", &[])
+        .await
+        .unwrap();
+    let vals = validators(&node).await;
+    assert_eq!(vals.len(), 2, "the development preset's validators");
+    let genesis = node.call("chain_getBlockHash", json!([0])).await.unwrap();
+    let key = Arc::new(Keypair::from_uri(&"//SoftstakeAssetHub".parse().unwrap()).unwrap());
+    let stash = AccountId32(key.public_key().0).to_string();
+    node.fund(&stash, 10_000 * WND).await.unwrap();
+    let reserve = WND;
+    let a = DotAdapter::new(
+        DotSettings {
+            endpoints: vec![node.url.clone()],
+            genesis_hash: genesis.as_str().unwrap().to_owned(),
+            targets: vals
+                .iter()
+                .map(|t| (t.clone(), t.parse().unwrap()))
+                .collect(),
+            stash: None,
+            payee: Payee::Staked,
+            fee_reserve: reserve,
+            era_period: 16,
+            rewards_from_block: None,
+            max_scan_blocks: 500,
+            max_payouts_per_tx: 8,
+            request_timeout: Duration::from_secs(60),
+        },
+        key,
+    )
+    .unwrap();
+
+    // The runtime is read as staking-async: eras of MaxEraDuration (6 h on
+    // Westend's Asset Hub), unbonding in BondingDuration (2) eras.
+    let s0 = ah_state(&a).await;
+    assert_eq!(s0.limits.unbonding_delay_secs, 2 * 6 * 3600);
+    assert_eq!(bonded_of(&s0), 0);
+    let rewards0 = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+    let cursor = rewards0.next_cursor.clone();
+
+    // Bond 1,000 and nominate both validators, signed by the adapter.
+    let op = ah_build(
+        &a,
+        OperationKind::Delegate {
+            validator: vals[0].clone(),
+            amount: Amount::from_base(1_000 * WND),
+        },
+    )
+    .await
+    .unwrap();
+    let st = ah_send(&a, &op).await;
+    assert!(matches!(st, TxStatus::Confirmed { .. }), "{st:?}");
+    let s1 = ah_state(&a).await;
+    assert_eq!(bonded_of(&s1), 1_000 * WND);
+    assert_eq!(s1.delegations[0].activating.base(), 1_000 * WND);
+    assert!(s1.alerts.is_empty(), "{:?}", s1.alerts);
+
+    // Era 1: the election exposed our stake to validator 0, in a page.
+    let era_ms: u64 = 6 * 3600 * 1000;
+    let t1 = node.now_ms().await.unwrap();
+    node.set_paged_exposure(
+        1,
+        &vals[0],
+        1_000_000 * WND,
+        &[(stash.clone(), 1_000 * WND)],
+    )
+    .await
+    .unwrap();
+    node.set_era(1, t1).await.unwrap();
+    let s2 = ah_state(&a).await;
+    assert_eq!(s2.delegations[0].active.base(), 1_000 * WND);
+    assert_eq!(s2.delegations[0].activating.base(), 0);
+
+    // Era 1 pays validator 0's points 100 WND; era 2 starts. The adapter
+    // asks for the payout, by page, and the runtime pays it.
+    node.set_era_reward(1, &vals[0], 100 * WND).await.unwrap();
+    node.set_era(2, t1 + era_ms).await.unwrap();
+    let s3 = ah_state(&a).await;
+    let m = a.maintenance(&s3);
+    assert_eq!(m.len(), 1, "{m:?}");
+    let payout = ah_build(&a, m[0].kind.clone()).await.unwrap();
+    let st = ah_send(&a, &payout).await;
+    assert!(matches!(st, TxStatus::Confirmed { .. }), "{st:?}");
+    let s4 = ah_state(&a).await;
+    let grown = bonded_of(&s4) - bonded_of(&s3);
+    // staking-async's DefaultStakerRewardCalculator, no commission: the
+    // validator keeps Perbill(1,000,000 / 1,001,000) = 999,000,999
+    // (nearest) of 100 WND, floored; we are the page's only nominator and
+    // take the rest.
+    let validator_part = 100 * WND * 999_000_999 / 1_000_000_000;
+    assert_eq!(grown, 100 * WND - validator_part);
+    assert_eq!(grown, 99_900_100_000);
+    // ClaimedRewards(1, validator 0) now lists page 0; nothing is left.
+    assert!(a.maintenance(&s4).is_empty());
+    match ah_build(&a, OperationKind::ClaimRewards { validators: vec![] }).await {
+        Err(AdapterError::InvalidRequest(m)) => assert!(m.contains("no unclaimed"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // The reward, from the Rewarded event.
+    let r = a.rewards_since(RewardsRequest { cursor }).await.unwrap();
+    assert_eq!(r.rewards.len(), 1, "{:?}", r.rewards);
+    assert_eq!(r.rewards[0].amount.base(), grown);
+    assert_eq!(r.rewards[0].validator, vals[0]);
+    assert_eq!(r.rewards[0].epoch, Some(1));
+    assert_eq!(r.rewards[0].period.secs(), 6 * 3600);
+
+    // Unbond 300: one chunk, withdrawable two eras after era 2.
+    let unbond = ah_build(
+        &a,
+        OperationKind::Undelegate {
+            validator: vals[0].clone(),
+            amount: Amount::from_base(300 * WND),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        ah_send(&a, &unbond).await,
+        TxStatus::Confirmed { .. }
+    ));
+    let s5 = ah_state(&a).await;
+    assert_eq!(s5.unbonding.len(), 1);
+    assert_eq!(s5.unbonding[0].amount.base(), 300 * WND);
+    assert_eq!(
+        s5.unbonding[0].completes_at.unix(),
+        i64::try_from((t1 + era_ms + 2 * era_ms) / 1000).unwrap()
+    );
+    // Two eras on, withdraw_unbonded (no slashing spans on staking-async).
+    node.set_era(4, t1 + 3 * era_ms).await.unwrap();
+    let s6 = ah_state(&a).await;
+    assert_eq!(s6.withdrawable.base(), 300 * WND);
+    let w = ah_build(
+        &a,
+        OperationKind::WithdrawUnbonded {
+            amount: Amount::from_base(300 * WND),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(ah_send(&a, &w).await, TxStatus::Confirmed { .. }));
+    let s7 = ah_state(&a).await;
+    assert_eq!(s7.withdrawable.base(), 0);
+    assert!(s7.liquid.base() > s6.liquid.base() + 299 * WND);
+}
+
+fn bonded_of(s: &PoolStateResponse) -> u128 {
+    s.delegations
+        .iter()
+        .map(|d| d.active.base() + d.activating.base())
+        .sum()
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
