@@ -84,9 +84,12 @@ pub const REQUIRED_CONSTANTS: &[(&str, &str)] = &[
     ("Balances", "ExistentialDeposit"),
 ];
 
+/// (pallet, name) pairs.
+type Names = &'static [(&'static str, &'static str)];
+
 /// What only a relay chain's staking pallet needs: (calls, storage,
 /// constants).
-const RELAY_ONLY: (&[(&str, &str)], &[(&str, &str)], &[(&str, &str)]) = (
+const RELAY_ONLY: (Names, Names, Names) = (
     &[("Staking", "payout_stakers")],
     &[
         ("Staking", "ErasStakers"),
@@ -99,7 +102,7 @@ const RELAY_ONLY: (&[(&str, &str)], &[(&str, &str)], &[(&str, &str)]) = (
 /// What only Asset Hub's staking-async needs. `MaxEraDuration` is the era's
 /// nominal length (relay session length x sessions per era), which the
 /// runtime caps era payouts by; Asset Hub has no BABE.
-const ASSET_HUB_ONLY: (&[(&str, &str)], &[(&str, &str)], &[(&str, &str)]) = (
+const ASSET_HUB_ONLY: (Names, Names, Names) = (
     &[("Staking", "payout_stakers_by_page")],
     &[
         ("Staking", "ErasStakersOverview"),
