@@ -258,7 +258,7 @@ async fn a_bond_and_nomination_signed_by_the_adapter_executes_on_staking_async()
             payee: Payee::Staked,
         },
         Call::Nominate {
-            targets: vec![validator.clone()],
+            targets: vec![validator],
         },
     ]);
     let p = params(&node, &stash_id.to_string()).await;
