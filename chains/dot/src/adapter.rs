@@ -134,6 +134,17 @@ fn st(e: state::StateError) -> AdapterError {
     }
 }
 
+/// How much of the ledger's `total` still sits in the account's `free`
+/// balance: all of it under a relay chain's lock (the lock only forbids
+/// spending it), none under staking-async, which puts the bond on hold
+/// (pallet-balances moves held funds out of `free`).
+fn bond_in_free(shape: Shape, total: u128) -> u128 {
+    match shape {
+        Shape::Relay => total,
+        Shape::AssetHub => 0,
+    }
+}
+
 /// The value inside a one-field tuple struct (a SCALE newtype), or `v`.
 fn newtype_inner(v: &V) -> &V {
     match &v.value {
@@ -728,7 +739,7 @@ impl DotAdapter {
                         let extra = amount - rebond;
                         // bond_extra takes from what is free beyond the bond.
                         let spendable = free
-                            .saturating_sub(l.total.max(frozen).max(ed))
+                            .saturating_sub(bond_in_free(rt.shape, l.total).max(frozen).max(ed))
                             .saturating_sub(self.s.fee_reserve);
                         if extra > spendable {
                             return Err(inv(format!(
@@ -1046,7 +1057,7 @@ impl ChainAdapter for DotAdapter {
         let stash = self.stash().0;
         let l = ledger.clone().unwrap_or_default();
         let liquid = free
-            .saturating_sub(l.total.max(frozen).max(ed))
+            .saturating_sub(bond_in_free(rt.shape, l.total).max(frozen).max(ed))
             .saturating_sub(self.s.fee_reserve);
         // Per target: what the chain exposed of our stake in the active era.
         let mut targets = self.target_ids();

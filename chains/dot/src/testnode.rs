@@ -26,6 +26,8 @@ pub struct Chopsticks {
     node: RpcNode,
     /// HTTP JSON-RPC URL.
     pub url: String,
+    /// staking-async (Asset Hub): exposures are written by page.
+    paged: bool,
 }
 
 impl std::fmt::Debug for Chopsticks {
@@ -110,12 +112,29 @@ impl Chopsticks {
         Self::launch(testnode_dir().join("asset-hub-node.cjs"), spec, mode, env).await
     }
 
+    /// Starts the committed Westend Asset Hub runtime (staking-async) on its
+    /// own development genesis (built into the temp dir by
+    /// [`runtime_chain_spec`]) in block mode `mode`.
+    pub async fn asset_hub(mode: &str) -> Result<Self, String> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let spec = std::env::temp_dir().join(format!(
+            "softstake-westmint-{}-{}.json",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        runtime_chain_spec(&asset_hub_wasm_path(), "development", &spec).await?;
+        let node = Self::start_asset_hub(&spec, mode, &[]).await;
+        let _ = std::fs::remove_file(&spec);
+        node
+    }
+
     async fn launch(
         launcher: PathBuf,
         spec: &std::path::Path,
         mode: &str,
         env: &[(&str, &str)],
     ) -> Result<Self, String> {
+        let paged = launcher.ends_with("asset-hub-node.cjs");
         let mut cmd = tokio::process::Command::new("node");
         cmd.arg(launcher)
             .envs(env.iter().copied())
@@ -147,6 +166,7 @@ impl Chopsticks {
         Ok(Chopsticks {
             url: node.url.clone(),
             node,
+            paged,
         })
     }
 
@@ -239,7 +259,8 @@ impl Chopsticks {
     }
 
     /// Writes `era`'s exposure of `validator`: its own stake plus the
-    /// nominators `(who, planck)`, both full and clipped.
+    /// nominators `(who, planck)`: full and clipped on a relay chain, by
+    /// page on Asset Hub.
     pub async fn set_exposure(
         &self,
         era: u32,
@@ -247,6 +268,15 @@ impl Chopsticks {
         own: u128,
         nominators: &[(String, u128)],
     ) -> Result<(), String> {
+        if self.paged {
+            self.set_paged_exposure(era, validator, own, nominators)
+                .await?;
+            return self
+                .set_storage(json!({"Staking": {
+                    "ErasValidatorPrefs": [[[era, validator], {"commission": 0, "blocked": false}]],
+                }}))
+                .await;
+        }
         let total: u128 = own + nominators.iter().map(|(_, v)| v).sum::<u128>();
         let exposure = json!({
             "total": total.to_string(),
@@ -333,6 +363,30 @@ impl Chopsticks {
             .await?;
         }
         self.set_era(era + 1, start_ms).await
+    }
+
+    /// The validators the staking pallet lists (`Staking.Validators` keys,
+    /// SS58 prefix 42): on Asset Hub, the development preset's.
+    pub async fn staking_validators(&self) -> Result<Vec<String>, String> {
+        let mut prefix = sp_crypto_hashing::twox_128(b"Staking").to_vec();
+        prefix.extend(sp_crypto_hashing::twox_128(b"Validators"));
+        let prefix = format!("0x{}", hex::encode(prefix));
+        let keys = self
+            .call("state_getKeysPaged", json!([prefix, 100, prefix]))
+            .await?;
+        keys.as_array()
+            .ok_or("state_getKeysPaged: not a list")?
+            .iter()
+            .map(|k| {
+                let b = hex::decode(k.as_str().unwrap_or("").trim_start_matches("0x"))
+                    .map_err(|e| e.to_string())?;
+                let a: [u8; 32] = b
+                    .get(b.len().saturating_sub(32)..)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or("a Staking.Validators key without an account")?;
+                Ok(subxt::utils::AccountId32(a).to_string())
+            })
+            .collect()
     }
 
     /// The validators of the genesis session (SS58, prefix 42).

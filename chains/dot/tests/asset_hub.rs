@@ -377,6 +377,7 @@ async fn the_adapter_bonds_is_exposed_claims_its_page_and_unbonds_on_asset_hub()
     let vals = validators(&node).await;
     assert_eq!(vals.len(), 2, "the development preset's validators");
     let genesis = node.call("chain_getBlockHash", json!([0])).await.unwrap();
+    assert_eq!(genesis, softstake_chain_dot::testnode::CHOPSTICKS_GENESIS);
     let key = Arc::new(Keypair::from_uri(&"//SoftstakeAssetHub".parse().unwrap()).unwrap());
     let stash = AccountId32(key.public_key().0).to_string();
     node.fund(&stash, 10_000 * WND).await.unwrap();
@@ -406,6 +407,9 @@ async fn the_adapter_bonds_is_exposed_claims_its_page_and_unbonds_on_asset_hub()
     // Westend's Asset Hub), unbonding in BondingDuration (2) eras.
     let s0 = ah_state(&a).await;
     assert_eq!(s0.limits.unbonding_delay_secs, 2 * 6 * 3600);
+    // Liquid: free less the existential deposit (0.001 WND) and the reserve.
+    let ed = 1_000_000_000;
+    assert_eq!(s0.liquid.base(), 10_000 * WND - ed - reserve);
     assert_eq!(bonded_of(&s0), 0);
     let rewards0 = a
         .rewards_since(RewardsRequest { cursor: None })
@@ -429,6 +433,11 @@ async fn the_adapter_bonds_is_exposed_claims_its_page_and_unbonds_on_asset_hub()
     assert_eq!(bonded_of(&s1), 1_000 * WND);
     assert_eq!(s1.delegations[0].activating.base(), 1_000 * WND);
     assert!(s1.alerts.is_empty(), "{:?}", s1.alerts);
+    // staking-async holds the bond: it left `free`, and liquid fell by the
+    // bond and the fee only (under a lock, counting the bond out of `free`
+    // again read liquid as 0).
+    let fee = s0.liquid.base() - 1_000 * WND - s1.liquid.base();
+    assert!(fee > 0 && fee < WND / 10, "fee {fee}");
 
     // Era 1: the election exposed our stake to validator 0, in a page.
     let era_ms: u64 = 6 * 3600 * 1000;
@@ -515,7 +524,8 @@ async fn the_adapter_bonds_is_exposed_claims_its_page_and_unbonds_on_asset_hub()
     assert!(matches!(ah_send(&a, &w).await, TxStatus::Confirmed { .. }));
     let s7 = ah_state(&a).await;
     assert_eq!(s7.withdrawable.base(), 0);
-    assert!(s7.liquid.base() > s6.liquid.base() + 299 * WND);
+    let gained = s7.liquid.base() - s6.liquid.base();
+    assert!(gained > 299 * WND && gained < 300 * WND, "{gained}");
 }
 
 fn bonded_of(s: &PoolStateResponse) -> u128 {
