@@ -617,6 +617,33 @@ mod tests {
         );
     }
 
+    /// Live metadata of today's networks (chains/dot/metadata/README.md):
+    /// Westend's Asset Hub is read as staking-async with all the adapter
+    /// needs; Polkadot's relay chain, whose staking moved to its Asset Hub,
+    /// is refused with an error that says where to point.
+    #[test]
+    fn a_live_asset_hub_is_staking_async_and_a_migrated_relay_chain_is_refused() {
+        let ah = crate::tx::metadata(include_bytes!(
+            "../metadata/westend-asset-hub-1022000.scale"
+        ))
+        .unwrap();
+        assert_eq!(check_metadata(&ah, true).unwrap(), Shape::AssetHub);
+        assert_eq!(constant_u128(&ah, "Staking", "BondingDuration").unwrap(), 2);
+        assert_eq!(
+            constant_u128(&ah, "Staking", "MaxEraDuration").unwrap(),
+            6 * 3600 * 1000,
+            "6 relay sessions of an hour"
+        );
+        let relay = crate::tx::metadata(include_bytes!("../metadata/polkadot-relay-2000007.scale"))
+            .unwrap();
+        // The relay chain still names a Staking pallet; the refusal is not
+        // "something is missing" but "staking moved".
+        assert!(relay.pallet_by_name("Staking").is_some());
+        let e = check_metadata(&relay, false).unwrap_err().to_string();
+        assert!(e.contains("moved staking to its Asset Hub"), "{e}");
+        assert!(e.contains("StakingAhClient"), "{e}");
+    }
+
     #[test]
     fn validity_and_signed_header_decode() {
         assert_eq!(validity(&[0, 1, 2]), Validity::Valid);

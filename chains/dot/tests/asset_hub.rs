@@ -382,26 +382,12 @@ async fn the_adapter_bonds_is_exposed_claims_its_page_and_unbonds_on_asset_hub()
     let stash = AccountId32(key.public_key().0).to_string();
     node.fund(&stash, 10_000 * WND).await.unwrap();
     let reserve = WND;
-    let a = DotAdapter::new(
-        DotSettings {
-            endpoints: vec![node.url.clone()],
-            genesis_hash: genesis.as_str().unwrap().to_owned(),
-            targets: vals
-                .iter()
-                .map(|t| (t.clone(), t.parse().unwrap()))
-                .collect(),
-            stash: None,
-            payee: Payee::Staked,
-            fee_reserve: reserve,
-            era_period: 16,
-            rewards_from_block: None,
-            max_scan_blocks: 500,
-            max_payouts_per_tx: 8,
-            request_timeout: Duration::from_secs(60),
-        },
-        key,
-    )
-    .unwrap();
+    let a = ah_adapter(&node, key.clone(), &vals, reserve, 16);
+    // The chain's minimum nominator bond, as governance sets it (the
+    // development genesis leaves it at 0).
+    node.set_storage(json!({"Staking": {"MinNominatorBond": (100 * WND).to_string()}}))
+        .await
+        .unwrap();
 
     // The runtime is read as staking-async: eras of MaxEraDuration (6 h on
     // Westend's Asset Hub), unbonding in BondingDuration (2) eras.
@@ -416,6 +402,61 @@ async fn the_adapter_bonds_is_exposed_claims_its_page_and_unbonds_on_asset_hub()
         .await
         .unwrap();
     let cursor = rewards0.next_cursor.clone();
+    assert_eq!(
+        s0.limits.min_delegation.base(),
+        100 * WND,
+        "MinNominatorBond"
+    );
+
+    // Refused before signing: below the minimum bond; more targets than the
+    // runtime's nomination quota (StakingApi_nominations_quota: 16).
+    refused(
+        ah_build(
+            &a,
+            OperationKind::Delegate {
+                validator: vals[0].clone(),
+                amount: Amount::from_base(50 * WND),
+            },
+        )
+        .await,
+        "minimum nominator bond",
+    );
+    let many: Vec<String> = (0..17)
+        .map(|i| {
+            let k = Keypair::from_uri(&format!("//Target{i}").parse().unwrap()).unwrap();
+            AccountId32(k.public_key().0).to_string()
+        })
+        .collect();
+    refused(
+        ah_build(
+            &ah_adapter(&node, key.clone(), &many, reserve, 16),
+            OperationKind::Delegate {
+                validator: many[0].clone(),
+                amount: Amount::from_base(200 * WND),
+            },
+        )
+        .await,
+        "at most 16",
+    );
+    // The runtime refuses the same bond itself: batch_all(bond, nominate)
+    // below the minimum fails (InsufficientBond) and reverts the bond.
+    let low = a
+        .sign_raw(&Call::BatchAll(vec![
+            Call::Bond {
+                value: 50 * WND,
+                payee: Payee::Staked,
+            },
+            Call::Nominate {
+                targets: vec![vals[0].parse().unwrap()],
+            },
+        ]))
+        .await
+        .unwrap();
+    match ah_send(&a, &low).await {
+        TxStatus::Failed { reason } => assert!(reason.contains("InsufficientBond"), "{reason}"),
+        other => panic!("expected the runtime to refuse, got {other:?}"),
+    }
+    assert_eq!(bonded_of(&ah_state(&a).await), 0);
 
     // Bond 1,000 and nominate both validators, signed by the adapter.
     let op = ah_build(
@@ -526,6 +567,69 @@ async fn the_adapter_bonds_is_exposed_claims_its_page_and_unbonds_on_asset_hub()
     assert_eq!(s7.withdrawable.base(), 0);
     let gained = s7.liquid.base() - s6.liquid.base();
     assert!(gained > 299 * WND && gained < 300 * WND, "{gained}");
+
+    // Expiry proven by the runtime: signed, never sent, NotFound while its
+    // mortal era (4 blocks here) lasts, Expired after it.
+    let a = ah_adapter(&node, key.clone(), &vals, reserve, 4);
+    let late = ah_build(
+        &a,
+        OperationKind::Setup {
+            step: "nominate".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let look = |s: SignedOperation| {
+        let a = &a;
+        async move {
+            a.lookup(LookupRequest {
+                tx_id: s.tx_id.clone(),
+                signed_bytes: Some(s.bytes.clone()),
+            })
+            .await
+            .unwrap()
+            .status
+        }
+    };
+    assert_eq!(look(late.clone()).await, TxStatus::NotFound);
+    node.new_blocks(6).await.unwrap();
+    assert_eq!(look(late).await, TxStatus::Expired);
+}
+
+fn ah_adapter(
+    node: &Chopsticks,
+    key: Arc<Keypair>,
+    targets: &[String],
+    reserve: u128,
+    era_period: u64,
+) -> DotAdapter {
+    DotAdapter::new(
+        DotSettings {
+            endpoints: vec![node.url.clone()],
+            genesis_hash: softstake_chain_dot::testnode::CHOPSTICKS_GENESIS.into(),
+            targets: targets
+                .iter()
+                .map(|t| (t.clone(), t.parse().unwrap()))
+                .collect(),
+            stash: None,
+            payee: Payee::Staked,
+            fee_reserve: reserve,
+            era_period,
+            rewards_from_block: None,
+            max_scan_blocks: 500,
+            max_payouts_per_tx: 8,
+            request_timeout: Duration::from_secs(60),
+        },
+        key,
+    )
+    .unwrap()
+}
+
+fn refused(r: Result<SignedOperation, AdapterError>, needle: &str) {
+    match r {
+        Err(AdapterError::InvalidRequest(m)) => assert!(m.contains(needle), "{m}"),
+        other => panic!("expected a refusal mentioning {needle:?}, got {other:?}"),
+    }
 }
 
 fn bonded_of(s: &PoolStateResponse) -> u128 {

@@ -60,6 +60,11 @@ fn call_of(name: &str, a: &Value) -> Call {
             validator: acct(a["validator_stash"].as_str().unwrap()),
             era: u32::try_from(a["era"].as_u64().unwrap()).unwrap(),
         },
+        "payout_stakers_by_page" => Call::PayoutStakersByPage {
+            validator: acct(a["validator_stash"].as_str().unwrap()),
+            era: u32::try_from(a["era"].as_u64().unwrap()).unwrap(),
+            page: u32::try_from(a["page"].as_u64().unwrap()).unwrap(),
+        },
         "batch_all" => Call::BatchAll(
             a["calls"]
                 .as_array()
@@ -72,21 +77,31 @@ fn call_of(name: &str, a: &Value) -> Call {
     }
 }
 
-#[test]
-fn staking_calls_and_signer_payloads_equal_polkadot_types_and_signatures_verify() {
-    let v: Value = serde_json::from_str(
+fn vectors() -> Value {
+    serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../tests/vectors/dot/vectors.json"
         ))
         .unwrap(),
     )
-    .unwrap();
-    let meta = tx::metadata(include_bytes!("../metadata/paseo.scale")).unwrap();
+    .unwrap()
+}
+
+/// Every case of `cases` (with `spec_version`/`transaction_version` from
+/// `versions`): call data and signer payload equal, and our signature
+/// verifies.
+fn check_cases(
+    v: &Value,
+    versions: &Value,
+    meta: &std::sync::Arc<subxt::metadata::Metadata>,
+    cases: &[Value],
+) {
     let p = TxParams {
         genesis_hash: hex32(v["genesis_hash"].as_str().unwrap()),
-        spec_version: u32::try_from(v["spec_version"].as_u64().unwrap()).unwrap(),
-        transaction_version: u32::try_from(v["transaction_version"].as_u64().unwrap()).unwrap(),
+        spec_version: u32::try_from(versions["spec_version"].as_u64().unwrap()).unwrap(),
+        transaction_version: u32::try_from(versions["transaction_version"].as_u64().unwrap())
+            .unwrap(),
         nonce: v["nonce"].as_u64().unwrap(),
         tip: 0,
         era_block: v["block_number"].as_u64().unwrap(),
@@ -100,18 +115,16 @@ fn staking_calls_and_signer_payloads_equal_polkadot_types_and_signatures_verify(
         v["stash_public_key"].as_str().unwrap(),
         "the same secret URI gives the same sr25519 key"
     );
-    let cases = v["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 13);
     for c in cases {
         let name = c["name"].as_str().unwrap();
         let call = call_of(name, &c["args"]);
-        let data = tx::call_data(&meta, &call, &p).unwrap();
+        let data = tx::call_data(meta, &call, &p).unwrap();
         assert_eq!(
             format!("0x{}", hex::encode(&data)),
             c["call_data"].as_str().unwrap(),
             "{name}: call data"
         );
-        let payload = tx::signer_payload(&meta, &call, &p).unwrap();
+        let payload = tx::signer_payload(meta, &call, &p).unwrap();
         assert_eq!(
             format!("0x{}", hex::encode(&payload)),
             c["signer_payload"].as_str().unwrap(),
@@ -123,6 +136,34 @@ fn staking_calls_and_signer_payloads_equal_polkadot_types_and_signatures_verify(
         other[0] ^= 1;
         assert!(!sr25519::verify(&sig, &other, &key.public_key()));
     }
+}
+
+#[test]
+fn staking_calls_and_signer_payloads_equal_polkadot_types_and_signatures_verify() {
+    let v = vectors();
+    let meta = tx::metadata(include_bytes!("../metadata/paseo.scale")).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 13);
+    check_cases(&v, &v, &meta, cases);
+}
+
+/// Today's shape: the live Westend Asset Hub metadata (spec 1_022_000,
+/// staking-async, from npm @polkadot-api/sdk-staking 0.5.0), with its
+/// transaction extensions (ChargeAssetTxPayment, CheckMetadataHash, and the
+/// empty AuthorizeCall / EthSetOrigin / StorageWeightReclaim): every
+/// staking call softstake signs there, `payout_stakers_by_page` included.
+#[test]
+fn asset_hub_staking_calls_and_signer_payloads_equal_polkadot_types() {
+    let v = vectors();
+    let ah = &v["asset_hub"];
+    let meta = tx::metadata(include_bytes!(
+        "../metadata/westend-asset-hub-1022000.scale"
+    ))
+    .unwrap();
+    let cases = ah["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 11);
+    assert!(cases.iter().any(|c| c["name"] == "payout_stakers_by_page"));
+    check_cases(&v, ah, &meta, cases);
 }
 
 #[test]

@@ -60,6 +60,46 @@ for (const [name, call, args] of cases) {
   out.push({ name, args, call_data: call.toHex(), signer_payload: u8aToHex(bytes) });
 }
 
+// Today's shape: Westend Asset Hub spec 1_022_000 (staking-async), live
+// metadata from npm @polkadot-api/sdk-staking 0.5.0
+// (chains/dot/metadata/README.md), with its transaction extensions:
+// ChargeAssetTxPayment (tip, no asset), CheckMetadataHash (mode 0, no
+// hash) and the empty AuthorizeCall / EthSetOrigin / StorageWeightReclaim.
+const ahMeta = readFileSync(new URL("../../../chains/dot/metadata/westend-asset-hub-1022000.scale", import.meta.url));
+const ahRegistry = new TypeRegistry();
+const ahMetadata = new Metadata(ahRegistry, ahMeta);
+ahRegistry.setMetadata(ahMetadata);
+const ah = expandMetadata(ahRegistry, ahMetadata).tx;
+const AH_SPEC = 1022000, AH_TXV = 16;
+const WND = 1_000_000_000_000n;
+const ahCases = [
+  ["bond", ah.staking.bond(250n * WND, "Staked"), { value: "250000000000000", payee: "Staked" }],
+  ["bond_extra", ah.staking.bondExtra(5n * WND), { value: "5000000000000" }],
+  ["nominate", ah.staking.nominate([V1, V2]), { targets: [V1, V2] }],
+  ["unbond", ah.staking.unbond(3n * WND), { value: "3000000000000" }],
+  ["withdraw_unbonded", ah.staking.withdrawUnbonded(0), { num_slashing_spans: 0 }],
+  ["rebond", ah.staking.rebond(WND), { value: "1000000000000" }],
+  ["chill", ah.staking.chill(), {}],
+  ["payout_stakers_by_page", ah.staking.payoutStakersByPage(V1, 42, 3), { validator_stash: V1, era: 42, page: 3 }],
+  ["set_payee", ah.staking.setPayee({ Account: V1 }), { payee: V1 }],
+  ["batch_all", ah.utility.batchAll([ah.staking.bondExtra(5n * WND), ah.staking.nominate([V1])]),
+    { calls: [["bond_extra", { value: "5000000000000" }], ["nominate", { targets: [V1] }]] }],
+  ["proxy", ah.proxy.proxy(stash.address, null, ah.staking.bondExtra(5n * WND)),
+    { real: stash.address, inner: ["bond_extra", { value: "5000000000000" }] }],
+];
+const ahEra = ahRegistry.createType("ExtrinsicEra", { current: BLOCK_NUMBER, period: PERIOD });
+const ahOut = [];
+for (const [name, call, args] of ahCases) {
+  const payload = ahRegistry.createType("ExtrinsicPayload", {
+    method: call.toHex(), era: ahEra.toHex(), nonce: NONCE, tip: 0, assetId: null,
+    mode: 0, metadataHash: null,
+    specVersion: AH_SPEC, transactionVersion: AH_TXV, genesisHash: GENESIS, blockHash: BLOCK,
+    version: 4,
+  }, { version: 4 });
+  const bytes = payload.toU8a({ method: true });
+  ahOut.push({ name, args, call_data: call.toHex(), signer_payload: u8aToHex(bytes) });
+}
+
 console.log(JSON.stringify({
   stash_uri: "//SoftstakeStash",
   stash_address: stash.address,
@@ -68,4 +108,10 @@ console.log(JSON.stringify({
   spec_version: SPEC, transaction_version: TXV, nonce: NONCE, tip: 0,
   era: era.toHex(),
   cases: out,
+  asset_hub: {
+    metadata: "chains/dot/metadata/westend-asset-hub-1022000.scale",
+    spec_version: AH_SPEC, transaction_version: AH_TXV,
+    era: ahEra.toHex(),
+    cases: ahOut,
+  },
 }, null, 2));
