@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Length of a Polkadot era on Paseo (6 sessions x 600 slots x 6 s).
+/// Length of an era on Westend's Asset Hub (its `MaxEraDuration`: 6 relay
+/// sessions of an hour), as on Polkadot's.
 pub const DOT_ERA_SECS: i64 = 6 * 3600;
 
 struct Dot {
@@ -28,7 +29,7 @@ impl Driver for Dot {
         ChainId::Polkadot
     }
     fn node(&self) -> &'static str {
-        "the real Paseo runtime under chopsticks (eras moved through its dev RPC: no validators produce sessions)"
+        "the real Westend Asset Hub runtime (pallet-staking-async) under chopsticks (eras and paged exposures moved through its dev RPC: no relay chain reports sessions)"
     }
     async fn advance_to(&self, t: i64) -> Result<(), String> {
         let target = u32::try_from(1 + (t - self.t0).max(0) / DOT_ERA_SECS).unwrap_or(u32::MAX);
@@ -65,17 +66,18 @@ impl Driver for Dot {
     }
 }
 
-/// Polkadot: chopsticks running the real Paseo runtime. Returns the chain
-/// and its time (chopsticks starts at the wall clock).
+/// Polkadot: chopsticks running the real Westend Asset Hub runtime, where
+/// staking lives since the Asset Hub migration. Returns the chain and its
+/// time (chopsticks starts at the wall clock).
 async fn polkadot(dir: &Path, rng: &mut Rng) -> Result<(Started, i64), String> {
     use crate::testnode::{CHOPSTICKS_GENESIS, Chopsticks};
-    let node = Chopsticks::start().await?;
+    let node = Chopsticks::asset_hub("Instant").await?;
     let t0 = i64::try_from(node.now_ms().await? / 1000).map_err(|e| e.to_string())?;
-    let vals = node.session_validators().await?;
+    let vals = node.staking_validators().await?;
     let validator = vals
         .first()
         .cloned()
-        .ok_or("Paseo genesis without validators")?;
+        .ok_or("the Asset Hub development genesis without validators")?;
     let uri = format!("0x{}", hex::encode(rng.bytes32()));
     let pair = subxt_signer::sr25519::Keypair::from_uri(
         &uri.parse().map_err(|_| "secret uri".to_string())?,
@@ -132,11 +134,11 @@ async fn polkadot(dir: &Path, rng: &mut Rng) -> Result<(Started, i64), String> {
 
 /// What the node needs installed, when it is missing.
 fn install(root: &Path) -> Option<(&'static str, std::process::Command)> {
-    if crate::testnode::chopsticks_path().is_ok() && crate::testnode::paseo_spec_path().is_ok() {
+    if crate::testnode::chopsticks_path().is_ok() {
         return None;
     }
     Some((
-        "chopsticks and the Paseo chain spec",
+        "chopsticks",
         std::process::Command::new(root.join("scripts/dot-node")),
     ))
 }
@@ -144,7 +146,7 @@ fn install(root: &Path) -> Option<(&'static str, std::process::Command)> {
 /// The Polkadot chain in `softstake devnet`.
 pub static DEVNET: DevnetChain = DevnetChain {
     chain: ChainId::Polkadot,
-    starting: "starting chopsticks with the Paseo runtime (about 20 s)",
+    starting: "starting chopsticks with the Westend Asset Hub runtime (about 20 s)",
     sets_start_time: true,
     install,
     start: |dir, _t0, rng| Box::pin(async move { polkadot(dir, rng).await }),
