@@ -6,7 +6,8 @@
 //! sessions here), housekeeping pays the era out with the runtime's own
 //! `payout_stakers_by_page`, rewards are distributed, and a withdrawal
 //! larger than the buffer queues, unbonds, waits the runtime's 2-era
-//! bonding duration, is withdrawn and granted by its ETA.
+//! bonding duration, is withdrawn and granted by its ETA; every snapshot of
+//! the pool's books is explained by proven fees and evidenced rewards.
 #![allow(clippy::unwrap_used)]
 
 use softstake_chain_dot::testnode::{CHOPSTICKS_GENESIS, Chopsticks};
@@ -165,6 +166,10 @@ async fn the_engine_bonds_is_paid_out_distributes_and_unbonds_for_a_queued_withd
             );
         }
         assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
+        // Issue 30: every change in what the stash holds is explained to the
+        // planck by the flows the adapter proves (fees) and the rewards it
+        // evidences; no incident, no residual.
+        softstake_tests::assert_every_snapshot_explained(&store, ChainId::Polkadot, 8).await;
     })
     .await;
 }

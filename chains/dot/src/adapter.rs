@@ -42,10 +42,10 @@ use async_trait::async_trait;
 use serde_json::json;
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BroadcastResponse, BuildRequest, ChainAdapter, ChainLimits,
-    Delegation, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse, IdentifyRequest,
-    IdentifyResponse, LookupRequest, LookupResponse, LossEvent, Maintenance, ObservedReward,
-    OperationKind, PoolStateRequest, PoolStateResponse, RewardKind, RewardsRequest,
-    RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
+    Delegation, FlowKind, FlowsRequest, FlowsResponse, HealthRequest, HealthResponse,
+    IdentifyRequest, IdentifyResponse, LookupRequest, LookupResponse, LossEvent, Maintenance,
+    ObservedReward, OperationKind, PoolFlow, PoolStateRequest, PoolStateResponse, RewardKind,
+    RewardsRequest, RewardsResponse, SignedOperation, TxStatus, UnbondingEntry,
 };
 use softstake_core::{Amount, ChainId, Period, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
@@ -101,6 +101,9 @@ pub struct DotAdapter {
     rpc: Rpc,
     runtime: Mutex<Option<Arc<Runtime>>>,
     observed: Mutex<Observed>,
+    /// Block of the engine's last observing pool read: flows are scanned up
+    /// to it, so the books compare holdings and flows at the same height.
+    observed_height: Mutex<Option<u64>>,
     /// (era, validator) pairs known to be claimed or not ours to claim.
     payout_done: Mutex<BTreeSet<(u32, [u8; 32])>>,
     losses: Mutex<Vec<LossEvent>>,
@@ -211,6 +214,7 @@ impl DotAdapter {
             rpc,
             runtime: Mutex::new(None),
             observed: Mutex::new(Observed::default()),
+            observed_height: Mutex::new(None),
             payout_done: Mutex::new(BTreeSet::new()),
             signed_nonces: Mutex::new(BTreeSet::new()),
             losses: Mutex::new(Vec::new()),
@@ -425,6 +429,17 @@ impl DotAdapter {
             .and_then(|d| num_at(d, "frozen").or_else(|| num_at(d, "misc_frozen")))
             .unwrap_or(0);
         Ok((free, frozen))
+    }
+
+    /// The stash's `reserved` balance (holds included: under staking-async
+    /// the bond is one).
+    async fn reserved_balance(&self, rt: &Runtime, at: &str) -> Result<u128, AdapterError> {
+        let stash = self.stash().0;
+        let a = self.read(rt, at, "System", "Account", &[&stash]).await?;
+        Ok(a.as_ref()
+            .and_then(|a| a.at("data"))
+            .and_then(|d| num_at(d, "reserved"))
+            .unwrap_or(0))
     }
 
     async fn nominations(&self, rt: &Runtime, at: &str) -> Result<Vec<[u8; 32]>, AdapterError> {
@@ -1166,6 +1181,9 @@ impl ChainAdapter for DotAdapter {
                 eras.history_depth
             ));
         }
+        if req.observe {
+            *lock(&self.observed_height)? = Some(head.number);
+        }
         *lock(&self.observed)? = Observed {
             bonded: ledger.is_some(),
             nominations,
@@ -1174,6 +1192,12 @@ impl ChainAdapter for DotAdapter {
             history_depth: eras.history_depth,
         };
         let max_chunks = self.constant(&rt, "Staking", "MaxUnlockingChunks")?;
+        // What the stash owns beyond liquid and the ledger (bonded,
+        // unbonding, withdrawable: its `total`): the existential deposit,
+        // the fee reserve, other holds and reserves. The books count it, so
+        // holdings are everything the account owns.
+        let owned = free.saturating_add(self.reserved_balance(&rt, at).await?);
+        let reserved = owned.saturating_sub(liquid.saturating_add(l.total));
         // Handed over (and forgotten) only on the engine's observing read.
         let losses = if req.observe {
             std::mem::take(&mut *lock(&self.losses)?)
@@ -1188,7 +1212,7 @@ impl ChainAdapter for DotAdapter {
             unbonding,
             withdrawable: amount(withdrawable),
             claimable_rewards: Amount::ZERO,
-            reserved: Amount::ZERO,
+            reserved: amount(reserved),
             limits: ChainLimits {
                 min_delegation: amount(if ledger.is_some() {
                     ed
@@ -1243,10 +1267,72 @@ impl ChainAdapter for DotAdapter {
         Vec::new()
     }
 
-    async fn flows_since(&self, _req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
-        // Transfers and fees of the custody accounts are not proven by
-        // this adapter yet (issue 30): the books observe and act on nothing.
-        Ok(FlowsResponse::unsupported())
+    async fn flows_since(&self, req: FlowsRequest) -> Result<FlowsResponse, AdapterError> {
+        // Scanned, block by block, up to the block of the last observing
+        // pool read (finalized), from the stash's own events (`flows.rs`).
+        let rt = self.runtime().await?;
+        let head = self.finalized_head(&rt).await?;
+        let target = lock(&self.observed_height)?.map_or(head.number, |h| h.min(head.number));
+        let after = req.after_height(target)?;
+        if req.cursor.is_none() {
+            return Ok(FlowsResponse {
+                flows: Vec::new(),
+                next_cursor: Some(target.to_string()),
+                complete: true,
+            });
+        }
+        let to = target.min(after.saturating_add(self.s.max_scan_blocks.max(1)));
+        let stash = self.stash().0;
+        let mut flows = Vec::new();
+        let mut done = after;
+        for n in after.saturating_add(1)..=to {
+            let Some(hash) = self.block_hash(n).await? else {
+                break;
+            };
+            let found = crate::flows::block_flows(&self.events_at(&rt, &hash).await?, &stash);
+            if !found.is_empty() {
+                let exts = self.block_extrinsics(&hash).await?;
+                let at_ms = self
+                    .read(&rt, &hash, "Timestamp", "Now", &[])
+                    .await?
+                    .as_ref()
+                    .and_then(num)
+                    .and_then(|t| i64::try_from(t).ok())
+                    .unwrap_or(0);
+                for f in found {
+                    // The extrinsic's hash (what the exchange declares), or
+                    // BLOCK-EVENT for what no extrinsic here carried (an
+                    // XCM transfer arriving).
+                    let tx_id = f
+                        .extrinsic
+                        .and_then(|i| exts.get(i as usize))
+                        .and_then(|x| hex_bytes(x).ok())
+                        .map_or_else(
+                            || format!("{n}-{}", f.event),
+                            |b| format!("0x{}", hex::encode(sp_crypto_hashing::blake2_256(&b))),
+                        );
+                    let tag = match f.kind {
+                        FlowKind::TransferIn => "in",
+                        FlowKind::TransferOut => "out",
+                        FlowKind::Fee => "fee",
+                    };
+                    flows.push(PoolFlow {
+                        key: format!("{tag}:{n}:{}", f.event),
+                        kind: f.kind,
+                        amount: amount(f.amount),
+                        tx_id,
+                        counterparty: f.counterparty.map(|c| AccountId32(c).to_string()),
+                        at: Timestamp::from_unix(at_ms / 1000),
+                    });
+                }
+            }
+            done = n;
+        }
+        Ok(FlowsResponse {
+            flows,
+            next_cursor: Some(done.to_string()),
+            complete: done >= target,
+        })
     }
 
     async fn rewards_since(&self, req: RewardsRequest) -> Result<RewardsResponse, AdapterError> {

@@ -72,6 +72,15 @@ pub enum Call {
         /// Exposure page.
         page: u32,
     },
+    /// `Balances.transfer_keep_alive(dest, value)`: coins out of the signer
+    /// (not a staking operation: the devnet's and tests' transfers, such as
+    /// repaying the treasury).
+    TransferKeepAlive {
+        /// Recipient.
+        dest: AccountId32,
+        /// Planck.
+        value: u128,
+    },
     /// `Utility.batch_all(calls)`.
     BatchAll(Vec<Call>),
     /// `Proxy.proxy(real, None, call)`: `call` dispatched as `real` by a
@@ -152,6 +161,11 @@ impl Call {
                     Value::u128(u128::from(*era)),
                     Value::u128(u128::from(*page)),
                 ],
+            ),
+            Call::TransferKeepAlive { dest, value } => (
+                "Balances",
+                "transfer_keep_alive",
+                vec![multi(dest), Value::u128(*value)],
             ),
             Call::BatchAll(calls) => (
                 "Utility",

@@ -17,8 +17,9 @@ use softstake_chain_dot::tx::{self, Call, Payee, TxParams};
 use softstake_chain_dot::{DotAdapter, DotSettings};
 use softstake_core::Amount;
 use softstake_core::adapter::{
-    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, LookupRequest, OperationKind,
-    PoolStateRequest, PoolStateResponse, RewardsRequest, SignedOperation, TxStatus,
+    AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, FlowKind, FlowsRequest,
+    LookupRequest, OperationKind, PoolStateRequest, PoolStateResponse, RewardsRequest,
+    SignedOperation, TxStatus,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -594,6 +595,170 @@ async fn the_adapter_bonds_is_exposed_claims_its_page_and_unbonds_on_asset_hub()
     assert_eq!(look(late.clone()).await, TxStatus::NotFound);
     node.new_blocks(6).await.unwrap();
     assert_eq!(look(late).await, TxStatus::Expired);
+}
+
+/// Issue 30 on Asset Hub: every change in what the stash holds is a flow
+/// the adapter proves from the block's events (a transfer in, a transfer
+/// out, a fee) or a reward it evidences, to the planck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_in_the_stash_is_a_proven_flow_or_an_evidenced_reward() {
+    let node = Chopsticks::asset_hub("Instant").await.unwrap();
+    let vals = validators(&node).await;
+    let key = Arc::new(Keypair::from_uri(&"//SoftstakeBooks".parse().unwrap()).unwrap());
+    let stash = AccountId32(key.public_key().0);
+    let exchange = Keypair::from_uri(&"//ExchangeHotWallet".parse().unwrap()).unwrap();
+    let exchange_id = AccountId32(exchange.public_key().0);
+    node.fund(&stash.to_string(), 10_000 * WND).await.unwrap();
+    node.fund(&exchange_id.to_string(), 10_000 * WND)
+        .await
+        .unwrap();
+    let a = ah_adapter(&node, key.clone(), &vals[..1], WND, 16);
+
+    // The books open at the engine's observing read.
+    let s0 = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    let opened = a.flows_since(FlowsRequest::default()).await.unwrap();
+    assert!(opened.flows.is_empty());
+    let rewards0 = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+
+    // Bond 1,000 (a fee); the exchange tops the stash up by 500 (a
+    // transfer in, its transaction the exchange's); the stash pays 200 out
+    // (a transfer out and a fee); an era's payout by page (a fee, and a
+    // reward that is not a flow).
+    let op = ah_build(
+        &a,
+        OperationKind::Delegate {
+            validator: vals[0].clone(),
+            amount: Amount::from_base(1_000 * WND),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(ah_send(&a, &op).await, TxStatus::Confirmed { .. }));
+    let m = tx::metadata(&bytes(
+        &node.call("state_getMetadata", json!([])).await.unwrap(),
+    ))
+    .unwrap();
+    let topup = tx::sign(
+        &m,
+        &Call::TransferKeepAlive {
+            dest: stash,
+            value: 500 * WND,
+        },
+        &params(&node, &exchange_id.to_string()).await,
+        &exchange,
+    )
+    .unwrap();
+    let head = node.head_number().await.unwrap();
+    node.call(
+        "author_submitExtrinsic",
+        json!([format!("0x{}", hex::encode(&topup.bytes))]),
+    )
+    .await
+    .unwrap();
+    node.settle(head).await.unwrap();
+    let payout_out = a
+        .sign_raw(&Call::TransferKeepAlive {
+            dest: exchange_id,
+            value: 200 * WND,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        ah_send(&a, &payout_out).await,
+        TxStatus::Confirmed { .. }
+    ));
+    let t1 = node.now_ms().await.unwrap();
+    let era_ms: u64 = 6 * 3600 * 1000;
+    node.set_paged_exposure(
+        1,
+        &vals[0],
+        1_000_000 * WND,
+        &[(stash.to_string(), 1_000 * WND)],
+    )
+    .await
+    .unwrap();
+    node.set_era(1, t1).await.unwrap();
+    node.set_era_reward(1, &vals[0], 100 * WND).await.unwrap();
+    node.set_era(2, t1 + era_ms).await.unwrap();
+    let st = a.pool_state(PoolStateRequest::default()).await.unwrap();
+    let claim = ah_build(&a, a.maintenance(&st)[0].kind.clone())
+        .await
+        .unwrap();
+    assert!(matches!(
+        ah_send(&a, &claim).await,
+        TxStatus::Confirmed { .. }
+    ));
+
+    let s1 = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    let f = a
+        .flows_since(FlowsRequest {
+            cursor: opened.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(f.complete, "scanned to the observing read");
+    let kinds: Vec<(FlowKind, Option<String>)> = f
+        .flows
+        .iter()
+        .map(|x| (x.kind, x.counterparty.clone()))
+        .collect();
+    let ex = Some(exchange_id.to_string());
+    assert_eq!(
+        kinds,
+        vec![
+            (FlowKind::Fee, None),
+            (FlowKind::TransferIn, ex.clone()),
+            // The fee is settled after the call: its event follows.
+            (FlowKind::TransferOut, ex),
+            (FlowKind::Fee, None),
+            (FlowKind::Fee, None),
+        ],
+        "{:?}",
+        f.flows
+    );
+    assert_eq!(f.flows[1].amount.base(), 500 * WND);
+    assert_eq!(
+        f.flows[1].tx_id, topup.hash,
+        "the exchange's own transaction"
+    );
+    assert_eq!(f.flows[2].amount.base(), 200 * WND);
+    assert_eq!(f.flows[2].tx_id, payout_out.tx_id);
+    assert_eq!(f.flows[3].tx_id, payout_out.tx_id);
+    assert_eq!(f.flows[0].tx_id, op.tx_id);
+    assert_eq!(f.flows[4].tx_id, claim.tx_id);
+    let r = a
+        .rewards_since(RewardsRequest {
+            cursor: rewards0.next_cursor,
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.rewards.len(), 1);
+
+    // The books balance to the planck: what the stash holds now is what it
+    // held, plus what came in and the reward, less what went out and fees.
+    let held = |s: &PoolStateResponse| s.holdings().unwrap().booked().unwrap().base();
+    let sum = |k: FlowKind| -> u128 {
+        f.flows
+            .iter()
+            .filter(|x| x.kind == k)
+            .map(|x| x.amount.base())
+            .sum()
+    };
+    assert_eq!(
+        held(&s1) + sum(FlowKind::TransferOut) + sum(FlowKind::Fee),
+        held(&s0) + sum(FlowKind::TransferIn) + r.rewards[0].amount.base(),
+    );
+    // Nothing new after the cursor.
+    let again = a
+        .flows_since(FlowsRequest {
+            cursor: f.next_cursor.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(again.flows.is_empty());
 }
 
 fn ah_adapter(

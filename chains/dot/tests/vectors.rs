@@ -65,6 +65,10 @@ fn call_of(name: &str, a: &Value) -> Call {
             era: u32::try_from(a["era"].as_u64().unwrap()).unwrap(),
             page: u32::try_from(a["page"].as_u64().unwrap()).unwrap(),
         },
+        "transfer_keep_alive" => Call::TransferKeepAlive {
+            dest: acct(a["dest"].as_str().unwrap()),
+            value: v("value"),
+        },
         "batch_all" => Call::BatchAll(
             a["calls"]
                 .as_array()
@@ -161,7 +165,7 @@ fn asset_hub_staking_calls_and_signer_payloads_equal_polkadot_types() {
     ))
     .unwrap();
     let cases = ah["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 11);
+    assert_eq!(cases.len(), 12);
     assert!(cases.iter().any(|c| c["name"] == "payout_stakers_by_page"));
     check_cases(&v, ah, &meta, cases);
 }

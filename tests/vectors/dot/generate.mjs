@@ -86,6 +86,7 @@ const ahCases = [
     { calls: [["bond_extra", { value: "5000000000000" }], ["nominate", { targets: [V1] }]] }],
   ["proxy", ah.proxy.proxy(stash.address, null, ah.staking.bondExtra(5n * WND)),
     { real: stash.address, inner: ["bond_extra", { value: "5000000000000" }] }],
+  ["transfer_keep_alive", ah.balances.transferKeepAlive(V2, 7n * WND), { dest: V2, value: "7000000000000" }],
 ];
 const ahEra = ahRegistry.createType("ExtrinsicEra", { current: BLOCK_NUMBER, period: PERIOD });
 const ahOut = [];
