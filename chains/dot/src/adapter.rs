@@ -104,6 +104,9 @@ pub struct DotAdapter {
     /// Block of the engine's last observing pool read: flows are scanned up
     /// to it, so the books compare holdings and flows at the same height.
     observed_height: Mutex<Option<u64>>,
+    /// Extrinsics the flows scan met paying a fee of the stash: hash ->
+    /// (block, index), for [`ChainAdapter::identify`].
+    seen_fees: Mutex<BTreeMap<String, (u64, u32)>>,
     /// (era, validator) pairs known to be claimed or not ours to claim.
     payout_done: Mutex<BTreeSet<(u32, [u8; 32])>>,
     losses: Mutex<Vec<LossEvent>>,
@@ -215,6 +218,7 @@ impl DotAdapter {
             runtime: Mutex::new(None),
             observed: Mutex::new(Observed::default()),
             observed_height: Mutex::new(None),
+            seen_fees: Mutex::new(BTreeMap::new()),
             payout_done: Mutex::new(BTreeSet::new()),
             signed_nonces: Mutex::new(BTreeSet::new()),
             losses: Mutex::new(Vec::new()),
@@ -1316,6 +1320,9 @@ impl ChainAdapter for DotAdapter {
                         FlowKind::TransferOut => "out",
                         FlowKind::Fee => "fee",
                     };
+                    if let (FlowKind::Fee, Some(i)) = (f.kind, f.extrinsic) {
+                        lock(&self.seen_fees)?.insert(tx_id.clone(), (n, i));
+                    }
                     flows.push(PoolFlow {
                         key: format!("{tag}:{n}:{}", f.event),
                         kind: f.kind,
@@ -1581,10 +1588,86 @@ impl ChainAdapter for DotAdapter {
         })
     }
 
-    async fn identify(&self, _req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
-        // Polkadot: the flows are not proven yet, so nothing unexplained
-        // reaches this call.
-        Ok(IdentifyResponse::unsupported())
+    async fn identify(&self, req: IdentifyRequest) -> Result<IdentifyResponse, AdapterError> {
+        // Asked about fee flows the scan just returned: their block and
+        // index are known. The extrinsic is decoded with the runtime's
+        // metadata; what it did is read from its own events.
+        let Some((n, index)) = lock(&self.seen_fees)?.get(&req.tx_id).copied() else {
+            return Ok(IdentifyResponse::unsupported());
+        };
+        let rt = self.runtime().await?;
+        let Some(hash) = self.block_hash(n).await? else {
+            return Ok(IdentifyResponse::unsupported());
+        };
+        let exts = self.block_extrinsics(&hash).await?;
+        let Some(bytes) = exts.get(index as usize).and_then(|x| hex_bytes(x).ok()) else {
+            return Ok(IdentifyResponse::not_ours());
+        };
+        let calls = match crate::flows::staking_calls(&rt.meta, &bytes, &self.stash().0) {
+            Some(c) if !c.is_empty() => c,
+            _ => return Ok(IdentifyResponse::not_ours()),
+        };
+        let evs = self.events_at(&rt, &hash).await?;
+        let stash = self.stash().0;
+        let sum = |name: &str| -> u128 {
+            evs.iter()
+                .filter(|e| e.extrinsic == Some(index) && e.pallet == "Staking" && e.name == name)
+                .filter(|e| e.fields.at("stash").and_then(account) == Some(stash))
+                .filter_map(|e| e.fields.at("amount").and_then(num))
+                .sum()
+        };
+        let first = self
+            .s
+            .targets
+            .first()
+            .map(|(t, _)| t.clone())
+            .unwrap_or_default();
+        let has = |c: &str| calls.iter().any(|(name, _)| name == c);
+        let arg = |c: &str| {
+            calls
+                .iter()
+                .find(|(name, _)| name == c)
+                .and_then(|(_, v)| *v)
+        };
+        let kind = if has("bond") || has("bond_extra") || has("rebond") {
+            let bonded = sum("Bonded");
+            let asked = arg("bond").or(arg("bond_extra")).unwrap_or(0) + arg("rebond").unwrap_or(0);
+            OperationKind::Delegate {
+                validator: first,
+                amount: amount(if bonded > 0 { bonded } else { asked }),
+            }
+        } else if has("unbond") {
+            let unbonded = sum("Unbonded");
+            OperationKind::Undelegate {
+                validator: first,
+                amount: amount(if unbonded > 0 {
+                    unbonded
+                } else {
+                    arg("unbond").unwrap_or(0)
+                }),
+            }
+        } else if has("withdraw_unbonded") {
+            OperationKind::WithdrawUnbonded {
+                amount: amount(sum("Withdrawn")),
+            }
+        } else if has("payout_stakers") || has("payout_stakers_by_page") {
+            OperationKind::ClaimRewards { validators: vec![] }
+        } else if has("nominate") {
+            OperationKind::Setup {
+                step: "nominate".into(),
+            }
+        } else if has("set_payee") {
+            OperationKind::Setup {
+                step: "set_payee".into(),
+            }
+        } else {
+            return Ok(IdentifyResponse::not_ours());
+        };
+        let status = match Self::outcome(&rt, &evs, index) {
+            Ok(()) => TxStatus::Confirmed { height: n },
+            Err(reason) => TxStatus::Failed { reason },
+        };
+        Ok(IdentifyResponse::operation(kind, status))
     }
 
     async fn health(&self, _req: HealthRequest) -> Result<HealthResponse, AdapterError> {

@@ -21,9 +21,10 @@
 //! Anything else that changes the balance (a slash, dust lost) is not a
 //! flow: the books see it as a residual.
 
-use crate::state::{Event, account, num};
+use crate::state::{Event, V, account, items, num, variant};
 use softstake_core::adapter::FlowKind;
 use subxt::ext::scale_value::At;
+use subxt::metadata::Metadata;
 
 /// One flow found in a block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +101,73 @@ pub fn block_flows(events: &[Event], stash: &[u8; 32]) -> Vec<BlockFlow> {
         }
     }
     out
+}
+
+/// The `Staking` calls a signed extrinsic makes as `stash` (the signer, or
+/// the `real` of a `Proxy.proxy`), through `Utility` batches: each with its
+/// `value` argument where it has one. `None` when the bytes do not decode
+/// as a signed extrinsic of this runtime. For `identify`: a fee the stash
+/// paid for a transaction the journal does not know.
+pub fn staking_calls(
+    meta: &Metadata,
+    bytes: &[u8],
+    stash: &[u8; 32],
+) -> Option<Vec<(String, Option<u128>)>> {
+    use subxt::ext::frame_decode::extrinsics::decode_extrinsic;
+    let ext = decode_extrinsic(&mut &bytes[..], meta, meta.types()).ok()?;
+    let sig = ext.signature_payload()?;
+    // MultiAddress::Id(AccountId32)
+    let addr = bytes.get(sig.address_range())?;
+    let signer: [u8; 32] = match addr {
+        [0, rest @ ..] if rest.len() == 32 => rest.try_into().ok()?,
+        _ => return None,
+    };
+    let call = bytes.get(ext.call_data_range())?;
+    let v = subxt::ext::scale_value::scale::decode_as_type(
+        &mut &call[..],
+        meta.outer_enums().call_enum_ty(),
+        meta.types(),
+    )
+    .ok()?
+    .remove_context();
+    let mut out = Vec::new();
+    walk(&v, &signer == stash, stash, &mut out);
+    Some(out)
+}
+
+fn walk(call: &V, as_stash: bool, stash: &[u8; 32], out: &mut Vec<(String, Option<u128>)>) {
+    let Some((pallet, c)) = variant(call) else {
+        return;
+    };
+    let Some((name, fields)) = c.values().next().and_then(variant) else {
+        return;
+    };
+    let field = |n: &str| match fields {
+        subxt::ext::scale_value::Composite::Named(f) => {
+            f.iter().find(|(k, _)| k == n).map(|(_, v)| v)
+        }
+        subxt::ext::scale_value::Composite::Unnamed(_) => None,
+    };
+    match (pallet, name) {
+        ("Utility", "batch" | "batch_all" | "force_batch") => {
+            for inner in field("calls").map(items).unwrap_or_default() {
+                walk(inner, as_stash, stash, out);
+            }
+        }
+        ("Proxy", "proxy") => {
+            let real = field("real")
+                .and_then(variant)
+                .and_then(|(_, a)| a.values().next())
+                .and_then(account);
+            if let Some(inner) = field("call") {
+                walk(inner, real.as_ref() == Some(stash), stash, out);
+            }
+        }
+        ("Staking", name) if as_stash => {
+            out.push((name.to_owned(), field("value").and_then(num)));
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -266,5 +334,68 @@ mod tests {
             transfer(2, 2, S, S, 10),
         ];
         assert!(block_flows(&evs, &S).is_empty());
+    }
+
+    /// Our own extrinsics, signed offline over the live Westend Asset Hub
+    /// metadata, decode back to the staking calls they make as the stash.
+    #[test]
+    fn a_signed_extrinsic_decodes_to_the_staking_calls_it_makes_as_the_stash() {
+        use crate::tx::{self, Call, Payee, TxParams};
+        use subxt::utils::AccountId32;
+        use subxt_signer::sr25519::Keypair;
+        let meta = tx::metadata(include_bytes!(
+            "../metadata/westend-asset-hub-1022000.scale"
+        ))
+        .unwrap();
+        let p = TxParams {
+            genesis_hash: [0x45; 32],
+            spec_version: 1_022_000,
+            transaction_version: 16,
+            nonce: 3,
+            tip: 0,
+            era_block: 1000,
+            era_block_hash: [0x11; 32],
+            era_period: 64,
+        };
+        let key = |u: &str| Keypair::from_uri(&u.parse().unwrap()).unwrap();
+        let (stash, proxy) = (key("//Stash"), key("//Proxy"));
+        let me = stash.public_key().0;
+        let v = AccountId32([9; 32]);
+        let calls = |call: &Call, signer: &Keypair| {
+            let x = tx::sign(&meta, call, &p, signer).unwrap();
+            staking_calls(&meta, &x.bytes, &me).unwrap()
+        };
+        let bond = Call::BatchAll(vec![
+            Call::Bond {
+                value: 500,
+                payee: Payee::Staked,
+            },
+            Call::Nominate { targets: vec![v] },
+        ]);
+        assert_eq!(
+            calls(&bond, &stash),
+            vec![
+                ("bond".to_owned(), Some(500)),
+                ("nominate".to_owned(), None)
+            ]
+        );
+        // Signed by someone else: not the stash's.
+        assert!(calls(&bond, &proxy).is_empty());
+        // Through a staking proxy for the stash: the stash's; for another
+        // account: not.
+        let unbond = |real: [u8; 32]| Call::Proxy {
+            real: AccountId32(real),
+            call: Box::new(Call::Unbond { value: 7 }),
+        };
+        assert_eq!(
+            calls(&unbond(me), &proxy),
+            vec![("unbond".to_owned(), Some(7))]
+        );
+        assert!(calls(&unbond([1; 32]), &proxy).is_empty());
+        // A transfer is no staking call.
+        let t = Call::TransferKeepAlive { dest: v, value: 1 };
+        assert!(calls(&t, &stash).is_empty());
+        // Bytes that are not an extrinsic.
+        assert!(staking_calls(&meta, &[1, 2, 3], &me).is_none());
     }
 }

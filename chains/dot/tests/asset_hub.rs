@@ -18,8 +18,8 @@ use softstake_chain_dot::{DotAdapter, DotSettings};
 use softstake_core::Amount;
 use softstake_core::adapter::{
     AdapterError, BroadcastRequest, BuildRequest, ChainAdapter, FlowKind, FlowsRequest,
-    LookupRequest, OperationKind, PoolStateRequest, PoolStateResponse, RewardsRequest,
-    SignedOperation, TxStatus,
+    IdentifyRequest, LookupRequest, OperationKind, PoolStateRequest, PoolStateResponse,
+    RewardsRequest, SignedOperation, TxStatus,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -751,6 +751,37 @@ async fn every_change_in_the_stash_is_a_proven_flow_or_an_evidenced_reward() {
         held(&s1) + sum(FlowKind::TransferOut) + sum(FlowKind::Fee),
         held(&s0) + sum(FlowKind::TransferIn) + r.rewards[0].amount.base(),
     );
+    // Issue 32: a fee the journal does not know (a restored database) is
+    // identified from the extrinsic and its events: our bond, our payout;
+    // the transfer out is no staking operation.
+    let id = |tx: &str| {
+        let a = &a;
+        let tx = tx.to_owned();
+        async move { a.identify(IdentifyRequest { tx_id: tx }).await.unwrap() }
+    };
+    let found = id(&op.tx_id).await.found.unwrap();
+    assert_eq!(
+        found.kind,
+        OperationKind::Delegate {
+            validator: vals[0].clone(),
+            amount: Amount::from_base(1_000 * WND),
+        }
+    );
+    assert!(
+        matches!(found.status, TxStatus::Confirmed { .. }),
+        "{found:?}"
+    );
+    let found = id(&claim.tx_id).await.found.unwrap();
+    assert_eq!(
+        found.kind,
+        OperationKind::ClaimRewards { validators: vec![] }
+    );
+    let transfer = id(&payout_out.tx_id).await;
+    assert!(
+        transfer.supported && transfer.found.is_none(),
+        "{transfer:?}"
+    );
+    assert!(!id("0x00").await.supported, "not met by the scan");
     // Nothing new after the cursor.
     let again = a
         .flows_since(FlowsRequest {
