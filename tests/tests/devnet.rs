@@ -69,7 +69,7 @@ async fn the_devnet_stakes_earns_distributes_and_serves_withdrawals_on_six_chain
         }
         assert_eq!(w.status, "granted", "{name}");
         if c.books.flows_proven {
-            // Every flow proven (Ethereum, Solana, Tezos, Cosmos, Cardano): the
+            // Every flow proven (on all six chains): the
             // pool holds exactly what it owes, with its fees booked (paid
             // from the platform's declared float).
             let b = &c.books;
@@ -84,6 +84,7 @@ async fn the_devnet_stakes_earns_distributes_and_serves_withdrawals_on_six_chain
         }
     }
     for chain in [
+        ChainId::Polkadot,
         ChainId::Ethereum,
         ChainId::Solana,
         ChainId::Tezos,

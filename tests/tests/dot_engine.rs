@@ -1,13 +1,16 @@
 //! The engine's loop with the real Polkadot adapter against chopsticks
 //! running the real Westend Asset Hub runtime (pallet-staking-async), on
 //! SQLite and PostgreSQL: the planner bonds and nominates the excess over
-//! the buffer, each era the election's paged exposure and a validator
-//! reward are written through chopsticks' dev RPC (no relay chain reports
-//! sessions here), housekeeping pays the era out with the runtime's own
-//! `payout_stakers_by_page`, rewards are distributed, and a withdrawal
+//! the buffer; each era ends as on Asset Hub, on the relay chain's session
+//! report (a downward XCM message), the runtime paying it from the general
+//! reward pot funded as the DAP's budget would (only the election's paged
+//! exposure is written by hand); housekeeping pays the era out with the
+//! runtime's own `payout_stakers_by_page`, rewards are distributed, and a withdrawal
 //! larger than the buffer queues, unbonds, waits the runtime's 2-era
-//! bonding duration, is withdrawn and granted by its ETA; every snapshot of
-//! the pool's books is explained by proven fees and evidenced rewards.
+//! bonding duration, is withdrawn and granted by its ETA; an offence the
+//! relay chain reports slashes the stash, and the loss is booked once;
+//! every snapshot of the pool's books is explained by proven fees,
+//! evidenced rewards and the reported loss.
 #![allow(clippy::unwrap_used)]
 
 use softstake_chain_dot::testnode::{CHOPSTICKS_GENESIS, Chopsticks};
@@ -166,9 +169,39 @@ async fn the_engine_bonds_is_paid_out_distributes_and_unbonds_for_a_queued_withd
             );
         }
         assert!(ops.iter().all(|o| o.state != OpState::Failed), "{ops:?}");
+
+        // Issue 31: the relay chain reports an offence of the validator (1%);
+        // staking-async slashes its nominators one era later; the adapter
+        // reports the stash's loss once, and the books book it.
+        let before = store
+            .books(ChainId::Polkadot, &Default::default(), clock.now())
+            .await
+            .unwrap();
+        assert!(before.owed.losses.is_zero());
+        node.relay_offence(&vals[0], 10_000_000).await.unwrap();
+        let mut lost = 0u128;
+        for _ in 0..4 {
+            let r = step().await;
+            lost += r
+                .pool
+                .as_ref()
+                .map(|p| p.losses.iter().map(|l| l.amount.base()).sum::<u128>())
+                .unwrap_or(0);
+            if lost > 0 {
+                assert_eq!(r.books.as_ref().unwrap().booked.losses.base(), lost);
+                break;
+            }
+        }
+        assert!(lost > 0, "no loss reported");
+        step().await;
+        let after = store
+            .books(ChainId::Polkadot, &Default::default(), clock.now())
+            .await
+            .unwrap();
+        assert_eq!(after.owed.losses.base(), lost, "booked once");
         // Issue 30: every change in what the stash holds is explained to the
-        // planck by the flows the adapter proves (fees) and the rewards it
-        // evidences; no incident, no residual.
+        // planck by the flows the adapter proves (fees), the rewards it
+        // evidences and the loss it reports; no incident, no residual.
         softstake_tests::assert_every_snapshot_explained(&store, ChainId::Polkadot, 8).await;
     })
     .await;

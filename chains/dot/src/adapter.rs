@@ -151,6 +151,18 @@ fn bond_in_free(shape: Shape, total: u128) -> u128 {
     }
 }
 
+/// What `stash` has at stake in an exposure (`others: [{who, value}]`).
+fn stake_in(exposure: Option<&V>, stash: &[u8; 32]) -> u128 {
+    exposure
+        .and_then(|x| x.at("others"))
+        .map(items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| o.at("who").and_then(account).as_ref() == Some(stash))
+        .filter_map(|o| num_at(o, "value"))
+        .sum()
+}
+
 /// The value inside a one-field tuple struct (a SCALE newtype), or `v`.
 fn newtype_inner(v: &V) -> &V {
     match &v.value {
@@ -543,16 +555,7 @@ impl DotAdapter {
                 .await?;
             // `BoundedExposurePage(ExposurePage { page_total, others })`: a
             // newtype around the page.
-            let ours: u128 = p
-                .as_ref()
-                .map(newtype_inner)
-                .and_then(|x| x.at("others"))
-                .map(items)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|o| o.at("who").and_then(account) == Some(stash))
-                .filter_map(|o| num_at(o, "value"))
-                .sum();
+            let ours = stake_in(p.as_ref().map(newtype_inner), &stash);
             if ours > 0 {
                 return Ok(Some((page, ours)));
             }
@@ -610,13 +613,7 @@ impl DotAdapter {
                 let exposure = self
                     .read(rt, at, "Staking", "ErasStakersClipped", &[&era_key, v])
                     .await?;
-                let ours = exposure
-                    .as_ref()
-                    .and_then(|x| x.at("others"))
-                    .map(items)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .any(|o| o.at("who").and_then(account) == Some(stash));
+                let ours = stake_in(exposure.as_ref(), &stash) > 0;
                 let claimed = if ours {
                     let ctrl = self
                         .read(rt, at, "Staking", "Bonded", &[v])
@@ -1094,15 +1091,7 @@ impl ChainAdapter for DotAdapter {
                     let exp = self
                         .read(&rt, at, "Staking", "ErasStakers", &[&era_key, t])
                         .await?;
-                    let ours = exp
-                        .as_ref()
-                        .and_then(|x| x.at("others"))
-                        .map(items)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|o| o.at("who").and_then(account) == Some(stash))
-                        .filter_map(|o| num_at(o, "value"))
-                        .sum::<u128>();
+                    let ours = stake_in(exp.as_ref(), &stash);
                     (exp.is_some(), ours)
                 }
                 Shape::AssetHub => {

@@ -14,6 +14,19 @@ use std::time::Duration;
 /// sessions of an hour), as on Polkadot's.
 pub const DOT_ERA_SECS: i64 = 6 * 3600;
 
+/// The platform's float for fees, paid in once the books are open (planck).
+const FEE_FLOAT: u128 = 5 * 10_000_000_000;
+
+/// The platform's own wallet (a devnet key, nothing else).
+fn platform() -> subxt_signer::sr25519::Keypair {
+    // A fixed dev derivation; never a real key.
+    #[allow(clippy::expect_used)]
+    subxt_signer::sr25519::Keypair::from_uri(
+        &"//SoftstakeDevnetPlatform".parse().expect("a secret URI"),
+    )
+    .expect("an sr25519 key")
+}
+
 struct Dot {
     node: crate::testnode::Chopsticks,
     reader: crate::DotAdapter,
@@ -29,7 +42,23 @@ impl Driver for Dot {
         ChainId::Polkadot
     }
     fn node(&self) -> &'static str {
-        "the real Westend Asset Hub runtime (pallet-staking-async) under chopsticks (eras and paged exposures moved through its dev RPC: no relay chain reports sessions)"
+        "the real Westend Asset Hub runtime (pallet-staking-async) under chopsticks (eras end on relay-chain session reports sent as XCM; paged exposures written through its dev RPC: no election runs)"
+    }
+    async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
+        // A transfer from the platform's wallet, built into a block at once
+        // (chopsticks in Instant mode).
+        let stash: subxt::utils::AccountId32 = self.stash.parse().map_err(|_| "stash address")?;
+        let hash = self
+            .node
+            .submit(
+                &crate::tx::Call::TransferKeepAlive {
+                    dest: stash,
+                    value: FEE_FLOAT,
+                },
+                &platform(),
+            )
+            .await?;
+        Ok(Some((hash, FEE_FLOAT)))
     }
     async fn advance_to(&self, t: i64) -> Result<(), String> {
         let target = u32::try_from(1 + (t - self.t0).max(0) / DOT_ERA_SECS).unwrap_or(u32::MAX);
@@ -86,7 +115,14 @@ async fn polkadot(dir: &Path, rng: &mut Rng) -> Result<(Started, i64), String> {
     let stash = subxt::utils::AccountId32(pair.public_key().0).to_string();
     let unit = 10_000_000_000u128;
     let liabilities = 10_000 * unit;
-    node.fund(&stash, liabilities + 5 * unit).await?;
+    // Exactly the liabilities: the platform pays its fee float in with a
+    // real transfer once the books are open (`fund_fees`).
+    node.fund(&stash, liabilities).await?;
+    node.fund(
+        &subxt::utils::AccountId32(platform().public_key().0).to_string(),
+        100 * unit,
+    )
+    .await?;
     node.set_era(1, u64::try_from(t0).unwrap_or(0) * 1000)
         .await?;
     let key_file = write_key(dir, "polkadot.uri", &uri)?;

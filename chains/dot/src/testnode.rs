@@ -17,6 +17,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+/// The existential deposit of the committed Westend Asset Hub runtime
+/// (0.001 WND): what its reward pots keep.
+const ASSET_HUB_ED: u128 = 1_000_000_000;
+
 /// Genesis hash chopsticks reports for a chain started from a raw genesis.
 pub const CHOPSTICKS_GENESIS: &str =
     "0x4545454545454545454545454545454545454545454545454545454545454545";
@@ -28,6 +32,8 @@ pub struct Chopsticks {
     pub url: String,
     /// staking-async (Asset Hub): exposures are written by page.
     paged: bool,
+    /// The runtime's metadata, read once (the runtime never changes here).
+    meta: tokio::sync::OnceCell<std::sync::Arc<subxt::metadata::Metadata>>,
 }
 
 impl std::fmt::Debug for Chopsticks {
@@ -167,6 +173,7 @@ impl Chopsticks {
             url: node.url.clone(),
             node,
             paged,
+            meta: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -292,6 +299,218 @@ impl Chopsticks {
         .await
     }
 
+    /// Sends the Asset Hub what the relay chain sends it at the end of a
+    /// session: `StakingRcClient.relay_session_report` carried by a
+    /// downward XCM message (`UnpaidExecution`, then `Transact` with origin
+    /// kind `Superuser`, which the runtime's `ParentAsSuperuser` makes
+    /// Root, as its `RelayChainOrigin` requires), in a new block built with
+    /// chopsticks' `dev_newBlock` `dmp`. `points`: era
+    /// points of (validator SS58, points); `activation`: (timestamp ms,
+    /// era) when the relay chain activated the planned era's validators.
+    pub async fn relay_session_report(
+        &self,
+        end_index: u32,
+        points: &[(String, u32)],
+        activation: Option<(u64, u32)>,
+    ) -> Result<(), String> {
+        use subxt::dynamic::Value;
+        let meta = self.metadata().await?;
+        let points = points
+            .iter()
+            .map(|(v, p)| {
+                let a: subxt::utils::AccountId32 =
+                    v.parse().map_err(|_| format!("validator {v}"))?;
+                Ok(Value::unnamed_composite([
+                    Value::from_bytes(a.0),
+                    Value::u128(u128::from(*p)),
+                ]))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let activation = match activation {
+            Some((ms, era)) => Value::unnamed_variant(
+                "Some",
+                [Value::unnamed_composite([
+                    Value::u128(u128::from(ms)),
+                    Value::u128(u128::from(era)),
+                ])],
+            ),
+            None => Value::unnamed_variant("None", []),
+        };
+        let report = Value::named_composite([
+            ("end_index", Value::u128(u128::from(end_index))),
+            ("validator_points", Value::unnamed_composite(points)),
+            ("activation_timestamp", activation),
+            ("leftover", Value::bool(false)),
+        ]);
+        self.relay_transact(
+            &meta,
+            "StakingRcClient",
+            "relay_session_report",
+            vec![report],
+        )
+        .await
+    }
+
+    /// Sends `pallet.call(fields)` as the relay chain does: a downward XCM
+    /// message (`UnpaidExecution`, then `Transact` with origin kind
+    /// `Superuser`, which the runtime's `ParentAsSuperuser` makes Root), in
+    /// a new block built with chopsticks' `dev_newBlock` `dmp`; that block
+    /// executes it (its message queue services it).
+    async fn relay_transact(
+        &self,
+        meta: &std::sync::Arc<subxt::metadata::Metadata>,
+        pallet: &str,
+        call: &str,
+        fields: Vec<subxt::dynamic::Value>,
+    ) -> Result<(), String> {
+        use subxt::dynamic::Value;
+        let params = crate::tx::TxParams {
+            genesis_hash: [0; 32],
+            spec_version: 0,
+            transaction_version: 0,
+            nonce: 0,
+            tip: 0,
+            era_block: 0,
+            era_block_hash: [0; 32],
+            era_period: 64,
+        };
+        let call = crate::tx::dynamic_call_data(meta, &params, pallet, call, fields)
+            .map_err(|e| e.to_string())?;
+        let xcm = Value::unnamed_variant(
+            "V5",
+            [Value::unnamed_composite([Value::unnamed_composite([
+                Value::named_variant(
+                    "UnpaidExecution",
+                    [
+                        ("weight_limit", Value::unnamed_variant("Unlimited", [])),
+                        ("check_origin", Value::unnamed_variant("None", [])),
+                    ],
+                ),
+                Value::named_variant(
+                    "Transact",
+                    [
+                        ("origin_kind", Value::unnamed_variant("Superuser", [])),
+                        ("fallback_max_weight", Value::unnamed_variant("None", [])),
+                        (
+                            "call",
+                            Value::named_composite([("encoded", Value::from_bytes(call))]),
+                        ),
+                    ],
+                ),
+            ])])],
+        );
+        let ty = meta
+            .types()
+            .types
+            .iter()
+            .find(|t| t.ty.path.segments == ["xcm", "VersionedXcm"])
+            .map(|t| t.id)
+            .ok_or("the runtime has no xcm::VersionedXcm type")?;
+        let mut msg = Vec::new();
+        subxt::ext::scale_value::scale::encode_as_type(&xcm, ty, meta.types(), &mut msg)
+            .map_err(|e| format!("encoding the XCM message: {e}"))?;
+        self.call(
+            "dev_newBlock",
+            json!([{"count": 1, "dmp": [{"sentAt": 1, "msg": format!("0x{}", hex::encode(msg))}]}]),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The relay chain reports an offence of `validator` in the current
+    /// session, to be slashed by `fraction_ppb` parts per billion
+    /// (`StakingRcClient.relay_new_offence_paged`, as downward XCM).
+    /// staking-async computes the slash of the validator and its nominators
+    /// from the era's exposure and applies it `SlashDeferDuration` eras
+    /// later.
+    pub async fn relay_offence(&self, validator: &str, fraction_ppb: u32) -> Result<(), String> {
+        use subxt::dynamic::Value;
+        let meta = self.metadata().await?;
+        let v: subxt::utils::AccountId32 = validator
+            .parse()
+            .map_err(|_| format!("validator {validator}"))?;
+        let offence = Value::named_composite([
+            ("offender", Value::from_bytes(v.0)),
+            ("reporters", Value::unnamed_composite([])),
+            ("slash_fraction", Value::u128(u128::from(fraction_ppb))),
+        ]);
+        let session = self.last_session_report().await?.map_or(0, |s| s + 1);
+        self.relay_transact(
+            &meta,
+            "StakingRcClient",
+            "relay_new_offence_paged",
+            vec![Value::unnamed_composite([Value::unnamed_composite([
+                Value::u128(u128::from(session)),
+                offence,
+            ])])],
+        )
+        .await
+    }
+
+    async fn metadata(&self) -> Result<std::sync::Arc<subxt::metadata::Metadata>, String> {
+        self.meta
+            .get_or_try_init(|| async {
+                let m = self.call("state_getMetadata", json!([])).await?;
+                let bytes = hex::decode(m.as_str().unwrap_or("").trim_start_matches("0x"))
+                    .map_err(|e| e.to_string())?;
+                crate::tx::metadata(&bytes).map_err(|e| e.to_string())
+            })
+            .await
+            .cloned()
+    }
+
+    /// `StakingRcClient.LastSessionReportEndingIndex`.
+    async fn last_session_report(&self) -> Result<Option<u32>, String> {
+        let mut k = sp_crypto_hashing::twox_128(b"StakingRcClient").to_vec();
+        k.extend(sp_crypto_hashing::twox_128(b"LastSessionReportEndingIndex"));
+        let last = self
+            .call("state_getStorage", json!([format!("0x{}", hex::encode(k))]))
+            .await?;
+        match last.as_str() {
+            Some(h) => {
+                let b = hex::decode(h.trim_start_matches("0x")).map_err(|e| e.to_string())?;
+                let a: [u8; 4] = b.try_into().map_err(|_| "a session index is a u32")?;
+                Ok(Some(u32::from_le_bytes(a)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Ends the active era the way the relay chain does on Asset Hub: the
+    /// planned era is `era` (`CurrentEra`, and `ForceEra = ForceNone` so the
+    /// runtime plans no election of its own: the tests write each era's
+    /// exposures, which no election here produces), and a session report
+    /// activating it at `start_ms` makes the runtime end the active era
+    /// (staking-async's own `end_era`: with Westend's `DisableMinting`, the
+    /// general reward pot is snapshotted into the ending era's pot) and
+    /// start `era`. `points` are the ending era's last session's points.
+    pub async fn relay_starts_era(
+        &self,
+        era: u32,
+        start_ms: u64,
+        points: &[(String, u32)],
+    ) -> Result<(), String> {
+        self.set_storage(json!({"Staking": {"CurrentEra": era, "ForceEra": "ForceNone"}}))
+            .await?;
+        let next = self.last_session_report().await?.map_or(1, |s| s + 1);
+        self.relay_session_report(next, points, Some((start_ms, era)))
+            .await
+    }
+
+    /// Gives staking-async's general staker reward pot (Westend's Asset Hub:
+    /// `PalletId(*b"py/stkng")`, sub-account `RewardPot::General(
+    /// StakerRewards)`) `planck`, as the DAP pallet's budget would: at an
+    /// era's end the runtime moves it, less the existential deposit, into
+    /// that era's pot, which pays the era out.
+    pub async fn fund_staker_reward_pot(&self, planck: u128) -> Result<(), String> {
+        let mut a = [0u8; 32];
+        a[..4].copy_from_slice(b"modl");
+        a[4..12].copy_from_slice(b"py/stkng");
+        // RewardPot::General(RewardKind::StakerRewards) = [0, 0], then zeros.
+        self.fund(&subxt::utils::AccountId32(a).to_string(), planck)
+            .await
+    }
+
     /// staking-async (Asset Hub): writes `era`'s exposure of `validator` as
     /// the election would, in one page (`ErasStakersOverview`, page 0 of
     /// `ErasStakersPaged`, `ErasTotalStake`).
@@ -339,10 +558,14 @@ impl Chopsticks {
         .await
     }
 
-    /// Ends `era` and starts the next at `start_ms`, as the election and the
-    /// reward curve would: when the stash has `bonded` stake, `validator`
-    /// earned all of `era`'s points and a payout of `reward`, and the next
-    /// era exposes the stash's bond to it (beside a large own stake).
+    /// Ends `era` and starts the next at `start_ms`: when the stash has
+    /// `bonded` stake, `validator` earned all of `era`'s points and a payout
+    /// of `reward`, and the next era exposes the stash's bond to it (beside
+    /// its own stake; the exposure is written, as no election runs
+    /// here). On Asset Hub the runtime itself ends the era, on the relay
+    /// chain's session report ([`Chopsticks::relay_starts_era`]), paying
+    /// `reward` from the general staker pot funded with it; on the relay
+    /// chain's older pallet the era, its points and its payout are written.
     pub async fn next_era(
         &self,
         era: u32,
@@ -352,6 +575,27 @@ impl Chopsticks {
         bonded: u128,
         reward: u128,
     ) -> Result<(), String> {
+        if self.paged {
+            // Asset Hub: the runtime ends the era itself on the relay
+            // chain's session report, paying it from the general pot.
+            let mut points = Vec::new();
+            if bonded > 0 {
+                self.fund_staker_reward_pot(reward + ASSET_HUB_ED).await?;
+                // The validator's own stake: 10,000 DOT. (Westend's fees are
+                // in 12-decimal WND, so in the devnet's 10-decimal DOT a
+                // transaction costs about 1 DOT: the pool's share of the
+                // era's reward is kept well above that.)
+                self.set_exposure(
+                    era + 1,
+                    validator,
+                    10_000 * 10_000_000_000,
+                    &[(stash.to_owned(), bonded)],
+                )
+                .await?;
+                points.push((validator.to_owned(), 20));
+            }
+            return self.relay_starts_era(era + 1, start_ms, &points).await;
+        }
         if bonded > 0 {
             self.set_era_reward(era, validator, reward).await?;
             self.set_exposure(
@@ -363,6 +607,53 @@ impl Chopsticks {
             .await?;
         }
         self.set_era(era + 1, start_ms).await
+    }
+
+    /// Signs `call` with `key` at the head (nonce, genesis and runtime from
+    /// the node, mortal for 64 blocks) and submits it; its extrinsic hash.
+    /// For transfers the tests and the devnet make from accounts other than
+    /// the adapter's (an exchange's, the platform's).
+    pub async fn submit(
+        &self,
+        call: &crate::tx::Call,
+        key: &subxt_signer::sr25519::Keypair,
+    ) -> Result<String, String> {
+        let hex32 = |v: &Value| -> Result<[u8; 32], String> {
+            hex::decode(v.as_str().unwrap_or("").trim_start_matches("0x"))
+                .map_err(|e| e.to_string())?
+                .try_into()
+                .map_err(|_| "not 32 bytes".to_string())
+        };
+        let meta = self.metadata().await?;
+        let who = subxt::utils::AccountId32(key.public_key().0).to_string();
+        let genesis = self.call("chain_getBlockHash", json!([0])).await?;
+        let v = self.call("state_getRuntimeVersion", json!([])).await?;
+        let head = self.head_number().await?;
+        let head_hash = self.call("chain_getBlockHash", json!([head])).await?;
+        let nonce = self.call("system_accountNextIndex", json!([who])).await?;
+        let p = crate::tx::TxParams {
+            genesis_hash: hex32(&genesis)?,
+            spec_version: v["specVersion"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or("no specVersion")?,
+            transaction_version: v["transactionVersion"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or("no transactionVersion")?,
+            nonce: nonce.as_u64().ok_or("no nonce")?,
+            tip: 0,
+            era_block: head,
+            era_block_hash: hex32(&head_hash)?,
+            era_period: 64,
+        };
+        let signed = crate::tx::sign(&meta, call, &p, key).map_err(|e| e.to_string())?;
+        self.call(
+            "author_submitExtrinsic",
+            json!([format!("0x{}", hex::encode(&signed.bytes))]),
+        )
+        .await?;
+        Ok(signed.hash)
     }
 
     /// The validators the staking pallet lists (`Staking.Validators` keys,

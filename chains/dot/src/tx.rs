@@ -245,6 +245,18 @@ fn client(meta: &Arc<Metadata>, p: &TxParams) -> subxt::client::OfflineClient<Su
 /// Call data (pallet index, call index, arguments) of `call`.
 pub fn call_data(meta: &Arc<Metadata>, call: &Call, p: &TxParams) -> Result<Vec<u8>, TxError> {
     let (pallet, name, fields) = call.parts();
+    dynamic_call_data(meta, p, pallet, name, fields)
+}
+
+/// Call data of any call of the runtime, its arguments as dynamic values
+/// (the test node's relay-chain messages use it).
+pub fn dynamic_call_data(
+    meta: &Arc<Metadata>,
+    p: &TxParams,
+    pallet: &str,
+    name: &str,
+    fields: Vec<Value>,
+) -> Result<Vec<u8>, TxError> {
     let payload = subxt::dynamic::tx(pallet, name, fields);
     let c = client(meta, p);
     let at = c

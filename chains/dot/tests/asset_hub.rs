@@ -1,14 +1,13 @@
-//! Issue 23, the first step: the real Westend Asset Hub runtime with
-//! pallet-staking-async (crates.io `asset-hub-westend-runtime` 0.57.0,
-//! westmint spec 1_025_002), built once to wasm by
-//! scripts/build-asset-hub-runtime and committed with its sha256, runs
-//! under chopsticks here: its own GenesisBuilder makes the development
-//! genesis, chopsticks serves it, and its metadata has the staking shape
-//! the adapter must move to (paged exposures, payouts by page, the relay
-//! chain client). Blocks are built through testnode/asset-hub-node.cjs,
-//! which gives the runtime the signed relay-parent descendants it checks
-//! (`RelayParentOffset` 1): a staking call signed by the adapter's
-//! extrinsic builder executes in the runtime's wasm.
+//! Issue 23: the real Westend Asset Hub runtime with pallet-staking-async
+//! (crates.io `asset-hub-westend-runtime` 0.57.0, westmint spec 1_025_002),
+//! built once to wasm by scripts/build-asset-hub-runtime and committed with
+//! its sha256, runs under chopsticks: its own GenesisBuilder makes the
+//! development genesis, and testnode/asset-hub-node.cjs gives it the signed
+//! relay-parent descendants it checks (`RelayParentOffset` 1), so it builds
+//! blocks. The adapter bonds, is exposed by page, is paid by page, unbonds
+//! and withdraws on it; eras turn on the relay chain's session reports and
+//! offences slash, both sent as downward XCM as the relay chain sends them
+//! (issues 23, 30, 31, 32).
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};
@@ -790,6 +789,197 @@ async fn every_change_in_the_stash_is_a_proven_flow_or_an_evidenced_reward() {
         .await
         .unwrap();
     assert!(again.flows.is_empty());
+}
+
+/// Eras moved the way the relay chain moves them on Asset Hub: a session
+/// report arriving as a downward XCM message, carrying the era's points
+/// and the activation of the next era. The runtime itself ends the era
+/// (Westend's `DisableMinting` path: the general reward pot, funded here as
+/// the DAP's budget would fund it, is moved into the ending era's pot,
+/// `EraPaid`) and starts the next; the payout by page is then a transfer
+/// from that era's pot, which the adapter evidences as the reward and does
+/// not count as a transfer in. Only the exposures are written by hand (no
+/// election runs here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eras_turn_on_the_relay_chains_session_reports_and_pay_from_the_era_pot() {
+    let (node, vals, stash, a) = bonded_on_asset_hub("//SoftstakeEras").await;
+
+    // Era 1 starts when the relay chain says so; our stake is in its
+    // exposure (what its election would have written).
+    let era_ms: u64 = 6 * 3600 * 1000;
+    let t1 = node.now_ms().await.unwrap();
+    node.set_paged_exposure(
+        1,
+        &vals[0],
+        1_000_000 * WND,
+        &[(stash.to_string(), 1_000 * WND)],
+    )
+    .await
+    .unwrap();
+    node.relay_starts_era(1, t1, &[]).await.unwrap();
+    let active = storage(&node, &storage_key("Staking", "ActiveEra")).await;
+    let b = bytes(&active);
+    assert_eq!(
+        u32::from_le_bytes(b[..4].try_into().unwrap()),
+        1,
+        "the runtime started era 1"
+    );
+    assert_eq!(
+        u64::from_le_bytes(b[5..13].try_into().unwrap()),
+        t1,
+        "at the activation time"
+    );
+    let s1 = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    assert_eq!(s1.delegations[0].active.base(), 1_000 * WND);
+    let opened = a.flows_since(FlowsRequest::default()).await.unwrap();
+    let r0 = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+
+    // The DAP's budget for stakers: 100 WND in the general pot. Era 1 ends
+    // with validator 0's points; era 2 starts.
+    node.fund_staker_reward_pot(100 * WND + 1_000_000_000)
+        .await
+        .unwrap();
+    node.relay_starts_era(2, t1 + era_ms, &[(vals[0].clone(), 20)])
+        .await
+        .unwrap();
+    let mut reward_key = storage_key("Staking", "ErasValidatorReward");
+    reward_key.push_str(&hex::encode(sp_crypto_hashing::twox_64(
+        &1u32.to_le_bytes(),
+    )));
+    reward_key.push_str(&hex::encode(1u32.to_le_bytes()));
+    let paid = u128::from_le_bytes(
+        bytes(&storage(&node, &reward_key).await)
+            .try_into()
+            .unwrap(),
+    );
+    assert_eq!(paid, 100 * WND, "the pot less its existential deposit");
+
+    // The adapter claims era 1's page; the runtime pays from the era pot.
+    let st = a.pool_state(PoolStateRequest::default()).await.unwrap();
+    let m = a.maintenance(&st);
+    assert_eq!(m.len(), 1, "{m:?}");
+    let claim = ah_build(&a, m[0].kind.clone()).await.unwrap();
+    assert!(matches!(
+        ah_send(&a, &claim).await,
+        TxStatus::Confirmed { .. }
+    ));
+    let s2 = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    let r = a
+        .rewards_since(RewardsRequest {
+            cursor: r0.next_cursor,
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.rewards.len(), 1, "{:?}", r.rewards);
+    // Our page's share: staking-async's calculator, no commission (see the
+    // storage-written test above for the arithmetic).
+    assert_eq!(
+        r.rewards[0].amount.base(),
+        100 * WND - 100 * WND * 999_000_999 / 1_000_000_000
+    );
+    assert_eq!(r.rewards[0].epoch, Some(1));
+    assert_eq!(
+        r.rewards[0].period.start().unix(),
+        i64::try_from(t1 / 1000).unwrap()
+    );
+    let f = a
+        .flows_since(FlowsRequest {
+            cursor: opened.next_cursor,
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<FlowKind> = f.flows.iter().map(|x| x.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![FlowKind::Fee],
+        "the pot's transfer is the reward: {:?}",
+        f.flows
+    );
+    let held = |s: &PoolStateResponse| s.holdings().unwrap().booked().unwrap().base();
+    assert_eq!(
+        held(&s2) + f.flows[0].amount.base(),
+        held(&s1) + r.rewards[0].amount.base()
+    );
+}
+
+/// Issue 31 on Asset Hub: the relay chain reports an offence of the
+/// validator we nominate (downward XCM, as the relay chain sends it);
+/// staking-async computes the slash from the era's paged exposure and
+/// applies it `SlashDeferDuration` (1) era later. The adapter reports the
+/// stash's `Staking.Slashed` as a loss, once, and the bond shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_reported_offence_slashes_the_stash_and_the_adapter_reports_the_loss() {
+    let (node, vals, stash, a) = bonded_on_asset_hub("//SoftstakeSlashed").await;
+    let t1 = node.now_ms().await.unwrap();
+    let era_ms: u64 = 6 * 3600 * 1000;
+    node.set_paged_exposure(
+        1,
+        &vals[0],
+        1_000_000 * WND,
+        &[(stash.to_string(), 1_000 * WND)],
+    )
+    .await
+    .unwrap();
+    node.relay_starts_era(1, t1, &[]).await.unwrap();
+    let s0 = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    assert!(s0.losses.is_empty());
+    let r0 = a
+        .rewards_since(RewardsRequest { cursor: None })
+        .await
+        .unwrap();
+
+    // 10% of what validator 0 had at stake in era 1.
+    node.relay_offence(&vals[0], 100_000_000).await.unwrap();
+    node.new_blocks(1).await.unwrap();
+    // Deferred one era: applied once era 2 is active.
+    node.set_paged_exposure(
+        2,
+        &vals[0],
+        1_000_000 * WND,
+        &[(stash.to_string(), 1_000 * WND)],
+    )
+    .await
+    .unwrap();
+    node.relay_starts_era(2, t1 + era_ms, &[]).await.unwrap();
+    node.new_blocks(2).await.unwrap();
+
+    a.rewards_since(RewardsRequest {
+        cursor: r0.next_cursor,
+    })
+    .await
+    .unwrap();
+    let s1 = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    assert_eq!(s1.losses.len(), 1, "{:?}", s1.losses);
+    assert_eq!(s1.losses[0].amount.base(), 100 * WND);
+    assert_eq!(bonded_of(&s1), 900 * WND, "the bond lost the slash");
+    // Reported once.
+    let s2 = a.pool_state(PoolStateRequest::observing()).await.unwrap();
+    assert!(s2.losses.is_empty());
+}
+
+/// An Asset Hub node, and the adapter for the stash of `uri` (funded with
+/// 10,000 WND) having bonded 1,000 WND nominating validator 0.
+async fn bonded_on_asset_hub(uri: &str) -> (Chopsticks, Vec<String>, AccountId32, DotAdapter) {
+    let node = Chopsticks::asset_hub("Instant").await.unwrap();
+    let vals = validators(&node).await;
+    let key = Arc::new(Keypair::from_uri(&uri.parse().unwrap()).unwrap());
+    let stash = AccountId32(key.public_key().0);
+    node.fund(&stash.to_string(), 10_000 * WND).await.unwrap();
+    let a = ah_adapter(&node, key, &vals[..1], WND, 16);
+    let op = ah_build(
+        &a,
+        OperationKind::Delegate {
+            validator: vals[0].clone(),
+            amount: Amount::from_base(1_000 * WND),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(ah_send(&a, &op).await, TxStatus::Confirmed { .. }));
+    (node, vals, stash, a)
 }
 
 fn ah_adapter(
