@@ -18,6 +18,11 @@ fn platform() -> String {
     crate::flows::module_address("softstake-devnet-platform", crate::ACCOUNT_PREFIX)
 }
 
+/// The treasury's wallet on the devnet, which fronts advances.
+fn treasury() -> String {
+    crate::flows::module_address("softstake-devnet-treasury", crate::ACCOUNT_PREFIX)
+}
+
 /// The node and the custody address.
 struct Atom(crate::testnode::TestNode, String);
 
@@ -35,6 +40,11 @@ impl Driver for Atom {
             self.0.advance(t - now);
         }
         Ok(())
+    }
+    async fn repay_treasury(&self, amount: u128) -> Result<Option<String>, String> {
+        // A bank send from custody to the treasury (the test node takes it
+        // as the custody key's), included with the next block.
+        Ok(Some(self.0.bank_send(&self.1, &treasury(), amount, 5_000)))
     }
     async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
         // A bank send from the platform's wallet, included with the next

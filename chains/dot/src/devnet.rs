@@ -17,14 +17,21 @@ pub const DOT_ERA_SECS: i64 = 6 * 3600;
 /// The platform's float for fees, paid in once the books are open (planck).
 const FEE_FLOAT: u128 = 5 * 10_000_000_000;
 
-/// The platform's own wallet (a devnet key, nothing else).
-fn platform() -> subxt_signer::sr25519::Keypair {
-    // A fixed dev derivation; never a real key.
+/// A devnet wallet from a fixed derivation (never a real key).
+fn dev_key(uri: &str) -> subxt_signer::sr25519::Keypair {
     #[allow(clippy::expect_used)]
-    subxt_signer::sr25519::Keypair::from_uri(
-        &"//SoftstakeDevnetPlatform".parse().expect("a secret URI"),
-    )
-    .expect("an sr25519 key")
+    subxt_signer::sr25519::Keypair::from_uri(&uri.parse().expect("a secret URI"))
+        .expect("an sr25519 key")
+}
+
+/// The platform's own wallet.
+fn platform() -> subxt_signer::sr25519::Keypair {
+    dev_key("//SoftstakeDevnetPlatform")
+}
+
+/// The treasury's wallet, which fronts advances.
+fn treasury() -> subxt_signer::sr25519::Keypair {
+    dev_key("//SoftstakeDevnetTreasury")
 }
 
 struct Dot {
@@ -59,6 +66,22 @@ impl Driver for Dot {
             )
             .await?;
         Ok(Some((hash, FEE_FLOAT)))
+    }
+    async fn repay_treasury(&self, amount: u128) -> Result<Option<String>, String> {
+        // Signed by the custody key (the adapter's), to the treasury.
+        let op = self
+            .reader
+            .sign_raw(&crate::tx::Call::TransferKeepAlive {
+                dest: subxt::utils::AccountId32(treasury().public_key().0),
+                value: amount,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        self.reader
+            .broadcast(softstake_core::adapter::BroadcastRequest { signed: op.clone() })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(op.tx_id))
     }
     async fn advance_to(&self, t: i64) -> Result<(), String> {
         let target = u32::try_from(1 + (t - self.t0).max(0) / DOT_ERA_SECS).unwrap_or(u32::MAX);

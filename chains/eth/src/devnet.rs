@@ -39,6 +39,35 @@ impl Driver for Eth {
         let h = h.as_str().ok_or("eth_sendTransaction: no hash")?;
         Ok(Some((h.to_lowercase(), FEE_FLOAT)))
     }
+    async fn repay_treasury(&self, amount: u128) -> Result<Option<String>, String> {
+        // A plain transfer from custody to the treasury. The devnet's
+        // anvil lets the driver send as custody (impersonation) rather than
+        // hold the custody key; on chain it is the custody account's
+        // transaction, its gas paid by custody.
+        let w = &self.0;
+        let treasury = format!("0x{}", "7e".repeat(20));
+        w.anvil
+            .call("anvil_impersonateAccount", serde_json::json!([w.custody]))
+            .await?;
+        let sent = w
+            .anvil
+            .call(
+                "eth_sendTransaction",
+                serde_json::json!([{"from": w.custody, "to": treasury, "value": format!("0x{amount:x}")}]),
+            )
+            .await;
+        w.anvil
+            .call(
+                "anvil_stopImpersonatingAccount",
+                serde_json::json!([w.custody]),
+            )
+            .await?;
+        let h = sent?;
+        w.beacon.mine().await?;
+        w.anvil.receipt(&h).await?;
+        let h = h.as_str().ok_or("eth_sendTransaction: no hash")?;
+        Ok(Some(h.to_lowercase()))
+    }
     async fn advance_to(&self, t: i64) -> Result<(), String> {
         let t = u64::try_from(t).unwrap_or(0);
         let b = &self.0.beacon;

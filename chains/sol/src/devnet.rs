@@ -12,7 +12,7 @@ use std::path::Path;
 /// Solana slot length on the devnet (chain time per slot).
 const SOL_SLOT_MS: u64 = 60_000;
 
-struct Sol(crate::testnode::SvmNode, String);
+struct Sol(crate::testnode::SvmNode, String, crate::keys::LocalKey);
 
 /// The platform's float for fees, paid in once the pool's books are open.
 const FEE_FLOAT: u64 = 1_000_000_000;
@@ -30,6 +30,30 @@ impl Driver for Sol {
     }
     fn node(&self) -> &'static str {
         "the real SVM (LiteSVM from PyPI solders) executing the real system, vote and stake programs, behind softstake's JSON-RPC front (no validator in the registries)"
+    }
+    async fn repay_treasury(&self, amount: u128) -> Result<Option<String>, String> {
+        // A system transfer from custody to the treasury, signed by the
+        // custody key.
+        use base64::Engine;
+        let v = self
+            .0
+            .call("getLatestBlockhash", serde_json::json!([]))
+            .await?;
+        let blockhash = v["value"]["blockhash"]
+            .as_str()
+            .ok_or("getLatestBlockhash: no blockhash")?;
+        let treasury = solana_sdk::pubkey::Pubkey::new_from_array([0x7e; 32]);
+        let signed = crate::tx::transfer(&self.2, &treasury, u128_to_u64(amount)?, blockhash)
+            .map_err(|e| e.to_string())?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&signed.bytes);
+        self.0
+            .call(
+                "sendTransaction",
+                serde_json::json!([b64, {"encoding": "base64"}]),
+            )
+            .await?;
+        self.0.advance_slots(1).await?;
+        Ok(Some(signed.signature))
     }
     async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
         let sig = self.0.transfer(&self.1, FEE_FLOAT).await?;
@@ -76,7 +100,7 @@ async fn solana(dir: &Path, t0: i64, rng: &mut Rng) -> Result<Started, String> {
         node.genesis_hash
     ));
     Ok(Started {
-        driver: Box::new(Sol(node, key.address())),
+        driver: Box::new(Sol(node, key.address(), key)),
         section,
         liabilities,
         unit,

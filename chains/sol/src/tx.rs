@@ -317,6 +317,32 @@ pub fn build(action: &Action, key: &LocalKey, params: &TxParams) -> Result<Signe
     })
 }
 
+/// A plain system transfer of `lamports` from the custody `key` to `to`,
+/// signed: not a staking action (the devnet repays the treasury with it).
+pub fn transfer(
+    key: &LocalKey,
+    to: &Pubkey,
+    lamports: u64,
+    blockhash: &str,
+) -> Result<Signed, TxError> {
+    let custody = key.pubkey();
+    let blockhash =
+        Hash::from_str(blockhash).map_err(|_| TxError::BadBlockhash(blockhash.to_owned()))?;
+    let message = compile(
+        &[system_ix::transfer(&custody, to, lamports)],
+        &custody,
+        blockhash,
+    )?;
+    let mut tx = Transaction::new_unsigned(message);
+    tx.try_sign(&[key.keypair()], blockhash)
+        .map_err(|e| TxError::Invalid(format!("signing: {e}")))?;
+    let bytes = bincode::serialize(&tx).map_err(|e| TxError::Invalid(e.to_string()))?;
+    Ok(Signed {
+        bytes,
+        signature: tx.signatures[0].to_string(),
+    })
+}
+
 /// Compiles a legacy message with the account order the JavaScript SDKs
 /// use (web3.js 1.x and @solana/kit): fee payer first, then signers
 /// before non-signers and writable before read-only, and within each group

@@ -13,6 +13,10 @@ const BAKER: &str = "tz1gjaF81ZRRvdzjobyfVNsAeSC6PScjfQwN";
 fn platform() -> String {
     crate::forge::b58(crate::forge::prefix::TZ1, &[0x50; 20])
 }
+/// The treasury's wallet, which fronts advances.
+fn treasury() -> String {
+    crate::forge::b58(crate::forge::prefix::TZ1, &[0x51; 20])
+}
 /// What the platform pays in for fees, mutez.
 const FEE_FLOAT: u128 = 5_000_000;
 
@@ -32,6 +36,10 @@ impl Driver for Xtz {
             self.0.bake((t - now) / self.1);
         }
         Ok(())
+    }
+    async fn repay_treasury(&self, amount: u128) -> Result<Option<String>, String> {
+        // A transaction from custody to the treasury, baked at once.
+        Ok(Some(self.0.payout(&self.2, &treasury(), amount)))
     }
     async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
         let hash = self.0.payout(&platform(), &self.2, FEE_FLOAT);

@@ -158,6 +158,8 @@ pub struct AdvanceSummary {
     pub expected_at: Timestamp,
     /// When custody set it aside.
     pub due_at: Option<Timestamp>,
+    /// When the exchange reported it moved back to the treasury.
+    pub repaid_at: Option<Timestamp>,
 }
 
 /// The devnet's treasury stands ready to front half of what users hold
@@ -533,6 +535,30 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
             // chains move on, as it would within a cycle.
             settle(&store, &started, &clock, opts.settle_ms).await?;
         }
+        // The exchange repays each advance the pool has set aside: a real
+        // transfer out of custody to the treasury, reported to the daemon
+        // (which declares it as principal, so the books stay whole).
+        for s in &started {
+            let chain = s.driver.chain();
+            let line = store
+                .advance_line(chain, u32::MAX, clock.now())
+                .await
+                .map_err(|e| e.to_string())?;
+            for a in line.advances.iter().filter(|a| a.status == "due") {
+                let Some(tx_id) = s.driver.repay_treasury(a.amount.base()).await? else {
+                    continue;
+                };
+                api.post(
+                    &format!("/v1/chains/{chain}/advances/{}/repaid", a.id),
+                    json!({"tx_id": tx_id}),
+                )
+                .await?;
+                progress(format!(
+                    "{chain}: the treasury's advance of {} is repaid ({tx_id})",
+                    a.amount.format_units(chain.decimals())
+                ));
+            }
+        }
         // Next: six hours on, or sooner when unbonding completes before
         // that, so a queued withdrawal can be served when it is due.
         let mut next = now + STEP_SECS;
@@ -601,6 +627,7 @@ pub async fn run(opts: Options) -> Result<Devnet, String> {
                 created_at: a.created_at,
                 expected_at: a.expected_at,
                 due_at: a.due_at,
+                repaid_at: a.repaid_at,
             });
     }
 
@@ -848,11 +875,12 @@ pub fn render(summary: &[ChainSummary]) -> String {
             s.large_withdrawal.eta.map_or("-".into(), |t| t.to_string()),
             s.large_withdrawal.granted_at.map_or("-".into(), |t| t.to_string()),
             s.large_withdrawal.advance.as_ref().map_or(String::new(), |a| format!(
-                "; advance of {} {} (expected back {}{})",
+                "; advance of {} {} (expected back {}{}{})",
                 f(s.large_withdrawal.advanced),
                 a.status,
                 a.expected_at,
-                a.due_at.map_or(String::new(), |t| format!(", set aside {t}"))
+                a.due_at.map_or(String::new(), |t| format!(", set aside {t}")),
+                a.repaid_at.map_or(String::new(), |t| format!(", repaid {t}"))
             )),
             s.confirmed_ops,
             s.books.backing.as_deref().unwrap_or("n/a"),

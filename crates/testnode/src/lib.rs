@@ -272,6 +272,14 @@ pub trait Driver: Send + Sync {
     async fn fund_fees(&self) -> Result<Option<(String, u128)>, String> {
         Ok(None)
     }
+    /// Moves `amount` out of custody to the treasury in a real transaction
+    /// signed by the custody key, repaying a treasury advance the pool has
+    /// set aside; its tx id, which the devnet reports as the repayment (the
+    /// daemon declares it as a principal outflow). `None` where this devnet
+    /// chain cannot move coins out of custody yet (the advance stays due).
+    async fn repay_treasury(&self, _amount: u128) -> Result<Option<String>, String> {
+        Ok(None)
+    }
     /// The next devnet time after `now` at which the chain changes what
     /// the daemon may do (on Ethereum: a validator becomes old enough to
     /// exit), so the devnet's clock stops there as a daemon's cycles
