@@ -302,19 +302,8 @@ pub struct Signed {
 
 /// Builds and signs `action`.
 pub fn build(action: &Action, key: &LocalKey, params: &TxParams) -> Result<Signed, TxError> {
-    let custody = key.pubkey();
-    let ixs = instructions(action, &custody, params)?;
-    let blockhash = Hash::from_str(&params.blockhash)
-        .map_err(|_| TxError::BadBlockhash(params.blockhash.clone()))?;
-    let message = compile(&ixs, &custody, blockhash)?;
-    let mut tx = Transaction::new_unsigned(message);
-    tx.try_sign(&[key.keypair()], blockhash)
-        .map_err(|e| TxError::Invalid(format!("signing: {e}")))?;
-    let bytes = bincode::serialize(&tx).map_err(|e| TxError::Invalid(e.to_string()))?;
-    Ok(Signed {
-        bytes,
-        signature: tx.signatures[0].to_string(),
-    })
+    let ixs = instructions(action, &key.pubkey(), params)?;
+    sign(&ixs, key, &params.blockhash)
 }
 
 /// A plain system transfer of `lamports` from the custody `key` to `to`,
@@ -325,14 +314,18 @@ pub fn transfer(
     lamports: u64,
     blockhash: &str,
 ) -> Result<Signed, TxError> {
-    let custody = key.pubkey();
+    sign(
+        &[system_ix::transfer(&key.pubkey(), to, lamports)],
+        key,
+        blockhash,
+    )
+}
+
+/// `ixs` in a legacy message paid and signed by `key`.
+fn sign(ixs: &[Instruction], key: &LocalKey, blockhash: &str) -> Result<Signed, TxError> {
     let blockhash =
         Hash::from_str(blockhash).map_err(|_| TxError::BadBlockhash(blockhash.to_owned()))?;
-    let message = compile(
-        &[system_ix::transfer(&custody, to, lamports)],
-        &custody,
-        blockhash,
-    )?;
+    let message = compile(ixs, &key.pubkey(), blockhash)?;
     let mut tx = Transaction::new_unsigned(message);
     tx.try_sign(&[key.keypair()], blockhash)
         .map_err(|e| TxError::Invalid(format!("signing: {e}")))?;
