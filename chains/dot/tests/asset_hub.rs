@@ -636,27 +636,17 @@ async fn every_change_in_the_stash_is_a_proven_flow_or_an_evidenced_reward() {
     .await
     .unwrap();
     assert!(matches!(ah_send(&a, &op).await, TxStatus::Confirmed { .. }));
-    let m = tx::metadata(&bytes(
-        &node.call("state_getMetadata", json!([])).await.unwrap(),
-    ))
-    .unwrap();
-    let topup = tx::sign(
-        &m,
-        &Call::TransferKeepAlive {
-            dest: stash,
-            value: 500 * WND,
-        },
-        &params(&node, &exchange_id.to_string()).await,
-        &exchange,
-    )
-    .unwrap();
     let head = node.head_number().await.unwrap();
-    node.call(
-        "author_submitExtrinsic",
-        json!([format!("0x{}", hex::encode(&topup.bytes))]),
-    )
-    .await
-    .unwrap();
+    let topup = node
+        .submit(
+            &Call::TransferKeepAlive {
+                dest: stash,
+                value: 500 * WND,
+            },
+            &exchange,
+        )
+        .await
+        .unwrap();
     node.settle(head).await.unwrap();
     let payout_out = a
         .sign_raw(&Call::TransferKeepAlive {
@@ -719,10 +709,7 @@ async fn every_change_in_the_stash_is_a_proven_flow_or_an_evidenced_reward() {
         f.flows
     );
     assert_eq!(f.flows[1].amount.base(), 500 * WND);
-    assert_eq!(
-        f.flows[1].tx_id, topup.hash,
-        "the exchange's own transaction"
-    );
+    assert_eq!(f.flows[1].tx_id, topup, "the exchange's own transaction");
     assert_eq!(f.flows[2].amount.base(), 200 * WND);
     assert_eq!(f.flows[2].tx_id, payout_out.tx_id);
     assert_eq!(f.flows[3].tx_id, payout_out.tx_id);
